@@ -1,0 +1,88 @@
+-- Times are microseconds since the Unix epoch (BIGINT), so meta.* filters compare integers.
+-- Ids are UUIDv7 text in the "C" collation: text order is byte order, which is creation order, so
+-- keyset pagination on id is cheap and stable.
+
+CREATE TABLE organizations (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    name        TEXT NOT NULL,
+    name_ci     TEXT NOT NULL UNIQUE,
+    seat_limit  BIGINT,
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE directories (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    org_id      TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX directories_org ON directories(org_id);
+
+-- Only the SHA-256 of a token is kept; the token itself is shown once.
+CREATE TABLE directory_tokens (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    directory_id  TEXT NOT NULL REFERENCES directories(id) ON DELETE CASCADE,
+    token_hash    TEXT NOT NULL UNIQUE,
+    created_at    BIGINT NOT NULL,
+    revoked_at    BIGINT
+);
+CREATE INDEX directory_tokens_dir ON directory_tokens(directory_id);
+
+CREATE TABLE scim_users (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    directory_id  TEXT NOT NULL REFERENCES directories(id) ON DELETE CASCADE,
+    user_name     TEXT NOT NULL,
+    user_name_ci  TEXT NOT NULL,
+    external_id   TEXT,
+    display_name  TEXT,
+    active        BOOLEAN NOT NULL,
+    data          TEXT NOT NULL,
+    version       BIGINT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX scim_users_user_name ON scim_users(directory_id, user_name_ci);
+CREATE INDEX scim_users_dir_id ON scim_users(directory_id, id);
+CREATE INDEX scim_users_external_id ON scim_users(directory_id, external_id);
+CREATE INDEX scim_users_updated ON scim_users(directory_id, updated_at);
+
+CREATE TABLE scim_groups (
+    id               TEXT COLLATE "C" PRIMARY KEY,
+    directory_id     TEXT NOT NULL REFERENCES directories(id) ON DELETE CASCADE,
+    display_name     TEXT NOT NULL,
+    display_name_ci  TEXT NOT NULL,
+    external_id      TEXT,
+    data             TEXT NOT NULL,
+    version          BIGINT NOT NULL,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL
+);
+CREATE INDEX scim_groups_dir_id ON scim_groups(directory_id, id);
+CREATE INDEX scim_groups_display_name ON scim_groups(directory_id, display_name_ci);
+CREATE INDEX scim_groups_external_id ON scim_groups(directory_id, external_id);
+CREATE INDEX scim_groups_updated ON scim_groups(directory_id, updated_at);
+
+-- Membership is rows, never an array: adding or removing k members touches k rows whatever the size
+-- of the group.
+CREATE TABLE scim_group_members (
+    group_id      TEXT NOT NULL REFERENCES scim_groups(id) ON DELETE CASCADE,
+    member_id     TEXT NOT NULL,
+    member_type   TEXT NOT NULL,
+    directory_id  TEXT NOT NULL,
+    PRIMARY KEY (group_id, member_id)
+);
+CREATE INDEX scim_group_members_member ON scim_group_members(member_id);
+
+-- Append-only: nothing updates or deletes these rows.
+CREATE TABLE audit_log (
+    seq            BIGSERIAL PRIMARY KEY,
+    org_id         TEXT NOT NULL,
+    directory_id   TEXT,
+    actor          TEXT NOT NULL,
+    operation      TEXT NOT NULL,
+    resource_type  TEXT NOT NULL,
+    resource_id    TEXT,
+    detail         TEXT,
+    at             BIGINT NOT NULL
+);
+CREATE INDEX audit_log_org ON audit_log(org_id, seq);

@@ -1,0 +1,69 @@
+//! Application state, the router, and serving with graceful shutdown.
+
+use std::sync::Arc;
+
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::Global;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// Externally visible base URL, without a trailing slash.
+    pub public_url: Arc<str>,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(store: Store, public_url: &str) -> Self {
+        Self {
+            store,
+            public_url: public_url.trim_end_matches('/').into(),
+            metrics: crate::telemetry::metrics_handle(),
+        }
+    }
+}
+
+pub fn build_router(state: AppState) -> Router {
+    crate::http::router(state)
+}
+
+pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
+    let public_url = global.public_url();
+    let state = AppState::new(store, &public_url);
+    let listener = tokio::net::TcpListener::bind(&global.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, public_url, "listening");
+    println!(
+        "idbridge is listening on http://{addr} (public URL {public_url})\n\
+         SCIM base URL of a directory: {public_url}/scim/v2/<directory id>\n\
+         create one with: idbridge org create --name Acme && idbridge directory create --org Acme"
+    );
+    axum::serve(listener, build_router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

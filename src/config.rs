@@ -1,0 +1,140 @@
+//! Command line and environment configuration. Every option has an `IDBRIDGE_*` variable; secrets
+//! in it (database passwords) are never printed.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "idbridge", version, about = "Identity provider bridge: SCIM 2.0 provisioning and SSO")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// `sqlite://path/file.db` (created if missing) or `postgres://user@host/db`.
+    #[arg(long, global = true, env = "IDBRIDGE_DATABASE_URL", default_value = "sqlite://idbridge.db")]
+    pub database_url: String,
+    /// Address `serve` listens on.
+    #[arg(long, global = true, env = "IDBRIDGE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Externally visible base URL, used in SCIM `Location` and `meta.location`.
+    /// Defaults to `http://{listen}`.
+    #[arg(long, global = true, env = "IDBRIDGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    #[arg(long, global = true, env = "IDBRIDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Database connections per replica (PostgreSQL) or readers (SQLite).
+    #[arg(long, global = true, env = "IDBRIDGE_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+}
+
+impl Global {
+    pub fn public_url(&self) -> String {
+        let url = self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen));
+        url.trim_end_matches('/').to_string()
+    }
+}
+
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// The URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP service (migrates first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// SCIM directories and their bearer tokens.
+    Directory {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OrgCommand {
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DirectoryCommand {
+    /// Create a directory and print its SCIM URL and first token (shown once).
+    Create {
+        /// The organization's id or name.
+        #[arg(long)]
+        org: String,
+        #[arg(long, default_value = "SCIM directory")]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Mint a new token; the previous one stays valid until revoked.
+    Rotate {
+        #[arg(long)]
+        directory: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one token, or every token but the newest.
+    Revoke {
+        #[arg(long)]
+        directory: String,
+        #[arg(long)]
+        token_id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List token ids and their state (never the tokens).
+    List {
+        #[arg(long)]
+        directory: String,
+        #[arg(long)]
+        json: bool,
+    },
+}

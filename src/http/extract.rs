@@ -1,0 +1,89 @@
+//! Extractors: the SCIM JSON body and bearer-token authentication of a directory.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::scim::error::ScimError;
+use crate::service::store_error;
+
+/// The largest request body accepted outside /Bulk: a PUT of a large group fits, a runaway does not.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// A JSON request body whose every failure (too large, not JSON, not an object) is an RFC 7644
+/// §3.12 error rather than the framework's plain-text rejection.
+pub struct ScimBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for ScimBody {
+    type Rejection = ScimError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let limit = if req.uri().path().ends_with("/Bulk") {
+            crate::service::bulk::MAX_PAYLOAD_SIZE
+        } else {
+            MAX_BODY
+        };
+        let bytes: Bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+            ScimError::new(413, None, format!("the request body exceeds {limit} bytes"))
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ScimError::invalid_syntax("the request body is empty"));
+        }
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))?;
+        if !v.is_object() {
+            return Err(ScimError::invalid_syntax("the request body must be a JSON object"));
+        }
+        Ok(ScimBody(v))
+    }
+}
+
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        let status = axum::http::StatusCode::from_u16(self.status)
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, [(header::CONTENT_TYPE, crate::scim::MEDIA_TYPE)], self.body().to_string())
+            .into_response();
+        if self.status == 401 {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"idbridge\""),
+            );
+        }
+        resp
+    }
+}
+
+/// RFC 7644 §2: a bearer token, valid for the directory named in the path and no other.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    Path(params): Path<Vec<(String, String)>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(directory) = params.iter().find(|(k, _)| k == "directory").map(|(_, v)| v.clone()) else {
+        return ScimError::unauthorized().into_response();
+    };
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_string());
+    let Some(token) = token else {
+        return ScimError::unauthorized().into_response();
+    };
+    match state.store.authenticate_directory(&directory, &token).await {
+        Ok(Some(scope)) => {
+            req.extensions_mut().insert(scope);
+            next.run(req).await
+        }
+        Ok(None) => ScimError::unauthorized().into_response(),
+        Err(e) => store_error(e).into_response(),
+    }
+}

@@ -1,0 +1,357 @@
+//! SCIM endpoints (RFC 7644 §3). Each handler parses the request, calls the service, and shapes the
+//! response; nothing else.
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::extract::ScimBody;
+use crate::app::AppState;
+use crate::scim::MEDIA_TYPE;
+use crate::scim::discovery::{Limits, service_provider_config as spc};
+use crate::scim::error::{ScimError, ScimResult};
+use crate::scim::resource;
+use crate::scim::schema::{self, GROUP, ResourceType, USER};
+use crate::service::list::{self, ListRequest};
+use crate::service::resources::{self, Needs};
+use crate::service::{Ctx, Rendered, bulk};
+use crate::store::DirectoryScope;
+
+type Params = Query<Vec<(String, String)>>;
+
+fn base_url(state: &AppState, scope: &DirectoryScope) -> String {
+    format!("{}/scim/v2/{}", state.public_url, scope.directory_id())
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (status, [(header::CONTENT_TYPE, MEDIA_TYPE)], body.to_string()).into_response()
+}
+
+/// A single resource, projected per `attributes`/`excludedAttributes`, with its ETag, and with
+/// `Location` when it was just created (RFC 7644 §3.3).
+fn resource_response(
+    status: StatusCode,
+    r: &Rendered,
+    rt: &ResourceType,
+    params: &[(String, String)],
+) -> Response {
+    let body = resource::project(&r.body, rt, param(params, "attributes"), param(params, "excludedAttributes"));
+    let mut resp = json_response(status, &body);
+    let h = resp.headers_mut();
+    if let Ok(v) = r.etag().parse() {
+        h.insert(header::ETAG, v);
+    }
+    if status == StatusCode::CREATED
+        && let Ok(v) = r.location.parse()
+    {
+        h.insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn needs(params: &[(String, String)]) -> Needs {
+    Needs::from_projection(param(params, "attributes"), param(params, "excludedAttributes"))
+}
+
+macro_rules! ctx {
+    ($state:expr, $scope:expr, $base:ident) => {{
+        $base = base_url(&$state, &$scope);
+        Ctx { store: &$state.store, scope: &$scope, base_url: &$base }
+    }};
+}
+
+fn not_modified_or(r: Rendered, headers: &HeaderMap, rt: &ResourceType, params: &[(String, String)]) -> Response {
+    // RFC 7644 §3.14 / RFC 7232 §3.2: a GET with a matching If-None-Match gets 304.
+    if let Some(inm) = header_str(headers, header::IF_NONE_MATCH)
+        && crate::service::if_match_ok(Some(inm), r.version)
+    {
+        let mut resp = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = r.etag().parse() {
+            resp.headers_mut().insert(header::ETAG, v);
+        }
+        return resp;
+    }
+    resource_response(StatusCode::OK, &r, rt, params)
+}
+
+// ---- Users -------------------------------------------------------------------------------------
+
+pub async fn create_user(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Query(params): Params,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let r = resources::create_user(&ctx, &body).await?;
+    Ok(resource_response(StatusCode::CREATED, &r, &USER, &params))
+}
+
+pub async fn get_user(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let r = resources::get_user(&ctx, &id, needs(&params)).await?;
+    Ok(not_modified_or(r, &headers, &USER, &params))
+}
+
+pub async fn replace_user(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Params,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let r = resources::replace_user(&ctx, &id, &body, header_str(&headers, header::IF_MATCH), needs(&params)).await?;
+    Ok(resource_response(StatusCode::OK, &r, &USER, &params))
+}
+
+pub async fn patch_user(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Params,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let r = resources::patch_user(&ctx, &id, &body, header_str(&headers, header::IF_MATCH), needs(&params)).await?;
+    Ok(resource_response(StatusCode::OK, &r, &USER, &params))
+}
+
+pub async fn delete_user(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ScimResult<StatusCode> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    resources::delete_user(&ctx, &id, header_str(&headers, header::IF_MATCH)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_users(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Query(params): Params,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let req = ListRequest::from_query(&params)?;
+    Ok(json_response(StatusCode::OK, &list::list_users(&ctx, &req).await?))
+}
+
+pub async fn search_users(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let req = search_request(&body)?;
+    Ok(json_response(StatusCode::OK, &list::list_users(&ctx, &req).await?))
+}
+
+/// RFC 7644 §3.4.3: the body must name the SearchRequest schema.
+fn search_request(body: &Value) -> ScimResult<ListRequest> {
+    const SEARCH: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+    let ok = body
+        .get("schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|v| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case(SEARCH))));
+    if !ok {
+        return Err(ScimError::invalid_syntax(format!("schemas must contain {SEARCH}")));
+    }
+    ListRequest::from_search_body(body)
+}
+
+// ---- Groups ------------------------------------------------------------------------------------
+
+pub async fn create_group(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Query(params): Params,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let r = resources::create_group(&ctx, &body).await?;
+    Ok(resource_response(StatusCode::CREATED, &r, &GROUP, &params))
+}
+
+pub async fn get_group(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let r = resources::get_group(&ctx, &id, needs(&params)).await?;
+    Ok(not_modified_or(r, &headers, &GROUP, &params))
+}
+
+pub async fn replace_group(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Params,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let r = resources::replace_group(&ctx, &id, &body, header_str(&headers, header::IF_MATCH), needs(&params)).await?;
+    Ok(resource_response(StatusCode::OK, &r, &GROUP, &params))
+}
+
+pub async fn patch_group(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Params,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let r = resources::patch_group(&ctx, &id, &body, header_str(&headers, header::IF_MATCH), needs(&params)).await?;
+    Ok(resource_response(StatusCode::OK, &r, &GROUP, &params))
+}
+
+pub async fn delete_group(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ScimResult<StatusCode> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    resources::delete_group(&ctx, &id, header_str(&headers, header::IF_MATCH)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_groups(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Query(params): Params,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let req = ListRequest::from_query(&params)?;
+    Ok(json_response(StatusCode::OK, &list::list_groups(&ctx, &req).await?))
+}
+
+pub async fn search_groups(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let req = search_request(&body)?;
+    Ok(json_response(StatusCode::OK, &list::list_groups(&ctx, &req).await?))
+}
+
+pub async fn search_root(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let req = search_request(&body)?;
+    Ok(json_response(StatusCode::OK, &list::search_root(&ctx, &req).await?))
+}
+
+pub async fn bulk(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    let base;
+    let ctx = ctx!(st, scope, base);
+    Ok(json_response(StatusCode::OK, &bulk::bulk(&ctx, &body).await?))
+}
+
+// ---- discovery (RFC 7644 §4) -------------------------------------------------------------------
+
+pub async fn service_provider_config(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+) -> Response {
+    let limits = Limits {
+        max_results: list::MAX_RESULTS,
+        default_page_size: list::DEFAULT_COUNT,
+        bulk_max_operations: bulk::MAX_OPERATIONS,
+        bulk_max_payload: bulk::MAX_PAYLOAD_SIZE,
+    };
+    json_response(StatusCode::OK, &spc(&base_url(&st, &scope), &limits))
+}
+
+fn discovery_list(resources: Vec<Value>) -> Value {
+    json!({
+        "schemas": [list::LIST_RESPONSE],
+        "totalResults": resources.len(),
+        "itemsPerPage": resources.len(),
+        "startIndex": 1,
+        "Resources": resources,
+    })
+}
+
+pub async fn resource_types(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+) -> Response {
+    json_response(StatusCode::OK, &discovery_list(schema::resource_types_json(&base_url(&st, &scope))))
+}
+
+pub async fn resource_type(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Path((_, name)): Path<(String, String)>,
+) -> ScimResult<Response> {
+    schema::resource_types_json(&base_url(&st, &scope))
+        .into_iter()
+        .find(|r| r["id"].as_str().is_some_and(|id| id.eq_ignore_ascii_case(&name)))
+        .map(|r| json_response(StatusCode::OK, &r))
+        .ok_or_else(|| ScimError::not_found(format!("no resource type {name:?}")))
+}
+
+pub async fn schemas(State(st): State<AppState>, Extension(scope): Extension<DirectoryScope>) -> Response {
+    json_response(StatusCode::OK, &discovery_list(schema::schemas_json(&base_url(&st, &scope))))
+}
+
+pub async fn schema(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Path((_, id)): Path<(String, String)>,
+) -> ScimResult<Response> {
+    schema::schemas_json(&base_url(&st, &scope))
+        .into_iter()
+        .find(|s| s["id"].as_str().is_some_and(|sid| sid.eq_ignore_ascii_case(&id)))
+        .map(|s| json_response(StatusCode::OK, &s))
+        .ok_or_else(|| ScimError::not_found(format!("no schema {id:?}")))
+}

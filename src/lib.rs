@@ -1,0 +1,10 @@
+//! idbridge: connects an organization's identity provider to a multi-tenant SaaS. See README.md.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod scim;
+pub mod service;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,23 @@
+use clap::Parser;
+use idbridge::config::{Cli, Command};
+use idbridge::store::{Store, StoreOptions};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    idbridge::telemetry::init(cli.global.log_format);
+    let opts = StoreOptions { max_connections: cli.global.db_max_connections, ..Default::default() };
+    let store = Store::connect(&cli.global.database_url, &opts).await?;
+    store.migrate().await?;
+    let result = match cli.command {
+        Command::Serve => idbridge::app::serve(store.clone(), &cli.global).await,
+        Command::Migrate => {
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Org { command } => idbridge::cli::org(&store, command).await,
+        Command::Directory { command } => idbridge::cli::directory(&store, &cli.global, command).await,
+    };
+    store.close().await;
+    result
+}

@@ -1,0 +1,12 @@
+//! Pure SCIM 2.0 (RFC 7643, RFC 7644, RFC 9865): schemas, the filter and path grammar, resource
+//! normalisation, PATCH, errors and discovery documents. No HTTP, no SQL.
+
+pub mod discovery;
+pub mod error;
+pub mod filter;
+pub mod patch;
+pub mod resource;
+pub mod schema;
+
+/// The media type of every SCIM response (RFC 7644 §3.1).
+pub const MEDIA_TYPE: &str = "application/scim+json";

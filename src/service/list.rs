@@ -1,0 +1,311 @@
+//! Listing and searching (RFC 7644 §3.4.2, §3.4.3) with index pagination and RFC 9865 cursors.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use super::resources::{Needs, render_group, render_user};
+use super::{Ctx, invalid_cursor};
+use crate::scim::error::{ScimError, ScimResult};
+use crate::scim::filter::{self, AttrPath};
+use crate::scim::resource;
+use crate::scim::schema::{GROUP, ResourceType, USER};
+use crate::store::scim::{ListQuery, Member, PageStart, SortOrder};
+
+pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// Page size when the client names none, and the most one page returns (advertised as
+/// `filter.maxResults`).
+pub const DEFAULT_COUNT: u64 = 100;
+pub const MAX_RESULTS: u64 = 1000;
+
+/// A list request, from query parameters or a `.search` body.
+#[derive(Debug, Default, Clone)]
+pub struct ListRequest {
+    pub filter: Option<String>,
+    pub sort_by: Option<String>,
+    pub sort_order: Option<String>,
+    pub start_index: Option<i64>,
+    pub count: Option<i64>,
+    pub cursor: Option<String>,
+    pub attributes: Option<String>,
+    pub excluded_attributes: Option<String>,
+}
+
+impl ListRequest {
+    /// From query parameters; names are matched case-insensitively, as some clients vary them.
+    pub fn from_query(params: &[(String, String)]) -> ScimResult<ListRequest> {
+        let get = |name: &str| {
+            params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+        };
+        Ok(ListRequest {
+            filter: get("filter"),
+            sort_by: get("sortBy"),
+            sort_order: get("sortOrder"),
+            start_index: get("startIndex").map(|v| parse_int("startIndex", &v)).transpose()?,
+            count: get("count").map(|v| parse_int("count", &v)).transpose()?,
+            cursor: get("cursor"),
+            attributes: get("attributes"),
+            excluded_attributes: get("excludedAttributes"),
+        })
+    }
+
+    /// RFC 7644 §3.4.3: a SearchRequest body.
+    pub fn from_search_body(body: &Value) -> ScimResult<ListRequest> {
+        let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
+        let get = |name: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+        let text = |name: &str| -> ScimResult<Option<String>> {
+            match get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(ScimError::invalid_value(format!("{name} must be a string"))),
+            }
+        };
+        let list = |name: &str| -> ScimResult<Option<String>> {
+            match get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .map(|v| Some(v.join(",")))
+                    .ok_or_else(|| ScimError::invalid_value(format!("{name} must be a list of strings"))),
+                Some(_) => Err(ScimError::invalid_value(format!("{name} must be a list of strings"))),
+            }
+        };
+        let int = |name: &str| -> ScimResult<Option<i64>> {
+            match get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| ScimError::invalid_value(format!("{name} must be an integer"))),
+                Some(Value::String(s)) => parse_int(name, s).map(Some),
+                Some(_) => Err(ScimError::invalid_value(format!("{name} must be an integer"))),
+            }
+        };
+        Ok(ListRequest {
+            filter: text("filter")?,
+            sort_by: text("sortBy")?,
+            sort_order: text("sortOrder")?,
+            start_index: int("startIndex")?,
+            count: int("count")?,
+            cursor: text("cursor")?,
+            attributes: list("attributes")?,
+            excluded_attributes: list("excludedAttributes")?,
+        })
+    }
+
+    pub fn needs(&self) -> Needs {
+        Needs::from_projection(self.attributes.as_deref(), self.excluded_attributes.as_deref())
+    }
+}
+
+fn parse_int(name: &str, v: &str) -> ScimResult<i64> {
+    v.trim().parse().map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, not {v:?}")))
+}
+
+/// A decoded RFC 9865 cursor. Cursors are opaque to clients: unsorted lists page by keyset on the
+/// time-ordered id (stable under inserts); sorted lists page by position.
+#[derive(Debug, PartialEq)]
+enum Cursor {
+    After(String),
+    Offset(u64),
+}
+
+fn encode_cursor(c: &Cursor) -> String {
+    let raw = match c {
+        Cursor::After(id) => format!("k:{id}"),
+        Cursor::Offset(n) => format!("o:{n}"),
+    };
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_cursor(s: &str) -> ScimResult<Cursor> {
+    let bad = || invalid_cursor("the cursor is not one this service issued");
+    let raw = URL_SAFE_NO_PAD.decode(s.trim()).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    match raw.split_once(':') {
+        Some(("k", id)) if uuid::Uuid::parse_str(id).is_ok() => Ok(Cursor::After(id.to_string())),
+        Some(("o", n)) => n.parse().map(Cursor::Offset).map_err(|_| bad()),
+        _ => Err(bad()),
+    }
+}
+
+/// The parsed, validated form of a list request for one resource type.
+struct Plan {
+    query: ListQuery,
+    cursor_mode: bool,
+    start_index: u64,
+}
+
+fn plan(req: &ListRequest, rt: &ResourceType) -> ScimResult<Plan> {
+    let filter = req.filter.as_deref().map(|f| filter::parse_filter(f, rt)).transpose()?;
+    let sort_by: Option<AttrPath> = match req.sort_by.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(filter::parse_path(s, rt).map_err(|e| ScimError::invalid_value(e.detail))?.attr),
+    };
+    let sort_order = match req.sort_order.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("ascending") | Some("") => SortOrder::Ascending,
+        Some("descending") => SortOrder::Descending,
+        Some(other) => {
+            return Err(ScimError::invalid_value(format!("sortOrder must be ascending or descending, not {other:?}")));
+        }
+    };
+    // RFC 7644 §3.4.2.4: a negative count is 0; a page never exceeds maxResults.
+    let count = req.count.map(|c| c.max(0) as u64).unwrap_or(DEFAULT_COUNT).min(MAX_RESULTS);
+    // Unsorted ascending lists page by keyset on the id; anything sorted pages by position.
+    let keyset = sort_by.is_none() && sort_order == SortOrder::Ascending;
+    let (start, cursor_mode, start_index) = match &req.cursor {
+        Some(c) => {
+            if req.start_index.is_some() {
+                return Err(invalid_cursor("cursor and startIndex cannot be combined"));
+            }
+            let position = if c.is_empty() { None } else { Some(decode_cursor(c)?) };
+            match (position, keyset) {
+                (None, true) => (PageStart::After(String::new()), true, 1),
+                (None, false) => (PageStart::Index(1), true, 1),
+                (Some(Cursor::After(id)), true) => (PageStart::After(id), true, 1),
+                (Some(Cursor::Offset(n)), false) => (PageStart::Index(n), true, n),
+                _ => return Err(invalid_cursor("the cursor belongs to a differently sorted list")),
+            }
+        }
+        None => {
+            // RFC 7644 §3.4.2.4: values below 1 are interpreted as 1.
+            let i = req.start_index.unwrap_or(1).max(1) as u64;
+            (PageStart::Index(i), false, i)
+        }
+    };
+    let query = ListQuery { filter, sort_by, sort_order, start, count: count + 1, want_total: true };
+    Ok(Plan { query, cursor_mode, start_index })
+}
+
+fn list_response(total: i64, start_index: u64, resources: Vec<Value>, cursor_mode: bool, next: Option<String>) -> Value {
+    let mut v = json!({
+        "schemas": [LIST_RESPONSE],
+        "totalResults": total,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    });
+    if !cursor_mode {
+        v["startIndex"] = json!(start_index);
+    }
+    if let Some(n) = next {
+        v["nextCursor"] = json!(n);
+    }
+    v
+}
+
+fn next_cursor(plan: &Plan, more: bool, last_id: Option<&str>, page_len: usize) -> Option<String> {
+    if !plan.cursor_mode || !more {
+        return None;
+    }
+    Some(encode_cursor(&match (&plan.query.start, last_id) {
+        (PageStart::After(_), Some(id)) => Cursor::After(id.to_string()),
+        (PageStart::Index(i), _) => Cursor::Offset(i + page_len as u64),
+        (PageStart::After(_), None) => return None,
+    }))
+}
+
+pub async fn list_users(ctx: &Ctx<'_>, req: &ListRequest) -> ScimResult<Value> {
+    let plan = plan(req, &USER)?;
+    let needs = req.needs();
+    let page = ctx.store.list_users(ctx.scope, &plan.query).await?;
+    let want = plan.query.count as usize - 1;
+    let more = page.items.len() > want;
+    let items = &page.items[..page.items.len().min(want)];
+    let groups = if needs.groups && !items.is_empty() {
+        let ids: Vec<String> = items.iter().map(|u| u.id.clone()).collect();
+        Some(ctx.store.groups_of_users(ctx.scope, &ids).await?)
+    } else {
+        None
+    };
+    let resources = items
+        .iter()
+        .map(|u| {
+            let r = render_user(ctx, u, groups.as_deref());
+            resource::project(&r.body, &USER, req.attributes.as_deref(), req.excluded_attributes.as_deref())
+        })
+        .collect();
+    let next = next_cursor(&plan, more, items.last().map(|u| u.id.as_str()), items.len());
+    Ok(list_response(page.total.unwrap_or(0), plan.start_index, resources, plan.cursor_mode, next))
+}
+
+pub async fn list_groups(ctx: &Ctx<'_>, req: &ListRequest) -> ScimResult<Value> {
+    let plan = plan(req, &GROUP)?;
+    let needs = req.needs();
+    let page = ctx.store.list_groups(ctx.scope, &plan.query).await?;
+    let want = plan.query.count as usize - 1;
+    let more = page.items.len() > want;
+    let items = &page.items[..page.items.len().min(want)];
+    let members = if needs.members && !items.is_empty() {
+        let ids: Vec<String> = items.iter().map(|g| g.id.clone()).collect();
+        ctx.store.members_of_groups(ctx.scope, &ids).await?
+    } else {
+        Vec::new()
+    };
+    let resources = items
+        .iter()
+        .map(|g| {
+            let mine: Vec<&Member> = members.iter().filter(|(gid, _)| *gid == g.id).map(|(_, m)| m).collect();
+            let r = render_group(ctx, g, needs.members.then_some(mine.as_slice()));
+            resource::project(&r.body, &GROUP, req.attributes.as_deref(), req.excluded_attributes.as_deref())
+        })
+        .collect();
+    let next = next_cursor(&plan, more, items.last().map(|g| g.id.as_str()), items.len());
+    Ok(list_response(page.total.unwrap_or(0), plan.start_index, resources, plan.cursor_mode, next))
+}
+
+/// RFC 7644 §3.4.3 at the root: Users then Groups, as one sequence. A filter that names an
+/// attribute only one type has applies to that type alone.
+pub async fn search_root(ctx: &Ctx<'_>, req: &ListRequest) -> ScimResult<Value> {
+    if req.cursor.is_some() {
+        return Err(invalid_cursor("cursor pagination is offered per resource type, not at the root"));
+    }
+    let for_type = |rt: &ResourceType| -> Option<ListRequest> {
+        match req.filter.as_deref().map(|f| filter::parse_filter(f, rt)) {
+            Some(Err(_)) => None,
+            _ => Some(req.clone()),
+        }
+    };
+    let (users_req, groups_req) = (for_type(&USER), for_type(&GROUP));
+    if users_req.is_none() && groups_req.is_none() {
+        // Neither type accepts the filter: report why, as the Users parser sees it.
+        filter::parse_filter(req.filter.as_deref().unwrap_or(""), &USER)?;
+    }
+    let start = req.start_index.unwrap_or(1).max(1);
+    let count = req.count.map(|c| c.max(0)).unwrap_or(DEFAULT_COUNT as i64).min(MAX_RESULTS as i64);
+    let mut resources = Vec::new();
+    let mut total = 0i64;
+    let mut skip = start - 1;
+    let mut room = count;
+    for (rt_req, is_users) in [(users_req, true), (groups_req, false)] {
+        let Some(mut r) = rt_req else { continue };
+        r.start_index = Some(skip + 1);
+        r.count = Some(room);
+        let page = if is_users { list_users(ctx, &r).await? } else { list_groups(ctx, &r).await? };
+        let t = page["totalResults"].as_i64().unwrap_or(0);
+        total += t;
+        if let Some(items) = page["Resources"].as_array() {
+            room -= items.len() as i64;
+            resources.extend(items.iter().cloned());
+        }
+        skip = (skip - t).max(0);
+    }
+    Ok(list_response(total, start as u64, resources, false, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_forgeries() {
+        let id = uuid::Uuid::now_v7().to_string();
+        for c in [Cursor::After(id.clone()), Cursor::Offset(200)] {
+            assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
+        }
+        for bad in ["", "!!", "azpw", &URL_SAFE_NO_PAD.encode("k:not-a-uuid"), &URL_SAFE_NO_PAD.encode("o:-1")] {
+            let e = decode_cursor(bad).unwrap_err();
+            assert_eq!(e.status, 400, "{bad}");
+            assert_eq!(e.scim_type, Some(crate::scim::error::ScimType::InvalidCursor));
+        }
+    }
+}

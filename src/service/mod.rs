@@ -1,0 +1,88 @@
+//! Provisioning: each SCIM request as one transaction over the store, between the pure protocol
+//! code in [`crate::scim`] and the thin HTTP layer. This is where later work hooks the recomputation
+//! of access into the same transaction as the change that causes it.
+
+pub mod bulk;
+pub mod list;
+pub mod resources;
+
+use serde_json::Value;
+
+use crate::scim::error::{ScimError, ScimType};
+use crate::store::{DirectoryScope, Store, StoreError};
+
+/// What a SCIM request acts with: the store, the authenticated directory, and the directory's SCIM
+/// base URL for `Location` and `meta.location`.
+pub struct Ctx<'a> {
+    pub store: &'a Store,
+    pub scope: &'a DirectoryScope,
+    pub base_url: &'a str,
+}
+
+/// A resource as sent to the client, before `attributes`/`excludedAttributes` projection.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub body: Value,
+    pub version: i64,
+    pub location: String,
+}
+
+impl Rendered {
+    /// RFC 7644 §3.14: a weak entity tag per resource version.
+    pub fn etag(&self) -> String {
+        etag(self.version)
+    }
+}
+
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// RFC 7232 §3.1 with weak comparison: `*` or any listed tag equal to the current one.
+pub fn if_match_ok(header: Option<&str>, version: i64) -> bool {
+    let Some(h) = header else { return true };
+    let current = version.to_string();
+    h.split(',').map(str::trim).any(|t| {
+        t == "*" || t.trim_start_matches("W/").trim_matches('"') == current
+    })
+}
+
+/// Internal failures are logged with their cause and answered with a generic 500; client errors
+/// keep their SCIM meaning.
+pub fn store_error(e: StoreError) -> ScimError {
+    match e {
+        StoreError::Conflict(what) => ScimError::uniqueness(format!("{what} already exists")),
+        StoreError::NotFound => ScimError::not_found("resource not found"),
+        StoreError::Invalid(msg) => ScimError::invalid_value(msg),
+        StoreError::Scim(e) => e,
+        e => {
+            tracing::error!(error = %e, "storage failure");
+            ScimError::new(500, None, "internal error")
+        }
+    }
+}
+
+impl From<StoreError> for ScimError {
+    fn from(e: StoreError) -> Self {
+        store_error(e)
+    }
+}
+
+pub fn precondition_failed() -> ScimError {
+    ScimError::new(412, None, "the resource has changed: If-Match does not match its current ETag")
+}
+
+pub fn invalid_cursor(detail: &str) -> ScimError {
+    ScimError::bad_request(ScimType::InvalidCursor, detail)
+}
+
+/// Counts SCIM operations per directory for /metrics.
+pub fn count_op(scope: &DirectoryScope, resource: &'static str, op: &'static str) {
+    metrics::counter!(
+        "idbridge_scim_operations_total",
+        "directory" => scope.directory_id().to_string(),
+        "resource" => resource,
+        "operation" => op
+    )
+    .increment(1);
+}

@@ -1,0 +1,382 @@
+//! Create, read, replace, patch and delete of Users and Groups (RFC 7644 §3.3-§3.6).
+
+use serde_json::{Map, Value, json};
+use time::format_description::well_known::Rfc3339;
+
+use super::{Ctx, Rendered, count_op, if_match_ok, precondition_failed};
+use crate::scim::error::{ScimError, ScimResult};
+use crate::scim::patch::{self, MemberChange};
+use crate::scim::resource;
+use crate::scim::schema::{GROUP, USER};
+use crate::store::scim::{self as db, GroupRecord, Member, UserGroup, UserRecord};
+use crate::store::{Tx, audit, from_micros, micros, new_id};
+
+fn now() -> i64 {
+    micros(time::OffsetDateTime::now_utc())
+}
+
+fn timestamp(us: i64) -> String {
+    from_micros(us).format(&Rfc3339).unwrap_or_default()
+}
+
+fn meta(resource_type: &str, created: i64, modified: i64, location: &str, version: i64) -> Value {
+    json!({
+        "resourceType": resource_type,
+        "created": timestamp(created),
+        "lastModified": timestamp(modified),
+        "location": location,
+        "version": super::etag(version),
+    })
+}
+
+/// Which expensive read-only attributes a response needs, so that `excludedAttributes=members`
+/// never loads a group's members.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    pub groups: bool,
+    pub members: bool,
+}
+
+impl Needs {
+    pub fn from_projection(attributes: Option<&str>, excluded: Option<&str>) -> Needs {
+        let names = |s: Option<&str>| -> Vec<String> {
+            s.map(|s| s.split(',').map(|a| a.trim().to_ascii_lowercase()).collect()).unwrap_or_default()
+        };
+        let attrs = names(attributes);
+        let excl = names(excluded);
+        let wanted = |attr: &str, core: &str| {
+            let is = |a: &String| {
+                let a = a.strip_prefix(&core.to_ascii_lowercase()).map(|r| r.trim_start_matches(':')).unwrap_or(a);
+                a == attr || a.starts_with(&format!("{attr}."))
+            };
+            if attributes.is_some() {
+                attrs.iter().any(is)
+            } else {
+                !excl.iter().any(|a| is(a) && !a.contains('.'))
+            }
+        };
+        Needs {
+            groups: wanted("groups", crate::scim::schema::USER_SCHEMA),
+            members: wanted("members", crate::scim::schema::GROUP_SCHEMA),
+        }
+    }
+    pub const ALL: Needs = Needs { groups: true, members: true };
+}
+
+// ---- rendering ---------------------------------------------------------------------------------
+
+pub fn render_user(ctx: &Ctx<'_>, u: &UserRecord, groups: Option<&[UserGroup]>) -> Rendered {
+    let location = format!("{}/Users/{}", ctx.base_url, u.id);
+    let mut body = u.data.clone();
+    if let Value::Object(m) = &mut body {
+        m.insert("id".into(), json!(u.id));
+        m.insert("meta".into(), meta("User", u.created_at, u.updated_at, &location, u.version));
+        if let Some(groups) = groups {
+            let list: Vec<Value> = groups
+                .iter()
+                .filter(|g| g.user_id == u.id)
+                .map(|g| {
+                    json!({"value": g.group_id, "$ref": format!("{}/Groups/{}", ctx.base_url, g.group_id),
+                           "display": g.display, "type": "direct"})
+                })
+                .collect();
+            if !list.is_empty() {
+                m.insert("groups".into(), Value::Array(list));
+            }
+        }
+    }
+    Rendered { body, version: u.version, location }
+}
+
+pub fn render_group(ctx: &Ctx<'_>, g: &GroupRecord, members: Option<&[&Member]>) -> Rendered {
+    let location = format!("{}/Groups/{}", ctx.base_url, g.id);
+    let mut body = g.data.clone();
+    if let Value::Object(m) = &mut body {
+        m.insert("id".into(), json!(g.id));
+        m.insert("meta".into(), meta("Group", g.created_at, g.updated_at, &location, g.version));
+        if let Some(members) = members {
+            let list: Vec<Value> = members
+                .iter()
+                .map(|mem| {
+                    let kind = if mem.r#type == "Group" { "Groups" } else { "Users" };
+                    let mut v = json!({"value": mem.value, "$ref": format!("{}/{kind}/{}", ctx.base_url, mem.value),
+                                       "type": mem.r#type});
+                    if let Some(d) = &mem.display {
+                        v["display"] = json!(d);
+                    }
+                    v
+                })
+                .collect();
+            if !list.is_empty() {
+                m.insert("members".into(), Value::Array(list));
+            }
+        }
+    }
+    Rendered { body, version: g.version, location }
+}
+
+async fn render_user_loaded(ctx: &Ctx<'_>, u: &UserRecord, needs: Needs) -> ScimResult<Rendered> {
+    let groups = if needs.groups {
+        Some(ctx.store.groups_of_users(ctx.scope, std::slice::from_ref(&u.id)).await?)
+    } else {
+        None
+    };
+    Ok(render_user(ctx, u, groups.as_deref()))
+}
+
+async fn render_group_loaded(ctx: &Ctx<'_>, g: &GroupRecord, needs: Needs) -> ScimResult<Rendered> {
+    let members = if needs.members {
+        Some(ctx.store.members_of_groups(ctx.scope, std::slice::from_ref(&g.id)).await?)
+    } else {
+        None
+    };
+    let refs: Option<Vec<&Member>> = members.as_ref().map(|m| m.iter().map(|(_, m)| m).collect());
+    Ok(render_group(ctx, g, refs.as_deref()))
+}
+
+// ---- users -------------------------------------------------------------------------------------
+
+/// The indexed columns of a user, taken from its normalised document.
+fn user_columns(id: String, data: Value, version: i64, created: i64, updated: i64) -> UserRecord {
+    let s = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
+    UserRecord {
+        id,
+        user_name: s("userName").unwrap_or_default(),
+        external_id: s("externalId"),
+        display_name: s("displayName"),
+        active: data.get("active").and_then(Value::as_bool).unwrap_or(true),
+        data,
+        version,
+        created_at: created,
+        updated_at: updated,
+    }
+}
+
+/// `active` defaults to true: an IdP that omits it is provisioning an active user.
+fn with_default_active(mut data: Value) -> Value {
+    if let Value::Object(m) = &mut data {
+        m.entry("active").or_insert(Value::Bool(true));
+    }
+    data
+}
+
+pub async fn create_user(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
+    let data = with_default_active(resource::normalize(body, &USER)?);
+    let t = now();
+    let rec = user_columns(new_id(), data, 1, t, t);
+    let mut tx = ctx.store.begin().await?;
+    db::insert_user(&mut tx, ctx.scope, &rec).await?;
+    audit::record(&mut tx, ctx.scope, "create", "User", Some(&rec.id), Some(&rec.user_name)).await?;
+    tx.commit().await?;
+    count_op(ctx.scope, "User", "create");
+    Ok(render_user(ctx, &rec, None))
+}
+
+pub async fn get_user(ctx: &Ctx<'_>, id: &str, needs: Needs) -> ScimResult<Rendered> {
+    let u = ctx.store.get_user(ctx.scope, id).await?.ok_or_else(|| user_not_found(id))?;
+    render_user_loaded(ctx, &u, needs).await
+}
+
+fn user_not_found(id: &str) -> ScimError {
+    ScimError::not_found(format!("no User with id {id:?}"))
+}
+
+fn group_not_found(id: &str) -> ScimError {
+    ScimError::not_found(format!("no Group with id {id:?}"))
+}
+
+/// Locks the user, checks If-Match against the version before this write, and returns it.
+async fn lock_user(ctx: &Ctx<'_>, tx: &mut Tx, id: &str, if_match: Option<&str>) -> ScimResult<UserRecord> {
+    let u = db::lock_user(tx, ctx.scope, id).await?.ok_or_else(|| user_not_found(id))?;
+    if !if_match_ok(if_match, u.version - 1) {
+        return Err(precondition_failed());
+    }
+    Ok(u)
+}
+
+/// RFC 7644 §3.5.1: PUT replaces every writable attribute; what is not sent is cleared.
+pub async fn replace_user(
+    ctx: &Ctx<'_>,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+    needs: Needs,
+) -> ScimResult<Rendered> {
+    let data = with_default_active(resource::normalize(body, &USER)?);
+    let mut tx = ctx.store.begin().await?;
+    let old = lock_user(ctx, &mut tx, id, if_match).await?;
+    let rec = user_columns(old.id.clone(), data, old.version, old.created_at, now());
+    db::update_user(&mut tx, ctx.scope, &rec).await?;
+    audit::record(&mut tx, ctx.scope, "replace", "User", Some(id), active_change(&old, &rec)).await?;
+    tx.commit().await?;
+    count_op(ctx.scope, "User", "replace");
+    render_user_loaded(ctx, &rec, needs).await
+}
+
+fn active_change(old: &UserRecord, new: &UserRecord) -> Option<&'static str> {
+    match (old.active, new.active) {
+        (true, false) => Some("deactivated"),
+        (false, true) => Some("reactivated"),
+        _ => None,
+    }
+}
+
+pub async fn patch_user(
+    ctx: &Ctx<'_>,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+    needs: Needs,
+) -> ScimResult<Rendered> {
+    let ops = patch::parse_patch(body, &USER)?;
+    let mut tx = ctx.store.begin().await?;
+    let old = lock_user(ctx, &mut tx, id, if_match).await?;
+    let data = patch::apply(&old.data, &ops, &USER)?;
+    let rec = user_columns(old.id.clone(), data, old.version, old.created_at, now());
+    db::update_user(&mut tx, ctx.scope, &rec).await?;
+    audit::record(&mut tx, ctx.scope, "patch", "User", Some(id), active_change(&old, &rec)).await?;
+    tx.commit().await?;
+    count_op(ctx.scope, "User", "patch");
+    render_user_loaded(ctx, &rec, needs).await
+}
+
+pub async fn delete_user(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<()> {
+    let mut tx = ctx.store.begin().await?;
+    if if_match.is_some() {
+        lock_user(ctx, &mut tx, id, if_match).await?;
+    }
+    if !db::delete_user(&mut tx, ctx.scope, id).await? {
+        return Err(user_not_found(id));
+    }
+    audit::record(&mut tx, ctx.scope, "delete", "User", Some(id), None).await?;
+    tx.commit().await?;
+    count_op(ctx.scope, "User", "delete");
+    Ok(())
+}
+
+// ---- groups ------------------------------------------------------------------------------------
+
+/// Splits `members` out of a normalised group document: membership is stored as rows.
+fn take_members(data: &mut Value) -> Vec<String> {
+    let Some(Value::Array(members)) = data.as_object_mut().and_then(|m| m.remove("members")) else {
+        return Vec::new();
+    };
+    members
+        .into_iter()
+        .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+fn group_columns(id: String, data: Value, version: i64, created: i64, updated: i64) -> GroupRecord {
+    let s = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
+    GroupRecord {
+        id,
+        display_name: s("displayName").unwrap_or_default(),
+        external_id: s("externalId"),
+        data,
+        version,
+        created_at: created,
+        updated_at: updated,
+    }
+}
+
+pub async fn create_group(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
+    let mut data = resource::normalize(body, &GROUP)?;
+    let members = take_members(&mut data);
+    let t = now();
+    let rec = group_columns(new_id(), data, 1, t, t);
+    let mut tx = ctx.store.begin().await?;
+    db::insert_group(&mut tx, ctx.scope, &rec).await?;
+    db::add_members(&mut tx, ctx.scope, &rec.id, &members).await?;
+    audit::record(&mut tx, ctx.scope, "create", "Group", Some(&rec.id), Some(&rec.display_name)).await?;
+    tx.commit().await?;
+    count_op(ctx.scope, "Group", "create");
+    render_group_loaded(ctx, &rec, Needs::ALL).await
+}
+
+pub async fn get_group(ctx: &Ctx<'_>, id: &str, needs: Needs) -> ScimResult<Rendered> {
+    let g = ctx.store.get_group(ctx.scope, id).await?.ok_or_else(|| group_not_found(id))?;
+    render_group_loaded(ctx, &g, needs).await
+}
+
+async fn lock_group(ctx: &Ctx<'_>, tx: &mut Tx, id: &str, if_match: Option<&str>) -> ScimResult<GroupRecord> {
+    let g = db::lock_group(tx, ctx.scope, id).await?.ok_or_else(|| group_not_found(id))?;
+    if !if_match_ok(if_match, g.version - 1) {
+        return Err(precondition_failed());
+    }
+    Ok(g)
+}
+
+pub async fn replace_group(
+    ctx: &Ctx<'_>,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+    needs: Needs,
+) -> ScimResult<Rendered> {
+    let mut data = resource::normalize(body, &GROUP)?;
+    let members = take_members(&mut data);
+    let mut tx = ctx.store.begin().await?;
+    let old = lock_group(ctx, &mut tx, id, if_match).await?;
+    let rec = group_columns(old.id.clone(), data, old.version, old.created_at, now());
+    db::update_group(&mut tx, ctx.scope, &rec).await?;
+    db::clear_members(&mut tx, ctx.scope, id).await?;
+    db::add_members(&mut tx, ctx.scope, id, &members).await?;
+    audit::record(&mut tx, ctx.scope, "replace", "Group", Some(id), None).await?;
+    tx.commit().await?;
+    count_op(ctx.scope, "Group", "replace");
+    render_group_loaded(ctx, &rec, needs).await
+}
+
+/// RFC 7644 §3.5.2 on a group: document operations on the JSON, member operations as row inserts
+/// and deletes in request order, all in one transaction.
+pub async fn patch_group(
+    ctx: &Ctx<'_>,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+    needs: Needs,
+) -> ScimResult<Rendered> {
+    let ops = patch::parse_patch(body, &GROUP)?;
+    let (doc_ops, member_changes) = patch::split_member_ops(ops)?;
+    let mut tx = ctx.store.begin().await?;
+    let old = lock_group(ctx, &mut tx, id, if_match).await?;
+    let data = if doc_ops.is_empty() { old.data.clone() } else { patch::apply(&old.data, &doc_ops, &GROUP)? };
+    let rec = group_columns(old.id.clone(), data, old.version, old.created_at, now());
+    db::update_group(&mut tx, ctx.scope, &rec).await?;
+    let (mut added, mut removed) = (0, 0);
+    for change in &member_changes {
+        match change {
+            MemberChange::ClearAll => removed += db::clear_members(&mut tx, ctx.scope, id).await?,
+            MemberChange::Add(refs) => {
+                let ids: Vec<String> = refs.iter().map(|r| r.value.clone()).collect();
+                added += db::add_members(&mut tx, ctx.scope, id, &ids).await?;
+            }
+            MemberChange::Remove(ids) => removed += db::remove_members(&mut tx, ctx.scope, id, ids).await?,
+        }
+    }
+    let detail = (added + removed > 0).then(|| format!("members +{added} -{removed}"));
+    audit::record(&mut tx, ctx.scope, "patch", "Group", Some(id), detail.as_deref()).await?;
+    tx.commit().await?;
+    count_op(ctx.scope, "Group", "patch");
+    render_group_loaded(ctx, &rec, needs).await
+}
+
+pub async fn delete_group(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<()> {
+    let mut tx = ctx.store.begin().await?;
+    if if_match.is_some() {
+        lock_group(ctx, &mut tx, id, if_match).await?;
+    }
+    if !db::delete_group(&mut tx, ctx.scope, id).await? {
+        return Err(group_not_found(id));
+    }
+    audit::record(&mut tx, ctx.scope, "delete", "Group", Some(id), None).await?;
+    tx.commit().await?;
+    count_op(ctx.scope, "Group", "delete");
+    Ok(())
+}
+
+/// An empty JSON object, for places that need a document.
+pub fn empty() -> Value {
+    Value::Object(Map::new())
+}

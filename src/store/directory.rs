@@ -1,0 +1,246 @@
+//! Organizations, SCIM directories and their bearer tokens.
+
+use base64::Engine;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::{Store, StoreError, StoreResult, micros, new_id, on_read, on_tx};
+
+/// Proof that a request authenticated as one directory. Only [`Store::authenticate_directory`]
+/// makes these, and every SCIM query is bound to its ids, so a query without a tenant cannot be
+/// written.
+#[derive(Debug, Clone)]
+pub struct DirectoryScope {
+    org_id: String,
+    directory_id: String,
+    token_id: String,
+}
+
+impl DirectoryScope {
+    pub fn org_id(&self) -> &str {
+        &self.org_id
+    }
+    pub fn directory_id(&self) -> &str {
+        &self.directory_id
+    }
+    /// The authenticating token's id: the actor in the audit log.
+    pub fn token_id(&self) -> &str {
+        &self.token_id
+    }
+    /// For tests and the CLI, which act with the directory's authority without a token.
+    #[doc(hidden)]
+    pub fn for_directory(org_id: &str, directory_id: &str, actor: &str) -> Self {
+        Self { org_id: org_id.into(), directory_id: directory_id.into(), token_id: actor.into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgRecord {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectoryRecord {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// A freshly minted token: the secret is returned once and only its hash is stored.
+#[derive(Serialize)]
+pub struct NewToken {
+    pub id: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken").field("id", &self.id).field("token", &"<redacted>").finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// How many tokens may be valid at once: the current one and the one being rotated out.
+pub const MAX_ACTIVE_TOKENS: usize = 2;
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn mint_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("idb_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn now_micros() -> i64 {
+    micros(time::OffsetDateTime::now_utc())
+}
+
+impl Store {
+    pub async fn create_org(&self, name: &str) -> StoreResult<OrgRecord> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(StoreError::Invalid("organization name must be 1-200 characters".into()));
+        }
+        let org = OrgRecord { id: new_id(), name: name.to_string(), created_at: now_micros() };
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO organizations (id, name, name_ci, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&org.id).bind(&org.name).bind(org.name.to_lowercase()).bind(org.created_at)
+            .execute(c).await.map(|r| r.rows_affected()))
+        .map_err(|e| StoreError::on_unique(e, "an organization with this name"))?;
+        tx.commit().await?;
+        Ok(org)
+    }
+
+    /// Finds an organization by id or by (case-insensitive) name.
+    pub async fn find_org(&self, id_or_name: &str) -> StoreResult<OrgRecord> {
+        let row = on_read!(self, c => sqlx::query(
+            "SELECT id, name, created_at FROM organizations WHERE id = $1 OR name_ci = $2 \
+             ORDER BY (id = $1) DESC LIMIT 1")
+            .bind(id_or_name).bind(id_or_name.to_lowercase())
+            .fetch_optional(c).await?
+            .map(|r| OrgRecord { id: r.get("id"), name: r.get("name"), created_at: r.get("created_at") }));
+        row.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn create_directory(
+        &self,
+        org_id: &str,
+        name: &str,
+    ) -> StoreResult<(DirectoryRecord, NewToken)> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(StoreError::Invalid("directory name must be 1-200 characters".into()));
+        }
+        let dir = DirectoryRecord {
+            id: new_id(),
+            org_id: org_id.to_string(),
+            name: name.to_string(),
+            created_at: now_micros(),
+        };
+        let token = NewToken { id: new_id(), token: mint_token() };
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => {
+            sqlx::query("INSERT INTO directories (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&dir.id).bind(&dir.org_id).bind(&dir.name).bind(dir.created_at)
+                .execute(&mut *c).await?;
+            sqlx::query("INSERT INTO directory_tokens (id, directory_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&token.id).bind(&dir.id).bind(hash_token(&token.token)).bind(dir.created_at)
+                .execute(&mut *c).await?;
+        });
+        let scope = DirectoryScope::for_directory(org_id, &dir.id, "cli");
+        super::audit::record(&mut tx, &scope, "create", "Directory", Some(&dir.id), None).await?;
+        tx.commit().await?;
+        Ok((dir, token))
+    }
+
+    pub async fn find_directory(&self, id: &str) -> StoreResult<DirectoryRecord> {
+        let row = on_read!(self, c => sqlx::query(
+            "SELECT id, org_id, name, created_at FROM directories WHERE id = $1")
+            .bind(id).fetch_optional(c).await?
+            .map(|r| DirectoryRecord { id: r.get("id"), org_id: r.get("org_id"), name: r.get("name"), created_at: r.get("created_at") }));
+        row.ok_or(StoreError::NotFound)
+    }
+
+    /// Mints a new token for the directory. The previous one stays valid so the IdP can be switched
+    /// over without an outage; the oldest beyond [`MAX_ACTIVE_TOKENS`] is revoked.
+    pub async fn rotate_directory_token(&self, directory_id: &str) -> StoreResult<NewToken> {
+        let dir = self.find_directory(directory_id).await?;
+        let token = NewToken { id: new_id(), token: mint_token() };
+        let now = now_micros();
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => {
+            sqlx::query("INSERT INTO directory_tokens (id, directory_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&token.id).bind(&dir.id).bind(hash_token(&token.token)).bind(now)
+                .execute(&mut *c).await?;
+            let active: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM directory_tokens WHERE directory_id = $1 AND revoked_at IS NULL ORDER BY id DESC")
+                .bind(&dir.id).fetch_all(&mut *c).await?;
+            for old in active.iter().skip(MAX_ACTIVE_TOKENS) {
+                sqlx::query("UPDATE directory_tokens SET revoked_at = $1 WHERE id = $2")
+                    .bind(now).bind(old).execute(&mut *c).await?;
+            }
+        });
+        let scope = DirectoryScope::for_directory(&dir.org_id, &dir.id, "cli");
+        super::audit::record(&mut tx, &scope, "rotate", "Token", Some(&token.id), None).await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// Revokes one token, or with `token_id` None every token but the newest (ending a rotation).
+    /// Returns the ids revoked.
+    pub async fn revoke_directory_tokens(
+        &self,
+        directory_id: &str,
+        token_id: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        let dir = self.find_directory(directory_id).await?;
+        let now = now_micros();
+        let mut tx = self.begin().await?;
+        let revoked: Vec<String> = on_tx!(&mut tx, c => {
+            let active: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM directory_tokens WHERE directory_id = $1 AND revoked_at IS NULL ORDER BY id DESC")
+                .bind(&dir.id).fetch_all(&mut *c).await?;
+            let targets: Vec<String> = match token_id {
+                Some(t) if active.iter().any(|a| a == t) => vec![t.to_string()],
+                Some(_) => return Err(StoreError::NotFound),
+                None => active.into_iter().skip(1).collect(),
+            };
+            for t in &targets {
+                sqlx::query("UPDATE directory_tokens SET revoked_at = $1 WHERE id = $2")
+                    .bind(now).bind(t).execute(&mut *c).await?;
+            }
+            targets
+        });
+        let scope = DirectoryScope::for_directory(&dir.org_id, &dir.id, "cli");
+        for t in &revoked {
+            super::audit::record(&mut tx, &scope, "revoke", "Token", Some(t), None).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    pub async fn list_directory_tokens(&self, directory_id: &str) -> StoreResult<Vec<TokenInfo>> {
+        Ok(on_read!(self, c => sqlx::query(
+            "SELECT id, created_at, revoked_at FROM directory_tokens WHERE directory_id = $1 ORDER BY id")
+            .bind(directory_id).fetch_all(c).await?
+            .into_iter()
+            .map(|r| TokenInfo { id: r.get("id"), created_at: r.get("created_at"), revoked_at: r.get("revoked_at") })
+            .collect()))
+    }
+
+    /// Checks a bearer token against one directory. A token of another directory does not
+    /// authenticate here, whatever it is valid for elsewhere.
+    pub async fn authenticate_directory(
+        &self,
+        directory_id: &str,
+        token: &str,
+    ) -> StoreResult<Option<DirectoryScope>> {
+        if token.len() > 256 {
+            return Ok(None);
+        }
+        let hash = hash_token(token);
+        Ok(on_read!(self, c => sqlx::query(
+            "SELECT t.id AS token_id, d.org_id FROM directory_tokens t \
+             JOIN directories d ON d.id = t.directory_id \
+             WHERE t.token_hash = $1 AND t.directory_id = $2 AND t.revoked_at IS NULL")
+            .bind(&hash).bind(directory_id)
+            .fetch_optional(c).await?
+            .map(|r| DirectoryScope {
+                org_id: r.get("org_id"),
+                directory_id: directory_id.to_string(),
+                token_id: r.get("token_id"),
+            })))
+    }
+}

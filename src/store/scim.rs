@@ -1,0 +1,473 @@
+//! SCIM Users, Groups and membership rows. Every function takes a [`DirectoryScope`] and binds its
+//! directory id, so one directory's token can never reach another's resources.
+
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::sql::{Bind, Compiler, SqlBuilder, Table, bind_all, sort_expr};
+use super::{Backend, DirectoryScope, Store, StoreError, StoreResult, Tx, on_read, on_tx};
+use crate::scim::error::ScimResult;
+use crate::scim::filter::{AttrPath, Filter};
+use crate::scim::schema::{GROUP, USER};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    pub id: String,
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
+    pub active: bool,
+    /// The stored document: normalised attributes without id, meta and groups.
+    pub data: Value,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRecord {
+    pub id: String,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    /// The stored document without id, meta and members.
+    pub data: Value,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub value: String,
+    pub r#type: String,
+    pub display: Option<String>,
+}
+
+/// A user's group, for the read-only `groups` attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserGroup {
+    pub user_id: String,
+    pub group_id: String,
+    pub display: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortOrder {
+    Ascending,
+    Descending,
+}
+
+/// Where a page starts: RFC 7644 §3.4.2.4 index, or an RFC 9865 keyset position.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PageStart {
+    Index(u64),
+    /// Rows after this id in id order; the empty string starts at the beginning.
+    After(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub filter: Option<Filter>,
+    pub sort_by: Option<AttrPath>,
+    pub sort_order: SortOrder,
+    pub start: PageStart,
+    pub count: u64,
+    /// totalResults is a full count; skipped when the caller does not need it.
+    pub want_total: bool,
+}
+
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: Option<i64>,
+}
+
+const USER_COLS: &str = "u.id, u.user_name, u.external_id, u.display_name, u.active, u.data, \
+                         u.version, u.created_at, u.updated_at";
+const GROUP_COLS: &str =
+    "g.id, g.display_name, g.external_id, g.data, g.version, g.created_at, g.updated_at";
+
+fn parse_data(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or(Value::Object(Default::default()))
+}
+
+fn user_from_row<R: Row>(r: &R) -> UserRecord
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    UserRecord {
+        id: r.get("id"),
+        user_name: r.get("user_name"),
+        external_id: r.get("external_id"),
+        display_name: r.get("display_name"),
+        active: r.get("active"),
+        data: parse_data(&r.get::<String, _>("data")),
+        version: r.get("version"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    }
+}
+
+fn group_from_row<R: Row>(r: &R) -> GroupRecord
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    GroupRecord {
+        id: r.get("id"),
+        display_name: r.get("display_name"),
+        external_id: r.get("external_id"),
+        data: parse_data(&r.get::<String, _>("data")),
+        version: r.get("version"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    }
+}
+
+// ---- users -------------------------------------------------------------------------------------
+
+pub async fn insert_user(tx: &mut Tx, scope: &DirectoryScope, u: &UserRecord) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO scim_users (id, directory_id, user_name, user_name_ci, external_id, display_name, \
+         active, data, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+        .bind(&u.id).bind(scope.directory_id()).bind(&u.user_name).bind(u.user_name.to_lowercase())
+        .bind(&u.external_id).bind(&u.display_name).bind(u.active).bind(u.data.to_string())
+        .bind(u.version).bind(u.created_at).bind(u.updated_at)
+        .execute(c).await.map(|r| r.rows_affected()))
+    .map_err(|e| StoreError::on_unique(e, "a user with this userName"))?;
+    Ok(())
+}
+
+/// Reads a user and takes its row lock (PostgreSQL) by bumping the version first, so concurrent
+/// read-modify-writes of one user queue instead of losing each other's changes. Returns the record
+/// with the new version.
+pub async fn lock_user(
+    tx: &mut Tx,
+    scope: &DirectoryScope,
+    id: &str,
+) -> StoreResult<Option<UserRecord>> {
+    let sql = format!(
+        "UPDATE scim_users AS u SET version = u.version + 1 WHERE u.id = $1 AND u.directory_id = $2 \
+         RETURNING {USER_COLS}"
+    );
+    Ok(on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
+        .fetch_optional(c).await?.map(|r| user_from_row(&r))))
+}
+
+/// Writes back a user read with [`lock_user`]; `u.version` is the version that lock returned.
+pub async fn update_user(tx: &mut Tx, scope: &DirectoryScope, u: &UserRecord) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE scim_users SET user_name = $1, user_name_ci = $2, external_id = $3, display_name = $4, \
+         active = $5, data = $6, version = $7, updated_at = $8 WHERE id = $9 AND directory_id = $10")
+        .bind(&u.user_name).bind(u.user_name.to_lowercase()).bind(&u.external_id).bind(&u.display_name)
+        .bind(u.active).bind(u.data.to_string()).bind(u.version).bind(u.updated_at)
+        .bind(&u.id).bind(scope.directory_id())
+        .execute(c).await.map(|r| r.rows_affected()))
+    .map_err(|e| StoreError::on_unique(e, "a user with this userName"))?;
+    Ok(())
+}
+
+/// Deletes a user and its memberships. Returns false when there was no such user.
+pub async fn delete_user(tx: &mut Tx, scope: &DirectoryScope, id: &str) -> StoreResult<bool> {
+    Ok(on_tx!(tx, c => {
+        let n = sqlx::query("DELETE FROM scim_users WHERE id = $1 AND directory_id = $2")
+            .bind(id).bind(scope.directory_id()).execute(&mut *c).await?.rows_affected();
+        if n > 0 {
+            sqlx::query("DELETE FROM scim_group_members WHERE member_id = $1 AND directory_id = $2")
+                .bind(id).bind(scope.directory_id()).execute(&mut *c).await?;
+        }
+        n > 0
+    }))
+}
+
+impl Store {
+    pub async fn get_user(&self, scope: &DirectoryScope, id: &str) -> StoreResult<Option<UserRecord>> {
+        let sql = format!("SELECT {USER_COLS} FROM scim_users u WHERE u.id = $1 AND u.directory_id = $2");
+        Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
+            .fetch_optional(c).await?.map(|r| user_from_row(&r))))
+    }
+
+    pub async fn list_users(
+        &self,
+        scope: &DirectoryScope,
+        q: &ListQuery,
+    ) -> StoreResult<Page<UserRecord>> {
+        let (page, count) = build_list(self.backend(), Table::Users, scope, q)?;
+        let items = on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(page.sql)), &page.binds)
+            .fetch_all(c).await?.iter().map(user_from_row).collect());
+        let total = self.count(count).await?;
+        Ok(Page { items, total })
+    }
+
+    /// The groups each of `user_ids` belongs to (directly), for the `groups` attribute.
+    pub async fn groups_of_users(
+        &self,
+        scope: &DirectoryScope,
+        user_ids: &[String],
+    ) -> StoreResult<Vec<UserGroup>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut b = SqlBuilder::new(
+            "SELECT m.member_id, g.id, g.display_name FROM scim_group_members m \
+             JOIN scim_groups g ON g.id = m.group_id WHERE m.directory_id = ",
+        );
+        b.bind_text(scope.directory_id()).push(" AND m.member_id IN (");
+        for (i, id) in user_ids.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.bind_text(id.clone());
+        }
+        b.push(") ORDER BY g.id");
+        Ok(on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql.clone())), &b.binds)
+            .fetch_all(c).await?.into_iter()
+            .map(|r| UserGroup { user_id: r.get(0), group_id: r.get(1), display: r.get(2) })
+            .collect()))
+    }
+}
+
+// ---- groups ------------------------------------------------------------------------------------
+
+pub async fn insert_group(tx: &mut Tx, scope: &DirectoryScope, g: &GroupRecord) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO scim_groups (id, directory_id, display_name, display_name_ci, external_id, data, \
+         version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(&g.id).bind(scope.directory_id()).bind(&g.display_name).bind(g.display_name.to_lowercase())
+        .bind(&g.external_id).bind(g.data.to_string()).bind(g.version).bind(g.created_at).bind(g.updated_at)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Reads a group and takes its row lock; see [`lock_user`].
+pub async fn lock_group(
+    tx: &mut Tx,
+    scope: &DirectoryScope,
+    id: &str,
+) -> StoreResult<Option<GroupRecord>> {
+    let sql = format!(
+        "UPDATE scim_groups AS g SET version = g.version + 1 WHERE g.id = $1 AND g.directory_id = $2 \
+         RETURNING {GROUP_COLS}"
+    );
+    Ok(on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
+        .fetch_optional(c).await?.map(|r| group_from_row(&r))))
+}
+
+pub async fn update_group(tx: &mut Tx, scope: &DirectoryScope, g: &GroupRecord) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE scim_groups SET display_name = $1, display_name_ci = $2, external_id = $3, data = $4, \
+         version = $5, updated_at = $6 WHERE id = $7 AND directory_id = $8")
+        .bind(&g.display_name).bind(g.display_name.to_lowercase()).bind(&g.external_id)
+        .bind(g.data.to_string()).bind(g.version).bind(g.updated_at)
+        .bind(&g.id).bind(scope.directory_id())
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Deletes a group, its member rows, and its own membership in other groups.
+pub async fn delete_group(tx: &mut Tx, scope: &DirectoryScope, id: &str) -> StoreResult<bool> {
+    Ok(on_tx!(tx, c => {
+        sqlx::query("DELETE FROM scim_group_members WHERE group_id = $1 AND directory_id = $2")
+            .bind(id).bind(scope.directory_id()).execute(&mut *c).await?;
+        let n = sqlx::query("DELETE FROM scim_groups WHERE id = $1 AND directory_id = $2")
+            .bind(id).bind(scope.directory_id()).execute(&mut *c).await?.rows_affected();
+        if n > 0 {
+            sqlx::query("DELETE FROM scim_group_members WHERE member_id = $1 AND directory_id = $2")
+                .bind(id).bind(scope.directory_id()).execute(&mut *c).await?;
+        }
+        n > 0
+    }))
+}
+
+/// Rows per multi-row statement: well under both backends' bind-parameter limits.
+const CHUNK: usize = 500;
+
+/// Adds members to a group; members already present are left as they are. Every id must be a user
+/// or group of the same directory. The cost is O(k) in the members added, whatever the group's
+/// size. Returns how many rows were new.
+pub async fn add_members(
+    tx: &mut Tx,
+    scope: &DirectoryScope,
+    group_id: &str,
+    ids: &[String],
+) -> StoreResult<u64> {
+    let mut added = 0;
+    for chunk in ids.chunks(CHUNK) {
+        // Resolve each id to its type inside this directory; unknown ids are refused.
+        let mut b = SqlBuilder::new("SELECT id, 'User' FROM scim_users WHERE directory_id = ");
+        b.bind_text(scope.directory_id()).push(" AND id IN (");
+        push_list(&mut b, chunk);
+        b.push(") UNION ALL SELECT id, 'Group' FROM scim_groups WHERE directory_id = ");
+        b.bind_text(scope.directory_id()).push(" AND id IN (");
+        push_list(&mut b, chunk);
+        b.push(")");
+        let found: Vec<(String, String)> = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .fetch_all(c).await?.into_iter().map(|r| (r.get(0), r.get(1))).collect());
+        if let Some(missing) = chunk.iter().find(|id| !found.iter().any(|(f, _)| f == *id)) {
+            return Err(StoreError::Invalid(format!(
+                "member {missing} is not a user or group of this directory"
+            )));
+        }
+        if found.iter().any(|(f, _)| f == group_id) {
+            return Err(StoreError::Invalid("a group cannot be a member of itself".into()));
+        }
+        let mut ins = SqlBuilder::new(
+            "INSERT INTO scim_group_members (group_id, member_id, member_type, directory_id) VALUES ",
+        );
+        for (i, (id, ty)) in found.iter().enumerate() {
+            if i > 0 {
+                ins.push(", ");
+            }
+            ins.push("(").bind_text(group_id).push(", ").bind_text(id.clone()).push(", ");
+            ins.bind_text(ty.clone()).push(", ").bind_text(scope.directory_id()).push(")");
+        }
+        ins.push(" ON CONFLICT (group_id, member_id) DO NOTHING");
+        added += on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(ins.sql)), &ins.binds)
+            .execute(c).await?.rows_affected());
+    }
+    Ok(added)
+}
+
+/// Removes these members (absent ones are ignored). O(k) in the ids given.
+pub async fn remove_members(
+    tx: &mut Tx,
+    scope: &DirectoryScope,
+    group_id: &str,
+    ids: &[String],
+) -> StoreResult<u64> {
+    let mut removed = 0;
+    for chunk in ids.chunks(CHUNK) {
+        let mut b = SqlBuilder::new("DELETE FROM scim_group_members WHERE group_id = ");
+        b.bind_text(group_id).push(" AND directory_id = ").bind_text(scope.directory_id());
+        b.push(" AND member_id IN (");
+        push_list(&mut b, chunk);
+        b.push(")");
+        removed += on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .execute(c).await?.rows_affected());
+    }
+    Ok(removed)
+}
+
+pub async fn clear_members(tx: &mut Tx, scope: &DirectoryScope, group_id: &str) -> StoreResult<u64> {
+    Ok(on_tx!(tx, c => sqlx::query(
+        "DELETE FROM scim_group_members WHERE group_id = $1 AND directory_id = $2")
+        .bind(group_id).bind(scope.directory_id()).execute(c).await?.rows_affected()))
+}
+
+fn push_list(b: &mut SqlBuilder, ids: &[String]) {
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.bind_text(id.clone());
+    }
+}
+
+const MEMBER_SELECT: &str = "SELECT m.group_id, m.member_id, m.member_type, \
+     COALESCE(mu.display_name, mu.user_name, mg.display_name) AS display \
+     FROM scim_group_members m \
+     LEFT JOIN scim_users mu ON mu.id = m.member_id \
+     LEFT JOIN scim_groups mg ON mg.id = m.member_id \
+     WHERE m.directory_id = ";
+
+impl Store {
+    pub async fn get_group(&self, scope: &DirectoryScope, id: &str) -> StoreResult<Option<GroupRecord>> {
+        let sql = format!("SELECT {GROUP_COLS} FROM scim_groups g WHERE g.id = $1 AND g.directory_id = $2");
+        Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
+            .fetch_optional(c).await?.map(|r| group_from_row(&r))))
+    }
+
+    pub async fn list_groups(
+        &self,
+        scope: &DirectoryScope,
+        q: &ListQuery,
+    ) -> StoreResult<Page<GroupRecord>> {
+        let (page, count) = build_list(self.backend(), Table::Groups, scope, q)?;
+        let items = on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(page.sql)), &page.binds)
+            .fetch_all(c).await?.iter().map(group_from_row).collect());
+        let total = self.count(count).await?;
+        Ok(Page { items, total })
+    }
+
+    /// Members of these groups, in member-id order, with a display name from the member itself.
+    pub async fn members_of_groups(
+        &self,
+        scope: &DirectoryScope,
+        group_ids: &[String],
+    ) -> StoreResult<Vec<(String, Member)>> {
+        if group_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut b = SqlBuilder::new(MEMBER_SELECT);
+        b.bind_text(scope.directory_id()).push(" AND m.group_id IN (");
+        push_list(&mut b, group_ids);
+        b.push(") ORDER BY m.group_id, m.member_id");
+        Ok(on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .fetch_all(c).await?.into_iter()
+            .map(|r| (r.get(0), Member { value: r.get(1), r#type: r.get(2), display: r.get(3) }))
+            .collect()))
+    }
+
+    async fn count(&self, count: Option<SqlBuilder>) -> StoreResult<Option<i64>> {
+        let Some(b) = count else { return Ok(None) };
+        Ok(Some(on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .fetch_one(c).await?.get::<i64, _>(0))))
+    }
+}
+
+/// The page query and, when wanted, the count query, for a list request.
+fn build_list(
+    backend: Backend,
+    table: Table,
+    scope: &DirectoryScope,
+    q: &ListQuery,
+) -> ScimResult<(SqlBuilder, Option<SqlBuilder>)> {
+    let (name, cols, rt) = match table {
+        Table::Users => ("scim_users u", USER_COLS, &USER),
+        Table::Groups => ("scim_groups g", GROUP_COLS, &GROUP),
+    };
+    let a = table.alias();
+    let compiler = Compiler { backend, table, rt };
+    let where_clause = |b: &mut SqlBuilder| -> ScimResult<()> {
+        b.push(" WHERE ").push(a).push(".directory_id = ").bind_text(scope.directory_id());
+        if let Some(f) = &q.filter {
+            b.push(" AND ");
+            compiler.compile(f, b)?;
+        }
+        Ok(())
+    };
+    let count = if q.want_total {
+        let mut c = SqlBuilder::new(&format!("SELECT COUNT(*) FROM {name}"));
+        where_clause(&mut c)?;
+        Some(c)
+    } else {
+        None
+    };
+    let mut b = SqlBuilder::new(&format!("SELECT {cols} FROM {name}"));
+    where_clause(&mut b)?;
+    let dir = match q.sort_order {
+        SortOrder::Ascending => " ASC",
+        SortOrder::Descending => " DESC",
+    };
+    if let PageStart::After(id) = &q.start
+        && !id.is_empty()
+    {
+        b.push(" AND ").push(a).push(".id > ").bind_text(id.clone());
+    }
+    b.push(" ORDER BY ");
+    if let Some(path) = &q.sort_by {
+        let expr = sort_expr(backend, table, rt, path, &mut b)?;
+        b.push(&expr).push(dir).push(", ");
+    }
+    b.push(a).push(".id").push(if q.sort_by.is_some() { " ASC" } else { dir });
+    b.push(" LIMIT ").bind(Bind::Int(q.count as i64));
+    if let PageStart::Index(i) = q.start {
+        b.push(" OFFSET ").bind(Bind::Int(i.saturating_sub(1) as i64));
+    }
+    Ok((b, count))
+}

@@ -1,0 +1,223 @@
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use idbridge::app::{AppState, build_router};
+use idbridge::store::{Store, StoreOptions};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const PUBLIC_URL: &str = "https://idbridge.test";
+
+pub struct TestApp {
+    pub router: Router,
+    pub store: Store,
+    pub org_id: String,
+    pub directory_id: String,
+    pub token: String,
+    /// The SCIM base path of the directory, without host.
+    pub base: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// Asserts an RFC 7644 §3.12 error with this status and scimType.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, scim_type: Option<&str>) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{}", self.body);
+        assert_eq!(self.body["status"], status.to_string(), "{}", self.body);
+        match scim_type {
+            Some(t) => assert_eq!(self.body["scimType"], t, "{}", self.body),
+            None => assert!(self.body.get("scimType").is_none(), "{}", self.body),
+        }
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", self.body);
+    }
+    pub fn id(&self) -> String {
+        self.body["id"].as_str().expect("response has an id").to_string()
+    }
+}
+
+/// A fresh database on the backend under test.
+pub async fn fresh_store() -> (Store, Option<tempfile::TempDir>) {
+    match std::env::var("IDBRIDGE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => (pg_store(&url).await, None),
+        _ => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            let store = Store::connect(&url, &StoreOptions::default()).await.expect("connect sqlite");
+            store.migrate().await.expect("migrate");
+            (store, Some(dir))
+        }
+    }
+}
+
+/// A schema of its own in the shared test database. Schemas of earlier runs older than an hour are
+/// dropped first, so the database does not grow without bound.
+async fn pg_store(url: &str) -> Store {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect postgres");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let old: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'idbt\\_%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
+    for s in old {
+        let ts: i64 = s.split('_').nth(1).and_then(|t| t.parse().ok()).unwrap_or(now);
+        if now - ts > 3600 {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE")))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+    let schema = format!("idbt_{now}_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+        .execute(&mut conn)
+        .await
+        .expect("create schema");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{sep}options[search_path]={schema}");
+    let opts = StoreOptions { max_connections: 8, ..Default::default() };
+    let store = Store::connect(&scoped, &opts).await.expect("connect postgres schema");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+impl TestApp {
+    pub async fn new() -> TestApp {
+        let (store, dir) = fresh_store().await;
+        Self::with_store(store, dir).await
+    }
+
+    pub async fn with_store(store: Store, dir: Option<tempfile::TempDir>) -> TestApp {
+        let org = store.create_org(&format!("org-{}", uuid::Uuid::now_v7())).await.expect("org");
+        let (directory, token) = store.create_directory(&org.id, "test directory").await.expect("dir");
+        let router = build_router(AppState::new(store.clone(), PUBLIC_URL));
+        TestApp {
+            router,
+            store,
+            org_id: org.id,
+            base: format!("/scim/v2/{}", directory.id),
+            directory_id: directory.id,
+            token: token.token,
+            _dir: dir,
+        }
+    }
+
+    /// A second directory (in a new organization) on the same database and router.
+    pub async fn other_directory(&self) -> (String, String) {
+        let org = self.store.create_org(&format!("other-{}", uuid::Uuid::now_v7())).await.unwrap();
+        let (d, t) = self.store.create_directory(&org.id, "other").await.unwrap();
+        (d.id, t.token)
+    }
+
+    /// Sends a request to `path` (relative to the directory's SCIM base when it starts with '/'
+    /// and not with "/scim" or a well-known root path).
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
+        let uri = if path.starts_with("/scim/") || path.starts_with("/healthz") || path.starts_with("/readyz") || path.starts_with("/metrics") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.base, path)
+        };
+        let mut req = Request::builder().method(method).uri(uri);
+        let has_auth = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        if !has_auth {
+            req = req.header("authorization", format!("Bearer {}", self.token));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = match body {
+            Some(b) => req.header("content-type", "application/scim+json").body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.send_raw(req).await
+    }
+
+    pub async fn send_raw(&self, req: Request<Body>) -> Resp {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Resp { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(Method::GET, path, None, &[]).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send(Method::POST, path, Some(body), &[]).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.send(Method::PUT, path, Some(body), &[]).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> Resp {
+        self.send(Method::PATCH, path, Some(body), &[]).await
+    }
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send(Method::DELETE, path, None, &[]).await
+    }
+
+    /// Creates a user with this userName and returns its id.
+    pub async fn user(&self, user_name: &str) -> String {
+        let r = self
+            .post("/Users", serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": user_name,
+                "name": {"givenName": "Given", "familyName": "Family"},
+                "emails": [{"value": user_name, "type": "work", "primary": true}],
+                "active": true
+            }))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.id()
+    }
+
+    /// Creates a group with these member ids and returns its id.
+    pub async fn group(&self, name: &str, members: &[&str]) -> String {
+        let members: Vec<Value> = members.iter().map(|m| serde_json::json!({"value": m})).collect();
+        let r = self
+            .post("/Groups", serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": name,
+                "members": members
+            }))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.id()
+    }
+
+    /// Member ids of a group, sorted.
+    pub async fn member_ids(&self, group_id: &str) -> Vec<String> {
+        let r = self.get(&format!("/Groups/{group_id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let mut ids: Vec<String> = r.body["members"]
+            .as_array()
+            .map(|a| a.iter().map(|m| m["value"].as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+}
+
+pub fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

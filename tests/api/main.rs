@@ -1,0 +1,17 @@
+//! The HTTP-level suite. Every test gets its own database: a fresh SQLite file, or, when
+//! `IDBRIDGE_TEST_POSTGRES_URL` is set, its own PostgreSQL schema, so the same tests run on both
+//! backends.
+
+mod harness;
+
+mod bulk;
+mod cli;
+mod concurrency;
+mod dialect_entra;
+mod dialect_okta;
+mod discovery;
+mod errors;
+mod groups;
+mod lists;
+mod tenancy;
+mod users;
