@@ -41,7 +41,9 @@ pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
          SCIM base URL of a directory: {public_url}/scim/v2/<directory id>\n\
          create one with: idbridge org create --name Acme && idbridge directory create --org Acme"
     );
-    axum::serve(listener, build_router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, build_router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -41,10 +41,17 @@ pub async fn org(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn directory(store: &Store, global: &Global, cmd: DirectoryCommand) -> anyhow::Result<()> {
+pub async fn directory(
+    store: &Store,
+    global: &Global,
+    cmd: DirectoryCommand,
+) -> anyhow::Result<()> {
     match cmd {
         DirectoryCommand::Create { org, name, json } => {
-            let org = store.find_org(&org).await.map_err(not_found("organization", &org))?;
+            let org = store
+                .find_org(&org)
+                .await
+                .map_err(not_found("organization", &org))?;
             let (dir, token) = store.create_directory(&org.id, &name).await?;
             let url = scim_url(&global.public_url(), &dir.id);
             print(
@@ -72,7 +79,11 @@ pub async fn directory(store: &Store, global: &Global, cmd: DirectoryCommand) ->
                     ),
                 );
             }
-            TokenCommand::Revoke { directory, token_id, json } => {
+            TokenCommand::Revoke {
+                directory,
+                token_id,
+                json,
+            } => {
                 let revoked = store
                     .revoke_directory_tokens(&directory, token_id.as_deref())
                     .await
@@ -84,16 +95,31 @@ pub async fn directory(store: &Store, global: &Global, cmd: DirectoryCommand) ->
                 );
             }
             TokenCommand::List { directory, json } => {
-                store.find_directory(&directory).await.map_err(not_found("directory", &directory))?;
+                store
+                    .find_directory(&directory)
+                    .await
+                    .map_err(not_found("directory", &directory))?;
                 let tokens = store.list_directory_tokens(&directory).await?;
                 let human = tokens
                     .iter()
                     .map(|t| {
-                        format!("{} {}", t.id, if t.revoked_at.is_some() { "revoked" } else { "active" })
+                        format!(
+                            "{} {}",
+                            t.id,
+                            if t.revoked_at.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            }
+                        )
                     })
                     .collect::<Vec<_>>()
                     .join("\n");
-                print(json, json!({"directory_id": directory, "tokens": tokens}), human);
+                print(
+                    json,
+                    json!({"directory_id": directory, "tokens": tokens}),
+                    human,
+                );
             }
         },
     }

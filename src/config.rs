@@ -4,7 +4,11 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "idbridge", version, about = "Identity provider bridge: SCIM 2.0 provisioning and SSO")]
+#[command(
+    name = "idbridge",
+    version,
+    about = "Identity provider bridge: SCIM 2.0 provisioning and SSO"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -15,10 +19,20 @@ pub struct Cli {
 #[derive(Args, Clone)]
 pub struct Global {
     /// `sqlite://path/file.db` (created if missing) or `postgres://user@host/db`.
-    #[arg(long, global = true, env = "IDBRIDGE_DATABASE_URL", default_value = "sqlite://idbridge.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_DATABASE_URL",
+        default_value = "sqlite://idbridge.db"
+    )]
     pub database_url: String,
     /// Address `serve` listens on.
-    #[arg(long, global = true, env = "IDBRIDGE_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: String,
     /// Externally visible base URL, used in SCIM `Location` and `meta.location`.
     /// Defaults to `http://{listen}`.
@@ -27,13 +41,21 @@ pub struct Global {
     #[arg(long, global = true, env = "IDBRIDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Database connections per replica (PostgreSQL) or readers (SQLite).
-    #[arg(long, global = true, env = "IDBRIDGE_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_DB_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
     pub db_max_connections: u32,
 }
 
 impl Global {
     pub fn public_url(&self) -> String {
-        let url = self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen));
+        let url = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen));
         url.trim_end_matches('/').to_string()
     }
 }

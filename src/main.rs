@@ -6,7 +6,10 @@ use idbridge::store::{Store, StoreOptions};
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     idbridge::telemetry::init(cli.global.log_format);
-    let opts = StoreOptions { max_connections: cli.global.db_max_connections, ..Default::default() };
+    let opts = StoreOptions {
+        max_connections: cli.global.db_max_connections,
+        ..Default::default()
+    };
     let store = Store::connect(&cli.global.database_url, &opts).await?;
     store.migrate().await?;
     let result = match cli.command {
@@ -16,7 +19,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Org { command } => idbridge::cli::org(&store, command).await,
-        Command::Directory { command } => idbridge::cli::directory(&store, &cli.global, command).await,
+        Command::Directory { command } => {
+            idbridge::cli::directory(&store, &cli.global, command).await
+        }
     };
     store.close().await;
     result

@@ -27,16 +27,21 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
         } else {
             MAX_BODY
         };
-        let bytes: Bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
-            ScimError::new(413, None, format!("the request body exceeds {limit} bytes"))
-        })?;
+        let bytes: Bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| {
+                ScimError::new(413, None, format!("the request body exceeds {limit} bytes"))
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ScimError::invalid_syntax("the request body is empty"));
         }
-        let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
+        })?;
         if !v.is_object() {
-            return Err(ScimError::invalid_syntax("the request body must be a JSON object"));
+            return Err(ScimError::invalid_syntax(
+                "the request body must be a JSON object",
+            ));
         }
         Ok(ScimBody(v))
     }
@@ -46,7 +51,11 @@ impl IntoResponse for ScimError {
     fn into_response(self) -> Response {
         let status = axum::http::StatusCode::from_u16(self.status)
             .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-        let mut resp = (status, [(header::CONTENT_TYPE, crate::scim::MEDIA_TYPE)], self.body().to_string())
+        let mut resp = (
+            status,
+            [(header::CONTENT_TYPE, crate::scim::MEDIA_TYPE)],
+            self.body().to_string(),
+        )
             .into_response();
         if self.status == 401 {
             resp.headers_mut().insert(
@@ -65,7 +74,11 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let Some(directory) = params.iter().find(|(k, _)| k == "directory").map(|(_, v)| v.clone()) else {
+    let Some(directory) = params
+        .iter()
+        .find(|(k, _)| k == "directory")
+        .map(|(_, v)| v.clone())
+    else {
         return ScimError::unauthorized().into_response();
     };
     let token = req

@@ -16,26 +16,47 @@ pub use extract::ScimBody;
 pub fn router(state: AppState) -> Router {
     let d = "/scim/v2/{directory}";
     let scim = Router::new()
-        .route(&format!("{d}/Users"), get(scim::list_users).post(scim::create_user))
+        .route(
+            &format!("{d}/Users"),
+            get(scim::list_users).post(scim::create_user),
+        )
         .route(&format!("{d}/Users/.search"), post(scim::search_users))
         .route(
             &format!("{d}/Users/{{id}}"),
-            get(scim::get_user).put(scim::replace_user).patch(scim::patch_user).delete(scim::delete_user),
+            get(scim::get_user)
+                .put(scim::replace_user)
+                .patch(scim::patch_user)
+                .delete(scim::delete_user),
         )
-        .route(&format!("{d}/Groups"), get(scim::list_groups).post(scim::create_group))
+        .route(
+            &format!("{d}/Groups"),
+            get(scim::list_groups).post(scim::create_group),
+        )
         .route(&format!("{d}/Groups/.search"), post(scim::search_groups))
         .route(
             &format!("{d}/Groups/{{id}}"),
-            get(scim::get_group).put(scim::replace_group).patch(scim::patch_group).delete(scim::delete_group),
+            get(scim::get_group)
+                .put(scim::replace_group)
+                .patch(scim::patch_group)
+                .delete(scim::delete_group),
         )
         .route(&format!("{d}/.search"), post(scim::search_root))
         .route(&format!("{d}/Bulk"), post(scim::bulk))
-        .route(&format!("{d}/ServiceProviderConfig"), get(scim::service_provider_config))
+        .route(
+            &format!("{d}/ServiceProviderConfig"),
+            get(scim::service_provider_config),
+        )
         .route(&format!("{d}/ResourceTypes"), get(scim::resource_types))
-        .route(&format!("{d}/ResourceTypes/{{name}}"), get(scim::resource_type))
+        .route(
+            &format!("{d}/ResourceTypes/{{name}}"),
+            get(scim::resource_type),
+        )
         .route(&format!("{d}/Schemas"), get(scim::schemas))
         .route(&format!("{d}/Schemas/{{id}}"), get(scim::schema))
-        .route_layer(middleware::from_fn_with_state(state.clone(), extract::authenticate));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::authenticate,
+        ));
 
     Router::new()
         .route("/healthz", get(ops::healthz))

@@ -26,15 +26,23 @@ fn base_url(state: &AppState, scope: &DirectoryScope) -> String {
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
-    (status, [(header::CONTENT_TYPE, MEDIA_TYPE)], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, MEDIA_TYPE)],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// A single resource, projected per `attributes`/`excludedAttributes`, with its ETag, and with
@@ -45,7 +53,12 @@ fn resource_response(
     rt: &ResourceType,
     params: &[(String, String)],
 ) -> Response {
-    let body = resource::project(&r.body, rt, param(params, "attributes"), param(params, "excludedAttributes"));
+    let body = resource::project(
+        &r.body,
+        rt,
+        param(params, "attributes"),
+        param(params, "excludedAttributes"),
+    );
     let mut resp = json_response(status, &body);
     let h = resp.headers_mut();
     if let Ok(v) = r.etag().parse() {
@@ -60,17 +73,29 @@ fn resource_response(
 }
 
 fn needs(params: &[(String, String)]) -> Needs {
-    Needs::from_projection(param(params, "attributes"), param(params, "excludedAttributes"))
+    Needs::from_projection(
+        param(params, "attributes"),
+        param(params, "excludedAttributes"),
+    )
 }
 
 macro_rules! ctx {
     ($state:expr, $scope:expr, $base:ident) => {{
         $base = base_url(&$state, &$scope);
-        Ctx { store: &$state.store, scope: &$scope, base_url: &$base }
+        Ctx {
+            store: &$state.store,
+            scope: &$scope,
+            base_url: &$base,
+        }
     }};
 }
 
-fn not_modified_or(r: Rendered, headers: &HeaderMap, rt: &ResourceType, params: &[(String, String)]) -> Response {
+fn not_modified_or(
+    r: Rendered,
+    headers: &HeaderMap,
+    rt: &ResourceType,
+    params: &[(String, String)],
+) -> Response {
     // RFC 7644 §3.14 / RFC 7232 §3.2: a GET with a matching If-None-Match gets 304.
     if let Some(inm) = header_str(headers, header::IF_NONE_MATCH)
         && crate::service::if_match_ok(Some(inm), r.version)
@@ -121,7 +146,14 @@ pub async fn replace_user(
 ) -> ScimResult<Response> {
     let base;
     let ctx = ctx!(st, scope, base);
-    let r = resources::replace_user(&ctx, &id, &body, header_str(&headers, header::IF_MATCH), needs(&params)).await?;
+    let r = resources::replace_user(
+        &ctx,
+        &id,
+        &body,
+        header_str(&headers, header::IF_MATCH),
+        needs(&params),
+    )
+    .await?;
     Ok(resource_response(StatusCode::OK, &r, &USER, &params))
 }
 
@@ -135,7 +167,14 @@ pub async fn patch_user(
 ) -> ScimResult<Response> {
     let base;
     let ctx = ctx!(st, scope, base);
-    let r = resources::patch_user(&ctx, &id, &body, header_str(&headers, header::IF_MATCH), needs(&params)).await?;
+    let r = resources::patch_user(
+        &ctx,
+        &id,
+        &body,
+        header_str(&headers, header::IF_MATCH),
+        needs(&params),
+    )
+    .await?;
     Ok(resource_response(StatusCode::OK, &r, &USER, &params))
 }
 
@@ -159,7 +198,10 @@ pub async fn list_users(
     let base;
     let ctx = ctx!(st, scope, base);
     let req = ListRequest::from_query(&params)?;
-    Ok(json_response(StatusCode::OK, &list::list_users(&ctx, &req).await?))
+    Ok(json_response(
+        StatusCode::OK,
+        &list::list_users(&ctx, &req).await?,
+    ))
 }
 
 pub async fn search_users(
@@ -170,7 +212,10 @@ pub async fn search_users(
     let base;
     let ctx = ctx!(st, scope, base);
     let req = search_request(&body)?;
-    Ok(json_response(StatusCode::OK, &list::list_users(&ctx, &req).await?))
+    Ok(json_response(
+        StatusCode::OK,
+        &list::list_users(&ctx, &req).await?,
+    ))
 }
 
 /// RFC 7644 §3.4.3: the body must name the SearchRequest schema.
@@ -179,9 +224,14 @@ fn search_request(body: &Value) -> ScimResult<ListRequest> {
     let ok = body
         .get("schemas")
         .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|v| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case(SEARCH))));
+        .is_some_and(|s| {
+            s.iter()
+                .any(|v| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case(SEARCH)))
+        });
     if !ok {
-        return Err(ScimError::invalid_syntax(format!("schemas must contain {SEARCH}")));
+        return Err(ScimError::invalid_syntax(format!(
+            "schemas must contain {SEARCH}"
+        )));
     }
     ListRequest::from_search_body(body)
 }
@@ -223,7 +273,14 @@ pub async fn replace_group(
 ) -> ScimResult<Response> {
     let base;
     let ctx = ctx!(st, scope, base);
-    let r = resources::replace_group(&ctx, &id, &body, header_str(&headers, header::IF_MATCH), needs(&params)).await?;
+    let r = resources::replace_group(
+        &ctx,
+        &id,
+        &body,
+        header_str(&headers, header::IF_MATCH),
+        needs(&params),
+    )
+    .await?;
     Ok(resource_response(StatusCode::OK, &r, &GROUP, &params))
 }
 
@@ -237,7 +294,14 @@ pub async fn patch_group(
 ) -> ScimResult<Response> {
     let base;
     let ctx = ctx!(st, scope, base);
-    let r = resources::patch_group(&ctx, &id, &body, header_str(&headers, header::IF_MATCH), needs(&params)).await?;
+    let r = resources::patch_group(
+        &ctx,
+        &id,
+        &body,
+        header_str(&headers, header::IF_MATCH),
+        needs(&params),
+    )
+    .await?;
     Ok(resource_response(StatusCode::OK, &r, &GROUP, &params))
 }
 
@@ -261,7 +325,10 @@ pub async fn list_groups(
     let base;
     let ctx = ctx!(st, scope, base);
     let req = ListRequest::from_query(&params)?;
-    Ok(json_response(StatusCode::OK, &list::list_groups(&ctx, &req).await?))
+    Ok(json_response(
+        StatusCode::OK,
+        &list::list_groups(&ctx, &req).await?,
+    ))
 }
 
 pub async fn search_groups(
@@ -272,7 +339,10 @@ pub async fn search_groups(
     let base;
     let ctx = ctx!(st, scope, base);
     let req = search_request(&body)?;
-    Ok(json_response(StatusCode::OK, &list::list_groups(&ctx, &req).await?))
+    Ok(json_response(
+        StatusCode::OK,
+        &list::list_groups(&ctx, &req).await?,
+    ))
 }
 
 pub async fn search_root(
@@ -283,7 +353,10 @@ pub async fn search_root(
     let base;
     let ctx = ctx!(st, scope, base);
     let req = search_request(&body)?;
-    Ok(json_response(StatusCode::OK, &list::search_root(&ctx, &req).await?))
+    Ok(json_response(
+        StatusCode::OK,
+        &list::search_root(&ctx, &req).await?,
+    ))
 }
 
 pub async fn bulk(
@@ -293,7 +366,10 @@ pub async fn bulk(
 ) -> ScimResult<Response> {
     let base;
     let ctx = ctx!(st, scope, base);
-    Ok(json_response(StatusCode::OK, &bulk::bulk(&ctx, &body).await?))
+    Ok(json_response(
+        StatusCode::OK,
+        &bulk::bulk(&ctx, &body).await?,
+    ))
 }
 
 // ---- discovery (RFC 7644 §4) -------------------------------------------------------------------
@@ -325,7 +401,10 @@ pub async fn resource_types(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
 ) -> Response {
-    json_response(StatusCode::OK, &discovery_list(schema::resource_types_json(&base_url(&st, &scope))))
+    json_response(
+        StatusCode::OK,
+        &discovery_list(schema::resource_types_json(&base_url(&st, &scope))),
+    )
 }
 
 pub async fn resource_type(
@@ -335,13 +414,23 @@ pub async fn resource_type(
 ) -> ScimResult<Response> {
     schema::resource_types_json(&base_url(&st, &scope))
         .into_iter()
-        .find(|r| r["id"].as_str().is_some_and(|id| id.eq_ignore_ascii_case(&name)))
+        .find(|r| {
+            r["id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(&name))
+        })
         .map(|r| json_response(StatusCode::OK, &r))
         .ok_or_else(|| ScimError::not_found(format!("no resource type {name:?}")))
 }
 
-pub async fn schemas(State(st): State<AppState>, Extension(scope): Extension<DirectoryScope>) -> Response {
-    json_response(StatusCode::OK, &discovery_list(schema::schemas_json(&base_url(&st, &scope))))
+pub async fn schemas(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+) -> Response {
+    json_response(
+        StatusCode::OK,
+        &discovery_list(schema::schemas_json(&base_url(&st, &scope))),
+    )
 }
 
 pub async fn schema(
@@ -351,7 +440,11 @@ pub async fn schema(
 ) -> ScimResult<Response> {
     schema::schemas_json(&base_url(&st, &scope))
         .into_iter()
-        .find(|s| s["id"].as_str().is_some_and(|sid| sid.eq_ignore_ascii_case(&id)))
+        .find(|s| {
+            s["id"]
+                .as_str()
+                .is_some_and(|sid| sid.eq_ignore_ascii_case(&id))
+        })
         .map(|s| json_response(StatusCode::OK, &s))
         .ok_or_else(|| ScimError::not_found(format!("no schema {id:?}")))
 }

@@ -33,7 +33,11 @@ pub struct ScimError {
 
 impl ScimError {
     pub fn new(status: u16, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
-        Self { status, scim_type, detail: detail.into() }
+        Self {
+            status,
+            scim_type,
+            detail: detail.into(),
+        }
     }
     pub fn bad_request(scim_type: ScimType, detail: impl Into<String>) -> Self {
         Self::new(400, Some(scim_type), detail)
@@ -63,7 +67,11 @@ impl ScimError {
         Self::new(404, None, detail)
     }
     pub fn unauthorized() -> Self {
-        Self::new(401, None, "a valid bearer token for this directory is required")
+        Self::new(
+            401,
+            None,
+            "a valid bearer token for this directory is required",
+        )
     }
 
     /// The response body, `urn:ietf:params:scim:api:messages:2.0:Error`. `status` is a string per

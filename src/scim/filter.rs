@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::scim::error::{ScimError, ScimResult, ScimType};
-use crate::scim::schema::{AttrDef, AttrType, ResourceType, Resolved, split_attr_ref};
+use crate::scim::schema::{AttrDef, AttrType, Resolved, ResourceType, split_attr_ref};
 
 /// A canonical attribute path: names in schema spelling, `urn` only for extension attributes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -70,12 +70,20 @@ pub const MAX_FILTER_DEPTH: usize = 32;
 
 impl AttrPath {
     pub fn new(urn: Option<&str>, name: &str, sub: Option<&str>) -> Self {
-        AttrPath { urn: urn.map(str::to_owned), name: name.to_owned(), sub: sub.map(str::to_owned) }
+        AttrPath {
+            urn: urn.map(str::to_owned),
+            name: name.to_owned(),
+            sub: sub.map(str::to_owned),
+        }
     }
 
     /// The same attribute without its sub-attribute.
     pub fn parent(&self) -> AttrPath {
-        AttrPath { urn: self.urn.clone(), name: self.name.clone(), sub: None }
+        AttrPath {
+            urn: self.urn.clone(),
+            name: self.name.clone(),
+            sub: None,
+        }
     }
 }
 
@@ -105,7 +113,9 @@ impl CompOp {
             ("lt", CompOp::Lt),
             ("le", CompOp::Le),
         ];
-        OPS.iter().find(|(s, _)| s.eq_ignore_ascii_case(word)).map(|(_, op)| *op)
+        OPS.iter()
+            .find(|(s, _)| s.eq_ignore_ascii_case(word))
+            .map(|(_, op)| *op)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -187,7 +197,11 @@ fn lex(input: &str, kind: ScimType) -> ScimResult<Vec<Token<'_>>> {
                 let mut j = i + 1;
                 let end = loop {
                     match bytes.get(j) {
-                        None => return Err(err(format!("unterminated string starting at offset {start}"))),
+                        None => {
+                            return Err(err(format!(
+                                "unterminated string starting at offset {start}"
+                            )));
+                        }
                         Some(b'\\') => j += 2,
                         Some(b'"') => break j,
                         Some(_) => j += 1,
@@ -195,7 +209,11 @@ fn lex(input: &str, kind: ScimType) -> ScimResult<Vec<Token<'_>>> {
                 };
                 let s: String = serde_json::from_str(&input[start..=end])
                     .map_err(|e| err(format!("invalid string at offset {start}: {e}")))?;
-                out.push(Token { tok: Tok::Str(s), at: start, spaced });
+                out.push(Token {
+                    tok: Tok::Str(s),
+                    at: start,
+                    spaced,
+                });
                 spaced = false;
                 i = end + 1;
                 continue;
@@ -203,11 +221,18 @@ fn lex(input: &str, kind: ScimType) -> ScimResult<Vec<Token<'_>>> {
             _ => {
                 let start = i;
                 while i < bytes.len()
-                    && !matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n' | b'(' | b')' | b'[' | b']' | b'"')
+                    && !matches!(
+                        bytes[i],
+                        b' ' | b'\t' | b'\r' | b'\n' | b'(' | b')' | b'[' | b']' | b'"'
+                    )
                 {
                     i += 1;
                 }
-                out.push(Token { tok: Tok::Word(&input[start..i]), at: start, spaced });
+                out.push(Token {
+                    tok: Tok::Word(&input[start..i]),
+                    at: start,
+                    spaced,
+                });
                 spaced = false;
                 continue;
             }
@@ -223,8 +248,24 @@ fn lex(input: &str, kind: ScimType) -> ScimResult<Vec<Token<'_>>> {
 // Parser
 // ---------------------------------------------------------------------------------------------
 
+/// Where an attribute name is being resolved.
+#[derive(Clone, Copy)]
+enum Scope<'s> {
+    Top,
+    /// Inside `attr[...]`: names are sub-attributes of `attr`.
+    Inner(&'s Resolved),
+    /// Inside `attr[...]` where `attr` is unknown (lenient mode only).
+    UnknownInner,
+}
+
+/// Placeholder URN for attributes a lenient parse could not resolve; never escapes this module.
+const UNKNOWN_URN: &str = "\u{0}unknown";
+
 struct Parser<'a, 'r> {
     toks: Vec<Token<'a>>,
+    /// Unknown attributes become placeholders instead of errors (root searches).
+    lenient: bool,
+    unknown: Vec<String>,
     pos: usize,
     depth: usize,
     rt: &'r ResourceType,
@@ -252,7 +293,10 @@ impl<'a> Parser<'a, '_> {
     fn unexpected(&self, expected: &str) -> ScimError {
         let t = self.peek();
         let at = t.map(|t| t.at.to_string()).unwrap_or_else(|| "end".into());
-        self.err(format!("expected {expected} but found {} at offset {at}", describe(t)))
+        self.err(format!(
+            "expected {expected} but found {} at offset {at}",
+            describe(t)
+        ))
     }
 
     fn expect(&mut self, tok: Tok<'_>, what: &str) -> ScimResult<()> {
@@ -267,15 +311,20 @@ impl<'a> Parser<'a, '_> {
     fn enter(&mut self) -> ScimResult<()> {
         self.depth += 1;
         if self.depth > MAX_FILTER_DEPTH {
-            return Err(self.err(format!("filter nesting is deeper than the maximum of {MAX_FILTER_DEPTH}")));
+            return Err(self.err(format!(
+                "filter nesting is deeper than the maximum of {MAX_FILTER_DEPTH}"
+            )));
         }
         Ok(())
     }
 
     /// `and` binds tighter than `or` (RFC 7644 §3.4.2.2, Table 4 precedence note).
-    fn parse_or(&mut self, ctx: Option<&Resolved>) -> ScimResult<Filter> {
+    fn parse_or(&mut self, ctx: Scope<'_>) -> ScimResult<Filter> {
         let mut left = self.parse_and(ctx)?;
-        while self.peek_word().is_some_and(|w| w.eq_ignore_ascii_case("or")) {
+        while self
+            .peek_word()
+            .is_some_and(|w| w.eq_ignore_ascii_case("or"))
+        {
             self.pos += 1;
             let right = self.parse_and(ctx)?;
             left = Filter::Or(Box::new(left), Box::new(right));
@@ -283,9 +332,12 @@ impl<'a> Parser<'a, '_> {
         Ok(left)
     }
 
-    fn parse_and(&mut self, ctx: Option<&Resolved>) -> ScimResult<Filter> {
+    fn parse_and(&mut self, ctx: Scope<'_>) -> ScimResult<Filter> {
         let mut left = self.parse_unary(ctx)?;
-        while self.peek_word().is_some_and(|w| w.eq_ignore_ascii_case("and")) {
+        while self
+            .peek_word()
+            .is_some_and(|w| w.eq_ignore_ascii_case("and"))
+        {
             self.pos += 1;
             let right = self.parse_unary(ctx)?;
             left = Filter::And(Box::new(left), Box::new(right));
@@ -293,7 +345,7 @@ impl<'a> Parser<'a, '_> {
         Ok(left)
     }
 
-    fn parse_group(&mut self, ctx: Option<&Resolved>) -> ScimResult<Filter> {
+    fn parse_group(&mut self, ctx: Scope<'_>) -> ScimResult<Filter> {
         self.enter()?;
         let f = self.parse_or(ctx)?;
         self.expect(Tok::RParen, "')'")?;
@@ -302,7 +354,7 @@ impl<'a> Parser<'a, '_> {
     }
 
     // RFC 7644 §3.4.2.2: FILTER = attrExp / logExp / valuePath / *1"not" "(" FILTER ")"
-    fn parse_unary(&mut self, ctx: Option<&Resolved>) -> ScimResult<Filter> {
+    fn parse_unary(&mut self, ctx: Scope<'_>) -> ScimResult<Filter> {
         let Some(tok) = self.peek() else {
             return Err(self.unexpected("an attribute expression"));
         };
@@ -325,35 +377,75 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
-    fn resolve(&self, word: &str, at: usize, ctx: Option<&Resolved>) -> ScimResult<Resolved> {
-        let unknown = || self.err(format!("unknown attribute '{word}' at offset {at}"));
-        match ctx {
+    /// None only in lenient mode, for an attribute this resource type does not define.
+    fn resolve(&mut self, word: &str, at: usize, ctx: Scope<'_>) -> ScimResult<Option<Resolved>> {
+        let found = match ctx {
             // Inside `attr[...]`, names are sub-attributes of `attr` (RFC 7644 §3.4.2.2 valFilter).
-            Some(outer) => {
-                let sub = outer.attr.sub_attr(word).ok_or_else(unknown)?;
-                Ok(Resolved { urn: outer.urn, attr: outer.attr, sub: Some(sub) })
-            }
-            None => {
+            Scope::Inner(outer) => outer.attr.sub_attr(word).map(|sub| Resolved {
+                urn: outer.urn,
+                attr: outer.attr,
+                sub: Some(sub),
+            }),
+            Scope::UnknownInner => None,
+            Scope::Top => {
                 let (urn, name, sub) = split_attr_ref(word);
-                self.rt.resolve(urn, name, sub).ok_or_else(unknown)
+                self.rt.resolve(urn, name, sub)
             }
+        };
+        match found {
+            Some(r) => Ok(Some(r)),
+            None if self.lenient => {
+                self.unknown.push(word.to_ascii_lowercase());
+                Ok(None)
+            }
+            None => Err(self.err(format!("unknown attribute '{word}' at offset {at}"))),
         }
     }
 
-    fn parse_attr_exp(&mut self, word: &'a str, at: usize, ctx: Option<&Resolved>) -> ScimResult<Filter> {
-        let r = self.resolve(word, at, ctx)?;
+    /// The rest of an expression on an attribute this resource type does not define, parsed for
+    /// syntax only; the result is a placeholder that [`fold`] turns into "matches nothing".
+    fn parse_unknown_exp(&mut self, word: &str, ctx: Scope<'_>) -> ScimResult<Filter> {
+        let path = AttrPath::new(Some(UNKNOWN_URN), word, None);
+        if self.peek().map(|t| &t.tok) == Some(&Tok::LBracket) && matches!(ctx, Scope::Top) {
+            self.pos += 1;
+            self.enter()?;
+            let inner = self.parse_or(Scope::UnknownInner)?;
+            self.expect(Tok::RBracket, "']'")?;
+            self.depth -= 1;
+            return Ok(Filter::ValuePath(path, Box::new(inner)));
+        }
+        let Some(op_word) = self.peek_word() else {
+            return Err(self.unexpected(&format!("an operator after '{word}'")));
+        };
+        let op_at = self.peek().map_or(0, |t| t.at);
+        self.pos += 1;
+        if op_word.eq_ignore_ascii_case("pr") {
+            return Ok(Filter::Present(path));
+        }
+        let op = CompOp::parse(op_word)
+            .ok_or_else(|| self.err(format!("unknown operator '{op_word}' at offset {op_at}")))?;
+        let value = self.parse_value(op_word)?;
+        Ok(Filter::Compare(path, op, value))
+    }
+
+    fn parse_attr_exp(&mut self, word: &'a str, at: usize, ctx: Scope<'_>) -> ScimResult<Filter> {
+        let Some(r) = self.resolve(word, at, ctx)? else {
+            return self.parse_unknown_exp(word, ctx);
+        };
         let path = r.to_path();
         if self.peek().map(|t| &t.tok) == Some(&Tok::LBracket) {
             // RFC 7644 §3.4.2.2: valuePath = attrPath "[" valFilter "]"
-            if ctx.is_some() {
+            if !matches!(ctx, Scope::Top) {
                 return Err(self.err(format!("value filters cannot be nested (offset {at})")));
             }
             if r.sub.is_some() || !r.attr.is_complex() {
-                return Err(self.err(format!("'{word}' is not a complex attribute and cannot take a value filter")));
+                return Err(self.err(format!(
+                    "'{word}' is not a complex attribute and cannot take a value filter"
+                )));
             }
             self.pos += 1;
             self.enter()?;
-            let inner = self.parse_or(Some(&r))?;
+            let inner = self.parse_or(Scope::Inner(&r))?;
             self.expect(Tok::RBracket, "']'")?;
             self.depth -= 1;
             return Ok(Filter::ValuePath(path, Box::new(inner)));
@@ -373,7 +465,9 @@ impl<'a> Parser<'a, '_> {
         let target = match r.sub {
             Some(s) => s,
             None if r.attr.is_complex() => r.attr.sub_attr("value").ok_or_else(|| {
-                self.err(format!("'{word}' is complex; compare one of its sub-attributes"))
+                self.err(format!(
+                    "'{word}' is complex; compare one of its sub-attributes"
+                ))
             })?,
             None => r.attr,
         };
@@ -382,14 +476,33 @@ impl<'a> Parser<'a, '_> {
         // RFC 7644 §3.4.2.2: ordering and substring operators are undefined for booleans and
         // binary values and "SHALL cause a failed response ... invalidFilter".
         let bad = match target.ty {
-            AttrType::Boolean | AttrType::Binary => op.is_ordering() || matches!(op, CompOp::Co | CompOp::Sw | CompOp::Ew),
+            AttrType::Boolean | AttrType::Binary => {
+                op.is_ordering() || matches!(op, CompOp::Co | CompOp::Sw | CompOp::Ew)
+            }
             _ => false,
         };
         if bad {
-            return Err(self.err(format!("operator '{}' is not supported for {} attribute '{word}'", op.as_str(), target.ty.as_str())));
+            return Err(self.err(format!(
+                "operator '{}' is not supported for {} attribute '{word}'",
+                op.as_str(),
+                target.ty.as_str()
+            )));
+        }
+        // RFC 7643 §2.3.5: a dateTime literal must be one, or the comparison has no meaning.
+        if target.ty == AttrType::DateTime
+            && !matches!(op, CompOp::Co | CompOp::Sw | CompOp::Ew)
+            && let CompValue::Str(s) = &value
+            && parse_datetime(s).is_none()
+        {
+            return Err(self.err(format!(
+                "'{word}' is a dateTime and {s:?} is not an RFC 3339 timestamp"
+            )));
         }
         if value == CompValue::Null && !matches!(op, CompOp::Eq | CompOp::Ne) {
-            return Err(self.err(format!("operator '{}' cannot compare with null", op.as_str())));
+            return Err(self.err(format!(
+                "operator '{}' cannot compare with null",
+                op.as_str()
+            )));
         }
         Ok(Filter::Compare(path, op, value))
     }
@@ -434,14 +547,20 @@ fn word_value(w: &str) -> CompValue {
 /// quoted `active eq "true"` means what the client obviously intended.
 fn coerce_value(v: CompValue, def: &AttrDef) -> CompValue {
     match (def.ty, v) {
-        (AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary, CompValue::Num(n)) => {
-            CompValue::Str(n.to_string())
+        (
+            AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary,
+            CompValue::Num(n),
+        ) => CompValue::Str(n.to_string()),
+        (
+            AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary,
+            CompValue::Bool(b),
+        ) => CompValue::Str(b.to_string()),
+        (AttrType::Boolean, CompValue::Str(s)) if s.eq_ignore_ascii_case("true") => {
+            CompValue::Bool(true)
         }
-        (AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary, CompValue::Bool(b)) => {
-            CompValue::Str(b.to_string())
+        (AttrType::Boolean, CompValue::Str(s)) if s.eq_ignore_ascii_case("false") => {
+            CompValue::Bool(false)
         }
-        (AttrType::Boolean, CompValue::Str(s)) if s.eq_ignore_ascii_case("true") => CompValue::Bool(true),
-        (AttrType::Boolean, CompValue::Str(s)) if s.eq_ignore_ascii_case("false") => CompValue::Bool(false),
         (_, v) => v,
     }
 }
@@ -450,26 +569,118 @@ fn check_len(input: &str, kind: ScimType) -> ScimResult<()> {
     if input.len() > MAX_FILTER_LEN {
         return Err(ScimError::bad_request(
             kind,
-            format!("filter is {} bytes long; the maximum is {MAX_FILTER_LEN}", input.len()),
+            format!(
+                "filter is {} bytes long; the maximum is {MAX_FILTER_LEN}",
+                input.len()
+            ),
         ));
     }
     Ok(())
 }
 
-/// Parse a `filter` query parameter (RFC 7644 §3.4.2.2). Errors are 400 invalidFilter.
-pub fn parse_filter(input: &str, rt: &ResourceType) -> ScimResult<Filter> {
+fn parse_filter_impl(
+    input: &str,
+    rt: &ResourceType,
+    lenient: bool,
+) -> ScimResult<(Filter, Vec<String>)> {
     let kind = ScimType::InvalidFilter;
     check_len(input, kind)?;
     let toks = lex(input, kind)?;
-    let mut p = Parser { toks, pos: 0, depth: 0, rt, kind };
+    let mut p = Parser {
+        toks,
+        lenient,
+        unknown: Vec::new(),
+        pos: 0,
+        depth: 0,
+        rt,
+        kind,
+    };
     if p.toks.is_empty() {
         return Err(p.err("filter is empty"));
     }
-    let f = p.parse_or(None)?;
+    let f = p.parse_or(Scope::Top)?;
     if p.pos < p.toks.len() {
         return Err(p.unexpected("'and', 'or' or the end of the filter"));
     }
-    Ok(f)
+    Ok((f, p.unknown))
+}
+
+/// Parse a `filter` query parameter (RFC 7644 §3.4.2.2). Errors are 400 invalidFilter.
+pub fn parse_filter(input: &str, rt: &ResourceType) -> ScimResult<Filter> {
+    parse_filter_impl(input, rt, false).map(|(f, _)| f)
+}
+
+/// RFC 7644 §3.4.3: a search at the server root spans every resource type, so a filter may name
+/// attributes only some of them define (`displayName sw "Sa" or userName sw "ann"`). Returns one
+/// entry per `rts`, in order: the filter for that type with the comparisons on attributes it
+/// lacks folded to "false", or None when nothing of that type can match. A filter that is always
+/// true for a type comes back as `id pr`. An attribute that no type defines is still 400
+/// invalidFilter.
+pub fn parse_filter_multi(input: &str, rts: &[&ResourceType]) -> ScimResult<Vec<Option<Filter>>> {
+    let mut parsed = Vec::with_capacity(rts.len());
+    for rt in rts {
+        parsed.push(parse_filter_impl(input, rt, true)?);
+    }
+    if let Some((_, first)) = parsed.first()
+        && let Some(word) = first
+            .iter()
+            .find(|w| parsed.iter().all(|(_, u)| u.contains(w)))
+    {
+        return Err(ScimError::invalid_filter(format!(
+            "unknown attribute '{word}'"
+        )));
+    }
+    Ok(parsed
+        .into_iter()
+        .map(|(f, _)| match fold(f) {
+            Tri::True => Some(Filter::Present(AttrPath::new(None, "id", None))),
+            Tri::False => None,
+            Tri::Filter(f) => Some(f),
+        })
+        .collect())
+}
+
+enum Tri {
+    True,
+    False,
+    Filter(Filter),
+}
+
+fn is_unknown(p: &AttrPath) -> bool {
+    p.urn.as_deref() == Some(UNKNOWN_URN)
+}
+
+/// Constant-fold the placeholders of a lenient parse: a comparison on an attribute the type does
+/// not define matches no resource of that type.
+fn fold(f: Filter) -> Tri {
+    match f {
+        Filter::Compare(p, ..) | Filter::Present(p) | Filter::ValuePath(p, _) if is_unknown(&p) => {
+            Tri::False
+        }
+        // Sub-attributes of an unknown attribute inside a value path never reach here: the whole
+        // value path is the placeholder.
+        Filter::And(a, b) => match (fold(*a), fold(*b)) {
+            (Tri::False, _) | (_, Tri::False) => Tri::False,
+            (Tri::True, x) | (x, Tri::True) => x,
+            (Tri::Filter(a), Tri::Filter(b)) => Tri::Filter(Filter::And(Box::new(a), Box::new(b))),
+        },
+        Filter::Or(a, b) => match (fold(*a), fold(*b)) {
+            (Tri::True, _) | (_, Tri::True) => Tri::True,
+            (Tri::False, x) | (x, Tri::False) => x,
+            (Tri::Filter(a), Tri::Filter(b)) => Tri::Filter(Filter::Or(Box::new(a), Box::new(b))),
+        },
+        Filter::Not(a) => match fold(*a) {
+            Tri::True => Tri::False,
+            Tri::False => Tri::True,
+            Tri::Filter(a) => Tri::Filter(Filter::Not(Box::new(a))),
+        },
+        Filter::ValuePath(p, inner) => match fold(*inner) {
+            Tri::True => Tri::Filter(Filter::Present(p)),
+            Tri::False => Tri::False,
+            Tri::Filter(inner) => Tri::Filter(Filter::ValuePath(p, Box::new(inner))),
+        },
+        f => Tri::Filter(f),
+    }
 }
 
 /// Parse a PATCH operation `path` (RFC 7644 §3.5.2: PATH = attrPath / valuePath [subAttr]).
@@ -483,7 +694,15 @@ pub fn parse_path(input: &str, rt: &ResourceType) -> ScimResult<PatchPath> {
     let kind = ScimType::InvalidPath;
     check_len(input, kind)?;
     let toks = lex(input.trim(), kind)?;
-    let mut p = Parser { toks, pos: 0, depth: 0, rt, kind };
+    let mut p = Parser {
+        toks,
+        lenient: false,
+        unknown: Vec::new(),
+        pos: 0,
+        depth: 0,
+        rt,
+        kind,
+    };
     let Some(word) = p.peek_word() else {
         return Err(p.unexpected("an attribute path"));
     };
@@ -493,7 +712,7 @@ pub fn parse_path(input: &str, rt: &ResourceType) -> ScimResult<PatchPath> {
     let Some(r) = resolved else {
         let opaque = urn.filter(|u| {
             u.len() > 4
-                && u[..4].eq_ignore_ascii_case("urn:")
+                && u.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
                 && !rt.is_core_urn(u)
                 && rt.extension(u).is_none()
                 && rt.extension(word).is_none()
@@ -512,14 +731,20 @@ pub fn parse_path(input: &str, rt: &ResourceType) -> ScimResult<PatchPath> {
             _ => Err(p.err(format!("unknown attribute '{word}' in path"))),
         };
     };
-    let mut out = PatchPath { attr: r.to_path(), filter: None, sub_after_filter: None };
+    let mut out = PatchPath {
+        attr: r.to_path(),
+        filter: None,
+        sub_after_filter: None,
+    };
     if p.peek().map(|t| &t.tok) == Some(&Tok::LBracket) {
         if r.sub.is_some() || !r.attr.is_complex() {
-            return Err(p.err(format!("'{word}' cannot take a value filter; only complex attributes can")));
+            return Err(p.err(format!(
+                "'{word}' cannot take a value filter; only complex attributes can"
+            )));
         }
         p.pos += 1;
         p.enter()?;
-        out.filter = Some(p.parse_or(Some(&r))?);
+        out.filter = Some(p.parse_or(Scope::Inner(&r))?);
         p.expect(Tok::RBracket, "']'")?;
         if let Some(t) = p.peek()
             && let Tok::Word(w) = t.tok
@@ -559,8 +784,11 @@ fn valid_name(s: &str) -> bool {
 /// documents are canonical, so the scan only runs for foreign input.
 pub(crate) fn get_ci<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
     let obj = v.as_object()?;
-    obj.get(key)
-        .or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    obj.get(key).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -639,7 +867,9 @@ fn eval(f: &Filter, ctx: Ctx<'_>, rt: &ResourceType) -> bool {
                 (CompOp::Ne, CompValue::Null) => !values.is_empty(),
                 // An absent attribute is "not equal" to anything; otherwise any differing value
                 // matches, per the multi-valued rule.
-                (CompOp::Ne, _) => values.is_empty() || values.iter().any(|v| !compare(v, CompOp::Eq, val, def)),
+                (CompOp::Ne, _) => {
+                    values.is_empty() || values.iter().any(|v| !compare(v, CompOp::Eq, val, def))
+                }
                 _ => values.iter().any(|v| compare(v, *op, val, def)),
             }
         }
@@ -659,7 +889,11 @@ fn eval(f: &Filter, ctx: Ctx<'_>, rt: &ResourceType) -> bool {
 /// The definition values are compared under: the sub-attribute, or `value` of a complex attribute.
 fn target_def(p: &AttrPath, rt: &ResourceType) -> Option<&'static AttrDef> {
     let d = rt.attr(p)?;
-    if d.is_complex() { d.sub_attr("value") } else { Some(d) }
+    if d.is_complex() {
+        d.sub_attr("value")
+    } else {
+        Some(d)
+    }
 }
 
 fn attr_value<'v>(p: &AttrPath, res: &'v Value) -> Option<&'v Value> {
@@ -775,7 +1009,10 @@ fn compare(v: &Value, op: CompOp, lit: &CompValue, def: &AttrDef) -> bool {
         (Value::Number(a), CompValue::Num(b)) => {
             let ord = match (a.as_i64(), b.as_i64()) {
                 (Some(x), Some(y)) => Some(x.cmp(&y)),
-                _ => a.as_f64().zip(b.as_f64()).and_then(|(x, y)| x.partial_cmp(&y)),
+                _ => a
+                    .as_f64()
+                    .zip(b.as_f64())
+                    .and_then(|(x, y)| x.partial_cmp(&y)),
             };
             ord.is_some_and(|o| ordering_matches(op, o))
         }
@@ -823,11 +1060,26 @@ mod tests {
     #[test]
     fn rfc7644_examples_parse() {
         let cases: Vec<(&str, Option<Filter>)> = vec![
-            (r#"userName Eq "john""#, Some(cmp(p("userName"), CompOp::Eq, s("john")))),
-            (r#"Username eq "john""#, Some(cmp(p("userName"), CompOp::Eq, s("john")))),
-            (r#"userName eq "bjensen""#, Some(cmp(p("userName"), CompOp::Eq, s("bjensen")))),
-            (r#"name.familyName co "O'Malley""#, Some(cmp(ps("name", "familyName"), CompOp::Co, s("O'Malley")))),
-            (r#"userName sw "J""#, Some(cmp(p("userName"), CompOp::Sw, s("J")))),
+            (
+                r#"userName Eq "john""#,
+                Some(cmp(p("userName"), CompOp::Eq, s("john"))),
+            ),
+            (
+                r#"Username eq "john""#,
+                Some(cmp(p("userName"), CompOp::Eq, s("john"))),
+            ),
+            (
+                r#"userName eq "bjensen""#,
+                Some(cmp(p("userName"), CompOp::Eq, s("bjensen"))),
+            ),
+            (
+                r#"name.familyName co "O'Malley""#,
+                Some(cmp(ps("name", "familyName"), CompOp::Co, s("O'Malley"))),
+            ),
+            (
+                r#"userName sw "J""#,
+                Some(cmp(p("userName"), CompOp::Sw, s("J"))),
+            ),
             (
                 r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "J""#,
                 Some(cmp(p("userName"), CompOp::Sw, s("J"))),
@@ -835,18 +1087,28 @@ mod tests {
             ("title pr", Some(Filter::Present(p("title")))),
             (
                 r#"meta.lastModified gt "2011-05-13T04:42:34Z""#,
-                Some(cmp(ps("meta", "lastModified"), CompOp::Gt, s("2011-05-13T04:42:34Z"))),
+                Some(cmp(
+                    ps("meta", "lastModified"),
+                    CompOp::Gt,
+                    s("2011-05-13T04:42:34Z"),
+                )),
             ),
             (r#"meta.lastModified ge "2011-05-13T04:42:34Z""#, None),
             (r#"meta.lastModified lt "2011-05-13T04:42:34Z""#, None),
             (r#"meta.lastModified le "2011-05-13T04:42:34Z""#, None),
             (
                 r#"title pr and userType eq "Employee""#,
-                Some(and(Filter::Present(p("title")), cmp(p("userType"), CompOp::Eq, s("Employee")))),
+                Some(and(
+                    Filter::Present(p("title")),
+                    cmp(p("userType"), CompOp::Eq, s("Employee")),
+                )),
             ),
             (
                 r#"title pr or userType eq "Intern""#,
-                Some(or(Filter::Present(p("title")), cmp(p("userType"), CompOp::Eq, s("Intern")))),
+                Some(or(
+                    Filter::Present(p("title")),
+                    cmp(p("userType"), CompOp::Eq, s("Intern")),
+                )),
             ),
             (
                 r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#,
@@ -874,7 +1136,10 @@ mod tests {
             ),
             (
                 r#"userType eq "Employee" and (emails.type eq "work")"#,
-                Some(and(cmp(p("userType"), CompOp::Eq, s("Employee")), cmp(ps("emails", "type"), CompOp::Eq, s("work")))),
+                Some(and(
+                    cmp(p("userType"), CompOp::Eq, s("Employee")),
+                    cmp(ps("emails", "type"), CompOp::Eq, s("work")),
+                )),
             ),
             (
                 r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"]"#,
@@ -882,7 +1147,10 @@ mod tests {
                     cmp(p("userType"), CompOp::Eq, s("Employee")),
                     vp(
                         p("emails"),
-                        and(cmp(ps("emails", "type"), CompOp::Eq, s("work")), cmp(ps("emails", "value"), CompOp::Co, s("@example.com"))),
+                        and(
+                            cmp(ps("emails", "type"), CompOp::Eq, s("work")),
+                            cmp(ps("emails", "value"), CompOp::Co, s("@example.com")),
+                        ),
                     ),
                 )),
             ),
@@ -891,16 +1159,36 @@ mod tests {
                 Some(or(
                     vp(
                         p("emails"),
-                        and(cmp(ps("emails", "type"), CompOp::Eq, s("work")), cmp(ps("emails", "value"), CompOp::Co, s("@example.com"))),
+                        and(
+                            cmp(ps("emails", "type"), CompOp::Eq, s("work")),
+                            cmp(ps("emails", "value"), CompOp::Co, s("@example.com")),
+                        ),
                     ),
                     vp(
                         p("ims"),
-                        and(cmp(ps("ims", "type"), CompOp::Eq, s("xmpp")), cmp(ps("ims", "value"), CompOp::Co, s("@foo.com"))),
+                        and(
+                            cmp(ps("ims", "type"), CompOp::Eq, s("xmpp")),
+                            cmp(ps("ims", "value"), CompOp::Co, s("@foo.com")),
+                        ),
                     ),
                 )),
             ),
-            (r#"not (userName eq "x")"#, Some(Filter::Not(Box::new(cmp(p("userName"), CompOp::Eq, s("x")))))),
-            (r#"NOT(userName EQ "x")"#, Some(Filter::Not(Box::new(cmp(p("userName"), CompOp::Eq, s("x")))))),
+            (
+                r#"not (userName eq "x")"#,
+                Some(Filter::Not(Box::new(cmp(
+                    p("userName"),
+                    CompOp::Eq,
+                    s("x"),
+                )))),
+            ),
+            (
+                r#"NOT(userName EQ "x")"#,
+                Some(Filter::Not(Box::new(cmp(
+                    p("userName"),
+                    CompOp::Eq,
+                    s("x"),
+                )))),
+            ),
         ];
         for (input, expected) in cases {
             let got = parse_filter(input, &USER);
@@ -923,17 +1211,32 @@ mod tests {
             (
                 r#"title pr or userType eq "a" and nickName pr"#,
                 &USER,
-                or(Filter::Present(p("title")), and(cmp(p("userType"), CompOp::Eq, s("a")), Filter::Present(p("nickName")))),
+                or(
+                    Filter::Present(p("title")),
+                    and(
+                        cmp(p("userType"), CompOp::Eq, s("a")),
+                        Filter::Present(p("nickName")),
+                    ),
+                ),
             ),
             (
                 r#"title pr and userType eq "a" or nickName pr"#,
                 &USER,
-                or(and(Filter::Present(p("title")), cmp(p("userType"), CompOp::Eq, s("a"))), Filter::Present(p("nickName"))),
+                or(
+                    and(
+                        Filter::Present(p("title")),
+                        cmp(p("userType"), CompOp::Eq, s("a")),
+                    ),
+                    Filter::Present(p("nickName")),
+                ),
             ),
             (
                 r#"(title pr or nickName pr) and userType eq "a""#,
                 &USER,
-                and(or(Filter::Present(p("title")), Filter::Present(p("nickName"))), cmp(p("userType"), CompOp::Eq, s("a"))),
+                and(
+                    or(Filter::Present(p("title")), Filter::Present(p("nickName"))),
+                    cmp(p("userType"), CompOp::Eq, s("a")),
+                ),
             ),
             (
                 r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "7""#,
@@ -946,30 +1249,85 @@ mod tests {
                 cmp(ent("manager", Some("value")), CompOp::Eq, s("m1")),
             ),
             // Entra's unquoted values.
-            ("externalId eq abc-123", &USER, cmp(p("externalId"), CompOp::Eq, s("abc-123"))),
-            ("userName eq user@contoso.com", &USER, cmp(p("userName"), CompOp::Eq, s("user@contoso.com"))),
-            ("externalId eq 123", &USER, cmp(p("externalId"), CompOp::Eq, s("123"))),
-            ("displayName eq Sales", &GROUP, cmp(p("displayName"), CompOp::Eq, s("Sales"))),
+            (
+                "externalId eq abc-123",
+                &USER,
+                cmp(p("externalId"), CompOp::Eq, s("abc-123")),
+            ),
+            (
+                "userName eq user@contoso.com",
+                &USER,
+                cmp(p("userName"), CompOp::Eq, s("user@contoso.com")),
+            ),
+            (
+                "externalId eq 123",
+                &USER,
+                cmp(p("externalId"), CompOp::Eq, s("123")),
+            ),
+            (
+                "displayName eq Sales",
+                &GROUP,
+                cmp(p("displayName"), CompOp::Eq, s("Sales")),
+            ),
             // Literals, case-insensitive keywords, JSON escapes.
-            ("active eq TRUE", &USER, cmp(p("active"), CompOp::Eq, CompValue::Bool(true))),
-            ("active eq false", &USER, cmp(p("active"), CompOp::Eq, CompValue::Bool(false))),
-            (r#"active eq "False""#, &USER, cmp(p("active"), CompOp::Eq, CompValue::Bool(false))),
-            ("title eq Null", &USER, cmp(p("title"), CompOp::Eq, CompValue::Null)),
-            (r#"title eq "a\"b\\c\u00e9\n""#, &USER, cmp(p("title"), CompOp::Eq, s("a\"b\\cé\n"))),
-            (r#"displayName eq "🦀 x""#, &USER, cmp(p("displayName"), CompOp::Eq, s("🦀 x"))),
-            (r#"title eq "a) or (b""#, &USER, cmp(p("title"), CompOp::Eq, s("a) or (b"))),
-            ("title pr AND nickName Pr", &USER, and(Filter::Present(p("title")), Filter::Present(p("nickName")))),
+            (
+                "active eq TRUE",
+                &USER,
+                cmp(p("active"), CompOp::Eq, CompValue::Bool(true)),
+            ),
+            (
+                "active eq false",
+                &USER,
+                cmp(p("active"), CompOp::Eq, CompValue::Bool(false)),
+            ),
+            (
+                r#"active eq "False""#,
+                &USER,
+                cmp(p("active"), CompOp::Eq, CompValue::Bool(false)),
+            ),
+            (
+                "title eq Null",
+                &USER,
+                cmp(p("title"), CompOp::Eq, CompValue::Null),
+            ),
+            (
+                r#"title eq "a\"b\\c\u00e9\n""#,
+                &USER,
+                cmp(p("title"), CompOp::Eq, s("a\"b\\cé\n")),
+            ),
+            (
+                r#"displayName eq "🦀 x""#,
+                &USER,
+                cmp(p("displayName"), CompOp::Eq, s("🦀 x")),
+            ),
+            (
+                r#"title eq "a) or (b""#,
+                &USER,
+                cmp(p("title"), CompOp::Eq, s("a) or (b")),
+            ),
+            (
+                "title pr AND nickName Pr",
+                &USER,
+                and(Filter::Present(p("title")), Filter::Present(p("nickName"))),
+            ),
             (
                 "  title   pr\tOR nickName pr  ",
                 &USER,
                 or(Filter::Present(p("title")), Filter::Present(p("nickName"))),
             ),
             // Group filters as Entra and Okta send them.
-            (r#"displayName eq "Sales""#, &GROUP, cmp(p("displayName"), CompOp::Eq, s("Sales"))),
+            (
+                r#"displayName eq "Sales""#,
+                &GROUP,
+                cmp(p("displayName"), CompOp::Eq, s("Sales")),
+            ),
             (
                 r#"members[value eq "2819c223"]"#,
                 &GROUP,
-                vp(p("members"), cmp(ps("members", "value"), CompOp::Eq, s("2819c223"))),
+                vp(
+                    p("members"),
+                    cmp(ps("members", "value"), CompOp::Eq, s("2819c223")),
+                ),
             ),
             (
                 r#"id eq "g1" and members[value eq "u1" or value eq "u2"]"#,
@@ -978,23 +1336,44 @@ mod tests {
                     cmp(p("id"), CompOp::Eq, s("g1")),
                     vp(
                         p("members"),
-                        or(cmp(ps("members", "value"), CompOp::Eq, s("u1")), cmp(ps("members", "value"), CompOp::Eq, s("u2"))),
+                        or(
+                            cmp(ps("members", "value"), CompOp::Eq, s("u1")),
+                            cmp(ps("members", "value"), CompOp::Eq, s("u2")),
+                        ),
                     ),
                 ),
             ),
-            (r#"members.value eq "u1""#, &GROUP, cmp(ps("members", "value"), CompOp::Eq, s("u1"))),
+            (
+                r#"members.value eq "u1""#,
+                &GROUP,
+                cmp(ps("members", "value"), CompOp::Eq, s("u1")),
+            ),
             (
                 r#"emails[not (type eq "work")]"#,
                 &USER,
-                vp(p("emails"), Filter::Not(Box::new(cmp(ps("emails", "type"), CompOp::Eq, s("work"))))),
+                vp(
+                    p("emails"),
+                    Filter::Not(Box::new(cmp(ps("emails", "type"), CompOp::Eq, s("work")))),
+                ),
             ),
             (
                 r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager[value eq "m"]"#,
                 &USER,
-                vp(ent("manager", None), cmp(ent("manager", Some("value")), CompOp::Eq, s("m"))),
+                vp(
+                    ent("manager", None),
+                    cmp(ent("manager", Some("value")), CompOp::Eq, s("m")),
+                ),
             ),
-            (r#"meta.created lt "2020-01-01T00:00:00Z""#, &GROUP, cmp(ps("meta", "created"), CompOp::Lt, s("2020-01-01T00:00:00Z"))),
-            ("emails.primary eq true", &USER, cmp(ps("emails", "primary"), CompOp::Eq, CompValue::Bool(true))),
+            (
+                r#"meta.created lt "2020-01-01T00:00:00Z""#,
+                &GROUP,
+                cmp(ps("meta", "created"), CompOp::Lt, s("2020-01-01T00:00:00Z")),
+            ),
+            (
+                "emails.primary eq true",
+                &USER,
+                cmp(ps("emails", "primary"), CompOp::Eq, CompValue::Bool(true)),
+            ),
         ];
         for (input, rt, exp) in cases {
             let got = parse_filter(input, rt).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -1002,16 +1381,27 @@ mod tests {
         }
         // Numbers stay numbers where nothing says otherwise (no numeric attribute exists in the
         // core schemas, so check the literal parser directly).
-        assert_eq!(word_value("1.5e3"), CompValue::Num(serde_json::Number::from_f64(1500.0).expect("n")));
+        assert_eq!(
+            word_value("1.5e3"),
+            CompValue::Num(serde_json::Number::from_f64(1500.0).expect("n"))
+        );
         assert_eq!(word_value("-7"), CompValue::Num((-7).into()));
         assert_eq!(word_value("0123"), s("0123"));
     }
 
     #[test]
     fn parse_errors() {
-        let deep_ok = format!("{}title pr{}", "(".repeat(MAX_FILTER_DEPTH), ")".repeat(MAX_FILTER_DEPTH));
+        let deep_ok = format!(
+            "{}title pr{}",
+            "(".repeat(MAX_FILTER_DEPTH),
+            ")".repeat(MAX_FILTER_DEPTH)
+        );
         assert!(parse_filter(&deep_ok, &USER).is_ok());
-        let too_deep = format!("{}title pr{}", "(".repeat(MAX_FILTER_DEPTH + 1), ")".repeat(MAX_FILTER_DEPTH + 1));
+        let too_deep = format!(
+            "{}title pr{}",
+            "(".repeat(MAX_FILTER_DEPTH + 1),
+            ")".repeat(MAX_FILTER_DEPTH + 1)
+        );
         let nots = format!("{}title pr{}", "not (".repeat(40), ")".repeat(40));
         let hostile = "(".repeat(100_000);
         let long = format!("title eq \"{}\"", "x".repeat(MAX_FILTER_LEN));
@@ -1037,29 +1427,178 @@ mod tests {
             ("emails[nope eq \"work\"]".into(), "unknown attribute"),
             ("emails[type[value eq \"x\"]]".into(), "nested"),
             ("userName[value eq \"x\"]".into(), "not a complex"),
-            ("emails[type eq \"work\"].value eq \"x\"".into(), "expected 'and', 'or'"),
+            (
+                "emails[type eq \"work\"].value eq \"x\"".into(),
+                "expected 'and', 'or'",
+            ),
             ("name eq \"x\"".into(), "complex"),
             ("active gt true".into(), "not supported"),
             ("x509Certificates.value co \"x\"".into(), "not supported"),
             ("title gt null".into(), "null"),
             ("employeeNumber eq \"7\"".into(), "unknown attribute"),
-            ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:nope eq 1".into(), "unknown attribute"),
+            (
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:nope eq 1".into(),
+                "unknown attribute",
+            ),
             ("name.nope eq \"x\"".into(), "unknown attribute"),
             (too_deep, "nesting"),
             (nots, "nesting"),
             (hostile, "maximum"),
             (long, "maximum"),
             ("schemas eq \"x\"".into(), "unknown attribute"),
+            ("meta.created gt \"not a date\"".into(), "RFC 3339"),
+            ("meta.lastModified eq 2011".into(), "RFC 3339"),
         ];
         for (input, needle) in cases {
             let e = parse_filter(&input, &USER).expect_err(&input);
-            assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidFilter)), "{input}");
+            assert_eq!(
+                (e.status, e.scim_type),
+                (400, Some(ScimType::InvalidFilter)),
+                "{input}"
+            );
             assert!(e.detail.contains(needle), "{input}: {}", e.detail);
         }
         let e = parse_filter("members pr", &USER).expect_err("members on users");
         assert!(e.detail.contains("unknown attribute"));
         let e = parse_filter("userName pr", &GROUP).expect_err("userName on groups");
         assert!(e.detail.contains("unknown attribute"));
+    }
+
+    #[test]
+    fn root_search_filters() {
+        let rts: [&ResourceType; 2] = [&USER, &GROUP];
+        let id_pr = Filter::Present(p("id"));
+        let cases: Vec<(&str, Vec<Option<Filter>>)> = vec![
+            (
+                r#"displayName sw "Sa" or userName sw "ann""#,
+                vec![
+                    Some(or(
+                        cmp(p("displayName"), CompOp::Sw, s("Sa")),
+                        cmp(p("userName"), CompOp::Sw, s("ann")),
+                    )),
+                    Some(cmp(p("displayName"), CompOp::Sw, s("Sa"))),
+                ],
+            ),
+            (
+                r#"userName eq "x""#,
+                vec![Some(cmp(p("userName"), CompOp::Eq, s("x"))), None],
+            ),
+            (
+                r#"members pr and displayName pr"#,
+                vec![
+                    None,
+                    Some(and(
+                        Filter::Present(p("members")),
+                        Filter::Present(p("displayName")),
+                    )),
+                ],
+            ),
+            (
+                r#"not (userName eq "x")"#,
+                vec![
+                    Some(Filter::Not(Box::new(cmp(
+                        p("userName"),
+                        CompOp::Eq,
+                        s("x"),
+                    )))),
+                    Some(id_pr.clone()),
+                ],
+            ),
+            (
+                r#"emails[type eq "work"] or externalId eq "e""#,
+                vec![
+                    Some(or(
+                        vp(
+                            p("emails"),
+                            cmp(ps("emails", "type"), CompOp::Eq, s("work")),
+                        ),
+                        cmp(p("externalId"), CompOp::Eq, s("e")),
+                    )),
+                    Some(cmp(p("externalId"), CompOp::Eq, s("e"))),
+                ],
+            ),
+            (
+                r#"members[not (value eq "x")]"#,
+                vec![
+                    None,
+                    Some(vp(
+                        p("members"),
+                        Filter::Not(Box::new(cmp(ps("members", "value"), CompOp::Eq, s("x")))),
+                    )),
+                ],
+            ),
+        ];
+        for (input, exp) in cases {
+            let got = parse_filter_multi(input, &rts).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(got, exp, "{input}");
+        }
+        for bad in [
+            r#"nope eq "x""#,
+            r#"userName eq "x" or nope pr"#,
+            r#"emails[nope eq "x"]"#,
+            r#"userName eq"#,
+            "((userName pr)",
+        ] {
+            let e = parse_filter_multi(bad, &rts).expect_err(bad);
+            assert_eq!(e.scim_type, Some(ScimType::InvalidFilter), "{bad}");
+        }
+    }
+
+    /// Deterministic garbage: nothing may panic, and whatever parses must evaluate.
+    #[test]
+    fn garbage_never_panics() {
+        let pieces = [
+            "userName",
+            "emails",
+            "name.givenName",
+            "[",
+            "]",
+            "(",
+            ")",
+            "\"",
+            "\\",
+            " ",
+            "eq",
+            "pr",
+            "and",
+            "or",
+            "not",
+            "€",
+            "ü",
+            ".",
+            ":",
+            "urn:",
+            "type",
+            "value",
+            "\"x\"",
+            "12",
+            "true",
+            "null",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+            "\u{0}",
+            "\\u12",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let user =
+            json!({"schemas": [], "userName": "a", "emails": [{"value": "x", "type": "work"}]});
+        for _ in 0..20_000 {
+            let mut input = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 12) as usize;
+            for _ in 0..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                input.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            if let Ok(f) = parse_filter(&input, &USER) {
+                let _ = matches(&f, &user, &USER);
+            }
+            let _ = parse_path(&input, &USER);
+            let _ = parse_filter_multi(&input, &[&USER, &GROUP]);
+        }
     }
 
     #[test]
@@ -1089,23 +1628,43 @@ mod tests {
                 &GROUP,
                 pp(
                     p("members"),
-                    Some(cmp(ps("members", "value"), CompOp::Eq, s("2819c223-7f76-453a-919d-413861904646"))),
+                    Some(cmp(
+                        ps("members", "value"),
+                        CompOp::Eq,
+                        s("2819c223-7f76-453a-919d-413861904646"),
+                    )),
                     None,
                 ),
             ),
             (
                 r#"emails[type eq "work"].value"#,
                 &USER,
-                pp(p("emails"), Some(cmp(ps("emails", "type"), CompOp::Eq, s("work"))), Some("value")),
+                pp(
+                    p("emails"),
+                    Some(cmp(ps("emails", "type"), CompOp::Eq, s("work"))),
+                    Some("value"),
+                ),
             ),
-            ("name.givenName", &USER, pp(ps("name", "givenName"), None, None)),
-            ("NAME.GIVENNAME", &USER, pp(ps("name", "givenName"), None, None)),
+            (
+                "name.givenName",
+                &USER,
+                pp(ps("name", "givenName"), None, None),
+            ),
+            (
+                "NAME.GIVENNAME",
+                &USER,
+                pp(ps("name", "givenName"), None, None),
+            ),
             (
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
                 &USER,
                 pp(ent("employeeNumber", None), None, None),
             ),
-            ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", &USER, pp(ent("manager", None), None, None)),
+            (
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+                &USER,
+                pp(ent("manager", None), None, None),
+            ),
             (
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
                 &USER,
@@ -1114,15 +1673,26 @@ mod tests {
             (
                 r#"addresses[type eq "work"].streetAddress"#,
                 &USER,
-                pp(p("addresses"), Some(cmp(ps("addresses", "type"), CompOp::Eq, s("work"))), Some("streetAddress")),
+                pp(
+                    p("addresses"),
+                    Some(cmp(ps("addresses", "type"), CompOp::Eq, s("work"))),
+                    Some("streetAddress"),
+                ),
             ),
-            ("urn:ietf:params:scim:schemas:core:2.0:User:active", &USER, pp(p("active"), None, None)),
+            (
+                "urn:ietf:params:scim:schemas:core:2.0:User:active",
+                &USER,
+                pp(p("active"), None, None),
+            ),
             (
                 r#"members[value eq "a" or value eq "b"]"#,
                 &GROUP,
                 pp(
                     p("members"),
-                    Some(or(cmp(ps("members", "value"), CompOp::Eq, s("a")), cmp(ps("members", "value"), CompOp::Eq, s("b")))),
+                    Some(or(
+                        cmp(ps("members", "value"), CompOp::Eq, s("a")),
+                        cmp(ps("members", "value"), CompOp::Eq, s("b")),
+                    )),
                     None,
                 ),
             ),
@@ -1131,7 +1701,10 @@ mod tests {
                 &USER,
                 pp(
                     p("emails"),
-                    Some(and(cmp(ps("emails", "type"), CompOp::Eq, s("work")), cmp(ps("emails", "primary"), CompOp::Eq, CompValue::Bool(true)))),
+                    Some(and(
+                        cmp(ps("emails", "type"), CompOp::Eq, s("work")),
+                        cmp(ps("emails", "primary"), CompOp::Eq, CompValue::Bool(true)),
+                    )),
                     Some("display"),
                 ),
             ),
@@ -1139,7 +1712,15 @@ mod tests {
             (
                 "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:badge",
                 &USER,
-                pp(AttrPath::new(Some("urn:ietf:params:scim:schemas:extension:Custom:2.0:User"), "badge", None), None, None),
+                pp(
+                    AttrPath::new(
+                        Some("urn:ietf:params:scim:schemas:extension:Custom:2.0:User"),
+                        "badge",
+                        None,
+                    ),
+                    None,
+                    None,
+                ),
             ),
         ];
         for (input, rt, exp) in cases {
@@ -1163,16 +1744,29 @@ mod tests {
             (&USER, "name.givenName[value eq \"x\"]"),
             (&USER, "userName[value eq \"x\"]"),
             (&USER, "userName extra"),
-            (&USER, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"),
-            (&USER, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:nope"),
-            (&USER, "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:badge[value eq \"x\"]"),
+            (
+                &USER,
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+            ),
+            (
+                &USER,
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:nope",
+            ),
+            (
+                &USER,
+                "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:badge[value eq \"x\"]",
+            ),
             (&USER, "urn:x:y:1bad"),
             (&GROUP, "userName"),
             (&GROUP, "members[nope eq \"x\"]"),
         ];
         for (rt, input) in cases {
             let e = parse_path(input, rt).expect_err(input);
-            assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidPath)), "{input}: {e}");
+            assert_eq!(
+                (e.status, e.scim_type),
+                (400, Some(ScimType::InvalidPath)),
+                "{input}: {e}"
+            );
         }
     }
 
@@ -1226,9 +1820,18 @@ mod tests {
             (r#"emails.value co "example.org""#, false),
             (r#"emails.type eq "home""#, true), // any value matches
             (r#"emails.type ne "home""#, true), // the work address differs
-            (r#"emails[type eq "work" and value co "@example.com"]"#, true),
-            (r#"emails[type eq "home" and value co "@example.com"]"#, false),
-            (r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#, true),
+            (
+                r#"emails[type eq "work" and value co "@example.com"]"#,
+                true,
+            ),
+            (
+                r#"emails[type eq "home" and value co "@example.com"]"#,
+                false,
+            ),
+            (
+                r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#,
+                true,
+            ),
             (r#"emails[primary eq true]"#, true),
             (r#"emails[primary eq false]"#, false), // an absent primary is not false
             (r#"emails[not (primary pr)]"#, true),
@@ -1246,16 +1849,40 @@ mod tests {
             (r#"userName gt "a""#, true),
             (r#"userName lt "a""#, false),
             (r#"userName ge "BJENSEN@EXAMPLE.COM""#, true),
-            (r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#, true),
-            (r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#, false),
+            (
+                r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#,
+                true,
+            ),
+            (
+                r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#,
+                false,
+            ),
             (r#"not (userName eq "x")"#, true),
-            (r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#, true),
-            (r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq 701984"#, true),
-            (r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value sw "2611""#, true),
-            (r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq "26118915-6090-4610-87e4-49d8ca9f808d""#, true),
-            (r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department pr"#, false),
+            (
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#,
+                true,
+            ),
+            (
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq 701984"#,
+                true,
+            ),
+            (
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value sw "2611""#,
+                true,
+            ),
+            (
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq "26118915-6090-4610-87e4-49d8ca9f808d""#,
+                true,
+            ),
+            (
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department pr"#,
+                false,
+            ),
             (r#"title pr or userType eq "Intern""#, false),
-            (r#"title pr or userType eq "Employee" and active eq true"#, true),
+            (
+                r#"title pr or userType eq "Employee" and active eq true"#,
+                true,
+            ),
         ];
         for (input, exp) in cases {
             let f = parse_filter(input, &USER).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -1272,16 +1899,36 @@ mod tests {
         let unknown = cmp(p("nope"), CompOp::Eq, s("x"));
         assert!(!matches(&unknown, &u, &USER));
         // The inner filter of a value path, against single elements.
-        let inner = and(cmp(ps("emails", "type"), CompOp::Eq, s("work")), Filter::Present(ps("emails", "value")));
-        assert!(matches(&inner, &json!({"type": "Work", "value": "a@b.c"}), &USER));
-        assert!(!matches(&inner, &json!({"type": "home", "value": "a@b.c"}), &USER));
-        assert!(matches_element(&inner, &json!({"type": "work", "value": "x"}), &USER));
+        let inner = and(
+            cmp(ps("emails", "type"), CompOp::Eq, s("work")),
+            Filter::Present(ps("emails", "value")),
+        );
+        assert!(matches(
+            &inner,
+            &json!({"type": "Work", "value": "a@b.c"}),
+            &USER
+        ));
+        assert!(!matches(
+            &inner,
+            &json!({"type": "home", "value": "a@b.c"}),
+            &USER
+        ));
+        assert!(matches_element(
+            &inner,
+            &json!({"type": "work", "value": "x"}),
+            &USER
+        ));
         let member = cmp(ps("members", "value"), CompOp::Eq, s("u1"));
-        assert!(matches(&member, &json!({"value": "u1", "type": "User"}), &GROUP));
+        assert!(matches(
+            &member,
+            &json!({"value": "u1", "type": "User"}),
+            &GROUP
+        ));
         assert!(!matches(&member, &json!({"value": "U1"}), &GROUP)); // members.value is caseExact
         let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G",
             "members": [{"value": "u1"}, {"value": "u2"}]});
-        let f = parse_filter(r#"members[value eq "u2"] and displayName eq "g""#, &GROUP).expect("f");
+        let f =
+            parse_filter(r#"members[value eq "u2"] and displayName eq "g""#, &GROUP).expect("f");
         assert!(matches(&f, &group, &GROUP));
         let f = parse_filter(r#"members.value eq "u3""#, &GROUP).expect("f");
         assert!(!matches(&f, &group, &GROUP));

@@ -9,7 +9,8 @@ use serde_json::{Map, Value, json};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ENTERPRISE_USER_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 /// RFC 7643 §7: the schema of `/Schemas` entries themselves.
 pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 /// RFC 7643 §6: the schema of `/ResourceTypes` entries.
@@ -260,16 +261,26 @@ const META_SUBS: &[AttrDef] = &[
 
 /// RFC 7643 §3.1. Resolved for every resource type, never listed under `/Schemas`.
 pub static COMMON_ATTRIBUTES: &[AttrDef] = &[
-    AttrDef::string("id", "Unique identifier for the SCIM resource as defined by the service provider.")
-        .case_exact()
-        .read_only()
-        .returned(Returned::Always)
-        .uniqueness(Uniqueness::Server),
-    AttrDef::string("externalId", "A String that is an identifier for the resource as defined by the provisioning client.")
-        .case_exact(),
-    AttrDef::new("meta", AttrType::Complex, "A complex attribute containing resource metadata.")
-        .read_only()
-        .subs(META_SUBS),
+    AttrDef::string(
+        "id",
+        "Unique identifier for the SCIM resource as defined by the service provider.",
+    )
+    .case_exact()
+    .read_only()
+    .returned(Returned::Always)
+    .uniqueness(Uniqueness::Server),
+    AttrDef::string(
+        "externalId",
+        "A String that is an identifier for the resource as defined by the provisioning client.",
+    )
+    .case_exact(),
+    AttrDef::new(
+        "meta",
+        AttrType::Complex,
+        "A complex attribute containing resource metadata.",
+    )
+    .read_only()
+    .subs(META_SUBS),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -277,81 +288,176 @@ pub static COMMON_ATTRIBUTES: &[AttrDef] = &[
 // ---------------------------------------------------------------------------------------------
 
 const NAME_SUBS: &[AttrDef] = &[
-    AttrDef::string("formatted", "The full name, including all middle names, titles, and suffixes as appropriate, formatted for display."),
-    AttrDef::string("familyName", "The family name of the User, or last name in most Western languages."),
-    AttrDef::string("givenName", "The given name of the User, or first name in most Western languages."),
+    AttrDef::string(
+        "formatted",
+        "The full name, including all middle names, titles, and suffixes as appropriate, formatted for display.",
+    ),
+    AttrDef::string(
+        "familyName",
+        "The family name of the User, or last name in most Western languages.",
+    ),
+    AttrDef::string(
+        "givenName",
+        "The given name of the User, or first name in most Western languages.",
+    ),
     AttrDef::string("middleName", "The middle name(s) of the User."),
-    AttrDef::string("honorificPrefix", "The honorific prefix(es) of the User, or title in most Western languages."),
-    AttrDef::string("honorificSuffix", "The honorific suffix(es) of the User, or suffix in most Western languages."),
+    AttrDef::string(
+        "honorificPrefix",
+        "The honorific prefix(es) of the User, or title in most Western languages.",
+    ),
+    AttrDef::string(
+        "honorificSuffix",
+        "The honorific suffix(es) of the User, or suffix in most Western languages.",
+    ),
 ];
 
 const EMAIL_SUBS: &[AttrDef] = &[
     AttrDef::string("value", "Email addresses for the user."),
-    AttrDef::string("display", "A human-readable name, primarily used for display purposes."),
-    AttrDef::string("type", "A label indicating the attribute's function, e.g., 'work' or 'home'.")
-        .canonical(&["work", "home", "other"]),
-    AttrDef::new("primary", AttrType::Boolean, "A Boolean value indicating the 'primary' or preferred attribute value for this attribute."),
+    AttrDef::string(
+        "display",
+        "A human-readable name, primarily used for display purposes.",
+    ),
+    AttrDef::string(
+        "type",
+        "A label indicating the attribute's function, e.g., 'work' or 'home'.",
+    )
+    .canonical(&["work", "home", "other"]),
+    AttrDef::new(
+        "primary",
+        AttrType::Boolean,
+        "A Boolean value indicating the 'primary' or preferred attribute value for this attribute.",
+    ),
 ];
 
 const PHONE_SUBS: &[AttrDef] = &[
     AttrDef::string("value", "Phone number of the User."),
-    AttrDef::string("display", "A human-readable name, primarily used for display purposes."),
-    AttrDef::string("type", "A label indicating the attribute's function, e.g., 'work', 'home', 'mobile'.")
-        .canonical(&["work", "home", "mobile", "fax", "pager", "other"]),
-    AttrDef::new("primary", AttrType::Boolean, "A Boolean value indicating the 'primary' or preferred attribute value for this attribute."),
+    AttrDef::string(
+        "display",
+        "A human-readable name, primarily used for display purposes.",
+    ),
+    AttrDef::string(
+        "type",
+        "A label indicating the attribute's function, e.g., 'work', 'home', 'mobile'.",
+    )
+    .canonical(&["work", "home", "mobile", "fax", "pager", "other"]),
+    AttrDef::new(
+        "primary",
+        AttrType::Boolean,
+        "A Boolean value indicating the 'primary' or preferred attribute value for this attribute.",
+    ),
 ];
 
 const IM_SUBS: &[AttrDef] = &[
     AttrDef::string("value", "Instant messaging address for the User."),
-    AttrDef::string("display", "A human-readable name, primarily used for display purposes."),
-    AttrDef::string("type", "A label indicating the attribute's function, e.g., 'aim', 'gtalk', 'xmpp'.")
-        .canonical(&["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]),
-    AttrDef::new("primary", AttrType::Boolean, "A Boolean value indicating the 'primary' or preferred attribute value for this attribute."),
+    AttrDef::string(
+        "display",
+        "A human-readable name, primarily used for display purposes.",
+    ),
+    AttrDef::string(
+        "type",
+        "A label indicating the attribute's function, e.g., 'aim', 'gtalk', 'xmpp'.",
+    )
+    .canonical(&["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]),
+    AttrDef::new(
+        "primary",
+        AttrType::Boolean,
+        "A Boolean value indicating the 'primary' or preferred attribute value for this attribute.",
+    ),
 ];
 
 const PHOTO_SUBS: &[AttrDef] = &[
     AttrDef::new("value", AttrType::Reference, "URL of a photo of the User.").refs(&["external"]),
-    AttrDef::string("display", "A human-readable name, primarily used for display purposes."),
-    AttrDef::string("type", "A label indicating the attribute's function, i.e., 'photo' or 'thumbnail'.")
-        .canonical(&["photo", "thumbnail"]),
-    AttrDef::new("primary", AttrType::Boolean, "A Boolean value indicating the 'primary' or preferred attribute value for this attribute."),
+    AttrDef::string(
+        "display",
+        "A human-readable name, primarily used for display purposes.",
+    ),
+    AttrDef::string(
+        "type",
+        "A label indicating the attribute's function, i.e., 'photo' or 'thumbnail'.",
+    )
+    .canonical(&["photo", "thumbnail"]),
+    AttrDef::new(
+        "primary",
+        AttrType::Boolean,
+        "A Boolean value indicating the 'primary' or preferred attribute value for this attribute.",
+    ),
 ];
 
 const ADDRESS_SUBS: &[AttrDef] = &[
-    AttrDef::string("formatted", "The full mailing address, formatted for display or use with a mailing label."),
+    AttrDef::string(
+        "formatted",
+        "The full mailing address, formatted for display or use with a mailing label.",
+    ),
     AttrDef::string("streetAddress", "The full street address component."),
     AttrDef::string("locality", "The city or locality component."),
     AttrDef::string("region", "The state or region component."),
     AttrDef::string("postalCode", "The zip code or postal code component."),
     AttrDef::string("country", "The country name component."),
-    AttrDef::string("type", "A label indicating the attribute's function, e.g., 'work' or 'home'.")
-        .canonical(&["work", "home", "other"]),
-    AttrDef::new("primary", AttrType::Boolean, "A Boolean value indicating the 'primary' or preferred attribute value for this attribute."),
+    AttrDef::string(
+        "type",
+        "A label indicating the attribute's function, e.g., 'work' or 'home'.",
+    )
+    .canonical(&["work", "home", "other"]),
+    AttrDef::new(
+        "primary",
+        AttrType::Boolean,
+        "A Boolean value indicating the 'primary' or preferred attribute value for this attribute.",
+    ),
 ];
 
 const USER_GROUP_SUBS: &[AttrDef] = &[
     AttrDef::string("value", "The identifier of the User's group.").read_only(),
-    AttrDef::new("$ref", AttrType::Reference, "The URI of the corresponding 'Group' resource to which the user belongs.")
-        .read_only()
-        .refs(&["User", "Group"]),
-    AttrDef::string("display", "A human-readable name, primarily used for display purposes.").read_only(),
-    AttrDef::string("type", "A label indicating the attribute's function, e.g., 'direct' or 'indirect'.")
-        .read_only()
-        .canonical(&["direct", "indirect"]),
+    AttrDef::new(
+        "$ref",
+        AttrType::Reference,
+        "The URI of the corresponding 'Group' resource to which the user belongs.",
+    )
+    .read_only()
+    .refs(&["User", "Group"]),
+    AttrDef::string(
+        "display",
+        "A human-readable name, primarily used for display purposes.",
+    )
+    .read_only(),
+    AttrDef::string(
+        "type",
+        "A label indicating the attribute's function, e.g., 'direct' or 'indirect'.",
+    )
+    .read_only()
+    .canonical(&["direct", "indirect"]),
 ];
 
 const GENERIC_MV_SUBS: &[AttrDef] = &[
     AttrDef::string("value", "The value of the attribute."),
-    AttrDef::string("display", "A human-readable name, primarily used for display purposes."),
+    AttrDef::string(
+        "display",
+        "A human-readable name, primarily used for display purposes.",
+    ),
     AttrDef::string("type", "A label indicating the attribute's function."),
-    AttrDef::new("primary", AttrType::Boolean, "A Boolean value indicating the 'primary' or preferred attribute value for this attribute."),
+    AttrDef::new(
+        "primary",
+        AttrType::Boolean,
+        "A Boolean value indicating the 'primary' or preferred attribute value for this attribute.",
+    ),
 ];
 
 const CERT_SUBS: &[AttrDef] = &[
-    AttrDef::new("value", AttrType::Binary, "The value of an X.509 certificate.").case_exact(),
-    AttrDef::string("display", "A human-readable name, primarily used for display purposes."),
+    AttrDef::new(
+        "value",
+        AttrType::Binary,
+        "The value of an X.509 certificate.",
+    )
+    .case_exact(),
+    AttrDef::string(
+        "display",
+        "A human-readable name, primarily used for display purposes.",
+    ),
     AttrDef::string("type", "A label indicating the attribute's function."),
-    AttrDef::new("primary", AttrType::Boolean, "A Boolean value indicating the 'primary' or preferred attribute value for this attribute."),
+    AttrDef::new(
+        "primary",
+        AttrType::Boolean,
+        "A Boolean value indicating the 'primary' or preferred attribute value for this attribute.",
+    ),
 ];
 
 const USER_ATTRS: &[AttrDef] = &[
@@ -414,14 +520,24 @@ pub static USER_SCHEMA_DEF: SchemaDef = SchemaDef {
 // ---------------------------------------------------------------------------------------------
 
 const MANAGER_SUBS: &[AttrDef] = &[
-    AttrDef::string("value", "The id of the SCIM resource representing the User's manager."),
-    AttrDef::new("$ref", AttrType::Reference, "The URI of the SCIM resource representing the User's manager.")
-        .refs(&["User"]),
+    AttrDef::string(
+        "value",
+        "The id of the SCIM resource representing the User's manager.",
+    ),
+    AttrDef::new(
+        "$ref",
+        AttrType::Reference,
+        "The URI of the SCIM resource representing the User's manager.",
+    )
+    .refs(&["User"]),
     AttrDef::string("displayName", "The displayName of the User's manager.").read_only(),
 ];
 
 const ENTERPRISE_ATTRS: &[AttrDef] = &[
-    AttrDef::string("employeeNumber", "Numeric or alphanumeric identifier assigned to a person."),
+    AttrDef::string(
+        "employeeNumber",
+        "Numeric or alphanumeric identifier assigned to a person.",
+    ),
     AttrDef::string("costCenter", "Identifies the name of a cost center."),
     AttrDef::string("organization", "Identifies the name of an organization."),
     AttrDef::string("division", "Identifies the name of a division."),
@@ -444,20 +560,34 @@ const MEMBER_SUBS: &[AttrDef] = &[
     AttrDef::string("value", "Identifier of the member of this Group.")
         .case_exact()
         .mutability(Mutability::Immutable),
-    AttrDef::new("$ref", AttrType::Reference, "The URI corresponding to a SCIM resource that is a member of this Group.")
-        .mutability(Mutability::Immutable)
-        .refs(&["User", "Group"]),
-    AttrDef::string("display", "A human-readable name, primarily used for display purposes."),
-    AttrDef::string("type", "A label indicating the type of resource, e.g., 'User' or 'Group'.")
-        .mutability(Mutability::Immutable)
-        .canonical(&["User", "Group"]),
+    AttrDef::new(
+        "$ref",
+        AttrType::Reference,
+        "The URI corresponding to a SCIM resource that is a member of this Group.",
+    )
+    .mutability(Mutability::Immutable)
+    .refs(&["User", "Group"]),
+    AttrDef::string(
+        "display",
+        "A human-readable name, primarily used for display purposes.",
+    ),
+    AttrDef::string(
+        "type",
+        "A label indicating the type of resource, e.g., 'User' or 'Group'.",
+    )
+    .mutability(Mutability::Immutable)
+    .canonical(&["User", "Group"]),
 ];
 
 const GROUP_ATTRS: &[AttrDef] = &[
     AttrDef::string("displayName", "A human-readable name for the Group.").required(),
-    AttrDef::new("members", AttrType::Complex, "A list of members of the Group.")
-        .multi()
-        .subs(MEMBER_SUBS),
+    AttrDef::new(
+        "members",
+        AttrType::Complex,
+        "A list of members of the Group.",
+    )
+    .multi()
+    .subs(MEMBER_SUBS),
 ];
 
 pub static GROUP_SCHEMA_DEF: SchemaDef = SchemaDef {
@@ -466,6 +596,11 @@ pub static GROUP_SCHEMA_DEF: SchemaDef = SchemaDef {
     description: "Group",
     attributes: GROUP_ATTRS,
 };
+
+/// The Group `members` definition, which the membership code needs without a lookup.
+pub fn group_members_def() -> &'static AttrDef {
+    &GROUP_ATTRS[1]
+}
 
 pub static USER: ResourceType = ResourceType {
     name: "User",
@@ -548,7 +683,9 @@ impl ResourceType {
 
     /// Core-schema attributes followed by the common ones, for whole-document walks.
     pub fn core_attributes(&self) -> impl Iterator<Item = &'static AttrDef> {
-        COMMON_ATTRIBUTES.iter().chain(self.schema.attributes.iter())
+        COMMON_ATTRIBUTES
+            .iter()
+            .chain(self.schema.attributes.iter())
     }
 }
 
@@ -597,18 +734,26 @@ fn schema_json(s: &SchemaDef, base_url: &str) -> Value {
 /// RFC 7643 §7: the /Schemas representation of every schema, with meta.location under base_url.
 /// Common attributes are not listed: RFC 7643 §3.1 defines them outside any schema.
 pub fn schemas_json(base_url: &str) -> Vec<Value> {
-    [&USER_SCHEMA_DEF, &ENTERPRISE_USER_SCHEMA_DEF, &GROUP_SCHEMA_DEF]
-        .into_iter()
-        .map(|s| schema_json(s, base_url))
-        .collect()
+    [
+        &USER_SCHEMA_DEF,
+        &ENTERPRISE_USER_SCHEMA_DEF,
+        &GROUP_SCHEMA_DEF,
+    ]
+    .into_iter()
+    .map(|s| schema_json(s, base_url))
+    .collect()
 }
 
 /// The /Schemas/{id} entry, URN matched case-insensitively.
 pub fn schema_json_by_id(id: &str, base_url: &str) -> Option<Value> {
-    [&USER_SCHEMA_DEF, &ENTERPRISE_USER_SCHEMA_DEF, &GROUP_SCHEMA_DEF]
-        .into_iter()
-        .find(|s| s.id.eq_ignore_ascii_case(id))
-        .map(|s| schema_json(s, base_url))
+    [
+        &USER_SCHEMA_DEF,
+        &ENTERPRISE_USER_SCHEMA_DEF,
+        &GROUP_SCHEMA_DEF,
+    ]
+    .into_iter()
+    .find(|s| s.id.eq_ignore_ascii_case(id))
+    .map(|s| schema_json(s, base_url))
 }
 
 fn resource_type_json(rt: &ResourceType, base_url: &str) -> Value {
@@ -650,15 +795,48 @@ mod tests {
 
     const ENT: &str = ENTERPRISE_USER_SCHEMA;
 
+    /// Expected resolution: (urn, attribute, sub-attribute), or None for unresolvable.
+    type Exp = Option<(Option<&'static str>, &'static str, Option<&'static str>)>;
+
     #[test]
     fn resolve_table() {
-        // (resource type, urn, name, sub, expected (urn, attr, sub))
-        type Exp = Option<(Option<&'static str>, &'static str, Option<&'static str>)>;
-        let cases: &[(&ResourceType, Option<&str>, &str, Option<&str>, Exp)] = &[
-            (&USER, None, "userName", None, Some((None, "userName", None))),
-            (&USER, None, "USERNAME", None, Some((None, "userName", None))),
-            (&USER, None, "name", Some("GIVENNAME"), Some((None, "name", Some("givenName")))),
-            (&USER, Some(USER_SCHEMA), "userName", None, Some((None, "userName", None))),
+        // (resource type, urn, name, sub, expected)
+        type Case<'a> = (
+            &'a ResourceType,
+            Option<&'a str>,
+            &'a str,
+            Option<&'a str>,
+            Exp,
+        );
+        let cases: &[Case] = &[
+            (
+                &USER,
+                None,
+                "userName",
+                None,
+                Some((None, "userName", None)),
+            ),
+            (
+                &USER,
+                None,
+                "USERNAME",
+                None,
+                Some((None, "userName", None)),
+            ),
+            (
+                &USER,
+                None,
+                "name",
+                Some("GIVENNAME"),
+                Some((None, "name", Some("givenName"))),
+            ),
+            (
+                &USER,
+                Some(USER_SCHEMA),
+                "userName",
+                None,
+                Some((None, "userName", None)),
+            ),
             (
                 &USER,
                 Some("URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER"),
@@ -668,10 +846,34 @@ mod tests {
             ),
             (&USER, None, "id", None, Some((None, "id", None))),
             (&GROUP, None, "ID", None, Some((None, "id", None))),
-            (&GROUP, None, "externalid", None, Some((None, "externalId", None))),
-            (&USER, None, "meta", Some("lastmodified"), Some((None, "meta", Some("lastModified")))),
-            (&GROUP, None, "meta", Some("created"), Some((None, "meta", Some("created")))),
-            (&USER, Some(ENT), "employeeNumber", None, Some((Some(ENT), "employeeNumber", None))),
+            (
+                &GROUP,
+                None,
+                "externalid",
+                None,
+                Some((None, "externalId", None)),
+            ),
+            (
+                &USER,
+                None,
+                "meta",
+                Some("lastmodified"),
+                Some((None, "meta", Some("lastModified"))),
+            ),
+            (
+                &GROUP,
+                None,
+                "meta",
+                Some("created"),
+                Some((None, "meta", Some("created"))),
+            ),
+            (
+                &USER,
+                Some(ENT),
+                "employeeNumber",
+                None,
+                Some((Some(ENT), "employeeNumber", None)),
+            ),
             (
                 &USER,
                 Some("urn:ietf:params:scim:schemas:extension:Enterprise:2.0:user"),
@@ -679,11 +881,41 @@ mod tests {
                 Some("value"),
                 Some((Some(ENT), "manager", Some("value"))),
             ),
-            (&USER, Some(ENT), "manager", None, Some((Some(ENT), "manager", None))),
-            (&USER, None, "emails", Some("type"), Some((None, "emails", Some("type")))),
-            (&USER, None, "groups", Some("$ref"), Some((None, "groups", Some("$ref")))),
-            (&GROUP, None, "members", Some("VALUE"), Some((None, "members", Some("value")))),
-            (&GROUP, Some(GROUP_SCHEMA), "displayName", None, Some((None, "displayName", None))),
+            (
+                &USER,
+                Some(ENT),
+                "manager",
+                None,
+                Some((Some(ENT), "manager", None)),
+            ),
+            (
+                &USER,
+                None,
+                "emails",
+                Some("type"),
+                Some((None, "emails", Some("type"))),
+            ),
+            (
+                &USER,
+                None,
+                "groups",
+                Some("$ref"),
+                Some((None, "groups", Some("$ref"))),
+            ),
+            (
+                &GROUP,
+                None,
+                "members",
+                Some("VALUE"),
+                Some((None, "members", Some("value"))),
+            ),
+            (
+                &GROUP,
+                Some(GROUP_SCHEMA),
+                "displayName",
+                None,
+                Some((None, "displayName", None)),
+            ),
             // Negative cases.
             (&USER, None, "employeeNumber", None, None), // extension attrs need their URN
             (&USER, None, "nope", None, None),
@@ -698,21 +930,31 @@ mod tests {
             let got = rt
                 .resolve(*urn, name, *sub)
                 .map(|r| (r.urn, r.attr.name, r.sub.map(|s| s.name)));
-            assert_eq!(got, *exp, "resolve({urn:?}, {name}, {sub:?}) on {}", rt.name);
+            assert_eq!(
+                got, *exp,
+                "resolve({urn:?}, {name}, {sub:?}) on {}",
+                rt.name
+            );
         }
     }
 
     #[test]
     fn resolve_str_table() {
-        let cases: &[(&str, Option<(Option<&str>, &str, Option<&str>)>)] = &[
+        let cases: &[(&str, Exp)] = &[
             ("userName", Some((None, "userName", None))),
             ("name.familyName", Some((None, "name", Some("familyName")))),
-            ("urn:ietf:params:scim:schemas:core:2.0:User:userName", Some((None, "userName", None))),
+            (
+                "urn:ietf:params:scim:schemas:core:2.0:User:userName",
+                Some((None, "userName", None)),
+            ),
             (
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
                 Some((Some(ENT), "manager", Some("value"))),
             ),
-            ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", None),
+            (
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+                None,
+            ),
             ("name.givenName.x", None),
         ];
         for (s, exp) in cases {
@@ -726,9 +968,17 @@ mod tests {
     #[test]
     fn attr_by_path() {
         use crate::scim::filter::AttrPath;
-        let p = AttrPath { urn: None, name: "name".into(), sub: Some("givenName".into()) };
+        let p = AttrPath {
+            urn: None,
+            name: "name".into(),
+            sub: Some("givenName".into()),
+        };
         assert_eq!(USER.attr(&p).map(|a| a.name), Some("givenName"));
-        let p = AttrPath { urn: Some(ENT.into()), name: "manager".into(), sub: None };
+        let p = AttrPath {
+            urn: Some(ENT.into()),
+            name: "manager".into(),
+            sub: None,
+        };
         assert_eq!(USER.attr(&p).map(|a| a.ty), Some(AttrType::Complex));
     }
 
@@ -737,27 +987,80 @@ mod tests {
         let user_name = USER.resolve(None, "userName", None).map(|r| r.attr);
         let un = user_name.expect("userName");
         assert!(un.required && !un.case_exact && un.uniqueness == Uniqueness::Server);
-        let pw = USER.resolve(None, "password", None).map(|r| r.attr).expect("password");
-        assert_eq!((pw.mutability, pw.returned), (Mutability::WriteOnly, Returned::Never));
+        let pw = USER
+            .resolve(None, "password", None)
+            .map(|r| r.attr)
+            .expect("password");
+        assert_eq!(
+            (pw.mutability, pw.returned),
+            (Mutability::WriteOnly, Returned::Never)
+        );
         let id = USER.resolve(None, "id", None).map(|r| r.attr).expect("id");
-        assert!(id.case_exact && id.returned == Returned::Always && id.mutability == Mutability::ReadOnly);
-        let groups = USER.resolve(None, "groups", None).map(|r| r.attr).expect("groups");
+        assert!(
+            id.case_exact
+                && id.returned == Returned::Always
+                && id.mutability == Mutability::ReadOnly
+        );
+        let groups = USER
+            .resolve(None, "groups", None)
+            .map(|r| r.attr)
+            .expect("groups");
         assert!(groups.multi_valued && groups.mutability == Mutability::ReadOnly);
-        let mv = GROUP.resolve(None, "members", Some("value")).and_then(|r| r.sub).expect("members.value");
+        let mv = GROUP
+            .resolve(None, "members", Some("value"))
+            .and_then(|r| r.sub)
+            .expect("members.value");
         assert_eq!(mv.mutability, Mutability::Immutable);
-        let mt = GROUP.resolve(None, "members", Some("type")).and_then(|r| r.sub).expect("members.type");
+        let mt = GROUP
+            .resolve(None, "members", Some("type"))
+            .and_then(|r| r.sub)
+            .expect("members.type");
         assert_eq!(mt.canonical_values, &["User", "Group"]);
-        let md = USER.resolve(Some(ENT), "manager", Some("displayName")).and_then(|r| r.sub).expect("m");
+        let md = USER
+            .resolve(Some(ENT), "manager", Some("displayName"))
+            .and_then(|r| r.sub)
+            .expect("m");
         assert_eq!(md.mutability, Mutability::ReadOnly);
-        assert!(GROUP.resolve(None, "displayName", None).expect("dn").attr.required);
-        let addr = USER.resolve(None, "addresses", Some("postalCode")).expect("addr");
+        assert!(
+            GROUP
+                .resolve(None, "displayName", None)
+                .expect("dn")
+                .attr
+                .required
+        );
+        let addr = USER
+            .resolve(None, "addresses", Some("postalCode"))
+            .expect("addr");
         assert!(addr.attr.multi_valued);
-        for n in ["name", "displayName", "nickName", "profileUrl", "title", "userType", "preferredLanguage",
-            "locale", "timezone", "active", "emails", "phoneNumbers", "ims", "photos", "addresses",
-            "entitlements", "roles", "x509Certificates"] {
+        for n in [
+            "name",
+            "displayName",
+            "nickName",
+            "profileUrl",
+            "title",
+            "userType",
+            "preferredLanguage",
+            "locale",
+            "timezone",
+            "active",
+            "emails",
+            "phoneNumbers",
+            "ims",
+            "photos",
+            "addresses",
+            "entitlements",
+            "roles",
+            "x509Certificates",
+        ] {
             assert!(USER.resolve(None, n, None).is_some(), "{n}");
         }
-        for n in ["employeeNumber", "costCenter", "organization", "division", "department"] {
+        for n in [
+            "employeeNumber",
+            "costCenter",
+            "organization",
+            "division",
+            "department",
+        ] {
             assert!(USER.resolve(Some(ENT), n, None).is_some(), "{n}");
         }
     }
@@ -775,23 +1078,38 @@ mod tests {
             "https://scim.example.com/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"
         );
         let attrs = user["attributes"].as_array().expect("attributes");
-        let un = attrs.iter().find(|a| a["name"] == "userName").expect("userName");
+        let un = attrs
+            .iter()
+            .find(|a| a["name"] == "userName")
+            .expect("userName");
         assert_eq!(un["type"], "string");
         assert_eq!(un["required"], true);
         assert_eq!(un["uniqueness"], "server");
-        let emails = attrs.iter().find(|a| a["name"] == "emails").expect("emails");
+        let emails = attrs
+            .iter()
+            .find(|a| a["name"] == "emails")
+            .expect("emails");
         assert_eq!(emails["multiValued"], true);
         assert_eq!(emails["subAttributes"].as_array().map(Vec::len), Some(4));
-        let pw = attrs.iter().find(|a| a["name"] == "password").expect("password");
+        let pw = attrs
+            .iter()
+            .find(|a| a["name"] == "password")
+            .expect("password");
         assert_eq!(pw["returned"], "never");
         assert_eq!(pw["mutability"], "writeOnly");
         assert!(attrs.iter().all(|a| a["name"] != "id"));
         let group = &all[2];
-        let members = group["attributes"].as_array().and_then(|a| a.iter().find(|x| x["name"] == "members"));
+        let members = group["attributes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == "members"));
         let m = members.expect("members");
-        let r = m["subAttributes"].as_array().and_then(|a| a.iter().find(|x| x["name"] == "$ref"));
+        let r = m["subAttributes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == "$ref"));
         assert_eq!(r.expect("$ref")["referenceTypes"], json!(["User", "Group"]));
-        assert!(schema_json_by_id("URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:GROUP", "http://x").is_some());
+        assert!(
+            schema_json_by_id("URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:GROUP", "http://x").is_some()
+        );
     }
 
     #[test]
@@ -801,8 +1119,14 @@ mod tests {
         assert_eq!(rts[0]["schemas"][0], RESOURCE_TYPE_SCHEMA);
         assert_eq!(rts[0]["endpoint"], "/Users");
         assert_eq!(rts[0]["schema"], USER_SCHEMA);
-        assert_eq!(rts[0]["schemaExtensions"], json!([{"schema": ENT, "required": false}]));
-        assert_eq!(rts[0]["meta"]["location"], "https://h/scim/v2/ResourceTypes/User");
+        assert_eq!(
+            rts[0]["schemaExtensions"],
+            json!([{"schema": ENT, "required": false}])
+        );
+        assert_eq!(
+            rts[0]["meta"]["location"],
+            "https://h/scim/v2/ResourceTypes/User"
+        );
         assert_eq!(rts[1]["id"], "Group");
         assert_eq!(rts[1]["schemaExtensions"], json!([]));
         assert_eq!(resource_type("users").map(|r| r.name), None);

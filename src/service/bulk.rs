@@ -25,20 +25,30 @@ struct Op {
 }
 
 fn parse(body: &Value) -> ScimResult<(Vec<Op>, Option<usize>)> {
-    let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("a BulkRequest must be a JSON object"))?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("a BulkRequest must be a JSON object"))?;
     let schemas_ok = obj
         .get("schemas")
         .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|v| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case(BULK_REQUEST))));
+        .is_some_and(|s| {
+            s.iter().any(|v| {
+                v.as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(BULK_REQUEST))
+            })
+        });
     if !schemas_ok {
-        return Err(ScimError::invalid_syntax(format!("schemas must contain {BULK_REQUEST}")));
+        return Err(ScimError::invalid_syntax(format!(
+            "schemas must contain {BULK_REQUEST}"
+        )));
     }
-    let fail_on_errors = match obj.get("failOnErrors") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
-            ScimError::invalid_value("failOnErrors must be a positive integer")
-        })? as usize),
-    };
+    let fail_on_errors =
+        match obj.get("failOnErrors") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                ScimError::invalid_value("failOnErrors must be a positive integer")
+            })? as usize),
+        };
     let ops = obj
         .get("Operations")
         .and_then(Value::as_array)
@@ -56,12 +66,21 @@ fn parse(body: &Value) -> ScimResult<(Vec<Op>, Option<usize>)> {
         let method = s("method")
             .ok_or_else(|| ScimError::invalid_syntax(format!("operation {i} has no method")))?
             .to_ascii_uppercase();
-        let path = s("path").ok_or_else(|| ScimError::invalid_syntax(format!("operation {i} has no path")))?;
+        let path = s("path")
+            .ok_or_else(|| ScimError::invalid_syntax(format!("operation {i} has no path")))?;
         let bulk_id = s("bulkId");
         if method == "POST" && bulk_id.is_none() {
-            return Err(ScimError::invalid_syntax(format!("operation {i}: POST requires a bulkId")));
+            return Err(ScimError::invalid_syntax(format!(
+                "operation {i}: POST requires a bulkId"
+            )));
         }
-        out.push(Op { method, path, bulk_id, version: s("version"), data: op.get("data").cloned() });
+        out.push(Op {
+            method,
+            path,
+            bulk_id,
+            version: s("version"),
+            data: op.get("data").cloned(),
+        });
     }
     Ok((out, fail_on_errors))
 }
@@ -98,23 +117,45 @@ fn resolve_path(path: &str, ids: &HashMap<String, String>) -> Result<String, Str
 }
 
 /// Runs one operation; returns (location, version) on success.
-async fn run(ctx: &Ctx<'_>, op: &Op, path: &str, data: &Value) -> ScimResult<(Option<String>, Option<String>, u16)> {
+async fn run(
+    ctx: &Ctx<'_>,
+    op: &Op,
+    path: &str,
+    data: &Value,
+) -> ScimResult<(Option<String>, Option<String>, u16)> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (kind, id) = match segs.as_slice() {
         [k] => (k.to_ascii_lowercase(), None),
         [k, id] => (k.to_ascii_lowercase(), Some(*id)),
-        _ => return Err(ScimError::invalid_path(format!("unsupported bulk path {path:?}"))),
+        _ => {
+            return Err(ScimError::invalid_path(format!(
+                "unsupported bulk path {path:?}"
+            )));
+        }
     };
     let users = match kind.as_str() {
         "users" => true,
         "groups" => false,
-        _ => return Err(ScimError::invalid_path(format!("unsupported bulk path {path:?}"))),
+        _ => {
+            return Err(ScimError::invalid_path(format!(
+                "unsupported bulk path {path:?}"
+            )));
+        }
     };
-    let need_id = || id.ok_or_else(|| ScimError::invalid_path(format!("{} needs /{{id}} in the path", op.method)));
+    let need_id = || {
+        id.ok_or_else(|| {
+            ScimError::invalid_path(format!("{} needs /{{id}} in the path", op.method))
+        })
+    };
     let v = op.version.as_deref();
-    let needs = Needs { groups: false, members: false };
+    let needs = Needs {
+        groups: false,
+        members: false,
+    };
     let r = match (op.method.as_str(), users) {
-        ("POST", _) if id.is_some() => return Err(ScimError::invalid_path("POST goes to the collection")),
+        ("POST", _) if id.is_some() => {
+            return Err(ScimError::invalid_path("POST goes to the collection"));
+        }
         ("POST", true) => resources::create_user(ctx, data).await?,
         ("POST", false) => resources::create_group(ctx, data).await?,
         ("PUT", true) => resources::replace_user(ctx, need_id()?, data, v, needs).await?,
@@ -129,7 +170,11 @@ async fn run(ctx: &Ctx<'_>, op: &Op, path: &str, data: &Value) -> ScimResult<(Op
             resources::delete_group(ctx, need_id()?, v).await?;
             return Ok((None, None, 204));
         }
-        (m, _) => return Err(ScimError::invalid_syntax(format!("unsupported bulk method {m:?}"))),
+        (m, _) => {
+            return Err(ScimError::invalid_syntax(format!(
+                "unsupported bulk method {m:?}"
+            )));
+        }
     };
     let status = if op.method == "POST" { 201 } else { 200 };
     Ok((Some(r.location.clone()), Some(r.etag()), status))
@@ -166,10 +211,10 @@ pub async fn bulk(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Value> {
             }
             match run(ctx, op, &path, &data).await {
                 Ok((location, version, status)) => {
-                    if let (Some(b), Some(loc)) = (&op.bulk_id, &location) {
-                        if let Some(id) = loc.rsplit('/').next() {
-                            ids.insert(b.clone(), id.to_string());
-                        }
+                    if let (Some(b), Some(loc)) = (&op.bulk_id, &location)
+                        && let Some(id) = loc.rsplit('/').next()
+                    {
+                        ids.insert(b.clone(), id.to_string());
                     }
                     if let Some(l) = location {
                         entry["location"] = json!(l);
@@ -196,8 +241,11 @@ pub async fn bulk(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Value> {
         if !progressed {
             for i in deferred {
                 let op = &ops[i];
-                let e = ScimError::new(409, Some(crate::scim::error::ScimType::InvalidValue),
-                    "the operation refers to a bulkId that no successful operation defines");
+                let e = ScimError::new(
+                    409,
+                    Some(crate::scim::error::ScimType::InvalidValue),
+                    "the operation refers to a bulkId that no successful operation defines",
+                );
                 let mut entry = json!({"method": op.method, "status": "409", "response": e.body()});
                 if let Some(b) = &op.bulk_id {
                     entry["bulkId"] = json!(b);
@@ -226,7 +274,13 @@ mod tests {
         assert_eq!(v["members"][0]["value"], "abc");
         let mut w = json!({"members": [{"value": "bulkId:other"}]});
         assert_eq!(resolve(&mut w, &ids), Some("other".into()));
-        assert_eq!(resolve_path("/Groups/bulkId:qwerty", &ids), Ok("/Groups/abc".into()));
-        assert_eq!(resolve_path("/Groups/bulkId:nope", &ids), Err("nope".into()));
+        assert_eq!(
+            resolve_path("/Groups/bulkId:qwerty", &ids),
+            Ok("/Groups/abc".into())
+        );
+        assert_eq!(
+            resolve_path("/Groups/bulkId:nope", &ids),
+            Err("nope".into())
+        );
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::resources::{Needs, render_group, render_user};
 use super::{Ctx, invalid_cursor};
 use crate::scim::error::{ScimError, ScimResult};
-use crate::scim::filter::{self, AttrPath};
+use crate::scim::filter::{self, AttrPath, Filter};
 use crate::scim::resource;
 use crate::scim::schema::{GROUP, ResourceType, USER};
 use crate::store::scim::{ListQuery, Member, PageStart, SortOrder};
@@ -35,13 +35,18 @@ impl ListRequest {
     /// From query parameters; names are matched case-insensitively, as some clients vary them.
     pub fn from_query(params: &[(String, String)]) -> ScimResult<ListRequest> {
         let get = |name: &str| {
-            params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+            params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
         };
         Ok(ListRequest {
             filter: get("filter"),
             sort_by: get("sortBy"),
             sort_order: get("sortOrder"),
-            start_index: get("startIndex").map(|v| parse_int("startIndex", &v)).transpose()?,
+            start_index: get("startIndex")
+                .map(|v| parse_int("startIndex", &v))
+                .transpose()?,
             count: get("count").map(|v| parse_int("count", &v)).transpose()?,
             cursor: get("cursor"),
             attributes: get("attributes"),
@@ -51,8 +56,14 @@ impl ListRequest {
 
     /// RFC 7644 §3.4.3: a SearchRequest body.
     pub fn from_search_body(body: &Value) -> ScimResult<ListRequest> {
-        let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
-        let get = |name: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+        let obj = body
+            .as_object()
+            .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
+        let get = |name: &str| {
+            obj.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        };
         let text = |name: &str| -> ScimResult<Option<String>> {
             match get(name) {
                 None | Some(Value::Null) => Ok(None),
@@ -69,16 +80,25 @@ impl ListRequest {
                     .map(|v| v.as_str().map(str::to_string))
                     .collect::<Option<Vec<_>>>()
                     .map(|v| Some(v.join(",")))
-                    .ok_or_else(|| ScimError::invalid_value(format!("{name} must be a list of strings"))),
-                Some(_) => Err(ScimError::invalid_value(format!("{name} must be a list of strings"))),
+                    .ok_or_else(|| {
+                        ScimError::invalid_value(format!("{name} must be a list of strings"))
+                    }),
+                Some(_) => Err(ScimError::invalid_value(format!(
+                    "{name} must be a list of strings"
+                ))),
             }
         };
         let int = |name: &str| -> ScimResult<Option<i64>> {
             match get(name) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| ScimError::invalid_value(format!("{name} must be an integer"))),
+                Some(Value::Number(n)) => n
+                    .as_i64()
+                    .map(Some)
+                    .ok_or_else(|| ScimError::invalid_value(format!("{name} must be an integer"))),
                 Some(Value::String(s)) => parse_int(name, s).map(Some),
-                Some(_) => Err(ScimError::invalid_value(format!("{name} must be an integer"))),
+                Some(_) => Err(ScimError::invalid_value(format!(
+                    "{name} must be an integer"
+                ))),
             }
         };
         Ok(ListRequest {
@@ -94,12 +114,17 @@ impl ListRequest {
     }
 
     pub fn needs(&self) -> Needs {
-        Needs::from_projection(self.attributes.as_deref(), self.excluded_attributes.as_deref())
+        Needs::from_projection(
+            self.attributes.as_deref(),
+            self.excluded_attributes.as_deref(),
+        )
     }
 }
 
 fn parse_int(name: &str, v: &str) -> ScimResult<i64> {
-    v.trim().parse().map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, not {v:?}")))
+    v.trim()
+        .parse()
+        .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, not {v:?}")))
 }
 
 /// A decoded RFC 9865 cursor. Cursors are opaque to clients: unsorted lists page by keyset on the
@@ -136,21 +161,42 @@ struct Plan {
     start_index: u64,
 }
 
-fn plan(req: &ListRequest, rt: &ResourceType) -> ScimResult<Plan> {
-    let filter = req.filter.as_deref().map(|f| filter::parse_filter(f, rt)).transpose()?;
+fn parse(req: &ListRequest, rt: &ResourceType) -> ScimResult<Option<Filter>> {
+    req.filter
+        .as_deref()
+        .map(|f| filter::parse_filter(f, rt))
+        .transpose()
+}
+
+fn plan(req: &ListRequest, filter: Option<Filter>, rt: &ResourceType) -> ScimResult<Plan> {
     let sort_by: Option<AttrPath> = match req.sort_by.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(filter::parse_path(s, rt).map_err(|e| ScimError::invalid_value(e.detail))?.attr),
+        Some(s) => Some(
+            filter::parse_path(s, rt)
+                .map_err(|e| ScimError::invalid_value(e.detail))?
+                .attr,
+        ),
     };
-    let sort_order = match req.sort_order.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let sort_order = match req
+        .sort_order
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("ascending") | Some("") => SortOrder::Ascending,
         Some("descending") => SortOrder::Descending,
         Some(other) => {
-            return Err(ScimError::invalid_value(format!("sortOrder must be ascending or descending, not {other:?}")));
+            return Err(ScimError::invalid_value(format!(
+                "sortOrder must be ascending or descending, not {other:?}"
+            )));
         }
     };
     // RFC 7644 §3.4.2.4: a negative count is 0; a page never exceeds maxResults.
-    let count = req.count.map(|c| c.max(0) as u64).unwrap_or(DEFAULT_COUNT).min(MAX_RESULTS);
+    let count = req
+        .count
+        .map(|c| c.max(0) as u64)
+        .unwrap_or(DEFAULT_COUNT)
+        .min(MAX_RESULTS);
     // Unsorted ascending lists page by keyset on the id; anything sorted pages by position.
     let keyset = sort_by.is_none() && sort_order == SortOrder::Ascending;
     let (start, cursor_mode, start_index) = match &req.cursor {
@@ -158,13 +204,21 @@ fn plan(req: &ListRequest, rt: &ResourceType) -> ScimResult<Plan> {
             if req.start_index.is_some() {
                 return Err(invalid_cursor("cursor and startIndex cannot be combined"));
             }
-            let position = if c.is_empty() { None } else { Some(decode_cursor(c)?) };
+            let position = if c.is_empty() {
+                None
+            } else {
+                Some(decode_cursor(c)?)
+            };
             match (position, keyset) {
                 (None, true) => (PageStart::After(String::new()), true, 1),
                 (None, false) => (PageStart::Index(1), true, 1),
                 (Some(Cursor::After(id)), true) => (PageStart::After(id), true, 1),
                 (Some(Cursor::Offset(n)), false) => (PageStart::Index(n), true, n),
-                _ => return Err(invalid_cursor("the cursor belongs to a differently sorted list")),
+                _ => {
+                    return Err(invalid_cursor(
+                        "the cursor belongs to a differently sorted list",
+                    ));
+                }
             }
         }
         None => {
@@ -173,11 +227,28 @@ fn plan(req: &ListRequest, rt: &ResourceType) -> ScimResult<Plan> {
             (PageStart::Index(i), false, i)
         }
     };
-    let query = ListQuery { filter, sort_by, sort_order, start, count: count + 1, want_total: true };
-    Ok(Plan { query, cursor_mode, start_index })
+    let query = ListQuery {
+        filter,
+        sort_by,
+        sort_order,
+        start,
+        count: count + 1,
+        want_total: true,
+    };
+    Ok(Plan {
+        query,
+        cursor_mode,
+        start_index,
+    })
 }
 
-fn list_response(total: i64, start_index: u64, resources: Vec<Value>, cursor_mode: bool, next: Option<String>) -> Value {
+fn list_response(
+    total: i64,
+    start_index: u64,
+    resources: Vec<Value>,
+    cursor_mode: bool,
+    next: Option<String>,
+) -> Value {
     let mut v = json!({
         "schemas": [LIST_RESPONSE],
         "totalResults": total,
@@ -205,7 +276,15 @@ fn next_cursor(plan: &Plan, more: bool, last_id: Option<&str>, page_len: usize) 
 }
 
 pub async fn list_users(ctx: &Ctx<'_>, req: &ListRequest) -> ScimResult<Value> {
-    let plan = plan(req, &USER)?;
+    list_users_filtered(ctx, req, parse(req, &USER)?).await
+}
+
+async fn list_users_filtered(
+    ctx: &Ctx<'_>,
+    req: &ListRequest,
+    filter: Option<Filter>,
+) -> ScimResult<Value> {
+    let plan = plan(req, filter, &USER)?;
     let needs = req.needs();
     let page = ctx.store.list_users(ctx.scope, &plan.query).await?;
     let want = plan.query.count as usize - 1;
@@ -221,15 +300,39 @@ pub async fn list_users(ctx: &Ctx<'_>, req: &ListRequest) -> ScimResult<Value> {
         .iter()
         .map(|u| {
             let r = render_user(ctx, u, groups.as_deref());
-            resource::project(&r.body, &USER, req.attributes.as_deref(), req.excluded_attributes.as_deref())
+            resource::project(
+                &r.body,
+                &USER,
+                req.attributes.as_deref(),
+                req.excluded_attributes.as_deref(),
+            )
         })
         .collect();
-    let next = next_cursor(&plan, more, items.last().map(|u| u.id.as_str()), items.len());
-    Ok(list_response(page.total.unwrap_or(0), plan.start_index, resources, plan.cursor_mode, next))
+    let next = next_cursor(
+        &plan,
+        more,
+        items.last().map(|u| u.id.as_str()),
+        items.len(),
+    );
+    Ok(list_response(
+        page.total.unwrap_or(0),
+        plan.start_index,
+        resources,
+        plan.cursor_mode,
+        next,
+    ))
 }
 
 pub async fn list_groups(ctx: &Ctx<'_>, req: &ListRequest) -> ScimResult<Value> {
-    let plan = plan(req, &GROUP)?;
+    list_groups_filtered(ctx, req, parse(req, &GROUP)?).await
+}
+
+async fn list_groups_filtered(
+    ctx: &Ctx<'_>,
+    req: &ListRequest,
+    filter: Option<Filter>,
+) -> ScimResult<Value> {
+    let plan = plan(req, filter, &GROUP)?;
     let needs = req.needs();
     let page = ctx.store.list_groups(ctx.scope, &plan.query).await?;
     let want = plan.query.count as usize - 1;
@@ -244,43 +347,74 @@ pub async fn list_groups(ctx: &Ctx<'_>, req: &ListRequest) -> ScimResult<Value> 
     let resources = items
         .iter()
         .map(|g| {
-            let mine: Vec<&Member> = members.iter().filter(|(gid, _)| *gid == g.id).map(|(_, m)| m).collect();
+            let mine: Vec<&Member> = members
+                .iter()
+                .filter(|(gid, _)| *gid == g.id)
+                .map(|(_, m)| m)
+                .collect();
             let r = render_group(ctx, g, needs.members.then_some(mine.as_slice()));
-            resource::project(&r.body, &GROUP, req.attributes.as_deref(), req.excluded_attributes.as_deref())
+            resource::project(
+                &r.body,
+                &GROUP,
+                req.attributes.as_deref(),
+                req.excluded_attributes.as_deref(),
+            )
         })
         .collect();
-    let next = next_cursor(&plan, more, items.last().map(|g| g.id.as_str()), items.len());
-    Ok(list_response(page.total.unwrap_or(0), plan.start_index, resources, plan.cursor_mode, next))
+    let next = next_cursor(
+        &plan,
+        more,
+        items.last().map(|g| g.id.as_str()),
+        items.len(),
+    );
+    Ok(list_response(
+        page.total.unwrap_or(0),
+        plan.start_index,
+        resources,
+        plan.cursor_mode,
+        next,
+    ))
 }
 
 /// RFC 7644 §3.4.3 at the root: Users then Groups, as one sequence. A filter that names an
 /// attribute only one type has applies to that type alone.
 pub async fn search_root(ctx: &Ctx<'_>, req: &ListRequest) -> ScimResult<Value> {
     if req.cursor.is_some() {
-        return Err(invalid_cursor("cursor pagination is offered per resource type, not at the root"));
+        return Err(invalid_cursor(
+            "cursor pagination is offered per resource type, not at the root",
+        ));
     }
-    let for_type = |rt: &ResourceType| -> Option<ListRequest> {
-        match req.filter.as_deref().map(|f| filter::parse_filter(f, rt)) {
-            Some(Err(_)) => None,
-            _ => Some(req.clone()),
+    // Per type, conditions on attributes the type lacks are false; None: nothing of it can match.
+    let (users_filter, groups_filter) = match req.filter.as_deref() {
+        None => (Some(None), Some(None)),
+        Some(f) => {
+            let mut per_type = filter::parse_filter_multi(f, &[&USER, &GROUP])?.into_iter();
+            (
+                per_type.next().flatten().map(Some),
+                per_type.next().flatten().map(Some),
+            )
         }
     };
-    let (users_req, groups_req) = (for_type(&USER), for_type(&GROUP));
-    if users_req.is_none() && groups_req.is_none() {
-        // Neither type accepts the filter: report why, as the Users parser sees it.
-        filter::parse_filter(req.filter.as_deref().unwrap_or(""), &USER)?;
-    }
     let start = req.start_index.unwrap_or(1).max(1);
-    let count = req.count.map(|c| c.max(0)).unwrap_or(DEFAULT_COUNT as i64).min(MAX_RESULTS as i64);
+    let count = req
+        .count
+        .map(|c| c.max(0))
+        .unwrap_or(DEFAULT_COUNT as i64)
+        .min(MAX_RESULTS as i64);
     let mut resources = Vec::new();
     let mut total = 0i64;
     let mut skip = start - 1;
     let mut room = count;
-    for (rt_req, is_users) in [(users_req, true), (groups_req, false)] {
-        let Some(mut r) = rt_req else { continue };
+    for (type_filter, is_users) in [(users_filter, true), (groups_filter, false)] {
+        let Some(f) = type_filter else { continue };
+        let mut r = req.clone();
         r.start_index = Some(skip + 1);
         r.count = Some(room);
-        let page = if is_users { list_users(ctx, &r).await? } else { list_groups(ctx, &r).await? };
+        let page = if is_users {
+            list_users_filtered(ctx, &r, f).await?
+        } else {
+            list_groups_filtered(ctx, &r, f).await?
+        };
         let t = page["totalResults"].as_i64().unwrap_or(0);
         total += t;
         if let Some(items) = page["Resources"].as_array() {
@@ -302,10 +436,19 @@ mod tests {
         for c in [Cursor::After(id.clone()), Cursor::Offset(200)] {
             assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
         }
-        for bad in ["", "!!", "azpw", &URL_SAFE_NO_PAD.encode("k:not-a-uuid"), &URL_SAFE_NO_PAD.encode("o:-1")] {
+        for bad in [
+            "",
+            "!!",
+            "azpw",
+            &URL_SAFE_NO_PAD.encode("k:not-a-uuid"),
+            &URL_SAFE_NO_PAD.encode("o:-1"),
+        ] {
             let e = decode_cursor(bad).unwrap_err();
             assert_eq!(e.status, 400, "{bad}");
-            assert_eq!(e.scim_type, Some(crate::scim::error::ScimType::InvalidCursor));
+            assert_eq!(
+                e.scim_type,
+                Some(crate::scim::error::ScimType::InvalidCursor)
+            );
         }
     }
 }

@@ -42,9 +42,9 @@ pub fn etag(version: i64) -> String {
 pub fn if_match_ok(header: Option<&str>, version: i64) -> bool {
     let Some(h) = header else { return true };
     let current = version.to_string();
-    h.split(',').map(str::trim).any(|t| {
-        t == "*" || t.trim_start_matches("W/").trim_matches('"') == current
-    })
+    h.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == current)
 }
 
 /// Internal failures are logged with their cause and answered with a generic 500; client errors
@@ -69,7 +69,11 @@ impl From<StoreError> for ScimError {
 }
 
 pub fn precondition_failed() -> ScimError {
-    ScimError::new(412, None, "the resource has changed: If-Match does not match its current ETag")
+    ScimError::new(
+        412,
+        None,
+        "the resource has changed: If-Match does not match its current ETag",
+    )
 }
 
 pub fn invalid_cursor(detail: &str) -> ScimError {

@@ -1,6 +1,6 @@
 //! Create, read, replace, patch and delete of Users and Groups (RFC 7644 §3.3-§3.6).
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
 use super::{Ctx, Rendered, count_op, if_match_ok, precondition_failed};
@@ -40,13 +40,21 @@ pub struct Needs {
 impl Needs {
     pub fn from_projection(attributes: Option<&str>, excluded: Option<&str>) -> Needs {
         let names = |s: Option<&str>| -> Vec<String> {
-            s.map(|s| s.split(',').map(|a| a.trim().to_ascii_lowercase()).collect()).unwrap_or_default()
+            s.map(|s| {
+                s.split(',')
+                    .map(|a| a.trim().to_ascii_lowercase())
+                    .collect()
+            })
+            .unwrap_or_default()
         };
         let attrs = names(attributes);
         let excl = names(excluded);
         let wanted = |attr: &str, core: &str| {
             let is = |a: &String| {
-                let a = a.strip_prefix(&core.to_ascii_lowercase()).map(|r| r.trim_start_matches(':')).unwrap_or(a);
+                let a = a
+                    .strip_prefix(&core.to_ascii_lowercase())
+                    .map(|r| r.trim_start_matches(':'))
+                    .unwrap_or(a);
                 a == attr || a.starts_with(&format!("{attr}."))
             };
             if attributes.is_some() {
@@ -60,7 +68,10 @@ impl Needs {
             members: wanted("members", crate::scim::schema::GROUP_SCHEMA),
         }
     }
-    pub const ALL: Needs = Needs { groups: true, members: true };
+    pub const ALL: Needs = Needs {
+        groups: true,
+        members: true,
+    };
 }
 
 // ---- rendering ---------------------------------------------------------------------------------
@@ -70,7 +81,10 @@ pub fn render_user(ctx: &Ctx<'_>, u: &UserRecord, groups: Option<&[UserGroup]>) 
     let mut body = u.data.clone();
     if let Value::Object(m) = &mut body {
         m.insert("id".into(), json!(u.id));
-        m.insert("meta".into(), meta("User", u.created_at, u.updated_at, &location, u.version));
+        m.insert(
+            "meta".into(),
+            meta("User", u.created_at, u.updated_at, &location, u.version),
+        );
         if let Some(groups) = groups {
             let list: Vec<Value> = groups
                 .iter()
@@ -85,7 +99,11 @@ pub fn render_user(ctx: &Ctx<'_>, u: &UserRecord, groups: Option<&[UserGroup]>) 
             }
         }
     }
-    Rendered { body, version: u.version, location }
+    Rendered {
+        body,
+        version: u.version,
+        location,
+    }
 }
 
 pub fn render_group(ctx: &Ctx<'_>, g: &GroupRecord, members: Option<&[&Member]>) -> Rendered {
@@ -93,7 +111,10 @@ pub fn render_group(ctx: &Ctx<'_>, g: &GroupRecord, members: Option<&[&Member]>)
     let mut body = g.data.clone();
     if let Value::Object(m) = &mut body {
         m.insert("id".into(), json!(g.id));
-        m.insert("meta".into(), meta("Group", g.created_at, g.updated_at, &location, g.version));
+        m.insert(
+            "meta".into(),
+            meta("Group", g.created_at, g.updated_at, &location, g.version),
+        );
         if let Some(members) = members {
             let list: Vec<Value> = members
                 .iter()
@@ -112,12 +133,20 @@ pub fn render_group(ctx: &Ctx<'_>, g: &GroupRecord, members: Option<&[&Member]>)
             }
         }
     }
-    Rendered { body, version: g.version, location }
+    Rendered {
+        body,
+        version: g.version,
+        location,
+    }
 }
 
 async fn render_user_loaded(ctx: &Ctx<'_>, u: &UserRecord, needs: Needs) -> ScimResult<Rendered> {
     let groups = if needs.groups {
-        Some(ctx.store.groups_of_users(ctx.scope, std::slice::from_ref(&u.id)).await?)
+        Some(
+            ctx.store
+                .groups_of_users(ctx.scope, std::slice::from_ref(&u.id))
+                .await?,
+        )
     } else {
         None
     };
@@ -126,7 +155,11 @@ async fn render_user_loaded(ctx: &Ctx<'_>, u: &UserRecord, needs: Needs) -> Scim
 
 async fn render_group_loaded(ctx: &Ctx<'_>, g: &GroupRecord, needs: Needs) -> ScimResult<Rendered> {
     let members = if needs.members {
-        Some(ctx.store.members_of_groups(ctx.scope, std::slice::from_ref(&g.id)).await?)
+        Some(
+            ctx.store
+                .members_of_groups(ctx.scope, std::slice::from_ref(&g.id))
+                .await?,
+        )
     } else {
         None
     };
@@ -166,14 +199,26 @@ pub async fn create_user(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     let rec = user_columns(new_id(), data, 1, t, t);
     let mut tx = ctx.store.begin().await?;
     db::insert_user(&mut tx, ctx.scope, &rec).await?;
-    audit::record(&mut tx, ctx.scope, "create", "User", Some(&rec.id), Some(&rec.user_name)).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        "create",
+        "User",
+        Some(&rec.id),
+        Some(&rec.user_name),
+    )
+    .await?;
     tx.commit().await?;
     count_op(ctx.scope, "User", "create");
     Ok(render_user(ctx, &rec, None))
 }
 
 pub async fn get_user(ctx: &Ctx<'_>, id: &str, needs: Needs) -> ScimResult<Rendered> {
-    let u = ctx.store.get_user(ctx.scope, id).await?.ok_or_else(|| user_not_found(id))?;
+    let u = ctx
+        .store
+        .get_user(ctx.scope, id)
+        .await?
+        .ok_or_else(|| user_not_found(id))?;
     render_user_loaded(ctx, &u, needs).await
 }
 
@@ -186,8 +231,15 @@ fn group_not_found(id: &str) -> ScimError {
 }
 
 /// Locks the user, checks If-Match against the version before this write, and returns it.
-async fn lock_user(ctx: &Ctx<'_>, tx: &mut Tx, id: &str, if_match: Option<&str>) -> ScimResult<UserRecord> {
-    let u = db::lock_user(tx, ctx.scope, id).await?.ok_or_else(|| user_not_found(id))?;
+async fn lock_user(
+    ctx: &Ctx<'_>,
+    tx: &mut Tx,
+    id: &str,
+    if_match: Option<&str>,
+) -> ScimResult<UserRecord> {
+    let u = db::lock_user(tx, ctx.scope, id)
+        .await?
+        .ok_or_else(|| user_not_found(id))?;
     if !if_match_ok(if_match, u.version - 1) {
         return Err(precondition_failed());
     }
@@ -207,7 +259,15 @@ pub async fn replace_user(
     let old = lock_user(ctx, &mut tx, id, if_match).await?;
     let rec = user_columns(old.id.clone(), data, old.version, old.created_at, now());
     db::update_user(&mut tx, ctx.scope, &rec).await?;
-    audit::record(&mut tx, ctx.scope, "replace", "User", Some(id), active_change(&old, &rec)).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        "replace",
+        "User",
+        Some(id),
+        active_change(&old, &rec),
+    )
+    .await?;
     tx.commit().await?;
     count_op(ctx.scope, "User", "replace");
     render_user_loaded(ctx, &rec, needs).await
@@ -231,10 +291,18 @@ pub async fn patch_user(
     let ops = patch::parse_patch(body, &USER)?;
     let mut tx = ctx.store.begin().await?;
     let old = lock_user(ctx, &mut tx, id, if_match).await?;
-    let data = patch::apply(&old.data, &ops, &USER)?;
+    let data = apply_with_id(&old.data, &old.id, &ops, &USER)?;
     let rec = user_columns(old.id.clone(), data, old.version, old.created_at, now());
     db::update_user(&mut tx, ctx.scope, &rec).await?;
-    audit::record(&mut tx, ctx.scope, "patch", "User", Some(id), active_change(&old, &rec)).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        "patch",
+        "User",
+        Some(id),
+        active_change(&old, &rec),
+    )
+    .await?;
     tx.commit().await?;
     count_op(ctx.scope, "User", "patch");
     render_user_loaded(ctx, &rec, needs).await
@@ -256,14 +324,10 @@ pub async fn delete_user(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sci
 
 // ---- groups ------------------------------------------------------------------------------------
 
-/// Splits `members` out of a normalised group document: membership is stored as rows.
-fn take_members(data: &mut Value) -> Vec<String> {
-    let Some(Value::Array(members)) = data.as_object_mut().and_then(|m| m.remove("members")) else {
-        return Vec::new();
-    };
-    members
+fn member_ids(data: &mut Value) -> Vec<String> {
+    resource::take_members(data)
         .into_iter()
-        .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_string))
+        .map(|m| m.value)
         .collect()
 }
 
@@ -282,25 +346,44 @@ fn group_columns(id: String, data: Value, version: i64, created: i64, updated: i
 
 pub async fn create_group(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     let mut data = resource::normalize(body, &GROUP)?;
-    let members = take_members(&mut data);
+    let members = member_ids(&mut data);
     let t = now();
     let rec = group_columns(new_id(), data, 1, t, t);
     let mut tx = ctx.store.begin().await?;
     db::insert_group(&mut tx, ctx.scope, &rec).await?;
     db::add_members(&mut tx, ctx.scope, &rec.id, &members).await?;
-    audit::record(&mut tx, ctx.scope, "create", "Group", Some(&rec.id), Some(&rec.display_name)).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        "create",
+        "Group",
+        Some(&rec.id),
+        Some(&rec.display_name),
+    )
+    .await?;
     tx.commit().await?;
     count_op(ctx.scope, "Group", "create");
     render_group_loaded(ctx, &rec, Needs::ALL).await
 }
 
 pub async fn get_group(ctx: &Ctx<'_>, id: &str, needs: Needs) -> ScimResult<Rendered> {
-    let g = ctx.store.get_group(ctx.scope, id).await?.ok_or_else(|| group_not_found(id))?;
+    let g = ctx
+        .store
+        .get_group(ctx.scope, id)
+        .await?
+        .ok_or_else(|| group_not_found(id))?;
     render_group_loaded(ctx, &g, needs).await
 }
 
-async fn lock_group(ctx: &Ctx<'_>, tx: &mut Tx, id: &str, if_match: Option<&str>) -> ScimResult<GroupRecord> {
-    let g = db::lock_group(tx, ctx.scope, id).await?.ok_or_else(|| group_not_found(id))?;
+async fn lock_group(
+    ctx: &Ctx<'_>,
+    tx: &mut Tx,
+    id: &str,
+    if_match: Option<&str>,
+) -> ScimResult<GroupRecord> {
+    let g = db::lock_group(tx, ctx.scope, id)
+        .await?
+        .ok_or_else(|| group_not_found(id))?;
     if !if_match_ok(if_match, g.version - 1) {
         return Err(precondition_failed());
     }
@@ -315,7 +398,7 @@ pub async fn replace_group(
     needs: Needs,
 ) -> ScimResult<Rendered> {
     let mut data = resource::normalize(body, &GROUP)?;
-    let members = take_members(&mut data);
+    let members = member_ids(&mut data);
     let mut tx = ctx.store.begin().await?;
     let old = lock_group(ctx, &mut tx, id, if_match).await?;
     let rec = group_columns(old.id.clone(), data, old.version, old.created_at, now());
@@ -341,7 +424,11 @@ pub async fn patch_group(
     let (doc_ops, member_changes) = patch::split_member_ops(ops)?;
     let mut tx = ctx.store.begin().await?;
     let old = lock_group(ctx, &mut tx, id, if_match).await?;
-    let data = if doc_ops.is_empty() { old.data.clone() } else { patch::apply(&old.data, &doc_ops, &GROUP)? };
+    let data = if doc_ops.is_empty() {
+        old.data.clone()
+    } else {
+        apply_with_id(&old.data, &old.id, &doc_ops, &GROUP)?
+    };
     let rec = group_columns(old.id.clone(), data, old.version, old.created_at, now());
     db::update_group(&mut tx, ctx.scope, &rec).await?;
     let (mut added, mut removed) = (0, 0);
@@ -352,11 +439,21 @@ pub async fn patch_group(
                 let ids: Vec<String> = refs.iter().map(|r| r.value.clone()).collect();
                 added += db::add_members(&mut tx, ctx.scope, id, &ids).await?;
             }
-            MemberChange::Remove(ids) => removed += db::remove_members(&mut tx, ctx.scope, id, ids).await?,
+            MemberChange::Remove(ids) => {
+                removed += db::remove_members(&mut tx, ctx.scope, id, ids).await?
+            }
         }
     }
     let detail = (added + removed > 0).then(|| format!("members +{added} -{removed}"));
-    audit::record(&mut tx, ctx.scope, "patch", "Group", Some(id), detail.as_deref()).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        "patch",
+        "Group",
+        Some(id),
+        detail.as_deref(),
+    )
+    .await?;
     tx.commit().await?;
     count_op(ctx.scope, "Group", "patch");
     render_group_loaded(ctx, &rec, needs).await
@@ -376,7 +473,23 @@ pub async fn delete_group(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sc
     Ok(())
 }
 
-/// An empty JSON object, for places that need a document.
-pub fn empty() -> Value {
-    Value::Object(Map::new())
+/// Applies PATCH operations with the resource's `id` in view, so that a no-path replace carrying
+/// the unchanged read-only `id` (as Okta sends) passes and a different one is refused; the id is
+/// not part of the stored document.
+fn apply_with_id(
+    data: &Value,
+    id: &str,
+    ops: &[patch::PatchOp],
+    rt: &crate::scim::schema::ResourceType,
+) -> ScimResult<Value> {
+    let mut doc = data.clone();
+    if let Value::Object(m) = &mut doc {
+        m.insert("id".into(), json!(id));
+    }
+    let mut out = patch::apply(&doc, ops, rt)?;
+    if let Value::Object(m) = &mut out {
+        m.remove("id");
+        m.remove("meta");
+    }
+    Ok(out)
 }

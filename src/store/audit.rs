@@ -19,3 +19,38 @@ pub async fn record(
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub directory_id: Option<String>,
+    pub actor: String,
+    pub operation: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub detail: Option<String>,
+    pub at: i64,
+}
+
+impl super::Store {
+    /// An organization's audit entries after `after_seq`, oldest first.
+    pub async fn audit_entries(
+        &self,
+        org_id: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        use sqlx::Row;
+        Ok(super::on_read!(self, c => sqlx::query(
+            "SELECT seq, directory_id, actor, operation, resource_type, resource_id, detail, at \
+             FROM audit_log WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+            .bind(org_id).bind(after_seq).bind(limit)
+            .fetch_all(c).await?.into_iter()
+            .map(|r| AuditEntry {
+                seq: r.get("seq"), directory_id: r.get("directory_id"), actor: r.get("actor"),
+                operation: r.get("operation"), resource_type: r.get("resource_type"),
+                resource_id: r.get("resource_id"), detail: r.get("detail"), at: r.get("at"),
+            })
+            .collect()))
+    }
+}

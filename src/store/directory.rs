@@ -31,7 +31,11 @@ impl DirectoryScope {
     /// For tests and the CLI, which act with the directory's authority without a token.
     #[doc(hidden)]
     pub fn for_directory(org_id: &str, directory_id: &str, actor: &str) -> Self {
-        Self { org_id: org_id.into(), directory_id: directory_id.into(), token_id: actor.into() }
+        Self {
+            org_id: org_id.into(),
+            directory_id: directory_id.into(),
+            token_id: actor.into(),
+        }
     }
 }
 
@@ -59,7 +63,10 @@ pub struct NewToken {
 
 impl std::fmt::Debug for NewToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewToken").field("id", &self.id).field("token", &"<redacted>").finish()
+        f.debug_struct("NewToken")
+            .field("id", &self.id)
+            .field("token", &"<redacted>")
+            .finish()
     }
 }
 
@@ -79,7 +86,10 @@ pub fn hash_token(token: &str) -> String {
 
 fn mint_token() -> String {
     let bytes: [u8; 32] = rand::random();
-    format!("idb_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "idb_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 fn now_micros() -> i64 {
@@ -90,9 +100,15 @@ impl Store {
     pub async fn create_org(&self, name: &str) -> StoreResult<OrgRecord> {
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
-            return Err(StoreError::Invalid("organization name must be 1-200 characters".into()));
+            return Err(StoreError::Invalid(
+                "organization name must be 1-200 characters".into(),
+            ));
         }
-        let org = OrgRecord { id: new_id(), name: name.to_string(), created_at: now_micros() };
+        let org = OrgRecord {
+            id: new_id(),
+            name: name.to_string(),
+            created_at: now_micros(),
+        };
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => sqlx::query(
             "INSERT INTO organizations (id, name, name_ci, created_at) VALUES ($1, $2, $3, $4)")
@@ -121,7 +137,9 @@ impl Store {
     ) -> StoreResult<(DirectoryRecord, NewToken)> {
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
-            return Err(StoreError::Invalid("directory name must be 1-200 characters".into()));
+            return Err(StoreError::Invalid(
+                "directory name must be 1-200 characters".into(),
+            ));
         }
         let dir = DirectoryRecord {
             id: new_id(),
@@ -129,7 +147,10 @@ impl Store {
             name: name.to_string(),
             created_at: now_micros(),
         };
-        let token = NewToken { id: new_id(), token: mint_token() };
+        let token = NewToken {
+            id: new_id(),
+            token: mint_token(),
+        };
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => {
             sqlx::query("INSERT INTO directories (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
@@ -157,7 +178,10 @@ impl Store {
     /// over without an outage; the oldest beyond [`MAX_ACTIVE_TOKENS`] is revoked.
     pub async fn rotate_directory_token(&self, directory_id: &str) -> StoreResult<NewToken> {
         let dir = self.find_directory(directory_id).await?;
-        let token = NewToken { id: new_id(), token: mint_token() };
+        let token = NewToken {
+            id: new_id(),
+            token: mint_token(),
+        };
         let now = now_micros();
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => {
@@ -232,15 +256,15 @@ impl Store {
         }
         let hash = hash_token(token);
         Ok(on_read!(self, c => sqlx::query(
-            "SELECT t.id AS token_id, d.org_id FROM directory_tokens t \
-             JOIN directories d ON d.id = t.directory_id \
-             WHERE t.token_hash = $1 AND t.directory_id = $2 AND t.revoked_at IS NULL")
-            .bind(&hash).bind(directory_id)
-            .fetch_optional(c).await?
-            .map(|r| DirectoryScope {
-                org_id: r.get("org_id"),
-                directory_id: directory_id.to_string(),
-                token_id: r.get("token_id"),
-            })))
+        "SELECT t.id AS token_id, d.org_id FROM directory_tokens t \
+         JOIN directories d ON d.id = t.directory_id \
+         WHERE t.token_hash = $1 AND t.directory_id = $2 AND t.revoked_at IS NULL")
+        .bind(&hash).bind(directory_id)
+        .fetch_optional(c).await?
+        .map(|r| DirectoryScope {
+            org_id: r.get("org_id"),
+            directory_id: directory_id.to_string(),
+            token_id: r.get("token_id"),
+        })))
     }
 }

@@ -45,7 +45,9 @@ impl StoreError {
     /// Maps a unique-constraint violation to [`StoreError::Conflict`] and leaves other errors be.
     pub(crate) fn on_unique(e: sqlx::Error, what: &str) -> StoreError {
         match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what.into()),
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Conflict(what.into())
+            }
             _ => StoreError::Db(e),
         }
     }
@@ -60,7 +62,10 @@ pub enum Backend {
 enum Pools {
     /// SQLite admits one writer at a time; a one-connection writer pool queues writers in-process
     /// instead of letting them fail with SQLITE_BUSY, while WAL lets readers run beside it.
-    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -135,7 +140,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 10, acquire_timeout: Duration::from_secs(10) }
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -182,7 +190,9 @@ impl Store {
                 "database URL must start with sqlite: or postgres:".into(),
             ));
         };
-        Ok(Store { pools: Arc::new(pools) })
+        Ok(Store {
+            pools: Arc::new(pools),
+        })
     }
 
     pub fn backend(&self) -> Backend {

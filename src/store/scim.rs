@@ -81,10 +81,10 @@ pub struct Page<T> {
     pub total: Option<i64>,
 }
 
-const USER_COLS: &str = "u.id, u.user_name, u.external_id, u.display_name, u.active, u.data, \
-                         u.version, u.created_at, u.updated_at";
-const GROUP_COLS: &str =
-    "g.id, g.display_name, g.external_id, g.data, g.version, g.created_at, g.updated_at";
+// Unqualified, so the same lists serve SELECT and RETURNING (which takes no table alias).
+const USER_COLS: &str =
+    "id, user_name, external_id, display_name, active, data, version, created_at, updated_at";
+const GROUP_COLS: &str = "id, display_name, external_id, data, version, created_at, updated_at";
 
 fn parse_data(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or(Value::Object(Default::default()))
@@ -152,11 +152,13 @@ pub async fn lock_user(
     id: &str,
 ) -> StoreResult<Option<UserRecord>> {
     let sql = format!(
-        "UPDATE scim_users AS u SET version = u.version + 1 WHERE u.id = $1 AND u.directory_id = $2 \
+        "UPDATE scim_users SET version = version + 1 WHERE id = $1 AND directory_id = $2 \
          RETURNING {USER_COLS}"
     );
-    Ok(on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
-        .fetch_optional(c).await?.map(|r| user_from_row(&r))))
+    Ok(
+        on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
+        .fetch_optional(c).await?.map(|r| user_from_row(&r))),
+    )
 }
 
 /// Writes back a user read with [`lock_user`]; `u.version` is the version that lock returned.
@@ -186,10 +188,17 @@ pub async fn delete_user(tx: &mut Tx, scope: &DirectoryScope, id: &str) -> Store
 }
 
 impl Store {
-    pub async fn get_user(&self, scope: &DirectoryScope, id: &str) -> StoreResult<Option<UserRecord>> {
-        let sql = format!("SELECT {USER_COLS} FROM scim_users u WHERE u.id = $1 AND u.directory_id = $2");
-        Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
-            .fetch_optional(c).await?.map(|r| user_from_row(&r))))
+    pub async fn get_user(
+        &self,
+        scope: &DirectoryScope,
+        id: &str,
+    ) -> StoreResult<Option<UserRecord>> {
+        let sql =
+            format!("SELECT {USER_COLS} FROM scim_users u WHERE u.id = $1 AND u.directory_id = $2");
+        Ok(
+            on_read!(self, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
+            .fetch_optional(c).await?.map(|r| user_from_row(&r))),
+        )
     }
 
     pub async fn list_users(
@@ -217,7 +226,8 @@ impl Store {
             "SELECT m.member_id, g.id, g.display_name FROM scim_group_members m \
              JOIN scim_groups g ON g.id = m.group_id WHERE m.directory_id = ",
         );
-        b.bind_text(scope.directory_id()).push(" AND m.member_id IN (");
+        b.bind_text(scope.directory_id())
+            .push(" AND m.member_id IN (");
         for (i, id) in user_ids.iter().enumerate() {
             if i > 0 {
                 b.push(", ");
@@ -225,10 +235,12 @@ impl Store {
             b.bind_text(id.clone());
         }
         b.push(") ORDER BY g.id");
-        Ok(on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql.clone())), &b.binds)
+        Ok(
+            on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql.clone())), &b.binds)
             .fetch_all(c).await?.into_iter()
             .map(|r| UserGroup { user_id: r.get(0), group_id: r.get(1), display: r.get(2) })
-            .collect()))
+            .collect()),
+        )
     }
 }
 
@@ -251,11 +263,13 @@ pub async fn lock_group(
     id: &str,
 ) -> StoreResult<Option<GroupRecord>> {
     let sql = format!(
-        "UPDATE scim_groups AS g SET version = g.version + 1 WHERE g.id = $1 AND g.directory_id = $2 \
+        "UPDATE scim_groups SET version = version + 1 WHERE id = $1 AND directory_id = $2 \
          RETURNING {GROUP_COLS}"
     );
-    Ok(on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
-        .fetch_optional(c).await?.map(|r| group_from_row(&r))))
+    Ok(
+        on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
+        .fetch_optional(c).await?.map(|r| group_from_row(&r))),
+    )
 }
 
 pub async fn update_group(tx: &mut Tx, scope: &DirectoryScope, g: &GroupRecord) -> StoreResult<()> {
@@ -314,7 +328,9 @@ pub async fn add_members(
             )));
         }
         if found.iter().any(|(f, _)| f == group_id) {
-            return Err(StoreError::Invalid("a group cannot be a member of itself".into()));
+            return Err(StoreError::Invalid(
+                "a group cannot be a member of itself".into(),
+            ));
         }
         let mut ins = SqlBuilder::new(
             "INSERT INTO scim_group_members (group_id, member_id, member_type, directory_id) VALUES ",
@@ -323,8 +339,15 @@ pub async fn add_members(
             if i > 0 {
                 ins.push(", ");
             }
-            ins.push("(").bind_text(group_id).push(", ").bind_text(id.clone()).push(", ");
-            ins.bind_text(ty.clone()).push(", ").bind_text(scope.directory_id()).push(")");
+            ins.push("(")
+                .bind_text(group_id)
+                .push(", ")
+                .bind_text(id.clone())
+                .push(", ");
+            ins.bind_text(ty.clone())
+                .push(", ")
+                .bind_text(scope.directory_id())
+                .push(")");
         }
         ins.push(" ON CONFLICT (group_id, member_id) DO NOTHING");
         added += on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(ins.sql)), &ins.binds)
@@ -343,7 +366,9 @@ pub async fn remove_members(
     let mut removed = 0;
     for chunk in ids.chunks(CHUNK) {
         let mut b = SqlBuilder::new("DELETE FROM scim_group_members WHERE group_id = ");
-        b.bind_text(group_id).push(" AND directory_id = ").bind_text(scope.directory_id());
+        b.bind_text(group_id)
+            .push(" AND directory_id = ")
+            .bind_text(scope.directory_id());
         b.push(" AND member_id IN (");
         push_list(&mut b, chunk);
         b.push(")");
@@ -353,7 +378,11 @@ pub async fn remove_members(
     Ok(removed)
 }
 
-pub async fn clear_members(tx: &mut Tx, scope: &DirectoryScope, group_id: &str) -> StoreResult<u64> {
+pub async fn clear_members(
+    tx: &mut Tx,
+    scope: &DirectoryScope,
+    group_id: &str,
+) -> StoreResult<u64> {
     Ok(on_tx!(tx, c => sqlx::query(
         "DELETE FROM scim_group_members WHERE group_id = $1 AND directory_id = $2")
         .bind(group_id).bind(scope.directory_id()).execute(c).await?.rows_affected()))
@@ -376,10 +405,18 @@ const MEMBER_SELECT: &str = "SELECT m.group_id, m.member_id, m.member_type, \
      WHERE m.directory_id = ";
 
 impl Store {
-    pub async fn get_group(&self, scope: &DirectoryScope, id: &str) -> StoreResult<Option<GroupRecord>> {
-        let sql = format!("SELECT {GROUP_COLS} FROM scim_groups g WHERE g.id = $1 AND g.directory_id = $2");
-        Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
-            .fetch_optional(c).await?.map(|r| group_from_row(&r))))
+    pub async fn get_group(
+        &self,
+        scope: &DirectoryScope,
+        id: &str,
+    ) -> StoreResult<Option<GroupRecord>> {
+        let sql = format!(
+            "SELECT {GROUP_COLS} FROM scim_groups g WHERE g.id = $1 AND g.directory_id = $2"
+        );
+        Ok(
+            on_read!(self, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
+            .fetch_optional(c).await?.map(|r| group_from_row(&r))),
+        )
     }
 
     pub async fn list_groups(
@@ -404,19 +441,24 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut b = SqlBuilder::new(MEMBER_SELECT);
-        b.bind_text(scope.directory_id()).push(" AND m.group_id IN (");
+        b.bind_text(scope.directory_id())
+            .push(" AND m.group_id IN (");
         push_list(&mut b, group_ids);
         b.push(") ORDER BY m.group_id, m.member_id");
-        Ok(on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+        Ok(
+            on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
             .fetch_all(c).await?.into_iter()
             .map(|r| (r.get(0), Member { value: r.get(1), r#type: r.get(2), display: r.get(3) }))
-            .collect()))
+            .collect()),
+        )
     }
 
     async fn count(&self, count: Option<SqlBuilder>) -> StoreResult<Option<i64>> {
         let Some(b) = count else { return Ok(None) };
-        Ok(Some(on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-            .fetch_one(c).await?.get::<i64, _>(0))))
+        Ok(Some(
+            on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .fetch_one(c).await?.get::<i64, _>(0)),
+        ))
     }
 }
 
@@ -434,7 +476,10 @@ fn build_list(
     let a = table.alias();
     let compiler = Compiler { backend, table, rt };
     let where_clause = |b: &mut SqlBuilder| -> ScimResult<()> {
-        b.push(" WHERE ").push(a).push(".directory_id = ").bind_text(scope.directory_id());
+        b.push(" WHERE ")
+            .push(a)
+            .push(".directory_id = ")
+            .bind_text(scope.directory_id());
         if let Some(f) = &q.filter {
             b.push(" AND ");
             compiler.compile(f, b)?;
@@ -464,10 +509,13 @@ fn build_list(
         let expr = sort_expr(backend, table, rt, path, &mut b)?;
         b.push(&expr).push(dir).push(", ");
     }
-    b.push(a).push(".id").push(if q.sort_by.is_some() { " ASC" } else { dir });
+    b.push(a)
+        .push(".id")
+        .push(if q.sort_by.is_some() { " ASC" } else { dir });
     b.push(" LIMIT ").bind(Bind::Int(q.count as i64));
     if let PageStart::Index(i) = q.start {
-        b.push(" OFFSET ").bind(Bind::Int(i.saturating_sub(1) as i64));
+        b.push(" OFFSET ")
+            .bind(Bind::Int(i.saturating_sub(1) as i64));
     }
     Ok((b, count))
 }

@@ -30,7 +30,10 @@ pub struct SqlBuilder {
 
 impl SqlBuilder {
     pub fn new(sql: &str) -> Self {
-        Self { sql: sql.to_string(), binds: Vec::new() }
+        Self {
+            sql: sql.to_string(),
+            binds: Vec::new(),
+        }
     }
     pub fn push(&mut self, s: &str) -> &mut Self {
         self.sql.push_str(s);
@@ -123,7 +126,11 @@ impl Compiler<'_> {
             Filter::And(a, b) | Filter::Or(a, b) => {
                 out.push("(");
                 self.compile(a, out)?;
-                out.push(if matches!(f, Filter::And(..)) { " AND " } else { " OR " });
+                out.push(if matches!(f, Filter::And(..)) {
+                    " AND "
+                } else {
+                    " OR "
+                });
                 self.compile(b, out)?;
                 out.push(")");
             }
@@ -140,13 +147,17 @@ impl Compiler<'_> {
     }
 
     fn def(&self, path: &AttrPath) -> ScimResult<&'static AttrDef> {
-        self.rt
-            .attr(path)
-            .ok_or_else(|| ScimError::invalid_filter(format!("unknown attribute {}", display(path))))
+        self.rt.attr(path).ok_or_else(|| {
+            ScimError::invalid_filter(format!("unknown attribute {}", display(path)))
+        })
     }
 
     fn parent_def(&self, path: &AttrPath) -> ScimResult<&'static AttrDef> {
-        let parent = AttrPath { urn: path.urn.clone(), name: path.name.clone(), sub: None };
+        let parent = AttrPath {
+            urn: path.urn.clone(),
+            name: path.name.clone(),
+            sub: None,
+        };
         self.def(&parent)
     }
 
@@ -163,7 +174,11 @@ impl Compiler<'_> {
                 Some((op, v)) => Filter::Compare(membership_value_path(path), op, v.clone()),
                 None => Filter::Present(membership_value_path(path)),
             };
-            let parent = AttrPath { urn: None, name: path.name.clone(), sub: None };
+            let parent = AttrPath {
+                urn: None,
+                name: path.name.clone(),
+                sub: None,
+            };
             return self.membership_exists(&parent, &inner, out);
         }
         let parent = self.parent_def(path)?;
@@ -173,15 +188,20 @@ impl Compiler<'_> {
             let elem_path = AttrPath {
                 urn: path.urn.clone(),
                 name: path.name.clone(),
-                sub: path.sub.clone().or_else(|| {
-                    (parent.ty == AttrType::Complex).then(|| "value".to_string())
-                }),
+                sub: path
+                    .sub
+                    .clone()
+                    .or_else(|| (parent.ty == AttrType::Complex).then(|| "value".to_string())),
             };
             let inner = match cmp {
                 Some((op, v)) => Filter::Compare(elem_path, op, v.clone()),
                 None => Filter::Present(elem_path),
             };
-            let base = AttrPath { urn: path.urn.clone(), name: path.name.clone(), sub: None };
+            let base = AttrPath {
+                urn: path.urn.clone(),
+                name: path.name.clone(),
+                sub: None,
+            };
             return self.value_path(&base, &inner, out);
         }
         let def = self.def(path)?;
@@ -213,13 +233,16 @@ impl Compiler<'_> {
         out.push("EXISTS (SELECT 1 FROM ");
         match self.backend {
             Backend::Sqlite => {
-                out.push("json_each(").push(self.table.alias()).push(".data, ");
+                out.push("json_each(")
+                    .push(self.table.alias())
+                    .push(".data, ");
                 out.bind_text(sqlite_json_path(&keys));
                 out.push(") AS e WHERE ");
             }
             Backend::Postgres => {
                 let doc = format!("({}.data::jsonb #> ", self.table.alias());
-                out.push("jsonb_array_elements(CASE jsonb_typeof(").push(&doc);
+                out.push("jsonb_array_elements(CASE jsonb_typeof(")
+                    .push(&doc);
                 out.bind_text(pg_text_array(&keys));
                 out.push("::text[])) WHEN 'array' THEN ").push(&doc);
                 out.bind_text(pg_text_array(&keys));
@@ -243,7 +266,11 @@ impl Compiler<'_> {
             Filter::And(a, b) | Filter::Or(a, b) => {
                 out.push("(");
                 self.compile_in_element(a, multi, out)?;
-                out.push(if matches!(f, Filter::And(..)) { " AND " } else { " OR " });
+                out.push(if matches!(f, Filter::And(..)) {
+                    " AND "
+                } else {
+                    " OR "
+                });
                 self.compile_in_element(b, multi, out)?;
                 out.push(")");
                 Ok(())
@@ -254,9 +281,9 @@ impl Compiler<'_> {
                 out.push(")");
                 Ok(())
             }
-            Filter::ValuePath(..) => {
-                Err(ScimError::invalid_filter("a value filter cannot contain another value filter"))
-            }
+            Filter::ValuePath(..) => Err(ScimError::invalid_filter(
+                "a value filter cannot contain another value filter",
+            )),
             Filter::Present(p) | Filter::Compare(p, _, _) => {
                 let cmp = match f {
                     Filter::Compare(_, op, v) => Some((*op, v)),
@@ -265,7 +292,11 @@ impl Compiler<'_> {
                 match multi {
                     None => self.leaf(p, cmp, out),
                     Some(parent) => {
-                        let def = if p.sub.is_some() { self.def(p)? } else { parent };
+                        let def = if p.sub.is_some() {
+                            self.def(p)?
+                        } else {
+                            parent
+                        };
                         let elem_keys: Vec<String> = p.sub.iter().cloned().collect();
                         self.emit(&Target::Json(elem_keys), def, Some(ELEMENT_ALIAS), cmp, out)
                     }
@@ -284,21 +315,30 @@ impl Compiler<'_> {
         out.push("EXISTS (SELECT 1 FROM scim_group_members m");
         match self.table {
             Table::Groups => out.push(" WHERE m.group_id = g.id AND "),
-            Table::Users => out.push(
-                " JOIN scim_groups mg ON mg.id = m.group_id WHERE m.member_id = u.id AND ",
-            ),
+            Table::Users => {
+                out.push(" JOIN scim_groups mg ON mg.id = m.group_id WHERE m.member_id = u.id AND ")
+            }
         };
         self.membership_inner(path, inner, out)?;
         out.push(")");
         Ok(())
     }
 
-    fn membership_inner(&self, path: &AttrPath, f: &Filter, out: &mut SqlBuilder) -> ScimResult<()> {
+    fn membership_inner(
+        &self,
+        path: &AttrPath,
+        f: &Filter,
+        out: &mut SqlBuilder,
+    ) -> ScimResult<()> {
         match f {
             Filter::And(a, b) | Filter::Or(a, b) => {
                 out.push("(");
                 self.membership_inner(path, a, out)?;
-                out.push(if matches!(f, Filter::And(..)) { " AND " } else { " OR " });
+                out.push(if matches!(f, Filter::And(..)) {
+                    " AND "
+                } else {
+                    " OR "
+                });
                 self.membership_inner(path, b, out)?;
                 out.push(")");
                 Ok(())
@@ -309,9 +349,9 @@ impl Compiler<'_> {
                 out.push(")");
                 Ok(())
             }
-            Filter::ValuePath(..) => {
-                Err(ScimError::invalid_filter("a value filter cannot contain another value filter"))
-            }
+            Filter::ValuePath(..) => Err(ScimError::invalid_filter(
+                "a value filter cannot contain another value filter",
+            )),
             Filter::Present(p) | Filter::Compare(p, _, _) => {
                 let sub = p.sub.as_deref().unwrap_or("value");
                 let (expr, kind) = match (self.table, sub) {
@@ -347,16 +387,39 @@ impl Compiler<'_> {
             match (path.name.as_str(), path.sub.as_deref()) {
                 ("id", None) => return col(if users { "u.id" } else { "g.id" }, ColKind::Exact),
                 ("externalId", None) => {
-                    return col(if users { "u.external_id" } else { "g.external_id" }, ColKind::Exact);
+                    return col(
+                        if users {
+                            "u.external_id"
+                        } else {
+                            "g.external_id"
+                        },
+                        ColKind::Exact,
+                    );
                 }
                 ("userName", None) if users => return col("u.user_name_ci", ColKind::Lowered),
                 ("active", None) if users => return col("u.active", ColKind::Bool),
-                ("displayName", None) if !users => return col("g.display_name_ci", ColKind::Lowered),
+                ("displayName", None) if !users => {
+                    return col("g.display_name_ci", ColKind::Lowered);
+                }
                 ("meta", Some("created")) => {
-                    return col(if users { "u.created_at" } else { "g.created_at" }, ColKind::Micros);
+                    return col(
+                        if users {
+                            "u.created_at"
+                        } else {
+                            "g.created_at"
+                        },
+                        ColKind::Micros,
+                    );
                 }
                 ("meta", Some("lastModified")) => {
-                    return col(if users { "u.updated_at" } else { "g.updated_at" }, ColKind::Micros);
+                    return col(
+                        if users {
+                            "u.updated_at"
+                        } else {
+                            "g.updated_at"
+                        },
+                        ColKind::Micros,
+                    );
                 }
                 _ => {}
             }
@@ -436,7 +499,8 @@ impl Compiler<'_> {
         let (text_expr, typeof_expr) = self.json_expr(keys, element, out);
         let Some((op, value)) = cmp else {
             // RFC 7644 §3.4.2.2 `pr`: present, not null, not empty.
-            out.push(&typeof_expr).push(" NOT IN ('null', 'array_empty') AND coalesce(");
+            out.push(&typeof_expr)
+                .push(" NOT IN ('null', 'array_empty') AND coalesce(");
             out.push(&text_expr).push(", 'x') <> ''");
             return Ok(());
         };
@@ -455,12 +519,19 @@ impl Compiler<'_> {
                 if op == CompOp::Ne {
                     out.push(&text_expr).push(" IS NULL OR ");
                 }
-                out.push(&text_expr).push(sym).bind_text(if b { "true" } else { "false" });
+                out.push(&text_expr)
+                    .push(sym)
+                    .bind_text(if b { "true" } else { "false" });
             }
             AttrType::Integer | AttrType::Decimal => {
                 let n = match value {
                     CompValue::Num(n) => n.as_f64().unwrap_or(0.0),
-                    _ => return Err(ScimError::invalid_filter(format!("{} takes a number", def.name))),
+                    _ => {
+                        return Err(ScimError::invalid_filter(format!(
+                            "{} takes a number",
+                            def.name
+                        )));
+                    }
                 };
                 let sym = ordering_symbol(op).ok_or_else(|| op_not_allowed(op, def))?;
                 let num = match self.backend {
@@ -476,7 +547,11 @@ impl Compiler<'_> {
             }
             _ => {
                 let ci = !def.case_exact;
-                let lhs = if ci { format!("lower({text_expr})") } else { text_expr.clone() };
+                let lhs = if ci {
+                    format!("lower({text_expr})")
+                } else {
+                    text_expr.clone()
+                };
                 let text = text_value(value);
                 let text = if ci { text.to_lowercase() } else { text };
                 if op == CompOp::Ne {
@@ -548,7 +623,11 @@ impl Compiler<'_> {
     fn string_op(&self, lhs: &str, op: CompOp, text: String, ci: bool, out: &mut SqlBuilder) {
         let pattern = |prefix: bool, suffix: bool| -> (String, bool) {
             let glob = self.backend == Backend::Sqlite && !ci;
-            let body = if glob { escape_glob(&text) } else { escape_like(&text) };
+            let body = if glob {
+                escape_glob(&text)
+            } else {
+                escape_like(&text)
+            };
             let any = if glob { "*" } else { "%" };
             let mut p = String::new();
             if prefix {
@@ -564,7 +643,10 @@ impl Compiler<'_> {
             if glob {
                 out.push(lhs).push(" GLOB ").bind_text(p);
             } else {
-                out.push(lhs).push(" LIKE ").bind_text(p).push(" ESCAPE '\\'");
+                out.push(lhs)
+                    .push(" LIKE ")
+                    .bind_text(p)
+                    .push(" ESCAPE '\\'");
             }
         };
         match op {
@@ -583,7 +665,11 @@ fn null_comparison(expr: &str, op: CompOp, out: &mut SqlBuilder) -> ScimResult<(
     match op {
         CompOp::Eq => out.push(expr).push(" IS NULL"),
         CompOp::Ne => out.push(expr).push(" IS NOT NULL"),
-        _ => return Err(ScimError::invalid_filter("null can only be compared with eq or ne")),
+        _ => {
+            return Err(ScimError::invalid_filter(
+                "null can only be compared with eq or ne",
+            ));
+        }
     };
     Ok(())
 }
@@ -610,7 +696,10 @@ fn bool_value(v: &CompValue, def: &AttrDef) -> ScimResult<bool> {
         // Entra and others sometimes quote booleans.
         CompValue::Str(s) if s.eq_ignore_ascii_case("true") => Ok(true),
         CompValue::Str(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        _ => Err(ScimError::invalid_filter(format!("{} takes true or false", def.name))),
+        _ => Err(ScimError::invalid_filter(format!(
+            "{} takes true or false",
+            def.name
+        ))),
     }
 }
 
@@ -619,7 +708,9 @@ fn datetime_value(v: &CompValue) -> ScimResult<i64> {
         CompValue::Str(s) => time::OffsetDateTime::parse(s, &Rfc3339)
             .map(super::micros)
             .map_err(|_| ScimError::invalid_filter(format!("{s:?} is not an RFC 3339 dateTime"))),
-        _ => Err(ScimError::invalid_filter("a dateTime value must be a string")),
+        _ => Err(ScimError::invalid_filter(
+            "a dateTime value must be a string",
+        )),
     }
 }
 
@@ -633,7 +724,11 @@ fn text_value(v: &CompValue) -> String {
 }
 
 fn membership_value_path(path: &AttrPath) -> AttrPath {
-    AttrPath { urn: None, name: path.name.clone(), sub: path.sub.clone().or(Some("value".into())) }
+    AttrPath {
+        urn: None,
+        name: path.name.clone(),
+        sub: path.sub.clone().or(Some("value".into())),
+    }
 }
 
 /// The keys of an attribute inside the stored document: extension attributes sit under their URN.
@@ -718,7 +813,10 @@ pub fn sort_expr(
 ) -> ScimResult<String> {
     let c = Compiler { backend, table, rt };
     if c.is_membership(path) {
-        return Err(ScimError::invalid_value(format!("cannot sort by {}", display(path))));
+        return Err(ScimError::invalid_value(format!(
+            "cannot sort by {}",
+            display(path)
+        )));
     }
     let parent = c.parent_def(path)?;
     let _ = c.def(path)?;

@@ -35,16 +35,27 @@ impl Resp {
     #[track_caller]
     pub fn assert_error(&self, status: u16, scim_type: Option<&str>) {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
-        assert_eq!(self.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{}", self.body);
+        assert_eq!(
+            self.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+            "{}",
+            self.body
+        );
         assert_eq!(self.body["status"], status.to_string(), "{}", self.body);
         match scim_type {
             Some(t) => assert_eq!(self.body["scimType"], t, "{}", self.body),
             None => assert!(self.body.get("scimType").is_none(), "{}", self.body),
         }
-        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", self.body);
+        assert!(
+            self.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{}",
+            self.body
+        );
     }
     pub fn id(&self) -> String {
-        self.body["id"].as_str().expect("response has an id").to_string()
+        self.body["id"]
+            .as_str()
+            .expect("response has an id")
+            .to_string()
     }
 }
 
@@ -55,7 +66,9 @@ pub async fn fresh_store() -> (Store, Option<tempfile::TempDir>) {
         _ => {
             let dir = tempfile::tempdir().expect("tempdir");
             let url = format!("sqlite://{}", dir.path().join("test.db").display());
-            let store = Store::connect(&url, &StoreOptions::default()).await.expect("connect sqlite");
+            let store = Store::connect(&url, &StoreOptions::default())
+                .await
+                .expect("connect sqlite");
             store.migrate().await.expect("migrate");
             (store, Some(dir))
         }
@@ -66,20 +79,27 @@ pub async fn fresh_store() -> (Store, Option<tempfile::TempDir>) {
 /// dropped first, so the database does not grow without bound.
 async fn pg_store(url: &str) -> Store {
     use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect postgres");
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect postgres");
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let old: Vec<String> = sqlx::query_scalar(
-        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'idbt\\_%'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap_or_default();
+    let old: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'idbt\\_%'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
     for s in old {
-        let ts: i64 = s.split('_').nth(1).and_then(|t| t.parse().ok()).unwrap_or(now);
+        let ts: i64 = s
+            .split('_')
+            .nth(1)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(now);
         if now - ts > 3600 {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE")))
-                .execute(&mut conn)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{s}\" CASCADE"
+            )))
+            .execute(&mut conn)
+            .await;
         }
     }
     let schema = format!("idbt_{now}_{}", uuid::Uuid::now_v7().simple());
@@ -89,8 +109,13 @@ async fn pg_store(url: &str) -> Store {
         .expect("create schema");
     let sep = if url.contains('?') { '&' } else { '?' };
     let scoped = format!("{url}{sep}options[search_path]={schema}");
-    let opts = StoreOptions { max_connections: 8, ..Default::default() };
-    let store = Store::connect(&scoped, &opts).await.expect("connect postgres schema");
+    let opts = StoreOptions {
+        max_connections: 8,
+        ..Default::default()
+    };
+    let store = Store::connect(&scoped, &opts)
+        .await
+        .expect("connect postgres schema");
     store.migrate().await.expect("migrate");
     store
 }
@@ -102,8 +127,14 @@ impl TestApp {
     }
 
     pub async fn with_store(store: Store, dir: Option<tempfile::TempDir>) -> TestApp {
-        let org = store.create_org(&format!("org-{}", uuid::Uuid::now_v7())).await.expect("org");
-        let (directory, token) = store.create_directory(&org.id, "test directory").await.expect("dir");
+        let org = store
+            .create_org(&format!("org-{}", uuid::Uuid::now_v7()))
+            .await
+            .expect("org");
+        let (directory, token) = store
+            .create_directory(&org.id, "test directory")
+            .await
+            .expect("dir");
         let router = build_router(AppState::new(store.clone(), PUBLIC_URL));
         TestApp {
             router,
@@ -118,21 +149,37 @@ impl TestApp {
 
     /// A second directory (in a new organization) on the same database and router.
     pub async fn other_directory(&self) -> (String, String) {
-        let org = self.store.create_org(&format!("other-{}", uuid::Uuid::now_v7())).await.unwrap();
+        let org = self
+            .store
+            .create_org(&format!("other-{}", uuid::Uuid::now_v7()))
+            .await
+            .unwrap();
         let (d, t) = self.store.create_directory(&org.id, "other").await.unwrap();
         (d.id, t.token)
     }
 
     /// Sends a request to `path` (relative to the directory's SCIM base when it starts with '/'
     /// and not with "/scim" or a well-known root path).
-    pub async fn send(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
-        let uri = if path.starts_with("/scim/") || path.starts_with("/healthz") || path.starts_with("/readyz") || path.starts_with("/metrics") {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let uri = if path.starts_with("/scim/")
+            || path.starts_with("/healthz")
+            || path.starts_with("/readyz")
+            || path.starts_with("/metrics")
+        {
             path.to_string()
         } else {
             format!("{}{}", self.base, path)
         };
         let mut req = Request::builder().method(method).uri(uri);
-        let has_auth = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        let has_auth = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
         if !has_auth {
             req = req.header("authorization", format!("Bearer {}", self.token));
         }
@@ -140,7 +187,9 @@ impl TestApp {
             req = req.header(*k, *v);
         }
         let req = match body {
-            Some(b) => req.header("content-type", "application/scim+json").body(Body::from(b.to_string())),
+            Some(b) => req
+                .header("content-type", "application/scim+json")
+                .body(Body::from(b.to_string())),
             None => req.body(Body::empty()),
         }
         .unwrap();
@@ -155,9 +204,14 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -179,13 +233,16 @@ impl TestApp {
     /// Creates a user with this userName and returns its id.
     pub async fn user(&self, user_name: &str) -> String {
         let r = self
-            .post("/Users", serde_json::json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                "userName": user_name,
-                "name": {"givenName": "Given", "familyName": "Family"},
-                "emails": [{"value": user_name, "type": "work", "primary": true}],
-                "active": true
-            }))
+            .post(
+                "/Users",
+                serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": user_name,
+                    "name": {"givenName": "Given", "familyName": "Family"},
+                    "emails": [{"value": user_name, "type": "work", "primary": true}],
+                    "active": true
+                }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         r.id()
@@ -193,13 +250,19 @@ impl TestApp {
 
     /// Creates a group with these member ids and returns its id.
     pub async fn group(&self, name: &str, members: &[&str]) -> String {
-        let members: Vec<Value> = members.iter().map(|m| serde_json::json!({"value": m})).collect();
+        let members: Vec<Value> = members
+            .iter()
+            .map(|m| serde_json::json!({"value": m}))
+            .collect();
         let r = self
-            .post("/Groups", serde_json::json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                "displayName": name,
-                "members": members
-            }))
+            .post(
+                "/Groups",
+                serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": name,
+                    "members": members
+                }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         r.id()
@@ -211,7 +274,11 @@ impl TestApp {
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         let mut ids: Vec<String> = r.body["members"]
             .as_array()
-            .map(|a| a.iter().map(|m| m["value"].as_str().unwrap().to_string()).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|m| m["value"].as_str().unwrap().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         ids.sort();
         ids

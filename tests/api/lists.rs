@@ -1,1 +1,280 @@
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
 use crate::harness::*;
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// Five users with varied attributes; returns the app and the group id "Sales" (holding ann, bob).
+async fn fixture() -> (TestApp, String) {
+    let app = TestApp::new().await;
+    let users = [
+        json!({"schemas": [USER, ENTERPRISE], "userName": "ann@example.com", "externalId": "EXT-1",
+               "name": {"givenName": "Ann", "familyName": "Archer"}, "title": "Engineer", "userType": "Employee",
+               "emails": [{"value": "ann@example.com", "type": "work", "primary": true}, {"value": "ann@home.org", "type": "home"}],
+               ENTERPRISE: {"employeeNumber": "100", "department": "R&D"}}),
+        json!({"schemas": [USER, ENTERPRISE], "userName": "Bob@Example.com", "externalId": "ext-1",
+               "name": {"givenName": "Bob", "familyName": "Baker"}, "userType": "Contractor",
+               "emails": [{"value": "bob@example.org", "type": "work"}],
+               ENTERPRISE: {"employeeNumber": "200", "department": "Sales"}}),
+        json!({"schemas": [USER], "userName": "cat@example.com", "active": false,
+               "name": {"givenName": "Cat", "familyName": "Cooper"}, "title": "50%_off",
+               "emails": [{"value": "cat@other.net", "type": "home"}]}),
+        json!({"schemas": [USER], "userName": "dan@example.com", "userType": "Employee",
+               "name": {"givenName": "Dan", "familyName": "archer"}}),
+        json!({"schemas": [USER], "userName": "eve@corp.example", "nickName": "",
+               "emails": []}),
+    ];
+    let mut ids = Vec::new();
+    for u in users {
+        let r = app.post("/Users", u).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.push(r.id());
+    }
+    let sales = app.group("Sales", &[&ids[0], &ids[1]]).await;
+    (app, sales)
+}
+
+fn names(body: &Value) -> Vec<String> {
+    let mut v: Vec<String> = body["Resources"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["userName"].as_str().unwrap_or_default().to_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn filters_select_the_right_users() {
+    let (app, sales) = fixture().await;
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        // Attribute names and operators are case-insensitive; userName values too (caseExact false).
+        (r#"userName eq "ANN@example.com""#.into(), vec!["ann"]),
+        (r#"USERNAME Eq "bob@example.com""#.into(), vec!["bob"]),
+        (r#"userName ne "ann@example.com""#.into(), vec!["bob", "cat", "dan", "eve"]),
+        (r#"userName sw "b""#.into(), vec!["bob"]),
+        (r#"userName ew "@corp.example""#.into(), vec!["eve"]),
+        (r#"userName co "example.com""#.into(), vec!["ann", "bob", "cat", "dan"]),
+        (r#"userName gt "cat@example.com""#.into(), vec!["dan", "eve"]),
+        (r#"userName le "bob@example.com""#.into(), vec!["ann", "bob"]),
+        // externalId is caseExact.
+        (r#"externalId eq "EXT-1""#.into(), vec!["ann"]),
+        (r#"externalId eq "ext-1""#.into(), vec!["bob"]),
+        (r#"externalId sw "EXT""#.into(), vec!["ann"]),
+        ("externalId pr".into(), vec!["ann", "bob"]),
+        (r#"name.familyName eq "archer""#.into(), vec!["ann", "dan"]),
+        (r#"name.givenName sw "c""#.into(), vec!["cat"]),
+        ("title pr".into(), vec!["ann", "cat"]),
+        ("nickName pr".into(), vec![]),
+        ("emails pr".into(), vec!["ann", "bob", "cat"]),
+        (r#"title co "%_""#.into(), vec!["cat"]),
+        (r#"title eq "engineer""#.into(), vec!["ann"]),
+        ("active eq false".into(), vec!["cat"]),
+        ("active eq true".into(), vec!["ann", "bob", "dan", "eve"]),
+        (r#"not (userType eq "Employee")"#.into(), vec!["bob", "cat", "eve"]),
+        (r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#.into(), vec!["ann"]),
+        (r#"userType eq "Employee" or userName sw "e""#.into(), vec!["ann", "dan", "eve"]),
+        (r#"emails[type eq "work" and value co "@example.org"]"#.into(), vec!["bob"]),
+        (r#"emails[type eq "home"]"#.into(), vec!["ann", "cat"]),
+        (r#"emails.type eq "work""#.into(), vec!["ann", "bob"]),
+        (r#"emails[primary eq true]"#.into(), vec!["ann"]),
+        (r#"emails co "other.net""#.into(), vec!["cat"]),
+        (format!("{ENTERPRISE}:employeeNumber eq \"200\""), vec!["bob"]),
+        (format!("{ENTERPRISE}:department sw \"r&\""), vec!["ann"]),
+        (r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "cat@example.com""#.into(), vec!["cat"]),
+        (format!("groups.value eq \"{sales}\""), vec!["ann", "bob"]),
+        (format!("groups[value eq \"{sales}\"] and userType eq \"Contractor\""), vec!["bob"]),
+        ("meta.lastModified gt \"2000-01-01T00:00:00Z\"".into(), vec!["ann", "bob", "cat", "dan", "eve"]),
+        ("meta.created lt \"2000-01-01T00:00:00Z\"".into(), vec![]),
+    ];
+    for (filter, expect) in cases {
+        let r = app.get(&format!("/Users?filter={}", enc(&filter))).await;
+        assert_eq!(r.status, StatusCode::OK, "{filter}: {}", r.body);
+        let got = names(&r.body);
+        let got: Vec<&str> = got.iter().map(|n| n.split('@').next().unwrap()).collect();
+        assert_eq!(got, expect, "filter {filter}");
+        assert_eq!(r.body["totalResults"], expect.len(), "filter {filter}");
+    }
+}
+
+#[tokio::test]
+async fn bad_filters_are_invalid_filter() {
+    let (app, _) = fixture().await;
+    for filter in [
+        r#"userName eq"#,
+        r#"noSuchAttr eq "x""#,
+        r#"userName zz "x""#,
+        r#"(userName eq "x""#,
+        r#"userName eq "x" extra"#,
+        r#"meta.created gt "not a date""#,
+        r#"emails[type eq "work"#,
+    ] {
+        let r = app.get(&format!("/Users?filter={}", enc(filter))).await;
+        r.assert_error(400, Some("invalidFilter"));
+    }
+    let long = format!("userName eq \"{}\"", "x".repeat(10_000));
+    app.get(&format!("/Users?filter={}", enc(&long)))
+        .await
+        .assert_error(400, Some("invalidFilter"));
+    let deep = format!("{}userName eq \"x\"{}", "(".repeat(500), ")".repeat(500));
+    app.get(&format!("/Users?filter={}", enc(&deep)))
+        .await
+        .assert_error(400, Some("invalidFilter"));
+}
+
+#[tokio::test]
+async fn group_filters() {
+    let (app, sales) = fixture().await;
+    app.group("Support", &[]).await;
+    let r = app
+        .get(&format!(
+            "/Groups?filter={}",
+            enc(r#"displayName eq "sales""#)
+        ))
+        .await;
+    assert_eq!(r.body["totalResults"], 1, "{}", r.body);
+    assert_eq!(r.body["Resources"][0]["id"], sales);
+    let ann = app
+        .get(&format!(
+            "/Users?filter={}",
+            enc(r#"userName eq "ann@example.com""#)
+        ))
+        .await
+        .body["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .get(&format!(
+            "/Groups?filter={}",
+            enc(&format!("members[value eq \"{ann}\"]"))
+        ))
+        .await;
+    assert_eq!(r.body["totalResults"], 1, "{}", r.body);
+    let r = app
+        .get(&format!("/Groups?filter={}", enc("displayName sw \"s\"")))
+        .await;
+    assert_eq!(r.body["totalResults"], 2);
+}
+
+#[tokio::test]
+async fn sorting() {
+    let (app, _) = fixture().await;
+    let r = app.get("/Users?sortBy=userName&sortOrder=descending").await;
+    let order: Vec<String> = r.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap().to_lowercase())
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            "eve@corp.example",
+            "dan@example.com",
+            "cat@example.com",
+            "bob@example.com",
+            "ann@example.com"
+        ]
+    );
+    let r = app
+        .get(&format!(
+            "/Users?sortBy=name.givenName&filter={}",
+            enc("name.givenName pr")
+        ))
+        .await;
+    let order: Vec<&str> = r.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"]["givenName"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, vec!["Ann", "Bob", "Cat", "Dan"]);
+    app.get("/Users?sortBy=userName&sortOrder=sideways")
+        .await
+        .assert_error(400, Some("invalidValue"));
+}
+
+#[tokio::test]
+async fn index_pagination() {
+    let (app, _) = fixture().await;
+    let r = app.get("/Users?startIndex=2&count=2").await.body;
+    assert_eq!(r["totalResults"], 5);
+    assert_eq!(r["startIndex"], 2);
+    assert_eq!(r["itemsPerPage"], 2);
+    let all = app.get("/Users").await.body;
+    assert_eq!(r["Resources"][0]["id"], all["Resources"][1]["id"]);
+    assert_eq!(r["Resources"][1]["id"], all["Resources"][2]["id"]);
+    // count=0 answers the total only; startIndex below 1 is 1.
+    let z = app.get("/Users?count=0").await.body;
+    assert_eq!(z["totalResults"], 5);
+    assert_eq!(z["itemsPerPage"], 0);
+    let s = app.get("/Users?startIndex=-4&count=1").await.body;
+    assert_eq!(s["startIndex"], 1);
+    assert_eq!(s["Resources"][0]["id"], all["Resources"][0]["id"]);
+    app.get("/Users?count=abc")
+        .await
+        .assert_error(400, Some("invalidValue"));
+}
+
+#[tokio::test]
+async fn cursor_pagination_walks_every_user_once() {
+    let (app, _) = fixture().await;
+    for sort in ["", "&sortBy=userName"] {
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..10 {
+            let r = app
+                .get(&format!("/Users?count=2&cursor={}{sort}", enc(&cursor)))
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            assert!(r.body.get("startIndex").is_none(), "{}", r.body);
+            for u in r.body["Resources"].as_array().unwrap() {
+                seen.push(u["id"].as_str().unwrap().to_string());
+            }
+            match r.body["nextCursor"].as_str() {
+                Some(c) => cursor = c.to_string(),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 5, "sort {sort:?}");
+        let mut dedup = seen.clone();
+        dedup.sort();
+        dedup.dedup();
+        assert_eq!(dedup.len(), 5);
+    }
+    app.get("/Users?cursor=bm9wZQ")
+        .await
+        .assert_error(400, Some("invalidCursor"));
+    app.get("/Users?cursor=&startIndex=1")
+        .await
+        .assert_error(400, Some("invalidCursor"));
+}
+
+#[tokio::test]
+async fn search_endpoints() {
+    let (app, _) = fixture().await;
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                      "filter": "userType eq \"Employee\"", "attributes": ["userName"], "count": 10});
+    let r = app.post("/Users/.search", body.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(names(&r.body), vec!["ann@example.com", "dan@example.com"]);
+    assert!(r.body["Resources"][0].get("emails").is_none());
+    // At the root the filter applies to the types that have the attribute.
+    let root = app.post("/.search", json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                                           "filter": "displayName sw \"Sa\" or userName sw \"ann\""})).await;
+    assert_eq!(root.status, StatusCode::OK, "{}", root.body);
+    assert_eq!(root.body["totalResults"], 2, "{}", root.body);
+    let g = app.post("/Groups/.search", json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                                               "filter": "displayName eq \"Sales\"", "excludedAttributes": ["members"]})).await;
+    assert_eq!(g.body["totalResults"], 1);
+    assert!(g.body["Resources"][0].get("members").is_none());
+    app.post("/Users/.search", json!({"filter": "userName pr"}))
+        .await
+        .assert_error(400, Some("invalidSyntax"));
+}
