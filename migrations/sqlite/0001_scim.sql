@@ -67,6 +67,8 @@ CREATE TABLE scim_group_members (
     group_id      TEXT NOT NULL REFERENCES scim_groups(id) ON DELETE CASCADE,
     member_id     TEXT NOT NULL,
     member_type   TEXT NOT NULL,
+    -- The display name the IdP sent, returned as sent; NULL means "use the member's own name".
+    display       TEXT,
     directory_id  TEXT NOT NULL,
     PRIMARY KEY (group_id, member_id)
 );

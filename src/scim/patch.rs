@@ -101,10 +101,65 @@ pub fn parse_patch(body: &Value, rt: &ResourceType) -> ScimResult<Vec<PatchOp>> 
             ops.len()
         )));
     }
-    ops.iter()
-        .enumerate()
-        .map(|(i, o)| parse_op(i, o, rt))
-        .collect()
+    let mut out = Vec::with_capacity(ops.len());
+    for (i, o) in ops.iter().enumerate() {
+        match whole_extension(i, o, rt)? {
+            Some(expanded) => out.extend(expanded),
+            None => out.push(parse_op(i, o, rt)?),
+        }
+    }
+    Ok(out)
+}
+
+/// A path naming a whole extension schema (`"path": "urn:...:enterprise:2.0:User"`) targets the
+/// extension object itself. It is rewritten into operations on its attributes: add and replace
+/// become a path-less operation on `{URN: value}`, remove becomes a remove of each attribute. The
+/// value may carry the extension's own `schemas` key, which says nothing and is dropped.
+fn whole_extension(i: usize, o: &Value, rt: &ResourceType) -> ScimResult<Option<Vec<PatchOp>>> {
+    let Some(Value::String(path)) = get_ci(o, "path") else {
+        return Ok(None);
+    };
+    let Some(ext) = rt.extension(path.trim()) else {
+        return Ok(None);
+    };
+    let op = match get_ci(o, "op").and_then(Value::as_str) {
+        Some(s) if s.eq_ignore_ascii_case("add") => PatchOpKind::Add,
+        Some(s) if s.eq_ignore_ascii_case("remove") => PatchOpKind::Remove,
+        Some(s) if s.eq_ignore_ascii_case("replace") => PatchOpKind::Replace,
+        _ => return Ok(None),
+    };
+    if op == PatchOpKind::Remove {
+        return Ok(Some(
+            ext.attributes
+                .iter()
+                .filter(|a| a.mutability != crate::scim::schema::Mutability::ReadOnly)
+                .map(|a| PatchOp {
+                    op,
+                    path: Some(PatchPath {
+                        attr: crate::scim::filter::AttrPath::new(Some(ext.id), a.name, None),
+                        filter: None,
+                        sub_after_filter: None,
+                    }),
+                    value: None,
+                })
+                .collect(),
+        ));
+    }
+    let mut value = match get_ci(o, "value") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => {
+            return Err(ScimError::invalid_value(format!(
+                "Operations[{i}]: the value for the extension {} must be an object",
+                ext.id
+            )));
+        }
+    };
+    value.retain(|k, _| !k.eq_ignore_ascii_case("schemas"));
+    Ok(Some(vec![PatchOp {
+        op,
+        path: None,
+        value: Some(serde_json::json!({ ext.id: Value::Object(value) })),
+    }]))
 }
 
 fn parse_op(i: usize, o: &Value, rt: &ResourceType) -> ScimResult<PatchOp> {
@@ -1060,6 +1115,44 @@ mod tests {
     fn run(resource: &Value, rt: &ResourceType, ops: Value) -> ScimResult<Value> {
         let ops = parse_patch(&msg(ops), rt)?;
         apply(resource, &ops, rt)
+    }
+
+    #[test]
+    fn a_path_naming_a_whole_extension_targets_its_object() {
+        let base = user();
+        let got = run(
+            &base,
+            &USER,
+            json!([{"op": "add", "path": ENT,
+            "value": {"schemas": [ENT], "department": "Sales", "costCenter": "4130"}}]),
+        )
+        .unwrap();
+        assert_eq!(got[ENT]["department"], "Sales");
+        assert_eq!(got[ENT]["costCenter"], "4130");
+        assert_eq!(got[ENT]["employeeNumber"], "701984", "add merges");
+        assert!(got[ENT].get("schemas").is_none(), "{got}");
+
+        let got = run(
+            &base,
+            &USER,
+            json!([{"op": "replace", "path": ENT,
+            "value": {"employeeNumber": "42", "division": "Theme Park"}}]),
+        )
+        .unwrap();
+        assert_eq!(got[ENT]["employeeNumber"], "42");
+        assert_eq!(got[ENT]["division"], "Theme Park");
+
+        let got = run(&base, &USER, json!([{"op": "remove", "path": ENT}])).unwrap();
+        let ext = got.get(ENT).cloned().unwrap_or(Value::Null);
+        assert!(ext.is_null() || ext == json!({}), "{got}");
+
+        let err = run(
+            &base,
+            &USER,
+            json!([{"op": "add", "path": ENT, "value": "x"}]),
+        )
+        .unwrap_err();
+        assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
     }
 
     /// Apply `ops` to `base` and compare with `base` modified by `edit`.

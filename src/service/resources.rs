@@ -8,7 +8,7 @@ use crate::scim::error::{ScimError, ScimResult};
 use crate::scim::patch::{self, MemberChange};
 use crate::scim::resource;
 use crate::scim::schema::{GROUP, USER};
-use crate::store::scim::{self as db, GroupRecord, Member, UserGroup, UserRecord};
+use crate::store::scim::{self as db, GroupRecord, Member, NewMember, UserGroup, UserRecord};
 use crate::store::{Tx, audit, from_micros, micros, new_id};
 
 fn now() -> i64 {
@@ -177,6 +177,8 @@ fn user_columns(id: String, data: Value, version: i64, created: i64, updated: i6
         user_name: s("userName").unwrap_or_default(),
         external_id: s("externalId"),
         display_name: s("displayName"),
+        // A user the IdP sent without `active` is active; the document keeps what was sent, so
+        // the attribute round-trips (absent stays absent).
         active: data.get("active").and_then(Value::as_bool).unwrap_or(true),
         data,
         version,
@@ -185,16 +187,8 @@ fn user_columns(id: String, data: Value, version: i64, created: i64, updated: i6
     }
 }
 
-/// `active` defaults to true: an IdP that omits it is provisioning an active user.
-fn with_default_active(mut data: Value) -> Value {
-    if let Value::Object(m) = &mut data {
-        m.entry("active").or_insert(Value::Bool(true));
-    }
-    data
-}
-
 pub async fn create_user(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
-    let data = with_default_active(resource::normalize(body, &USER)?);
+    let data = resource::normalize(body, &USER)?;
     let t = now();
     let rec = user_columns(new_id(), data, 1, t, t);
     let mut tx = ctx.store.begin().await?;
@@ -254,7 +248,7 @@ pub async fn replace_user(
     if_match: Option<&str>,
     needs: Needs,
 ) -> ScimResult<Rendered> {
-    let data = with_default_active(resource::normalize(body, &USER)?);
+    let data = resource::normalize(body, &USER)?;
     let mut tx = ctx.store.begin().await?;
     let old = lock_user(ctx, &mut tx, id, if_match).await?;
     let rec = user_columns(old.id.clone(), data, old.version, old.created_at, now());
@@ -324,10 +318,12 @@ pub async fn delete_user(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sci
 
 // ---- groups ------------------------------------------------------------------------------------
 
-fn member_ids(data: &mut Value) -> Vec<String> {
-    resource::take_members(data)
-        .into_iter()
-        .map(|m| m.value)
+fn new_members(refs: Vec<patch::MemberRef>) -> Vec<NewMember> {
+    refs.into_iter()
+        .map(|m| NewMember {
+            id: m.value,
+            display: m.display,
+        })
         .collect()
 }
 
@@ -346,7 +342,7 @@ fn group_columns(id: String, data: Value, version: i64, created: i64, updated: i
 
 pub async fn create_group(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     let mut data = resource::normalize(body, &GROUP)?;
-    let members = member_ids(&mut data);
+    let members = new_members(resource::take_members(&mut data));
     let t = now();
     let rec = group_columns(new_id(), data, 1, t, t);
     let mut tx = ctx.store.begin().await?;
@@ -398,7 +394,7 @@ pub async fn replace_group(
     needs: Needs,
 ) -> ScimResult<Rendered> {
     let mut data = resource::normalize(body, &GROUP)?;
-    let members = member_ids(&mut data);
+    let members = new_members(resource::take_members(&mut data));
     let mut tx = ctx.store.begin().await?;
     let old = lock_group(ctx, &mut tx, id, if_match).await?;
     let rec = group_columns(old.id.clone(), data, old.version, old.created_at, now());
@@ -436,8 +432,8 @@ pub async fn patch_group(
         match change {
             MemberChange::ClearAll => removed += db::clear_members(&mut tx, ctx.scope, id).await?,
             MemberChange::Add(refs) => {
-                let ids: Vec<String> = refs.iter().map(|r| r.value.clone()).collect();
-                added += db::add_members(&mut tx, ctx.scope, id, &ids).await?;
+                let members = new_members(refs.clone());
+                added += db::add_members(&mut tx, ctx.scope, id, &members).await?;
             }
             MemberChange::Remove(ids) => {
                 removed += db::remove_members(&mut tx, ctx.scope, id, ids).await?

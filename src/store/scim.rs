@@ -301,6 +301,13 @@ pub async fn delete_group(tx: &mut Tx, scope: &DirectoryScope, id: &str) -> Stor
 /// Rows per multi-row statement: well under both backends' bind-parameter limits.
 const CHUNK: usize = 500;
 
+/// A member to add: its id, and the display name the IdP sent with it, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMember {
+    pub id: String,
+    pub display: Option<String>,
+}
+
 /// Adds members to a group; members already present are left as they are. Every id must be a user
 /// or group of the same directory. The cost is O(k) in the members added, whatever the group's
 /// size. Returns how many rows were new.
@@ -308,10 +315,12 @@ pub async fn add_members(
     tx: &mut Tx,
     scope: &DirectoryScope,
     group_id: &str,
-    ids: &[String],
+    members: &[NewMember],
 ) -> StoreResult<u64> {
     let mut added = 0;
-    for chunk in ids.chunks(CHUNK) {
+    for members in members.chunks(CHUNK) {
+        let chunk: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+        let chunk = chunk.as_slice();
         // Resolve each id to its type inside this directory; unknown ids are refused.
         let mut b = SqlBuilder::new("SELECT id, 'User' FROM scim_users WHERE directory_id = ");
         b.bind_text(scope.directory_id()).push(" AND id IN (");
@@ -322,32 +331,40 @@ pub async fn add_members(
         b.push(")");
         let found: Vec<(String, String)> = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
             .fetch_all(c).await?.into_iter().map(|r| (r.get(0), r.get(1))).collect());
-        if let Some(missing) = chunk.iter().find(|id| !found.iter().any(|(f, _)| f == *id)) {
+        let types: std::collections::HashMap<&str, &str> = found
+            .iter()
+            .map(|(id, ty)| (id.as_str(), ty.as_str()))
+            .collect();
+        if let Some(missing) = chunk.iter().find(|id| !types.contains_key(id.as_str())) {
             return Err(StoreError::Invalid(format!(
                 "member {missing} is not a user or group of this directory"
             )));
         }
-        if found.iter().any(|(f, _)| f == group_id) {
+        if types.contains_key(group_id) {
             return Err(StoreError::Invalid(
                 "a group cannot be a member of itself".into(),
             ));
         }
         let mut ins = SqlBuilder::new(
-            "INSERT INTO scim_group_members (group_id, member_id, member_type, directory_id) VALUES ",
+            "INSERT INTO scim_group_members (group_id, member_id, member_type, display, directory_id) \
+             VALUES ",
         );
-        for (i, (id, ty)) in found.iter().enumerate() {
+        for (i, m) in members.iter().enumerate() {
+            let ty = types.get(m.id.as_str()).copied().unwrap_or("User");
             if i > 0 {
                 ins.push(", ");
             }
             ins.push("(")
                 .bind_text(group_id)
                 .push(", ")
-                .bind_text(id.clone())
+                .bind_text(m.id.clone())
                 .push(", ");
-            ins.bind_text(ty.clone())
-                .push(", ")
-                .bind_text(scope.directory_id())
-                .push(")");
+            ins.bind_text(ty).push(", ");
+            match &m.display {
+                Some(d) => ins.bind_text(d.clone()),
+                None => ins.push("NULL"),
+            };
+            ins.push(", ").bind_text(scope.directory_id()).push(")");
         }
         ins.push(" ON CONFLICT (group_id, member_id) DO NOTHING");
         added += on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(ins.sql)), &ins.binds)
@@ -398,7 +415,7 @@ fn push_list(b: &mut SqlBuilder, ids: &[String]) {
 }
 
 const MEMBER_SELECT: &str = "SELECT m.group_id, m.member_id, m.member_type, \
-     COALESCE(mu.display_name, mu.user_name, mg.display_name) AS display \
+     COALESCE(m.display, mu.display_name, mu.user_name, mg.display_name) AS display \
      FROM scim_group_members m \
      LEFT JOIN scim_users mu ON mu.id = m.member_id \
      LEFT JOIN scim_groups mg ON mg.id = m.member_id \

@@ -187,3 +187,19 @@ async fn a_large_group_is_read_and_patched() {
         .await;
     assert_eq!(l.body["totalResults"], 1, "{}", l.body);
 }
+
+#[tokio::test]
+async fn a_member_display_sent_by_the_idp_is_returned_as_sent() {
+    let app = TestApp::new().await;
+    let u = app.user("shown@example.com").await;
+    let r = app
+        .post(
+            "/Groups",
+            json!({"schemas": [GROUP], "displayName": "G",
+                   "members": [{"value": u, "display": "Shown Person", "type": "User"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let g = app.get(&format!("/Groups/{}", r.id())).await.body;
+    assert_eq!(g["members"][0]["display"], "Shown Person");
+}

@@ -31,7 +31,12 @@ async fn create_returns_201_with_location_etag_and_complete_meta() {
     assert_eq!(meta["created"], meta["lastModified"]);
     assert_eq!(r.header("etag"), meta["version"].as_str());
     assert_eq!(r.body["userName"], "bjensen@example.com");
-    assert_eq!(r.body["active"], true, "active defaults to true");
+    // Not sent, not returned; but such a user counts as active.
+    assert!(r.body.get("active").is_none(), "{}", r.body);
+    let l = app
+        .get(&format!("/Users?filter={}", enc("active eq true")))
+        .await;
+    assert_eq!(l.body["totalResults"], 1, "{}", l.body);
     // UUIDv7: time-ordered ids.
     assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7);
 
