@@ -40,9 +40,10 @@ CREATE TABLE scim_users (
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 );
+-- Equality indexes end in id, so one index serves both the filter and the default ORDER BY id.
 CREATE UNIQUE INDEX scim_users_user_name ON scim_users(directory_id, user_name_ci);
 CREATE INDEX scim_users_dir_id ON scim_users(directory_id, id);
-CREATE INDEX scim_users_external_id ON scim_users(directory_id, external_id);
+CREATE INDEX scim_users_external_id ON scim_users(directory_id, external_id, id);
 CREATE INDEX scim_users_updated ON scim_users(directory_id, updated_at);
 
 CREATE TABLE scim_groups (
@@ -57,8 +58,8 @@ CREATE TABLE scim_groups (
     updated_at       INTEGER NOT NULL
 );
 CREATE INDEX scim_groups_dir_id ON scim_groups(directory_id, id);
-CREATE INDEX scim_groups_display_name ON scim_groups(directory_id, display_name_ci);
-CREATE INDEX scim_groups_external_id ON scim_groups(directory_id, external_id);
+CREATE INDEX scim_groups_display_name ON scim_groups(directory_id, display_name_ci, id);
+CREATE INDEX scim_groups_external_id ON scim_groups(directory_id, external_id, id);
 CREATE INDEX scim_groups_updated ON scim_groups(directory_id, updated_at);
 
 -- Membership is rows, never an array: adding or removing k members touches k rows whatever the size

@@ -120,7 +120,7 @@ pub struct Compiler<'a> {
 const ELEMENT_ALIAS: &str = "e";
 
 impl Compiler<'_> {
-    /// Appends `filter` as a boolean SQL expression that is never NULL.
+    /// Appends `filter` as a boolean SQL expression (NULL counts as no match, as in WHERE).
     pub fn compile(&self, f: &Filter, out: &mut SqlBuilder) -> ScimResult<()> {
         match f {
             Filter::And(a, b) | Filter::Or(a, b) => {
@@ -134,10 +134,12 @@ impl Compiler<'_> {
                 self.compile(b, out)?;
                 out.push(")");
             }
+            // `(x) IS NOT TRUE` rather than `NOT x`: a comparison with a missing attribute is NULL,
+            // and `not (title eq "x")` must match users without a title.
             Filter::Not(inner) => {
-                out.push("(NOT ");
+                out.push("((");
                 self.compile(inner, out)?;
-                out.push(")");
+                out.push(") IS NOT TRUE)");
             }
             Filter::Present(path) => self.leaf(path, None, out)?,
             Filter::Compare(path, op, value) => self.leaf(path, Some((*op, value)), out)?,
@@ -276,9 +278,9 @@ impl Compiler<'_> {
                 Ok(())
             }
             Filter::Not(inner) => {
-                out.push("(NOT ");
+                out.push("((");
                 self.compile_in_element(inner, multi, out)?;
-                out.push(")");
+                out.push(") IS NOT TRUE)");
                 Ok(())
             }
             Filter::ValuePath(..) => Err(ScimError::invalid_filter(
@@ -344,9 +346,9 @@ impl Compiler<'_> {
                 Ok(())
             }
             Filter::Not(inner) => {
-                out.push("(NOT ");
+                out.push("((");
                 self.membership_inner(path, inner, out)?;
-                out.push(")");
+                out.push(") IS NOT TRUE)");
                 Ok(())
             }
             Filter::ValuePath(..) => Err(ScimError::invalid_filter(
@@ -427,8 +429,8 @@ impl Compiler<'_> {
         Target::Json(json_keys(path))
     }
 
-    /// Emits one comparison (or presence test, when `cmp` is None), wrapped so that it is TRUE or
-    /// FALSE and never NULL: `not (title eq "x")` must match users without a title.
+    /// Emits one comparison (or presence test, when `cmp` is None). It may be NULL when the
+    /// attribute is missing; `not` handles that. Left bare so that indexed columns use their index.
     fn emit(
         &self,
         target: &Target,
@@ -437,12 +439,12 @@ impl Compiler<'_> {
         cmp: Option<(CompOp, &CompValue)>,
         out: &mut SqlBuilder,
     ) -> ScimResult<()> {
-        out.push("((");
+        out.push("(");
         match target {
             Target::Column { expr, kind } => self.emit_column(expr, *kind, def, cmp, out)?,
             Target::Json(keys) => self.emit_json(keys, def, element, cmp, out)?,
         }
-        out.push(") IS TRUE)");
+        out.push(")");
         Ok(())
     }
 

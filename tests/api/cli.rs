@@ -119,3 +119,64 @@ fn org_and_directory_commands_print_one_json_object() {
         assert!(!text.contains(&token) && !text.contains(rotated["token"].as_str().unwrap()));
     }
 }
+
+/// A raw HTTP/1.1 GET; returns the status code.
+fn http_get_status(addr: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn serve_says_where_it_listens_is_ready_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("serve.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idbridge"))
+        .arg("serve")
+        .env("IDBRIDGE_DATABASE_URL", &db)
+        .env("IDBRIDGE_LISTEN", "127.0.0.1:0")
+        .env_remove("IDBRIDGE_PUBLIC_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // The first line says where it listens; readiness is waited for, never slept on.
+    let first = lines.next().expect("serve printed a line").unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("address in the first line")
+        .to_string();
+    let rest: Vec<String> = lines.by_ref().take(2).map(|l| l.unwrap()).collect();
+    assert!(rest.iter().any(|l| l.contains("/scim/v2/")), "{rest:?}");
+    assert_eq!(http_get_status(&addr, "/readyz"), Some(200));
+    assert_eq!(http_get_status(&addr, "/healthz"), Some(200));
+    assert_eq!(http_get_status(&addr, "/scim/v2/x/Users"), Some(401));
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    assert!(
+        dir.path().join("serve.db").exists(),
+        "the SQLite file is created on first start"
+    );
+}
