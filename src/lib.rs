@@ -3,7 +3,9 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod http;
+pub mod mapping;
 pub mod scim;
 pub mod service;
 pub mod store;

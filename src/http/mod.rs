@@ -15,30 +15,20 @@ pub use extract::ScimBody;
 
 pub fn router(state: AppState) -> Router {
     let d = "/scim/v2/{directory}";
+    // Static segments (Bulk, Schemas, ...) take precedence over the `{resource}` capture, which
+    // the handlers resolve to Users or Groups (a SCIM 404 for anything else).
     let scim = Router::new()
         .route(
-            &format!("{d}/Users"),
-            get(scim::list_users).post(scim::create_user),
+            &format!("{d}/{{resource}}"),
+            get(scim::list).post(scim::create),
         )
-        .route(&format!("{d}/Users/.search"), post(scim::search_users))
+        .route(&format!("{d}/{{resource}}/.search"), post(scim::search))
         .route(
-            &format!("{d}/Users/{{id}}"),
-            get(scim::get_user)
-                .put(scim::replace_user)
-                .patch(scim::patch_user)
-                .delete(scim::delete_user),
-        )
-        .route(
-            &format!("{d}/Groups"),
-            get(scim::list_groups).post(scim::create_group),
-        )
-        .route(&format!("{d}/Groups/.search"), post(scim::search_groups))
-        .route(
-            &format!("{d}/Groups/{{id}}"),
-            get(scim::get_group)
-                .put(scim::replace_group)
-                .patch(scim::patch_group)
-                .delete(scim::delete_group),
+            &format!("{d}/{{resource}}/{{id}}"),
+            get(scim::get)
+                .put(scim::replace)
+                .patch(scim::patch)
+                .delete(scim::delete),
         )
         .route(&format!("{d}/.search"), post(scim::search_root))
         .route(&format!("{d}/Bulk"), post(scim::bulk))

@@ -57,7 +57,7 @@ pub async fn record_metrics(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
+        .map(|p| route_label(p.as_str(), req.uri().path()))
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let resp = next.run(req).await;
@@ -67,4 +67,32 @@ pub async fn record_metrics(req: Request, next: Next) -> Response {
     metrics::histogram!("idbridge_http_request_duration_seconds", &labels)
         .record(start.elapsed().as_secs_f64());
     resp
+}
+
+/// The route template, with `{resource}` resolved to the resource type when it is one: the label
+/// set stays bounded, and Users and Groups are told apart.
+fn route_label(template: &str, path: &str) -> String {
+    let actual: Vec<&str> = path.split('/').collect();
+    template
+        .split('/')
+        .enumerate()
+        .map(|(i, seg)| match (seg, actual.get(i)) {
+            ("{resource}", Some(a)) if crate::service::Kind::from_endpoint(a).is_some() => *a,
+            _ => seg,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn route_labels_name_the_resource_type_but_never_ids() {
+        let t = "/scim/v2/{directory}/{resource}/{id}";
+        assert_eq!(
+            super::route_label(t, "/scim/v2/d1/Users/u1"),
+            "/scim/v2/{directory}/Users/{id}"
+        );
+        assert_eq!(super::route_label(t, "/scim/v2/d1/Widgets/u1"), t);
+    }
 }

@@ -13,7 +13,8 @@ use crate::scim::MEDIA_TYPE;
 use crate::scim::discovery::{Limits, service_provider_config as spc};
 use crate::scim::error::{ScimError, ScimResult};
 use crate::scim::resource;
-use crate::scim::schema::{self, GROUP, ResourceType, USER};
+use crate::scim::schema::{self, ResourceType};
+use crate::service::Kind;
 use crate::service::list::{self, ListRequest};
 use crate::service::resources::{self, Needs};
 use crate::service::{Ctx, Rendered, bulk};
@@ -109,112 +110,126 @@ fn not_modified_or(
     resource_response(StatusCode::OK, &r, rt, params)
 }
 
-// ---- Users -------------------------------------------------------------------------------------
+/// The resource type named by the `{resource}` path segment; anything else is a SCIM 404.
+fn kind(segment: &str) -> ScimResult<Kind> {
+    Kind::from_endpoint(segment)
+        .ok_or_else(|| ScimError::not_found(format!("no such endpoint /{segment}")))
+}
 
-pub async fn create_user(
+// RFC 7644 §3.3
+pub async fn create(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
+    Path((_, resource)): Path<(String, String)>,
     Query(params): Params,
     ScimBody(body): ScimBody,
 ) -> ScimResult<Response> {
+    let kind = kind(&resource)?;
     let base;
     let ctx = ctx!(st, scope, base);
-    let r = resources::create_user(&ctx, &body).await?;
-    Ok(resource_response(StatusCode::CREATED, &r, &USER, &params))
+    let r = resources::create(&ctx, kind, &body).await?;
+    Ok(resource_response(
+        StatusCode::CREATED,
+        &r,
+        kind.rt(),
+        &params,
+    ))
 }
 
-pub async fn get_user(
+// RFC 7644 §3.4.1
+pub async fn get(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
-    Path((_, id)): Path<(String, String)>,
+    Path((_, resource, id)): Path<(String, String, String)>,
     Query(params): Params,
     headers: HeaderMap,
 ) -> ScimResult<Response> {
+    let kind = kind(&resource)?;
     let base;
     let ctx = ctx!(st, scope, base);
-    let r = resources::get_user(&ctx, &id, needs(&params)).await?;
-    Ok(not_modified_or(r, &headers, &USER, &params))
+    let r = resources::get(&ctx, kind, &id, needs(&params)).await?;
+    Ok(not_modified_or(r, &headers, kind.rt(), &params))
 }
 
-pub async fn replace_user(
+// RFC 7644 §3.5.1
+pub async fn replace(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
-    Path((_, id)): Path<(String, String)>,
-    Query(params): Params,
-    headers: HeaderMap,
-    ScimBody(body): ScimBody,
-) -> ScimResult<Response> {
-    let base;
-    let ctx = ctx!(st, scope, base);
-    let r = resources::replace_user(
-        &ctx,
-        &id,
-        &body,
-        header_str(&headers, header::IF_MATCH),
-        needs(&params),
-    )
-    .await?;
-    Ok(resource_response(StatusCode::OK, &r, &USER, &params))
-}
-
-pub async fn patch_user(
-    State(st): State<AppState>,
-    Extension(scope): Extension<DirectoryScope>,
-    Path((_, id)): Path<(String, String)>,
+    Path((_, resource, id)): Path<(String, String, String)>,
     Query(params): Params,
     headers: HeaderMap,
     ScimBody(body): ScimBody,
 ) -> ScimResult<Response> {
+    let kind = kind(&resource)?;
     let base;
     let ctx = ctx!(st, scope, base);
-    let r = resources::patch_user(
-        &ctx,
-        &id,
-        &body,
-        header_str(&headers, header::IF_MATCH),
-        needs(&params),
-    )
-    .await?;
-    Ok(resource_response(StatusCode::OK, &r, &USER, &params))
+    let if_match = header_str(&headers, header::IF_MATCH);
+    let r = resources::replace(&ctx, kind, &id, &body, if_match, needs(&params)).await?;
+    Ok(resource_response(StatusCode::OK, &r, kind.rt(), &params))
 }
 
-pub async fn delete_user(
+// RFC 7644 §3.5.2
+pub async fn patch(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
-    Path((_, id)): Path<(String, String)>,
+    Path((_, resource, id)): Path<(String, String, String)>,
+    Query(params): Params,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    let kind = kind(&resource)?;
+    let base;
+    let ctx = ctx!(st, scope, base);
+    let if_match = header_str(&headers, header::IF_MATCH);
+    let r = resources::patch(&ctx, kind, &id, &body, if_match, needs(&params)).await?;
+    Ok(resource_response(StatusCode::OK, &r, kind.rt(), &params))
+}
+
+// RFC 7644 §3.6
+pub async fn delete(
+    State(st): State<AppState>,
+    Extension(scope): Extension<DirectoryScope>,
+    Path((_, resource, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ScimResult<StatusCode> {
+    let kind = kind(&resource)?;
     let base;
     let ctx = ctx!(st, scope, base);
-    resources::delete_user(&ctx, &id, header_str(&headers, header::IF_MATCH)).await?;
+    resources::delete(&ctx, kind, &id, header_str(&headers, header::IF_MATCH)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn list_users(
+// RFC 7644 §3.4.2
+pub async fn list(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
+    Path((_, resource)): Path<(String, String)>,
     Query(params): Params,
 ) -> ScimResult<Response> {
+    let kind = kind(&resource)?;
     let base;
     let ctx = ctx!(st, scope, base);
     let req = ListRequest::from_query(&params)?;
     Ok(json_response(
         StatusCode::OK,
-        &list::list_users(&ctx, &req).await?,
+        &list::list(&ctx, kind, &req).await?,
     ))
 }
 
-pub async fn search_users(
+// RFC 7644 §3.4.3
+pub async fn search(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
+    Path((_, resource)): Path<(String, String)>,
     ScimBody(body): ScimBody,
 ) -> ScimResult<Response> {
+    let kind = kind(&resource)?;
     let base;
     let ctx = ctx!(st, scope, base);
     let req = search_request(&body)?;
     Ok(json_response(
         StatusCode::OK,
-        &list::list_users(&ctx, &req).await?,
+        &list::list(&ctx, kind, &req).await?,
     ))
 }
 
@@ -234,115 +249,6 @@ fn search_request(body: &Value) -> ScimResult<ListRequest> {
         )));
     }
     ListRequest::from_search_body(body)
-}
-
-// ---- Groups ------------------------------------------------------------------------------------
-
-pub async fn create_group(
-    State(st): State<AppState>,
-    Extension(scope): Extension<DirectoryScope>,
-    Query(params): Params,
-    ScimBody(body): ScimBody,
-) -> ScimResult<Response> {
-    let base;
-    let ctx = ctx!(st, scope, base);
-    let r = resources::create_group(&ctx, &body).await?;
-    Ok(resource_response(StatusCode::CREATED, &r, &GROUP, &params))
-}
-
-pub async fn get_group(
-    State(st): State<AppState>,
-    Extension(scope): Extension<DirectoryScope>,
-    Path((_, id)): Path<(String, String)>,
-    Query(params): Params,
-    headers: HeaderMap,
-) -> ScimResult<Response> {
-    let base;
-    let ctx = ctx!(st, scope, base);
-    let r = resources::get_group(&ctx, &id, needs(&params)).await?;
-    Ok(not_modified_or(r, &headers, &GROUP, &params))
-}
-
-pub async fn replace_group(
-    State(st): State<AppState>,
-    Extension(scope): Extension<DirectoryScope>,
-    Path((_, id)): Path<(String, String)>,
-    Query(params): Params,
-    headers: HeaderMap,
-    ScimBody(body): ScimBody,
-) -> ScimResult<Response> {
-    let base;
-    let ctx = ctx!(st, scope, base);
-    let r = resources::replace_group(
-        &ctx,
-        &id,
-        &body,
-        header_str(&headers, header::IF_MATCH),
-        needs(&params),
-    )
-    .await?;
-    Ok(resource_response(StatusCode::OK, &r, &GROUP, &params))
-}
-
-pub async fn patch_group(
-    State(st): State<AppState>,
-    Extension(scope): Extension<DirectoryScope>,
-    Path((_, id)): Path<(String, String)>,
-    Query(params): Params,
-    headers: HeaderMap,
-    ScimBody(body): ScimBody,
-) -> ScimResult<Response> {
-    let base;
-    let ctx = ctx!(st, scope, base);
-    let r = resources::patch_group(
-        &ctx,
-        &id,
-        &body,
-        header_str(&headers, header::IF_MATCH),
-        needs(&params),
-    )
-    .await?;
-    Ok(resource_response(StatusCode::OK, &r, &GROUP, &params))
-}
-
-pub async fn delete_group(
-    State(st): State<AppState>,
-    Extension(scope): Extension<DirectoryScope>,
-    Path((_, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> ScimResult<StatusCode> {
-    let base;
-    let ctx = ctx!(st, scope, base);
-    resources::delete_group(&ctx, &id, header_str(&headers, header::IF_MATCH)).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn list_groups(
-    State(st): State<AppState>,
-    Extension(scope): Extension<DirectoryScope>,
-    Query(params): Params,
-) -> ScimResult<Response> {
-    let base;
-    let ctx = ctx!(st, scope, base);
-    let req = ListRequest::from_query(&params)?;
-    Ok(json_response(
-        StatusCode::OK,
-        &list::list_groups(&ctx, &req).await?,
-    ))
-}
-
-pub async fn search_groups(
-    State(st): State<AppState>,
-    Extension(scope): Extension<DirectoryScope>,
-    ScimBody(body): ScimBody,
-) -> ScimResult<Response> {
-    let base;
-    let ctx = ctx!(st, scope, base);
-    let req = search_request(&body)?;
-    Ok(json_response(
-        StatusCode::OK,
-        &list::list_groups(&ctx, &req).await?,
-    ))
 }
 
 pub async fn search_root(

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::Ctx;
 use super::resources::{self, Needs};
+use super::{Ctx, Kind};
 use crate::scim::error::{ScimError, ScimResult};
 
 pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
@@ -125,22 +125,18 @@ async fn run(
 ) -> ScimResult<(Option<String>, Option<String>, u16)> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (kind, id) = match segs.as_slice() {
-        [k] => (k.to_ascii_lowercase(), None),
-        [k, id] => (k.to_ascii_lowercase(), Some(*id)),
+        [k] => (*k, None),
+        [k, id] => (*k, Some(*id)),
         _ => {
             return Err(ScimError::invalid_path(format!(
                 "unsupported bulk path {path:?}"
             )));
         }
     };
-    let users = match kind.as_str() {
-        "users" => true,
-        "groups" => false,
-        _ => {
-            return Err(ScimError::invalid_path(format!(
-                "unsupported bulk path {path:?}"
-            )));
-        }
+    let Some(kind) = Kind::from_endpoint(kind) else {
+        return Err(ScimError::invalid_path(format!(
+            "unsupported bulk path {path:?}"
+        )));
     };
     let need_id = || {
         id.ok_or_else(|| {
@@ -152,25 +148,18 @@ async fn run(
         groups: false,
         members: false,
     };
-    let r = match (op.method.as_str(), users) {
-        ("POST", _) if id.is_some() => {
+    let r = match op.method.as_str() {
+        "POST" if id.is_some() => {
             return Err(ScimError::invalid_path("POST goes to the collection"));
         }
-        ("POST", true) => resources::create_user(ctx, data).await?,
-        ("POST", false) => resources::create_group(ctx, data).await?,
-        ("PUT", true) => resources::replace_user(ctx, need_id()?, data, v, needs).await?,
-        ("PUT", false) => resources::replace_group(ctx, need_id()?, data, v, needs).await?,
-        ("PATCH", true) => resources::patch_user(ctx, need_id()?, data, v, needs).await?,
-        ("PATCH", false) => resources::patch_group(ctx, need_id()?, data, v, needs).await?,
-        ("DELETE", true) => {
-            resources::delete_user(ctx, need_id()?, v).await?;
+        "POST" => resources::create(ctx, kind, data).await?,
+        "PUT" => resources::replace(ctx, kind, need_id()?, data, v, needs).await?,
+        "PATCH" => resources::patch(ctx, kind, need_id()?, data, v, needs).await?,
+        "DELETE" => {
+            resources::delete(ctx, kind, need_id()?, v).await?;
             return Ok((None, None, 204));
         }
-        ("DELETE", false) => {
-            resources::delete_group(ctx, need_id()?, v).await?;
-            return Ok((None, None, 204));
-        }
-        (m, _) => {
+        m => {
             return Err(ScimError::invalid_syntax(format!(
                 "unsupported bulk method {m:?}"
             )));

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::resources::{Needs, render_group, render_user};
-use super::{Ctx, invalid_cursor};
+use super::{Ctx, Kind, invalid_cursor};
 use crate::scim::error::{ScimError, ScimResult};
 use crate::scim::filter::{self, AttrPath, Filter};
 use crate::scim::resource;
@@ -275,8 +275,12 @@ fn next_cursor(plan: &Plan, more: bool, last_id: Option<&str>, page_len: usize) 
     }))
 }
 
-pub async fn list_users(ctx: &Ctx<'_>, req: &ListRequest) -> ScimResult<Value> {
-    list_users_filtered(ctx, req, parse(req, &USER)?).await
+pub async fn list(ctx: &Ctx<'_>, kind: Kind, req: &ListRequest) -> ScimResult<Value> {
+    let filter = parse(req, kind.rt())?;
+    match kind {
+        Kind::User => list_users_filtered(ctx, req, filter).await,
+        Kind::Group => list_groups_filtered(ctx, req, filter).await,
+    }
 }
 
 async fn list_users_filtered(
@@ -321,10 +325,6 @@ async fn list_users_filtered(
         plan.cursor_mode,
         next,
     ))
-}
-
-pub async fn list_groups(ctx: &Ctx<'_>, req: &ListRequest) -> ScimResult<Value> {
-    list_groups_filtered(ctx, req, parse(req, &GROUP)?).await
 }
 
 async fn list_groups_filtered(

@@ -9,7 +9,33 @@ pub mod resources;
 use serde_json::Value;
 
 use crate::scim::error::{ScimError, ScimType};
+use crate::scim::schema::{GROUP, ResourceType, USER};
 use crate::store::{DirectoryScope, Store, StoreError};
+
+/// The two SCIM resource types this service provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Group,
+}
+
+impl Kind {
+    /// From an endpoint path segment (RFC 7643 §6 `endpoint`, without the slash).
+    pub fn from_endpoint(segment: &str) -> Option<Kind> {
+        match segment {
+            "Users" => Some(Kind::User),
+            "Groups" => Some(Kind::Group),
+            _ => None,
+        }
+    }
+
+    pub fn rt(self) -> &'static ResourceType {
+        match self {
+            Kind::User => &USER,
+            Kind::Group => &GROUP,
+        }
+    }
+}
 
 /// What a SCIM request acts with: the store, the authenticated directory, and the directory's SCIM
 /// base URL for `Location` and `meta.location`.

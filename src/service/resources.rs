@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
-use super::{Ctx, Rendered, count_op, if_match_ok, precondition_failed};
+use super::{Ctx, Kind, Rendered, count_op, if_match_ok, precondition_failed};
 use crate::scim::error::{ScimError, ScimResult};
 use crate::scim::patch::{self, MemberChange};
 use crate::scim::resource;
@@ -467,6 +467,57 @@ pub async fn delete_group(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sc
     tx.commit().await?;
     count_op(ctx.scope, "Group", "delete");
     Ok(())
+}
+
+// ---- by kind -----------------------------------------------------------------------------------
+
+pub async fn create(ctx: &Ctx<'_>, kind: Kind, body: &Value) -> ScimResult<Rendered> {
+    match kind {
+        Kind::User => create_user(ctx, body).await,
+        Kind::Group => create_group(ctx, body).await,
+    }
+}
+
+pub async fn get(ctx: &Ctx<'_>, kind: Kind, id: &str, needs: Needs) -> ScimResult<Rendered> {
+    match kind {
+        Kind::User => get_user(ctx, id, needs).await,
+        Kind::Group => get_group(ctx, id, needs).await,
+    }
+}
+
+pub async fn replace(
+    ctx: &Ctx<'_>,
+    kind: Kind,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+    needs: Needs,
+) -> ScimResult<Rendered> {
+    match kind {
+        Kind::User => replace_user(ctx, id, body, if_match, needs).await,
+        Kind::Group => replace_group(ctx, id, body, if_match, needs).await,
+    }
+}
+
+pub async fn patch(
+    ctx: &Ctx<'_>,
+    kind: Kind,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+    needs: Needs,
+) -> ScimResult<Rendered> {
+    match kind {
+        Kind::User => patch_user(ctx, id, body, if_match, needs).await,
+        Kind::Group => patch_group(ctx, id, body, if_match, needs).await,
+    }
+}
+
+pub async fn delete(ctx: &Ctx<'_>, kind: Kind, id: &str, if_match: Option<&str>) -> ScimResult<()> {
+    match kind {
+        Kind::User => delete_user(ctx, id, if_match).await,
+        Kind::Group => delete_group(ctx, id, if_match).await,
+    }
 }
 
 /// Applies PATCH operations with the resource's `id` in view, so that a no-path replace carrying
