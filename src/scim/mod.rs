@@ -8,5 +8,8 @@ pub mod patch;
 pub mod resource;
 pub mod schema;
 
+#[cfg(test)]
+mod robustness;
+
 /// The media type of every SCIM response (RFC 7644 §3.1).
 pub const MEDIA_TYPE: &str = "application/scim+json";
