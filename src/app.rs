@@ -31,16 +31,27 @@ pub fn build_router(state: AppState) -> Router {
 }
 
 pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
-    let public_url = global.public_url();
-    let state = AppState::new(store, &public_url);
     let listener = tokio::net::TcpListener::bind(&global.listen).await?;
     let addr = listener.local_addr()?;
+    // Without an explicit public URL, the address actually bound (port 0 picks one).
+    let public_url = match &global.public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => format!("http://{addr}"),
+    };
+    let state = AppState::new(store, &public_url);
     tracing::info!(%addr, public_url, "listening");
-    println!(
+    // One write, errors ignored: a closed stdout (a supervisor, a pipe to `head`) must not stop
+    // the service.
+    let banner = format!(
         "idbridge is listening on http://{addr} (public URL {public_url})\n\
          SCIM base URL of a directory: {public_url}/scim/v2/<directory id>\n\
-         create one with: idbridge org create --name Acme && idbridge directory create --org Acme"
+         create one with: idbridge org create --name Acme && idbridge directory create --org Acme\n"
     );
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|_| out.flush());
+    }
     axum::serve(listener, build_router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -164,6 +164,11 @@ fn serve_says_where_it_listens_is_ready_and_stops_on_sigterm() {
     assert_eq!(http_get_status(&addr, "/readyz"), Some(200));
     assert_eq!(http_get_status(&addr, "/healthz"), Some(200));
     assert_eq!(http_get_status(&addr, "/scim/v2/x/Users"), Some(401));
+    // With port 0 and no public URL, the printed URL names the port actually bound.
+    assert!(
+        first.contains(&format!("(public URL http://{addr})")),
+        "{first}"
+    );
 
     let pid = child.id().to_string();
     assert!(

@@ -7,6 +7,7 @@ mod harness;
 mod bulk;
 mod cli;
 mod concurrency;
+mod crash;
 mod dialect_entra;
 mod dialect_okta;
 mod discovery;
