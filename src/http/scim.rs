@@ -50,19 +50,20 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 /// `Location` when it was just created (RFC 7644 §3.3).
 fn resource_response(
     status: StatusCode,
-    r: &Rendered,
+    r: Rendered,
     rt: &ResourceType,
     params: &[(String, String)],
 ) -> Response {
-    let body = resource::project(
-        &r.body,
+    let etag = r.etag();
+    let body = resource::project_into(
+        r.body,
         rt,
         param(params, "attributes"),
         param(params, "excludedAttributes"),
     );
     let mut resp = json_response(status, &body);
     let h = resp.headers_mut();
-    if let Ok(v) = r.etag().parse() {
+    if let Ok(v) = etag.parse() {
         h.insert(header::ETAG, v);
     }
     if status == StatusCode::CREATED
@@ -107,7 +108,7 @@ fn not_modified_or(
         }
         return resp;
     }
-    resource_response(StatusCode::OK, &r, rt, params)
+    resource_response(StatusCode::OK, r, rt, params)
 }
 
 /// The resource type named by the `{resource}` path segment; anything else is a SCIM 404.
@@ -130,7 +131,7 @@ pub async fn create(
     let r = resources::create(&ctx, kind, &body).await?;
     Ok(resource_response(
         StatusCode::CREATED,
-        &r,
+        r,
         kind.rt(),
         &params,
     ))
@@ -165,7 +166,7 @@ pub async fn replace(
     let ctx = ctx!(st, scope, base);
     let if_match = header_str(&headers, header::IF_MATCH);
     let r = resources::replace(&ctx, kind, &id, &body, if_match, needs(&params)).await?;
-    Ok(resource_response(StatusCode::OK, &r, kind.rt(), &params))
+    Ok(resource_response(StatusCode::OK, r, kind.rt(), &params))
 }
 
 // RFC 7644 §3.5.2
@@ -182,7 +183,7 @@ pub async fn patch(
     let ctx = ctx!(st, scope, base);
     let if_match = header_str(&headers, header::IF_MATCH);
     let r = resources::patch(&ctx, kind, &id, &body, if_match, needs(&params)).await?;
-    Ok(resource_response(StatusCode::OK, &r, kind.rt(), &params))
+    Ok(resource_response(StatusCode::OK, r, kind.rt(), &params))
 }
 
 // RFC 7644 §3.6

@@ -557,6 +557,24 @@ fn drop_empty_extensions(out: &mut Map<String, Value>, rt: &ResourceType) {
 
 /// Apply `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5, comma-separated, URN-qualified or
 /// dotted names) and `returned` rules to a full representation before it is sent.
+/// [`project`] for a representation the caller owns: without `attributes`/`excludedAttributes`
+/// it only strips what is never returned, in place, so a large group is not copied to be sent.
+pub fn project_into(
+    mut full: Value,
+    rt: &ResourceType,
+    attributes: Option<&str>,
+    excluded: Option<&str>,
+) -> Value {
+    let blank = |s: Option<&str>| s.is_none_or(|s| s.trim().is_empty());
+    if !(blank(attributes) && blank(excluded)) {
+        return project(&full, rt, attributes, excluded);
+    }
+    if let Some(obj) = full.as_object_mut() {
+        strip_unreturnable(obj, rt, &[]);
+    }
+    full
+}
+
 pub fn project(
     full: &Value,
     rt: &ResourceType,
@@ -752,6 +770,28 @@ fn exclude(out: &mut Map<String, Value>, sel: &Sel) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn project_into_equals_project_for_every_selection() {
+        let full = serde_json::json!({
+            "schemas": [crate::scim::schema::USER_SCHEMA],
+            "id": "u1", "userName": "bjensen", "password": "secret",
+            "name": {"givenName": "B", "familyName": "J"},
+            "emails": [{"value": "b@example.com", "type": "work"}]
+        });
+        for (a, e) in [
+            (None, None),
+            (Some(""), Some(" ")),
+            (Some("userName"), None),
+            (None, Some("emails")),
+            (Some("name.givenName"), Some("name")),
+        ] {
+            let want = project(&full, &USER, a, e);
+            assert_eq!(project_into(full.clone(), &USER, a, e), want, "{a:?} {e:?}");
+            assert!(want.get("password").is_none());
+        }
+    }
+
     use super::*;
     use crate::scim::error::ScimType;
     use crate::scim::schema::{GROUP, USER};

@@ -304,8 +304,8 @@ async fn list_users_filtered(
         .iter()
         .map(|u| {
             let r = render_user(ctx, u, groups.as_deref());
-            resource::project(
-                &r.body,
+            resource::project_into(
+                r.body,
                 &USER,
                 req.attributes.as_deref(),
                 req.excluded_attributes.as_deref(),
@@ -344,17 +344,20 @@ async fn list_groups_filtered(
     } else {
         Vec::new()
     };
+    let mut by_group: std::collections::HashMap<&str, Vec<&Member>> = Default::default();
+    for (gid, m) in &members {
+        by_group.entry(gid.as_str()).or_default().push(m);
+    }
     let resources = items
         .iter()
         .map(|g| {
-            let mine: Vec<&Member> = members
-                .iter()
-                .filter(|(gid, _)| *gid == g.id)
-                .map(|(_, m)| m)
-                .collect();
-            let r = render_group(ctx, g, needs.members.then_some(mine.as_slice()));
-            resource::project(
-                &r.body,
+            let mine = by_group
+                .get(g.id.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let r = render_group(ctx, g, needs.members.then_some(mine));
+            resource::project_into(
+                r.body,
                 &GROUP,
                 req.attributes.as_deref(),
                 req.excluded_attributes.as_deref(),
