@@ -160,3 +160,20 @@ pub enum TokenCommand {
         json: bool,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        let r = redact_url("postgres://idbridge:s3cret@db.internal:5432/idbridge");
+        assert!(!r.contains("s3cret"), "{r}");
+        assert!(r.contains("idbridge:redacted@db.internal"), "{r}");
+        assert_eq!(redact_url("sqlite://idbridge.db"), "sqlite://idbridge.db");
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+    }
+}

@@ -10,6 +10,10 @@ async fn main() -> anyhow::Result<()> {
         max_connections: cli.global.db_max_connections,
         ..Default::default()
     };
+    if matches!(cli.command, Command::Serve) {
+        let database = idbridge::config::redact_url(&cli.global.database_url);
+        tracing::info!(%database, "connecting");
+    }
     let store = Store::connect(&cli.global.database_url, &opts).await?;
     store.migrate().await?;
     let result = match cli.command {

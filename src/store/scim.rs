@@ -341,16 +341,24 @@ pub async fn add_members(
     for members in members.chunks(CHUNK) {
         let chunk: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
         let chunk = chunk.as_slice();
-        // Resolve each id to its type inside this directory; unknown ids are refused.
-        let mut b = SqlBuilder::new("SELECT id, 'User' FROM scim_users WHERE directory_id = ");
-        b.bind_text(scope.directory_id()).push(" AND id IN (");
-        push_list(&mut b, chunk);
-        b.push(") UNION ALL SELECT id, 'Group' FROM scim_groups WHERE directory_id = ");
-        b.bind_text(scope.directory_id()).push(" AND id IN (");
-        push_list(&mut b, chunk);
-        b.push(")");
-        let found: Vec<(String, String)> = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-            .fetch_all(c).await?.into_iter().map(|r| (r.get(0), r.get(1))).collect());
+        // Resolve each id to its type inside this directory; unknown ids are refused. On
+        // PostgreSQL the rows are share-locked until commit, so a member deleted by a concurrent
+        // request (another replica) waits for this one, and its membership cleanup then sees the
+        // rows inserted here: no membership outlives its member. SQLite has one writer at a time.
+        let lock = match tx.backend() {
+            Backend::Postgres => " FOR SHARE",
+            Backend::Sqlite => "",
+        };
+        let mut found: Vec<(String, String)> = Vec::with_capacity(chunk.len());
+        for (table, ty) in [("scim_users", "User"), ("scim_groups", "Group")] {
+            let mut b = SqlBuilder::new(&format!("SELECT id FROM {table} WHERE directory_id = "));
+            b.bind_text(scope.directory_id()).push(" AND id IN (");
+            push_list(&mut b, chunk);
+            b.push(")").push(lock);
+            let ids: Vec<String> = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+                .fetch_all(c).await?.into_iter().map(|r| r.get(0)).collect());
+            found.extend(ids.into_iter().map(|id| (id, ty.to_string())));
+        }
         let types: std::collections::HashMap<&str, &str> = found
             .iter()
             .map(|(id, ty)| (id.as_str(), ty.as_str()))
