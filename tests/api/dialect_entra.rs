@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
 fn guid() -> String {
@@ -37,42 +36,6 @@ async fn create_entra_user(app: &TestApp, body: Value) -> String {
     let r = app.post("/Users", body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     r.id()
-}
-
-fn patch(ops: Value) -> Value {
-    json!({"schemas": [PATCH_OP], "Operations": ops})
-}
-
-/// RFC 7644 §3.5.2: a successful PATCH answers 200 with the resource or 204 without a body.
-#[track_caller]
-fn assert_patched(r: &Resp) {
-    assert!(
-        r.status == StatusCode::OK || r.status == StatusCode::NO_CONTENT,
-        "PATCH -> {}: {}",
-        r.status,
-        r.body
-    );
-}
-
-async fn get_ok(app: &TestApp, path: &str) -> Value {
-    let r = app.get(path).await;
-    assert_eq!(r.status, StatusCode::OK, "GET {path}: {}", r.body);
-    r.body
-}
-
-fn resources(list: &Value) -> Vec<Value> {
-    match list.get("Resources") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.clone(),
-        Some(other) => panic!("Resources is not an array: {other}"),
-    }
-}
-
-fn ids(list: &Value) -> Vec<String> {
-    resources(list)
-        .iter()
-        .map(|r| r["id"].as_str().expect("resource id").to_string())
-        .collect()
 }
 
 async fn list(app: &TestApp, endpoint: &str, filter: &str) -> Value {

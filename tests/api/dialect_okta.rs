@@ -10,7 +10,6 @@ use std::collections::HashSet;
 
 const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
 /// The body Okta POSTs to /Users (Okta's documented "Create the user" request, with the password
@@ -34,42 +33,6 @@ async fn create(app: &TestApp, body: Value) -> String {
     let r = app.post("/Users", body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     r.id()
-}
-
-fn patch(ops: Value) -> Value {
-    json!({"schemas": [PATCH_OP], "Operations": ops})
-}
-
-/// Okta accepts 200 with the resource or 204 without a body (RFC 7644 §3.5.2).
-#[track_caller]
-fn assert_patched(r: &Resp) {
-    assert!(
-        r.status == StatusCode::OK || r.status == StatusCode::NO_CONTENT,
-        "PATCH -> {}: {}",
-        r.status,
-        r.body
-    );
-}
-
-async fn get_ok(app: &TestApp, path: &str) -> Value {
-    let r = app.get(path).await;
-    assert_eq!(r.status, StatusCode::OK, "GET {path}: {}", r.body);
-    r.body
-}
-
-fn resources(list: &Value) -> Vec<Value> {
-    match list.get("Resources") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.clone(),
-        Some(other) => panic!("Resources is not an array: {other}"),
-    }
-}
-
-fn ids(list: &Value) -> Vec<String> {
-    resources(list)
-        .iter()
-        .map(|r| r["id"].as_str().expect("resource id").to_string())
-        .collect()
 }
 
 /// Okta: "The itemsPerPage, startIndex, and totalResults values need to be exchanged as integers,

@@ -288,3 +288,42 @@ impl TestApp {
 pub fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+// ---- helpers shared by the dialect suites -------------------------------------------------
+
+/// A PatchOp message with these operations.
+pub fn patch(ops: Value) -> Value {
+    serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+/// RFC 7644 §3.5.2: a successful PATCH answers 200 with the resource or 204 without a body.
+#[track_caller]
+pub fn assert_patched(r: &Resp) {
+    assert!(
+        r.status == StatusCode::OK || r.status == StatusCode::NO_CONTENT,
+        "PATCH -> {}: {}",
+        r.status,
+        r.body
+    );
+}
+
+pub async fn get_ok(app: &TestApp, path: &str) -> Value {
+    let r = app.get(path).await;
+    assert_eq!(r.status, StatusCode::OK, "GET {path}: {}", r.body);
+    r.body
+}
+
+pub fn resources(list: &Value) -> Vec<Value> {
+    match list.get("Resources") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(other) => panic!("Resources is not an array: {other}"),
+    }
+}
+
+pub fn ids(list: &Value) -> Vec<String> {
+    resources(list)
+        .iter()
+        .map(|r| r["id"].as_str().expect("resource id").to_string())
+        .collect()
+}
