@@ -46,6 +46,30 @@ impl Bench {
     }
 }
 
+/// Up to `limit` user ids, walked with RFC 9865 cursors as a large client would.
+async fn user_ids(bench: &Bench, limit: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    while ids.len() < limit {
+        let (_, page) = bench
+            .call(
+                "GET",
+                &format!("/Users?count=1000&attributes=id&cursor={cursor}"),
+                None,
+            )
+            .await;
+        for r in page["Resources"].as_array().unwrap() {
+            ids.push(r["id"].as_str().unwrap().to_string());
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    ids.truncate(limit);
+    ids
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -198,24 +222,7 @@ async fn run() {
         .call("GET", "/Users?count=1&attributes=id", None)
         .await;
     let total = all["totalResults"].as_u64().unwrap() as usize;
-    let mut member_ids: Vec<String> = Vec::with_capacity(group_size);
-    let mut cursor = String::new();
-    while member_ids.len() < total.min(group_size) {
-        let (_, page) = bench
-            .call(
-                "GET",
-                &format!("/Users?count=1000&attributes=id&cursor={cursor}"),
-                None,
-            )
-            .await;
-        for r in page["Resources"].as_array().unwrap() {
-            member_ids.push(r["id"].as_str().unwrap().to_string());
-        }
-        match page["nextCursor"].as_str() {
-            Some(c) => cursor = c.to_string(),
-            None => break,
-        }
-    }
+    let mut member_ids = user_ids(&bench, total.min(group_size)).await;
     // Fill up to the group size with more users if the create phase made fewer.
     let extra = group_size.saturating_sub(member_ids.len());
     if extra > 0 {
@@ -239,24 +246,7 @@ async fn run() {
         })
         .await;
         println!("create user (minimal): {rate:>9.0} /s  ({extra} in {el:.2?})");
-        let mut cursor = String::new();
-        member_ids.clear();
-        loop {
-            let (_, page) = bench
-                .call(
-                    "GET",
-                    &format!("/Users?count=1000&attributes=id&cursor={cursor}"),
-                    None,
-                )
-                .await;
-            for r in page["Resources"].as_array().unwrap() {
-                member_ids.push(r["id"].as_str().unwrap().to_string());
-            }
-            match page["nextCursor"].as_str() {
-                Some(c) => cursor = c.to_string(),
-                None => break,
-            }
-        }
+        member_ids = user_ids(&bench, usize::MAX).await;
     }
     let (_, g) = bench
         .call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone"})))
