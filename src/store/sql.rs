@@ -821,7 +821,6 @@ pub fn sort_expr(
         )));
     }
     let parent = c.parent_def(path)?;
-    let _ = c.def(path)?;
     if let Target::Column { expr, kind } = c.target(path) {
         return Ok(match kind {
             ColKind::LowerFn => format!("lower({expr})"),

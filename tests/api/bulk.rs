@@ -98,3 +98,28 @@ async fn bulk_limits_and_dangling_references() {
         .await
         .assert_error(400, Some("invalidSyntax"));
 }
+
+#[tokio::test]
+async fn bulk_put_and_delete() {
+    let app = TestApp::new().await;
+    let id = app.user("put@example.com").await;
+    let doomed = app.user("doomed@example.com").await;
+    let r = app
+        .post("/Bulk", json!({"schemas": [BULK], "Operations": [
+            {"method": "PUT", "path": format!("/Users/{id}"),
+             "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "put2@example.com"}},
+            {"method": "DELETE", "path": format!("/Users/{doomed}")},
+            {"method": "DELETE", "path": format!("/Users/{doomed}")}
+        ]}))
+        .await;
+    let ops = r.body["Operations"].as_array().unwrap();
+    let statuses: Vec<&str> = ops.iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, vec!["200", "204", "404"], "{}", r.body);
+    assert_eq!(
+        app.get(&format!("/Users/{id}")).await.body["userName"],
+        "put2@example.com"
+    );
+    app.get(&format!("/Users/{doomed}"))
+        .await
+        .assert_error(404, None);
+}

@@ -195,6 +195,21 @@ async fn sorting() {
         .map(|u| u["name"]["givenName"].as_str().unwrap())
         .collect();
     assert_eq!(order, vec!["Ann", "Bob", "Cat", "Dan"]);
+    // A multi-valued attribute sorts by its first value; users without one come last or first
+    // depending on the backend's NULL order, so only those with emails are compared.
+    let r = app
+        .get(&format!("/Users?sortBy=emails&filter={}", enc("emails pr")))
+        .await;
+    let order: Vec<&str> = r.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["emails"][0]["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        vec!["ann@example.com", "bob@example.org", "cat@other.net"]
+    );
     app.get("/Users?sortBy=userName&sortOrder=sideways")
         .await
         .assert_error(400, Some("invalidValue"));
@@ -274,6 +289,13 @@ async fn search_endpoints() {
                                                "filter": "displayName eq \"Sales\"", "excludedAttributes": ["members"]})).await;
     assert_eq!(g.body["totalResults"], 1);
     assert!(g.body["Resources"][0].get("members").is_none());
+    // Cursors page one resource type; the root search refuses them in the protocol's terms.
+    app.post(
+        "/.search",
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "cursor": ""}),
+    )
+    .await
+    .assert_error(400, Some("invalidCursor"));
     app.post("/Users/.search", json!({"filter": "userName pr"}))
         .await
         .assert_error(400, Some("invalidSyntax"));
