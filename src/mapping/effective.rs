@@ -9,7 +9,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::access::{Feature, Level, OrgRole, ProjectRole, SubAccountRole};
 use crate::mapping::rule::{
@@ -17,7 +17,7 @@ use crate::mapping::rule::{
 };
 
 /// Why a user holds some access.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum Reason {
     /// The user is the organization's owner (`owner_user_id`).
@@ -36,7 +36,7 @@ pub enum Reason {
 
 /// A role or level with every source that gives exactly it. Sources giving less are dropped: they
 /// do not explain the access the user has.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Granted<T> {
     pub value: T,
     pub reasons: BTreeSet<Reason>,
@@ -91,7 +91,8 @@ fn raise_in<K: Ord, T: Ord>(
 }
 
 /// Role and features granted for one scope, before combining `All` with a sub-account's own.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 struct ScopeGrants {
     role: Option<Granted<SubAccountRole>>,
     features: BTreeMap<Feature, Granted<Level>>,
@@ -99,7 +100,8 @@ struct ScopeGrants {
 
 /// Everything a user may do in an organization, per scope, with reasons. Deterministic: equal
 /// inputs give equal values and identical JSON, whatever the order of rules, grants or groups.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EffectiveAccess {
     /// At most one role per [`crate::domain::access::OrgRoleFamily`].
     org_roles: BTreeMap<OrgRole, BTreeSet<Reason>>,

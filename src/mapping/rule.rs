@@ -181,7 +181,7 @@ pub enum GroupMatcher {
 }
 
 /// What made a rule match, kept in the grant's reasons.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Matched {
     Group {

@@ -4,6 +4,7 @@
 
 pub mod bulk;
 pub mod list;
+pub mod provision;
 pub mod resources;
 
 use serde_json::Value;
@@ -81,6 +82,9 @@ pub fn store_error(e: StoreError) -> ScimError {
         StoreError::NotFound => ScimError::not_found("resource not found"),
         StoreError::Invalid(msg) => ScimError::invalid_value(msg),
         StoreError::Scim(e) => e,
+        // No SCIM error type fits a licence limit; 403 with the reason is what IdPs show admins.
+        e @ StoreError::SeatLimit(_) => ScimError::new(403, None, e.to_string()),
+        e @ StoreError::OwnerProtected(_) => ScimError::mutability(e.to_string()),
         e => {
             tracing::error!(error = %e, "storage failure");
             ScimError::new(500, None, "internal error")

@@ -3,13 +3,16 @@
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
+use super::provision::{self, Provision};
 use super::{Ctx, Kind, Rendered, count_op, if_match_ok, precondition_failed};
+use crate::mapping::GroupRef;
 use crate::scim::error::{ScimError, ScimResult};
 use crate::scim::patch::{self, MemberChange};
 use crate::scim::resource;
 use crate::scim::schema::{GROUP, USER};
+use crate::store::access as org_db;
 use crate::store::scim::{self as db, GroupRecord, Member, NewMember, UserGroup, UserRecord};
-use crate::store::{Tx, audit, from_micros, micros, new_id};
+use crate::store::{StoreError, Tx, audit, from_micros, micros, new_id};
 
 fn now() -> i64 {
     micros(time::OffsetDateTime::now_utc())
@@ -192,7 +195,22 @@ pub async fn create_user(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     let t = now();
     let rec = user_columns(new_id(), data, 1, t, t);
     let mut tx = ctx.store.begin().await?;
-    db::insert_user(&mut tx, ctx.scope, &rec).await?;
+    let (org_user, created) = org_db::link_org_user(
+        &mut tx,
+        ctx.scope.org_id(),
+        &rec.user_name,
+        rec.display_name.as_deref(),
+        t,
+    )
+    .await?;
+    db::insert_user(&mut tx, ctx.scope, &rec, &org_user).await?;
+    let mut prov = provisioner(ctx);
+    if created {
+        prov.created(&org_user);
+    } else {
+        prov.touch([org_user]);
+    }
+    let mut tx = finish(ctx, tx, prov).await?;
     audit::record(
         &mut tx,
         ctx.scope,
@@ -253,6 +271,7 @@ pub async fn replace_user(
     let old = lock_user(ctx, &mut tx, id, if_match).await?;
     let rec = user_columns(old.id.clone(), data, old.version, old.created_at, now());
     db::update_user(&mut tx, ctx.scope, &rec).await?;
+    let mut tx = status_changed(ctx, tx, &old, &rec).await?;
     audit::record(
         &mut tx,
         ctx.scope,
@@ -288,6 +307,7 @@ pub async fn patch_user(
     let data = apply_with_id(&old.data, &old.id, &ops, &USER)?;
     let rec = user_columns(old.id.clone(), data, old.version, old.created_at, now());
     db::update_user(&mut tx, ctx.scope, &rec).await?;
+    let mut tx = status_changed(ctx, tx, &old, &rec).await?;
     audit::record(
         &mut tx,
         ctx.scope,
@@ -307,12 +327,126 @@ pub async fn delete_user(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sci
     if if_match.is_some() {
         lock_user(ctx, &mut tx, id, if_match).await?;
     }
+    let org_users =
+        org_db::org_users_of_scim_users(&mut tx, ctx.scope.directory_id(), &[id.to_string()])
+            .await?;
     if !db::delete_user(&mut tx, ctx.scope, id).await? {
         return Err(user_not_found(id));
     }
+    let mut prov = provisioner(ctx);
+    for u in &org_users {
+        prov.unlinked(u);
+    }
+    let mut tx = finish(ctx, tx, prov).await?;
     audit::record(&mut tx, ctx.scope, "delete", "User", Some(id), None).await?;
     tx.commit().await?;
     count_op(ctx.scope, "User", "delete");
+    Ok(())
+}
+
+// ---- provisioning ------------------------------------------------------------------------------
+
+fn provisioner(ctx: &Ctx<'_>) -> Provision {
+    Provision::new(ctx.scope.org_id(), ctx.scope.token_id())
+}
+
+/// Recomputes what the write touched, in its transaction. When the write would deprovision the
+/// owner, the transaction is dropped (nothing of the write is kept) and the refused attempt is
+/// recorded on its own, so admins see it in the audit log and the events.
+async fn finish(ctx: &Ctx<'_>, mut tx: Tx, prov: Provision) -> ScimResult<Tx> {
+    match prov.finish(&mut tx).await {
+        Ok(_) => Ok(tx),
+        Err(StoreError::OwnerProtected(user_id)) => {
+            drop(tx);
+            provision::record_owner_refusal(
+                ctx.store,
+                ctx.scope.org_id(),
+                Some(ctx.scope.directory_id()),
+                ctx.scope.token_id(),
+                &user_id,
+            )
+            .await;
+            Err(StoreError::OwnerProtected(user_id).into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A user's update changes access only through `active`: groups change through Groups, and the
+/// directory stays the same.
+async fn status_changed(
+    ctx: &Ctx<'_>,
+    mut tx: Tx,
+    old: &UserRecord,
+    new: &UserRecord,
+) -> ScimResult<Tx> {
+    if old.active == new.active {
+        return Ok(tx);
+    }
+    let org_users = org_db::org_users_of_scim_users(
+        &mut tx,
+        ctx.scope.directory_id(),
+        std::slice::from_ref(&old.id),
+    )
+    .await?;
+    let mut prov = provisioner(ctx);
+    prov.touch(org_users);
+    finish(ctx, tx, prov).await
+}
+
+fn group_ref(g: &GroupRecord) -> GroupRef {
+    GroupRef {
+        id: g.id.clone(),
+        external_id: g.external_id.clone(),
+        display_name: g.display_name.clone(),
+    }
+}
+
+/// Which members of a group a change can affect. A group no rule matches (before or after) affects
+/// nobody; a change of which rules match (a rename) affects every member; otherwise only the
+/// members added or removed.
+struct GroupImpact {
+    mapped: bool,
+    rules_changed: bool,
+}
+
+async fn group_impact(
+    prov: &mut Provision,
+    tx: &mut Tx,
+    before: Option<&GroupRecord>,
+    after: Option<&GroupRecord>,
+) -> ScimResult<GroupImpact> {
+    let org = prov.org(tx).await?;
+    let matching = |g: Option<&GroupRecord>| {
+        g.map(|g| provision::rules_matching(&org.rules, &group_ref(g)))
+            .unwrap_or_default()
+    };
+    let (b, a) = (matching(before), matching(after));
+    Ok(GroupImpact {
+        mapped: !b.is_empty() || !a.is_empty(),
+        rules_changed: b != a,
+    })
+}
+
+async fn touch_members(
+    ctx: &Ctx<'_>,
+    prov: &mut Provision,
+    tx: &mut Tx,
+    group_id: &str,
+) -> ScimResult<()> {
+    let ids = org_db::org_users_of_group(tx, ctx.scope.directory_id(), group_id).await?;
+    prov.touch(ids);
+    Ok(())
+}
+
+async fn touch_scim_users(
+    ctx: &Ctx<'_>,
+    prov: &mut Provision,
+    tx: &mut Tx,
+    ids: &[String],
+) -> ScimResult<()> {
+    let ids = org_db::org_users_of_scim_users(tx, ctx.scope.directory_id(), ids).await?;
+    prov.touch(ids);
     Ok(())
 }
 
@@ -348,6 +482,14 @@ pub async fn create_group(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     let mut tx = ctx.store.begin().await?;
     db::insert_group(&mut tx, ctx.scope, &rec).await?;
     db::add_members(&mut tx, ctx.scope, &rec.id, &members).await?;
+    let mut prov = provisioner(ctx);
+    if group_impact(&mut prov, &mut tx, None, Some(&rec))
+        .await?
+        .mapped
+    {
+        touch_members(ctx, &mut prov, &mut tx, &rec.id).await?;
+    }
+    let mut tx = finish(ctx, tx, prov).await?;
     audit::record(
         &mut tx,
         ctx.scope,
@@ -398,9 +540,20 @@ pub async fn replace_group(
     let mut tx = ctx.store.begin().await?;
     let old = lock_group(ctx, &mut tx, id, if_match).await?;
     let rec = group_columns(old.id.clone(), data, old.version, old.created_at, now());
+    let mut prov = provisioner(ctx);
+    let mapped = group_impact(&mut prov, &mut tx, Some(&old), Some(&rec))
+        .await?
+        .mapped;
+    if mapped {
+        touch_members(ctx, &mut prov, &mut tx, id).await?;
+    }
     db::update_group(&mut tx, ctx.scope, &rec).await?;
     db::clear_members(&mut tx, ctx.scope, id).await?;
     db::add_members(&mut tx, ctx.scope, id, &members).await?;
+    if mapped {
+        touch_members(ctx, &mut prov, &mut tx, id).await?;
+    }
+    let mut tx = finish(ctx, tx, prov).await?;
     audit::record(&mut tx, ctx.scope, "replace", "Group", Some(id), None).await?;
     tx.commit().await?;
     count_op(ctx.scope, "Group", "replace");
@@ -426,6 +579,14 @@ pub async fn patch_group(
         apply_with_id(&old.data, &old.id, &doc_ops, &GROUP)?
     };
     let rec = group_columns(old.id.clone(), data, old.version, old.created_at, now());
+    let mut prov = provisioner(ctx);
+    let impact = group_impact(&mut prov, &mut tx, Some(&old), Some(&rec)).await?;
+    let clears = member_changes
+        .iter()
+        .any(|c| matches!(c, MemberChange::ClearAll));
+    if impact.mapped && (impact.rules_changed || clears) {
+        touch_members(ctx, &mut prov, &mut tx, id).await?;
+    }
     db::update_group(&mut tx, ctx.scope, &rec).await?;
     let (mut added, mut removed) = (0, 0);
     for change in &member_changes {
@@ -440,6 +601,21 @@ pub async fn patch_group(
             }
         }
     }
+    if impact.mapped {
+        let named: Vec<String> = member_changes
+            .iter()
+            .flat_map(|c| match c {
+                MemberChange::ClearAll => Vec::new(),
+                MemberChange::Add(refs) => refs.iter().map(|r| r.value.clone()).collect(),
+                MemberChange::Remove(ids) => ids.clone(),
+            })
+            .collect();
+        touch_scim_users(ctx, &mut prov, &mut tx, &named).await?;
+        if impact.rules_changed {
+            touch_members(ctx, &mut prov, &mut tx, id).await?;
+        }
+    }
+    let mut tx = finish(ctx, tx, prov).await?;
     let detail = (added + removed > 0).then(|| format!("members +{added} -{removed}"));
     audit::record(
         &mut tx,
@@ -457,12 +633,19 @@ pub async fn patch_group(
 
 pub async fn delete_group(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<()> {
     let mut tx = ctx.store.begin().await?;
-    if if_match.is_some() {
-        lock_group(ctx, &mut tx, id, if_match).await?;
+    // Locked even without If-Match: its members are read for recomputation before it goes.
+    let old = lock_group(ctx, &mut tx, id, if_match).await?;
+    let mut prov = provisioner(ctx);
+    if group_impact(&mut prov, &mut tx, Some(&old), None)
+        .await?
+        .mapped
+    {
+        touch_members(ctx, &mut prov, &mut tx, id).await?;
     }
     if !db::delete_group(&mut tx, ctx.scope, id).await? {
         return Err(group_not_found(id));
     }
+    let mut tx = finish(ctx, tx, prov).await?;
     audit::record(&mut tx, ctx.scope, "delete", "Group", Some(id), None).await?;
     tx.commit().await?;
     count_op(ctx.scope, "Group", "delete");

@@ -10,11 +10,35 @@ pub async fn record(
     resource_id: Option<&str>,
     detail: Option<&str>,
 ) -> StoreResult<()> {
+    let actor = Actor {
+        org_id: scope.org_id(),
+        directory_id: Some(scope.directory_id()),
+        actor: scope.token_id(),
+    };
+    record_as(tx, &actor, operation, resource_type, resource_id, detail).await
+}
+
+/// Who acts: a directory's token, an admin token, or the service itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub org_id: &'a str,
+    pub directory_id: Option<&'a str>,
+    pub actor: &'a str,
+}
+
+pub async fn record_as(
+    tx: &mut Tx,
+    who: &Actor<'_>,
+    operation: &str,
+    resource_type: &str,
+    resource_id: Option<&str>,
+    detail: Option<&str>,
+) -> StoreResult<()> {
     let at = micros(time::OffsetDateTime::now_utc());
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO audit_log (org_id, directory_id, actor, operation, resource_type, resource_id, detail, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(scope.org_id()).bind(scope.directory_id()).bind(scope.token_id())
+        .bind(who.org_id).bind(who.directory_id).bind(who.actor)
         .bind(operation).bind(resource_type).bind(resource_id).bind(detail).bind(at)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())

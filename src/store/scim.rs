@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::sql::{Bind, Compiler, SqlBuilder, Table, bind_all, sort_expr};
+use super::sql::{Bind, CHUNK, Compiler, SqlBuilder, Table, bind_all, push_list, sort_expr};
 use super::{Backend, DirectoryScope, Store, StoreError, StoreResult, Tx, on_read, on_tx};
 use crate::scim::error::ScimResult;
 use crate::scim::filter::{AttrPath, Filter};
@@ -132,13 +132,20 @@ where
 
 // ---- users -------------------------------------------------------------------------------------
 
-pub async fn insert_user(tx: &mut Tx, scope: &DirectoryScope, u: &UserRecord) -> StoreResult<()> {
+/// Inserts a user as the SCIM face of organization user `org_user_id`.
+pub async fn insert_user(
+    tx: &mut Tx,
+    scope: &DirectoryScope,
+    u: &UserRecord,
+    org_user_id: &str,
+) -> StoreResult<()> {
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO scim_users (id, directory_id, user_name, user_name_ci, external_id, display_name, \
-         active, data, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+         active, data, version, created_at, updated_at, org_user_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
         .bind(&u.id).bind(scope.directory_id()).bind(&u.user_name).bind(u.user_name.to_lowercase())
         .bind(&u.external_id).bind(&u.display_name).bind(u.active).bind(u.data.to_string())
-        .bind(u.version).bind(u.created_at).bind(u.updated_at)
+        .bind(u.version).bind(u.created_at).bind(u.updated_at).bind(org_user_id)
         .execute(c).await.map(|r| r.rows_affected()))
     .map_err(|e| StoreError::on_unique(e, "a user with this userName"))?;
     Ok(())
@@ -318,9 +325,6 @@ pub async fn delete_group(tx: &mut Tx, scope: &DirectoryScope, id: &str) -> Stor
     }))
 }
 
-/// Rows per multi-row statement: well under both backends' bind-parameter limits.
-const CHUNK: usize = 500;
-
 /// A member to add: its id, and the display name the IdP sent with it, if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewMember {
@@ -431,15 +435,6 @@ pub async fn clear_members(
     Ok(on_tx!(tx, c => sqlx::query(
         "DELETE FROM scim_group_members WHERE group_id = $1 AND directory_id = $2")
         .bind(group_id).bind(scope.directory_id()).execute(c).await?.rows_affected()))
-}
-
-fn push_list(b: &mut SqlBuilder, ids: &[String]) {
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            b.push(", ");
-        }
-        b.bind_text(id.clone());
-    }
 }
 
 const MEMBER_SELECT: &str = "SELECT m.group_id, m.member_id, m.member_type, \

@@ -50,6 +50,20 @@ impl SqlBuilder {
     }
 }
 
+/// How many values one `IN (...)` list binds: well under SQLite's 32,766 parameters and
+/// PostgreSQL's 65,535, and short enough for the planner to use an index.
+pub(crate) const CHUNK: usize = 500;
+
+/// Appends `$a, $b, ...` binding each id.
+pub(crate) fn push_list(b: &mut SqlBuilder, ids: &[String]) {
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.bind_text(id.clone());
+    }
+}
+
 /// Binds every value of `b` to a query of any backend.
 pub(crate) fn bind_all<'q, DB>(
     mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,

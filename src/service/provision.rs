@@ -1,0 +1,325 @@
+//! Provisioning and deprovisioning of access, inside the transaction of the change that causes it.
+//!
+//! A write collects the organization users it may have affected ([`Provision::touch`]); before
+//! commit, [`Provision::finish`] recomputes exactly those users from the organization's rules, their
+//! groups and their grants made by hand, stores what changed, revokes the sessions of users who
+//! lost their status, and appends one event per change to the outbox. Either all of it commits with
+//! the change or none of it does, and the cost is proportional to the users touched, never to the
+//! organization.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::mapping::{
+    AccessChange, EffectiveAccess, GroupRef, MappingRule, UserGroups, diff, effective_access,
+};
+use crate::store::access::{self as db, NewEvent, OrgAccess, OrgLock};
+use crate::store::{StoreError, StoreResult, Tx, micros};
+
+/// What happened to one user's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusChange {
+    Provisioned,
+    Reactivated,
+    Deprovisioned,
+}
+
+/// One recomputed user whose access or status changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserOutcome {
+    pub user_id: String,
+    pub user_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusChange>,
+    pub changes: Vec<AccessChange>,
+}
+
+/// Why a user became inactive, for the event and the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    Deactivated,
+    Deleted,
+}
+
+pub struct Provision {
+    org_id: String,
+    actor: String,
+    org: Option<OrgAccess>,
+    touched: BTreeSet<String>,
+    created: BTreeSet<String>,
+    unlinked: BTreeSet<String>,
+    extra_events: Vec<NewEvent>,
+}
+
+impl Provision {
+    pub fn new(org_id: &str, actor: &str) -> Provision {
+        Provision {
+            org_id: org_id.to_string(),
+            actor: actor.to_string(),
+            org: None,
+            touched: BTreeSet::new(),
+            created: BTreeSet::new(),
+            unlinked: BTreeSet::new(),
+            extra_events: Vec::new(),
+        }
+    }
+
+    /// Starts from an organization already loaded (and locked) by the caller, as rule changes do:
+    /// they lock it exclusively and then edit `rules` to what the change makes them.
+    pub fn with_org(org_id: &str, actor: &str, org: OrgAccess) -> Provision {
+        let mut p = Provision::new(org_id, actor);
+        p.org = Some(org);
+        p
+    }
+
+    /// The organization's rules and settings, read (and share-locked) once per transaction.
+    pub async fn org(&mut self, tx: &mut Tx) -> StoreResult<&mut OrgAccess> {
+        if self.org.is_none() {
+            self.org = Some(db::load_org(tx, &self.org_id, OrgLock::Share).await?);
+        }
+        Ok(self.org.as_mut().expect("loaded above"))
+    }
+
+    pub fn touch(&mut self, ids: impl IntoIterator<Item = String>) {
+        self.touched.extend(ids);
+    }
+
+    /// A user this transaction created: its activation is "provisioned", not "reactivated".
+    pub fn created(&mut self, id: &str) {
+        self.created.insert(id.to_string());
+        self.touched.insert(id.to_string());
+    }
+
+    /// A user whose SCIM face this transaction deleted: if no other directory provisions them,
+    /// they are deprovisioned.
+    pub fn unlinked(&mut self, id: &str) {
+        self.unlinked.insert(id.to_string());
+        self.touched.insert(id.to_string());
+    }
+
+    /// An event that is not a user's access change (an ownership transfer, say), numbered with the
+    /// rest at flush.
+    pub fn event(&mut self, ty: &str, org_user_id: Option<&str>, data: serde_json::Value) {
+        self.extra_events.push(NewEvent {
+            ty: ty.to_string(),
+            org_user_id: org_user_id.map(str::to_string),
+            data,
+        });
+    }
+
+    /// Recomputes every touched user, stores the changes, and flushes the outbox. Fails without
+    /// writing when the owner would be deprovisioned or the seat limit would be passed; the caller's
+    /// transaction must then be dropped.
+    pub async fn finish(mut self, tx: &mut Tx) -> StoreResult<Vec<UserOutcome>> {
+        if self.touched.is_empty() && self.extra_events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = micros(time::OffsetDateTime::now_utc());
+        self.org(tx).await?;
+        let org = self.org.take().expect("loaded above");
+        let ids: Vec<String> = std::mem::take(&mut self.touched).into_iter().collect();
+        let rows = db::lock_org_users(tx, &self.org_id, &ids).await?;
+        let locked: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut facts = db::user_facts(tx, &locked).await?;
+        let mut events = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut seat_delta = 0i64;
+        for row in rows {
+            let f = facts.remove(&row.id).unwrap_or_default();
+            // A user some directory provisions is active when one of its SCIM users is; a user no
+            // directory provisions any more is inactive; a user no directory ever provisioned (a
+            // sign-in) keeps the status it has.
+            let active = if f.scim_links > 0 {
+                f.any_scim_active
+            } else if self.unlinked.contains(&row.id) {
+                false
+            } else {
+                row.active
+            };
+            let is_owner = org.owner_user_id.as_deref() == Some(row.id.as_str());
+            if is_owner && row.active && !active {
+                return Err(StoreError::OwnerProtected(row.id));
+            }
+            let groups = UserGroups {
+                directory_ids: f.directory_ids,
+                groups: f.groups,
+                claim_values: f.claims,
+            };
+            let access = effective_access(
+                &groups,
+                is_owner,
+                active,
+                &org.rules,
+                &f.manual,
+                &org.settings,
+            );
+            let before: EffectiveAccess = serde_json::from_str(&row.access).unwrap_or_default();
+            let changes = diff(&before, &access);
+            let status = match (row.active, active) {
+                (false, true) if self.created.contains(&row.id) => Some(StatusChange::Provisioned),
+                (false, true) => Some(StatusChange::Reactivated),
+                (true, false) => Some(StatusChange::Deprovisioned),
+                _ => None,
+            };
+            let user = |extra: serde_json::Value| {
+                let mut data = json!({ "user_id": row.id, "user_name": row.user_name });
+                if let (Some(d), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+                    d.extend(extra);
+                }
+                data
+            };
+            let push = |events: &mut Vec<NewEvent>, ty: &str, data| {
+                events.push(NewEvent {
+                    ty: ty.to_string(),
+                    org_user_id: Some(row.id.clone()),
+                    data,
+                })
+            };
+            match status {
+                Some(StatusChange::Provisioned) => {
+                    seat_delta += 1;
+                    push(&mut events, "user.provisioned", user(json!({})));
+                }
+                Some(StatusChange::Reactivated) => {
+                    seat_delta += 1;
+                    push(&mut events, "user.reactivated", user(json!({})));
+                }
+                _ => {}
+            }
+            for change in &changes {
+                let ty = if change.is_loss() {
+                    "access.revoked"
+                } else {
+                    "access.granted"
+                };
+                push(&mut events, ty, user(json!({ "change": change })));
+            }
+            if status == Some(StatusChange::Deprovisioned) {
+                seat_delta -= 1;
+                let cause = if f.scim_links == 0 {
+                    Cause::Deleted
+                } else {
+                    Cause::Deactivated
+                };
+                let reason = match cause {
+                    Cause::Deleted => "deleted",
+                    Cause::Deactivated => "deactivated",
+                };
+                let sessions = db::revoke_sessions(tx, &row.id, reason, now).await?;
+                push(
+                    &mut events,
+                    "user.deprovisioned",
+                    user(json!({ "reason": reason, "sessions_revoked": sessions })),
+                );
+                crate::store::audit::record_as(
+                    tx,
+                    &crate::store::audit::Actor {
+                        org_id: &self.org_id,
+                        directory_id: None,
+                        actor: &self.actor,
+                    },
+                    "deprovision",
+                    "OrgUser",
+                    Some(&row.id),
+                    Some(&format!(
+                        "{reason}: {} access changes, {sessions} sessions revoked",
+                        changes.len()
+                    )),
+                )
+                .await?;
+            }
+            let stored = db::to_json(&access);
+            if stored != row.access || active != row.active {
+                db::update_org_user(tx, &row.id, active, &stored, now).await?;
+            }
+            if status.is_some() || !changes.is_empty() {
+                outcomes.push(UserOutcome {
+                    user_id: row.id.clone(),
+                    user_name: row.user_name.clone(),
+                    status,
+                    changes,
+                });
+            }
+        }
+        events.append(&mut self.extra_events);
+        db::flush(tx, &self.org_id, seat_delta, &events, now).await?;
+        self.org = Some(org);
+        Ok(outcomes)
+    }
+}
+
+/// The ids of the rules that match a group, to tell whether its membership or its name can change
+/// anyone's access.
+pub fn rules_matching(rules: &[MappingRule], group: &GroupRef) -> BTreeSet<String> {
+    let user = UserGroups {
+        groups: vec![group.clone()],
+        ..UserGroups::default()
+    };
+    rules
+        .iter()
+        .filter(|r| !r.matcher.matches(&user).is_empty())
+        .map(|r| r.id.clone())
+        .collect()
+}
+
+/// Counts of gains and losses over many users, for summaries.
+pub fn summarize(outcomes: &[UserOutcome]) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::from([("users", outcomes.len()), ("gains", 0), ("losses", 0)]);
+    for o in outcomes {
+        for c in &o.changes {
+            *m.entry(if c.is_loss() { "losses" } else { "gains" })
+                .or_default() += 1;
+        }
+    }
+    m
+}
+
+/// Records, in a transaction of its own, that a change was refused because it would have
+/// deprovisioned the owner: an audit entry and an `owner.deprovision_refused` event. Failures are
+/// logged, not returned: the caller is already answering with the refusal.
+pub async fn record_owner_refusal(
+    store: &crate::store::Store,
+    org_id: &str,
+    directory_id: Option<&str>,
+    actor: &str,
+    user_id: &str,
+) {
+    tracing::warn!(
+        org_id,
+        user_id,
+        actor,
+        "refused to deprovision the organization's owner"
+    );
+    let result = async {
+        let mut tx = store.begin().await?;
+        let who = crate::store::audit::Actor {
+            org_id,
+            directory_id,
+            actor,
+        };
+        crate::store::audit::record_as(
+            &mut tx,
+            &who,
+            "deprovision_refused",
+            "OrgUser",
+            Some(user_id),
+            Some("the user is the organization's owner; transfer ownership first"),
+        )
+        .await?;
+        let event = NewEvent {
+            ty: "owner.deprovision_refused".into(),
+            org_user_id: Some(user_id.to_string()),
+            data: json!({ "user_id": user_id, "actor": actor }),
+        };
+        let now = micros(time::OffsetDateTime::now_utc());
+        db::flush(&mut tx, org_id, 0, &[event], now).await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not record the refused deprovisioning");
+    }
+}

@@ -1,0 +1,463 @@
+//! The access model's SQL: organization users and their SCIM faces, mapping rules, grants made by
+//! hand, the stored effective access, the event outbox and sessions.
+//!
+//! Locking (PostgreSQL; SQLite has one writer at a time and needs none). Every transaction that
+//! recomputes access takes the organization row `FOR KEY SHARE` before it reads rules, then the
+//! organization users it recomputes `FOR UPDATE` in id order, and only then reads their groups. A
+//! rule change takes the organization row `FOR UPDATE`, which waits for those transactions and
+//! blocks new ones, so no recomputation ever runs on rules or memberships older than what it
+//! overwrites. The outbox flush updates the organization row last (a plain UPDATE, which does not
+//! conflict with `KEY SHARE`), so event numbers are handed out in commit order.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::sql::{CHUNK, SqlBuilder, bind_all, push_list};
+use super::{Backend, StoreError, StoreResult, Tx, on_read, on_tx};
+use crate::domain::access::SubAccountRole;
+use crate::mapping::{GroupMatcher, GroupRef, ManualGrant, MappingRule, OrgSettings};
+
+/// How a transaction holds the organization row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgLock {
+    /// Recomputing some users: many may run at once; rule changes wait.
+    Share,
+    /// Changing rules, settings or the owner: runs alone.
+    Exclusive,
+}
+
+/// Everything about an organization that the computation of any user's access reads.
+#[derive(Debug, Clone)]
+pub struct OrgAccess {
+    pub owner_user_id: Option<String>,
+    pub settings: OrgSettings,
+    pub rules: Vec<MappingRule>,
+}
+
+fn lock_suffix(tx: &Tx, lock: OrgLock) -> &'static str {
+    match (tx.backend(), lock) {
+        (Backend::Sqlite, _) => "",
+        (Backend::Postgres, OrgLock::Share) => " FOR KEY SHARE",
+        (Backend::Postgres, OrgLock::Exclusive) => " FOR UPDATE",
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Invalid(format!("stored {what}: {e}")))
+}
+
+pub fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// Locks the organization row as `lock` says and reads its owner, settings and rules.
+pub async fn load_org(tx: &mut Tx, org_id: &str, lock: OrgLock) -> StoreResult<OrgAccess> {
+    let sql = format!(
+        "SELECT owner_user_id, default_role FROM organizations WHERE id = $1{}",
+        lock_suffix(tx, lock)
+    );
+    let row = on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(org_id).fetch_optional(&mut *c).await?
+        .map(|r| (r.get::<Option<String>, _>(0), r.get::<Option<String>, _>(1))));
+    let (owner_user_id, default_role) = row.ok_or(StoreError::NotFound)?;
+    let default_role = match default_role {
+        Some(r) => Some(
+            r.parse::<SubAccountRole>()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let rows: Vec<(String, String, String)> = on_tx!(tx, c => sqlx::query(
+        "SELECT id, matcher, grant_json FROM mapping_rules WHERE org_id = $1 ORDER BY id")
+        .bind(org_id).fetch_all(&mut *c).await?
+        .into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect());
+    let mut rules = Vec::with_capacity(rows.len());
+    for (id, matcher, grant) in rows {
+        rules.push(MappingRule {
+            id,
+            matcher: parse_json(&matcher, "matcher")?,
+            grant: parse_json(&grant, "grant")?,
+        });
+    }
+    Ok(OrgAccess {
+        owner_user_id,
+        settings: OrgSettings { default_role },
+        rules,
+    })
+}
+
+/// Finds the organization user with this userName (case-insensitive), creating it inactive when
+/// there is none; returns its id and whether it was created. Activation is the recomputation's job,
+/// so that the seat count changes in one place.
+pub async fn link_org_user(
+    tx: &mut Tx,
+    org_id: &str,
+    user_name: &str,
+    display_name: Option<&str>,
+    now: i64,
+) -> StoreResult<(String, bool)> {
+    let key = user_name.to_lowercase();
+    let id = super::new_id();
+    let created = on_tx!(tx, c => sqlx::query(
+        "INSERT INTO org_users (id, org_id, user_key, user_name, display_name, active, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, FALSE, $6, $6) ON CONFLICT (org_id, user_key) DO NOTHING")
+        .bind(&id).bind(org_id).bind(&key).bind(user_name).bind(display_name).bind(now)
+        .execute(&mut *c).await?.rows_affected())
+        == 1;
+    if created {
+        return Ok((id, true));
+    }
+    let existing: String = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT id FROM org_users WHERE org_id = $1 AND user_key = $2")
+        .bind(org_id).bind(&key).fetch_one(&mut *c).await?);
+    Ok((existing, false))
+}
+
+async fn ids_query(tx: &mut Tx, b: SqlBuilder) -> StoreResult<Vec<String>> {
+    Ok(
+        on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+        .fetch_all(&mut *c).await?.into_iter().filter_map(|r| r.get::<Option<String>, _>(0)).collect()),
+    )
+}
+
+/// The organization users behind these SCIM users of one directory.
+pub async fn org_users_of_scim_users(
+    tx: &mut Tx,
+    directory_id: &str,
+    scim_ids: &[String],
+) -> StoreResult<Vec<String>> {
+    let mut out = Vec::new();
+    for chunk in scim_ids.chunks(CHUNK) {
+        let mut b =
+            SqlBuilder::new("SELECT DISTINCT org_user_id FROM scim_users WHERE directory_id = ");
+        b.bind_text(directory_id).push(" AND id IN (");
+        push_list(&mut b, chunk);
+        b.push(")");
+        out.extend(ids_query(tx, b).await?);
+    }
+    Ok(out)
+}
+
+/// The organization users who are (user) members of a group of one directory.
+pub async fn org_users_of_group(
+    tx: &mut Tx,
+    directory_id: &str,
+    group_id: &str,
+) -> StoreResult<Vec<String>> {
+    let mut b = SqlBuilder::new(
+        "SELECT DISTINCT su.org_user_id FROM scim_group_members m \
+         JOIN scim_users su ON su.id = m.member_id WHERE m.directory_id = ",
+    );
+    b.bind_text(directory_id)
+        .push(" AND m.group_id = ")
+        .bind_text(group_id);
+    ids_query(tx, b).await
+}
+
+/// Every organization user a matcher could match: a superset of those it does match, found through
+/// indexes, so that a rule change recomputes only the users it can affect.
+pub async fn org_users_matching(
+    tx: &mut Tx,
+    org_id: &str,
+    matcher: &GroupMatcher,
+) -> StoreResult<Vec<String>> {
+    let by_group = |column: &str, value: String| {
+        let mut b = SqlBuilder::new(
+            "SELECT DISTINCT su.org_user_id FROM scim_groups g \
+             JOIN directories d ON d.id = g.directory_id \
+             JOIN scim_group_members m ON m.group_id = g.id \
+             JOIN scim_users su ON su.id = m.member_id WHERE d.org_id = ",
+        );
+        b.bind_text(org_id)
+            .push(&format!(" AND g.{column} = "))
+            .bind_text(value);
+        b
+    };
+    let b = match matcher {
+        GroupMatcher::GroupId { group_id } => by_group("id", group_id.clone()),
+        GroupMatcher::ExternalId { external_id } => by_group("external_id", external_id.clone()),
+        GroupMatcher::DisplayName { display_name } => {
+            by_group("display_name_ci", display_name.to_lowercase())
+        }
+        GroupMatcher::Claim { value } => {
+            let mut b =
+                SqlBuilder::new("SELECT DISTINCT org_user_id FROM org_user_claims WHERE org_id = ");
+            b.bind_text(org_id)
+                .push(" AND value = ")
+                .bind_text(value.clone());
+            b
+        }
+        GroupMatcher::DirectoryDefault { directory_id } => {
+            let mut b = SqlBuilder::new(
+                "SELECT DISTINCT su.org_user_id FROM scim_users su \
+                 JOIN directories d ON d.id = su.directory_id WHERE d.org_id = ",
+            );
+            b.bind_text(org_id)
+                .push(" AND su.directory_id = ")
+                .bind_text(directory_id.clone());
+            b
+        }
+    };
+    ids_query(tx, b).await
+}
+
+/// Every user of the organization (for a change of the default role, which can reach anyone).
+pub async fn all_org_users(tx: &mut Tx, org_id: &str) -> StoreResult<Vec<String>> {
+    let mut b = SqlBuilder::new("SELECT id FROM org_users WHERE org_id = ");
+    b.bind_text(org_id);
+    ids_query(tx, b).await
+}
+
+/// An organization user as the recomputation sees it.
+#[derive(Debug, Clone)]
+pub struct OrgUserRow {
+    pub id: String,
+    pub user_name: String,
+    pub active: bool,
+    /// The stored effective access (JSON).
+    pub access: String,
+}
+
+/// Locks organization users of `org_id` for update, in id order so that two transactions never wait
+/// on each other in a cycle. Ids of other organizations are ignored.
+pub async fn lock_org_users(
+    tx: &mut Tx,
+    org_id: &str,
+    ids: &[String],
+) -> StoreResult<Vec<OrgUserRow>> {
+    let mut sorted: Vec<String> = ids.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let lock = match tx.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let mut out = Vec::with_capacity(sorted.len());
+    for chunk in sorted.chunks(CHUNK) {
+        let mut b =
+            SqlBuilder::new("SELECT id, user_name, active, access FROM org_users WHERE org_id = ");
+        b.bind_text(org_id).push(" AND id IN (");
+        push_list(&mut b, chunk);
+        b.push(") ORDER BY id").push(lock);
+        let rows: Vec<OrgUserRow> = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .fetch_all(&mut *c).await?.into_iter().map(|r| OrgUserRow {
+                id: r.get(0),
+                user_name: r.get(1),
+                active: r.get(2),
+                access: r.get(3),
+            }).collect());
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// What the mapping needs to know of one organization user.
+#[derive(Debug, Clone, Default)]
+pub struct UserFacts {
+    /// How many SCIM users (in any directory) are this person.
+    pub scim_links: usize,
+    pub any_scim_active: bool,
+    pub directory_ids: Vec<String>,
+    pub groups: Vec<GroupRef>,
+    pub claims: Vec<String>,
+    pub manual: Vec<ManualGrant>,
+}
+
+/// Reads the facts of many users in four queries per 500 users.
+pub async fn user_facts(tx: &mut Tx, ids: &[String]) -> StoreResult<HashMap<String, UserFacts>> {
+    let mut facts: HashMap<String, UserFacts> = ids
+        .iter()
+        .map(|id| (id.clone(), UserFacts::default()))
+        .collect();
+    for chunk in ids.chunks(CHUNK) {
+        let list = |prefix: &str, suffix: &str| {
+            let mut b = SqlBuilder::new(prefix);
+            push_list(&mut b, chunk);
+            b.push(suffix);
+            b
+        };
+        let b = list(
+            "SELECT org_user_id, directory_id, active FROM scim_users WHERE org_user_id IN (",
+            ")",
+        );
+        let rows: Vec<(String, String, bool)> = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .fetch_all(&mut *c).await?.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect());
+        for (user, dir, active) in rows {
+            let f = facts.entry(user).or_default();
+            f.scim_links += 1;
+            f.any_scim_active |= active;
+            if !f.directory_ids.contains(&dir) {
+                f.directory_ids.push(dir);
+            }
+        }
+        let b = list(
+            "SELECT su.org_user_id, g.id, g.external_id, g.display_name FROM scim_users su \
+             JOIN scim_group_members m ON m.member_id = su.id \
+             JOIN scim_groups g ON g.id = m.group_id WHERE su.org_user_id IN (",
+            ")",
+        );
+        let rows: Vec<(String, GroupRef)> = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .fetch_all(&mut *c).await?.into_iter().map(|r| (r.get(0), GroupRef {
+                id: r.get(1),
+                external_id: r.get(2),
+                display_name: r.get(3),
+            })).collect());
+        for (user, group) in rows {
+            facts.entry(user).or_default().groups.push(group);
+        }
+        let b = list(
+            "SELECT org_user_id, value FROM org_user_claims WHERE org_user_id IN (",
+            ")",
+        );
+        let rows: Vec<(String, String)> = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .fetch_all(&mut *c).await?.into_iter().map(|r| (r.get(0), r.get(1))).collect());
+        for (user, value) in rows {
+            facts.entry(user).or_default().claims.push(value);
+        }
+        let b = list(
+            "SELECT org_user_id, id, grant_json, granted_by FROM manual_grants WHERE org_user_id IN (",
+            ") ORDER BY id",
+        );
+        let rows: Vec<(String, String, String, String)> = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .fetch_all(&mut *c).await?.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect());
+        for (user, id, grant, granted_by) in rows {
+            facts.entry(user).or_default().manual.push(ManualGrant {
+                id,
+                grant: parse_json(&grant, "grant")?,
+                granted_by,
+            });
+        }
+    }
+    Ok(facts)
+}
+
+pub async fn update_org_user(
+    tx: &mut Tx,
+    id: &str,
+    active: bool,
+    access: &str,
+    now: i64,
+) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE org_users SET active = $2, access = $3, updated_at = $4 WHERE id = $1")
+        .bind(id).bind(active).bind(access).bind(now).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
+
+/// Revokes every live session of a user; returns how many. The hook deprovisioning calls, and
+/// where issued tokens are revoked too once there are any.
+pub async fn revoke_sessions(
+    tx: &mut Tx,
+    org_user_id: &str,
+    reason: &str,
+    now: i64,
+) -> StoreResult<u64> {
+    Ok(on_tx!(tx, c => sqlx::query(
+        "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+         WHERE org_user_id = $1 AND revoked_at IS NULL")
+        .bind(org_user_id).bind(now).bind(reason).execute(&mut *c).await?.rows_affected()))
+}
+
+/// An event waiting for its sequence number.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewEvent {
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub org_user_id: Option<String>,
+    pub data: Value,
+}
+
+/// The last statements of every transaction that changes access: moves the seat count by
+/// `seat_delta` (refused beyond the organization's limit) and appends `events` with the next
+/// sequence numbers. Returns the first sequence number used.
+pub async fn flush(
+    tx: &mut Tx,
+    org_id: &str,
+    seat_delta: i64,
+    events: &[NewEvent],
+    now: i64,
+) -> StoreResult<Option<i64>> {
+    if seat_delta == 0 && events.is_empty() {
+        return Ok(None);
+    }
+    let n = events.len() as i64;
+    let last: Option<i64> = on_tx!(tx, c => sqlx::query_scalar(
+        "UPDATE organizations SET active_users = active_users + $2, event_seq = event_seq + $3 \
+         WHERE id = $1 AND ($2 <= 0 OR seat_limit IS NULL OR active_users + $2 <= seat_limit) \
+         RETURNING event_seq")
+        .bind(org_id).bind(seat_delta).bind(n).fetch_optional(&mut *c).await?);
+    let Some(last) = last else {
+        let limit: Option<Option<i64>> = on_tx!(tx, c => sqlx::query_scalar(
+            "SELECT seat_limit FROM organizations WHERE id = $1")
+            .bind(org_id).fetch_optional(&mut *c).await?);
+        return Err(match limit {
+            Some(Some(limit)) => StoreError::SeatLimit(limit),
+            _ => StoreError::NotFound,
+        });
+    };
+    let first = last - n + 1;
+    for (i, chunk) in events.chunks(CHUNK).enumerate() {
+        let mut b = SqlBuilder::new(
+            "INSERT INTO events (org_id, seq, id, type, org_user_id, data, at) VALUES ",
+        );
+        for (j, e) in chunk.iter().enumerate() {
+            let seq = first + (i * CHUNK + j) as i64;
+            if j > 0 {
+                b.push(", ");
+            }
+            b.push("(").bind_text(org_id).push(", ");
+            b.bind(super::sql::Bind::Int(seq)).push(", ");
+            b.bind_text(super::new_id()).push(", ");
+            b.bind_text(e.ty.clone()).push(", ");
+            match &e.org_user_id {
+                Some(u) => b.bind_text(u.clone()),
+                None => b.push("NULL"),
+            };
+            b.push(", ").bind_text(e.data.to_string()).push(", ");
+            b.bind(super::sql::Bind::Int(now)).push(")");
+        }
+        on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds).execute(&mut *c).await?.rows_affected());
+    }
+    Ok(Some(first))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    pub seq: i64,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub user_id: Option<String>,
+    pub data: Value,
+    pub at: i64,
+}
+
+impl super::Store {
+    /// An organization's events after sequence number `after`, in order.
+    pub async fn events_after(
+        &self,
+        org_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let rows: Vec<(i64, String, String, Option<String>, String, i64)> = on_read!(self, c => sqlx::query(
+            "SELECT seq, id, type, org_user_id, data, at FROM events \
+             WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+            .bind(org_id).bind(after).bind(limit).fetch_all(c).await?
+            .into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect());
+        rows.into_iter()
+            .map(|(seq, id, ty, user_id, data, at)| {
+                Ok(EventRecord {
+                    seq,
+                    id,
+                    ty,
+                    user_id,
+                    data: parse_json(&data, "event")?,
+                    at,
+                })
+            })
+            .collect()
+    }
+}
