@@ -14,6 +14,8 @@ pub struct AppState {
     /// Externally visible base URL, without a trailing slash.
     pub public_url: Arc<str>,
     pub metrics: PrometheusHandle,
+    /// Whether webhook URLs may point at http, loopback or private addresses (tests only).
+    pub allow_private_urls: bool,
 }
 
 impl AppState {
@@ -22,6 +24,7 @@ impl AppState {
             store,
             public_url: public_url.trim_end_matches('/').into(),
             metrics: crate::telemetry::metrics_handle(),
+            allow_private_urls: false,
         }
     }
 }
@@ -38,13 +41,19 @@ pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
         Some(u) => u.trim_end_matches('/').to_string(),
         None => format!("http://{addr}"),
     };
-    let state = AppState::new(store, &public_url);
+    let mut state = AppState::new(store.clone(), &public_url);
+    state.allow_private_urls = global.allow_private_urls;
+    let worker = tokio::spawn(crate::webhook::worker(
+        store,
+        std::time::Duration::from_secs(1),
+    ));
     tracing::info!(%addr, public_url, "listening");
     // One write, errors ignored: a closed stdout (a supervisor, a pipe to `head`) must not stop
     // the service.
     let banner = format!(
         "idbridge is listening on http://{addr} (public URL {public_url})\n\
          SCIM base URL of a directory: {public_url}/scim/v2/<directory id>\n\
+         admin API: {public_url}/api/v1 (OpenAPI at {public_url}/api/v1/openapi.json)\n\
          create one with: idbridge org create --name Acme && idbridge directory create --org Acme\n"
     );
     {
@@ -55,6 +64,7 @@ pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
     axum::serve(listener, build_router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    worker.abort();
     tracing::info!("stopped");
     Ok(())
 }

@@ -3,8 +3,13 @@
 
 use serde_json::json;
 
-use crate::config::{DirectoryCommand, Global, OrgCommand, TokenCommand};
-use crate::store::{Store, StoreError};
+use crate::config::{
+    AdminTokenCommand, DirectoryCommand, Global, MappingCommand, OrgCommand, SubAccountCommand,
+    TokenCommand,
+};
+use crate::service::admin::{self as svc, AdminError, AdminRole, Caller, RuleChange};
+use crate::store::admin::{AdminPrincipal, OrgScope};
+use crate::store::{OrgRecord, Store, StoreError};
 
 fn print(json_out: bool, value: serde_json::Value, human: String) {
     if json_out {
@@ -27,6 +32,45 @@ pub fn scim_url(public_url: &str, directory_id: &str) -> String {
     format!("{public_url}/scim/v2/{directory_id}")
 }
 
+fn admin_error(e: AdminError) -> anyhow::Error {
+    match e {
+        AdminError::NotFound(d) | AdminError::Conflict(d) | AdminError::Invalid(d) => {
+            anyhow::anyhow!(d)
+        }
+        e => anyhow::anyhow!("{e:?}"),
+    }
+}
+
+async fn find_org(store: &Store, org: &str) -> anyhow::Result<OrgRecord> {
+    store
+        .find_org(org)
+        .await
+        .map_err(not_found("organization", org))
+}
+
+/// The operator acts as the organization's owner, recorded as "cli" in the audit log.
+async fn operator(store: &Store, org: &str) -> anyhow::Result<AdminPrincipal> {
+    let org = find_org(store, org).await?;
+    Ok(AdminPrincipal {
+        scope: OrgScope::for_org(&org.id, "cli"),
+        role: "org_owner".into(),
+        sub_account_id: None,
+    })
+}
+
+/// A user by id or userName.
+async fn find_user(store: &Store, scope: &OrgScope, user: &str) -> anyhow::Result<String> {
+    match store.get_org_user(scope, user).await {
+        Ok(u) => Ok(u.id),
+        Err(StoreError::NotFound) => Ok(store
+            .find_org_user(scope, user)
+            .await
+            .map_err(not_found("user", user))?
+            .id),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn org(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
     match cmd {
         OrgCommand::Create { name, json } => {
@@ -37,7 +81,207 @@ pub async fn org(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
                 format!("created organization {} ({})", org.name, org.id),
             );
         }
+        OrgCommand::TransferOwner { org, user, json } => {
+            let p = operator(store, &org).await?;
+            let user = find_user(store, &p.scope, &user).await?;
+            let caller = Caller::new(&p).map_err(admin_error)?;
+            svc::transfer_owner(store, &caller, &user)
+                .await
+                .map_err(admin_error)?;
+            print(
+                json,
+                json!({"org_id": p.scope.org_id(), "owner_user_id": user}),
+                format!("user {user} now owns the organization"),
+            );
+        }
+        OrgCommand::SeatLimit { org, limit, json } => {
+            let p = operator(store, &org).await?;
+            let caller = Caller::new(&p).map_err(admin_error)?;
+            let patch = svc::OrgPatch {
+                seat_limit: Some(limit),
+                ..Default::default()
+            };
+            svc::update_org(store, &caller, &patch)
+                .await
+                .map_err(admin_error)?;
+            print(
+                json,
+                json!({"org_id": p.scope.org_id(), "seat_limit": limit}),
+                format!(
+                    "seat limit: {}",
+                    limit.map_or("none".into(), |l| l.to_string())
+                ),
+            );
+        }
     }
+    Ok(())
+}
+
+pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminTokenCommand::Create {
+            org,
+            role,
+            sub_account,
+            name,
+            json,
+        } => {
+            let parsed: AdminRole = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            if (parsed == AdminRole::SubAccountAdmin) != sub_account.is_some() {
+                anyhow::bail!("--sub-account is required with sub_account_admin, and only with it");
+            }
+            let org = find_org(store, &org).await?;
+            let scope = OrgScope::for_org(&org.id, "cli");
+            let token = store
+                .create_admin_token(&scope, &role, sub_account.as_deref(), &name)
+                .await?;
+            print(
+                json,
+                json!({"id": token.id, "org_id": org.id, "role": role, "sub_account_id": sub_account,
+                       "token": token.token}),
+                format!(
+                    "admin token {} for {} as {role} (shown once): {}",
+                    token.id, org.name, token.token
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn sub_account(store: &Store, cmd: SubAccountCommand) -> anyhow::Result<()> {
+    match cmd {
+        SubAccountCommand::Create { org, name, json } => {
+            let p = operator(store, &org).await?;
+            let caller = Caller::new(&p).map_err(admin_error)?;
+            let sa = svc::create_sub_account(store, &caller, &name)
+                .await
+                .map_err(admin_error)?;
+            print(
+                json,
+                json!(sa),
+                format!("created sub-account {} ({})", sa.name, sa.id),
+            );
+        }
+        SubAccountCommand::List { org, json } => {
+            let p = operator(store, &org).await?;
+            let items = store.list_sub_accounts(&p.scope).await?;
+            let human = items
+                .iter()
+                .map(|s| format!("{} {}", s.id, s.name))
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, json!({"items": items}), human);
+        }
+    }
+    Ok(())
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> anyhow::Result<T> {
+    serde_json::from_str(s).map_err(|e| anyhow::anyhow!("invalid {what}: {e}"))
+}
+
+fn summary(changes: &[crate::service::provision::UserOutcome]) -> String {
+    let s = crate::service::provision::summarize(changes);
+    format!(
+        "{} users affected: {} gains, {} losses",
+        s["users"], s["gains"], s["losses"]
+    )
+}
+
+pub async fn mapping(store: &Store, cmd: MappingCommand) -> anyhow::Result<()> {
+    match cmd {
+        MappingCommand::Create { org, rule, json } => {
+            let p = operator(store, &org).await?;
+            let caller = Caller::new(&p).map_err(admin_error)?;
+            let change = RuleChange::Create {
+                rule: parse_json("rule", &rule)?,
+            };
+            let r = svc::change_rule(store, &caller, &change)
+                .await
+                .map_err(admin_error)?;
+            let id = r.rule.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+            print(
+                json,
+                json!(r),
+                format!("created rule {id}; {}", summary(&r.changes)),
+            );
+        }
+        MappingCommand::List { org, json } => {
+            let p = operator(store, &org).await?;
+            let items = store.list_rules(&p.scope).await?;
+            let human = items
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} -> {}",
+                        r.id,
+                        serde_json::to_string(&r.matcher).unwrap_or_default(),
+                        serde_json::to_string(&r.grant).unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, json!({"items": items}), human);
+        }
+        MappingCommand::Delete { org, id, json } => {
+            let p = operator(store, &org).await?;
+            let caller = Caller::new(&p).map_err(admin_error)?;
+            let r = svc::change_rule(store, &caller, &RuleChange::Delete { id: id.clone() })
+                .await
+                .map_err(admin_error)?;
+            print(
+                json,
+                json!(r),
+                format!("deleted rule {id}; {}", summary(&r.changes)),
+            );
+        }
+        MappingCommand::Preview { org, change, json } => {
+            let p = operator(store, &org).await?;
+            let caller = Caller::new(&p).map_err(admin_error)?;
+            let change: RuleChange = parse_json("change", &change)?;
+            let r = svc::preview_rule(store, &caller, &change)
+                .await
+                .map_err(admin_error)?;
+            let mut human = summary(&r.changes);
+            for u in &r.changes {
+                for c in &u.changes {
+                    let sign = if c.is_loss() { "-" } else { "+" };
+                    human.push_str(&format!(
+                        "\n{sign} {} {}",
+                        u.user_name,
+                        serde_json::to_string(c).unwrap_or_default()
+                    ));
+                }
+            }
+            print(json, json!(r), human);
+        }
+    }
+    Ok(())
+}
+
+pub async fn access(store: &Store, org: &str, user: &str, json_out: bool) -> anyhow::Result<()> {
+    let p = operator(store, org).await?;
+    let user = find_user(store, &p.scope, user).await?;
+    let caller = Caller::new(&p).map_err(admin_error)?;
+    let view = svc::user_access(store, &caller, &user)
+        .await
+        .map_err(admin_error)?;
+    let mut human = format!(
+        "{} ({}){}",
+        view.user_name,
+        view.user_id,
+        if view.active { "" } else { " [inactive]" }
+    );
+    for r in &view.org_roles {
+        human.push_str(&format!("\n  organization: {}", r.role));
+    }
+    for sa in &view.sub_accounts {
+        if let Some(role) = sa.access.role {
+            human.push_str(&format!("\n  {}: {role}", sa.name));
+        }
+    }
+    print(json_out, json!(view), human);
     Ok(())
 }
 

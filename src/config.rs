@@ -48,6 +48,10 @@ pub struct Global {
         default_value_t = 10
     )]
     pub db_max_connections: u32,
+    /// Accept webhook URLs on http and on loopback or private addresses. For tests and closed
+    /// networks only: it lets an admin make the service call into its own network.
+    #[arg(long, global = true, env = "IDBRIDGE_ALLOW_PRIVATE_URLS")]
+    pub allow_private_urls: bool,
 }
 
 impl Global {
@@ -104,6 +108,105 @@ pub enum Command {
         #[command(subcommand)]
         command: DirectoryCommand,
     },
+    /// Tokens for the admin API.
+    AdminToken {
+        #[command(subcommand)]
+        command: AdminTokenCommand,
+    },
+    /// Sub-accounts of an organization.
+    SubAccount {
+        #[command(subcommand)]
+        command: SubAccountCommand,
+    },
+    /// IdP-group to role mapping rules.
+    Mapping {
+        #[command(subcommand)]
+        command: MappingCommand,
+    },
+    /// A user's effective access, with the reason for each grant.
+    Access {
+        #[arg(long)]
+        org: String,
+        /// The user's id or userName.
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminTokenCommand {
+    /// Mint an admin API token (shown once; only its hash is stored).
+    Create {
+        /// The organization's id or name.
+        #[arg(long)]
+        org: String,
+        /// org_owner, org_admin, org_viewer, billing_admin, billing_viewer or sub_account_admin.
+        #[arg(long)]
+        role: String,
+        /// The sub-account of a sub_account_admin token.
+        #[arg(long)]
+        sub_account: Option<String>,
+        #[arg(long, default_value = "admin token")]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SubAccountCommand {
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MappingCommand {
+    /// Create a rule from JSON: {"matcher": {...}, "grant": {...}, "description": "..."}.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        rule: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Delete {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who would gain or lose what: {"op": "create"|"update"|"delete", ...}. Changes nothing.
+    Preview {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        change: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,6 +214,25 @@ pub enum OrgCommand {
     Create {
         #[arg(long)]
         name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a user the organization's owner (the previous owner keeps their other access).
+    TransferOwner {
+        #[arg(long)]
+        org: String,
+        /// The user's id or userName.
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set the seat limit (no value: no limit).
+    SeatLimit {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        limit: Option<i64>,
         #[arg(long)]
         json: bool,
     },

@@ -26,6 +26,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Directory { command } => {
             idbridge::cli::directory(&store, &cli.global, command).await
         }
+        Command::AdminToken { command } => idbridge::cli::admin_token(&store, command).await,
+        Command::SubAccount { command } => idbridge::cli::sub_account(&store, command).await,
+        Command::Mapping { command } => idbridge::cli::mapping(&store, command).await,
+        Command::Access { org, user, json } => {
+            idbridge::cli::access(&store, &org, &user, json).await
+        }
     };
     store.close().await;
     result

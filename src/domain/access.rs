@@ -118,6 +118,18 @@ macro_rules! string_enum {
                 deserializer.deserialize_str(FromStrVisitor(PhantomData))
             }
         }
+
+        /// The OpenAPI schema: a string of exactly these spellings.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 

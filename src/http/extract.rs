@@ -68,6 +68,16 @@ impl IntoResponse for ScimError {
 }
 
 /// RFC 7644 §2: a bearer token, valid for the directory named in the path and no other.
+/// RFC 6750 §2.1: the token of an `Authorization: Bearer` header (scheme case-insensitive).
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_string())
+}
+
 pub async fn authenticate(
     State(state): State<AppState>,
     Path(params): Path<Vec<(String, String)>>,
@@ -81,14 +91,7 @@ pub async fn authenticate(
     else {
         return ScimError::unauthorized().into_response();
     };
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_string());
-    let Some(token) = token else {
+    let Some(token) = bearer(req.headers()) else {
         return ScimError::unauthorized().into_response();
     };
     match state.store.authenticate_directory(&directory, &token).await {

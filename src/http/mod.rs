@@ -1,12 +1,13 @@
 //! HTTP: every route in one place, the extractors, and the mapping of errors to responses.
 
+pub mod admin;
 mod extract;
 mod ops;
 mod scim;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
@@ -48,11 +49,87 @@ pub fn router(state: AppState) -> Router {
             extract::authenticate,
         ));
 
+    let o = "/api/v1/orgs/{org}";
+    let api = Router::new()
+        .route(o, get(admin::get_org).patch(admin::patch_org))
+        .route(&format!("{o}/seats"), get(admin::seats))
+        .route(&format!("{o}/owner"), post(admin::transfer_owner))
+        .route(
+            &format!("{o}/sub-accounts"),
+            get(admin::list_sub_accounts).post(admin::create_sub_account),
+        )
+        .route(
+            &format!("{o}/sub-accounts/{{id}}"),
+            get(admin::get_sub_account).delete(admin::delete_sub_account),
+        )
+        .route(
+            &format!("{o}/sub-accounts/{{id}}/projects"),
+            get(admin::list_projects).post(admin::create_project),
+        )
+        .route(
+            &format!("{o}/sub-accounts/{{id}}/projects/{{project}}"),
+            delete(admin::delete_project),
+        )
+        .route(
+            &format!("{o}/directories"),
+            get(admin::list_directories).post(admin::create_directory),
+        )
+        .route(
+            &format!("{o}/directories/{{id}}/tokens"),
+            get(admin::list_directory_tokens).post(admin::rotate_directory_token),
+        )
+        .route(
+            &format!("{o}/directories/{{id}}/tokens/{{token}}"),
+            delete(admin::revoke_directory_token),
+        )
+        .route(&format!("{o}/groups"), get(admin::list_groups))
+        .route(&format!("{o}/groups/{{id}}"), get(admin::get_group))
+        .route(&format!("{o}/users"), get(admin::list_users))
+        .route(&format!("{o}/users/{{id}}"), get(admin::get_user))
+        .route(&format!("{o}/users/{{id}}/access"), get(admin::user_access))
+        .route(
+            &format!("{o}/users/{{id}}/sessions"),
+            get(admin::list_sessions),
+        )
+        .route(
+            &format!("{o}/users/{{id}}/grants"),
+            get(admin::list_grants).post(admin::create_grant),
+        )
+        .route(&format!("{o}/grants/{{id}}"), delete(admin::delete_grant))
+        .route(
+            &format!("{o}/mappings"),
+            get(admin::list_rules).post(admin::create_rule),
+        )
+        .route(&format!("{o}/mappings/preview"), post(admin::preview_rule))
+        .route(
+            &format!("{o}/mappings/{{id}}"),
+            get(admin::get_rule)
+                .put(admin::replace_rule)
+                .delete(admin::delete_rule),
+        )
+        .route(&format!("{o}/audit"), get(admin::audit))
+        .route(&format!("{o}/events"), get(admin::events))
+        .route(
+            &format!("{o}/webhooks"),
+            get(admin::list_webhooks).post(admin::create_webhook),
+        )
+        .route(
+            &format!("{o}/webhooks/{{id}}"),
+            delete(admin::delete_webhook),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            admin::authenticate,
+        ))
+        .route("/api/v1/openapi.json", get(admin::openapi))
+        .route("/api/v1/{*rest}", axum::routing::any(admin::not_found));
+
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(scim)
+        .merge(api)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(middleware::from_fn(ops::record_metrics))

@@ -17,7 +17,9 @@ use crate::mapping::rule::{
 };
 
 /// Why a user holds some access.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum Reason {
     /// The user is the organization's owner (`owner_user_id`).

@@ -39,7 +39,19 @@ impl fmt::Display for GrantError {
 impl std::error::Error for GrantError {}
 
 /// An organization role a rule or an admin may grant: any but [`OrgRole::OrgOwner`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(try_from = "OrgRole", into = "OrgRole")]
 pub struct GrantableOrgRole(OrgRole);
 
@@ -71,7 +83,7 @@ impl From<GrantableOrgRole> for OrgRole {
 /// Grants only add access (highest wins), so `none` could never take anything away; accepting it
 /// would let an admin believe a rule revokes access when it does not, and a rule that grants
 /// nothing would still count as matched and suppress the default role.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "BTreeMap<Feature, Level>")]
 pub struct FeatureLevels(BTreeMap<Feature, Level>);
 
@@ -101,7 +113,9 @@ impl TryFrom<BTreeMap<Feature, Level>> for FeatureLevels {
 /// sub-accounts created after the grant without anyone re-running the mapping.
 ///
 /// JSON: `"all"` or `{"one": "<sub-account id>"}`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SubAccountScope {
     All,
@@ -109,7 +123,7 @@ pub enum SubAccountScope {
 }
 
 /// Access given by a mapping rule or by hand. JSON: `{"type": "sub_account_role", ...}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Grant {
     OrgRole {
@@ -158,7 +172,7 @@ impl Grant {
 /// caseExact, and claim values are opaque strings from the IdP); displayName compares without case,
 /// as SCIM defines it. Matching spans every directory of the organization: a displayName or
 /// externalId matcher matches a group of that name in any of them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum GroupMatcher {
     GroupId {
@@ -181,7 +195,9 @@ pub enum GroupMatcher {
 }
 
 /// What made a rule match, kept in the grant's reasons.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Matched {
     Group {

@@ -2,6 +2,7 @@
 //! code in [`crate::scim`] and the thin HTTP layer. This is where later work hooks the recomputation
 //! of access into the same transaction as the change that causes it.
 
+pub mod admin;
 pub mod bulk;
 pub mod list;
 pub mod provision;

@@ -203,6 +203,21 @@ pub async fn org_users_matching(
     ids_query(tx, b).await
 }
 
+pub async fn group_in_org(tx: &mut Tx, org_id: &str, group_id: &str) -> StoreResult<bool> {
+    let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM scim_groups g JOIN directories d ON d.id = g.directory_id \
+         WHERE d.org_id = $1 AND g.id = $2")
+        .bind(org_id).bind(group_id).fetch_one(&mut *c).await?);
+    Ok(n > 0)
+}
+
+pub async fn directory_in_org(tx: &mut Tx, org_id: &str, directory_id: &str) -> StoreResult<bool> {
+    let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM directories WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(directory_id).fetch_one(&mut *c).await?);
+    Ok(n > 0)
+}
+
 /// Every user of the organization (for a change of the default role, which can reach anyone).
 pub async fn all_org_users(tx: &mut Tx, org_id: &str) -> StoreResult<Vec<String>> {
     let mut b = SqlBuilder::new("SELECT id FROM org_users WHERE org_id = ");
@@ -423,7 +438,7 @@ pub async fn flush(
     Ok(Some(first))
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {
     pub seq: i64,
     pub id: String,

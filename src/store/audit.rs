@@ -44,7 +44,7 @@ pub async fn record_as(
     Ok(())
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub seq: i64,
     pub directory_id: Option<String>,

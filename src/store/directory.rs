@@ -46,7 +46,7 @@ pub struct OrgRecord {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DirectoryRecord {
     pub id: String,
     pub org_id: String,
@@ -55,7 +55,7 @@ pub struct DirectoryRecord {
 }
 
 /// A freshly minted token: the secret is returned once and only its hash is stored.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct NewToken {
     pub id: String,
     pub token: String,
@@ -70,7 +70,7 @@ impl std::fmt::Debug for NewToken {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub id: String,
     pub created_at: i64,

@@ -135,7 +135,9 @@ impl TestApp {
             .create_directory(&org.id, "test directory")
             .await
             .expect("dir");
-        let router = build_router(AppState::new(store.clone(), PUBLIC_URL));
+        let mut state = AppState::new(store.clone(), PUBLIC_URL);
+        state.allow_private_urls = true;
+        let router = build_router(state);
         TestApp {
             router,
             store,
@@ -168,6 +170,7 @@ impl TestApp {
         headers: &[(&str, &str)],
     ) -> Resp {
         let uri = if path.starts_with("/scim/")
+            || path.starts_with("/api/")
             || path.starts_with("/healthz")
             || path.starts_with("/readyz")
             || path.starts_with("/metrics")
@@ -282,6 +285,70 @@ impl TestApp {
             .unwrap_or_default();
         ids.sort();
         ids
+    }
+}
+
+// ---- admin API --------------------------------------------------------------------------------
+
+impl TestApp {
+    /// Mints an admin token of this organization with this role.
+    pub async fn admin_token(&self, role: &str, sub_account: Option<&str>) -> String {
+        let scope = idbridge::store::admin::OrgScope::for_org(&self.org_id, "test");
+        self.store
+            .create_admin_token(&scope, role, sub_account, "test")
+            .await
+            .expect("admin token")
+            .token
+    }
+
+    /// `/api/v1/orgs/{this org}{suffix}`.
+    pub fn org_path(&self, suffix: &str) -> String {
+        format!("/api/v1/orgs/{}{suffix}", self.org_id)
+    }
+
+    /// An admin API request with this token.
+    pub async fn api(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Resp {
+        let auth = format!("Bearer {token}");
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", auth);
+        let req = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                req.body(Body::from(b.to_string()))
+            }
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.send_raw(req).await
+    }
+
+    /// GET on the admin API, asserting 200.
+    pub async fn api_ok(&self, path: &str, token: &str) -> Value {
+        let r = self.api(Method::GET, path, token, None).await;
+        assert_eq!(r.status, StatusCode::OK, "GET {path}: {}", r.body);
+        r.body
+    }
+}
+
+impl Resp {
+    /// Asserts an RFC 9457 problem with this status.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.body
+        );
+        assert_eq!(self.body["status"], status, "{}", self.body);
+        assert!(
+            self.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{}",
+            self.body
+        );
     }
 }
 

@@ -4,6 +4,8 @@
 
 mod harness;
 
+mod access;
+
 mod bulk;
 mod cli;
 mod concurrency;

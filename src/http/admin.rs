@@ -1,0 +1,868 @@
+//! The admin API under `/api/v1`: JSON in and out, RFC 9457 problem details for every error, admin
+//! tokens for authentication, and an OpenAPI 3.1 document generated from these handlers.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::OpenApi;
+
+use crate::app::AppState;
+use crate::mapping::Grant;
+use crate::service::admin::{
+    self as svc, AccessView, Action, AdminError, Caller, OrgPatch, RuleChange, RuleChangeResult,
+    RuleInput,
+};
+use crate::store::access::EventRecord;
+use crate::store::admin::{
+    AdminPrincipal, AuditFilter, GrantRecord, OrgDetails, OrgGroup, OrgUser, Project, RuleRecord,
+    SessionInfo, SubAccount, WebhookInfo,
+};
+use crate::store::audit::AuditEntry;
+use crate::store::directory::{DirectoryRecord, NewToken, TokenInfo};
+
+// ---- errors ------------------------------------------------------------------------------------
+
+/// RFC 9457 problem details.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+pub fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
+    let body = Problem {
+        ty: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("Error").into(),
+        status: status.as_u16(),
+        detail: detail.into(),
+    };
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    resp
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        match self {
+            AdminError::Unauthorized => {
+                let mut r = problem(
+                    StatusCode::UNAUTHORIZED,
+                    "a valid admin token is required (Authorization: Bearer idba_...)",
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+                r
+            }
+            AdminError::Forbidden => problem(
+                StatusCode::FORBIDDEN,
+                "this token's role does not allow this operation",
+            ),
+            AdminError::NotFound(d) => problem(StatusCode::NOT_FOUND, d),
+            AdminError::Conflict(d) => problem(StatusCode::CONFLICT, d),
+            AdminError::Invalid(d) => problem(StatusCode::BAD_REQUEST, d),
+            AdminError::Internal => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, AdminError>;
+
+/// A JSON body whose rejections are problem details too.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(e) => {
+                let status = match &e {
+                    JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                Err(problem(status, e.body_text()))
+            }
+        }
+    }
+}
+
+// ---- authentication ----------------------------------------------------------------------------
+
+/// Authenticates the admin token and checks it belongs to the organization in the path. Another
+/// organization's id answers 404, as if it did not exist, so ids cannot be probed.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    Path(params): Path<Vec<(String, String)>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = super::extract::bearer(req.headers()) else {
+        return AdminError::Unauthorized.into_response();
+    };
+    let principal = match state.store.authenticate_admin(&token).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return AdminError::Unauthorized.into_response(),
+        Err(e) => return AdminError::from(e).into_response(),
+    };
+    let org = params.iter().find(|(k, _)| k == "org").map(|(_, v)| v);
+    if org.is_some_and(|o| o != principal.scope.org_id()) {
+        return problem(StatusCode::NOT_FOUND, "no such organization");
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+// ---- paging ------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PageParams {
+    /// The `next` value of the previous page.
+    pub after: Option<String>,
+    /// 1-1000, default 100.
+    pub limit: Option<i64>,
+}
+
+impl PageParams {
+    fn limit(&self) -> ApiResult<i64> {
+        match self.limit {
+            None => Ok(100),
+            Some(l) if (1..=1000).contains(&l) => Ok(l),
+            Some(_) => Err(AdminError::Invalid("limit must be 1-1000".into())),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next: Option<String>,
+}
+
+fn page<T>(items: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(key))
+        .flatten();
+    Page { items, next }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+fn caller(p: &AdminPrincipal) -> ApiResult<Caller<'_>> {
+    Caller::new(p)
+}
+
+// ---- organization ------------------------------------------------------------------------------
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "organization",
+    params(("org" = String, Path)), responses((status = 200, body = OrgDetails), (status = 404, body = Problem)))]
+pub async fn get_org(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+) -> ApiResult<Json<OrgDetails>> {
+    let c = caller(&p)?;
+    c.require(Action::ReadSeats)?;
+    let mut org = s.store.org_details(c.scope()).await?;
+    if c.require(Action::Read).is_err() {
+        org.owner_user_id = None;
+        org.default_role = None;
+    }
+    Ok(Json(org))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Seats {
+    pub used: i64,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/seats", tag = "organization",
+    params(("org" = String, Path)), responses((status = 200, body = Seats)))]
+pub async fn seats(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+) -> ApiResult<Json<Seats>> {
+    let c = caller(&p)?;
+    c.require(Action::ReadSeats)?;
+    let org = s.store.org_details(c.scope()).await?;
+    Ok(Json(Seats {
+        used: org.seats_used,
+        limit: org.seat_limit,
+    }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Changes {
+    pub organization: OrgDetails,
+    #[schema(value_type = Vec<Object>)]
+    pub changes: Vec<crate::service::provision::UserOutcome>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "organization", request_body = OrgPatch,
+    params(("org" = String, Path)), responses((status = 200, body = Changes), (status = 403, body = Problem)))]
+pub async fn patch_org(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    ApiJson(body): ApiJson<OrgPatch>,
+) -> ApiResult<Json<Changes>> {
+    let c = caller(&p)?;
+    let changes = svc::update_org(&s.store, &c, &body).await?;
+    let organization = s.store.org_details(c.scope()).await?;
+    Ok(Json(Changes {
+        organization,
+        changes,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerTransfer {
+    pub user_id: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/owner", tag = "organization", request_body = OwnerTransfer,
+    params(("org" = String, Path)), responses((status = 200, body = Changes), (status = 403, body = Problem)))]
+pub async fn transfer_owner(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    ApiJson(body): ApiJson<OwnerTransfer>,
+) -> ApiResult<Json<Changes>> {
+    let c = caller(&p)?;
+    let changes = svc::transfer_owner(&s.store, &c, &body.user_id).await?;
+    let organization = s.store.org_details(c.scope()).await?;
+    Ok(Json(Changes {
+        organization,
+        changes,
+    }))
+}
+
+// ---- sub-accounts and projects -----------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NameInput {
+    pub name: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/sub-accounts", tag = "sub-accounts",
+    params(("org" = String, Path)), responses((status = 200, body = Items<SubAccount>)))]
+pub async fn list_sub_accounts(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+) -> ApiResult<Json<Items<SubAccount>>> {
+    let c = caller(&p)?;
+    let own = p.sub_account_id.as_deref();
+    let mut items = s.store.list_sub_accounts(c.scope()).await?;
+    if c.require(Action::Read).is_err() {
+        items.retain(|sa| c.require(Action::ReadSubAccount(&sa.id)).is_ok());
+        if items.is_empty() && own.is_none() {
+            return Err(AdminError::Forbidden);
+        }
+    }
+    Ok(Json(Items { items }))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/sub-accounts", tag = "sub-accounts", request_body = NameInput,
+    params(("org" = String, Path)), responses((status = 201, body = SubAccount), (status = 409, body = Problem)))]
+pub async fn create_sub_account(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    ApiJson(body): ApiJson<NameInput>,
+) -> ApiResult<(StatusCode, Json<SubAccount>)> {
+    let sa = svc::create_sub_account(&s.store, &caller(&p)?, &body.name).await?;
+    Ok((StatusCode::CREATED, Json(sa)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/sub-accounts/{id}", tag = "sub-accounts",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = SubAccount)))]
+pub async fn get_sub_account(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<SubAccount>> {
+    let c = caller(&p)?;
+    c.require(Action::ReadSubAccount(&id))?;
+    Ok(Json(s.store.get_sub_account(c.scope(), &id).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/sub-accounts/{id}", tag = "sub-accounts",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 409, body = Problem)))]
+pub async fn delete_sub_account(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    svc::delete_sub_account(&s.store, &caller(&p)?, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/sub-accounts/{id}/projects", tag = "sub-accounts",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<Project>)))]
+pub async fn list_projects(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<Items<Project>>> {
+    let c = caller(&p)?;
+    c.require(Action::ReadSubAccount(&id))?;
+    s.store.get_sub_account(c.scope(), &id).await?;
+    Ok(Json(Items {
+        items: s.store.list_projects(c.scope(), &id).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/sub-accounts/{id}/projects", tag = "sub-accounts", request_body = NameInput,
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = Project)))]
+pub async fn create_project(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<NameInput>,
+) -> ApiResult<(StatusCode, Json<Project>)> {
+    let project = svc::create_project(&s.store, &caller(&p)?, &id, &body.name).await?;
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/sub-accounts/{id}/projects/{project}", tag = "sub-accounts",
+    params(("org" = String, Path), ("id" = String, Path), ("project" = String, Path)), responses((status = 204)))]
+pub async fn delete_project(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id, project)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    svc::delete_project(&s.store, &caller(&p)?, &id, &project).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- directories -------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NewDirectory {
+    pub directory: DirectoryRecord,
+    /// The SCIM base URL to give the IdP.
+    pub scim_base_url: String,
+    /// Shown once; only its hash is kept.
+    pub token: NewToken,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/directories", tag = "directories",
+    params(("org" = String, Path)), responses((status = 200, body = Items<DirectoryRecord>)))]
+pub async fn list_directories(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+) -> ApiResult<Json<Items<DirectoryRecord>>> {
+    let c = caller(&p)?;
+    c.require(Action::Read)?;
+    Ok(Json(Items {
+        items: s.store.list_org_directories(c.scope()).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/directories", tag = "directories", request_body = NameInput,
+    params(("org" = String, Path)), responses((status = 201, body = NewDirectory)))]
+pub async fn create_directory(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    ApiJson(body): ApiJson<NameInput>,
+) -> ApiResult<(StatusCode, Json<NewDirectory>)> {
+    let c = caller(&p)?;
+    c.require(Action::Manage)?;
+    let (directory, token) = s
+        .store
+        .create_directory(c.scope().org_id(), &body.name)
+        .await?;
+    let scim_base_url = format!("{}/scim/v2/{}", s.public_url, directory.id);
+    Ok((
+        StatusCode::CREATED,
+        Json(NewDirectory {
+            directory,
+            scim_base_url,
+            token,
+        }),
+    ))
+}
+
+async fn own_directory(s: &AppState, c: &Caller<'_>, id: &str) -> ApiResult<DirectoryRecord> {
+    let dir = s.store.find_directory(id).await?;
+    if dir.org_id != c.scope().org_id() {
+        return Err(AdminError::NotFound(format!("no directory {id:?}")));
+    }
+    Ok(dir)
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/directories/{id}/tokens", tag = "directories",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<TokenInfo>)))]
+pub async fn list_directory_tokens(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<Items<TokenInfo>>> {
+    let c = caller(&p)?;
+    c.require(Action::Read)?;
+    let dir = own_directory(&s, &c, &id).await?;
+    Ok(Json(Items {
+        items: s.store.list_directory_tokens(&dir.id).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/directories/{id}/tokens", tag = "directories",
+    description = "Rotates: a new token, the previous one stays valid until revoked.",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = NewToken)))]
+pub async fn rotate_directory_token(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<NewToken>)> {
+    let c = caller(&p)?;
+    c.require(Action::Manage)?;
+    let dir = own_directory(&s, &c, &id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.store.rotate_directory_token(&dir.id).await?),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/directories/{id}/tokens/{token}", tag = "directories",
+    params(("org" = String, Path), ("id" = String, Path), ("token" = String, Path)), responses((status = 204)))]
+pub async fn revoke_directory_token(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id, token)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let c = caller(&p)?;
+    c.require(Action::Manage)?;
+    let dir = own_directory(&s, &c, &id).await?;
+    s.store
+        .revoke_directory_tokens(&dir.id, Some(&token))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- groups and users --------------------------------------------------------------------------
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/groups", tag = "users",
+    params(("org" = String, Path), PageParams), responses((status = 200, body = Page<OrgGroup>)))]
+pub async fn list_groups(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Query(q): Query<PageParams>,
+) -> ApiResult<Json<Page<OrgGroup>>> {
+    let c = caller(&p)?;
+    c.require(Action::Read)?;
+    let limit = q.limit()?;
+    let items = s
+        .store
+        .list_org_groups(c.scope(), q.after.as_deref().unwrap_or(""), limit)
+        .await?;
+    Ok(Json(page(items, limit, |g| g.id.clone())))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GroupDetails {
+    #[serde(flatten)]
+    pub group: OrgGroup,
+    pub member_count: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/groups/{id}", tag = "users",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = GroupDetails)))]
+pub async fn get_group(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<GroupDetails>> {
+    let c = caller(&p)?;
+    c.require(Action::Read)?;
+    let (group, member_count) = s.store.get_org_group(c.scope(), &id).await?;
+    Ok(Json(GroupDetails {
+        group,
+        member_count,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/users", tag = "users",
+    params(("org" = String, Path), PageParams), responses((status = 200, body = Page<OrgUser>)))]
+pub async fn list_users(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Query(q): Query<PageParams>,
+) -> ApiResult<Json<Page<OrgUser>>> {
+    let c = caller(&p)?;
+    c.require(Action::Read)?;
+    let limit = q.limit()?;
+    let items = s
+        .store
+        .list_org_users(c.scope(), q.after.as_deref().unwrap_or(""), limit)
+        .await?;
+    Ok(Json(page(items, limit, |u| u.id.clone())))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}", tag = "users",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = OrgUser)))]
+pub async fn get_user(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<OrgUser>> {
+    let c = caller(&p)?;
+    c.require(Action::Read)?;
+    Ok(Json(s.store.get_org_user(c.scope(), &id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/access", tag = "users",
+    description = "The user's effective access in every sub-account, with the reason for each grant.",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = AccessView)))]
+pub async fn user_access(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<AccessView>> {
+    Ok(Json(svc::user_access(&s.store, &caller(&p)?, &id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/sessions", tag = "users",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<SessionInfo>)))]
+pub async fn list_sessions(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<Items<SessionInfo>>> {
+    let c = caller(&p)?;
+    c.require(Action::Read)?;
+    s.store.get_org_user(c.scope(), &id).await?;
+    Ok(Json(Items {
+        items: s.store.list_sessions(c.scope(), &id).await?,
+    }))
+}
+
+// ---- grants made by hand -----------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantInput {
+    pub grant: Grant,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GrantCreated {
+    pub grant: GrantRecord,
+    #[schema(value_type = Vec<Object>)]
+    pub changes: Vec<crate::service::provision::UserOutcome>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/grants", tag = "grants",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<GrantRecord>)))]
+pub async fn list_grants(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<Items<GrantRecord>>> {
+    let c = caller(&p)?;
+    let mut items = s.store.list_grants(c.scope(), &id).await?;
+    if c.require(Action::Read).is_err() {
+        items.retain(|g| {
+            c.require(Action::ManageGrant(g.sub_account_id.as_deref()))
+                .is_ok()
+        });
+        if p.sub_account_id.is_none() {
+            return Err(AdminError::Forbidden);
+        }
+    }
+    Ok(Json(Items { items }))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/users/{id}/grants", tag = "grants", request_body = GrantInput,
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = GrantCreated)))]
+pub async fn create_grant(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<GrantInput>,
+) -> ApiResult<(StatusCode, Json<GrantCreated>)> {
+    let (grant, changes) = svc::create_grant(&s.store, &caller(&p)?, &id, body.grant).await?;
+    Ok((StatusCode::CREATED, Json(GrantCreated { grant, changes })))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/grants/{id}", tag = "grants",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 204)))]
+pub async fn delete_grant(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    svc::delete_grant(&s.store, &caller(&p)?, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- mapping rules -----------------------------------------------------------------------------
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings", tag = "mappings",
+    params(("org" = String, Path)), responses((status = 200, body = Items<RuleRecord>)))]
+pub async fn list_rules(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+) -> ApiResult<Json<Items<RuleRecord>>> {
+    let c = caller(&p)?;
+    c.require(Action::Read)?;
+    Ok(Json(Items {
+        items: s.store.list_rules(c.scope()).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/mappings", tag = "mappings", request_body = RuleInput,
+    params(("org" = String, Path)), responses((status = 201, body = RuleChangeResult)))]
+pub async fn create_rule(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    ApiJson(rule): ApiJson<RuleInput>,
+) -> ApiResult<(StatusCode, Json<RuleChangeResult>)> {
+    let r = svc::change_rule(&s.store, &caller(&p)?, &RuleChange::Create { rule }).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings/{id}", tag = "mappings",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleRecord)))]
+pub async fn get_rule(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<RuleRecord>> {
+    let c = caller(&p)?;
+    c.require(Action::Read)?;
+    Ok(Json(s.store.get_rule(c.scope(), &id).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/mappings/{id}", tag = "mappings", request_body = RuleInput,
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
+pub async fn replace_rule(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(rule): ApiJson<RuleInput>,
+) -> ApiResult<Json<RuleChangeResult>> {
+    let change = RuleChange::Update { id, rule };
+    Ok(Json(
+        svc::change_rule(&s.store, &caller(&p)?, &change).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/mappings/{id}", tag = "mappings",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
+pub async fn delete_rule(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<RuleChangeResult>> {
+    let change = RuleChange::Delete { id };
+    Ok(Json(
+        svc::change_rule(&s.store, &caller(&p)?, &change).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/mappings/preview", tag = "mappings", request_body = RuleChange,
+    description = "Who would gain and who would lose which access if the change were applied; changes nothing.",
+    params(("org" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
+pub async fn preview_rule(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    ApiJson(change): ApiJson<RuleChange>,
+) -> ApiResult<Json<RuleChangeResult>> {
+    Ok(Json(
+        svc::preview_rule(&s.store, &caller(&p)?, &change).await?,
+    ))
+}
+
+// ---- audit and events --------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AuditParams {
+    pub actor: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    /// Microseconds since the Unix epoch, inclusive.
+    pub since: Option<i64>,
+    /// Microseconds since the Unix epoch, exclusive.
+    pub until: Option<i64>,
+    pub after: Option<String>,
+    pub limit: Option<i64>,
+}
+
+fn seq_cursor(after: Option<&str>) -> ApiResult<i64> {
+    match after {
+        None | Some("") => Ok(0),
+        Some(a) => a
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| AdminError::Invalid(format!("invalid cursor {a:?}"))),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/audit", tag = "audit",
+    params(("org" = String, Path), AuditParams), responses((status = 200, body = Page<AuditEntry>)))]
+pub async fn audit(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Query(q): Query<AuditParams>,
+) -> ApiResult<Json<Page<AuditEntry>>> {
+    let c = caller(&p)?;
+    c.require(Action::Read)?;
+    let limit = PageParams {
+        after: None,
+        limit: q.limit,
+    }
+    .limit()?;
+    let filter = AuditFilter {
+        actor: q.actor,
+        resource_type: q.resource_type,
+        resource_id: q.resource_id,
+        since: q.since,
+        until: q.until,
+        after: seq_cursor(q.after.as_deref())?,
+        limit,
+    };
+    let items = s.store.audit_filtered(c.scope(), &filter).await?;
+    Ok(Json(page(items, limit, |e| e.seq.to_string())))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/events", tag = "audit",
+    description = "Every access change, in commit order. Poll with `after` = the last `next`.",
+    params(("org" = String, Path), PageParams), responses((status = 200, body = Page<EventRecord>)))]
+pub async fn events(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Query(q): Query<PageParams>,
+) -> ApiResult<Json<Page<EventRecord>>> {
+    let c = caller(&p)?;
+    c.require(Action::Read)?;
+    let limit = q.limit()?;
+    let after = seq_cursor(q.after.as_deref())?;
+    let items = s
+        .store
+        .events_after(c.scope().org_id(), after, limit)
+        .await?;
+    let mut out = page(items, limit, |e| e.seq.to_string());
+    // A consumer always gets a cursor to resume from, even from an empty or short page.
+    if out.next.is_none() {
+        out.next = Some(out.items.last().map(|e| e.seq).unwrap_or(after).to_string());
+    }
+    Ok(Json(out))
+}
+
+// ---- webhooks ----------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInput {
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookCreated {
+    pub webhook: WebhookInfo,
+    /// The HMAC-SHA256 signing secret, shown once.
+    pub secret: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/webhooks", tag = "webhooks",
+    params(("org" = String, Path)), responses((status = 200, body = Items<WebhookInfo>)))]
+pub async fn list_webhooks(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+) -> ApiResult<Json<Items<WebhookInfo>>> {
+    let c = caller(&p)?;
+    c.require(Action::Read)?;
+    Ok(Json(Items {
+        items: s.store.list_webhooks(c.scope()).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/webhooks", tag = "webhooks", request_body = WebhookInput,
+    params(("org" = String, Path)), responses((status = 201, body = WebhookCreated)))]
+pub async fn create_webhook(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    ApiJson(body): ApiJson<WebhookInput>,
+) -> ApiResult<(StatusCode, Json<WebhookCreated>)> {
+    let c = caller(&p)?;
+    c.require(Action::Manage)?;
+    crate::webhook::check_url(&body.url, s.allow_private_urls).map_err(AdminError::Invalid)?;
+    let (webhook, secret) = s.store.create_webhook(c.scope(), &body.url).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(WebhookCreated { webhook, secret }),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/webhooks/{id}", tag = "webhooks",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 204)))]
+pub async fn delete_webhook(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let c = caller(&p)?;
+    c.require(Action::Manage)?;
+    s.store.delete_webhook(c.scope(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- OpenAPI -----------------------------------------------------------------------------------
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "idbridge admin API", description = "Organizations, sub-accounts, IdP-group to role mappings, grants, audit and events."),
+    paths(
+        get_org, patch_org, seats, transfer_owner,
+        list_sub_accounts, create_sub_account, get_sub_account, delete_sub_account,
+        list_projects, create_project, delete_project,
+        list_directories, create_directory, list_directory_tokens, rotate_directory_token, revoke_directory_token,
+        list_groups, get_group, list_users, get_user, user_access, list_sessions,
+        list_grants, create_grant, delete_grant,
+        list_rules, create_rule, get_rule, replace_rule, delete_rule, preview_rule,
+        audit, events,
+        list_webhooks, create_webhook, delete_webhook,
+    ),
+    modifiers(&BearerAuth),
+    security(("admin_token" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+pub async fn openapi() -> Json<Value> {
+    Json(serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({})))
+}
+
+pub async fn not_found() -> Response {
+    problem(StatusCode::NOT_FOUND, "no such endpoint")
+}

@@ -1,0 +1,912 @@
+//! What the admin API reads and writes: organization settings, sub-accounts, projects, mapping
+//! rules, grants made by hand, organization users, admin tokens, sessions and webhooks.
+//!
+//! Tenant isolation is structural here too: every function takes an [`OrgScope`], which only
+//! [`Store::authenticate_admin`] (or the operator's CLI) makes, and binds its organization id, so a
+//! query for another organization's id finds nothing.
+
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::access::to_json;
+use super::directory::{NewToken, hash_token};
+use super::sql::{Bind, SqlBuilder, bind_all};
+use super::{Store, StoreError, StoreResult, Tx, micros, new_id, on_read, on_tx};
+use crate::mapping::{Grant, GroupMatcher, SubAccountScope};
+
+/// Proof that a caller acts for one organization, and who they are for the audit log.
+#[derive(Debug, Clone)]
+pub struct OrgScope {
+    org_id: String,
+    actor: String,
+}
+
+impl OrgScope {
+    pub fn org_id(&self) -> &str {
+        &self.org_id
+    }
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+    /// For the operator's CLI and tests, which act on an organization without a token.
+    #[doc(hidden)]
+    pub fn for_org(org_id: &str, actor: &str) -> OrgScope {
+        OrgScope {
+            org_id: org_id.into(),
+            actor: actor.into(),
+        }
+    }
+    pub fn audit(&self) -> super::audit::Actor<'_> {
+        super::audit::Actor {
+            org_id: &self.org_id,
+            directory_id: None,
+            actor: &self.actor,
+        }
+    }
+}
+
+fn now() -> i64 {
+    micros(time::OffsetDateTime::now_utc())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Invalid(format!("stored value: {e}")))
+}
+
+fn check_name(name: &str, what: &str) -> StoreResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!(
+            "{what} name must be 1-200 printable characters"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+// ---- organization ------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrgDetails {
+    pub id: String,
+    pub name: String,
+    pub seat_limit: Option<i64>,
+    /// Active users, each counted once however many directories and sub-accounts they reach.
+    pub seats_used: i64,
+    pub owner_user_id: Option<String>,
+    pub default_role: Option<String>,
+    pub created_at: i64,
+}
+
+impl Store {
+    pub async fn org_details(&self, scope: &OrgScope) -> StoreResult<OrgDetails> {
+        on_read!(self, c => sqlx::query(
+        "SELECT id, name, seat_limit, active_users, owner_user_id, default_role, created_at \
+         FROM organizations WHERE id = $1")
+        .bind(scope.org_id()).fetch_optional(c).await?
+        .map(|r| OrgDetails {
+            id: r.get(0), name: r.get(1), seat_limit: r.get(2), seats_used: r.get(3),
+            owner_user_id: r.get(4), default_role: r.get(5), created_at: r.get(6),
+        }))
+        .ok_or(StoreError::NotFound)
+    }
+}
+
+pub async fn set_seat_limit(tx: &mut Tx, scope: &OrgScope, limit: Option<i64>) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query("UPDATE organizations SET seat_limit = $2 WHERE id = $1")
+        .bind(scope.org_id()).bind(limit).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
+
+pub async fn set_default_role(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    role: Option<&str>,
+) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query("UPDATE organizations SET default_role = $2 WHERE id = $1")
+        .bind(scope.org_id()).bind(role).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
+
+pub async fn set_owner(tx: &mut Tx, scope: &OrgScope, user_id: &str) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query("UPDATE organizations SET owner_user_id = $2 WHERE id = $1")
+        .bind(scope.org_id()).bind(user_id).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
+
+// ---- sub-accounts and projects -----------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SubAccount {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Project {
+    pub id: String,
+    pub sub_account_id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+pub async fn insert_sub_account(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    name: &str,
+) -> StoreResult<SubAccount> {
+    let name = check_name(name, "sub-account")?;
+    let sa = SubAccount {
+        id: new_id(),
+        name,
+        created_at: now(),
+    };
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO sub_accounts (id, org_id, name, name_ci, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&sa.id).bind(scope.org_id()).bind(&sa.name).bind(sa.name.to_lowercase()).bind(sa.created_at)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))
+    .map_err(|e| StoreError::on_unique(e, "a sub-account with this name"))?;
+    Ok(sa)
+}
+
+pub async fn insert_project(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    sub_account_id: &str,
+    name: &str,
+) -> StoreResult<Project> {
+    let name = check_name(name, "project")?;
+    let p = Project {
+        id: new_id(),
+        sub_account_id: sub_account_id.to_string(),
+        name,
+        created_at: now(),
+    };
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO projects (id, org_id, sub_account_id, name, name_ci, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&p.id).bind(scope.org_id()).bind(&p.sub_account_id).bind(&p.name).bind(p.name.to_lowercase())
+        .bind(p.created_at).execute(&mut *c).await.map(|r| r.rows_affected()))
+    .map_err(|e| StoreError::on_unique(e, "a project with this name in this sub-account"))?;
+    Ok(p)
+}
+
+pub async fn sub_account_exists(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<bool> {
+    let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sub_accounts WHERE org_id = $1 AND id = $2")
+        .bind(scope.org_id()).bind(id).fetch_one(&mut *c).await?);
+    Ok(n > 0)
+}
+
+pub async fn project_exists(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    sub_account_id: &str,
+    project_id: &str,
+) -> StoreResult<bool> {
+    let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM projects WHERE org_id = $1 AND sub_account_id = $2 AND id = $3")
+        .bind(scope.org_id()).bind(sub_account_id).bind(project_id).fetch_one(&mut *c).await?);
+    Ok(n > 0)
+}
+
+/// How many rules and grants made by hand mention an id (a sub-account's or a project's). Ids are
+/// UUIDs, so a quoted substring match cannot hit anything else.
+pub async fn references(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<i64> {
+    let pattern = format!("%\"{id}\"%");
+    let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM mapping_rules WHERE org_id = $1 AND grant_json LIKE $2) + \
+                (SELECT COUNT(*) FROM manual_grants WHERE org_id = $1 AND grant_json LIKE $2)")
+        .bind(scope.org_id()).bind(&pattern).fetch_one(&mut *c).await?);
+    Ok(n)
+}
+
+pub async fn delete_sub_account(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<bool> {
+    let n = on_tx!(tx, c => sqlx::query("DELETE FROM sub_accounts WHERE org_id = $1 AND id = $2")
+        .bind(scope.org_id()).bind(id).execute(&mut *c).await?.rows_affected());
+    Ok(n > 0)
+}
+
+pub async fn delete_project(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    sub_account_id: &str,
+    id: &str,
+) -> StoreResult<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "DELETE FROM projects WHERE org_id = $1 AND sub_account_id = $2 AND id = $3")
+        .bind(scope.org_id()).bind(sub_account_id).bind(id).execute(&mut *c).await?.rows_affected());
+    Ok(n > 0)
+}
+
+impl Store {
+    pub async fn list_sub_accounts(&self, scope: &OrgScope) -> StoreResult<Vec<SubAccount>> {
+        Ok(on_read!(self, c => sqlx::query(
+            "SELECT id, name, created_at FROM sub_accounts WHERE org_id = $1 ORDER BY id")
+            .bind(scope.org_id()).fetch_all(c).await?.into_iter()
+            .map(|r| SubAccount { id: r.get(0), name: r.get(1), created_at: r.get(2) }).collect()))
+    }
+
+    pub async fn get_sub_account(&self, scope: &OrgScope, id: &str) -> StoreResult<SubAccount> {
+        on_read!(self, c => sqlx::query(
+            "SELECT id, name, created_at FROM sub_accounts WHERE org_id = $1 AND id = $2")
+            .bind(scope.org_id()).bind(id).fetch_optional(c).await?
+            .map(|r| SubAccount { id: r.get(0), name: r.get(1), created_at: r.get(2) }))
+        .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn list_projects(
+        &self,
+        scope: &OrgScope,
+        sub_account_id: &str,
+    ) -> StoreResult<Vec<Project>> {
+        Ok(on_read!(self, c => sqlx::query(
+            "SELECT id, sub_account_id, name, created_at FROM projects \
+             WHERE org_id = $1 AND sub_account_id = $2 ORDER BY id")
+            .bind(scope.org_id()).bind(sub_account_id).fetch_all(c).await?.into_iter()
+            .map(|r| Project { id: r.get(0), sub_account_id: r.get(1), name: r.get(2), created_at: r.get(3) })
+            .collect()))
+    }
+}
+
+// ---- mapping rules -----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RuleRecord {
+    pub id: String,
+    pub description: Option<String>,
+    pub matcher: GroupMatcher,
+    pub grant: Grant,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const RULE_COLUMNS: &str = "SELECT id, description, matcher, grant_json, created_by, created_at, updated_at FROM mapping_rules";
+
+type RuleRow = (String, Option<String>, String, String, String, i64, i64);
+
+fn rule_from(r: RuleRow) -> StoreResult<RuleRecord> {
+    Ok(RuleRecord {
+        id: r.0,
+        description: r.1,
+        matcher: parse(&r.2)?,
+        grant: parse(&r.3)?,
+        created_by: r.4,
+        created_at: r.5,
+        updated_at: r.6,
+    })
+}
+
+pub async fn insert_rule(tx: &mut Tx, scope: &OrgScope, rule: &RuleRecord) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO mapping_rules (id, org_id, description, matcher, grant_json, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(&rule.id).bind(scope.org_id()).bind(&rule.description).bind(to_json(&rule.matcher))
+        .bind(to_json(&rule.grant)).bind(&rule.created_by).bind(rule.created_at).bind(rule.updated_at)
+        .execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
+
+pub async fn update_rule(tx: &mut Tx, scope: &OrgScope, rule: &RuleRecord) -> StoreResult<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE mapping_rules SET description = $3, matcher = $4, grant_json = $5, updated_at = $6 \
+         WHERE org_id = $1 AND id = $2")
+        .bind(scope.org_id()).bind(&rule.id).bind(&rule.description).bind(to_json(&rule.matcher))
+        .bind(to_json(&rule.grant)).bind(rule.updated_at)
+        .execute(&mut *c).await?.rows_affected());
+    Ok(n > 0)
+}
+
+pub async fn delete_rule(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<bool> {
+    let n = on_tx!(tx, c => sqlx::query("DELETE FROM mapping_rules WHERE org_id = $1 AND id = $2")
+        .bind(scope.org_id()).bind(id).execute(&mut *c).await?.rows_affected());
+    Ok(n > 0)
+}
+
+pub async fn get_rule_tx(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<RuleRecord> {
+    let sql = format!("{RULE_COLUMNS} WHERE org_id = $1 AND id = $2");
+    let row: Option<RuleRow> = on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql))
+        .bind(scope.org_id()).bind(id).fetch_optional(&mut *c).await?
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))));
+    rule_from(row.ok_or(StoreError::NotFound)?)
+}
+
+impl Store {
+    pub async fn list_rules(&self, scope: &OrgScope) -> StoreResult<Vec<RuleRecord>> {
+        let sql = format!("{RULE_COLUMNS} WHERE org_id = $1 ORDER BY id");
+        let rows: Vec<RuleRow> = on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
+            .bind(scope.org_id()).fetch_all(c).await?.into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))).collect());
+        rows.into_iter().map(rule_from).collect()
+    }
+
+    pub async fn get_rule(&self, scope: &OrgScope, id: &str) -> StoreResult<RuleRecord> {
+        let sql = format!("{RULE_COLUMNS} WHERE org_id = $1 AND id = $2");
+        let row: Option<RuleRow> = on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(id).fetch_optional(c).await?
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))));
+        rule_from(row.ok_or(StoreError::NotFound)?)
+    }
+}
+
+// ---- grants made by hand -----------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GrantRecord {
+    pub id: String,
+    pub user_id: String,
+    pub grant: Grant,
+    /// The one sub-account the grant is in; none for organization-wide grants.
+    pub sub_account_id: Option<String>,
+    pub granted_by: String,
+    pub created_at: i64,
+}
+
+/// The one sub-account a grant is confined to, if any.
+pub fn grant_sub_account(grant: &Grant) -> Option<&str> {
+    match grant {
+        Grant::OrgRole { .. } => None,
+        Grant::SubAccountRole { sub_account, .. } | Grant::Features { sub_account, .. } => {
+            match sub_account {
+                SubAccountScope::All => None,
+                SubAccountScope::One(id) => Some(id),
+            }
+        }
+        Grant::ProjectRole { sub_account_id, .. } => Some(sub_account_id),
+    }
+}
+
+pub async fn insert_grant(tx: &mut Tx, scope: &OrgScope, g: &GrantRecord) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO manual_grants (id, org_id, org_user_id, sub_account_id, grant_json, granted_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(&g.id).bind(scope.org_id()).bind(&g.user_id).bind(&g.sub_account_id)
+        .bind(to_json(&g.grant)).bind(&g.granted_by).bind(g.created_at)
+        .execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
+
+type GrantRow = (String, String, Option<String>, String, String, i64);
+
+fn grant_from(r: GrantRow) -> StoreResult<GrantRecord> {
+    Ok(GrantRecord {
+        id: r.0,
+        user_id: r.1,
+        sub_account_id: r.2,
+        grant: parse(&r.3)?,
+        granted_by: r.4,
+        created_at: r.5,
+    })
+}
+
+const GRANT_COLUMNS: &str =
+    "SELECT id, org_user_id, sub_account_id, grant_json, granted_by, created_at FROM manual_grants";
+
+pub async fn get_grant_tx(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<GrantRecord> {
+    let sql = format!("{GRANT_COLUMNS} WHERE org_id = $1 AND id = $2");
+    let row: Option<GrantRow> = on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql))
+        .bind(scope.org_id()).bind(id).fetch_optional(&mut *c).await?
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))));
+    grant_from(row.ok_or(StoreError::NotFound)?)
+}
+
+pub async fn delete_grant(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<bool> {
+    let n = on_tx!(tx, c => sqlx::query("DELETE FROM manual_grants WHERE org_id = $1 AND id = $2")
+        .bind(scope.org_id()).bind(id).execute(&mut *c).await?.rows_affected());
+    Ok(n > 0)
+}
+
+impl Store {
+    pub async fn list_grants(
+        &self,
+        scope: &OrgScope,
+        user_id: &str,
+    ) -> StoreResult<Vec<GrantRecord>> {
+        let sql = format!("{GRANT_COLUMNS} WHERE org_id = $1 AND org_user_id = $2 ORDER BY id");
+        let rows: Vec<GrantRow> = on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(user_id).fetch_all(c).await?.into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect());
+        rows.into_iter().map(grant_from).collect()
+    }
+}
+
+// ---- organization users and groups -------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrgUser {
+    pub id: String,
+    pub user_name: String,
+    pub display_name: Option<String>,
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The stored effective access (JSON), resolved per sub-account by the service.
+    #[serde(skip)]
+    pub access: String,
+}
+
+const USER_COLUMNS: &str =
+    "SELECT id, user_name, display_name, active, created_at, updated_at, access FROM org_users";
+
+type UserRow = (String, String, Option<String>, bool, i64, i64, String);
+
+fn user_from(r: UserRow) -> OrgUser {
+    OrgUser {
+        id: r.0,
+        user_name: r.1,
+        display_name: r.2,
+        active: r.3,
+        created_at: r.4,
+        updated_at: r.5,
+        access: r.6,
+    }
+}
+
+pub async fn org_user_exists(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<bool> {
+    let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM org_users WHERE org_id = $1 AND id = $2")
+        .bind(scope.org_id()).bind(id).fetch_one(&mut *c).await?);
+    Ok(n > 0)
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrgGroup {
+    pub id: String,
+    pub directory_id: String,
+    pub display_name: String,
+    pub external_id: Option<String>,
+}
+
+impl Store {
+    /// A page of the organization's users in id (creation) order after `after`.
+    pub async fn list_org_users(
+        &self,
+        scope: &OrgScope,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<OrgUser>> {
+        let sql = format!("{USER_COLUMNS} WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+        Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(after).bind(limit).fetch_all(c).await?.into_iter()
+            .map(|r| user_from((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))))
+            .collect()))
+    }
+
+    pub async fn get_org_user(&self, scope: &OrgScope, id: &str) -> StoreResult<OrgUser> {
+        let sql = format!("{USER_COLUMNS} WHERE org_id = $1 AND id = $2");
+        on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(id).fetch_optional(c).await?
+            .map(|r| user_from((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)))))
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// The organization user whose userName (case-insensitive) this is.
+    pub async fn find_org_user(&self, scope: &OrgScope, user_name: &str) -> StoreResult<OrgUser> {
+        let sql = format!("{USER_COLUMNS} WHERE org_id = $1 AND user_key = $2");
+        on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(user_name.to_lowercase()).fetch_optional(c).await?
+            .map(|r| user_from((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)))))
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// A page of the groups of every directory of the organization.
+    pub async fn list_org_groups(
+        &self,
+        scope: &OrgScope,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<OrgGroup>> {
+        Ok(on_read!(self, c => sqlx::query(
+            "SELECT g.id, g.directory_id, g.display_name, g.external_id FROM scim_groups g \
+             JOIN directories d ON d.id = g.directory_id \
+             WHERE d.org_id = $1 AND g.id > $2 ORDER BY g.id LIMIT $3")
+            .bind(scope.org_id()).bind(after).bind(limit).fetch_all(c).await?.into_iter()
+            .map(|r| OrgGroup { id: r.get(0), directory_id: r.get(1), display_name: r.get(2), external_id: r.get(3) })
+            .collect()))
+    }
+
+    /// One group and how many members it has.
+    pub async fn get_org_group(&self, scope: &OrgScope, id: &str) -> StoreResult<(OrgGroup, i64)> {
+        on_read!(self, c => sqlx::query(
+            "SELECT g.id, g.directory_id, g.display_name, g.external_id, \
+             (SELECT COUNT(*) FROM scim_group_members m WHERE m.group_id = g.id) \
+             FROM scim_groups g JOIN directories d ON d.id = g.directory_id \
+             WHERE d.org_id = $1 AND g.id = $2")
+            .bind(scope.org_id()).bind(id).fetch_optional(c).await?
+            .map(|r| (OrgGroup { id: r.get(0), directory_id: r.get(1), display_name: r.get(2), external_id: r.get(3) }, r.get(4))))
+        .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn list_org_directories(
+        &self,
+        scope: &OrgScope,
+    ) -> StoreResult<Vec<super::directory::DirectoryRecord>> {
+        Ok(on_read!(self, c => sqlx::query(
+            "SELECT id, org_id, name, created_at FROM directories WHERE org_id = $1 ORDER BY id")
+            .bind(scope.org_id()).fetch_all(c).await?.into_iter()
+            .map(|r| super::directory::DirectoryRecord { id: r.get(0), org_id: r.get(1), name: r.get(2), created_at: r.get(3) })
+            .collect()))
+    }
+}
+
+// ---- admin tokens ------------------------------------------------------------------------------
+
+/// An authenticated admin token: the organization, the role, and for a sub-account admin, the
+/// sub-account.
+#[derive(Debug, Clone)]
+pub struct AdminPrincipal {
+    pub scope: OrgScope,
+    pub role: String,
+    pub sub_account_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AdminTokenInfo {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub sub_account_id: Option<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+fn mint(prefix: &str) -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+impl Store {
+    /// Mints an admin token; only its hash is stored. `role` is checked by the caller.
+    pub async fn create_admin_token(
+        &self,
+        scope: &OrgScope,
+        role: &str,
+        sub_account_id: Option<&str>,
+        name: &str,
+    ) -> StoreResult<NewToken> {
+        let name = check_name(name, "token")?;
+        let token = NewToken {
+            id: new_id(),
+            token: mint("idba_"),
+        };
+        let mut tx = self.begin().await?;
+        if let Some(sa) = sub_account_id
+            && !sub_account_exists(&mut tx, scope, sa).await?
+        {
+            return Err(StoreError::Invalid(format!(
+                "no sub-account {sa:?} in this organization"
+            )));
+        }
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO admin_tokens (id, org_id, role, sub_account_id, name, token_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&token.id).bind(scope.org_id()).bind(role).bind(sub_account_id).bind(&name)
+            .bind(hash_token(&token.token)).bind(now()).execute(&mut *c).await?.rows_affected());
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            "create",
+            "AdminToken",
+            Some(&token.id),
+            Some(role),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    pub async fn authenticate_admin(&self, token: &str) -> StoreResult<Option<AdminPrincipal>> {
+        if token.len() > 256 || !token.starts_with("idba_") {
+            return Ok(None);
+        }
+        Ok(on_read!(self, c => sqlx::query(
+        "SELECT id, org_id, role, sub_account_id FROM admin_tokens \
+         WHERE token_hash = $1 AND revoked_at IS NULL")
+        .bind(hash_token(token)).fetch_optional(c).await?
+        .map(|r| AdminPrincipal {
+            scope: OrgScope { org_id: r.get(1), actor: format!("admin-token:{}", r.get::<String, _>(0)) },
+            role: r.get(2),
+            sub_account_id: r.get(3),
+        })))
+    }
+
+    pub async fn list_admin_tokens(&self, scope: &OrgScope) -> StoreResult<Vec<AdminTokenInfo>> {
+        Ok(on_read!(self, c => sqlx::query(
+            "SELECT id, name, role, sub_account_id, created_at, revoked_at FROM admin_tokens \
+             WHERE org_id = $1 ORDER BY id")
+            .bind(scope.org_id()).fetch_all(c).await?.into_iter()
+            .map(|r| AdminTokenInfo { id: r.get(0), name: r.get(1), role: r.get(2), sub_account_id: r.get(3),
+                                      created_at: r.get(4), revoked_at: r.get(5) })
+            .collect()))
+    }
+
+    pub async fn revoke_admin_token(&self, scope: &OrgScope, id: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let n = on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE admin_tokens SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL")
+            .bind(scope.org_id()).bind(id).bind(now()).execute(&mut *c).await?.rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            "revoke",
+            "AdminToken",
+            Some(id),
+            None,
+        )
+        .await?;
+        tx.commit().await
+    }
+}
+
+// ---- sessions ----------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SessionInfo {
+    pub id: String,
+    pub user_id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+}
+
+impl Store {
+    /// Opens a session for a user and returns its id and the secret for the cookie; only the hash
+    /// is stored.
+    pub async fn create_session(
+        &self,
+        scope: &OrgScope,
+        user_id: &str,
+        lifetime: std::time::Duration,
+    ) -> StoreResult<NewToken> {
+        let token = NewToken {
+            id: new_id(),
+            token: mint("idbs_"),
+        };
+        let t = now();
+        let mut tx = self.begin().await?;
+        if !org_user_exists(&mut tx, scope, user_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO sessions (id, org_id, org_user_id, token_hash, created_at, last_seen_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6)")
+            .bind(&token.id).bind(scope.org_id()).bind(user_id).bind(hash_token(&token.token))
+            .bind(t).bind(t + lifetime.as_micros() as i64).execute(&mut *c).await?.rows_affected());
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    pub async fn list_sessions(
+        &self,
+        scope: &OrgScope,
+        user_id: &str,
+    ) -> StoreResult<Vec<SessionInfo>> {
+        Ok(on_read!(self, c => sqlx::query(
+            "SELECT id, org_user_id, created_at, last_seen_at, expires_at, revoked_at, revoked_reason \
+             FROM sessions WHERE org_id = $1 AND org_user_id = $2 ORDER BY id")
+            .bind(scope.org_id()).bind(user_id).fetch_all(c).await?.into_iter()
+            .map(|r| SessionInfo { id: r.get(0), user_id: r.get(1), created_at: r.get(2), last_seen_at: r.get(3),
+                                   expires_at: r.get(4), revoked_at: r.get(5), revoked_reason: r.get(6) })
+            .collect()))
+    }
+}
+
+// ---- webhooks ----------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WebhookInfo {
+    pub id: String,
+    pub url: String,
+    /// The last event sequence number delivered.
+    pub delivered_seq: i64,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+/// A webhook claimed by one worker for a while.
+#[derive(Debug, Clone)]
+pub struct WebhookJob {
+    pub id: String,
+    pub org_id: String,
+    pub url: String,
+    pub secret: String,
+    pub delivered_seq: i64,
+    pub attempts: i64,
+}
+
+impl Store {
+    /// Registers a webhook that delivers events from the next one on; returns it and its signing
+    /// secret, shown once.
+    pub async fn create_webhook(
+        &self,
+        scope: &OrgScope,
+        url: &str,
+    ) -> StoreResult<(WebhookInfo, String)> {
+        let secret = mint("whsec_");
+        let t = now();
+        let mut tx = self.begin().await?;
+        let seq: i64 = on_tx!(&mut tx, c => sqlx::query_scalar(
+            "SELECT event_seq FROM organizations WHERE id = $1")
+            .bind(scope.org_id()).fetch_one(&mut *c).await?);
+        let info = WebhookInfo {
+            id: new_id(),
+            url: url.to_string(),
+            delivered_seq: seq,
+            attempts: 0,
+            next_attempt_at: 0,
+            last_error: None,
+            created_at: t,
+        };
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO webhooks (id, org_id, url, secret, delivered_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&info.id).bind(scope.org_id()).bind(url).bind(&secret).bind(seq).bind(t)
+            .execute(&mut *c).await?.rows_affected());
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            "create",
+            "Webhook",
+            Some(&info.id),
+            Some(url),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((info, secret))
+    }
+
+    pub async fn list_webhooks(&self, scope: &OrgScope) -> StoreResult<Vec<WebhookInfo>> {
+        Ok(on_read!(self, c => sqlx::query(
+            "SELECT id, url, delivered_seq, attempts, next_attempt_at, last_error, created_at \
+             FROM webhooks WHERE org_id = $1 ORDER BY id")
+            .bind(scope.org_id()).fetch_all(c).await?.into_iter()
+            .map(|r| WebhookInfo { id: r.get(0), url: r.get(1), delivered_seq: r.get(2), attempts: r.get(3),
+                                   next_attempt_at: r.get(4), last_error: r.get(5), created_at: r.get(6) })
+            .collect()))
+    }
+
+    pub async fn delete_webhook(&self, scope: &OrgScope, id: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let n = on_tx!(&mut tx, c => sqlx::query("DELETE FROM webhooks WHERE org_id = $1 AND id = $2")
+            .bind(scope.org_id()).bind(id).execute(&mut *c).await?.rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        super::audit::record_as(&mut tx, &scope.audit(), "delete", "Webhook", Some(id), None)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Claims one webhook that has undelivered events and is due, leasing it to the caller until
+    /// `lease_until`. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets replicas claim different
+    /// webhooks at once without waiting on each other; the lease keeps a claimed webhook from a
+    /// second worker until it expires (a worker that died mid-delivery is replaced then).
+    pub async fn claim_webhook(
+        &self,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<Option<WebhookJob>> {
+        let mut tx = self.begin().await?;
+        let skip = match tx.backend() {
+            super::Backend::Postgres => " FOR UPDATE OF w SKIP LOCKED",
+            super::Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT w.id FROM webhooks w JOIN organizations o ON o.id = w.org_id \
+             WHERE w.next_attempt_at <= $1 AND w.lease_until <= $1 AND o.event_seq > w.delivered_seq \
+             ORDER BY w.next_attempt_at LIMIT 1{skip}"
+        );
+        let id: Option<String> = on_tx!(&mut tx, c => sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(now).fetch_optional(&mut *c).await?);
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let job = on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE webhooks SET lease_until = $2 WHERE id = $1 \
+             RETURNING id, org_id, url, secret, delivered_seq, attempts")
+            .bind(&id).bind(lease_until).fetch_one(&mut *c).await
+            .map(|job| WebhookJob {
+                id: job.get(0),
+                org_id: job.get(1),
+                url: job.get(2),
+                secret: job.get(3),
+                delivered_seq: job.get(4),
+                attempts: job.get(5),
+            })?);
+        tx.commit().await?;
+        Ok(Some(job))
+    }
+
+    /// Records that events up to `seq` were delivered and releases the lease.
+    pub async fn webhook_delivered(&self, id: &str, seq: i64) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE webhooks SET delivered_seq = $2, attempts = 0, next_attempt_at = 0, lease_until = 0, \
+             last_error = NULL WHERE id = $1")
+            .bind(id).bind(seq).execute(&mut *c).await?.rows_affected());
+        tx.commit().await
+    }
+
+    /// Records a failed attempt; the next one is due at `next_attempt_at`.
+    pub async fn webhook_failed(
+        &self,
+        id: &str,
+        delivered_seq: i64,
+        attempts: i64,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE webhooks SET delivered_seq = $2, attempts = $3, next_attempt_at = $4, lease_until = 0, \
+             last_error = $5 WHERE id = $1")
+            .bind(id).bind(delivered_seq).bind(attempts).bind(next_attempt_at).bind(error)
+            .execute(&mut *c).await?.rows_affected());
+        tx.commit().await
+    }
+}
+
+// ---- audit -------------------------------------------------------------------------------------
+
+/// Which audit entries to return; every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub after: i64,
+    pub limit: i64,
+}
+
+impl Store {
+    pub async fn audit_filtered(
+        &self,
+        scope: &OrgScope,
+        f: &AuditFilter,
+    ) -> StoreResult<Vec<super::audit::AuditEntry>> {
+        let mut b = SqlBuilder::new(
+            "SELECT seq, directory_id, actor, operation, resource_type, resource_id, detail, at \
+             FROM audit_log WHERE org_id = ",
+        );
+        b.bind_text(scope.org_id())
+            .push(" AND seq > ")
+            .bind(Bind::Int(f.after));
+        for (column, value) in [
+            ("actor", &f.actor),
+            ("resource_type", &f.resource_type),
+            ("resource_id", &f.resource_id),
+        ] {
+            if let Some(v) = value {
+                b.push(&format!(" AND {column} = ")).bind_text(v.clone());
+            }
+        }
+        if let Some(t) = f.since {
+            b.push(" AND at >= ").bind(Bind::Int(t));
+        }
+        if let Some(t) = f.until {
+            b.push(" AND at < ").bind(Bind::Int(t));
+        }
+        b.push(" ORDER BY seq LIMIT ").bind(Bind::Int(f.limit));
+        Ok(
+            on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .fetch_all(c).await?.into_iter()
+            .map(|r| super::audit::AuditEntry {
+                seq: r.get(0), directory_id: r.get(1), actor: r.get(2), operation: r.get(3),
+                resource_type: r.get(4), resource_id: r.get(5), detail: r.get(6), at: r.get(7),
+            })
+            .collect()),
+        )
+    }
+}
