@@ -5,121 +5,15 @@
 //!     cargo bench --bench scim                 # defaults: 20,000 users, 100,000-member group
 //!     IDBRIDGE_BENCH_USERS=5000 IDBRIDGE_BENCH_GROUP=20000 cargo bench --bench scim
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::Request;
-use http_body_util::BodyExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::{Bench, env_usize, rss_mb, throughput, user_ids};
 use idbridge::app::{AppState, build_router};
 use idbridge::store::{Store, StoreOptions};
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-struct Bench {
-    router: Router,
-    auth: String,
-    base: String,
-}
-
-impl Bench {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", &self.auth);
-        let req = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/scim+json");
-                req.body(Body::from(b.to_string())).unwrap()
-            }
-            None => req.body(Body::empty()).unwrap(),
-        };
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-}
-
-/// Up to `limit` user ids, walked with RFC 9865 cursors as a large client would.
-async fn user_ids(bench: &Bench, limit: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut cursor = String::new();
-    while ids.len() < limit {
-        let (_, page) = bench
-            .call(
-                "GET",
-                &format!("/Users?count=1000&attributes=id&cursor={cursor}"),
-                None,
-            )
-            .await;
-        for r in page["Resources"].as_array().unwrap() {
-            ids.push(r["id"].as_str().unwrap().to_string());
-        }
-        match page["nextCursor"].as_str() {
-            Some(c) => cursor = c.to_string(),
-            None => break,
-        }
-    }
-    ids.truncate(limit);
-    ids
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
-/// Runs `n` calls of `f` on `concurrency` tasks and returns calls per second.
-async fn throughput<F, Fut>(n: usize, concurrency: usize, f: F) -> (f64, Duration)
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let f = Arc::new(f);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let f = f.clone();
-        let next = next.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                f(i).await;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let el = start.elapsed();
-    (n as f64 / el.as_secs_f64(), el)
-}
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -155,6 +49,7 @@ async fn run() {
         router: build_router(AppState::new(store.clone(), "http://bench")),
         auth: format!("Bearer {}", t.token),
         base: format!("/scim/v2/{}", d.id),
+        content_type: "application/scim+json",
     });
     println!(
         "idbridge SCIM benchmark on {backend}, {concurrency} concurrent clients, 2 worker threads"

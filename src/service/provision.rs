@@ -127,6 +127,7 @@ impl Provision {
         let mut events = Vec::new();
         let mut outcomes = Vec::new();
         let mut seat_delta = 0i64;
+        let mut updates = Vec::new();
         for row in rows {
             let f = facts.remove(&row.id).unwrap_or_default();
             // A user some directory provisions is active when one of its SCIM users is; a user no
@@ -233,7 +234,11 @@ impl Provision {
             }
             let stored = db::to_json(&access);
             if stored != row.access || active != row.active {
-                db::update_org_user(tx, &row.id, active, &stored, now).await?;
+                updates.push(db::UserUpdate {
+                    id: row.id.clone(),
+                    active,
+                    access: stored,
+                });
             }
             if status.is_some() || !changes.is_empty() {
                 outcomes.push(UserOutcome {
@@ -244,6 +249,7 @@ impl Provision {
                 });
             }
         }
+        db::update_org_users(tx, &updates, now).await?;
         events.append(&mut self.extra_events);
         db::flush(tx, &self.org_id, seat_delta, &events, now).await?;
         self.org = Some(org);

@@ -185,3 +185,80 @@ fn serve_says_where_it_listens_is_ready_and_stops_on_sigterm() {
         "the SQLite file is created on first start"
     );
 }
+
+/// The admin actions a person scripts: a token, a sub-account, a rule and its preview, a user's
+/// access; each prints one JSON object, and the token works on the admin API.
+#[test]
+fn admin_commands_print_one_json_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let run = |args: &[&str]| {
+        let (ok, out, err) = idbridge(&db, args);
+        assert!(ok, "{args:?}: {err}");
+        json_of(&out)
+    };
+    let org = run(&["org", "create", "--name", "Acme", "--json"]);
+    let org_id = org["id"].as_str().unwrap().to_string();
+    let token = run(&[
+        "admin-token",
+        "create",
+        "--org",
+        "Acme",
+        "--role",
+        "org_viewer",
+        "--json",
+    ]);
+    assert!(token["token"].as_str().unwrap().starts_with("idba_"));
+    assert_eq!(token["role"], "org_viewer");
+    let (ok, _, err) = idbridge(
+        &db,
+        &["admin-token", "create", "--org", "Acme", "--role", "root"],
+    );
+    assert!(!ok);
+    assert!(err.contains("org_admin"), "{err}");
+
+    let sa = run(&[
+        "sub-account",
+        "create",
+        "--org",
+        "Acme",
+        "--name",
+        "EU",
+        "--json",
+    ]);
+    let sa_id = sa["id"].as_str().unwrap().to_string();
+    let rule = serde_json::json!({
+        "matcher": { "type": "display_name", "display_name": "EU team" },
+        "grant": { "type": "sub_account_role", "sub_account": { "one": sa_id }, "role": "admin" }
+    })
+    .to_string();
+    let mut change: Value = serde_json::from_str(&rule).unwrap();
+    change["op"] = "create".into();
+    let preview = run(&[
+        "mapping",
+        "preview",
+        "--org",
+        &org_id,
+        "--change",
+        &change.to_string(),
+        "--json",
+    ]);
+    assert_eq!(preview["changes"], serde_json::json!([]));
+    assert_eq!(
+        run(&["mapping", "list", "--org", "Acme", "--json"])["items"],
+        serde_json::json!([])
+    );
+    let created = run(&[
+        "mapping", "create", "--org", "Acme", "--rule", &rule, "--json",
+    ]);
+    assert_eq!(created["rule"]["grant"]["role"], "admin");
+    let listed = run(&["mapping", "list", "--org", "Acme", "--json"]);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+
+    let (ok, _, err) = idbridge(
+        &db,
+        &["access", "--org", "Acme", "--user", "nobody@example.com"],
+    );
+    assert!(!ok);
+    assert!(err.contains("no user"), "{err}");
+}

@@ -1,5 +1,5 @@
 use axum::http::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::harness::*;
 
@@ -109,4 +109,146 @@ async fn a_member_deleted_while_being_added_leaves_no_dangling_membership() {
         Vec::<String>::new(),
         "every racer was deleted"
     );
+}
+
+/// One user joins two mapped groups at once (two IdP requests, possibly on two replicas): both
+/// grants must stick, whatever the interleaving; leaving both at once must remove both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_membership_changes_keep_both_grants() {
+    use axum::http::Method;
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    let sa = app
+        .api(
+            Method::POST,
+            &app.org_path("/sub-accounts"),
+            &owner,
+            Some(json!({ "name": "Main" })),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (name, grant) in [
+        (
+            "Alpha",
+            json!({ "type": "sub_account_role", "sub_account": { "one": sa }, "role": "admin" }),
+        ),
+        ("Beta", json!({ "type": "org_role", "role": "org_viewer" })),
+    ] {
+        let r = app
+            .api(
+                Method::POST,
+                &app.org_path("/mappings"),
+                &owner,
+                Some(json!({ "matcher": { "type": "display_name", "display_name": name }, "grant": grant })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let alpha = app.group("Alpha", &[]).await;
+    let beta = app.group("Beta", &[]).await;
+    let member = |id: &str, op: &str| {
+        json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{ "op": op, "path": "members", "value": [{ "value": id }] }] })
+    };
+    let (alpha_path, beta_path) = (format!("/Groups/{alpha}"), format!("/Groups/{beta}"));
+    for round in 0..6 {
+        let user_name = format!("racer{round}@example.com");
+        let u = app.user(&user_name).await;
+        let (a, b) = tokio::join!(
+            app.patch(&alpha_path, member(&u, "add")),
+            app.patch(&beta_path, member(&u, "add"))
+        );
+        assert!(
+            a.status.is_success() && b.status.is_success(),
+            "{} {}",
+            a.body,
+            b.body
+        );
+        let users = app.api_ok(&app.org_path("/users?limit=1000"), &owner).await;
+        let id = users["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["user_name"] == user_name.as_str())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let view = app
+            .api_ok(&app.org_path(&format!("/users/{id}/access")), &owner)
+            .await;
+        assert_eq!(
+            view["org_roles"][0]["role"], "org_viewer",
+            "round {round}: {view}"
+        );
+        assert_eq!(
+            view["sub_accounts"][0]["role"], "admin",
+            "round {round}: {view}"
+        );
+
+        let (a, b) = tokio::join!(
+            app.patch(&alpha_path, member(&u, "remove")),
+            app.patch(&beta_path, member(&u, "remove"))
+        );
+        assert!(
+            a.status.is_success() && b.status.is_success(),
+            "{} {}",
+            a.body,
+            b.body
+        );
+        let view = app
+            .api_ok(&app.org_path(&format!("/users/{id}/access")), &owner)
+            .await;
+        assert_eq!(view["org_roles"], json!([]), "round {round}: {view}");
+        assert_eq!(
+            view["sub_accounts"][0]["role"],
+            Value::Null,
+            "round {round}: {view}"
+        );
+    }
+}
+
+/// A rule created while a user joins its group: the user ends with the rule's grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rule_change_racing_a_membership_change_misses_nobody() {
+    use axum::http::Method;
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    for round in 0..6 {
+        let name = format!("Team{round}");
+        let group = app.group(&name, &[]).await;
+        let user_name = format!("joiner{round}@example.com");
+        let u = app.user(&user_name).await;
+        let patch = json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                            "Operations": [{ "op": "add", "path": "members", "value": [{ "value": u }] }] });
+        let rule = json!({ "matcher": { "type": "display_name", "display_name": name },
+                           "grant": { "type": "org_role", "role": "billing_viewer" } });
+        let (group_path, mappings) = (format!("/Groups/{group}"), app.org_path("/mappings"));
+        let (p, r) = tokio::join!(
+            app.patch(&group_path, patch),
+            app.api(Method::POST, &mappings, &owner, Some(rule))
+        );
+        assert!(p.status.is_success(), "{}", p.body);
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let users = app.api_ok(&app.org_path("/users?limit=1000"), &owner).await;
+        let id = users["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["user_name"] == user_name.as_str())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let view = app
+            .api_ok(&app.org_path(&format!("/users/{id}/access")), &owner)
+            .await;
+        assert_eq!(
+            view["org_roles"][0]["role"], "billing_viewer",
+            "round {round}: {view}"
+        );
+    }
 }

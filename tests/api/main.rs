@@ -18,3 +18,4 @@ mod groups;
 mod lists;
 mod tenancy;
 mod users;
+mod webhooks;

@@ -1,0 +1,179 @@
+//! Webhook delivery against a real HTTP receiver on 127.0.0.1: signed, in order, retried with
+//! backoff after a failure, and delivered once when two workers (replicas) race.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::TestApp;
+
+#[derive(Default)]
+struct Received {
+    /// (event id header, signature header, body)
+    calls: Mutex<Vec<(String, String, Bytes)>>,
+    /// Answer 500 to this many calls before answering 200 again.
+    fail: AtomicUsize,
+}
+
+async fn receiver() -> (String, Arc<Received>) {
+    let state = Arc::new(Received::default());
+    let s = state.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let s = s.clone();
+            async move {
+                let h = |n: &str| {
+                    headers
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                s.calls.lock().unwrap().push((
+                    h("idbridge-event-id"),
+                    h("idbridge-signature"),
+                    body,
+                ));
+                let failing = s
+                    .fail
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if failing {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), state)
+}
+
+/// Checks the signature header the way a receiver would.
+fn verify(secret: &str, header: &str, body: &[u8]) {
+    let t: i64 = header
+        .split(',')
+        .find_map(|p| p.strip_prefix("t="))
+        .and_then(|t| t.parse().ok())
+        .expect("timestamp in the signature header");
+    assert_eq!(idbridge::webhook::signature(secret, t, body), header);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((now - t).abs() < 60, "fresh timestamp");
+}
+
+async fn setup() -> (TestApp, String, String, Arc<Received>, String) {
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    let (url, received) = receiver().await;
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/webhooks"),
+            &owner,
+            Some(json!({ "url": url })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let secret = r.body["secret"].as_str().unwrap().to_string();
+    let id = r.body["webhook"]["id"].as_str().unwrap().to_string();
+    (app, owner, secret, received, id)
+}
+
+fn bodies(received: &Received) -> Vec<Value> {
+    received
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, b)| serde_json::from_slice(b).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn events_are_delivered_signed_and_in_order() {
+    let (app, owner, secret, received, _) = setup().await;
+    for i in 0..3 {
+        app.user(&format!("hook{i}@example.com")).await;
+    }
+    let http = idbridge::webhook::client();
+    idbridge::webhook::run_once(&app.store, &http).await;
+
+    let calls = received.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 3);
+    for (id, sig, body) in &calls {
+        verify(&secret, sig, body);
+        let event: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(event["id"], id.as_str());
+        assert_eq!(event["type"], "user.provisioned");
+    }
+    let seqs: Vec<i64> = bodies(&received)
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    let hooks = app.api_ok(&app.org_path("/webhooks"), &owner).await;
+    assert_eq!(hooks["items"][0]["delivered_seq"], 3);
+    // Nothing new: nothing sent.
+    idbridge::webhook::run_once(&app.store, &http).await;
+    assert_eq!(received.calls.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_retried_after_a_backoff() {
+    let (app, owner, secret, received, _) = setup().await;
+    received.fail.store(1, Ordering::SeqCst);
+    app.user("retry@example.com").await;
+    let http = idbridge::webhook::client();
+    idbridge::webhook::run_once(&app.store, &http).await;
+    let hooks = app.api_ok(&app.org_path("/webhooks"), &owner).await;
+    let hook = &hooks["items"][0];
+    assert_eq!(hook["attempts"], 1, "{hook}");
+    assert_eq!(hook["last_error"], "HTTP 500");
+    assert_eq!(hook["delivered_seq"], 0);
+    let now = idbridge::store::micros(time::OffsetDateTime::now_utc());
+    assert!(hook["next_attempt_at"].as_i64().unwrap() > now, "{hook}");
+
+    // Not due yet: nothing is sent.
+    idbridge::webhook::run_once(&app.store, &http).await;
+    assert_eq!(received.calls.lock().unwrap().len(), 1);
+
+    tokio::time::sleep(idbridge::webhook::backoff(1) + Duration::from_millis(200)).await;
+    idbridge::webhook::run_once(&app.store, &http).await;
+    let calls = received.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].0, calls[1].0, "the same event, again");
+    verify(&secret, &calls[1].1, &calls[1].2);
+    let hooks = app.api_ok(&app.org_path("/webhooks"), &owner).await;
+    assert_eq!(hooks["items"][0]["delivered_seq"], 1);
+    assert_eq!(hooks["items"][0]["attempts"], 0);
+}
+
+/// Two workers, as two replicas would run, deliver every event exactly once when nothing fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_deliver_each_event_once() {
+    let (app, _, _, received, _) = setup().await;
+    for i in 0..20 {
+        app.user(&format!("race{i}@example.com")).await;
+    }
+    let http = idbridge::webhook::client();
+    let (a, b) = tokio::join!(
+        idbridge::webhook::run_once(&app.store, &http),
+        idbridge::webhook::run_once(&app.store, &http)
+    );
+    assert_eq!(a + b, 1, "one claim between them");
+    let mut seqs: Vec<i64> = bodies(&received)
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 20);
+    seqs.dedup();
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+}
