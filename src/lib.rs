@@ -8,6 +8,7 @@ pub mod http;
 pub mod mapping;
 pub mod scim;
 pub mod service;
+pub mod sso;
 pub mod store;
 pub mod telemetry;
 pub mod webhook;
