@@ -1004,3 +1004,124 @@ async fn the_openapi_document_describes_the_api() {
     assert!(grant.get("oneOf").is_some(), "{grant}");
     assert!(doc["components"]["securitySchemes"]["admin_token"].is_object());
 }
+
+/// Matching by group id and externalId (stable across renames), and a default rule for every user
+/// of one directory; a PUT that deactivates removes it like a PATCH does.
+#[tokio::test]
+async fn rules_match_by_id_external_id_and_directory() {
+    let Org { app, owner, sa } = org().await;
+    let u = app.user("ids@example.com").await;
+    let r = app
+        .post(
+            "/Groups",
+            json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Renamed often", "externalId": "00g-okta-1",
+                    "members": [{ "value": u }] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let group = r.id();
+    rule(
+        &app,
+        &owner,
+        json!({ "type": "group_id", "group_id": group }),
+        json!({ "type": "org_role", "role": "billing_viewer" }),
+    )
+    .await;
+    rule(
+        &app,
+        &owner,
+        json!({ "type": "external_id", "external_id": "00g-okta-1" }),
+        json!({ "type": "features", "sub_account": { "one": sa }, "levels": { "sandbox": "full" } }),
+    )
+    .await;
+    rule(
+        &app,
+        &owner,
+        json!({ "type": "directory_default", "directory_id": app.directory_id }),
+        role_in(&sa, "viewer"),
+    )
+    .await;
+    let user = org_user(&app, &owner, "ids@example.com").await;
+    let view = access(&app, &owner, &user).await;
+    assert_eq!(view["org_roles"][0]["role"], "billing_viewer", "{view}");
+    assert_eq!(in_sa(&view, &sa)["features"]["sandbox"], "full", "{view}");
+    assert_eq!(in_sa(&view, &sa)["role"], "viewer", "{view}");
+    assert_eq!(
+        in_sa(&view, &sa)["reasons"]["role"][0]["matched"],
+        json!({ "by": "directory", "directory_id": app.directory_id }),
+        "{view}"
+    );
+
+    // A rename changes nothing for id and externalId matchers.
+    let rename =
+        patch(json!([{ "op": "replace", "path": "displayName", "value": "Renamed again" }]));
+    assert_patched(&app.patch(&format!("/Groups/{group}"), rename).await);
+    assert_eq!(access(&app, &owner, &user).await, view);
+
+    // A user of another directory of the organization gets nothing from this directory's default.
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/directories"),
+            &owner,
+            Some(json!({ "name": "Entra" })),
+        )
+        .await;
+    let dir = r.body["directory"]["id"].as_str().unwrap().to_string();
+    let token = r.body["token"]["token"].as_str().unwrap().to_string();
+    let other = app
+        .send(
+            Method::POST,
+            &format!("/scim/v2/{dir}/Users"),
+            Some(json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "elsewhere@example.com" })),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.body);
+    let elsewhere = org_user(&app, &owner, "elsewhere@example.com").await;
+    assert_eq!(
+        in_sa(&access(&app, &owner, &elsewhere).await, &sa)["role"],
+        Value::Null
+    );
+
+    // PUT without `active: true` replaces it with false here: deprovisioned.
+    let put = app
+        .put(
+            &format!("/Users/{u}"),
+            json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": "ids@example.com", "active": false }),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    let view = access(&app, &owner, &user).await;
+    assert_eq!(view["active"], false);
+    assert_eq!(view["org_roles"], json!([]));
+    assert_eq!(in_sa(&view, &sa)["role"], Value::Null);
+}
+
+/// Bulk operations provision and deprovision exactly like single requests.
+#[tokio::test]
+async fn bulk_requests_provision_too() {
+    let Org { app, owner, sa } = org().await;
+    rule(&app, &owner, by_name("Bulk team"), role_in(&sa, "member")).await;
+    let r = app
+        .post(
+            "/Bulk",
+            json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                    "Operations": [
+                        { "method": "POST", "path": "/Users", "bulkId": "u",
+                          "data": { "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "bulk@example.com" } },
+                        { "method": "POST", "path": "/Groups", "bulkId": "g",
+                          "data": { "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Bulk team",
+                                    "members": [{ "value": "bulkId:u" }] } }
+                    ] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let user = org_user(&app, &owner, "bulk@example.com").await;
+    assert_eq!(
+        in_sa(&access(&app, &owner, &user).await, &sa)["role"],
+        "member"
+    );
+}
