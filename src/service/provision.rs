@@ -251,7 +251,7 @@ impl Provision {
         }
         db::update_org_users(tx, &updates, now).await?;
         events.append(&mut self.extra_events);
-        db::flush(tx, &self.org_id, seat_delta, &events, now).await?;
+        db::flush(tx, &self.org_id, seat_delta, org.seat_limit, &events, now).await?;
         self.org = Some(org);
         Ok(outcomes)
     }
@@ -321,7 +321,7 @@ pub async fn record_owner_refusal(
             data: json!({ "user_id": user_id, "actor": actor }),
         };
         let now = micros(time::OffsetDateTime::now_utc());
-        db::flush(&mut tx, org_id, 0, &[event], now).await?;
+        db::flush(&mut tx, org_id, 0, None, &[event], now).await?;
         tx.commit().await
     }
     .await;

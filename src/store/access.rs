@@ -6,8 +6,8 @@
 //! organization users it recomputes `FOR UPDATE` in id order, and only then reads their groups. A
 //! rule change takes the organization row `FOR UPDATE`, which waits for those transactions and
 //! blocks new ones, so no recomputation ever runs on rules or memberships older than what it
-//! overwrites. The outbox flush updates the organization row last (a plain UPDATE, which does not
-//! conflict with `KEY SHARE`), so event numbers are handed out in commit order.
+//! overwrites. The outbox flush, last in the transaction, takes a per-organization advisory lock
+//! (see [`flush`]); nothing updates the organization row on the way, so it never turns hot.
 
 use std::collections::HashMap;
 
@@ -35,6 +35,8 @@ pub struct OrgAccess {
     pub owner_user_id: Option<String>,
     pub settings: OrgSettings,
     pub rules: Vec<MappingRule>,
+    /// Fixed for the transaction: changing it takes the row exclusively.
+    pub seat_limit: Option<i64>,
 }
 
 fn lock_suffix(tx: &Tx, lock: OrgLock) -> &'static str {
@@ -56,12 +58,12 @@ pub fn to_json<T: Serialize>(v: &T) -> String {
 /// Locks the organization row as `lock` says and reads its owner, settings and rules.
 pub async fn load_org(tx: &mut Tx, org_id: &str, lock: OrgLock) -> StoreResult<OrgAccess> {
     let sql = format!(
-        "SELECT owner_user_id, default_role FROM organizations WHERE id = $1{}",
+        "SELECT owner_user_id, default_role, seat_limit FROM organizations WHERE id = $1{}",
         lock_suffix(tx, lock)
     );
     let row = on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(org_id).fetch_optional(&mut *c).await?
-        .map(|r| (r.get::<Option<String>, _>(0), r.get::<Option<String>, _>(1))));
-    let (owner_user_id, default_role) = row.ok_or(StoreError::NotFound)?;
+        .map(|r| (r.get::<Option<String>, _>(0), r.get::<Option<String>, _>(1), r.get::<Option<i64>, _>(2))));
+    let (owner_user_id, default_role, seat_limit) = row.ok_or(StoreError::NotFound)?;
     let default_role = match default_role {
         Some(r) => Some(
             r.parse::<SubAccountRole>()
@@ -85,6 +87,7 @@ pub async fn load_org(tx: &mut Tx, org_id: &str, lock: OrgLock) -> StoreResult<O
         owner_user_id,
         settings: OrgSettings { default_role },
         rules,
+        seat_limit,
     })
 }
 
@@ -400,35 +403,46 @@ pub struct NewEvent {
     pub data: Value,
 }
 
-/// The last statements of every transaction that changes access: moves the seat count by
-/// `seat_delta` (refused beyond the organization's limit) and appends `events` with the next
-/// sequence numbers. Returns the first sequence number used.
+/// Active users of an organization: its seats in use.
+pub async fn seats_used(tx: &mut Tx, org_id: &str) -> StoreResult<i64> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM org_users WHERE org_id = $1 AND active")
+        .bind(org_id).fetch_one(&mut *c).await?))
+}
+
+/// The last statements of every transaction that changes access: checks the seat limit when this
+/// transaction takes seats, and appends `events` with the organization's next sequence numbers.
+///
+/// Both need the transactions of one organization to take turns here, so that two of them cannot
+/// both take the last seat, and numbers are handed out in commit order. On PostgreSQL that is a
+/// transaction-scoped advisory lock per organization, taken last and held only for these few
+/// statements and the commit; nothing is updated in place, so no row turns hot. SQLite has one
+/// writer at a time already.
 pub async fn flush(
     tx: &mut Tx,
     org_id: &str,
     seat_delta: i64,
+    seat_limit: Option<i64>,
     events: &[NewEvent],
     now: i64,
-) -> StoreResult<Option<i64>> {
-    if seat_delta == 0 && events.is_empty() {
-        return Ok(None);
+) -> StoreResult<()> {
+    let check_seats = seat_delta > 0 && seat_limit.is_some();
+    if !check_seats && events.is_empty() {
+        return Ok(());
     }
-    let n = events.len() as i64;
-    let last: Option<i64> = on_tx!(tx, c => sqlx::query_scalar(
-        "UPDATE organizations SET active_users = active_users + $2, event_seq = event_seq + $3 \
-         WHERE id = $1 AND ($2 <= 0 OR seat_limit IS NULL OR active_users + $2 <= seat_limit) \
-         RETURNING event_seq")
-        .bind(org_id).bind(seat_delta).bind(n).fetch_optional(&mut *c).await?);
-    let Some(last) = last else {
-        let limit: Option<Option<i64>> = on_tx!(tx, c => sqlx::query_scalar(
-            "SELECT seat_limit FROM organizations WHERE id = $1")
-            .bind(org_id).fetch_optional(&mut *c).await?);
-        return Err(match limit {
-            Some(Some(limit)) => StoreError::SeatLimit(limit),
-            _ => StoreError::NotFound,
-        });
-    };
-    let first = last - n + 1;
+    if tx.backend() == Backend::Postgres {
+        on_tx!(tx, c => sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+            .bind(org_id).execute(&mut *c).await?.rows_affected());
+    }
+    if let (true, Some(limit)) = (check_seats, seat_limit)
+        && seats_used(tx, org_id).await? > limit
+    {
+        return Err(StoreError::SeatLimit(limit));
+    }
+    let last: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), 0) FROM events WHERE org_id = $1")
+        .bind(org_id).fetch_one(&mut *c).await?);
+    let first = last + 1;
     for (i, chunk) in events.chunks(CHUNK).enumerate() {
         let mut b = SqlBuilder::new(
             "INSERT INTO events (org_id, seq, id, type, org_user_id, data, at) VALUES ",
@@ -451,7 +465,7 @@ pub async fn flush(
         }
         on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds).execute(&mut *c).await?.rows_affected());
     }
-    Ok(Some(first))
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

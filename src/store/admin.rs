@@ -80,8 +80,9 @@ pub struct OrgDetails {
 impl Store {
     pub async fn org_details(&self, scope: &OrgScope) -> StoreResult<OrgDetails> {
         on_read!(self, c => sqlx::query(
-        "SELECT id, name, seat_limit, active_users, owner_user_id, default_role, created_at \
-         FROM organizations WHERE id = $1")
+        "SELECT o.id, o.name, o.seat_limit, \
+         (SELECT COUNT(*) FROM org_users u WHERE u.org_id = o.id AND u.active), \
+         o.owner_user_id, o.default_role, o.created_at FROM organizations o WHERE o.id = $1")
         .bind(scope.org_id()).fetch_optional(c).await?
         .map(|r| OrgDetails {
             id: r.get(0), name: r.get(1), seat_limit: r.get(2), seats_used: r.get(3),
@@ -737,7 +738,7 @@ impl Store {
         let t = now();
         let mut tx = self.begin().await?;
         let seq: i64 = on_tx!(&mut tx, c => sqlx::query_scalar(
-            "SELECT event_seq FROM organizations WHERE id = $1")
+            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE org_id = $1")
             .bind(scope.org_id()).fetch_one(&mut *c).await?);
         let info = WebhookInfo {
             id: new_id(),
@@ -802,8 +803,9 @@ impl Store {
             super::Backend::Sqlite => "",
         };
         let sql = format!(
-            "SELECT w.id FROM webhooks w JOIN organizations o ON o.id = w.org_id \
-             WHERE w.next_attempt_at <= $1 AND w.lease_until <= $1 AND o.event_seq > w.delivered_seq \
+            "SELECT w.id FROM webhooks w \
+             WHERE w.next_attempt_at <= $1 AND w.lease_until <= $1 \
+             AND EXISTS (SELECT 1 FROM events e WHERE e.org_id = w.org_id AND e.seq > w.delivered_seq) \
              ORDER BY w.next_attempt_at LIMIT 1{skip}"
         );
         let id: Option<String> = on_tx!(&mut tx, c => sqlx::query_scalar(AssertSqlSafe(sql))
