@@ -14,7 +14,7 @@ use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::{
     self as db, AdminPrincipal, GrantRecord, OrgScope, RuleRecord, grant_sub_account,
 };
-use crate::store::{Store, StoreError, Tx, audit, micros, new_id};
+use crate::store::{Store, StoreError, Tx, audit, new_id, now_micros};
 
 /// The role of an admin token: an organization role, or the admin of one sub-account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,10 +143,6 @@ impl<'a> Caller<'a> {
     }
 }
 
-fn now() -> i64 {
-    micros(time::OffsetDateTime::now_utc())
-}
-
 // ---- validation --------------------------------------------------------------------------------
 
 const MAX_MATCH_VALUE: usize = 256;
@@ -250,7 +246,7 @@ async fn apply_rule_change(
 ) -> AdminResult<RuleChangeResult> {
     let mut org = access_db::load_org(tx, scope.org_id(), OrgLock::Exclusive).await?;
     let mut affected: BTreeSet<String> = BTreeSet::new();
-    let t = now();
+    let t = now_micros();
     let (rule, op) = match change {
         RuleChange::Create { rule } => {
             validate_matcher(tx, scope, &rule.matcher).await?;
@@ -368,7 +364,7 @@ pub async fn create_grant(
         sub_account_id: grant_sub_account(&grant).map(str::to_string),
         grant,
         granted_by: scope.actor().to_string(),
-        created_at: now(),
+        created_at: now_micros(),
     };
     db::insert_grant(&mut tx, scope, &rec).await?;
     let mut prov = Provision::new(scope.org_id(), scope.actor());

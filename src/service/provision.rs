@@ -16,7 +16,7 @@ use crate::mapping::{
     AccessChange, EffectiveAccess, GroupRef, MappingRule, UserGroups, diff, effective_access,
 };
 use crate::store::access::{self as db, NewEvent, OrgAccess, OrgLock};
-use crate::store::{StoreError, StoreResult, Tx, micros};
+use crate::store::{StoreError, StoreResult, Tx, now_micros};
 
 /// What happened to one user's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -117,7 +117,7 @@ impl Provision {
         if self.touched.is_empty() && self.extra_events.is_empty() {
             return Ok(Vec::new());
         }
-        let now = micros(time::OffsetDateTime::now_utc());
+        let now = now_micros();
         self.org(tx).await?;
         let org = self.org.take().expect("loaded above");
         let ids: Vec<String> = std::mem::take(&mut self.touched).into_iter().collect();
@@ -320,7 +320,7 @@ pub async fn record_owner_refusal(
             org_user_id: Some(user_id.to_string()),
             data: json!({ "user_id": user_id, "actor": actor }),
         };
-        let now = micros(time::OffsetDateTime::now_utc());
+        let now = now_micros();
         db::flush(&mut tx, org_id, 0, None, &[event], now).await?;
         tx.commit().await
     }

@@ -12,11 +12,7 @@ use crate::scim::resource;
 use crate::scim::schema::{GROUP, USER};
 use crate::store::access as org_db;
 use crate::store::scim::{self as db, GroupRecord, Member, NewMember, UserGroup, UserRecord};
-use crate::store::{StoreError, Tx, audit, from_micros, micros, new_id};
-
-fn now() -> i64 {
-    micros(time::OffsetDateTime::now_utc())
-}
+use crate::store::{StoreError, Tx, audit, from_micros, new_id, now_micros};
 
 fn timestamp(us: i64) -> String {
     from_micros(us).format(&Rfc3339).unwrap_or_default()
@@ -192,7 +188,7 @@ fn user_columns(id: String, data: Value, version: i64, created: i64, updated: i6
 
 pub async fn create_user(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     let data = resource::normalize(body, &USER)?;
-    let t = now();
+    let t = now_micros();
     let rec = user_columns(new_id(), data, 1, t, t);
     let mut tx = ctx.store.begin().await?;
     let (org_user, created) = org_db::link_org_user(
@@ -269,7 +265,13 @@ pub async fn replace_user(
     let data = resource::normalize(body, &USER)?;
     let mut tx = ctx.store.begin().await?;
     let old = lock_user(ctx, &mut tx, id, if_match).await?;
-    let rec = user_columns(old.id.clone(), data, old.version, old.created_at, now());
+    let rec = user_columns(
+        old.id.clone(),
+        data,
+        old.version,
+        old.created_at,
+        now_micros(),
+    );
     db::update_user(&mut tx, ctx.scope, &rec).await?;
     let mut tx = status_changed(ctx, tx, &old, &rec).await?;
     audit::record(
@@ -305,7 +307,13 @@ pub async fn patch_user(
     let mut tx = ctx.store.begin().await?;
     let old = lock_user(ctx, &mut tx, id, if_match).await?;
     let data = apply_with_id(&old.data, &old.id, &ops, &USER)?;
-    let rec = user_columns(old.id.clone(), data, old.version, old.created_at, now());
+    let rec = user_columns(
+        old.id.clone(),
+        data,
+        old.version,
+        old.created_at,
+        now_micros(),
+    );
     db::update_user(&mut tx, ctx.scope, &rec).await?;
     let mut tx = status_changed(ctx, tx, &old, &rec).await?;
     audit::record(
@@ -477,7 +485,7 @@ fn group_columns(id: String, data: Value, version: i64, created: i64, updated: i
 pub async fn create_group(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     let mut data = resource::normalize(body, &GROUP)?;
     let members = new_members(resource::take_members(&mut data));
-    let t = now();
+    let t = now_micros();
     let rec = group_columns(new_id(), data, 1, t, t);
     let mut tx = ctx.store.begin().await?;
     db::insert_group(&mut tx, ctx.scope, &rec).await?;
@@ -539,7 +547,13 @@ pub async fn replace_group(
     let members = new_members(resource::take_members(&mut data));
     let mut tx = ctx.store.begin().await?;
     let old = lock_group(ctx, &mut tx, id, if_match).await?;
-    let rec = group_columns(old.id.clone(), data, old.version, old.created_at, now());
+    let rec = group_columns(
+        old.id.clone(),
+        data,
+        old.version,
+        old.created_at,
+        now_micros(),
+    );
     let mut prov = provisioner(ctx);
     let mapped = group_impact(&mut prov, &mut tx, Some(&old), Some(&rec))
         .await?
@@ -578,7 +592,13 @@ pub async fn patch_group(
     } else {
         apply_with_id(&old.data, &old.id, &doc_ops, &GROUP)?
     };
-    let rec = group_columns(old.id.clone(), data, old.version, old.created_at, now());
+    let rec = group_columns(
+        old.id.clone(),
+        data,
+        old.version,
+        old.created_at,
+        now_micros(),
+    );
     let mut prov = provisioner(ctx);
     let impact = group_impact(&mut prov, &mut tx, Some(&old), Some(&rec)).await?;
     let clears = member_changes

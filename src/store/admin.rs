@@ -9,9 +9,9 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::access::to_json;
-use super::directory::{NewToken, hash_token};
+use super::directory::{NewToken, hash_token, mint_token};
 use super::sql::{Bind, SqlBuilder, bind_all};
-use super::{Store, StoreError, StoreResult, Tx, micros, new_id, on_read, on_tx};
+use super::{Store, StoreError, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
 use crate::mapping::{Grant, GroupMatcher, SubAccountScope};
 
 /// Proof that a caller acts for one organization, and who they are for the audit log.
@@ -43,10 +43,6 @@ impl OrgScope {
             actor: &self.actor,
         }
     }
-}
-
-fn now() -> i64 {
-    micros(time::OffsetDateTime::now_utc())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
@@ -140,7 +136,7 @@ pub async fn insert_sub_account(
     let sa = SubAccount {
         id: new_id(),
         name,
-        created_at: now(),
+        created_at: now_micros(),
     };
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO sub_accounts (id, org_id, name, name_ci, created_at) VALUES ($1, $2, $3, $4, $5)")
@@ -161,7 +157,7 @@ pub async fn insert_project(
         id: new_id(),
         sub_account_id: sub_account_id.to_string(),
         name,
-        created_at: now(),
+        created_at: now_micros(),
     };
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO projects (id, org_id, sub_account_id, name, name_ci, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -551,15 +547,6 @@ pub struct AdminTokenInfo {
     pub revoked_at: Option<i64>,
 }
 
-fn mint(prefix: &str) -> String {
-    use base64::Engine;
-    let bytes: [u8; 32] = rand::random();
-    format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
-
 impl Store {
     /// Mints an admin token; only its hash is stored. `role` is checked by the caller.
     pub async fn create_admin_token(
@@ -572,7 +559,7 @@ impl Store {
         let name = check_name(name, "token")?;
         let token = NewToken {
             id: new_id(),
-            token: mint("idba_"),
+            token: mint_token("idba_"),
         };
         let mut tx = self.begin().await?;
         if let Some(sa) = sub_account_id
@@ -586,7 +573,7 @@ impl Store {
             "INSERT INTO admin_tokens (id, org_id, role, sub_account_id, name, token_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&token.id).bind(scope.org_id()).bind(role).bind(sub_account_id).bind(&name)
-            .bind(hash_token(&token.token)).bind(now()).execute(&mut *c).await?.rows_affected());
+            .bind(hash_token(&token.token)).bind(now_micros()).execute(&mut *c).await?.rows_affected());
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
@@ -629,7 +616,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let n = on_tx!(&mut tx, c => sqlx::query(
             "UPDATE admin_tokens SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL")
-            .bind(scope.org_id()).bind(id).bind(now()).execute(&mut *c).await?.rows_affected());
+            .bind(scope.org_id()).bind(id).bind(now_micros()).execute(&mut *c).await?.rows_affected());
         if n == 0 {
             return Err(StoreError::NotFound);
         }
@@ -670,9 +657,9 @@ impl Store {
     ) -> StoreResult<NewToken> {
         let token = NewToken {
             id: new_id(),
-            token: mint("idbs_"),
+            token: mint_token("idbs_"),
         };
-        let t = now();
+        let t = now_micros();
         let mut tx = self.begin().await?;
         if !org_user_exists(&mut tx, scope, user_id).await? {
             return Err(StoreError::NotFound);
@@ -734,8 +721,8 @@ impl Store {
         scope: &OrgScope,
         url: &str,
     ) -> StoreResult<(WebhookInfo, String)> {
-        let secret = mint("whsec_");
-        let t = now();
+        let secret = mint_token("whsec_");
+        let t = now_micros();
         let mut tx = self.begin().await?;
         let seq: i64 = on_tx!(&mut tx, c => sqlx::query_scalar(
             "SELECT COALESCE(MAX(seq), 0) FROM events WHERE org_id = $1")

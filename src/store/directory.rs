@@ -5,7 +5,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::{Store, StoreError, StoreResult, micros, new_id, on_read, on_tx};
+use super::{Store, StoreError, StoreResult, new_id, now_micros, on_read, on_tx};
 
 /// Proof that a request authenticated as one directory. Only [`Store::authenticate_directory`]
 /// makes these, and every SCIM query is bound to its ids, so a query without a tenant cannot be
@@ -84,16 +84,13 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn mint_token() -> String {
+/// A 256-bit random secret, URL-safe, after a prefix that tells what it is for.
+pub(crate) fn mint_token(prefix: &str) -> String {
     let bytes: [u8; 32] = rand::random();
     format!(
-        "idb_{}",
+        "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
-}
-
-fn now_micros() -> i64 {
-    micros(time::OffsetDateTime::now_utc())
 }
 
 impl Store {
@@ -149,7 +146,7 @@ impl Store {
         };
         let token = NewToken {
             id: new_id(),
-            token: mint_token(),
+            token: mint_token("idb_"),
         };
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => {
@@ -180,7 +177,7 @@ impl Store {
         let dir = self.find_directory(directory_id).await?;
         let token = NewToken {
             id: new_id(),
-            token: mint_token(),
+            token: mint_token("idb_"),
         };
         let now = now_micros();
         let mut tx = self.begin().await?;

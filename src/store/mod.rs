@@ -270,6 +270,11 @@ pub fn from_micros(us: i64) -> time::OffsetDateTime {
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
+/// Now, in the unit of every stored time.
+pub fn now_micros() -> i64 {
+    micros(time::OffsetDateTime::now_utc())
+}
+
 /// A new time-ordered id.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
