@@ -56,16 +56,7 @@ fn role_in(sa: &str, role: &str) -> Value {
 
 /// The organization user behind a SCIM userName.
 async fn org_user(app: &TestApp, token: &str, user_name: &str) -> String {
-    let users = app.api_ok(&app.org_path("/users?limit=1000"), token).await;
-    users["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["user_name"] == user_name)
-        .unwrap_or_else(|| panic!("no organization user {user_name}: {users}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    app.org_user_id(token, user_name).await
 }
 
 async fn access(app: &TestApp, token: &str, user: &str) -> Value {

@@ -167,16 +167,7 @@ async fn concurrent_membership_changes_keep_both_grants() {
             a.body,
             b.body
         );
-        let users = app.api_ok(&app.org_path("/users?limit=1000"), &owner).await;
-        let id = users["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["user_name"] == user_name.as_str())
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = app.org_user_id(&owner, &user_name).await;
         let view = app
             .api_ok(&app.org_path(&format!("/users/{id}/access")), &owner)
             .await;
@@ -233,16 +224,7 @@ async fn a_rule_change_racing_a_membership_change_misses_nobody() {
         );
         assert!(p.status.is_success(), "{}", p.body);
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        let users = app.api_ok(&app.org_path("/users?limit=1000"), &owner).await;
-        let id = users["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["user_name"] == user_name.as_str())
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = app.org_user_id(&owner, &user_name).await;
         let view = app
             .api_ok(&app.org_path(&format!("/users/{id}/access")), &owner)
             .await;
@@ -250,5 +232,57 @@ async fn a_rule_change_racing_a_membership_change_misses_nobody() {
             view["org_roles"][0]["role"], "billing_viewer",
             "round {round}: {view}"
         );
+    }
+}
+
+/// Creates racing for the last seats: exactly as many succeed as there are seats (on PostgreSQL they
+/// run on separate connections; the seat check takes turns per organization).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn creates_racing_for_the_last_seats_never_exceed_the_limit() {
+    use axum::http::Method;
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    let r = app
+        .api(
+            Method::PATCH,
+            &app.org_path(""),
+            &owner,
+            Some(json!({ "seat_limit": 2 })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for round in 0..3 {
+        let create = |i: usize| {
+            app.post(
+                "/Users",
+                json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                        "userName": format!("seat{round}-{i}@example.com") }),
+            )
+        };
+        let all = tokio::join!(
+            create(0),
+            create(1),
+            create(2),
+            create(3),
+            create(4),
+            create(5)
+        );
+        let all = [all.0, all.1, all.2, all.3, all.4, all.5];
+        let created = all
+            .iter()
+            .filter(|r| r.status == StatusCode::CREATED)
+            .count();
+        let refused = all
+            .iter()
+            .filter(|r| r.status == StatusCode::FORBIDDEN)
+            .count();
+        let expected = if round == 0 { 2 } else { 0 };
+        assert_eq!(
+            (created, refused),
+            (expected, 6 - expected),
+            "round {round}"
+        );
+        let seats = app.api_ok(&app.org_path("/seats"), &owner).await;
+        assert_eq!(seats["used"], 2, "round {round}");
     }
 }

@@ -324,6 +324,22 @@ impl TestApp {
         self.send_raw(req).await
     }
 
+    /// The organization user behind a SCIM userName, found through the admin API.
+    pub async fn org_user_id(&self, token: &str, user_name: &str) -> String {
+        let users = self
+            .api_ok(&self.org_path("/users?limit=1000"), token)
+            .await;
+        users["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["user_name"] == user_name)
+            .unwrap_or_else(|| panic!("no organization user {user_name}: {users}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// GET on the admin API, asserting 200.
     pub async fn api_ok(&self, path: &str, token: &str) -> Value {
         let r = self.api(Method::GET, path, token, None).await;
