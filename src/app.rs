@@ -1,6 +1,7 @@
 //! Application state, the router, and serving with graceful shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -14,8 +15,15 @@ pub struct AppState {
     /// Externally visible base URL, without a trailing slash.
     pub public_url: Arc<str>,
     pub metrics: PrometheusHandle,
-    /// Whether webhook URLs may point at http, loopback or private addresses (tests only).
+    /// Whether webhook, metadata and IdP URLs may point at http, loopback or private addresses
+    /// (tests only).
     pub allow_private_urls: bool,
+    /// A session ends after this long without use...
+    pub session_idle: Duration,
+    /// ...and this long after sign-in in any case.
+    pub session_lifetime: Duration,
+    /// IdP discovery documents and keys, cached briefly per replica.
+    pub oidc: Arc<crate::http::sso_oidc::Providers>,
 }
 
 impl AppState {
@@ -25,6 +33,9 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').into(),
             metrics: crate::telemetry::metrics_handle(),
             allow_private_urls: false,
+            session_idle: Duration::from_secs(2 * 3600),
+            session_lifetime: Duration::from_secs(12 * 3600),
+            oidc: Arc::default(),
         }
     }
 }
@@ -43,6 +54,8 @@ pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
     };
     let mut state = AppState::new(store.clone(), &public_url);
     state.allow_private_urls = global.allow_private_urls;
+    state.session_idle = global.session_idle();
+    state.session_lifetime = global.session_lifetime();
     let worker = tokio::spawn(crate::webhook::worker(
         store,
         std::time::Duration::from_secs(1),

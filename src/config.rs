@@ -52,9 +52,75 @@ pub struct Global {
     /// networks only: it lets an admin make the service call into its own network.
     #[arg(long, global = true, env = "IDBRIDGE_ALLOW_PRIVATE_URLS")]
     pub allow_private_urls: bool,
+    /// 32 random bytes, base64 (`openssl rand -base64 32`), that seal OIDC client secrets and
+    /// signing keys in the database. Required with PostgreSQL; with a SQLite file, a key file
+    /// beside the database is made and used when this is not set.
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_SECRETS_KEY",
+        hide_env_values = true
+    )]
+    pub secrets_key: Option<String>,
+    /// A session ends after this many minutes without use.
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_SESSION_IDLE_MINUTES",
+        default_value_t = 120
+    )]
+    pub session_idle_minutes: u64,
+    /// A session ends this many hours after sign-in, used or not.
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_SESSION_HOURS",
+        default_value_t = 12
+    )]
+    pub session_hours: u64,
 }
 
 impl Global {
+    /// The key that seals secrets at rest: the configured one; for a SQLite file, the key file
+    /// beside it (made on first use, readable by the owner only); none otherwise.
+    pub fn secrets_key(&self) -> anyhow::Result<Option<crate::store::secrets::SecretBox>> {
+        use crate::store::secrets::SecretBox;
+        if let Some(key) = &self.secrets_key {
+            return Ok(Some(SecretBox::from_base64(key)?));
+        }
+        let Some(path) = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))
+            .map(|p| p.split('?').next().unwrap_or(p))
+            .filter(|p| !p.is_empty() && !p.contains(":memory:"))
+        else {
+            return Ok(None);
+        };
+        let key_path = format!("{path}.secrets-key");
+        match std::fs::read_to_string(&key_path) {
+            Ok(key) => Ok(Some(SecretBox::from_base64(&key)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = SecretBox::generate();
+                write_private(&key_path, &key.to_base64())?;
+                tracing::warn!(
+                    path = key_path,
+                    "no IDBRIDGE_SECRETS_KEY: made a key file beside the database; back it up with it"
+                );
+                Ok(Some(key))
+            }
+            Err(e) => Err(anyhow::anyhow!("cannot read {key_path}: {e}")),
+        }
+    }
+
+    pub fn session_idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.session_idle_minutes.max(1) * 60)
+    }
+
+    pub fn session_lifetime(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.session_hours.max(1) * 3600)
+    }
+
     pub fn public_url(&self) -> String {
         let url = self
             .public_url
@@ -73,6 +139,20 @@ impl std::fmt::Debug for Global {
             .field("log_format", &self.log_format)
             .finish()
     }
+}
+
+fn write_private(path: &str, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {path}: {e}"))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
 }
 
 /// The URL with any password replaced, for logs.

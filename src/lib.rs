@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod mapping;
+pub mod oauth;
 pub mod scim;
 pub mod service;
 pub mod sso;

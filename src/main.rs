@@ -14,7 +14,14 @@ async fn main() -> anyhow::Result<()> {
         let database = idbridge::config::redact_url(&cli.global.database_url);
         tracing::info!(%database, "connecting");
     }
-    let store = Store::connect(&cli.global.database_url, &opts).await?;
+    let mut store = Store::connect(&cli.global.database_url, &opts).await?;
+    match cli.global.secrets_key()? {
+        Some(key) => store = store.with_secrets(key),
+        None if matches!(cli.command, Command::Serve) => tracing::warn!(
+            "no IDBRIDGE_SECRETS_KEY: single sign-on cannot store client secrets or signing keys"
+        ),
+        None => {}
+    }
     store.migrate().await?;
     let result = match cli.command {
         Command::Serve => idbridge::app::serve(store.clone(), &cli.global).await,

@@ -78,7 +78,7 @@ impl IntoResponse for AdminError {
     }
 }
 
-type ApiResult<T> = Result<T, AdminError>;
+pub(super) type ApiResult<T> = Result<T, AdminError>;
 
 /// A JSON body whose rejections are problem details too.
 pub struct ApiJson<T>(pub T);
@@ -166,7 +166,7 @@ pub struct Items<T> {
     pub items: Vec<T>,
 }
 
-fn caller(p: &AdminPrincipal) -> ApiResult<Caller<'_>> {
+pub(super) fn caller(p: &AdminPrincipal) -> ApiResult<Caller<'_>> {
     Caller::new(p)
 }
 
@@ -836,6 +836,12 @@ pub async fn delete_webhook(
         list_projects, create_project, delete_project,
         list_directories, create_directory, list_directory_tokens, rotate_directory_token, revoke_directory_token,
         list_groups, get_group, list_users, get_user, user_access, list_sessions,
+        super::admin_sso::revoke_session,
+        super::admin_sso::create_connection, super::admin_sso::list_connections,
+        super::admin_sso::get_connection, super::admin_sso::patch_connection,
+        super::admin_sso::delete_connection,
+        super::admin_sso::add_domain, super::admin_sso::list_domains, super::admin_sso::delete_domain,
+        super::admin_sso::create_client, super::admin_sso::list_clients, super::admin_sso::revoke_client,
         list_grants, create_grant, delete_grant,
         list_rules, create_rule, get_rule, replace_rule, delete_rule, preview_rule,
         audit, events,

@@ -1,9 +1,12 @@
 //! HTTP: every route in one place, the extractors, and the mapping of errors to responses.
 
 pub mod admin;
+mod admin_sso;
 mod extract;
 mod ops;
 mod scim;
+pub mod sso;
+pub mod sso_oidc;
 
 use axum::Router;
 use axum::middleware;
@@ -107,6 +110,36 @@ pub fn router(state: AppState) -> Router {
                 .put(admin::replace_rule)
                 .delete(admin::delete_rule),
         )
+        .route(
+            &format!("{o}/sso/connections"),
+            get(admin_sso::list_connections).post(admin_sso::create_connection),
+        )
+        .route(
+            &format!("{o}/sso/connections/{{id}}"),
+            get(admin_sso::get_connection)
+                .patch(admin_sso::patch_connection)
+                .delete(admin_sso::delete_connection),
+        )
+        .route(
+            &format!("{o}/domains"),
+            get(admin_sso::list_domains).post(admin_sso::add_domain),
+        )
+        .route(
+            &format!("{o}/domains/{{domain}}"),
+            delete(admin_sso::delete_domain),
+        )
+        .route(
+            &format!("{o}/clients"),
+            get(admin_sso::list_clients).post(admin_sso::create_client),
+        )
+        .route(
+            &format!("{o}/clients/{{id}}"),
+            delete(admin_sso::revoke_client),
+        )
+        .route(
+            &format!("{o}/sessions/{{id}}"),
+            delete(admin_sso::revoke_session),
+        )
         .route(&format!("{o}/audit"), get(admin::audit))
         .route(&format!("{o}/events"), get(admin::events))
         .route(
@@ -124,12 +157,30 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(admin::openapi))
         .route("/api/v1/{*rest}", axum::routing::any(admin::not_found));
 
+    // The ACS takes a posted SAMLResponse: base64 of at most saml::MAX_RESPONSE_BYTES, in a form.
+    let sign_in = Router::new()
+        .route("/sso/start", get(sso::start_by_email))
+        .route("/sso/{connection}/start", get(sso::start_connection))
+        .route("/sso/oidc/callback", get(sso_oidc::callback))
+        .route("/sso/saml/{connection}/metadata", get(sso::saml_metadata))
+        .route(
+            "/sso/saml/{connection}/acs",
+            post(sso::saml_acs).layer(axum::extract::DefaultBodyLimit::max(1024 * 1024)),
+        )
+        .route("/sso/logout", get(sso::logout).post(sso::logout))
+        .route("/.well-known/openid-configuration", get(sso::discovery))
+        .route("/oauth/authorize", get(sso::authorize))
+        .route("/oauth/token", post(sso::token_endpoint))
+        .route("/oauth/userinfo", get(sso::userinfo).post(sso::userinfo))
+        .route("/oauth/jwks", get(sso::jwks));
+
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(scim)
         .merge(api)
+        .merge(sign_in)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(middleware::from_fn(ops::record_metrics))

@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod list;
 pub mod provision;
 pub mod resources;
+pub mod sso;
 
 use serde_json::Value;
 

@@ -51,6 +51,7 @@ pub struct Provision {
     touched: BTreeSet<String>,
     created: BTreeSet<String>,
     unlinked: BTreeSet<String>,
+    signed_in: BTreeSet<String>,
     extra_events: Vec<NewEvent>,
 }
 
@@ -63,6 +64,7 @@ impl Provision {
             touched: BTreeSet::new(),
             created: BTreeSet::new(),
             unlinked: BTreeSet::new(),
+            signed_in: BTreeSet::new(),
             extra_events: Vec::new(),
         }
     }
@@ -97,6 +99,13 @@ impl Provision {
     /// they are deprovisioned.
     pub fn unlinked(&mut self, id: &str) {
         self.unlinked.insert(id.to_string());
+        self.touched.insert(id.to_string());
+    }
+
+    /// A user an SSO sign-in vouches for. It activates a user no directory provisions (just-in-time
+    /// provisioning); a user some directory provisions keeps the status SCIM gave them.
+    pub fn signed_in(&mut self, id: &str) {
+        self.signed_in.insert(id.to_string());
         self.touched.insert(id.to_string());
     }
 
@@ -137,6 +146,8 @@ impl Provision {
                 f.any_scim_active
             } else if self.unlinked.contains(&row.id) {
                 false
+            } else if self.signed_in.contains(&row.id) {
+                true
             } else {
                 row.active
             };

@@ -18,7 +18,9 @@ pub mod admin;
 pub mod audit;
 pub mod directory;
 pub mod scim;
+pub mod secrets;
 pub mod sql;
+pub mod sso;
 
 pub use directory::{DirectoryScope, NewToken, OrgRecord};
 
@@ -80,6 +82,8 @@ enum Pools {
 #[derive(Clone)]
 pub struct Store {
     pools: Arc<Pools>,
+    /// Seals secrets before they are written; without it, nothing secret can be stored.
+    secrets: Option<Arc<secrets::SecretBox>>,
 }
 
 /// A write transaction on either backend. Everything a request changes goes through one of these, so
@@ -209,6 +213,22 @@ impl Store {
         };
         Ok(Store {
             pools: Arc::new(pools),
+            secrets: None,
+        })
+    }
+
+    /// The key that seals OIDC client secrets and signing keys at rest.
+    pub fn with_secrets(mut self, key: secrets::SecretBox) -> Store {
+        self.secrets = Some(Arc::new(key));
+        self
+    }
+
+    pub(crate) fn secrets(&self) -> StoreResult<&secrets::SecretBox> {
+        self.secrets.as_deref().ok_or_else(|| {
+            StoreError::Invalid(
+                "no secrets key is configured (IDBRIDGE_SECRETS_KEY): secrets cannot be stored or read"
+                    .into(),
+            )
         })
     }
 

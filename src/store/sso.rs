@@ -1,0 +1,916 @@
+//! What single sign-on keeps: connections and verified domains (per organization, behind an
+//! [`OrgScope`]), sign-ins in flight, the SAML replay cache, sessions, and the OpenID provider's
+//! clients, codes, access tokens and signing keys.
+//!
+//! The sign-in path reads connections by id without a scope: a connection id in a URL is public,
+//! and what it leads to is one organization's IdP, whose answer is then verified. Secrets (client
+//! secrets, signing keys) pass through [`super::secrets::SecretBox`] on the way in and out; the
+//! tables never hold them in clear. Tokens, codes and states are stored as SHA-256 hashes.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::Row;
+
+use super::admin::OrgScope;
+use super::directory::{NewToken, hash_token, mint_token};
+use super::{Store, StoreError, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
+
+fn parse_json(s: &str) -> StoreResult<Value> {
+    serde_json::from_str(s).map_err(|e| StoreError::Invalid(format!("stored value: {e}")))
+}
+
+// ---- connections -------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Connection {
+    pub id: String,
+    pub org_id: String,
+    /// `oidc` or `saml`.
+    pub kind: String,
+    pub name: String,
+    /// The settings, without secrets.
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// Whether a client secret is stored (it is never returned).
+    pub has_secret: bool,
+    /// Just-in-time provisioning: a first sign-in creates the user (when no SCIM directory
+    /// manages the organization).
+    pub jit: bool,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const CONNECTION_COLUMNS: &str = "SELECT id, org_id, kind, name, config, secret IS NOT NULL, jit, enabled, created_at, updated_at FROM sso_connections";
+
+fn connection_from(r: &impl ConnRow) -> StoreResult<Connection> {
+    r.connection()
+}
+
+/// Reads a connection from a row of either backend.
+trait ConnRow {
+    fn connection(&self) -> StoreResult<Connection>;
+}
+
+macro_rules! impl_conn_row {
+    ($row:ty) => {
+        impl ConnRow for $row {
+            fn connection(&self) -> StoreResult<Connection> {
+                Ok(Connection {
+                    id: self.get(0),
+                    org_id: self.get(1),
+                    kind: self.get(2),
+                    name: self.get(3),
+                    config: parse_json(&self.get::<String, _>(4))?,
+                    has_secret: self.get(5),
+                    jit: self.get(6),
+                    enabled: self.get(7),
+                    created_at: self.get(8),
+                    updated_at: self.get(9),
+                })
+            }
+        }
+    };
+}
+impl_conn_row!(sqlx::sqlite::SqliteRow);
+impl_conn_row!(sqlx::postgres::PgRow);
+
+/// A connection as the admin writes it; the secret in clear, sealed here.
+#[derive(Debug, Clone)]
+pub struct ConnectionWrite<'a> {
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub config: &'a Value,
+    /// `Some(None)` removes the secret; `None` keeps what is stored (on update).
+    pub secret: Option<Option<&'a str>>,
+    pub jit: bool,
+    pub enabled: bool,
+}
+
+fn secret_context(connection_id: &str) -> String {
+    format!("sso_connections.secret:{connection_id}")
+}
+
+impl Store {
+    pub async fn create_connection(
+        &self,
+        scope: &OrgScope,
+        w: &ConnectionWrite<'_>,
+    ) -> StoreResult<Connection> {
+        let id = new_id();
+        let sealed = match w.secret.flatten() {
+            Some(s) => Some(
+                self.secrets()?
+                    .seal(&secret_context(&id), s.as_bytes())
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let now = now_micros();
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO sso_connections (id, org_id, kind, name, config, secret, jit, enabled, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)")
+            .bind(&id).bind(scope.org_id()).bind(w.kind).bind(w.name).bind(w.config.to_string())
+            .bind(&sealed).bind(w.jit).bind(w.enabled).bind(now).execute(&mut *c).await?.rows_affected());
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            "create",
+            "SsoConnection",
+            Some(&id),
+            Some(w.name),
+        )
+        .await?;
+        let conn = connection_in(&mut tx, scope, &id).await?;
+        tx.commit().await?;
+        Ok(conn)
+    }
+
+    pub async fn update_connection(
+        &self,
+        scope: &OrgScope,
+        id: &str,
+        w: &ConnectionWrite<'_>,
+    ) -> StoreResult<Connection> {
+        let mut tx = self.begin().await?;
+        let before = connection_in(&mut tx, scope, id).await?;
+        if before.kind != w.kind {
+            return Err(StoreError::Invalid(
+                "a connection's kind cannot change; create another connection".into(),
+            ));
+        }
+        on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE sso_connections SET name = $3, config = $4, jit = $5, enabled = $6, updated_at = $7 \
+             WHERE org_id = $1 AND id = $2")
+            .bind(scope.org_id()).bind(id).bind(w.name).bind(w.config.to_string()).bind(w.jit)
+            .bind(w.enabled).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+        if let Some(secret) = w.secret {
+            let sealed = match secret {
+                Some(s) => Some(
+                    self.secrets()?
+                        .seal(&secret_context(id), s.as_bytes())
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?,
+                ),
+                None => None,
+            };
+            on_tx!(&mut tx, c => sqlx::query(
+                "UPDATE sso_connections SET secret = $3 WHERE org_id = $1 AND id = $2")
+                .bind(scope.org_id()).bind(id).bind(&sealed).execute(&mut *c).await?.rows_affected());
+        }
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            "update",
+            "SsoConnection",
+            Some(id),
+            Some(w.name),
+        )
+        .await?;
+        let conn = connection_in(&mut tx, scope, id).await?;
+        tx.commit().await?;
+        Ok(conn)
+    }
+
+    pub async fn delete_connection(&self, scope: &OrgScope, id: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let n = on_tx!(&mut tx, c => sqlx::query(
+            "DELETE FROM sso_connections WHERE org_id = $1 AND id = $2")
+            .bind(scope.org_id()).bind(id).execute(&mut *c).await?.rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            "delete",
+            "SsoConnection",
+            Some(id),
+            None,
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    pub async fn list_connections(&self, scope: &OrgScope) -> StoreResult<Vec<Connection>> {
+        let sql = format!("{CONNECTION_COLUMNS} WHERE org_id = $1 ORDER BY id");
+        on_read!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(scope.org_id())
+            .fetch_all(c).await?.iter().map(connection_from).collect())
+    }
+
+    pub async fn get_connection(&self, scope: &OrgScope, id: &str) -> StoreResult<Connection> {
+        let sql = format!("{CONNECTION_COLUMNS} WHERE org_id = $1 AND id = $2");
+        on_read!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(scope.org_id()).bind(id)
+            .fetch_optional(c).await?.as_ref().map(connection_from))
+        .ok_or(StoreError::NotFound)?
+    }
+
+    /// The sign-in path's read: a connection by its public id, enabled or not.
+    pub async fn connection_by_id(&self, id: &str) -> StoreResult<Connection> {
+        let sql = format!("{CONNECTION_COLUMNS} WHERE id = $1");
+        on_read!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id)
+            .fetch_optional(c).await?.as_ref().map(connection_from))
+        .ok_or(StoreError::NotFound)?
+    }
+
+    /// The OIDC client secret in clear, for the code exchange.
+    pub async fn connection_secret(&self, id: &str) -> StoreResult<Option<String>> {
+        let sealed: Option<Option<String>> = on_read!(self, c => sqlx::query_scalar(
+            "SELECT secret FROM sso_connections WHERE id = $1")
+            .bind(id).fetch_optional(c).await?);
+        let Some(Some(sealed)) = sealed else {
+            return Ok(None);
+        };
+        let clear = self
+            .secrets()?
+            .open(&secret_context(id), &sealed)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        String::from_utf8(clear)
+            .map(Some)
+            .map_err(|_| StoreError::Invalid("stored secret is not UTF-8".into()))
+    }
+
+    /// The connection that signs in users of an organization: the first enabled one.
+    pub async fn connection_for_org(&self, org_id: &str) -> StoreResult<Option<Connection>> {
+        let sql = format!("{CONNECTION_COLUMNS} WHERE org_id = $1 AND enabled ORDER BY id LIMIT 1");
+        on_read!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id)
+            .fetch_optional(c).await?.as_ref().map(connection_from))
+        .transpose()
+    }
+
+    /// Home-realm discovery: the connection for an email address's domain, if an organization
+    /// verified that domain (its own connection for the domain, or the organization's).
+    pub async fn connection_for_email(&self, email: &str) -> StoreResult<Option<Connection>> {
+        let Some(domain) = email_domain(email) else {
+            return Ok(None);
+        };
+        let row: Option<(String, Option<String>)> = on_read!(self, c => sqlx::query_as(
+            "SELECT org_id, connection_id FROM org_domains WHERE domain = $1")
+            .bind(&domain).fetch_optional(c).await?);
+        match row {
+            None => Ok(None),
+            Some((_, Some(connection_id))) => match self.connection_by_id(&connection_id).await {
+                Ok(conn) if conn.enabled => Ok(Some(conn)),
+                Ok(_) | Err(StoreError::NotFound) => Ok(None),
+                Err(e) => Err(e),
+            },
+            Some((org_id, None)) => self.connection_for_org(&org_id).await,
+        }
+    }
+
+    /// The organization that verified an email address's domain.
+    pub async fn org_for_email(&self, email: &str) -> StoreResult<Option<String>> {
+        let Some(domain) = email_domain(email) else {
+            return Ok(None);
+        };
+        Ok(on_read!(self, c => sqlx::query_scalar(
+            "SELECT org_id FROM org_domains WHERE domain = $1")
+            .bind(&domain).fetch_optional(c).await?))
+    }
+}
+
+async fn connection_in(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<Connection> {
+    let sql = format!("{CONNECTION_COLUMNS} WHERE id = $1 AND org_id = $2");
+    on_tx!(tx, c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(scope.org_id())
+        .fetch_optional(&mut *c).await?.as_ref().map(connection_from))
+    .ok_or(StoreError::NotFound)?
+}
+
+/// The lower-cased domain of an address, when it has one.
+pub fn email_domain(email: &str) -> Option<String> {
+    let (local, domain) = email.trim().rsplit_once('@')?;
+    (!local.is_empty() && !domain.is_empty() && !domain.contains(char::is_whitespace))
+        .then(|| domain.to_ascii_lowercase())
+}
+
+// ---- domains -----------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Domain {
+    pub domain: String,
+    /// The connection users of this domain sign in with; none means the organization's first
+    /// enabled connection.
+    pub connection_id: Option<String>,
+    pub created_at: i64,
+}
+
+impl Store {
+    pub async fn add_domain(
+        &self,
+        scope: &OrgScope,
+        domain: &str,
+        connection_id: Option<&str>,
+    ) -> StoreResult<Domain> {
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        let valid = !domain.is_empty()
+            && domain.len() <= 253
+            && domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        if !valid {
+            return Err(StoreError::Invalid(format!(
+                "{domain:?} is not a domain name (letters, digits and '-' in dot-separated labels)"
+            )));
+        }
+        let now = now_micros();
+        let mut tx = self.begin().await?;
+        if let Some(cid) = connection_id {
+            connection_in(&mut tx, scope, cid).await?;
+        }
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO org_domains (domain, org_id, connection_id, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&domain).bind(scope.org_id()).bind(connection_id).bind(now)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))
+        .map_err(|e| StoreError::on_unique(e, &format!("domain {domain}")))?;
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            "create",
+            "Domain",
+            Some(&domain),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Domain {
+            domain,
+            connection_id: connection_id.map(str::to_string),
+            created_at: now,
+        })
+    }
+
+    pub async fn list_domains(&self, scope: &OrgScope) -> StoreResult<Vec<Domain>> {
+        Ok(on_read!(self, c => sqlx::query(
+            "SELECT domain, connection_id, created_at FROM org_domains WHERE org_id = $1 ORDER BY domain")
+            .bind(scope.org_id()).fetch_all(c).await?.into_iter()
+            .map(|r| Domain { domain: r.get(0), connection_id: r.get(1), created_at: r.get(2) })
+            .collect()))
+    }
+
+    pub async fn delete_domain(&self, scope: &OrgScope, domain: &str) -> StoreResult<()> {
+        let domain = domain.to_ascii_lowercase();
+        let mut tx = self.begin().await?;
+        let n = on_tx!(&mut tx, c => sqlx::query(
+            "DELETE FROM org_domains WHERE org_id = $1 AND domain = $2")
+            .bind(scope.org_id()).bind(&domain).execute(&mut *c).await?.rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            "delete",
+            "Domain",
+            Some(&domain),
+            None,
+        )
+        .await?;
+        tx.commit().await
+    }
+}
+
+// ---- sign-ins in flight and the replay cache ----------------------------------------------------
+
+impl Store {
+    /// Keeps what the callback will need under the hash of `state`, until `expires_at`.
+    pub async fn put_flow(
+        &self,
+        state: &str,
+        connection_id: &str,
+        data: &Value,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        let now = now_micros();
+        let mut tx = self.begin().await?;
+        // Abandoned sign-ins go here rather than in a sweeper: every replica does a little.
+        on_tx!(&mut tx, c => sqlx::query("DELETE FROM sso_flows WHERE expires_at < $1")
+            .bind(now).execute(&mut *c).await?.rows_affected());
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO sso_flows (state_hash, connection_id, data, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(hash_token(state)).bind(connection_id).bind(data.to_string()).bind(expires_at)
+            .execute(&mut *c).await?.rows_affected());
+        tx.commit().await
+    }
+
+    /// Takes a sign-in in flight: the first caller gets it, every later one (a replayed callback,
+    /// the same callback on another replica) gets `None`, as does an expired one.
+    pub async fn take_flow(&self, state: &str) -> StoreResult<Option<(String, Value)>> {
+        let mut tx = self.begin().await?;
+        let row: Option<(String, String, i64)> = on_tx!(&mut tx, c => sqlx::query_as(
+            "DELETE FROM sso_flows WHERE state_hash = $1 RETURNING connection_id, data, expires_at")
+            .bind(hash_token(state)).fetch_optional(&mut *c).await?);
+        tx.commit().await?;
+        match row {
+            Some((connection_id, data, expires_at)) if expires_at >= now_micros() => {
+                Ok(Some((connection_id, parse_json(&data)?)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Records an assertion id; false when it was seen before and has not expired (a replay).
+pub async fn remember_assertion(
+    tx: &mut Tx,
+    connection_id: &str,
+    assertion_id: &str,
+    until: i64,
+) -> StoreResult<bool> {
+    let now = now_micros();
+    on_tx!(tx, c => sqlx::query("DELETE FROM saml_replay WHERE expires_at < $1")
+        .bind(now).execute(&mut *c).await?.rows_affected());
+    let n = on_tx!(tx, c => sqlx::query(
+        "INSERT INTO saml_replay (connection_id, assertion_id, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (connection_id, assertion_id) DO NOTHING")
+        .bind(connection_id).bind(assertion_id).bind(until).execute(&mut *c).await?.rows_affected());
+    Ok(n == 1)
+}
+
+// ---- the sign-in's writes --------------------------------------------------------------------
+
+/// An organization user as the sign-in sees it.
+#[derive(Debug, Clone)]
+pub struct SignInUser {
+    pub id: String,
+    pub active: bool,
+    /// SCIM users of any directory linked to this person.
+    pub scim_links: i64,
+}
+
+pub async fn find_sign_in_user(
+    tx: &mut Tx,
+    org_id: &str,
+    user_key: &str,
+) -> StoreResult<Option<SignInUser>> {
+    let row: Option<(String, bool, i64)> = on_tx!(tx, c => sqlx::query_as(
+        "SELECT u.id, u.active, (SELECT COUNT(*) FROM scim_users s WHERE s.org_user_id = u.id) \
+         FROM org_users u WHERE u.org_id = $1 AND u.user_key = $2")
+        .bind(org_id).bind(user_key).fetch_optional(&mut *c).await?);
+    Ok(row.map(|(id, active, scim_links)| SignInUser {
+        id,
+        active,
+        scim_links,
+    }))
+}
+
+/// Whether any SCIM directory provisions this organization: then SCIM, not sign-ins, decides
+/// who exists.
+pub async fn org_has_directory(tx: &mut Tx, org_id: &str) -> StoreResult<bool> {
+    let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM directories WHERE org_id = $1")
+        .bind(org_id).fetch_one(&mut *c).await?);
+    Ok(n > 0)
+}
+
+/// Replaces the group-claim values of the user's last sign-in.
+pub async fn replace_claims(
+    tx: &mut Tx,
+    org_id: &str,
+    org_user_id: &str,
+    values: &[String],
+) -> StoreResult<bool> {
+    let before: Vec<String> = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT value FROM org_user_claims WHERE org_user_id = $1 ORDER BY value")
+        .bind(org_user_id).fetch_all(&mut *c).await?);
+    let mut after: Vec<String> = values.to_vec();
+    after.sort();
+    after.dedup();
+    if before == after {
+        return Ok(false);
+    }
+    on_tx!(tx, c => sqlx::query("DELETE FROM org_user_claims WHERE org_user_id = $1")
+        .bind(org_user_id).execute(&mut *c).await?.rows_affected());
+    for value in &after {
+        on_tx!(tx, c => sqlx::query(
+            "INSERT INTO org_user_claims (org_user_id, org_id, value) VALUES ($1, $2, $3)")
+            .bind(org_user_id).bind(org_id).bind(value).execute(&mut *c).await?.rows_affected());
+    }
+    Ok(true)
+}
+
+/// Fills in the email of a user the sign-in knows better than the store.
+pub async fn set_email(tx: &mut Tx, org_user_id: &str, email: &str) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE org_users SET email = $2 WHERE id = $1 AND (email IS NULL OR email <> $2)")
+        .bind(org_user_id).bind(email).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
+
+/// Opens a session; the token is for the cookie, its hash is stored.
+pub async fn insert_session(
+    tx: &mut Tx,
+    org_id: &str,
+    org_user_id: &str,
+    connection_id: &str,
+    absolute: std::time::Duration,
+) -> StoreResult<NewToken> {
+    let token = NewToken {
+        id: new_id(),
+        token: mint_token("idbs_"),
+    };
+    let now = now_micros();
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO sessions (id, org_id, org_user_id, token_hash, created_at, last_seen_at, expires_at, connection_id) \
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $7)")
+        .bind(&token.id).bind(org_id).bind(org_user_id).bind(hash_token(&token.token))
+        .bind(now).bind(now + absolute.as_micros() as i64).bind(connection_id)
+        .execute(&mut *c).await?.rows_affected());
+    Ok(token)
+}
+
+// ---- sessions ----------------------------------------------------------------------------------
+
+/// A live session and its user.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub id: String,
+    pub org_id: String,
+    pub org_user_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// The session behind a cookie, if it is neither revoked, past its absolute lifetime, nor
+    /// idle for longer than `idle`; its last use is refreshed (at most once a minute, so that a
+    /// busy user does not write on every request).
+    pub async fn live_session(
+        &self,
+        token: &str,
+        idle: std::time::Duration,
+    ) -> StoreResult<Option<LiveSession>> {
+        let now = now_micros();
+        let row: Option<(String, String, String, i64, i64, i64, bool)> = on_read!(self, c => sqlx::query_as(
+            "SELECT s.id, s.org_id, s.org_user_id, s.created_at, s.last_seen_at, s.expires_at, u.active \
+             FROM sessions s JOIN org_users u ON u.id = s.org_user_id \
+             WHERE s.token_hash = $1 AND s.revoked_at IS NULL")
+            .bind(hash_token(token)).fetch_optional(c).await?);
+        let Some((id, org_id, org_user_id, created_at, last_seen, expires_at, active)) = row else {
+            return Ok(None);
+        };
+        if !active || now >= expires_at || now - last_seen > idle.as_micros() as i64 {
+            return Ok(None);
+        }
+        if now - last_seen > 60_000_000 {
+            let mut tx = self.begin().await?;
+            on_tx!(&mut tx, c => sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
+                .bind(&id).bind(now).execute(&mut *c).await?.rows_affected());
+            tx.commit().await?;
+        }
+        Ok(Some(LiveSession {
+            id,
+            org_id,
+            org_user_id,
+            created_at,
+            expires_at,
+        }))
+    }
+
+    /// Whether a session is still good for issuing tokens (the token endpoint, userinfo).
+    pub async fn session_is_live(
+        &self,
+        session_id: &str,
+        idle: std::time::Duration,
+    ) -> StoreResult<Option<LiveSession>> {
+        let now = now_micros();
+        let row: Option<(String, String, String, i64, i64, i64, bool)> = on_read!(self, c => sqlx::query_as(
+            "SELECT s.id, s.org_id, s.org_user_id, s.created_at, s.last_seen_at, s.expires_at, u.active \
+             FROM sessions s JOIN org_users u ON u.id = s.org_user_id \
+             WHERE s.id = $1 AND s.revoked_at IS NULL")
+            .bind(session_id).fetch_optional(c).await?);
+        Ok(row.and_then(
+            |(id, org_id, org_user_id, created_at, last_seen, expires_at, active)| {
+                (active && now < expires_at && now - last_seen <= idle.as_micros() as i64)
+                    .then_some(LiveSession {
+                        id,
+                        org_id,
+                        org_user_id,
+                        created_at,
+                        expires_at,
+                    })
+            },
+        ))
+    }
+
+    pub async fn revoke_session(&self, scope: &OrgScope, id: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let n = on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE sessions SET revoked_at = $3, revoked_reason = 'admin' \
+             WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL")
+            .bind(scope.org_id()).bind(id).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        super::audit::record_as(&mut tx, &scope.audit(), "revoke", "Session", Some(id), None)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Signs a session out (the user's own logout).
+    pub async fn end_session(&self, token: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE sessions SET revoked_at = $2, revoked_reason = 'logout' \
+             WHERE token_hash = $1 AND revoked_at IS NULL")
+            .bind(hash_token(token)).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+        tx.commit().await
+    }
+}
+
+// ---- OpenID provider: clients ------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Client {
+    /// The `client_id`.
+    pub id: String,
+    /// The organization whose users it signs in; none for the operator's clients, which sign in
+    /// users of any organization.
+    pub org_id: Option<String>,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    #[serde(skip)]
+    pub secret_hash: String,
+}
+
+type ClientTuple = (
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+);
+
+fn client_from(t: ClientTuple) -> StoreResult<Client> {
+    Ok(Client {
+        id: t.0,
+        org_id: t.1,
+        name: t.2,
+        redirect_uris: serde_json::from_str(&t.3)
+            .map_err(|e| StoreError::Invalid(format!("stored value: {e}")))?,
+        secret_hash: t.4,
+        created_at: t.5,
+        revoked_at: t.6,
+    })
+}
+
+const CLIENT_COLUMNS: &str = "SELECT id, org_id, name, redirect_uris, secret_hash, created_at, revoked_at FROM oauth_clients";
+
+impl Store {
+    /// Registers a client; returns it and its secret, shown once.
+    pub async fn create_client(
+        &self,
+        scope: Option<&OrgScope>,
+        name: &str,
+        redirect_uris: &[String],
+    ) -> StoreResult<(Client, String)> {
+        let id = format!("idbc_{}", new_id().replace('-', ""));
+        let secret = mint_token("idbcs_");
+        let now = now_micros();
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO oauth_clients (id, org_id, name, redirect_uris, secret_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&id).bind(scope.map(OrgScope::org_id)).bind(name)
+            .bind(serde_json::to_string(redirect_uris).unwrap_or_default())
+            .bind(hash_token(&secret)).bind(now).execute(&mut *c).await?.rows_affected());
+        if let Some(scope) = scope {
+            super::audit::record_as(
+                &mut tx,
+                &scope.audit(),
+                "create",
+                "Client",
+                Some(&id),
+                Some(name),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok((
+            Client {
+                id,
+                org_id: scope.map(|s| s.org_id().to_string()),
+                name: name.to_string(),
+                redirect_uris: redirect_uris.to_vec(),
+                created_at: now,
+                revoked_at: None,
+                secret_hash: String::new(),
+            },
+            secret,
+        ))
+    }
+
+    pub async fn list_clients(&self, scope: Option<&OrgScope>) -> StoreResult<Vec<Client>> {
+        let rows: Vec<ClientTuple> = match scope {
+            Some(s) => {
+                let sql = format!("{CLIENT_COLUMNS} WHERE org_id = $1 ORDER BY id");
+                on_read!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(s.org_id()).fetch_all(c).await?)
+            }
+            None => {
+                let sql = format!("{CLIENT_COLUMNS} WHERE org_id IS NULL ORDER BY id");
+                on_read!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(c).await?)
+            }
+        };
+        rows.into_iter().map(client_from).collect()
+    }
+
+    pub async fn revoke_client(&self, scope: Option<&OrgScope>, id: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let n = on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE oauth_clients SET revoked_at = $3 WHERE id = $1 AND revoked_at IS NULL \
+             AND COALESCE(org_id, '') = COALESCE($2, '')")
+            .bind(id).bind(scope.map(OrgScope::org_id)).bind(now_micros())
+            .execute(&mut *c).await?.rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        // Tokens it holds stop working with it.
+        on_tx!(&mut tx, c => sqlx::query("DELETE FROM oauth_tokens WHERE client_id = $1")
+            .bind(id).execute(&mut *c).await?.rows_affected());
+        if let Some(scope) = scope {
+            super::audit::record_as(&mut tx, &scope.audit(), "revoke", "Client", Some(id), None)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// A client that is not revoked, by `client_id`.
+    pub async fn client(&self, id: &str) -> StoreResult<Option<Client>> {
+        let sql = format!("{CLIENT_COLUMNS} WHERE id = $1 AND revoked_at IS NULL");
+        let row: Option<ClientTuple> = on_read!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id).fetch_optional(c).await?);
+        row.map(client_from).transpose()
+    }
+}
+
+// ---- OpenID provider: codes, tokens, keys ------------------------------------------------------
+
+impl Store {
+    /// An authorization code for a session, single use, returned in clear once.
+    pub async fn put_code(
+        &self,
+        client_id: &str,
+        session_id: &str,
+        data: &Value,
+        expires_at: i64,
+    ) -> StoreResult<String> {
+        let code = mint_token("idbac_");
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => sqlx::query("DELETE FROM oauth_codes WHERE expires_at < $1")
+            .bind(now_micros()).execute(&mut *c).await?.rows_affected());
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO oauth_codes (code_hash, client_id, session_id, data, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(hash_token(&code)).bind(client_id).bind(session_id).bind(data.to_string())
+            .bind(expires_at).execute(&mut *c).await?.rows_affected());
+        tx.commit().await?;
+        Ok(code)
+    }
+
+    /// Takes a code: (client id, session id, data), once. RFC 6749 §4.1.2: a code used twice
+    /// may have been stolen, so its second use also revokes the tokens issued from the first.
+    pub async fn take_code(&self, code: &str) -> StoreResult<Option<(String, String, Value)>> {
+        let mut tx = self.begin().await?;
+        let row: Option<(String, String, String, i64)> = on_tx!(&mut tx, c => sqlx::query_as(
+            "DELETE FROM oauth_codes WHERE code_hash = $1 RETURNING client_id, session_id, data, expires_at")
+            .bind(hash_token(code)).fetch_optional(&mut *c).await?);
+        tx.commit().await?;
+        match row {
+            Some((client, session, data, expires_at)) if expires_at >= now_micros() => {
+                Ok(Some((client, session, parse_json(&data)?)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn put_access_token(
+        &self,
+        client_id: &str,
+        session_id: &str,
+        scope: &str,
+        expires_at: i64,
+    ) -> StoreResult<String> {
+        let token = mint_token("idbat_");
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => sqlx::query("DELETE FROM oauth_tokens WHERE expires_at < $1")
+            .bind(now_micros()).execute(&mut *c).await?.rows_affected());
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO oauth_tokens (token_hash, client_id, session_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(hash_token(&token)).bind(client_id).bind(session_id).bind(scope).bind(expires_at)
+            .execute(&mut *c).await?.rows_affected());
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// The session and scope behind an unexpired access token.
+    pub async fn access_token(&self, token: &str) -> StoreResult<Option<(String, String)>> {
+        let row: Option<(String, String, i64)> = on_read!(self, c => sqlx::query_as(
+            "SELECT session_id, scope, expires_at FROM oauth_tokens WHERE token_hash = $1")
+            .bind(hash_token(token)).fetch_optional(c).await?);
+        Ok(row
+            .filter(|(_, _, expires_at)| *expires_at > now_micros())
+            .map(|(session, scope, _)| (session, scope)))
+    }
+
+    /// What the id_token says of a user: (user_name, display_name, email, access JSON).
+    pub async fn token_subject(
+        &self,
+        org_user_id: &str,
+    ) -> StoreResult<(String, Option<String>, Option<String>, String)> {
+        on_read!(self, c => sqlx::query_as(
+            "SELECT user_name, display_name, email, access FROM org_users WHERE id = $1")
+            .bind(org_user_id).fetch_optional(c).await?)
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// The sub-accounts of an organization, (id, name), for the token's `accounts`.
+    pub async fn sub_account_ids(&self, org_id: &str) -> StoreResult<Vec<(String, String)>> {
+        Ok(on_read!(self, c => sqlx::query_as(
+            "SELECT id, name FROM sub_accounts WHERE org_id = $1 ORDER BY id")
+            .bind(org_id).fetch_all(c).await?))
+    }
+}
+
+/// One of our id_token signing keys.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    pub kid: String,
+    /// PKCS#8 PEM, in clear (unsealed on the way out).
+    pub private_pem: Vec<u8>,
+    pub public_jwk: Value,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+fn key_context(kid: &str) -> String {
+    format!("signing_keys.private_key:{kid}")
+}
+
+impl Store {
+    /// Stores a new signing key, which becomes the one that signs; with `retire_others`, the
+    /// keys before it stop signing (they stay published until their tokens expire).
+    pub async fn add_signing_key(
+        &self,
+        kid: &str,
+        private_pem: &[u8],
+        public_jwk: &Value,
+        retire_others: bool,
+    ) -> StoreResult<()> {
+        let sealed = self
+            .secrets()?
+            .seal(&key_context(kid), private_pem)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let now = now_micros();
+        let mut tx = self.begin().await?;
+        if retire_others {
+            on_tx!(&mut tx, c => sqlx::query(
+                "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+                .bind(now).execute(&mut *c).await?.rows_affected());
+        }
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO signing_keys (kid, private_key, public_jwk, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(kid).bind(&sealed).bind(public_jwk.to_string()).bind(now).execute(&mut *c).await?.rows_affected());
+        tx.commit().await
+    }
+
+    /// Keys still published: unretired, or retired less than `keep` ago. Newest first.
+    pub async fn signing_keys(&self, keep: std::time::Duration) -> StoreResult<Vec<StoredKey>> {
+        let horizon = now_micros() - keep.as_micros() as i64;
+        let rows: Vec<(String, String, String, i64, Option<i64>)> = on_read!(self, c => sqlx::query_as(
+            "SELECT kid, private_key, public_jwk, created_at, retired_at FROM signing_keys \
+             WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, kid")
+            .bind(horizon).fetch_all(c).await?);
+        let secrets = self.secrets()?;
+        rows.into_iter()
+            .map(|(kid, sealed, jwk, created_at, retired_at)| {
+                Ok(StoredKey {
+                    private_pem: secrets
+                        .open(&key_context(&kid), &sealed)
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?,
+                    public_jwk: parse_json(&jwk)?,
+                    kid,
+                    created_at,
+                    retired_at,
+                })
+            })
+            .collect()
+    }
+
+    /// The stored (sealed) column, for tests that check nothing secret is in clear.
+    #[doc(hidden)]
+    pub async fn raw_secret_columns(&self) -> StoreResult<Vec<String>> {
+        let mut out: Vec<String> = on_read!(self, c => sqlx::query_scalar(
+            "SELECT private_key FROM signing_keys").fetch_all(c).await?);
+        let secrets: Vec<Option<String>> = on_read!(self, c => sqlx::query_scalar(
+            "SELECT secret FROM sso_connections").fetch_all(c).await?);
+        out.extend(secrets.into_iter().flatten());
+        Ok(out)
+    }
+}
