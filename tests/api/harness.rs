@@ -3,6 +3,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use idbridge::app::{AppState, build_router};
+use idbridge::store::secrets::SecretBox;
 use idbridge::store::{Store, StoreOptions};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -68,7 +69,8 @@ pub async fn fresh_store() -> (Store, Option<tempfile::TempDir>) {
             let url = format!("sqlite://{}", dir.path().join("test.db").display());
             let store = Store::connect(&url, &StoreOptions::default())
                 .await
-                .expect("connect sqlite");
+                .expect("connect sqlite")
+                .with_secrets(SecretBox::generate());
             store.migrate().await.expect("migrate");
             (store, Some(dir))
         }
@@ -115,7 +117,8 @@ async fn pg_store(url: &str) -> Store {
     };
     let store = Store::connect(&scoped, &opts)
         .await
-        .expect("connect postgres schema");
+        .expect("connect postgres schema")
+        .with_secrets(SecretBox::generate());
     store.migrate().await.expect("migrate");
     store
 }
@@ -127,26 +130,57 @@ impl TestApp {
     }
 
     pub async fn with_store(store: Store, dir: Option<tempfile::TempDir>) -> TestApp {
+        Self::build(store, dir, PUBLIC_URL, true).await
+    }
+
+    /// An organization no SCIM directory provisions (users come from sign-ins), on a fresh
+    /// database. `directory_id`, `token` and `base` are empty.
+    pub async fn without_directory() -> TestApp {
+        let (store, dir) = fresh_store().await;
+        Self::build(store, dir, PUBLIC_URL, false).await
+    }
+
+    pub async fn build(
+        store: Store,
+        dir: Option<tempfile::TempDir>,
+        public_url: &str,
+        with_directory: bool,
+    ) -> TestApp {
         let org = store
             .create_org(&format!("org-{}", uuid::Uuid::now_v7()))
             .await
             .expect("org");
-        let (directory, token) = store
-            .create_directory(&org.id, "test directory")
-            .await
-            .expect("dir");
-        let mut state = AppState::new(store.clone(), PUBLIC_URL);
-        state.allow_private_urls = true;
-        let router = build_router(state);
+        let (directory_id, token) = if with_directory {
+            let (directory, token) = store
+                .create_directory(&org.id, "test directory")
+                .await
+                .expect("dir");
+            (directory.id, token.token)
+        } else {
+            (String::new(), String::new())
+        };
+        let router = build_router(Self::state(&store, public_url));
         TestApp {
             router,
             store,
             org_id: org.id,
-            base: format!("/scim/v2/{}", directory.id),
-            directory_id: directory.id,
-            token: token.token,
+            base: format!("/scim/v2/{directory_id}"),
+            directory_id,
+            token,
             _dir: dir,
         }
+    }
+
+    /// The state of one replica on this database.
+    pub fn state(store: &Store, public_url: &str) -> AppState {
+        let mut state = AppState::new(store.clone(), public_url);
+        state.allow_private_urls = true;
+        state
+    }
+
+    /// Another replica: its own router (and caches) on the same database.
+    pub fn replica(&self, public_url: &str) -> Router {
+        build_router(Self::state(&self.store, public_url))
     }
 
     /// A second directory (in a new organization) on the same database and router.

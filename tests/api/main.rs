@@ -15,6 +15,7 @@ mod dialect_okta;
 mod discovery;
 mod errors;
 mod groups;
+mod interop;
 mod lists;
 mod tenancy;
 mod users;

@@ -1,0 +1,575 @@
+//! End-to-end sign-in with real IdP programs on 127.0.0.1 (tests/interop): an OpenID provider
+//! built on `oidc-provider` and a SAML IdP built on `samlify`, signing with a key `openssl` makes
+//! for the run. Each test plays the browser with plain HTTP: it starts where a SaaS application
+//! would (`/oauth/authorize`), goes through the IdP and back through our callback or ACS, exchanges
+//! the code as the application would, and checks the id_token's claims against the mapping.
+//!
+//! The IdPs need `npm ci` in tests/interop. Without it these tests say so and pass, unless
+//! `IDBRIDGE_INTEROP=required` (as `.ci/run` sets), when its absence fails them.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use idbridge::store::Store;
+use idbridge::store::admin::OrgScope;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::harness::{TestApp, fresh_store};
+
+/// Where the SaaS application receives codes; never contacted, its Location is read.
+const SAAS_CALLBACK: &str = "http://127.0.0.1:9/callback";
+const INTEROP_DIR: &str = "tests/interop";
+
+fn available() -> bool {
+    if Path::new(INTEROP_DIR).join("node_modules").is_dir() {
+        return true;
+    }
+    if std::env::var("IDBRIDGE_INTEROP").as_deref() == Ok("required") {
+        panic!(
+            "IDBRIDGE_INTEROP=required but {INTEROP_DIR}/node_modules is missing: run npm ci there"
+        );
+    }
+    eprintln!("skipped: the test IdPs are not installed (npm ci in {INTEROP_DIR})");
+    false
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running IdP program, stopped when dropped.
+struct Idp {
+    _child: tokio::process::Child,
+    url: String,
+}
+
+async fn start_idp(script: &str, env: &[(&str, String)]) -> Idp {
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .current_dir(INTEROP_DIR)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the IdP starts within 30 s")
+        .unwrap()
+        .expect("the IdP prints its ready line");
+    let url = line.strip_prefix("ready ").expect("ready line").to_string();
+    Idp { _child: child, url }
+}
+
+/// One replica of idbridge on a real port; `public_url` is what the load balancer would show.
+async fn serve(store: &Store, listener: tokio::net::TcpListener, public_url: &str) {
+    let router = idbridge::app::build_router(TestApp::state(store, public_url));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+}
+
+async fn listen() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+/// The browser: keeps cookies, follows no redirect by itself.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+fn location(base: &str, resp: &reqwest::Response) -> String {
+    let loc = resp
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("{} from {base} has no Location", resp.status()))
+        .to_str()
+        .unwrap();
+    url::Url::parse(base)
+        .unwrap()
+        .join(loc)
+        .unwrap()
+        .to_string()
+}
+
+/// An organization with a SaaS client, a sub-account, and rules on group claims: `Engineering`
+/// gives the sub-account's admin role, `Admins` the Org Viewer role.
+struct Org {
+    id: String,
+    admin: String,
+    sub_account: String,
+    client_id: String,
+    client_secret: String,
+}
+
+async fn api(base: &str, token: &str, path: &str, body: Value) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/orgs/{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {body}");
+    body
+}
+
+async fn org(store: &Store, base: &str, domain: &str) -> Org {
+    let org = store
+        .create_org(&format!("interop-{}", uuid::Uuid::now_v7()))
+        .await
+        .unwrap();
+    let admin = store
+        .create_admin_token(
+            &OrgScope::for_org(&org.id, "test"),
+            "org_owner",
+            None,
+            "test",
+        )
+        .await
+        .unwrap()
+        .token;
+    let o = |p: &str| format!("{}{p}", org.id);
+    let sa = api(
+        base,
+        &admin,
+        &o("/sub-accounts"),
+        json!({"name": "Production"}),
+    )
+    .await;
+    let sub_account = sa["id"].as_str().unwrap().to_string();
+    api(base, &admin, &o("/mappings"), json!({
+        "matcher": {"type": "claim", "value": "Engineering"},
+        "grant": {"type": "sub_account_role", "sub_account": {"one": sub_account}, "role": "admin"},
+    }))
+    .await;
+    api(
+        base,
+        &admin,
+        &o("/mappings"),
+        json!({
+            "matcher": {"type": "claim", "value": "Admins"},
+            "grant": {"type": "org_role", "role": "org_viewer"},
+        }),
+    )
+    .await;
+    let client = api(
+        base,
+        &admin,
+        &o("/clients"),
+        json!({
+            "name": "The SaaS", "redirect_uris": [SAAS_CALLBACK],
+        }),
+    )
+    .await;
+    api(base, &admin, &o("/domains"), json!({"domain": domain})).await;
+    Org {
+        id: org.id,
+        sub_account,
+        client_id: client["client"]["id"].as_str().unwrap().to_string(),
+        client_secret: client["client_secret"].as_str().unwrap().to_string(),
+        admin,
+    }
+}
+
+/// What the SaaS application does: an authorization request with PKCE, and later the exchange.
+struct Saas {
+    verifier: String,
+    state: String,
+    nonce: String,
+}
+
+impl Saas {
+    fn new() -> Saas {
+        let r = || URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        Saas {
+            verifier: r(),
+            state: r(),
+            nonce: r(),
+        }
+    }
+
+    fn authorize_url(&self, base: &str, org: &Org, login_hint: &str) -> String {
+        let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(self.verifier.as_bytes()));
+        let mut url = url::Url::parse(&format!("{base}/oauth/authorize")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &org.client_id)
+            .append_pair("redirect_uri", SAAS_CALLBACK)
+            .append_pair("scope", "openid email profile")
+            .append_pair("state", &self.state)
+            .append_pair("nonce", &self.nonce)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("login_hint", login_hint);
+        url.to_string()
+    }
+
+    /// Checks the callback, exchanges the code, verifies the id_token; returns its claims.
+    async fn finish(&self, base: &str, org: &Org, callback: &str) -> Value {
+        let url = url::Url::parse(callback).unwrap();
+        assert!(callback.starts_with(SAAS_CALLBACK), "{callback}");
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q.get("state"), Some(&self.state), "{callback}");
+        assert_eq!(q.get("iss").map(String::as_str), Some(base), "RFC 9207 iss");
+        let code = q
+            .get("code")
+            .unwrap_or_else(|| panic!("no code: {callback}"));
+        let r = reqwest::Client::new()
+            .post(format!("{base}/oauth/token"))
+            .basic_auth(&org.client_id, Some(&org.client_secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", SAAS_CALLBACK),
+                ("code_verifier", &self.verifier),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let tokens: Value = r.json().await.unwrap();
+        let jwks: Value = reqwest::get(format!("{base}/oauth/jwks"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let claims = idbridge::oauth::token::verify(tokens["id_token"].as_str().unwrap(), &jwks)
+            .expect("the id_token verifies with the published keys");
+        assert_eq!(claims["iss"], base);
+        assert_eq!(claims["aud"], org.client_id.as_str());
+        assert_eq!(claims["nonce"], self.nonce.as_str());
+        assert_eq!(claims["org"], org.id.as_str());
+        // userinfo says the same with the access token.
+        let info: Value = reqwest::Client::new()
+            .get(format!("{base}/oauth/userinfo"))
+            .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(info["sub"], claims["sub"]);
+        assert_eq!(info["accounts"], claims["accounts"]);
+        claims
+    }
+}
+
+fn assert_mapped(claims: &Value, org: &Org, email: &str, name: &str) {
+    assert_eq!(claims["email"], email, "{claims}");
+    assert_eq!(claims["name"], name, "{claims}");
+    assert_eq!(claims["org_roles"], json!(["org_viewer"]), "{claims}");
+    assert_eq!(
+        claims["accounts"],
+        json!([{"id": org.sub_account, "role": "admin", "permissions": {}, "projects": {}}]),
+        "{claims}"
+    );
+}
+
+#[tokio::test]
+async fn oidc_sign_in_through_oidc_provider_hands_the_mapped_access_to_the_saas() {
+    if !available() {
+        return;
+    }
+    let (store, _dir) = fresh_store().await;
+    let (listener, base) = listen().await;
+    serve(&store, listener, &base).await;
+    let org = org(&store, &base, "example.com").await;
+    let idp_port = free_port();
+    let idp = start_idp(
+        "oidc-idp.mjs",
+        &[
+            ("PORT", idp_port.to_string()),
+            ("CLIENT_ID", "idbridge".into()),
+            ("CLIENT_SECRET", "idp-secret-for-idbridge".into()),
+            ("REDIRECT_URI", format!("{base}/sso/oidc/callback")),
+            (
+                "ACCOUNTS",
+                json!({"alice": {"email": "alice@example.com", "name": "Alice Example",
+                                 "groups": ["Engineering", "Admins", "Unmapped"]}})
+                .to_string(),
+            ),
+        ],
+    )
+    .await;
+    api(&base, &org.admin, &format!("{}/sso/connections", org.id), json!({
+        "name": "oidc-provider", "jit": true,
+        "oidc": {"issuer": idp.url, "client_id": "idbridge", "client_secret": "idp-secret-for-idbridge",
+                 "scopes": ["openid", "email", "profile", "groups"]},
+    }))
+    .await;
+
+    let saas = Saas::new();
+    let browser = browser();
+    let mut url = saas.authorize_url(&base, &org, "alice@example.com");
+    let callback = loop {
+        let r = browser.get(&url).send().await.unwrap();
+        assert!(
+            r.status().is_redirection(),
+            "{url}: {} {}",
+            r.status(),
+            r.text().await.unwrap()
+        );
+        let next = location(&url, &r);
+        if next.starts_with(SAAS_CALLBACK) {
+            break next;
+        }
+        // The IdP's login form: one POST signs alice in and grants consent.
+        if next.contains("/interaction/") {
+            let r = browser
+                .post(format!("{next}/login"))
+                .form(&[("login", "alice"), ("password", "x")])
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_redirection(), "login: {}", r.status());
+            url = location(&next, &r);
+            continue;
+        }
+        url = next;
+    };
+    let claims = saas.finish(&base, &org, &callback).await;
+    assert_mapped(&claims, &org, "alice@example.com", "Alice Example");
+
+    // Signed in: the next application request is answered from our session, without the IdP.
+    let again = Saas::new();
+    let r = browser
+        .get(again.authorize_url(&base, &org, "alice@example.com"))
+        .send()
+        .await
+        .unwrap();
+    let callback = location(&base, &r);
+    again.finish(&base, &org, &callback).await;
+}
+
+struct SamlSetup {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+    base: String,
+    org: Org,
+    idp: Idp,
+    _keys: tempfile::TempDir,
+}
+
+/// A SAML connection to a samlify IdP that signs with a key made now by openssl.
+async fn saml_setup(idp_initiated: bool) -> SamlSetup {
+    let (store, dir) = fresh_store().await;
+    let (listener, base) = listen().await;
+    serve(&store, listener, &base).await;
+    let org = org(&store, &base, "example.org").await;
+    let keys = tempfile::tempdir().unwrap();
+    let (key, cert) = (keys.path().join("idp.key"), keys.path().join("idp.crt"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-idp",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl makes the IdP's key");
+    let idp_port = free_port();
+    let idp_url = format!("http://127.0.0.1:{idp_port}");
+    let conn = api(&base, &org.admin, &format!("{}/sso/connections", org.id), json!({
+        "name": "samlify", "jit": true,
+        "saml": {"idp_entity_id": format!("{idp_url}/metadata"), "idp_sso_url": format!("{idp_url}/sso"),
+                 "idp_certificates": [std::fs::read_to_string(&cert).unwrap()],
+                 "idp_initiated": idp_initiated},
+    }))
+    .await;
+    let idp = start_idp(
+        "saml-idp.mjs",
+        &[
+            ("PORT", idp_port.to_string()),
+            ("KEY_FILE", key.display().to_string()),
+            ("CERT_FILE", cert.display().to_string()),
+            ("SP_ENTITY_ID", conn["endpoints"]["sp_entity_id"].as_str().unwrap().into()),
+            ("SP_ACS_URL", conn["endpoints"]["acs_url"].as_str().unwrap().into()),
+            (
+                "USER",
+                json!({"nameId": "bob@example.org", "email": "bob@example.org", "name": "Bob Example",
+                       "groups": ["Engineering", "Admins"]})
+                .to_string(),
+            ),
+        ],
+    )
+    .await;
+    SamlSetup {
+        store,
+        _dir: dir,
+        base,
+        org,
+        idp,
+        _keys: keys,
+    }
+}
+
+/// The auto-posting form the IdP answers with: (action, SAMLResponse, RelayState).
+async fn idp_form(resp: reqwest::Response) -> (String, String, Option<String>) {
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    let attr = |after: &str| -> Option<String> {
+        let start = html.find(after)? + after.len();
+        let end = html[start..].find('"')? + start;
+        Some(
+            html[start..end]
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
+    };
+    (
+        attr("action=\"").expect("form action"),
+        attr("name=\"SAMLResponse\" value=\"").expect("SAMLResponse"),
+        attr("name=\"RelayState\" value=\""),
+    )
+}
+
+async fn post_acs(action: &str, response: &str, relay: Option<&str>) -> reqwest::Response {
+    let mut form = vec![("SAMLResponse", response)];
+    if let Some(r) = relay {
+        form.push(("RelayState", r));
+    }
+    browser().post(action).form(&form).send().await.unwrap()
+}
+
+async fn audit(s: &SamlSetup) -> String {
+    reqwest::Client::new()
+        .get(format!("{}/api/v1/orgs/{}/audit", s.base, s.org.id))
+        .bearer_auth(&s.org.admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn saml_sign_in_through_samlify_hands_the_mapped_access_to_the_saas_and_refuses_unsolicited_responses()
+ {
+    if !available() {
+        return;
+    }
+    let s = saml_setup(false).await;
+    let saas = Saas::new();
+    let authorize = saas.authorize_url(&s.base, &s.org, "bob@example.org");
+    let r = browser().get(&authorize).send().await.unwrap();
+    let to_idp = location(&authorize, &r);
+    assert!(
+        to_idp.starts_with(&format!("{}/sso?SAMLRequest=", s.idp.url)),
+        "{to_idp}"
+    );
+    let (action, response, relay) = idp_form(browser().get(&to_idp).send().await.unwrap()).await;
+    let r = post_acs(&action, &response, relay.as_deref()).await;
+    assert!(
+        r.status().is_redirection(),
+        "ACS: {} {}",
+        r.status(),
+        r.text().await.unwrap()
+    );
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.starts_with("idbridge_session=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let claims = saas.finish(&s.base, &s.org, &location(&action, &r)).await;
+    assert_mapped(&claims, &s.org, "bob@example.org", "Bob Example");
+
+    // The same response again: its request was answered, so it is unsolicited now, and refused.
+    let r = post_acs(&action, &response, relay.as_deref()).await;
+    assert_eq!(r.status(), 403);
+    // Started at the IdP: refused, since this connection does not allow IdP-initiated sign-in.
+    let (action, response, relay) = idp_form(
+        browser()
+            .get(format!("{}/initiate", s.idp.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let r = post_acs(&action, &response, relay.as_deref()).await;
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Sign-in failed") && !page.contains("unsolicited"),
+        "{page}"
+    );
+    assert!(
+        audit(&s).await.contains("unsolicited"),
+        "the audit says why"
+    );
+}
+
+#[tokio::test]
+async fn saml_idp_initiated_sign_in_when_enabled_and_its_replay_refused_by_another_replica() {
+    if !available() {
+        return;
+    }
+    let s = saml_setup(true).await;
+    let (action, response, relay) = idp_form(
+        browser()
+            .get(format!("{}/initiate", s.idp.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(relay.is_none());
+    let r = post_acs(&action, &response, None).await;
+    assert_eq!(r.status(), 200, "IdP-initiated sign-in is allowed here");
+    assert!(r.headers().get("set-cookie").is_some());
+    assert!(r.text().await.unwrap().contains("Signed in"));
+
+    // A second replica on the same database, behind the same public URL.
+    let (listener, replica) = listen().await;
+    serve(&s.store, listener, &s.base).await;
+    let replica_acs = action.replace(&s.base, &replica);
+    let r = post_acs(&replica_acs, &response, None).await;
+    assert_eq!(
+        r.status(),
+        403,
+        "a replayed assertion is refused on the other replica"
+    );
+    assert!(audit(&s).await.contains("saml_replay"));
+}
