@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use crate::config::{
-    AdminTokenCommand, DirectoryCommand, Global, MappingCommand, OrgCommand, SubAccountCommand,
-    TokenCommand,
+    AdminTokenCommand, ClientCommand, DirectoryCommand, DomainCommand, Global, MappingCommand,
+    OrgCommand, SigningKeyCommand, SsoCommand, SubAccountCommand, TokenCommand,
 };
 use crate::service::admin::{self as svc, AdminError, AdminRole, Caller, RuleChange};
 use crate::store::admin::{AdminPrincipal, OrgScope};
@@ -366,6 +366,164 @@ pub async fn directory(
                 );
             }
         },
+    }
+    Ok(())
+}
+
+fn read_arg(value: &str) -> anyhow::Result<String> {
+    match value.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{path}: {e}")),
+        None => Ok(value.to_string()),
+    }
+}
+
+pub async fn sso(store: &Store, global: &Global, cmd: SsoCommand) -> anyhow::Result<()> {
+    let base = global.public_url();
+    match cmd {
+        SsoCommand::Create {
+            org,
+            settings,
+            json,
+        } => {
+            let p = operator(store, &org).await?;
+            let caller = Caller::new(&p).map_err(admin_error)?;
+            let input = parse_json("settings", &read_arg(&settings)?)?;
+            let conn = crate::service::sso::create_connection(
+                store,
+                &caller,
+                global.allow_private_urls,
+                input,
+            )
+            .await
+            .map_err(admin_error)?;
+            let human = match conn.kind.as_str() {
+                "saml" => format!(
+                    "created SAML connection {} ({})\n  SP entity id:  {base}/sso/saml/{}\n  ACS URL:       {base}/sso/saml/{}/acs\n  SP metadata:   {base}/sso/saml/{}/metadata",
+                    conn.name, conn.id, conn.id, conn.id, conn.id
+                ),
+                _ => format!(
+                    "created OIDC connection {} ({})\n  redirect URI to register at the IdP: {base}/sso/oidc/callback",
+                    conn.name, conn.id
+                ),
+            };
+            print(json, json!(conn), human);
+        }
+        SsoCommand::List { org, json } => {
+            let p = operator(store, &org).await?;
+            let items = store.list_connections(&p.scope).await?;
+            let human = items
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {} {}{}",
+                        c.id,
+                        c.kind,
+                        c.name,
+                        if c.enabled { "" } else { " (disabled)" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, json!({ "items": items }), human);
+        }
+    }
+    Ok(())
+}
+
+pub async fn domain(store: &Store, cmd: DomainCommand) -> anyhow::Result<()> {
+    match cmd {
+        DomainCommand::Add {
+            org,
+            domain,
+            connection,
+            json,
+        } => {
+            let p = operator(store, &org).await?;
+            let d = store
+                .add_domain(&p.scope, &domain, connection.as_deref())
+                .await?;
+            print(json, json!(d), format!("added domain {}", d.domain));
+        }
+        DomainCommand::List { org, json } => {
+            let p = operator(store, &org).await?;
+            let items = store.list_domains(&p.scope).await?;
+            let human = items
+                .iter()
+                .map(|d| d.domain.clone())
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, json!({ "items": items }), human);
+        }
+    }
+    Ok(())
+}
+
+pub async fn client(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
+    async fn scope(store: &Store, org: Option<&str>) -> anyhow::Result<Option<OrgScope>> {
+        Ok(match org {
+            Some(o) => Some(operator(store, o).await?.scope),
+            None => None,
+        })
+    }
+    match cmd {
+        ClientCommand::Create {
+            org,
+            name,
+            redirect_uris,
+            json,
+        } => {
+            let scope = scope(store, org.as_deref()).await?;
+            crate::http::check_redirect_uris(&redirect_uris).map_err(admin_error)?;
+            crate::service::sso::check_name(&name).map_err(admin_error)?;
+            let (client, secret) = store
+                .create_client(scope.as_ref(), name.trim(), &redirect_uris)
+                .await?;
+            print(
+                json,
+                json!({ "client": client, "client_secret": secret }),
+                format!(
+                    "client {} ({})\n  client_id:     {}\n  client_secret: {secret} (shown once)",
+                    client.name, client.id, client.id
+                ),
+            );
+        }
+        ClientCommand::List { org, json } => {
+            let scope = scope(store, org.as_deref()).await?;
+            let items = store.list_clients(scope.as_ref()).await?;
+            let human = items
+                .iter()
+                .map(|c| format!("{} {} {}", c.id, c.name, c.redirect_uris.join(" ")))
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, json!({ "items": items }), human);
+        }
+        ClientCommand::Revoke { org, id } => {
+            let scope = scope(store, org.as_deref()).await?;
+            store
+                .revoke_client(scope.as_ref(), &id)
+                .await
+                .map_err(not_found("client", &id))?;
+            println!("revoked client {id}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn signing_key(store: &Store, cmd: SigningKeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        SigningKeyCommand::Rotate { json } => {
+            let key = crate::http::sso::rotate_signing_key(store, true)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            print(
+                json,
+                json!({ "kid": key.kid }),
+                format!(
+                    "new signing key {}; the previous one stays in the JWKS until its tokens expire",
+                    key.kid
+                ),
+            );
+        }
     }
     Ok(())
 }

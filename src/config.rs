@@ -203,6 +203,26 @@ pub enum Command {
         #[command(subcommand)]
         command: MappingCommand,
     },
+    /// Single sign-on connections of an organization (OIDC or SAML).
+    Sso {
+        #[command(subcommand)]
+        command: SsoCommand,
+    },
+    /// An organization's email domains, which find its connection at sign-in.
+    Domain {
+        #[command(subcommand)]
+        command: DomainCommand,
+    },
+    /// Applications that sign users in through idbridge (OpenID Connect clients).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// idbridge's id_token signing keys.
+    SigningKey {
+        #[command(subcommand)]
+        command: SigningKeyCommand,
+    },
     /// A user's effective access, with the reason for each grant.
     Access {
         #[arg(long)]
@@ -210,6 +230,86 @@ pub enum Command {
         /// The user's id or userName.
         #[arg(long)]
         user: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SsoCommand {
+    /// Create a connection from the admin API's JSON: {"name": ..., "jit": false, "oidc": {...}}
+    /// or {"name": ..., "saml": {"metadata_url": ...}}; `@path` reads it from a file.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        settings: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DomainCommand {
+    Add {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        domain: String,
+        /// The connection this domain signs in with (default: the organization's first).
+        #[arg(long)]
+        connection: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Register an application; its secret is shown once.
+    Create {
+        /// Only this organization's users; without it, users of every organization.
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a client and its access tokens.
+    Revoke {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SigningKeyCommand {
+    /// Make a new signing key; the current one stops signing and stays published until the tokens
+    /// it signed have expired.
+    Rotate {
         #[arg(long)]
         json: bool,
     },

@@ -15,6 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 
+pub use admin_sso::check_redirect_uris;
 pub use extract::ScimBody;
 
 pub fn router(state: AppState) -> Router {
