@@ -67,6 +67,7 @@ pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
         "idbridge is listening on http://{addr} (public URL {public_url})\n\
          SCIM base URL of a directory: {public_url}/scim/v2/<directory id>\n\
          admin API: {public_url}/api/v1 (OpenAPI at {public_url}/api/v1/openapi.json)\n\
+         OpenID provider for the SaaS: {public_url}/.well-known/openid-configuration\n\
          create one with: idbridge org create --name Acme && idbridge directory create --org Acme\n"
     );
     {

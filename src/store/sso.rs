@@ -774,13 +774,33 @@ impl Store {
         Ok(code)
     }
 
-    /// Takes a code: (client id, session id, data), once. RFC 6749 §4.1.2: a code used twice
-    /// may have been stolen, so its second use also revokes the tokens issued from the first.
+    /// Takes a code: (client id, session id, data), once (RFC 6749 §4.1.2): the exchange deletes
+    /// it, so a second exchange, on any replica, finds nothing.
     pub async fn take_code(&self, code: &str) -> StoreResult<Option<(String, String, Value)>> {
+        let hash = hash_token(code);
+        // A used code stays, under another key, until the sweep of expired codes, so that its
+        // second use is recognized rather than taken for an unknown code.
+        let used = format!("used:{hash}");
         let mut tx = self.begin().await?;
         let row: Option<(String, String, String, i64)> = on_tx!(&mut tx, c => sqlx::query_as(
-            "DELETE FROM oauth_codes WHERE code_hash = $1 RETURNING client_id, session_id, data, expires_at")
-            .bind(hash_token(code)).fetch_optional(&mut *c).await?);
+            "UPDATE oauth_codes SET code_hash = $2 WHERE code_hash = $1 \
+             RETURNING client_id, session_id, data, expires_at")
+            .bind(&hash).bind(&used).fetch_optional(&mut *c).await?);
+        if row.is_none() {
+            let replayed: Option<(String, String)> = on_tx!(&mut tx, c => sqlx::query_as(
+                "SELECT client_id, session_id FROM oauth_codes WHERE code_hash = $1")
+                .bind(&used).fetch_optional(&mut *c).await?);
+            if let Some((client, session)) = replayed {
+                tracing::warn!(
+                    client,
+                    session,
+                    "an authorization code was used twice; revoking the access tokens it gave"
+                );
+                on_tx!(&mut tx, c => sqlx::query(
+                    "DELETE FROM oauth_tokens WHERE client_id = $1 AND session_id = $2")
+                    .bind(&client).bind(&session).execute(&mut *c).await?.rows_affected());
+            }
+        }
         tx.commit().await?;
         match row {
             Some((client, session, data, expires_at)) if expires_at >= now_micros() => {
