@@ -498,7 +498,7 @@ pub async fn discovery(State(s): State<AppState>) -> Response {
         "scopes_supported": ["openid", "email", "profile"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "email", "name", "org", "org_roles", "accounts"],
+        "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "email", "name", "org", "org_roles", "accounts"],
         "authorization_response_iss_parameter_supported": true,
     }))
     .into_response()
@@ -788,7 +788,8 @@ pub async fn token_endpoint(
         .and_then(|v| v.to_str().ok())
         .and_then(token::parse_basic_auth);
     let (client_id, secret) = match (basic, f.client_id.as_deref(), f.client_secret.as_deref()) {
-        (Some(b), None | Some(_), None) => b,
+        (Some(b), None, None) => b,
+        (Some(b), Some(id), None) if id == b.0 => b,
         (None, Some(id), Some(secret)) => (id.to_string(), secret.to_string()),
         _ => {
             return token_error(

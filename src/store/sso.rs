@@ -774,8 +774,9 @@ impl Store {
         Ok(code)
     }
 
-    /// Takes a code: (client id, session id, data), once (RFC 6749 §4.1.2): the exchange deletes
-    /// it, so a second exchange, on any replica, finds nothing.
+    /// Takes a code: (client id, session id, data), once, on any replica. RFC 6749 §4.1.2: a code
+    /// used twice may have been stolen, so its second use also revokes the access tokens that
+    /// client holds for the session.
     pub async fn take_code(&self, code: &str) -> StoreResult<Option<(String, String, Value)>> {
         let hash = hash_token(code);
         // A used code stays, under another key, until the sweep of expired codes, so that its

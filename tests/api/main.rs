@@ -17,6 +17,7 @@ mod errors;
 mod groups;
 mod interop;
 mod lists;
+mod sso;
 mod tenancy;
 mod users;
 mod webhooks;
