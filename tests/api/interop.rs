@@ -319,10 +319,24 @@ async fn oidc_sign_in_through_oidc_provider_hands_the_mapped_access_to_the_saas(
     }))
     .await;
 
+    // The IdP sends the browser back through a second replica behind the same public URL: the
+    // sign-in it did not start finishes there, from what the first one kept in the database.
+    let (listener, replica) = listen().await;
+    serve(&store, listener, &base).await;
+
     let saas = Saas::new();
     let browser = browser();
     let mut url = saas.authorize_url(&base, &org, "alice@example.com");
     let callback = loop {
+        if url.starts_with(&format!("{base}/sso/oidc/callback")) {
+            let our_callback = url.replacen(&base, &replica, 1);
+            let r = browser.get(&our_callback).send().await.unwrap();
+            assert!(r.status().is_redirection(), "callback: {}", r.status());
+            // The same callback again (a replay, or a double click): its state was used.
+            let again = browser.get(&our_callback).send().await.unwrap();
+            assert_eq!(again.status(), 403, "a used state is refused");
+            break location(&our_callback, &r);
+        }
         let r = browser.get(&url).send().await.unwrap();
         assert!(
             r.status().is_redirection(),
@@ -515,6 +529,18 @@ async fn saml_sign_in_through_samlify_hands_the_mapped_access_to_the_saas_and_re
     );
     let claims = saas.finish(&s.base, &s.org, &location(&action, &r)).await;
     assert_mapped(&claims, &s.org, "bob@example.org", "Bob Example");
+
+    // A response to one sign-in posted with another sign-in's RelayState: InResponseTo names a
+    // request this browser's flow did not send.
+    let first = Saas::new().authorize_url(&s.base, &s.org, "bob@example.org");
+    let to_idp = location(&first, &browser().get(&first).send().await.unwrap());
+    let (_, response_1, _) = idp_form(browser().get(&to_idp).send().await.unwrap()).await;
+    let second = Saas::new().authorize_url(&s.base, &s.org, "bob@example.org");
+    let to_idp = location(&second, &browser().get(&second).send().await.unwrap());
+    let (_, _, relay_2) = idp_form(browser().get(&to_idp).send().await.unwrap()).await;
+    let r = post_acs(&action, &response_1, relay_2.as_deref()).await;
+    assert_eq!(r.status(), 403, "InResponseTo of another request");
+    assert!(audit(&s).await.contains("InResponseTo"));
 
     // The same response again: its request was answered, so it is unsolicited now, and refused.
     let r = post_acs(&action, &response, relay.as_deref()).await;

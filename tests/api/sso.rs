@@ -1139,3 +1139,39 @@ async fn a_session_ends_when_idle_and_at_logout() {
             .is_none()
     );
 }
+
+/// The ACS reads at most 1 MiB of form; a SAMLResponse that decodes past the validator's limit is
+/// refused with the generic page, and neither reaches the XML parser.
+#[tokio::test]
+async fn the_acs_bounds_what_it_reads() {
+    let app = TestApp::without_directory().await;
+    let admin = app.admin_token("org_admin", None).await;
+    // IdP-initiated allowed, so that the response itself is what is refused.
+    let mut input = saml_input(json!([idp_certificate()]));
+    input["saml"]["idp_initiated"] = json!(true);
+    let created = create(&app, &admin, "/sso/connections", input).await;
+    let acs = format!("/sso/saml/{}/acs", created["id"].as_str().unwrap());
+    let post = |body: String| {
+        Request::builder()
+            .method(Method::POST)
+            .uri(&acs)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let huge = format!("SAMLResponse={}", "A".repeat(1024 * 1024 + 1));
+    let r = app.send_raw(post(huge)).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Under the form limit but over the decoded-response limit (256 KiB).
+    let big = STANDARD.encode(vec![b'<'; 300 * 1024]);
+    let r = app
+        .send_raw(post(format!("SAMLResponse={}", enc(&big))))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let audit = app
+        .api_ok(&app.org_path("/audit?resource_type=SsoConnection"), &admin)
+        .await
+        .to_string();
+    assert!(audit.contains("limit"), "{audit}");
+}
