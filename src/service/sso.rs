@@ -298,6 +298,10 @@ pub struct SamlInput {
     pub email_attribute: Option<String>,
     pub name_attribute: Option<String>,
     pub groups_attribute: Option<String>,
+    /// Accept assertions encrypted to our key (made for the connection, published in our SP
+    /// metadata). Off: the IdP must send them unencrypted (they are signed, and travel over TLS).
+    #[serde(default)]
+    pub encrypted_assertions: bool,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -404,6 +408,7 @@ async fn saml_settings(allow_private: bool, input: SamlInput) -> Result<SamlSett
         email_attribute: input.email_attribute,
         name_attribute: input.name_attribute,
         groups_attribute: input.groups_attribute,
+        sp_encryption_certificate: None,
     };
     settings.check(allow_private).map_err(invalid)?;
     Ok(settings)
@@ -416,6 +421,7 @@ async fn check_settings(
     allow_private: bool,
     oidc: Option<OidcInput>,
     saml: Option<SamlInput>,
+    before: Option<&Connection>,
 ) -> Result<Option<Checked>, AdminError> {
     match (oidc, saml) {
         (Some(_), Some(_)) => Err(invalid("give either oidc or saml, not both")),
@@ -425,11 +431,32 @@ async fn check_settings(
             Ok(Some(("oidc", value, o.client_secret.map(Some))))
         }
         (None, Some(s)) => {
-            let settings = saml_settings(allow_private, s).await?;
+            let encrypted = s.encrypted_assertions;
+            let mut settings = saml_settings(allow_private, s).await?;
+            // Our encryption key outlives edits of the connection: the IdP holds its certificate.
+            let kept = before
+                .and_then(|c| c.config.get("sp_encryption_certificate"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let secret = match (encrypted, kept) {
+                (true, Some(cert)) => {
+                    settings.sp_encryption_certificate = Some(cert);
+                    None
+                }
+                (true, None) => {
+                    let (key, cert) =
+                        crate::sso::connection::generate_sp_encryption_key("idbridge SAML SP")
+                            .map_err(invalid)?;
+                    settings.sp_encryption_certificate = Some(cert);
+                    Some(Some(key))
+                }
+                (false, Some(_)) => Some(None),
+                (false, None) => None,
+            };
             Ok(Some((
                 "saml",
                 serde_json::to_value(&settings).map_err(invalid)?,
-                None,
+                secret,
             )))
         }
         (None, None) => Ok(None),
@@ -453,7 +480,8 @@ pub async fn create_connection(
 ) -> AdminResult<Connection> {
     caller.require(Action::Manage)?;
     check_name(&body.name)?;
-    let Some((kind, config, secret)) = check_settings(allow_private, body.oidc, body.saml).await?
+    let Some((kind, config, secret)) =
+        check_settings(allow_private, body.oidc, body.saml, None).await?
     else {
         return Err(invalid("give oidc or saml settings"));
     };
@@ -484,18 +512,19 @@ pub async fn update_connection(
     if let Some(name) = &body.name {
         check_name(name)?;
     }
-    let (kind, config, secret) = match check_settings(allow_private, body.oidc, body.saml).await? {
-        Some(checked) => checked,
-        None => (
-            if before.kind == "oidc" {
-                "oidc"
-            } else {
-                "saml"
-            },
-            before.config.clone(),
-            None,
-        ),
-    };
+    let (kind, config, secret) =
+        match check_settings(allow_private, body.oidc, body.saml, Some(&before)).await? {
+            Some(checked) => checked,
+            None => (
+                if before.kind == "oidc" {
+                    "oidc"
+                } else {
+                    "saml"
+                },
+                before.config.clone(),
+                None,
+            ),
+        };
     if kind != before.kind {
         return Err(invalid(
             "a connection's kind cannot change; create another connection",
@@ -510,4 +539,78 @@ pub async fn update_connection(
         enabled: body.enabled.unwrap_or(before.enabled),
     };
     Ok(store.update_connection(caller.scope(), id, &write).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Metadata is fetched over https from public addresses only, unless tests allow otherwise:
+    /// an admin must not be able to make the service read its own network.
+    #[tokio::test]
+    async fn metadata_urls_must_be_https_and_public() {
+        for url in [
+            "http://idp.example/metadata",
+            "https://127.0.0.1/metadata",
+            "https://10.1.2.3/metadata",
+            "https://[::1]/metadata",
+            "https://localhost/metadata",
+            "file:///etc/passwd",
+        ] {
+            let err = fetch_metadata(url, false).await.unwrap_err();
+            assert!(
+                matches!(&err, AdminError::Invalid(d) if d.starts_with("metadata_url")),
+                "{url}: {err:?}"
+            );
+        }
+    }
+
+    /// A SAML connection that takes encrypted assertions gets its own key, which survives edits
+    /// (the IdP holds the certificate) and goes when encryption is turned off.
+    #[tokio::test]
+    async fn the_sp_encryption_key_is_made_once_and_kept() {
+        let cert = std::fs::read_to_string("fixtures/saml/keys/idp-rsa.crt").unwrap();
+        let input = |encrypted: bool| SamlInput {
+            idp_entity_id: Some("https://idp.example/entity".into()),
+            idp_sso_url: Some("https://idp.example/sso".into()),
+            idp_certificates: Some(vec![cert.clone()]),
+            encrypted_assertions: encrypted,
+            ..SamlInput::default()
+        };
+        let (_, config, secret) = check_settings(false, None, Some(input(true)), None)
+            .await
+            .unwrap()
+            .unwrap();
+        let pem = config["sp_encryption_certificate"].as_str().unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        let key = secret.flatten().expect("a new private key to seal");
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let before = Connection {
+            id: "c".into(),
+            org_id: "o".into(),
+            kind: "saml".into(),
+            name: "n".into(),
+            config: config.clone(),
+            has_secret: true,
+            jit: false,
+            enabled: true,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let (_, kept, secret) = check_settings(false, None, Some(input(true)), Some(&before))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            kept["sp_encryption_certificate"],
+            config["sp_encryption_certificate"]
+        );
+        assert_eq!(secret, None, "the sealed key is left as it is");
+        let (_, off, secret) = check_settings(false, None, Some(input(false)), Some(&before))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(off.get("sp_encryption_certificate").is_none());
+        assert_eq!(secret, Some(None), "the key is removed");
+    }
 }

@@ -57,6 +57,50 @@ pub struct SamlSettings {
     pub name_attribute: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups_attribute: Option<String>,
+    /// Our certificate for assertion encryption, published in our SP metadata, when the
+    /// connection accepts encrypted assertions; its private key is sealed with the connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sp_encryption_certificate: Option<String>,
+}
+
+/// A key pair for the IdP to encrypt assertions to: RSA 3072 and a self-signed certificate (the
+/// IdP trusts it because its admin uploads it or reads it from our metadata, not through a CA).
+pub fn generate_sp_encryption_key(subject: &str) -> Result<(String, String), SettingsError> {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::{BigNum, MsbOption};
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::{X509, X509NameBuilder};
+    let err =
+        |e: openssl::error::ErrorStack| SettingsError::Invalid(format!("key generation: {e}"));
+    let key = PKey::from_rsa(Rsa::generate(3072).map_err(err)?).map_err(err)?;
+    let mut name = X509NameBuilder::new().map_err(err)?;
+    name.append_entry_by_text("CN", subject).map_err(err)?;
+    let name = name.build();
+    let mut serial = BigNum::new().map_err(err)?;
+    serial
+        .rand(128, MsbOption::MAYBE_ZERO, false)
+        .map_err(err)?;
+    let mut cert = X509::builder().map_err(err)?;
+    cert.set_version(2).map_err(err)?;
+    let serial = serial.to_asn1_integer().map_err(err)?;
+    cert.set_serial_number(&serial).map_err(err)?;
+    cert.set_subject_name(&name).map_err(err)?;
+    cert.set_issuer_name(&name).map_err(err)?;
+    cert.set_pubkey(&key).map_err(err)?;
+    let (from, until) = (
+        Asn1Time::days_from_now(0).map_err(err)?,
+        Asn1Time::days_from_now(3650).map_err(err)?,
+    );
+    cert.set_not_before(&from).map_err(err)?;
+    cert.set_not_after(&until).map_err(err)?;
+    cert.sign(&key, MessageDigest::sha256()).map_err(err)?;
+    let key_pem = String::from_utf8(key.private_key_to_pem_pkcs8().map_err(err)?)
+        .map_err(|_| SettingsError::Invalid("key generation: not UTF-8".into()))?;
+    let cert_pem = String::from_utf8(cert.build().to_pem().map_err(err)?)
+        .map_err(|_| SettingsError::Invalid("key generation: not UTF-8".into()))?;
+    Ok((key_pem, cert_pem))
 }
 
 /// Entra's claim URIs and the plain names Okta admins usually type.
@@ -251,6 +295,7 @@ mod tests {
             email_attribute: None,
             name_attribute: None,
             groups_attribute: None,
+            sp_encryption_certificate: None,
         };
         settings.check(false).unwrap();
     }
@@ -288,6 +333,7 @@ mod tests {
             email_attribute: None,
             name_attribute: None,
             groups_attribute: None,
+            sp_encryption_certificate: None,
         };
         assert!(matches!(
             s.check(false),
