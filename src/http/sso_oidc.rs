@@ -16,8 +16,8 @@ use crate::service::sso::{GroupClaim, SsoIdentity};
 use crate::sso::oidc::{self, Callback, Groups, HttpClient, OidcConnection, Provider};
 use crate::store::sso::Connection;
 
-/// Discovery documents and JWKS are re-read after this long, so an IdP's key rotation is seen
-/// within minutes without a fetch on every sign-in.
+/// Discovery documents are re-read after this long when a sign-in starts; the callback always
+/// reads them (and the keys) afresh.
 const PROVIDER_TTL: Duration = Duration::from_secs(300);
 
 /// Per replica: nothing here is needed for correctness, only to spare the IdP.
@@ -138,7 +138,9 @@ pub async fn callback(State(s): State<AppState>, Query(q): Query<CallbackParams>
         code,
         iss: q.iss.as_deref(),
     };
-    let p = match provider(&s, &conn, &oidc_conn, false).await {
+    // Fresh keys for the check: an IdP that rotated its signing key since the cached discovery
+    // must not fail a sign-in whose code can be exchanged only once.
+    let p = match provider(&s, &conn, &oidc_conn, true).await {
         Ok(p) => p,
         Err(e) => return fail(&s, Some(&conn), "idp_unreachable", e).await,
     };
