@@ -7,7 +7,8 @@
 //! - [`validate_response`]: the whole check of one posted response, with [`SamlConnection`] in
 //!   and [`SamlIdentity`] or [`SamlError`] out. Its parts, private: `xml` (strict libxml2
 //!   parsing and reading), `signature` (the envelope, signature placement and algorithms, xmlsec
-//!   verification), `conditions` (the protocol checks on the signed assertion).
+//!   verification), `decrypt` (an `EncryptedAssertion`, with our key), `conditions` (the
+//!   protocol checks on the signed assertion).
 //! - [`sp`]: what we send: our metadata and the `AuthnRequest` for the HTTP-Redirect binding.
 //!
 //! The signature is verified by libxmlsec1 through `samael` (which also hands back the exact bytes
@@ -31,6 +32,43 @@
 //!    a value that is read;
 //! 5. the protocol checks of Profiles §4.1.4.3 with `now` and the allowed clock skew.
 //!
+//! # Encrypted assertions
+//!
+//! An `EncryptedAssertion` (Core §2.3.4) is refused with
+//! [`SamlError::EncryptedAssertionUnsupported`] unless the connection has our decryption key
+//! ([`SamlConnection::with_decryption_key`]). With one, it takes the Assertion's place in the
+//! rules above (exactly one of the two in the whole document, a direct child of the Response),
+//! and then, in order:
+//! 1. signatures on the original document first: the only one allowed there is the Response's,
+//!    which covers the encrypted form; xmlsec verifies it before anything is decrypted, and the
+//!    `EncryptedAssertion` is then taken from what it verified;
+//! 2. decryption (see `decrypt` for the algorithms: RSA-OAEP key transport only, `rsa-1_5`
+//!    refused before any key is used; AES-GCM or AES-CBC content); the plaintext gets the same
+//!    size limit, UTF-8, no-DOCTYPE and strict-parse treatment as the posted document;
+//! 3. the decrypted `Assertion` gets the envelope rules: it is the root, holds no other
+//!    assertion, its IDs are unique across both documents, at most one enveloped Signature with
+//!    one Reference to its ID and allowed algorithms;
+//! 4. signed by itself or by the Response, as before ([`SamlError::SignatureMissing`] if
+//!    neither); its own signature is verified by xmlsec on the decrypted document, and read from
+//!    the pre-digest bytes as in step 4 above; with only the Response signed, it is read from the
+//!    decrypted tree (the Response signature covers the ciphertext, the GCM tag binds the
+//!    plaintext to it);
+//! 5. the same protocol checks, on the decrypted assertion, with the Response's fields.
+//!
+//! With AES-CBC the assertion must be signed itself, a Response signature is not enough
+//! ([`SamlError::EncryptedAssertionNotSigned`]). CBC does not authenticate: a changed
+//! ciphertext still decrypts, and flipping a bit of the IV or of one block flips the same bit
+//! of the next block's plaintext. The Response signature covers the ciphertext as xmlsec read
+//! and canonicalized it, but what we read is the output of a second, separate step (our
+//! selection of the EncryptedKey, base64 decoding, padding removal); any gap between the two
+//! becomes a controlled edit of the assertion, and CBC would not notice it. A signature over the
+//! plaintext, verified after decryption on the very bytes we read, closes every such gap; with
+//! GCM the tag refuses any altered ciphertext, so the Response signature suffices there. An
+//! unsigned Response with a CBC assertion means we decrypt attacker-chosen ciphertext before
+//! any signature is checked (the classic XML Encryption CBC attacks need exactly that): every
+//! decryption failure is one [`SamlError::DecryptionFailed`], and the user sees one generic
+//! page whatever the error; prefer GCM at the IdP where it allows it.
+//!
 //! Replay is the caller's half: keep [`SamlIdentity::assertion_id`] until
 //! [`SamlIdentity::replay_cache_until`] and refuse an id seen before (Profiles §4.1.4.5).
 //!
@@ -38,6 +76,7 @@
 //! variant, so that a probing attacker learns nothing about which check failed.
 
 mod conditions;
+mod decrypt;
 mod signature;
 pub mod sp;
 #[cfg(test)]
@@ -52,6 +91,7 @@ use samael::crypto::CertificateDer;
 use time::{Duration, OffsetDateTime};
 
 use conditions::check;
+use decrypt::{DecryptionKey, decrypt_assertion};
 use signature::{Envelope, verify_signatures};
 use xml::parse_strict;
 
@@ -85,6 +125,10 @@ pub enum ConfigError {
     InvalidAcsUrl { url: String },
     #[error("clock skew {skew} is outside 0s..={MAX_CLOCK_SKEW}")]
     InvalidClockSkew { skew: Duration },
+    #[error("the SP decryption key is not an unencrypted PEM RSA private key")]
+    InvalidDecryptionKey,
+    #[error("the SP decryption key is a {bits}-bit RSA key; at least 2048 is required")]
+    WeakDecryptionKey { bits: u32 },
 }
 
 /// One organization's SAML connection: which IdP it trusts and who we are to it.
@@ -99,6 +143,7 @@ pub struct SamlConnection {
     acs_url: String,
     clock_skew: Duration,
     allow_idp_initiated: bool,
+    decryption_key: Option<DecryptionKey>,
 }
 
 impl SamlConnection {
@@ -141,6 +186,7 @@ impl SamlConnection {
             acs_url: acs_url.to_owned(),
             clock_skew: DEFAULT_CLOCK_SKEW,
             allow_idp_initiated: false,
+            decryption_key: None,
         })
     }
 
@@ -157,6 +203,18 @@ impl SamlConnection {
     pub fn with_idp_initiated(mut self, allow: bool) -> SamlConnection {
         self.allow_idp_initiated = allow;
         self
+    }
+
+    /// Our SP private key (PEM, RSA of at least 2048 bits, not passphrase-protected), to decrypt
+    /// an `EncryptedAssertion` made with the encryption certificate we publish
+    /// ([`sp::SpMetadata::encryption_certificate`]). Without one, encrypted assertions are
+    /// refused. With one, plain assertions are still accepted: encryption stays the IdP's choice.
+    pub fn with_decryption_key(
+        mut self,
+        private_key_pem: &[u8],
+    ) -> Result<SamlConnection, ConfigError> {
+        self.decryption_key = Some(DecryptionKey::from_pem(private_key_pem)?);
+        Ok(self)
     }
 
     pub fn idp_entity_id(&self) -> &str {
@@ -245,8 +303,22 @@ pub enum SamlError {
         sub_code: Option<String>,
         message: Option<String>,
     },
-    #[error("encrypted assertions are not supported; turn off assertion encryption at the IdP")]
+    #[error(
+        "encrypted assertion or NameID that this connection cannot decrypt (no SP decryption key \
+         configured, or an EncryptedID); configure the key or turn off encryption at the IdP"
+    )]
     EncryptedAssertionUnsupported,
+    #[error("cannot decrypt the EncryptedAssertion: {0}")]
+    DecryptionFailed(String),
+    #[error(
+        "{algorithm} is a weak encryption algorithm; the IdP must use RSA-OAEP with AES-GCM or AES-CBC"
+    )]
+    WeakEncryption { algorithm: String },
+    #[error(
+        "the assertion is encrypted with {algorithm}, which does not authenticate, and is not \
+         signed itself; a Response signature over the ciphertext is not enough"
+    )]
+    EncryptedAssertionNotSigned { algorithm: String },
     #[error("neither the Assertion nor the Response is signed")]
     SignatureMissing,
     #[error(
@@ -336,10 +408,52 @@ pub fn validate_response(
     }
     let xml = decode(saml_response)?;
     let document = parse_strict(&xml)?;
-    let envelope = Envelope::read(&document)?;
-    let signed = verify_signatures(&xml, conn)?;
-    let assertion = envelope.signed_assertion(&signed)?;
+    let mut envelope = Envelope::read(&document, conn.decryption_key.is_some())?;
+    let Some(key) = conn.decryption_key.as_ref().filter(|_| envelope.encrypted) else {
+        let signed = verify_signatures(&xml, conn)?;
+        let assertion = envelope.signed_assertion(&signed)?;
+        return check(&envelope, &assertion, conn, expected_in_response_to, now);
+    };
+
+    // Encrypted (see the module documentation for the order): the Response signature, over the
+    // encrypted form, is verified before anything is decrypted, and what it verified is what
+    // gets decrypted.
+    let signed_response = if envelope.response_signed {
+        Some(verify_signatures(&xml, conn)?)
+    } else {
+        None
+    };
+    let encrypted = envelope.encrypted_assertion(signed_response.as_ref().unwrap_or(&document))?;
+    let decrypted = decrypt_assertion(&encrypted, key)?;
+    let plaintext =
+        checked_text(decrypted.plaintext).map_err(|e| in_decrypted(e, "decrypted assertion"))?;
+    let inner = parse_strict(&plaintext).map_err(|e| in_decrypted(e, "decrypted assertion"))?;
+    let assertion_signed = envelope.read_decrypted(&inner)?;
+    if assertion_signed {
+        let signed = verify_signatures(&plaintext, conn)?;
+        let assertion = envelope.signed_decrypted_assertion(&signed)?;
+        return check(&envelope, &assertion, conn, expected_in_response_to, now);
+    }
+    if !envelope.response_signed {
+        return Err(SamlError::SignatureMissing);
+    }
+    if !decrypted.authenticated {
+        return Err(SamlError::EncryptedAssertionNotSigned {
+            algorithm: decrypted.algorithm,
+        });
+    }
+    let assertion = inner
+        .get_root_element()
+        .ok_or_else(|| malformed("decrypted assertion: no root element"))?;
     check(&envelope, &assertion, conn, expected_in_response_to, now)
+}
+
+/// Says that a Malformed came from the decrypted text, not the posted document.
+fn in_decrypted(error: SamlError, what: &str) -> SamlError {
+    match error {
+        SamlError::Malformed(why) => malformed(format!("{what}: {why}")),
+        other => other,
+    }
 }
 
 /// Base64 as posted (Bindings §3.5.4), bounded before anything is allocated for it.
@@ -359,6 +473,12 @@ fn decode(saml_response: &str) -> Result<String, SamlError> {
     let bytes = STANDARD
         .decode(&compact)
         .map_err(|e| malformed(format!("base64: {e}")))?;
+    checked_text(bytes)
+}
+
+/// The posted document, or a decrypted assertion, as text libxml2 may parse: bounded, UTF-8,
+/// no DTD.
+fn checked_text(bytes: Vec<u8>) -> Result<String, SamlError> {
     if bytes.len() > MAX_RESPONSE_BYTES {
         return Err(SamlError::TooLarge {
             bytes: bytes.len(),

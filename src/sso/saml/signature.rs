@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use libxml::tree::{Document, Node};
 use samael::crypto::{AllowedSignatureAlgorithm, Crypto, CryptoProvider as _, ReduceMode};
 
+use super::decrypt::is_encrypted_assertion;
 use super::xml::{
     at_most_one, attribute, children, exactly_one, is, is_child_of, is_same, parse_strict, path,
     text,
@@ -73,15 +74,22 @@ const TRANSFORM_ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-s
 /// profile says so, and never a source of identity.
 pub(super) struct Envelope {
     pub(super) response_id: String,
+    /// Empty for an encrypted assertion until [`Envelope::read_decrypted`] has read it.
     pub(super) assertion_id: String,
     pub(super) response_signed: bool,
+    /// The one assertion is an `EncryptedAssertion` (only when decryption was allowed).
+    pub(super) encrypted: bool,
+    /// Every ID of the posted document: the decrypted assertion must not repeat one.
+    pub(super) ids: HashSet<String>,
     pub(super) destination: Option<String>,
     pub(super) in_response_to: Option<String>,
     pub(super) issuer: Option<(String, Option<String>)>,
 }
 
 impl Envelope {
-    pub(super) fn read(document: &Document) -> Result<Envelope, SamlError> {
+    /// `decryption`: the connection has a key, so an `EncryptedAssertion` may stand in for the
+    /// `Assertion`; without one it is refused.
+    pub(super) fn read(document: &Document, decryption: bool) -> Result<Envelope, SamlError> {
         let root = document
             .get_root_element()
             .ok_or_else(|| malformed("no root element"))?;
@@ -114,31 +122,28 @@ impl Envelope {
         let mut scan = Scan::default();
         scan.walk(&root)?;
 
-        if scan.encrypted_assertions > 0 {
+        if scan.encrypted_assertions > 0 && !decryption {
             return Err(SamlError::EncryptedAssertionUnsupported);
         }
         // Signature wrapping puts a second assertion next to the signed one, or moves the signed
         // one somewhere (Extensions, Advice, an Object) and puts a forged one in its place. One
-        // assertion, at the one place the profile puts it, leaves nothing to confuse.
-        let assertion = match scan.assertions.as_slice() {
-            [] => return Err(malformed("no Assertion")),
-            [only] => only.clone(),
-            many => {
-                return Err(wrapping(format!(
-                    "{} Assertion elements (at {}); exactly one is allowed",
-                    many.len(),
-                    many.iter().map(path).collect::<Vec<_>>().join(", ")
-                )));
-            }
-        };
-        if !is(&assertion, NS_SAML, "Assertion") || !is_child_of(&assertion, &root) {
+        // assertion, at the one place the profile puts it, leaves nothing to confuse. An
+        // EncryptedAssertion counts as one: encrypted or not, there is exactly one.
+        let assertion = scan.only_assertion()?;
+        let encrypted = is_encrypted_assertion(&assertion);
+        if !(is(&assertion, NS_SAML, "Assertion") || encrypted) || !is_child_of(&assertion, &root) {
             return Err(wrapping(format!(
-                "the Assertion is at {}, not a direct child of the Response",
+                "the {} is at {}, not a direct child of the Response",
+                assertion.get_name(),
                 path(&assertion)
             )));
         }
-        let assertion_id =
-            attribute(&assertion, "ID").ok_or_else(|| malformed("Assertion has no ID"))?;
+        // Known once decrypted (Core §2.3.4: an EncryptedAssertion has no ID of its own).
+        let assertion_id = if encrypted {
+            String::new()
+        } else {
+            attribute(&assertion, "ID").ok_or_else(|| malformed("Assertion has no ID"))?
+        };
 
         let mut response_signed = false;
         let mut assertion_signed = false;
@@ -147,9 +152,10 @@ impl Envelope {
                 .get_parent()
                 .ok_or_else(|| wrapping("a Signature without a parent"))?;
             // Core §5.4.1: SAML signatures are enveloped, children of what they sign.
+            // Inside an EncryptedAssertion nothing is signed: its signature is in the plaintext.
             let slot = if is_same(&parent, &root) {
                 &mut response_signed
-            } else if is_same(&parent, &assertion) {
+            } else if is_same(&parent, &assertion) && !encrypted {
                 &mut assertion_signed
             } else {
                 return Err(wrapping(format!(
@@ -164,8 +170,9 @@ impl Envelope {
             check_signed_info(signature, &parent_id)?;
         }
         // Profiles §4.1.4.5: over the POST binding every assertion must be signed, by itself or
-        // by the Response that contains it.
-        if !response_signed && !assertion_signed {
+        // by the Response that contains it. An encrypted one's own signature is only seen once
+        // decrypted: checked then.
+        if !response_signed && !assertion_signed && !encrypted {
             return Err(SamlError::SignatureMissing);
         }
 
@@ -175,6 +182,8 @@ impl Envelope {
             response_id,
             assertion_id,
             response_signed,
+            encrypted,
+            ids: scan.ids,
             destination: attribute(&root, "Destination"),
             in_response_to: attribute(&root, "InResponseTo"),
             issuer,
@@ -209,15 +218,101 @@ impl Envelope {
             }
             Ok(assertion.clone())
         } else {
-            if !is(&root, NS_SAML, "Assertion") || id.as_deref() != Some(&self.assertion_id) {
+            self.signed_decrypted_assertion(signed)
+        }
+    }
+
+    /// The assertion as its own signature signed: the verified content must be the Assertion
+    /// this envelope found (by ID), whether it came posted or decrypted.
+    pub(super) fn signed_decrypted_assertion(&self, signed: &Document) -> Result<Node, SamlError> {
+        let root = signed
+            .get_root_element()
+            .ok_or_else(|| wrapping("verified content has no root element"))?;
+        let id = attribute(&root, "ID");
+        if self.assertion_id.is_empty()
+            || !is(&root, NS_SAML, "Assertion")
+            || id.as_deref() != Some(&self.assertion_id)
+        {
+            return Err(wrapping(format!(
+                "verified content is {} {id:?}, not the Assertion {:?}",
+                root.get_name(),
+                self.assertion_id
+            )));
+        }
+        Ok(root)
+    }
+
+    /// The `EncryptedAssertion` to decrypt, from `document`: the posted one, or the Response
+    /// content its verified signature covers (then it must still be this envelope's Response
+    /// holding exactly one EncryptedAssertion and no Assertion).
+    pub(super) fn encrypted_assertion(&self, document: &Document) -> Result<Node, SamlError> {
+        let root = document
+            .get_root_element()
+            .ok_or_else(|| wrapping("verified content has no root element"))?;
+        let id = attribute(&root, "ID");
+        if !is(&root, NS_SAMLP, "Response") || id.as_deref() != Some(&self.response_id) {
+            return Err(wrapping(format!(
+                "verified content is {} {id:?}, not the Response {:?}",
+                root.get_name(),
+                self.response_id
+            )));
+        }
+        let encrypted = children(&root, NS_SAML, "EncryptedAssertion");
+        let [encrypted] = encrypted.as_slice() else {
+            return Err(wrapping(
+                "Response does not hold exactly one EncryptedAssertion",
+            ));
+        };
+        if !children(&root, NS_SAML, "Assertion").is_empty() {
+            return Err(wrapping(
+                "Response holds an Assertion beside the EncryptedAssertion",
+            ));
+        }
+        Ok(encrypted.clone())
+    }
+
+    /// The envelope rules on the decrypted document: its root is the one Assertion, with IDs
+    /// unique across both documents and at most one Signature, enveloped in it. Records the
+    /// assertion's ID; returns whether it is signed.
+    pub(super) fn read_decrypted(&mut self, decrypted: &Document) -> Result<bool, SamlError> {
+        let root = decrypted
+            .get_root_element()
+            .ok_or_else(|| malformed("decrypted assertion: no root element"))?;
+        if !is(&root, NS_SAML, "Assertion") {
+            return Err(malformed(format!(
+                "decrypted content is {}, not a saml:Assertion",
+                root.get_name()
+            )));
+        }
+        let assertion_id =
+            attribute(&root, "ID").ok_or_else(|| malformed("Assertion has no ID"))?;
+        let mut scan = Scan {
+            ids: self.ids.clone(),
+            ..Scan::default()
+        };
+        scan.walk(&root)?;
+        scan.only_assertion()?;
+        if scan.encrypted_assertions > 0 {
+            return Err(wrapping(
+                "an EncryptedAssertion inside the decrypted Assertion",
+            ));
+        }
+        let signed = match scan.signatures.as_slice() {
+            [] => false,
+            [signature] if signature.get_parent().is_some_and(|p| is_same(&p, &root)) => {
+                check_signed_info(signature, &assertion_id)?;
+                true
+            }
+            [signature] => {
                 return Err(wrapping(format!(
-                    "verified content is {} {id:?}, not the Assertion {:?}",
-                    root.get_name(),
-                    self.assertion_id
+                    "a Signature at {} in the decrypted Assertion; only the Assertion may carry one",
+                    path(signature)
                 )));
             }
-            Ok(root)
-        }
+            _ => return Err(wrapping("two Signatures in the decrypted Assertion")),
+        };
+        self.assertion_id = assertion_id;
+        Ok(signed)
     }
 }
 
@@ -244,7 +339,10 @@ impl Scan {
             }
             match node.get_name().as_str() {
                 "Assertion" => self.assertions.push(node.clone()),
-                "EncryptedAssertion" => self.encrypted_assertions += 1,
+                "EncryptedAssertion" => {
+                    self.encrypted_assertions += 1;
+                    self.assertions.push(node.clone());
+                }
                 "Signature" if is(&node, NS_DS, "Signature") => self.signatures.push(node.clone()),
                 _ => {}
             }
@@ -253,6 +351,24 @@ impl Scan {
             stack.extend(node.get_child_elements().into_iter().rev());
         }
         Ok(())
+    }
+
+    /// The one `Assertion` or `EncryptedAssertion` found, or why there is not exactly one.
+    fn only_assertion(&self) -> Result<Node, SamlError> {
+        match self.assertions.as_slice() {
+            [] => Err(malformed("no Assertion")),
+            [only] => Ok(only.clone()),
+            many => Err(wrapping(format!(
+                "{} {} elements (at {}); exactly one is allowed",
+                many.len(),
+                if self.encrypted_assertions > 0 {
+                    "Assertion or EncryptedAssertion"
+                } else {
+                    "Assertion"
+                },
+                many.iter().map(path).collect::<Vec<_>>().join(", ")
+            ))),
+        }
     }
 }
 

@@ -58,8 +58,9 @@ pub struct SpMetadata<'a> {
     /// PEM or DER. Published with `use="signing"`; only needed once we sign requests or logout.
     pub signing_certificate: Option<&'a [u8]>,
     /// PEM or DER. Published with `use="encryption"`. An IdP that sees one may start encrypting
-    /// assertions, which [`super::validate_response`] refuses for now: leave it out until
-    /// decryption is wired in.
+    /// assertions to it: publish it only for a connection given the matching private key with
+    /// [`SamlConnection::with_decryption_key`], or [`super::validate_response`] refuses them
+    /// ([`super::SamlError::EncryptedAssertionUnsupported`]).
     pub encryption_certificate: Option<&'a [u8]>,
 }
 

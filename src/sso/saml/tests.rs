@@ -775,6 +775,8 @@ fn check_assertion(subject_and_conditions: &str) -> Result<SamlIdentity, SamlErr
         response_id: "_r".into(),
         assertion_id: "_a".into(),
         response_signed: false,
+        encrypted: false,
+        ids: Default::default(),
         destination: None,
         in_response_to: None,
         issuer: None,
@@ -975,4 +977,526 @@ fn errors_say_exactly_why() {
     for (error, message) in cases {
         assert_eq!(error.to_string(), message);
     }
+}
+
+// ---- encrypted assertions ----
+
+const AES256_GCM: &str = "http://www.w3.org/2009/xmlenc11#aes256-gcm";
+const AES256_CBC: &str = "http://www.w3.org/2001/04/xmlenc#aes256-cbc";
+const RSA_1_5: &str = "http://www.w3.org/2001/04/xmlenc#rsa-1_5";
+
+fn key_bytes(name: &str) -> Vec<u8> {
+    fixture(&format!("keys/{name}.key")).into_bytes()
+}
+
+/// `conn()` with our SP decryption key (`keys/sp-enc.key`).
+fn enc_conn() -> SamlConnection {
+    conn().with_decryption_key(&key_bytes("sp-enc")).unwrap()
+}
+
+fn validate_encrypted(name: &str) -> Result<SamlIdentity, SamlError> {
+    validate_response(&posted(name), &enc_conn(), Some(REQUEST_ID), NOW)
+}
+
+fn validate_encrypted_xml(xml: &str) -> Result<SamlIdentity, SamlError> {
+    validate_response(&STANDARD.encode(xml), &enc_conn(), Some(REQUEST_ID), NOW)
+}
+
+/// The text of the last `<{tag}>` element, and its byte range in `xml`.
+fn last_element_text(xml: &str, tag: &str) -> (usize, usize) {
+    let open = format!("<{tag}>");
+    let start = xml.rfind(&open).unwrap() + open.len();
+    let end = start + xml[start..].find(&format!("</{tag}>")).unwrap();
+    (start, end)
+}
+
+/// `xml` with one base64 character of the content CipherValue changed, `at` characters in.
+fn flip_ciphertext(xml: &str, at: usize) -> String {
+    let (start, _) = last_element_text(xml, "xenc:CipherValue");
+    let index = start + at;
+    let old = &xml[index..index + 1];
+    let new = if old == "A" { "B" } else { "A" };
+    format!("{}{new}{}", &xml[..index], &xml[index + 1..])
+}
+
+/// Every encrypted fixture really is encrypted: no identity in clear text.
+fn assert_encrypted(name: &str, content: &str, transport: &str) {
+    let xml = fixture(name);
+    assert!(xml.contains("<saml:EncryptedAssertion>"), "{name}");
+    assert!(!xml.contains("<saml:Assertion "), "{name}");
+    assert!(!xml.contains("alice@example.com"), "{name}");
+    assert!(xml.contains(&format!(r#"Algorithm="{content}""#)), "{name}");
+    assert!(
+        xml.contains(&format!(r#"Algorithm="{transport}""#)),
+        "{name}"
+    );
+}
+
+#[test]
+fn an_encrypted_signed_assertion_gcm_yields_the_identity() {
+    assert_encrypted(
+        "valid_encrypted_gcm.xml",
+        AES256_GCM,
+        "http://www.w3.org/2009/xmlenc11#rsa-oaep",
+    );
+    assert!(fixture("valid_encrypted_gcm.xml").contains("xmlenc11#mgf1sha256"));
+    assert_eq!(
+        validate_encrypted("valid_encrypted_gcm.xml").unwrap(),
+        alice()
+    );
+    // Without a decryption key, refused as before.
+    assert_eq!(
+        validate("valid_encrypted_gcm.xml"),
+        Err(SamlError::EncryptedAssertionUnsupported)
+    );
+    // With a key, plain assertions are still accepted.
+    assert_eq!(
+        validate_response(&posted("valid.xml"), &enc_conn(), Some(REQUEST_ID), NOW).unwrap(),
+        alice()
+    );
+}
+
+#[test]
+fn an_encrypted_signed_assertion_cbc_yields_the_identity() {
+    assert_encrypted(
+        "valid_encrypted_cbc.xml",
+        AES256_CBC,
+        "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+    );
+    assert_eq!(
+        validate_encrypted("valid_encrypted_cbc.xml").unwrap(),
+        alice()
+    );
+}
+
+#[test]
+fn the_decrypted_assertion_passes_every_check() {
+    // Same fixture, checked at another time, against another request and another SP: the
+    // decrypted assertion is held to the conditions like a plain one.
+    let posted = posted("valid_encrypted_gcm.xml");
+    assert!(matches!(
+        validate_response(
+            &posted,
+            &enc_conn(),
+            Some(REQUEST_ID),
+            datetime!(2025-01-15 12:08:00 UTC)
+        ),
+        Err(SamlError::Expired { .. })
+    ));
+    assert!(matches!(
+        validate_response(&posted, &enc_conn(), Some("_other"), NOW),
+        Err(SamlError::UnknownInResponseTo { .. })
+    ));
+    let other_sp = SamlConnection::new(IDP, &[cert_bytes("idp-rsa")], "urn:other-sp", ACS)
+        .unwrap()
+        .with_decryption_key(&key_bytes("sp-enc"))
+        .unwrap();
+    assert!(matches!(
+        validate_response(&posted, &other_sp, Some(REQUEST_ID), NOW),
+        Err(SamlError::WrongAudience { .. })
+    ));
+    // Its signature is verified with the configured IdP certificates only.
+    let other_idp = conn_with(&["idp-rsa-next"])
+        .with_decryption_key(&key_bytes("sp-enc"))
+        .unwrap();
+    assert_eq!(
+        validate_response(&posted, &other_idp, Some(REQUEST_ID), NOW),
+        Err(SamlError::SignatureInvalid { certificates: 1 })
+    );
+}
+
+#[test]
+fn a_signed_response_covers_its_gcm_encrypted_assertion() {
+    let name = "valid_encrypted_response_signed.xml";
+    assert_encrypted(
+        name,
+        "http://www.w3.org/2009/xmlenc11#aes128-gcm",
+        "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+    );
+    assert!(signature_alone_verifies(name));
+    assert_eq!(validate_encrypted(name).unwrap(), alice());
+    // The Response signature is verified before anything is decrypted: a changed ciphertext
+    // is refused for the signature, not by the decryption.
+    assert_eq!(
+        validate_encrypted_xml(&flip_ciphertext(&fixture(name), 40)),
+        Err(SamlError::SignatureInvalid { certificates: 1 })
+    );
+}
+
+#[test]
+fn attack_encrypted_with_rsa_1_5() {
+    let xml = fixture("attack_encrypted_rsa1_5.xml");
+    assert_encrypted("attack_encrypted_rsa1_5.xml", AES256_GCM, RSA_1_5);
+    // The content key genuinely unwraps with our key under PKCS#1 v1.5: only the algorithm
+    // check refuses it.
+    let (start, end) = last_element_text(&xml, "e:CipherValue");
+    let wrapped = STANDARD.decode(&xml[start..end]).unwrap();
+    let rsa = openssl::rsa::Rsa::private_key_from_pem(&key_bytes("sp-enc")).unwrap();
+    let mut content_key = vec![0; rsa.size() as usize];
+    let n = rsa
+        .private_decrypt(&wrapped, &mut content_key, openssl::rsa::Padding::PKCS1)
+        .unwrap();
+    assert_eq!(n, 32);
+    assert_eq!(
+        validate_encrypted("attack_encrypted_rsa1_5.xml"),
+        Err(SamlError::WeakEncryption {
+            algorithm: RSA_1_5.into()
+        })
+    );
+    // Named as the reason.
+    assert_eq!(
+        validate_encrypted("attack_encrypted_rsa1_5.xml")
+            .unwrap_err()
+            .to_string(),
+        format!(
+            "{RSA_1_5} is a weak encryption algorithm; the IdP must use RSA-OAEP with AES-GCM or AES-CBC"
+        )
+    );
+}
+
+#[test]
+fn attack_cbc_assertion_covered_only_by_the_response_signature() {
+    let name = "attack_encrypted_cbc_response_signed.xml";
+    assert_encrypted(
+        name,
+        AES256_CBC,
+        "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+    );
+    // The Response signature is genuine; this error is only reached once decryption worked.
+    assert!(signature_alone_verifies(name));
+    assert_eq!(
+        validate_encrypted(name),
+        Err(SamlError::EncryptedAssertionNotSigned {
+            algorithm: AES256_CBC.into()
+        })
+    );
+}
+
+#[test]
+fn attack_encrypted_and_signed_by_nobody() {
+    assert_encrypted(
+        "attack_encrypted_unsigned.xml",
+        AES256_GCM,
+        "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+    );
+    assert!(!fixture("attack_encrypted_unsigned.xml").contains("Signature"));
+    assert_eq!(
+        validate_encrypted("attack_encrypted_unsigned.xml"),
+        Err(SamlError::SignatureMissing)
+    );
+}
+
+#[test]
+fn attack_encrypted_to_another_key() {
+    let name = "attack_encrypted_wrong_key.xml";
+    assert!(matches!(
+        validate_encrypted(name),
+        Err(SamlError::DecryptionFailed(why)) if why.contains("none of the 1 EncryptedKey(s)")
+    ));
+    // It is otherwise a valid response: whoever holds that key could read it.
+    let holder = conn().with_decryption_key(&key_bytes("attacker")).unwrap();
+    assert_eq!(
+        validate_response(&posted(name), &holder, Some(REQUEST_ID), NOW).unwrap(),
+        alice()
+    );
+}
+
+#[test]
+fn attack_wrapping_two_encrypted_assertions() {
+    let xml = fixture("attack_encrypted_wrapping_two.xml");
+    assert_eq!(xml.matches("<saml:EncryptedAssertion>").count(), 2);
+    assert_eq!(
+        validate_encrypted("attack_encrypted_wrapping_two.xml"),
+        Err(SamlError::WrappingDetected(
+            "2 Assertion or EncryptedAssertion elements (at Response/EncryptedAssertion, \
+             Response/EncryptedAssertion); exactly one is allowed"
+                .into()
+        ))
+    );
+    // Each alone decrypts: the genuine one to alice, the forged one to an unsigned admin.
+    let first = xml.find("  <saml:EncryptedAssertion>").unwrap();
+    let second = xml.rfind("  <saml:EncryptedAssertion>").unwrap();
+    let end = xml.find("</samlp:Response>").unwrap();
+    let genuine = format!("{}{}", &xml[..second], &xml[end..]);
+    assert_eq!(validate_encrypted_xml(&genuine).unwrap(), alice());
+    let forged = format!("{}{}", &xml[..first], &xml[second..]);
+    assert_eq!(
+        validate_encrypted_xml(&forged),
+        Err(SamlError::SignatureMissing)
+    );
+}
+
+#[test]
+fn attack_wrapping_encrypted_and_plain_assertion() {
+    let xml = fixture("attack_encrypted_wrapping_mixed.xml");
+    assert!(xml.contains("admin@example.com"));
+    assert_eq!(
+        validate_encrypted("attack_encrypted_wrapping_mixed.xml"),
+        Err(SamlError::WrappingDetected(
+            "2 Assertion or EncryptedAssertion elements (at Response/EncryptedAssertion, \
+             Response/Assertion); exactly one is allowed"
+                .into()
+        ))
+    );
+}
+
+#[test]
+fn an_encrypted_assertion_must_be_where_an_assertion_goes() {
+    let xml = fixture("valid_encrypted_cbc.xml");
+    let start = xml.find("  <saml:EncryptedAssertion>").unwrap();
+    let end = xml.find("</saml:EncryptedAssertion>").unwrap() + "</saml:EncryptedAssertion>".len();
+    let encrypted = &xml[start..end];
+    let moved = xml.replace(encrypted, "").replacen(
+        "<samlp:Status>",
+        &format!("<samlp:Extensions>{encrypted}</samlp:Extensions><samlp:Status>"),
+        1,
+    );
+    assert!(matches!(
+        validate_encrypted_xml(&moved),
+        Err(SamlError::WrappingDetected(why))
+            if why == "the EncryptedAssertion is at Response/Extensions/EncryptedAssertion, not a direct child of the Response"
+    ));
+}
+
+#[test]
+fn the_encrypted_key_may_be_a_sibling_of_the_encrypted_data() {
+    let xml = fixture("valid_encrypted_cbc.xml");
+    let key_info_start = xml
+        .find(r#"<KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#">"#)
+        .unwrap();
+    let key_info_end =
+        xml.find("</e:EncryptedKey>\n</KeyInfo>").unwrap() + "</e:EncryptedKey>\n</KeyInfo>".len();
+    let key_start = xml.find("<e:EncryptedKey").unwrap();
+    let key_end = xml.find("</e:EncryptedKey>").unwrap() + "</e:EncryptedKey>".len();
+    let encrypted_key = xml[key_start..key_end].replacen(
+        "<e:EncryptedKey ",
+        r#"<e:EncryptedKey xmlns="http://www.w3.org/2000/09/xmldsig#" "#,
+        1,
+    );
+    let sibling = format!("{}{}", &xml[..key_info_start], &xml[key_info_end..]).replacen(
+        "</xenc:EncryptedData>",
+        &format!("</xenc:EncryptedData>{encrypted_key}"),
+        1,
+    );
+    assert!(!sibling.contains("<KeyInfo xmlns"));
+    assert_eq!(validate_encrypted_xml(&sibling).unwrap(), alice());
+}
+
+#[test]
+fn an_altered_ciphertext_is_refused() {
+    // GCM: the tag fails.
+    assert!(matches!(
+        validate_encrypted_xml(&flip_ciphertext(&fixture("valid_encrypted_gcm.xml"), 40)),
+        Err(SamlError::DecryptionFailed(why)) if why.contains("tag")
+    ));
+    // CBC: it decrypts, to something else; the assertion's own signature (or the parse) fails.
+    for at in [2, 40, 400] {
+        let altered = flip_ciphertext(&fixture("valid_encrypted_cbc.xml"), at);
+        let result = validate_encrypted_xml(&altered);
+        assert!(result.is_err(), "{at}: {result:?}");
+    }
+    // A truncated ciphertext.
+    let xml = fixture("valid_encrypted_gcm.xml");
+    let (start, end) = last_element_text(&xml, "xenc:CipherValue");
+    let short = format!("{}AAAA{}", &xml[..start], &xml[end..]);
+    assert!(matches!(
+        validate_encrypted_xml(&short),
+        Err(SamlError::DecryptionFailed(_))
+    ));
+}
+
+#[test]
+fn encryption_algorithms_outside_the_list_are_refused() {
+    let gcm = fixture("valid_encrypted_gcm.xml");
+    let triple_des = gcm.replace(AES256_GCM, "http://www.w3.org/2001/04/xmlenc#tripledes-cbc");
+    assert_eq!(
+        validate_encrypted_xml(&triple_des),
+        Err(SamlError::WeakEncryption {
+            algorithm: "http://www.w3.org/2001/04/xmlenc#tripledes-cbc".into()
+        })
+    );
+    let aes192 = gcm.replace(AES256_GCM, "http://www.w3.org/2009/xmlenc11#aes192-gcm");
+    assert!(matches!(
+        validate_encrypted_xml(&aes192),
+        Err(SamlError::UnsupportedAlgorithm {
+            role: "content encryption",
+            ..
+        })
+    ));
+    let md5 = gcm.replace(
+        "http://www.w3.org/2009/xmlenc11#mgf1sha256",
+        "urn:example:mgf1md5",
+    );
+    assert!(matches!(
+        validate_encrypted_xml(&md5),
+        Err(SamlError::UnsupportedAlgorithm {
+            role: "OAEP mask generation",
+            ..
+        })
+    ));
+    // The OAEP digest and MGF are really used: naming other ones breaks the unwrapping.
+    let sha1_mgf = gcm.replace(
+        "http://www.w3.org/2009/xmlenc11#mgf1sha256",
+        "http://www.w3.org/2009/xmlenc11#mgf1sha1",
+    );
+    assert!(matches!(
+        validate_encrypted_xml(&sha1_mgf),
+        Err(SamlError::DecryptionFailed(_))
+    ));
+    let reference = gcm.replacen(
+        "<xenc:CipherValue>",
+        r#"<xenc:CipherReference URI="https://attacker.example.test/x"/><xenc:CipherValue>"#,
+        1,
+    );
+    assert!(matches!(
+        validate_encrypted_xml(&reference),
+        Err(SamlError::Malformed(why)) if why.contains("CipherReference")
+    ));
+    let content_type = gcm.replace(
+        r#"Type="http://www.w3.org/2001/04/xmlenc#Element""#,
+        r#"Type="http://www.w3.org/2001/04/xmlenc#Content""#,
+    );
+    assert!(matches!(
+        validate_encrypted_xml(&content_type),
+        Err(SamlError::Malformed(why)) if why.contains("Type")
+    ));
+}
+
+#[test]
+fn a_decryption_key_must_be_a_strong_rsa_key() {
+    assert!(conn().with_decryption_key(&key_bytes("sp-enc")).is_ok());
+    assert_eq!(
+        conn().with_decryption_key(b"garbage").unwrap_err(),
+        ConfigError::InvalidDecryptionKey
+    );
+    assert_eq!(
+        conn()
+            .with_decryption_key(&key_bytes("idp-ec"))
+            .unwrap_err(),
+        ConfigError::InvalidDecryptionKey
+    );
+    let weak = openssl::rsa::Rsa::generate(1024)
+        .unwrap()
+        .private_key_to_pem()
+        .unwrap();
+    assert_eq!(
+        conn().with_decryption_key(&weak).unwrap_err(),
+        ConfigError::WeakDecryptionKey { bits: 1024 }
+    );
+    let locked = openssl::rsa::Rsa::private_key_from_pem(&key_bytes("sp-enc"))
+        .unwrap()
+        .private_key_to_pem_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"secret")
+        .unwrap();
+    assert_eq!(
+        conn().with_decryption_key(&locked).unwrap_err(),
+        ConfigError::InvalidDecryptionKey
+    );
+    // The key never shows in a debug print of the connection.
+    let debug = format!("{:?}", enc_conn());
+    assert!(debug.contains("DecryptionKey(RSA 2048 bits)"), "{debug}");
+}
+
+/// `plaintext` encrypted to our SP certificate as an IdP would (AES-256-GCM, rsa-oaep-mgf1p with
+/// no DigestMethod, so SHA-1 by default), as a `saml:EncryptedAssertion` element.
+fn encrypt_for_sp(plaintext: &str) -> String {
+    use openssl::{encrypt::Encrypter, rand::rand_bytes, rsa::Padding, symm};
+    let cert = openssl::x509::X509::from_pem(&cert_bytes("sp-enc")).unwrap();
+    let public = cert.public_key().unwrap();
+    let (mut key, mut iv, mut tag) = ([0u8; 32], [0u8; 12], [0u8; 16]);
+    rand_bytes(&mut key).unwrap();
+    rand_bytes(&mut iv).unwrap();
+    let body = symm::encrypt_aead(
+        symm::Cipher::aes_256_gcm(),
+        &key,
+        Some(&iv),
+        &[],
+        plaintext.as_bytes(),
+        &mut tag,
+    )
+    .unwrap();
+    let mut encrypter = Encrypter::new(&public).unwrap();
+    encrypter.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
+    let mut wrapped = vec![0; encrypter.encrypt_len(&key).unwrap()];
+    let n = encrypter.encrypt(&key, &mut wrapped).unwrap();
+    wrapped.truncate(n);
+    let xenc = "http://www.w3.org/2001/04/xmlenc#";
+    format!(
+        r#"<saml:EncryptedAssertion><xenc:EncryptedData xmlns:xenc="{xenc}" Type="{xenc}Element"><xenc:EncryptionMethod Algorithm="{AES256_GCM}"/><ds:KeyInfo xmlns:ds="{NS_DS}"><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="{xenc}rsa-oaep-mgf1p"/><xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></saml:EncryptedAssertion>"#,
+        STANDARD.encode(wrapped),
+        STANDARD.encode([&iv[..], &body, &tag].concat())
+    )
+}
+
+/// The Assertion element of a fixture, as signed, and the response around it.
+fn split_assertion(xml: &str) -> (&str, &str, &str) {
+    let start = xml.find("<saml:Assertion ").unwrap();
+    let end = xml.rfind("</saml:Assertion>").unwrap() + "</saml:Assertion>".len();
+    (&xml[..start], &xml[start..end], &xml[end..])
+}
+
+/// `name`'s response with its assertion replaced by `plaintext`, encrypted.
+fn encrypted_in(name: &str, plaintext: &str) -> String {
+    let xml = fixture(name);
+    let (before, _, after) = split_assertion(&xml);
+    format!("{before}{}{after}", encrypt_for_sp(plaintext))
+}
+
+#[test]
+fn the_decrypted_text_gets_the_envelope_rules() {
+    let valid = fixture("valid.xml");
+    let (_, signed, _) = split_assertion(&valid);
+    // Control: the genuine signed assertion, encrypted here, is accepted.
+    assert_eq!(
+        validate_encrypted_xml(&encrypted_in("valid.xml", signed)).unwrap(),
+        alice()
+    );
+    // A DTD inside the plaintext, refused as in the posted document.
+    let doctype = format!("<!DOCTYPE saml:Assertion [<!ENTITY who \"admin\">]>{signed}");
+    assert!(matches!(
+        validate_encrypted_xml(&encrypted_in("valid.xml", &doctype)),
+        Err(SamlError::Malformed(why)) if why.contains("decrypted assertion") && why.contains("DOCTYPE")
+    ));
+    // Not well-formed.
+    assert!(matches!(
+        validate_encrypted_xml(&encrypted_in("valid.xml", &signed[..signed.len() - 5])),
+        Err(SamlError::Malformed(why)) if why.starts_with("decrypted assertion")
+    ));
+    // Wrapping inside the plaintext: the genuine signed assertion in the Advice of a forged one.
+    let moved = fixture("attack_wrapping_moved.xml");
+    let (_, nested, _) = split_assertion(&moved);
+    assert!(matches!(
+        validate_encrypted_xml(&encrypted_in("valid.xml", nested)),
+        Err(SamlError::WrappingDetected(why)) if why.starts_with("2 Assertion elements")
+    ));
+    // An ID of the posted document repeated by the decrypted assertion.
+    let same_id =
+        encrypted_in("valid.xml", signed).replacen(r#"ID="_resp-1""#, r#"ID="_assert-1""#, 1);
+    assert_eq!(
+        validate_encrypted_xml(&same_id),
+        Err(SamlError::WrappingDetected(
+            r#"ID "_assert-1" appears twice"#.into()
+        ))
+    );
+    // The signature references something other than the decrypted assertion.
+    let references = fixture("attack_signature_references_response.xml");
+    let (_, wrong_reference, _) = split_assertion(&references);
+    assert!(matches!(
+        validate_encrypted_xml(&encrypted_in("valid.xml", wrong_reference)),
+        Err(SamlError::WrappingDetected(why)) if why.contains("does not name its parent")
+    ));
+    // Not an assertion at all.
+    assert!(matches!(
+        validate_encrypted_xml(&encrypted_in("valid.xml", "<x/>")),
+        Err(SamlError::Malformed(why)) if why.contains("not a saml:Assertion")
+    ));
+    // A tampered assertion inside: its own signature fails after decryption.
+    let tampered = signed.replacen(
+        ">alice@example.com</saml:NameID>",
+        ">admin@example.com</saml:NameID>",
+        1,
+    );
+    assert_eq!(
+        validate_encrypted_xml(&encrypted_in("valid.xml", &tampered)),
+        Err(SamlError::SignatureInvalid { certificates: 1 })
+    );
 }
