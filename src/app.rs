@@ -24,6 +24,9 @@ pub struct AppState {
     pub session_lifetime: Duration,
     /// IdP discovery documents and keys, cached briefly per replica.
     pub oidc: Arc<crate::http::sso_oidc::Providers>,
+    /// Our current id_token signing key, parsed, and when it was read.
+    pub signer:
+        Arc<std::sync::Mutex<Option<(std::time::Instant, crate::oauth::token::SigningKey)>>>,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
             session_idle: Duration::from_secs(2 * 3600),
             session_lifetime: Duration::from_secs(12 * 3600),
             oidc: Arc::default(),
+            signer: Arc::default(),
         }
     }
 }

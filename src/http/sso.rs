@@ -336,10 +336,30 @@ pub async fn saml_acs(
         )
         .await;
     };
-    let (settings, validator) = match saml_settings(&s, &conn) {
+    let (settings, mut validator) = match saml_settings(&s, &conn) {
         Ok(v) => v,
         Err(e) => return fail(&s, Some(&conn), "connection_invalid", e).await,
     };
+    // Our key for encrypted assertions, sealed with the connection.
+    if settings.sp_encryption_certificate.is_some() {
+        let key = match s.store.connection_secret(&conn.id).await {
+            Ok(Some(key)) => key,
+            Ok(None) => {
+                return fail(
+                    &s,
+                    Some(&conn),
+                    "connection_invalid",
+                    "no SP decryption key",
+                )
+                .await;
+            }
+            Err(e) => return fail(&s, Some(&conn), "store", e).await,
+        };
+        validator = match validator.with_decryption_key(key.as_bytes()) {
+            Ok(v) => v,
+            Err(e) => return fail(&s, Some(&conn), "connection_invalid", e).await,
+        };
+    }
     // The RelayState we sent names the request this answers. Anything else (none, or an IdP
     // portal's own RelayState) is an unsolicited response, which the validator refuses unless the
     // connection allows IdP-initiated sign-in.
@@ -438,7 +458,7 @@ pub async fn saml_metadata(State(s): State<AppState>, Path(id): Path<String>) ->
         Ok(c) if c.kind == "saml" => c,
         _ => return (StatusCode::NOT_FOUND, "no such SAML connection").into_response(),
     };
-    let (_, validator) = match saml_settings(&s, &conn) {
+    let (settings, validator) = match saml_settings(&s, &conn) {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(connection = %conn.id, error = %e, "SAML metadata");
@@ -449,7 +469,12 @@ pub async fn saml_metadata(State(s): State<AppState>, Path(id): Path<String>) ->
                 .into_response();
         }
     };
-    match sp::SpMetadata::for_connection(&validator).to_xml() {
+    let mut metadata = sp::SpMetadata::for_connection(&validator);
+    metadata.encryption_certificate = settings
+        .sp_encryption_certificate
+        .as_deref()
+        .map(str::as_bytes);
+    match metadata.to_xml() {
         Ok(xml) => (
             [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
             xml,
@@ -506,8 +531,25 @@ pub async fn discovery(State(s): State<AppState>) -> Response {
 
 use axum::Json;
 
-/// The key that signs now, made on first use.
+/// How long a replica signs with the key it read before reading again: a rotation made on another
+/// replica is picked up within this, and tokens signed meanwhile with the previous key still verify
+/// (it stays published).
+const SIGNER_TTL: Duration = Duration::from_secs(60);
+
+/// The key that signs now, made on first use. Parsing and checking a key costs milliseconds, far
+/// more than a signature, so each replica keeps the current one for a while.
 async fn signing_key(state: &AppState) -> Result<SigningKey, String> {
+    if let Some((at, key)) = state.signer.lock().expect("not poisoned").as_ref()
+        && at.elapsed() < SIGNER_TTL
+    {
+        return Ok(key.clone());
+    }
+    let key = load_signing_key(state).await?;
+    *state.signer.lock().expect("not poisoned") = Some((std::time::Instant::now(), key.clone()));
+    Ok(key)
+}
+
+async fn load_signing_key(state: &AppState) -> Result<SigningKey, String> {
     let keys = state
         .store
         .signing_keys(RETIRED_KEY_PUBLISHED)

@@ -386,7 +386,7 @@ struct SamlSetup {
 }
 
 /// A SAML connection to a samlify IdP that signs with a key made now by openssl.
-async fn saml_setup(idp_initiated: bool) -> SamlSetup {
+async fn saml_setup(idp_initiated: bool, encrypted: bool) -> SamlSetup {
     let (store, dir) = fresh_store().await;
     let (listener, base) = listen().await;
     serve(&store, listener, &base).await;
@@ -419,9 +419,14 @@ async fn saml_setup(idp_initiated: bool) -> SamlSetup {
         "name": "samlify", "jit": true,
         "saml": {"idp_entity_id": format!("{idp_url}/metadata"), "idp_sso_url": format!("{idp_url}/sso"),
                  "idp_certificates": [std::fs::read_to_string(&cert).unwrap()],
-                 "idp_initiated": idp_initiated},
+                 "idp_initiated": idp_initiated, "encrypted_assertions": encrypted},
     }))
     .await;
+    let encryption_cert = conn["config"]["sp_encryption_certificate"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(encryption_cert.is_empty(), !encrypted, "{conn}");
     let idp = start_idp(
         "saml-idp.mjs",
         &[
@@ -430,6 +435,7 @@ async fn saml_setup(idp_initiated: bool) -> SamlSetup {
             ("CERT_FILE", cert.display().to_string()),
             ("SP_ENTITY_ID", conn["endpoints"]["sp_entity_id"].as_str().unwrap().into()),
             ("SP_ACS_URL", conn["endpoints"]["acs_url"].as_str().unwrap().into()),
+            ("SP_ENCRYPTION_CERT", encryption_cert),
             (
                 "USER",
                 json!({"nameId": "bob@example.org", "email": "bob@example.org", "name": "Bob Example",
@@ -497,7 +503,7 @@ async fn saml_sign_in_through_samlify_hands_the_mapped_access_to_the_saas_and_re
     if !available() {
         return;
     }
-    let s = saml_setup(false).await;
+    let s = saml_setup(false, false).await;
     let saas = Saas::new();
     let authorize = saas.authorize_url(&s.base, &s.org, "bob@example.org");
     let r = browser().get(&authorize).send().await.unwrap();
@@ -572,7 +578,7 @@ async fn saml_idp_initiated_sign_in_when_enabled_and_its_replay_refused_by_anoth
     if !available() {
         return;
     }
-    let s = saml_setup(true).await;
+    let s = saml_setup(true, false).await;
     let (action, response, relay) = idp_form(
         browser()
             .get(format!("{}/initiate", s.idp.url))
@@ -598,4 +604,58 @@ async fn saml_idp_initiated_sign_in_when_enabled_and_its_replay_refused_by_anoth
         "a replayed assertion is refused on the other replica"
     );
     assert!(audit(&s).await.contains("saml_replay"));
+}
+
+#[tokio::test]
+async fn saml_assertions_encrypted_to_our_key_sign_in_like_plain_ones() {
+    if !available() {
+        return;
+    }
+    let s = saml_setup(false, true).await;
+    let conns: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/orgs/{}/sso/connections",
+            s.base, s.org.id
+        ))
+        .bearer_auth(&s.org.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let metadata_url = conns["items"][0]["endpoints"]["sp_metadata_url"]
+        .as_str()
+        .unwrap();
+    let metadata = reqwest::get(metadata_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metadata.contains(r#"use="encryption""#), "{metadata}");
+
+    let saas = Saas::new();
+    let authorize = saas.authorize_url(&s.base, &s.org, "bob@example.org");
+    let to_idp = location(&authorize, &browser().get(&authorize).send().await.unwrap());
+    let (action, response, relay) = idp_form(browser().get(&to_idp).send().await.unwrap()).await;
+    let xml = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&response)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        xml.contains("EncryptedAssertion") && !xml.contains("Bob Example"),
+        "encrypted"
+    );
+    let r = post_acs(&action, &response, relay.as_deref()).await;
+    assert!(
+        r.status().is_redirection(),
+        "ACS: {} {}",
+        r.status(),
+        r.text().await.unwrap()
+    );
+    let claims = saas.finish(&s.base, &s.org, &location(&action, &r)).await;
+    assert_mapped(&claims, &s.org, "bob@example.org", "Bob Example");
 }

@@ -42,6 +42,9 @@ const CERT = fs.readFileSync(required('CERT_FILE'), 'utf8');
 const SP_ENTITY_ID = required('SP_ENTITY_ID');
 const SP_ACS_URL = required('SP_ACS_URL');
 const USER = JSON.parse(required('USER'));
+// idbridge's encryption certificate (PEM), from its SP metadata: when set, assertions are signed
+// and then encrypted to it (RSA-OAEP, AES-256-CBC: what Okta and Entra send).
+const SP_ENCRYPTION_CERT = process.env.SP_ENCRYPTION_CERT || '';
 
 const RSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
 const EMAIL_FORMAT = 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress';
@@ -62,6 +65,9 @@ const idp = samlify.IdentityProvider({
   privateKey: PRIVATE_KEY,
   wantAuthnRequestsSigned: false,
   requestSignatureAlgorithm: RSA_SHA256, // also picks the SHA-256 digest
+  isAssertionEncrypted: Boolean(SP_ENCRYPTION_CERT),
+  dataEncryptionAlgorithm: 'http://www.w3.org/2001/04/xmlenc#aes256-cbc',
+  keyEncryptionAlgorithm: 'http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p',
   nameIDFormat: [EMAIL_FORMAT],
   singleSignOnService: [{
     Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect',
@@ -77,6 +83,7 @@ const sp = samlify.ServiceProvider({
     Location: SP_ACS_URL,
   }],
   authnRequestsSigned: false,
+  ...(SP_ENCRYPTION_CERT ? { encryptCert: SP_ENCRYPTION_CERT, isAssertionEncrypted: true } : {}),
   wantAssertionsSigned: true, // samlify signs the Assertion ...
   wantMessageSigned: false, //   ... and leaves the Response unsigned
   transformationAlgorithms: [
