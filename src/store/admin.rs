@@ -690,6 +690,10 @@ impl Store {
 
 // ---- webhooks ----------------------------------------------------------------------------------
 
+fn webhook_secret_context(id: &str) -> String {
+    format!("webhooks.secret:{id}")
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookInfo {
     pub id: String,
@@ -722,13 +726,19 @@ impl Store {
         url: &str,
     ) -> StoreResult<(WebhookInfo, String)> {
         let secret = mint_token("whsec_");
+        let id = new_id();
+        // Sealed like every secret at rest; the worker opens it to sign each delivery.
+        let sealed = self
+            .secrets()?
+            .seal(&webhook_secret_context(&id), secret.as_bytes())
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let t = now_micros();
         let mut tx = self.begin().await?;
         let seq: i64 = on_tx!(&mut tx, c => sqlx::query_scalar(
             "SELECT COALESCE(MAX(seq), 0) FROM events WHERE org_id = $1")
             .bind(scope.org_id()).fetch_one(&mut *c).await?);
         let info = WebhookInfo {
-            id: new_id(),
+            id,
             url: url.to_string(),
             delivered_seq: seq,
             attempts: 0,
@@ -738,7 +748,7 @@ impl Store {
         };
         on_tx!(&mut tx, c => sqlx::query(
             "INSERT INTO webhooks (id, org_id, url, secret, delivered_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&info.id).bind(scope.org_id()).bind(url).bind(&secret).bind(seq).bind(t)
+            .bind(&info.id).bind(scope.org_id()).bind(url).bind(&sealed).bind(seq).bind(t)
             .execute(&mut *c).await?.rows_affected());
         super::audit::record_as(
             &mut tx,
@@ -813,6 +823,16 @@ impl Store {
                 attempts: job.get(5),
             })?);
         tx.commit().await?;
+        let mut job = job;
+        // Webhooks made before secrets were sealed hold theirs in clear.
+        if job.secret.starts_with("v1:") {
+            let clear = self
+                .secrets()?
+                .open(&webhook_secret_context(&job.id), &job.secret)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            job.secret = String::from_utf8(clear)
+                .map_err(|_| StoreError::Invalid("webhook secret is not UTF-8".into()))?;
+        }
         Ok(Some(job))
     }
 

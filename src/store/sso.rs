@@ -932,6 +932,9 @@ impl Store {
         let secrets: Vec<Option<String>> = on_read!(self, c => sqlx::query_scalar(
             "SELECT secret FROM sso_connections").fetch_all(c).await?);
         out.extend(secrets.into_iter().flatten());
+        let webhooks: Vec<String> = on_read!(self, c => sqlx::query_scalar(
+            "SELECT secret FROM webhooks").fetch_all(c).await?);
+        out.extend(webhooks);
         Ok(out)
     }
 }

@@ -84,6 +84,9 @@ async fn setup() -> (TestApp, String, String, Arc<Received>, String) {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let secret = r.body["secret"].as_str().unwrap().to_string();
     let id = r.body["webhook"]["id"].as_str().unwrap().to_string();
+    // Stored sealed: a copy of the database does not sign deliveries (the worker opens it).
+    let stored = app.store.raw_secret_columns().await.unwrap();
+    assert!(!stored.is_empty() && stored.iter().all(|s| !s.contains(&secret)));
     (app, owner, secret, received, id)
 }
 
