@@ -110,15 +110,56 @@ fn session_cookie(state: &AppState, token: &str, max_age: Duration) -> HeaderVal
     .expect("token and numbers are valid header text")
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// Every `name=value` pair of the request's Cookie headers.
+fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    cookies(headers)
         .find(|(name, _)| *name == SESSION_COOKIE)
         .map(|(_, value)| value.to_string())
+}
+
+/// The cookie that ties a sign-in in flight to the browser that started it. The state alone is
+/// not enough (RFC 6749 §10.12): an attacker could start a sign-in, stop at their own IdP answer,
+/// and have a victim's browser deliver it, signing the victim in as the attacker.
+fn flow_cookie_name(flow_state: &str) -> String {
+    let short: String = flow_state.chars().take(12).collect();
+    format!("idbridge_flow_{short}")
+}
+
+/// SAML answers arrive as a cross-site POST from the IdP, which a `SameSite=Lax` cookie does not
+/// follow; over https the flow cookie is `SameSite=None; Secure` for them.
+fn flow_cookie(state: &AppState, flow_state: &str, cross_site_post: bool) -> HeaderValue {
+    let https = state.public_url.starts_with("https://");
+    let same_site = if cross_site_post && https {
+        "None"
+    } else {
+        "Lax"
+    };
+    let secure = if https { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{}={flow_state}; Path=/sso/; Max-Age={}; HttpOnly; SameSite={same_site}{secure}",
+        flow_cookie_name(flow_state),
+        FLOW_TTL.as_secs()
+    ))
+    .expect("state is URL-safe text")
+}
+
+/// Whether this browser started the sign-in `flow_state` names.
+pub(super) fn flow_bound(headers: &HeaderMap, flow_state: &str) -> bool {
+    let name = flow_cookie_name(flow_state);
+    cookies(headers).any(|(n, v)| {
+        n == name
+            && v.len() == flow_state.len()
+            && openssl::memcmp::eq(v.as_bytes(), flow_state.as_bytes())
+    })
 }
 
 async fn current_session(state: &AppState, headers: &HeaderMap) -> Option<LiveSession> {
@@ -255,6 +296,10 @@ async fn start_flow(
         return fail(state, Some(conn), "store", e).await;
     }
     let mut resp = Redirect::to(&url).into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        flow_cookie(state, &flow_state, conn.kind == "saml"),
+    );
     no_store(&mut resp);
     resp
 }
@@ -312,6 +357,7 @@ pub struct AcsForm {
 pub async fn saml_acs(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Form(form): Form<AcsForm>,
 ) -> Response {
     let conn = match s.store.connection_by_id(&id).await {
@@ -366,6 +412,15 @@ pub async fn saml_acs(
     let mut flow = None;
     if let Some(relay) = form.relay_state.as_deref().filter(|r| !r.is_empty()) {
         match s.store.take_flow(relay).await {
+            Ok(Some(_)) if !flow_bound(&headers, relay) => {
+                return fail(
+                    &s,
+                    Some(&conn),
+                    "flow_unbound",
+                    "the sign-in was started in another browser (no flow cookie)",
+                )
+                .await;
+            }
             Ok(Some((conn_id, data))) if conn_id == conn.id => flow = Some(data),
             Ok(Some(_)) => {
                 return fail(

@@ -102,8 +102,12 @@ pub struct CallbackParams {
 }
 
 /// The redirect URI of every OIDC connection (Core §3.1.2.5); `state` finds the sign-in.
-pub async fn callback(State(s): State<AppState>, Query(q): Query<CallbackParams>) -> Response {
-    use super::sso::fail;
+pub async fn callback(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<CallbackParams>,
+) -> Response {
+    use super::sso::{fail, flow_bound};
     let Some(flow_state) = q.state.as_deref() else {
         return fail(&s, None, "oidc_invalid", "callback without state").await;
     };
@@ -118,6 +122,10 @@ pub async fn callback(State(s): State<AppState>, Query(q): Query<CallbackParams>
         Ok(c) => c,
         Err(e) => return fail(&s, None, "unknown_connection", e).await,
     };
+    if !flow_bound(&headers, flow_state) {
+        let why = "the sign-in was started in another browser (no flow cookie)";
+        return fail(&s, Some(&conn), "flow_unbound", why).await;
+    }
     if let Some(error) = q.error.as_deref() {
         let reason = format!(
             "the IdP answered {error}: {}",

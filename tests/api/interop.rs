@@ -312,7 +312,7 @@ async fn oidc_sign_in_through_oidc_provider_hands_the_mapped_access_to_the_saas(
         ],
     )
     .await;
-    api(&base, &org.admin, &format!("{}/sso/connections", org.id), json!({
+    let conn = api(&base, &org.admin, &format!("{}/sso/connections", org.id), json!({
         "name": "oidc-provider", "jit": true,
         "oidc": {"issuer": idp.url, "client_id": "idbridge", "client_secret": "idp-secret-for-idbridge",
                  "scopes": ["openid", "email", "profile", "groups"]},
@@ -374,6 +374,35 @@ async fn oidc_sign_in_through_oidc_provider_hands_the_mapped_access_to_the_saas(
         .unwrap();
     let callback = location(&base, &r);
     again.finish(&base, &org, &callback).await;
+
+    // Login CSRF: the IdP's answer to a sign-in this browser started (it is still signed in at the
+    // IdP), opened by another browser, is refused.
+    let start = format!("{base}/sso/{}/start", conn["id"].as_str().unwrap());
+    let mut url = start;
+    let attackers_callback = loop {
+        let r = browser.get(&url).send().await.unwrap();
+        let next = location(&url, &r);
+        if next.starts_with(&format!("{base}/sso/oidc/callback")) {
+            break next;
+        }
+        url = next;
+    };
+    let r = self::browser()
+        .get(&attackers_callback)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a sign-in finished in another browser");
+    let audit = reqwest::Client::new()
+        .get(format!("{base}/api/v1/orgs/{}/audit", org.id))
+        .bearer_auth(&org.admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(audit.contains("flow_unbound"), "{audit}");
 }
 
 struct SamlSetup {
@@ -477,12 +506,33 @@ async fn idp_form(resp: reqwest::Response) -> (String, String, Option<String>) {
     )
 }
 
-async fn post_acs(action: &str, response: &str, relay: Option<&str>) -> reqwest::Response {
+async fn post_acs(
+    browser: &reqwest::Client,
+    action: &str,
+    response: &str,
+    relay: Option<&str>,
+) -> reqwest::Response {
     let mut form = vec![("SAMLResponse", response)];
     if let Some(r) = relay {
         form.push(("RelayState", r));
     }
-    browser().post(action).form(&form).send().await.unwrap()
+    browser.post(action).form(&form).send().await.unwrap()
+}
+
+/// One SP-initiated round in `browser`: through `/oauth/authorize` to the IdP's auto-posting form.
+async fn saml_round(
+    browser: &reqwest::Client,
+    s: &SamlSetup,
+    saas: &Saas,
+) -> (String, String, Option<String>) {
+    // prompt=login: through the IdP even when this browser already has a session with us.
+    let authorize = saas.authorize_url(&s.base, &s.org, "bob@example.org") + "&prompt=login";
+    let to_idp = location(&authorize, &browser.get(&authorize).send().await.unwrap());
+    assert!(
+        to_idp.starts_with(&format!("{}/sso?SAMLRequest=", s.idp.url)),
+        "{to_idp}"
+    );
+    idp_form(browser.get(&to_idp).send().await.unwrap()).await
 }
 
 async fn audit(s: &SamlSetup) -> String {
@@ -505,15 +555,9 @@ async fn saml_sign_in_through_samlify_hands_the_mapped_access_to_the_saas_and_re
     }
     let s = saml_setup(false, false).await;
     let saas = Saas::new();
-    let authorize = saas.authorize_url(&s.base, &s.org, "bob@example.org");
-    let r = browser().get(&authorize).send().await.unwrap();
-    let to_idp = location(&authorize, &r);
-    assert!(
-        to_idp.starts_with(&format!("{}/sso?SAMLRequest=", s.idp.url)),
-        "{to_idp}"
-    );
-    let (action, response, relay) = idp_form(browser().get(&to_idp).send().await.unwrap()).await;
-    let r = post_acs(&action, &response, relay.as_deref()).await;
+    let b = browser();
+    let (action, response, relay) = saml_round(&b, &s, &saas).await;
+    let r = post_acs(&b, &action, &response, relay.as_deref()).await;
     assert!(
         r.status().is_redirection(),
         "ACS: {} {}",
@@ -538,18 +582,24 @@ async fn saml_sign_in_through_samlify_hands_the_mapped_access_to_the_saas_and_re
 
     // A response to one sign-in posted with another sign-in's RelayState: InResponseTo names a
     // request this browser's flow did not send.
-    let first = Saas::new().authorize_url(&s.base, &s.org, "bob@example.org");
-    let to_idp = location(&first, &browser().get(&first).send().await.unwrap());
-    let (_, response_1, _) = idp_form(browser().get(&to_idp).send().await.unwrap()).await;
-    let second = Saas::new().authorize_url(&s.base, &s.org, "bob@example.org");
-    let to_idp = location(&second, &browser().get(&second).send().await.unwrap());
-    let (_, _, relay_2) = idp_form(browser().get(&to_idp).send().await.unwrap()).await;
-    let r = post_acs(&action, &response_1, relay_2.as_deref()).await;
+    let (_, response_1, _) = saml_round(&b, &s, &Saas::new()).await;
+    let (_, _, relay_2) = saml_round(&b, &s, &Saas::new()).await;
+    let r = post_acs(&b, &action, &response_1, relay_2.as_deref()).await;
     assert_eq!(r.status(), 403, "InResponseTo of another request");
     assert!(audit(&s).await.contains("InResponseTo"));
 
+    // Login CSRF: an attacker's own answer, delivered by the victim's browser, which did not start
+    // that sign-in.
+    let attacker = browser();
+    let (_, response_3, relay_3) = saml_round(&attacker, &s, &Saas::new()).await;
+    let victim = browser();
+    let r = post_acs(&victim, &action, &response_3, relay_3.as_deref()).await;
+    assert_eq!(r.status(), 403, "a sign-in finished in another browser");
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(audit(&s).await.contains("flow_unbound"));
+
     // The same response again: its request was answered, so it is unsolicited now, and refused.
-    let r = post_acs(&action, &response, relay.as_deref()).await;
+    let r = post_acs(&b, &action, &response, relay.as_deref()).await;
     assert_eq!(r.status(), 403);
     // Started at the IdP: refused, since this connection does not allow IdP-initiated sign-in.
     let (action, response, relay) = idp_form(
@@ -560,7 +610,7 @@ async fn saml_sign_in_through_samlify_hands_the_mapped_access_to_the_saas_and_re
             .unwrap(),
     )
     .await;
-    let r = post_acs(&action, &response, relay.as_deref()).await;
+    let r = post_acs(&browser(), &action, &response, relay.as_deref()).await;
     assert_eq!(r.status(), 403);
     let page = r.text().await.unwrap();
     assert!(
@@ -588,7 +638,7 @@ async fn saml_idp_initiated_sign_in_when_enabled_and_its_replay_refused_by_anoth
     )
     .await;
     assert!(relay.is_none());
-    let r = post_acs(&action, &response, None).await;
+    let r = post_acs(&browser(), &action, &response, None).await;
     assert_eq!(r.status(), 200, "IdP-initiated sign-in is allowed here");
     assert!(r.headers().get("set-cookie").is_some());
     assert!(r.text().await.unwrap().contains("Signed in"));
@@ -597,7 +647,7 @@ async fn saml_idp_initiated_sign_in_when_enabled_and_its_replay_refused_by_anoth
     let (listener, replica) = listen().await;
     serve(&s.store, listener, &s.base).await;
     let replica_acs = action.replace(&s.base, &replica);
-    let r = post_acs(&replica_acs, &response, None).await;
+    let r = post_acs(&browser(), &replica_acs, &response, None).await;
     assert_eq!(
         r.status(),
         403,
@@ -636,9 +686,8 @@ async fn saml_assertions_encrypted_to_our_key_sign_in_like_plain_ones() {
     assert!(metadata.contains(r#"use="encryption""#), "{metadata}");
 
     let saas = Saas::new();
-    let authorize = saas.authorize_url(&s.base, &s.org, "bob@example.org");
-    let to_idp = location(&authorize, &browser().get(&authorize).send().await.unwrap());
-    let (action, response, relay) = idp_form(browser().get(&to_idp).send().await.unwrap()).await;
+    let b = browser();
+    let (action, response, relay) = saml_round(&b, &s, &saas).await;
     let xml = String::from_utf8(
         base64::engine::general_purpose::STANDARD
             .decode(&response)
@@ -649,7 +698,7 @@ async fn saml_assertions_encrypted_to_our_key_sign_in_like_plain_ones() {
         xml.contains("EncryptedAssertion") && !xml.contains("Bob Example"),
         "encrypted"
     );
-    let r = post_acs(&action, &response, relay.as_deref()).await;
+    let r = post_acs(&b, &action, &response, relay.as_deref()).await;
     assert!(
         r.status().is_redirection(),
         "ACS: {} {}",
