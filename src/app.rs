@@ -27,6 +27,8 @@ pub struct AppState {
     /// Our current id_token signing key, parsed, and when it was read.
     pub signer:
         Arc<std::sync::Mutex<Option<(std::time::Instant, crate::oauth::token::SigningKey)>>>,
+    /// Where domain verification looks up TXT records.
+    pub dns: crate::sso::dns::Dns,
 }
 
 impl AppState {
@@ -40,6 +42,7 @@ impl AppState {
             session_lifetime: Duration::from_secs(12 * 3600),
             oidc: Arc::default(),
             signer: Arc::default(),
+            dns: crate::sso::dns::Dns::default(),
         }
     }
 }
@@ -60,6 +63,7 @@ pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
     state.allow_private_urls = global.allow_private_urls;
     state.session_idle = global.session_idle();
     state.session_lifetime = global.session_lifetime();
+    state.dns.server = global.dns_server;
     let worker = tokio::spawn(crate::webhook::worker(
         store,
         std::time::Duration::from_secs(1),

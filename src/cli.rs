@@ -34,7 +34,10 @@ pub fn scim_url(public_url: &str, directory_id: &str) -> String {
 
 fn admin_error(e: AdminError) -> anyhow::Error {
     match e {
-        AdminError::NotFound(d) | AdminError::Conflict(d) | AdminError::Invalid(d) => {
+        AdminError::NotFound(d)
+        | AdminError::Conflict(d)
+        | AdminError::Invalid(d)
+        | AdminError::Unavailable(d) => {
             anyhow::anyhow!(d)
         }
         e => anyhow::anyhow!("{e:?}"),
@@ -430,29 +433,47 @@ pub async fn sso(store: &Store, global: &Global, cmd: SsoCommand) -> anyhow::Res
     Ok(())
 }
 
-pub async fn domain(store: &Store, cmd: DomainCommand) -> anyhow::Result<()> {
+pub async fn domain(store: &Store, global: &Global, cmd: DomainCommand) -> anyhow::Result<()> {
+    let human = |d: &crate::store::sso::Domain| {
+        if d.verified {
+            format!("{} (verified)", d.domain)
+        } else {
+            format!(
+                "{} (not verified: publish TXT {} \"{}\", then run idbridge domain verify)",
+                d.domain, d.verification.name, d.verification.value
+            )
+        }
+    };
     match cmd {
         DomainCommand::Add {
             org,
             domain,
             connection,
+            verified,
             json,
         } => {
             let p = operator(store, &org).await?;
             let d = store
-                .add_domain(&p.scope, &domain, connection.as_deref())
+                .add_domain(&p.scope, &domain, connection.as_deref(), verified)
                 .await?;
-            print(json, json!(d), format!("added domain {}", d.domain));
+            print(json, json!(d), format!("added domain {}", human(&d)));
+        }
+        DomainCommand::Verify { org, domain, json } => {
+            let p = operator(store, &org).await?;
+            let caller = Caller::new(&p).map_err(admin_error)?;
+            let dns = crate::sso::dns::Dns {
+                server: global.dns_server,
+            };
+            let d = crate::service::sso::verify_domain(store, &dns, &caller, &domain)
+                .await
+                .map_err(admin_error)?;
+            print(json, json!(d), human(&d));
         }
         DomainCommand::List { org, json } => {
             let p = operator(store, &org).await?;
             let items = store.list_domains(&p.scope).await?;
-            let human = items
-                .iter()
-                .map(|d| d.domain.clone())
-                .collect::<Vec<_>>()
-                .join("\n");
-            print(json, json!({ "items": items }), human);
+            let text = items.iter().map(human).collect::<Vec<_>>().join("\n");
+            print(json, json!({ "items": items }), text);
         }
     }
     Ok(())

@@ -78,6 +78,10 @@ pub struct Global {
         default_value_t = 12
     )]
     pub session_hours: u64,
+    /// The DNS server (`address:port`) that domain verification asks for TXT records; by
+    /// default the system's resolvers (/etc/resolv.conf).
+    #[arg(long, global = true, env = "IDBRIDGE_DNS_SERVER")]
+    pub dns_server: Option<std::net::SocketAddr>,
 }
 
 impl Global {
@@ -257,6 +261,7 @@ pub enum SsoCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum DomainCommand {
+    /// Claim a domain; prints the TXT record that proves the organization controls it.
     Add {
         #[arg(long)]
         org: String,
@@ -265,6 +270,18 @@ pub enum DomainCommand {
         /// The connection this domain signs in with (default: the organization's first).
         #[arg(long)]
         connection: Option<String>,
+        /// Mark the claim verified without a DNS record: the operator vouches for it.
+        #[arg(long)]
+        verified: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Look up the claim's TXT record and, when it is there, verify the domain.
+    Verify {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        domain: String,
         #[arg(long)]
         json: bool,
     },

@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
         Command::SubAccount { command } => idbridge::cli::sub_account(&store, command).await,
         Command::Mapping { command } => idbridge::cli::mapping(&store, command).await,
         Command::Sso { command } => idbridge::cli::sso(&store, &cli.global, command).await,
-        Command::Domain { command } => idbridge::cli::domain(&store, command).await,
+        Command::Domain { command } => idbridge::cli::domain(&store, &cli.global, command).await,
         Command::Client { command } => idbridge::cli::client(&store, command).await,
         Command::SigningKey { command } => idbridge::cli::signing_key(&store, command).await,
         Command::Access { org, user, json } => {

@@ -123,7 +123,7 @@ pub struct DomainInput {
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/domains", tag = "sso", request_body = DomainInput,
-    description = "Declares an email domain as the organization's, for home-realm discovery (`/sso/start?email=`, `login_hint`). A domain belongs to one organization; a second claim is a conflict.",
+    description = "Claims an email domain for the organization. The claim routes nothing until it is verified: publish the returned `verification` TXT record, then call `…/domains/{domain}/verify`. A domain another organization verified cannot be claimed.",
     params(("org" = String, Path)), responses((status = 201, body = Domain), (status = 409, body = Problem)))]
 pub async fn add_domain(
     State(s): State<AppState>,
@@ -134,9 +134,29 @@ pub async fn add_domain(
     c.require(Action::Manage)?;
     let d = s
         .store
-        .add_domain(c.scope(), &body.domain, body.connection_id.as_deref())
+        .add_domain(
+            c.scope(),
+            &body.domain,
+            body.connection_id.as_deref(),
+            false,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(d)))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/domains/{domain}/verify", tag = "sso",
+    description = "Looks up the claim's TXT record in DNS; when it holds the expected text, the domain is verified and sends its users to the organization's IdP (`/sso/start?email=`, `login_hint`). 409 when the record is not (yet) there or another organization verified the domain first; 503 when DNS did not answer.",
+    params(("org" = String, Path), ("domain" = String, Path)),
+    responses((status = 200, body = Domain), (status = 404, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
+pub async fn verify_domain(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, domain)): Path<(String, String)>,
+) -> ApiResult<Json<Domain>> {
+    let c = caller(&p)?;
+    Ok(Json(
+        sso::verify_domain(&s.store, &s.dns, &c, &domain).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/domains", tag = "sso",

@@ -130,6 +130,10 @@ pub fn router(state: AppState) -> Router {
             delete(admin_sso::delete_domain),
         )
         .route(
+            &format!("{o}/domains/{{domain}}/verify"),
+            post(admin_sso::verify_domain),
+        )
+        .route(
             &format!("{o}/clients"),
             get(admin_sso::list_clients).post(admin_sso::create_client),
         )

@@ -96,6 +96,8 @@ pub enum AdminError {
     NotFound(String),
     Conflict(String),
     Invalid(String),
+    /// Something the service depends on (DNS, say) did not answer; worth trying again.
+    Unavailable(String),
     Internal,
 }
 

@@ -471,6 +471,42 @@ pub fn check_name(name: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// Looks for the organization's TXT record of a claimed domain and, when it is there, verifies
+/// the claim: from then on the domain's users are sent to the organization's IdP. Proof of
+/// control is what keeps one organization from routing another's employees to its own IdP.
+pub async fn verify_domain(
+    store: &Store,
+    dns: &crate::sso::dns::Dns,
+    caller: &Caller<'_>,
+    domain: &str,
+) -> AdminResult<db::Domain> {
+    caller.require(Action::Manage)?;
+    let claim = store.domain(caller.scope(), domain).await?;
+    if claim.verified {
+        return Ok(claim);
+    }
+    let record = &claim.verification;
+    let found = dns.txt(&record.name).await.map_err(|e| {
+        tracing::warn!(error = %e, "domain verification lookup failed");
+        AdminError::Unavailable(format!("{e}; try again later"))
+    })?;
+    if !found.iter().any(|text| text.trim() == record.value) {
+        let seen = if found.is_empty() {
+            "none".to_string()
+        } else {
+            found.join(", ")
+        };
+        return Err(AdminError::Conflict(format!(
+            "no TXT record {} with the text {} was found (found: {seen}); DNS changes can take a \
+             while to be visible, try again later",
+            record.name, record.value
+        )));
+    }
+    Ok(store
+        .mark_domain_verified(caller.scope(), &claim.domain)
+        .await?)
+}
+
 /// Creates a connection from the admin's settings, checked as a sign-in will use them.
 pub async fn create_connection(
     store: &Store,

@@ -2,7 +2,9 @@
 //!
 //! - [`saml`]: SAML 2.0 Web Browser SSO as a service provider, pure.
 //! - [`connection`]: a connection's settings, checked, and IdP metadata read into them.
+//! - [`dns`]: TXT lookups that prove an organization controls an email domain.
 
 pub mod connection;
+pub mod dns;
 pub mod oidc;
 pub mod saml;

@@ -245,7 +245,7 @@ impl Store {
             return Ok(None);
         };
         let row: Option<(String, Option<String>)> = on_read!(self, c => sqlx::query_as(
-            "SELECT org_id, connection_id FROM org_domains WHERE domain = $1")
+            "SELECT org_id, connection_id FROM org_domains WHERE domain = $1 AND verified_at IS NOT NULL")
             .bind(&domain).fetch_optional(c).await?);
         match row {
             None => Ok(None),
@@ -264,7 +264,7 @@ impl Store {
             return Ok(None);
         };
         Ok(on_read!(self, c => sqlx::query_scalar(
-            "SELECT org_id FROM org_domains WHERE domain = $1")
+            "SELECT org_id FROM org_domains WHERE domain = $1 AND verified_at IS NOT NULL")
             .bind(&domain).fetch_optional(c).await?))
     }
 }
@@ -285,71 +285,177 @@ pub fn email_domain(email: &str) -> Option<String> {
 
 // ---- domains -----------------------------------------------------------------------------------
 
+/// Where an organization proves it controls a domain: a TXT record under this name...
+pub const VERIFICATION_LABEL: &str = "_idbridge-verification";
+/// ...whose text is this prefix followed by the claim's token.
+pub const VERIFICATION_PREFIX: &str = "idbridge-verification=";
+
+/// An organization's claim on an email domain. Only a verified claim routes sign-ins; one
+/// organization at most holds a verified claim on a domain.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Domain {
     pub domain: String,
     /// The connection users of this domain sign in with; none means the organization's first
     /// enabled connection.
     pub connection_id: Option<String>,
+    pub verified: bool,
+    pub verified_at: Option<i64>,
+    /// The DNS record that proves the organization controls the domain.
+    pub verification: DomainVerification,
     pub created_at: i64,
 }
 
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DomainVerification {
+    /// Always `TXT`.
+    pub record_type: &'static str,
+    /// `_idbridge-verification.<domain>`
+    pub name: String,
+    /// `idbridge-verification=<token>`
+    pub value: String,
+}
+
+type DomainRow = (String, Option<String>, String, Option<i64>, i64);
+
+impl Domain {
+    fn from_row((domain, connection_id, token, verified_at, created_at): DomainRow) -> Self {
+        Domain {
+            verification: DomainVerification {
+                record_type: "TXT",
+                name: format!("{VERIFICATION_LABEL}.{domain}"),
+                value: format!("{VERIFICATION_PREFIX}{token}"),
+            },
+            domain,
+            connection_id,
+            verified: verified_at.is_some(),
+            verified_at,
+            created_at,
+        }
+    }
+}
+
+const DOMAIN_COLUMNS: &str =
+    "SELECT domain, connection_id, verification_token, verified_at, created_at FROM org_domains";
+
+/// A domain name as we keep it: lower case, no trailing dot, LDH labels (RFC 1123 §2.1).
+pub fn normalize_domain(domain: &str) -> StoreResult<String> {
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let valid = domain.len() <= 253
+        && domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if valid {
+        Ok(domain)
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{domain:?} is not a domain name (letters, digits and '-' in dot-separated labels)"
+        )))
+    }
+}
+
 impl Store {
+    /// Claims `domain` for the organization, unverified unless `verified` (the operator's CLI,
+    /// which vouches for it). A domain another organization verified cannot be claimed.
     pub async fn add_domain(
         &self,
         scope: &OrgScope,
         domain: &str,
         connection_id: Option<&str>,
+        verified: bool,
     ) -> StoreResult<Domain> {
-        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-        let valid = !domain.is_empty()
-            && domain.len() <= 253
-            && domain.contains('.')
-            && domain.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            });
-        if !valid {
-            return Err(StoreError::Invalid(format!(
-                "{domain:?} is not a domain name (letters, digits and '-' in dot-separated labels)"
-            )));
-        }
+        let domain = normalize_domain(domain)?;
         let now = now_micros();
+        let token = mint_token("");
         let mut tx = self.begin().await?;
         if let Some(cid) = connection_id {
             connection_in(&mut tx, scope, cid).await?;
         }
+        let taken: Option<String> = on_tx!(&mut tx, c => sqlx::query_scalar(
+            "SELECT org_id FROM org_domains WHERE domain = $1 AND verified_at IS NOT NULL")
+            .bind(&domain).fetch_optional(&mut *c).await?);
+        if taken.is_some_and(|org| org != scope.org_id()) {
+            return Err(verified_elsewhere(&domain));
+        }
         on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO org_domains (domain, org_id, connection_id, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&domain).bind(scope.org_id()).bind(connection_id).bind(now)
+            "INSERT INTO org_domains (org_id, domain, connection_id, verification_token, verified_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(scope.org_id()).bind(&domain).bind(connection_id).bind(&token)
+            .bind(verified.then_some(now)).bind(now)
             .execute(&mut *c).await.map(|r| r.rows_affected()))
-        .map_err(|e| StoreError::on_unique(e, &format!("domain {domain}")))?;
+        .map_err(|e| match StoreError::on_unique(e, &format!("domain {domain}")) {
+            // Two organizations verifying at once: the index decides.
+            StoreError::Conflict(_) if verified => verified_elsewhere(&domain),
+            e => e,
+        })?;
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
             "create",
             "Domain",
             Some(&domain),
+            verified.then_some("verified by the operator"),
+        )
+        .await?;
+        let d = domain_in(&mut tx, scope, &domain).await?;
+        tx.commit().await?;
+        Ok(d)
+    }
+
+    pub async fn domain(&self, scope: &OrgScope, domain: &str) -> StoreResult<Domain> {
+        let sql = format!("{DOMAIN_COLUMNS} WHERE org_id = $1 AND domain = $2");
+        on_read!(self, c => sqlx::query_as::<_, DomainRow>(sqlx::AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(domain.to_ascii_lowercase())
+            .fetch_optional(c).await?.map(Domain::from_row))
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// Marks the organization's claim verified, once its DNS record was found. Idempotent; a
+    /// conflict when another organization verified the domain first.
+    pub async fn mark_domain_verified(
+        &self,
+        scope: &OrgScope,
+        domain: &str,
+    ) -> StoreResult<Domain> {
+        let domain = domain.to_ascii_lowercase();
+        let now = now_micros();
+        let mut tx = self.begin().await?;
+        let current = domain_in(&mut tx, scope, &domain).await?;
+        if current.verified {
+            return Ok(current);
+        }
+        on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE org_domains SET verified_at = $3 WHERE org_id = $1 AND domain = $2")
+            .bind(scope.org_id()).bind(&domain).bind(now)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))
+        .map_err(|e| match StoreError::on_unique(e, "") {
+            StoreError::Conflict(_) => verified_elsewhere(&domain),
+            e => e,
+        })?;
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            "verify",
+            "Domain",
+            Some(&domain),
             None,
         )
         .await?;
+        let d = domain_in(&mut tx, scope, &domain).await?;
         tx.commit().await?;
-        Ok(Domain {
-            domain,
-            connection_id: connection_id.map(str::to_string),
-            created_at: now,
-        })
+        Ok(d)
     }
 
     pub async fn list_domains(&self, scope: &OrgScope) -> StoreResult<Vec<Domain>> {
-        Ok(on_read!(self, c => sqlx::query(
-            "SELECT domain, connection_id, created_at FROM org_domains WHERE org_id = $1 ORDER BY domain")
-            .bind(scope.org_id()).fetch_all(c).await?.into_iter()
-            .map(|r| Domain { domain: r.get(0), connection_id: r.get(1), created_at: r.get(2) })
-            .collect()))
+        let sql = format!("{DOMAIN_COLUMNS} WHERE org_id = $1 ORDER BY domain");
+        Ok(
+            on_read!(self, c => sqlx::query_as::<_, DomainRow>(sqlx::AssertSqlSafe(sql))
+            .bind(scope.org_id()).fetch_all(c).await?.into_iter().map(Domain::from_row).collect()),
+        )
     }
 
     pub async fn delete_domain(&self, scope: &OrgScope, domain: &str) -> StoreResult<()> {
@@ -372,6 +478,19 @@ impl Store {
         .await?;
         tx.commit().await
     }
+}
+
+fn verified_elsewhere(domain: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "a verified claim on {domain} by another organization"
+    ))
+}
+
+async fn domain_in(tx: &mut Tx, scope: &OrgScope, domain: &str) -> StoreResult<Domain> {
+    let sql = format!("{DOMAIN_COLUMNS} WHERE org_id = $1 AND domain = $2");
+    on_tx!(tx, c => sqlx::query_as::<_, DomainRow>(sqlx::AssertSqlSafe(sql))
+        .bind(scope.org_id()).bind(domain).fetch_optional(&mut *c).await?.map(Domain::from_row))
+    .ok_or(StoreError::NotFound)
 }
 
 // ---- sign-ins in flight and the replay cache ----------------------------------------------------

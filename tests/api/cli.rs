@@ -262,3 +262,55 @@ fn admin_commands_print_one_json_object() {
     assert!(!ok);
     assert!(err.contains("no user"), "{err}");
 }
+
+#[test]
+fn domain_commands_claim_verify_through_dns_or_take_the_operators_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let dns = crate::dns::server().to_string();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--dns-server", dns.as_str()];
+        all.extend_from_slice(args);
+        idbridge(&db, &all)
+    };
+    let (ok, _, err) = run(&["org", "create", "--name", "Acme"]);
+    assert!(ok, "{err}");
+    let domain = format!("cli{}.example", uuid::Uuid::now_v7().simple());
+
+    let (ok, out, err) = run(&["domain", "add", "--org", "Acme", "--domain", &domain]);
+    assert!(ok, "{err}");
+    // The operator is told what to publish.
+    let name = format!("_idbridge-verification.{domain}");
+    assert!(out.contains("not verified") && out.contains(&name), "{out}");
+
+    let (ok, _, err) = run(&["domain", "verify", "--org", "Acme", "--domain", &domain]);
+    assert!(!ok, "verified without a record");
+    assert!(err.contains(&name), "{err}");
+
+    let (_, out, _) = run(&["domain", "list", "--org", "Acme", "--json"]);
+    let value = json_of(&out)["items"][0]["verification"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    crate::dns::publish(&name, &value);
+    let (ok, out, err) = run(&[
+        "domain", "verify", "--org", "Acme", "--domain", &domain, "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json_of(&out)["verified"], true);
+
+    // An operator who already knows the domain is the organization's vouches for it.
+    let vouched = format!("cli{}.example", uuid::Uuid::now_v7().simple());
+    let (ok, out, err) = run(&[
+        "domain",
+        "add",
+        "--org",
+        "Acme",
+        "--domain",
+        &vouched,
+        "--verified",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json_of(&out)["verified"], true);
+}

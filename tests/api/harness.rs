@@ -175,6 +175,7 @@ impl TestApp {
     pub fn state(store: &Store, public_url: &str) -> AppState {
         let mut state = AppState::new(store.clone(), public_url);
         state.allow_private_urls = true;
+        state.dns.server = Some(crate::dns::server());
         state
     }
 

@@ -180,7 +180,20 @@ async fn org(store: &Store, base: &str, domain: &str) -> Org {
         }),
     )
     .await;
-    api(base, &admin, &o("/domains"), json!({"domain": domain})).await;
+    // The organization proves it owns its domain, as an admin would: a TXT record, then verify.
+    let claim = api(base, &admin, &o("/domains"), json!({"domain": domain})).await;
+    crate::dns::publish(
+        claim["verification"]["name"].as_str().unwrap(),
+        claim["verification"]["value"].as_str().unwrap(),
+    );
+    let verified = api(
+        base,
+        &admin,
+        &o(&format!("/domains/{domain}/verify")),
+        json!({}),
+    )
+    .await;
+    assert_eq!(verified["verified"], true);
     Org {
         id: org.id,
         sub_account,

@@ -2,6 +2,7 @@
 //! `IDBRIDGE_TEST_POSTGRES_URL` is set, its own PostgreSQL schema, so the same tests run on both
 //! backends.
 
+mod dns;
 mod harness;
 
 mod access;

@@ -470,8 +470,23 @@ async fn only_the_organizations_managers_touch_its_connections() {
 
 // ---- domains and home-realm discovery -----------------------------------------------------------
 
+/// A domain no other test publishes records for (the test DNS server is shared).
+fn unique_domain() -> String {
+    format!("d{}.example", uuid::Uuid::now_v7().simple())
+}
+
+async fn verify(app: &TestApp, org: &str, token: &str, domain: &str) -> Resp {
+    app.api(
+        Method::POST,
+        &format!("/api/v1/orgs/{org}/domains/{domain}/verify"),
+        token,
+        None,
+    )
+    .await
+}
+
 #[tokio::test]
-async fn a_domain_belongs_to_one_organization_and_sends_its_users_to_its_idp() {
+async fn a_domain_sends_its_users_to_the_idp_only_once_dns_proves_the_organization_owns_it() {
     let app = TestApp::without_directory().await;
     let admin = app.admin_token("org_admin", None).await;
     let conn = create(
@@ -481,21 +496,98 @@ async fn a_domain_belongs_to_one_organization_and_sends_its_users_to_its_idp() {
         saml_input(json!([idp_certificate()])),
     )
     .await;
-    let added = create(&app, &admin, "/domains", json!({ "domain": "Example.COM" })).await;
-    assert_eq!(added["domain"], "example.com");
+    let domain = unique_domain();
+    let claim = create(
+        &app,
+        &admin,
+        "/domains",
+        json!({ "domain": domain.to_uppercase() }),
+    )
+    .await;
+    assert_eq!(claim["domain"], domain.as_str());
+    assert_eq!(claim["verified"], false);
+    let record = &claim["verification"];
+    assert_eq!(record["record_type"], "TXT");
+    assert_eq!(
+        record["name"],
+        format!("_idbridge-verification.{domain}").as_str()
+    );
+    let value = record["value"].as_str().unwrap().to_string();
+    assert!(value.starts_with("idbridge-verification="), "{value}");
+    let record_name = record["name"].as_str().unwrap().to_string();
+    let start = format!("/sso/start?email=someone%40{}", domain.to_uppercase());
 
+    // Claimed, not proven: the domain routes nobody yet.
+    let r = get(&app, &start, None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    assert_failure_page(&r);
+
+    // Anyone may claim a domain nobody verified; their claims do not disturb each other.
     let (other_id, other) = other_org(&app).await;
-    let r = app
+    let rival = app
         .api(
             Method::POST,
             &format!("/api/v1/orgs/{other_id}/domains"),
             &other,
-            Some(json!({ "domain": "example.com" })),
+            Some(json!({ "domain": domain })),
         )
         .await;
-    r.assert_problem(409);
+    assert_eq!(rival.status, StatusCode::CREATED, "{}", rival.body);
+    let rival_value = rival.body["verification"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(rival_value, value, "each claim has a token of its own");
 
-    let r = get(&app, "/sso/start?email=someone%40EXAMPLE.com", None).await;
+    // No record yet, then someone else's record: the admin is told what to publish.
+    let r = verify(&app, &app.org_id, &admin, &domain).await;
+    r.assert_problem(409);
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&record_name) && detail.contains(&value),
+        "{detail}"
+    );
+    assert!(detail.contains("found: none"), "{detail}");
+    crate::dns::publish(&record_name, &rival_value);
+    let r = verify(&app, &app.org_id, &admin, &domain).await;
+    r.assert_problem(409);
+    assert!(r.body["detail"].as_str().unwrap().contains(&rival_value));
+    assert_eq!(
+        app.api_ok(&app.org_path("/domains"), &admin).await["items"][0]["verified"],
+        false
+    );
+
+    // The organization's own record proves it; verifying again changes nothing.
+    crate::dns::publish(&record_name, &value);
+    let r = verify(&app, &app.org_id, &admin, &domain).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["verified"], true);
+    let at = r.body["verified_at"].as_i64().unwrap();
+    let again = verify(&app, &app.org_id, &admin, &domain).await;
+    assert_eq!(again.body["verified_at"].as_i64(), Some(at));
+
+    // The rival's own record cannot win it now, and no third organization may claim it.
+    let r = verify(&app, &other_id, &other, &domain).await;
+    r.assert_problem(409);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("another organization"),
+        "{}",
+        r.body
+    );
+    let (third_id, third) = other_org(&app).await;
+    app.api(
+        Method::POST,
+        &format!("/api/v1/orgs/{third_id}/domains"),
+        &third,
+        Some(json!({ "domain": domain })),
+    )
+    .await
+    .assert_problem(409);
+
+    let r = get(&app, &start, None).await;
     let to = redirected(&r);
     assert!(to.as_str().starts_with(IDP_SSO_URL), "{to}");
     assert!(
@@ -507,6 +599,12 @@ async fn a_domain_belongs_to_one_organization_and_sends_its_users_to_its_idp() {
         "{to}"
     );
     assert_eq!(r.header("cache-control"), Some("no-store"));
+
+    let audit = app
+        .api_ok(&app.org_path("/audit"), &admin)
+        .await
+        .to_string();
+    assert!(audit.contains("verify"), "{audit}");
 
     // The request names our entity id: the IdP answers to this connection's ACS.
     let deflated = STANDARD.decode(param(&to, "SAMLRequest").unwrap()).unwrap();
@@ -520,6 +618,86 @@ async fn a_domain_belongs_to_one_organization_and_sends_its_users_to_its_idp() {
     assert!(
         xml.contains(&format!("{PUBLIC_URL}/sso/saml/{id}/acs")),
         "{xml}"
+    );
+}
+
+#[tokio::test]
+async fn domain_verification_says_when_dns_fails_and_needs_a_manager() {
+    let app = TestApp::without_directory().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let viewer = app.admin_token("org_viewer", None).await;
+    let domain = format!("{}.servfail.test", uuid::Uuid::now_v7().simple());
+    create(&app, &admin, "/domains", json!({ "domain": domain })).await;
+
+    verify(&app, &app.org_id, &viewer, &domain)
+        .await
+        .assert_problem(403);
+    let r = verify(&app, &app.org_id, &admin, &domain).await;
+    r.assert_problem(503);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("try again"),
+        "{}",
+        r.body
+    );
+    verify(&app, &app.org_id, &admin, "not-claimed.example")
+        .await
+        .assert_problem(404);
+    assert_eq!(
+        app.api_ok(&app.org_path("/domains"), &admin).await["items"][0]["verified"],
+        false
+    );
+}
+
+/// Domains declared before verification existed keep routing their users after the upgrade.
+#[tokio::test]
+async fn domains_declared_before_verification_stay_verified_after_the_upgrade() {
+    use sqlx::migrate::Migrator;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let all = Migrator::new(std::path::Path::new("migrations/sqlite"))
+        .await
+        .unwrap();
+    let mut before = Migrator::new(std::path::Path::new("migrations/sqlite"))
+        .await
+        .unwrap();
+    before.migrations = all
+        .migrations
+        .iter()
+        .filter(|m| m.version < 6)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.unwrap();
+    sqlx::query("INSERT INTO organizations (id, name, name_ci, created_at) VALUES ('o1', 'Acme', 'acme', 1)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO org_domains (domain, org_id, connection_id, created_at) \
+         VALUES ('acme.example', 'o1', NULL, 7)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = idbridge::store::Store::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let scope = OrgScope::for_org("o1", "test");
+    let domains = store.list_domains(&scope).await.unwrap();
+    assert_eq!(domains.len(), 1);
+    assert_eq!(domains[0].domain, "acme.example");
+    assert!(domains[0].verified);
+    assert_eq!(domains[0].verified_at, Some(7));
+    assert!(
+        store
+            .org_for_email("someone@acme.example")
+            .await
+            .unwrap()
+            .is_some_and(|o| o == "o1")
     );
 }
 
