@@ -6,6 +6,8 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod mapping;
+#[cfg(test)]
+mod mutation;
 pub mod oauth;
 pub mod scim;
 pub mod service;

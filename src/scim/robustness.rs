@@ -8,21 +8,7 @@ use super::filter::{parse_filter, parse_path};
 use super::patch::{apply, parse_patch};
 use super::resource::{normalize, project};
 use super::schema::{GROUP, USER};
-
-/// xorshift64*: enough randomness for mutation, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use crate::mutation::Rng;
 
 const PIECES: &[&str] = &[
     "(",
@@ -55,32 +41,7 @@ const PIECES: &[&str] = &[
 ];
 
 fn mutate(rng: &mut Rng, seed: &str) -> String {
-    let mut s: Vec<char> = seed.chars().collect();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(4) {
-            0 if !s.is_empty() => {
-                let i = rng.below(s.len());
-                s.remove(i);
-            }
-            1 => {
-                let i = rng.below(s.len() + 1);
-                let piece = PIECES[rng.below(PIECES.len())];
-                for (k, c) in piece.chars().enumerate() {
-                    s.insert(i + k, c);
-                }
-            }
-            2 if !s.is_empty() => {
-                let i = rng.below(s.len());
-                s.truncate(i);
-            }
-            _ if s.len() > 1 => {
-                let (a, b) = (rng.below(s.len()), rng.below(s.len()));
-                s.swap(a, b);
-            }
-            _ => {}
-        }
-    }
-    s.into_iter().collect()
+    crate::mutation::mutate(rng, seed, PIECES)
 }
 
 fn assert_client_error(e: &super::error::ScimError, input: &str) {
