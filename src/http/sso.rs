@@ -96,9 +96,9 @@ pub(super) async fn fail(
 }
 
 fn session_cookie(state: &AppState, token: &str, max_age: Duration) -> HeaderValue {
-    // Secure whenever the service is reached over https, which is every deployment but a
-    // developer's http://localhost (where a Secure cookie would not come back).
-    let secure = if state.public_url.starts_with("https://") {
+    // Secure whenever browsers allow it: over https, and on http://localhost, which they treat
+    // as secure.
+    let secure = if secure_context(&state.public_url) {
         "; Secure"
     } else {
         ""
@@ -134,10 +134,28 @@ fn flow_cookie_name(flow_state: &str) -> String {
     format!("idbridge_flow_{short}")
 }
 
+/// Whether browsers keep and send `Secure` cookies for our public URL: https, or http on a
+/// loopback host, which browsers treat as a secure context (a developer trying the service at
+/// http://localhost with a cloud IdP needs the SAML flow cookie to survive the IdP's POST).
+fn secure_context(public_url: &str) -> bool {
+    let Ok(url) = url::Url::parse(public_url) else {
+        return false;
+    };
+    url.scheme() == "https"
+        || (url.scheme() == "http"
+            && match url.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            })
+}
+
 /// SAML answers arrive as a cross-site POST from the IdP, which a `SameSite=Lax` cookie does not
-/// follow; over https the flow cookie is `SameSite=None; Secure` for them.
+/// follow; in a secure context the flow cookie is `SameSite=None; Secure` for them. Elsewhere
+/// (plain http on a real host) browsers drop such a cookie, so SAML needs an https public URL.
 fn flow_cookie(state: &AppState, flow_state: &str, cross_site_post: bool) -> HeaderValue {
-    let https = state.public_url.starts_with("https://");
+    let https = secure_context(&state.public_url);
     let same_site = if cross_site_post && https {
         "None"
     } else {
@@ -1083,4 +1101,31 @@ pub async fn userinfo(State(s): State<AppState>, headers: HeaderMap) -> Response
 /// For `OidcSettings` in the OIDC half.
 pub(super) fn oidc_settings(conn: &Connection) -> Result<OidcSettings, String> {
     serde_json::from_value(conn.config.clone()).map_err(|e| format!("stored settings: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secure_context;
+
+    #[test]
+    fn secure_cookies_over_https_and_on_loopback_only() {
+        for url in [
+            "https://sso.example.com",
+            "http://localhost:8080",
+            "http://LOCALHOST",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:8080",
+        ] {
+            assert!(secure_context(url), "{url}");
+        }
+        for url in [
+            "http://sso.example.com",
+            "http://10.0.0.5:8080",
+            "http://localhost.example.com",
+            "not a url",
+        ] {
+            assert!(!secure_context(url), "{url}");
+        }
+    }
 }

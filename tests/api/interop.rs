@@ -587,7 +587,9 @@ async fn saml_sign_in_through_samlify_hands_the_mapped_access_to_the_saas_and_re
     assert!(
         cookie.starts_with("idbridge_session=")
             && cookie.contains("HttpOnly")
-            && cookie.contains("SameSite=Lax"),
+            && cookie.contains("SameSite=Lax")
+            // http://127.0.0.1 is a secure context to browsers (and to this cookie jar).
+            && cookie.contains("Secure"),
         "{cookie}"
     );
     let claims = saas.finish(&s.base, &s.org, &location(&action, &r)).await;
