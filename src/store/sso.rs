@@ -338,7 +338,7 @@ const DOMAIN_COLUMNS: &str =
     "SELECT domain, connection_id, verification_token, verified_at, created_at FROM org_domains";
 
 /// A domain name as we keep it: lower case, no trailing dot, LDH labels (RFC 1123 §2.1).
-pub fn normalize_domain(domain: &str) -> StoreResult<String> {
+fn normalize_domain(domain: &str) -> StoreResult<String> {
     let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
     let valid = domain.len() <= 253
         && domain.contains('.')
@@ -387,11 +387,9 @@ impl Store {
             .bind(scope.org_id()).bind(&domain).bind(connection_id).bind(&token)
             .bind(verified.then_some(now)).bind(now)
             .execute(&mut *c).await.map(|r| r.rows_affected()))
-        .map_err(|e| match StoreError::on_unique(e, &format!("domain {domain}")) {
-            // Two organizations verifying at once: the index decides.
-            StoreError::Conflict(_) if verified => verified_elsewhere(&domain),
-            e => e,
-        })?;
+        // The organization's own earlier claim, or (racing the check above) another's verified
+        // one: the key or the index refuses, and nothing tells which, so the message says neither.
+        .map_err(|e| StoreError::on_unique(e, &format!("domain {domain}")))?;
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
