@@ -1452,7 +1452,10 @@ mod tests {
             ("emails[nope eq \"work\"]".into(), "unknown attribute"),
             ("emails[type[value eq \"x\"]]".into(), "nested"),
             ("userName[value eq \"x\"]".into(), "not a complex"),
-            ("emails[type eq \"work\"].nope eq \"x\"".into(), "unknown attribute"),
+            (
+                "emails[type eq \"work\"].nope eq \"x\"".into(),
+                "unknown attribute",
+            ),
             ("emails[type eq \"work\"].value".into(), "operator"),
             (
                 "emails[type eq \"work\"] .value eq \"x\"".into(),
@@ -1462,7 +1465,10 @@ mod tests {
                 "emails[type eq \"work\"].value[type eq \"x\"]".into(),
                 "nested",
             ),
-            ("emails[type eq \"work\"].primary co \"x\"".into(), "not supported"),
+            (
+                "emails[type eq \"work\"].primary co \"x\"".into(),
+                "not supported",
+            ),
             ("name eq \"x\"".into(), "complex"),
             ("active gt true".into(), "not supported"),
             ("x509Certificates.value co \"x\"".into(), "not supported"),
@@ -1507,7 +1513,10 @@ mod tests {
                 r#"emails[type eq "work"].value eq "x@y""#,
                 vp(
                     p("emails"),
-                    and(work.clone(), cmp(ps("emails", "value"), CompOp::Eq, s("x@y"))),
+                    and(
+                        work.clone(),
+                        cmp(ps("emails", "value"), CompOp::Eq, s("x@y")),
+                    ),
                 ),
             ),
             // Entra's unquoted spelling of both literals.
@@ -1516,7 +1525,10 @@ mod tests {
                 "emails[type eq work].value eq x@y",
                 vp(
                     p("emails"),
-                    and(work.clone(), cmp(ps("emails", "value"), CompOp::Eq, s("x@y"))),
+                    and(
+                        work.clone(),
+                        cmp(ps("emails", "value"), CompOp::Eq, s("x@y")),
+                    ),
                 ),
             ),
             (
@@ -1591,8 +1603,9 @@ mod tests {
             &USER
         ));
         // A root search keeps the form for users and drops it for groups.
-        let multi = parse_filter_multi(r#"emails[type eq "work"].value eq "x@y""#, &[&USER, &GROUP])
-            .expect("multi");
+        let multi =
+            parse_filter_multi(r#"emails[type eq "work"].value eq "x@y""#, &[&USER, &GROUP])
+                .expect("multi");
         assert_eq!(multi, vec![Some(f), None]);
     }
 

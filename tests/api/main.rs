@@ -18,6 +18,7 @@ mod errors;
 mod groups;
 mod interop;
 mod lists;
+mod openapi;
 mod sso;
 mod tenancy;
 mod users;
