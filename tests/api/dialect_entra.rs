@@ -482,6 +482,24 @@ async fn entra_matches_on_work_email_value_path_with_sub_attribute() {
     assert_eq!(ids(&root.body), vec![id], "{}", root.body);
     let found = &resources(&root.body)[0];
     assert_eq!(found["name"], json!({"givenName": "givenName"}), "{found}");
+    // `parent.sub` paths at the root: in the filter, in sortBy and in attributes.
+    let root = app
+        .post(
+            "/.search",
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                   "filter": "name.familyName eq \"familyName\" and emails.type eq \"home\"",
+                   "sortBy": "name.givenName",
+                   "attributes": ["name.familyName"]}),
+        )
+        .await;
+    assert_eq!(root.status, StatusCode::OK, "{}", root.body);
+    assert_eq!(root.body["totalResults"], json!(1), "{}", root.body);
+    assert_eq!(
+        resources(&root.body)[0]["name"],
+        json!({"familyName": "familyName"}),
+        "{}",
+        root.body
+    );
 
     // A sub-attribute the value filter's attribute lacks is still invalidFilter.
     app.get(&format!(
