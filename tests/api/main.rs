@@ -18,6 +18,7 @@ mod errors;
 mod groups;
 mod interop;
 mod lists;
+mod people;
 mod sso;
 mod tenancy;
 mod users;
