@@ -19,6 +19,7 @@ mod groups;
 mod interop;
 mod lists;
 mod openapi;
+mod people;
 mod sso;
 mod tenancy;
 mod users;
