@@ -298,3 +298,248 @@ async fn a_deactivated_scim_users_groups_stop_counting_at_once_and_come_back_on_
     assert_eq!(t.access(&ada).await["active"], true);
     assert_eq!(t.seats_used().await, 1);
 }
+
+// ---- item: a userName change moves the person ---------------------------------------------------
+
+/// An OIDC connection of the organization, stored as the admin API would store it, for
+/// `service::sso::sign_in` (what a verified answer of the IdP leads to).
+async fn connection(app: &TestApp, jit: bool) -> idbridge::store::sso::Connection {
+    let scope = idbridge::store::admin::OrgScope::for_org(&app.org_id, "test");
+    let config = json!({ "issuer": "https://idp.example.test", "client_id": "idbridge-at-idp" });
+    app.store
+        .create_connection(
+            &scope,
+            &idbridge::store::sso::ConnectionWrite {
+                kind: "oidc",
+                name: "IdP",
+                config: &config,
+                secret: None,
+                jit,
+                enabled: true,
+            },
+        )
+        .await
+        .unwrap()
+}
+
+async fn sign_in_as(
+    app: &TestApp,
+    conn: &idbridge::store::sso::Connection,
+    email: &str,
+) -> Result<idbridge::service::sso::SignedIn, idbridge::service::sso::SignInError> {
+    let identity = idbridge::service::sso::SsoIdentity {
+        subject: format!("idp|{email}"),
+        email: Some(email.to_string()),
+        email_verified: Some(true),
+        name: Some("Ada Lovelace".into()),
+        groups: idbridge::service::sso::GroupClaim::Absent,
+    };
+    idbridge::service::sso::sign_in(
+        &app.store,
+        conn,
+        &identity,
+        std::time::Duration::from_secs(3600),
+    )
+    .await
+}
+
+fn entra_rename(user_name: &str) -> Value {
+    // Entra's documented "Update User [Single-valued properties]" request.
+    patch(json!([{ "op": "Replace", "path": "userName", "value": user_name }]))
+}
+
+async fn transfer_owner(t: &TwoIdps, user: &str) {
+    let r = t
+        .app
+        .api(
+            Method::POST,
+            &t.app.org_path("/owner"),
+            &t.owner,
+            Some(json!({ "user_id": user })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+async fn owner_of(t: &TwoIdps) -> Value {
+    t.app.api_ok(&t.app.org_path(""), &t.owner).await["owner_user_id"].clone()
+}
+
+async fn audit_operations(t: &TwoIdps, user: &str) -> Vec<Value> {
+    let audit = t
+        .app
+        .api_ok(
+            &t.app
+                .org_path(&format!("/audit?resource_id={user}&resource_type=OrgUser")),
+            &t.owner,
+        )
+        .await;
+    audit["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_rename_by_entra_renames_the_person_in_place_and_keeps_grants_sessions_and_ownership() {
+    let t = two_idps().await;
+    let conn = connection(&t.app, false).await;
+    let entra = t.entra_user("ada@old.example").await;
+    let ada = t.user_id("ada@old.example").await;
+    transfer_owner(&t, &ada).await;
+    let sa = t.sa.clone();
+    let grant = t
+        .app
+        .api(
+            Method::POST,
+            &t.app.org_path(&format!("/users/{ada}/grants")),
+            &t.owner,
+            Some(json!({ "grant": { "type": "sub_account_role", "sub_account": { "one": sa },
+                                    "role": "admin" } })),
+        )
+        .await;
+    assert_eq!(grant.status, StatusCode::CREATED, "{}", grant.body);
+    let session = sign_in_as(&t.app, &conn, "ada@old.example").await.unwrap();
+    let seq = t.last_seq().await;
+
+    assert_patched(
+        &t.app
+            .patch(&format!("/Users/{entra}"), entra_rename("ada@new.example"))
+            .await,
+    );
+
+    let users = t.users().await;
+    assert_eq!(users.len(), 1, "{users:?}");
+    assert_eq!(users[0]["id"], ada.as_str());
+    assert_eq!(users[0]["user_name"], "ada@new.example");
+    assert_eq!(owner_of(&t).await, ada.as_str());
+    assert_eq!(t.roles(&ada).await.0, "admin");
+    assert!(
+        t.app
+            .store
+            .live_session(&session.session_token, std::time::Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .is_some(),
+        "the session survives a rename"
+    );
+    let new = t.events(seq).await;
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(new[0]["type"], "user.renamed", "{new:?}");
+    assert_eq!(new[0]["data"]["from_user_name"], "ada@old.example");
+    assert_eq!(new[0]["data"]["user_name"], "ada@new.example");
+    let audit = audit_operations(&t, &ada).await;
+    assert!(audit.iter().any(|e| e["operation"] == "renamed"), "{audit:?}");
+
+    // Sign-in by the new email finds the person; by the old one, nobody.
+    let signed = sign_in_as(&t.app, &conn, "Ada@New.example").await.unwrap();
+    assert_eq!(signed.org_user_id, ada);
+    let err = sign_in_as(&t.app, &conn, "ada@old.example")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_provisioned");
+
+    // Okta then provisions the new name: the same person, one seat.
+    t.okta_user("ada@new.example").await;
+    assert_eq!(t.users().await.len(), 1);
+    assert_eq!(t.seats_used().await, 1);
+}
+
+#[tokio::test]
+async fn a_rename_to_an_existing_persons_name_merges_into_them_with_one_seat() {
+    let t = two_idps().await;
+    // Okta knows the person by the new name already; Entra still by the old one.
+    let okta = t.okta_user("grace@new.example").await;
+    let entra = t.entra_user("grace@old.example").await;
+    let kept = t.user_id("grace@new.example").await;
+    let merged = t.user_id("grace@old.example").await;
+    assert_eq!(t.seats_used().await, 2);
+    let seq = t.last_seq().await;
+
+    // Okta's way is a GET then PUT; Entra's a PATCH. Entra renames here.
+    assert_patched(
+        &t.app
+            .patch(&format!("/Users/{entra}"), entra_rename("grace@new.example"))
+            .await,
+    );
+    assert_eq!(t.seats_used().await, 1);
+    let users = t.users().await;
+    let active: Vec<&Value> = users.iter().filter(|u| u["active"] == true).collect();
+    assert_eq!(active.len(), 1, "{users:?}");
+    assert_eq!(active[0]["id"], kept.as_str());
+    let types: Vec<Value> = t.events(seq).await.iter().map(|e| e["type"].clone()).collect();
+    assert!(types.contains(&json!("user.merged")), "{types:?}");
+    assert!(types.contains(&json!("user.deprovisioned")), "{types:?}");
+    let gone = t
+        .events(seq)
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "user.deprovisioned")
+        .unwrap();
+    assert_eq!(gone["user_id"], merged.as_str());
+    assert_eq!(gone["data"]["reason"], "merged");
+    let audit = audit_operations(&t, &kept).await;
+    assert!(audit.iter().any(|e| e["operation"] == "merged"), "{audit:?}");
+
+    // Both directories' users are now this one person: deactivating one keeps them active.
+    assert_patched(
+        &t.app
+            .patch(&format!("/Users/{entra}"), entra_active("False"))
+            .await,
+    );
+    assert_eq!(t.access(&kept).await["active"], true);
+    let r = t
+        .okta_put(&okta, |u| u["active"] = json!(false))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(t.access(&kept).await["active"], false);
+}
+
+#[tokio::test]
+async fn a_rename_by_okta_of_a_person_entra_also_provisions_moves_only_oktas_user() {
+    let t = two_idps().await;
+    let entra = t.entra_user("lin@old.example").await;
+    let okta = t.okta_user("lin@old.example").await;
+    let shared = t.user_id("lin@old.example").await;
+    transfer_owner(&t, &shared).await;
+    let seq = t.last_seq().await;
+
+    // Okta: GET, change userName, PUT it all back.
+    let r = t
+        .okta_put(&okta, |u| u["userName"] = json!("lin@new.example"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["userName"], "lin@new.example");
+
+    // Entra still calls the person by the old name: that person stays, and keeps ownership; the
+    // renamed Okta user is a person of its own.
+    assert_eq!(t.user_id("lin@old.example").await, shared);
+    let moved = t.user_id("lin@new.example").await;
+    assert_ne!(moved, shared);
+    assert_eq!(owner_of(&t).await, shared.as_str());
+    assert_eq!(t.access(&shared).await["active"], true);
+    assert_eq!(t.access(&moved).await["active"], true);
+    let new = t.events(seq).await;
+    let moved_event = new
+        .iter()
+        .find(|e| e["type"] == "user.moved")
+        .unwrap_or_else(|| panic!("{new:?}"));
+    assert_eq!(moved_event["user_id"], moved.as_str());
+    assert_eq!(moved_event["data"]["from_user_id"], shared.as_str());
+
+    // Entra renames too: its user joins the moved person; the old person, the owner, is refused
+    // a merge that would leave the organization without its owner.
+    let r = t
+        .app
+        .patch(&format!("/Users/{entra}"), entra_rename("lin@new.example"))
+        .await;
+    r.assert_error(400, Some("mutability"));
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("owner"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        t.app.get(&format!("/Users/{entra}")).await.body["userName"],
+        "lin@old.example"
+    );
+    assert_eq!(owner_of(&t).await, shared.as_str());
+    assert_eq!(t.access(&shared).await["active"], true);
+}
