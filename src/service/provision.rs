@@ -180,7 +180,11 @@ impl Provision {
             let before: EffectiveAccess = serde_json::from_str(&row.access).unwrap_or_default();
             let changes = diff(&before, &access);
             let status = match (row.active, active) {
-                (false, true) if self.created.contains(&row.id) => Some(StatusChange::Provisioned),
+                // An inactive owner is one named when the organization was created and never
+                // active since (the owner is never deprovisioned): their first activation.
+                (false, true) if self.created.contains(&row.id) || is_owner => {
+                    Some(StatusChange::Provisioned)
+                }
                 (false, true) => Some(StatusChange::Reactivated),
                 (true, false) => Some(StatusChange::Deprovisioned),
                 _ => None,

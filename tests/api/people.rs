@@ -543,3 +543,155 @@ async fn a_rename_by_okta_of_a_person_entra_also_provisions_moves_only_oktas_use
     assert_eq!(owner_of(&t).await, shared.as_str());
     assert_eq!(t.access(&shared).await["active"], true);
 }
+
+// ---- item: an organization has its owner from the start -----------------------------------------
+
+/// An organization created as the operator's `org create --owner` creates it, on the database and
+/// router of `app`, with an owner-role admin token.
+struct Owned {
+    org_id: String,
+    owner_user_id: String,
+    token: String,
+}
+
+async fn owned_org(app: &TestApp, owner: &str) -> Owned {
+    let created = idbridge::service::admin::create_org(
+        &app.store,
+        &format!("owned-{}", uuid::Uuid::now_v7()),
+        Some(owner),
+        "test",
+    )
+    .await
+    .unwrap();
+    let org_id = created.org.id;
+    let scope = idbridge::store::admin::OrgScope::for_org(&org_id, "test");
+    let token = app
+        .store
+        .create_admin_token(&scope, "org_owner", None, "test")
+        .await
+        .unwrap()
+        .token;
+    Owned {
+        org_id,
+        owner_user_id: created.owner_user_id.expect("an owner"),
+        token,
+    }
+}
+
+impl Owned {
+    async fn get(&self, app: &TestApp, suffix: &str) -> Value {
+        app.api_ok(&format!("/api/v1/orgs/{}{suffix}", self.org_id), &self.token)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn an_organization_created_with_an_owner_protects_them_from_the_first_scim_request() {
+    let app = TestApp::new().await;
+    let o = owned_org(&app, "Boss@Example.com").await;
+
+    // The owner exists at once, inactive, in no seat, with the owner's role.
+    let org = o.get(&app, "").await;
+    assert_eq!(org["owner_user_id"], o.owner_user_id.as_str(), "{org}");
+    assert_eq!(o.get(&app, "/seats").await["used"], 0);
+    let view = o
+        .get(&app, &format!("/users/{}/access", o.owner_user_id))
+        .await;
+    assert_eq!(view["active"], false, "{view}");
+    assert_eq!(view["org_roles"][0]["role"], "org_owner", "{view}");
+
+    // The directory provisions the owner's userName (in another case): it is that person.
+    let (dir, token) = app
+        .store
+        .create_directory(&o.org_id, "Entra")
+        .await
+        .unwrap();
+    let auth = format!("Bearer {}", token.token);
+    let r = app
+        .send(
+            Method::POST,
+            &format!("/scim/v2/{}/Users", dir.id),
+            Some(json!({ "schemas": [CORE_USER], "userName": "boss@example.com", "active": true })),
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let scim_id = r.id();
+    let users = o.get(&app, "/users").await;
+    assert_eq!(users["items"].as_array().unwrap().len(), 1, "{users}");
+    assert_eq!(users["items"][0]["id"], o.owner_user_id.as_str());
+    assert_eq!(users["items"][0]["active"], true);
+    assert_eq!(o.get(&app, "/seats").await["used"], 1);
+    let events = o.get(&app, "/events?limit=1000").await;
+    let types: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"owner.transferred"), "{types:?}");
+    assert!(types.contains(&"user.provisioned"), "{types:?}");
+
+    // Owner protection holds on day one.
+    let r = app
+        .send(
+            Method::PATCH,
+            &format!("/scim/v2/{}/Users/{scim_id}", dir.id),
+            Some(entra_active("False")),
+            &[("authorization", &auth)],
+        )
+        .await;
+    r.assert_error(400, Some("mutability"));
+    assert_eq!(o.get(&app, "/seats").await["used"], 1);
+}
+
+#[tokio::test]
+async fn the_named_owner_of_an_organization_without_a_directory_is_linked_by_their_first_sign_in() {
+    let app = TestApp::new().await;
+    let o = owned_org(&app, "founder@example.com").await;
+    let scope = idbridge::store::admin::OrgScope::for_org(&o.org_id, "test");
+    let config = json!({ "issuer": "https://idp.example.test", "client_id": "idbridge-at-idp" });
+    let conn = app
+        .store
+        .create_connection(
+            &scope,
+            &idbridge::store::sso::ConnectionWrite {
+                kind: "oidc",
+                name: "IdP",
+                config: &config,
+                secret: None,
+                jit: false,
+                enabled: true,
+            },
+        )
+        .await
+        .unwrap();
+
+    // Without just-in-time provisioning nobody else gets in; the named owner does.
+    let err = sign_in_as(&app, &conn, "someone@example.com")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_provisioned");
+    let signed = sign_in_as(&app, &conn, "FOUNDER@example.com").await.unwrap();
+    assert_eq!(signed.org_user_id, o.owner_user_id);
+    let view = o
+        .get(&app, &format!("/users/{}/access", o.owner_user_id))
+        .await;
+    assert_eq!(view["active"], true, "{view}");
+    assert_eq!(view["org_roles"][0]["role"], "org_owner", "{view}");
+    assert_eq!(o.get(&app, "/seats").await["used"], 1);
+}
+
+#[tokio::test]
+async fn an_owner_must_be_named_by_email() {
+    let app = TestApp::new().await;
+    let err = idbridge::service::admin::create_org(&app.store, "Nameless", Some("boss"), "test")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, idbridge::service::admin::AdminError::Invalid(d) if d.contains("email")),
+        "{err:?}"
+    );
+    // Nothing was created.
+    assert!(app.store.find_org("Nameless").await.is_err());
+}
