@@ -403,7 +403,10 @@ async fn user_changed(
     )
     .await?;
     prov.touch(org_users.iter().cloned());
-    let mut detail: Vec<String> = active_change(old, new).map(str::to_string).into_iter().collect();
+    let mut detail: Vec<String> = active_change(old, new)
+        .map(str::to_string)
+        .into_iter()
+        .collect();
     if renamed && let Some(person) = org_users.first() {
         detail.push(relink(ctx, &mut tx, &mut prov, old, new, person).await?);
     }
@@ -463,14 +466,9 @@ async fn relink(
             ("merged", to)
         }
         None if shared => {
-            let (to, created) = org_db::link_org_user(
-                tx,
-                org_id,
-                &new.user_name,
-                new.display_name.as_deref(),
-                now,
-            )
-            .await?;
+            let (to, created) =
+                org_db::link_org_user(tx, org_id, &new.user_name, new.display_name.as_deref(), now)
+                    .await?;
             org_db::relink_scim_user(tx, ctx.scope.directory_id(), &new.id, &to).await?;
             if created {
                 prov.created(&to);

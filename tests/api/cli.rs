@@ -340,7 +340,14 @@ fn org_create_names_its_owner_or_warns_that_it_has_none() {
     // The owner is a person of the organization already: found by userName, in any case.
     let (ok, out, err) = idbridge(
         &db,
-        &["access", "--org", "Acme", "--user", "boss@acme.example", "--json"],
+        &[
+            "access",
+            "--org",
+            "Acme",
+            "--user",
+            "boss@acme.example",
+            "--json",
+        ],
     );
     assert!(ok, "{err}");
     let access = json_of(&out);

@@ -266,7 +266,10 @@ async fn a_deactivated_scim_users_groups_stop_counting_at_once_and_come_back_on_
             .patch(&format!("/Users/{entra}"), entra_active("False"))
             .await,
     );
-    assert_eq!(t.roles(&ada).await, (Value::Null, vec![json!("org_viewer")]));
+    assert_eq!(
+        t.roles(&ada).await,
+        (Value::Null, vec![json!("org_viewer")])
+    );
     assert_eq!(t.access(&ada).await["active"], true);
     assert_eq!(t.seats_used().await, 1);
     let new = t.events(seq).await;
@@ -286,13 +289,13 @@ async fn a_deactivated_scim_users_groups_stop_counting_at_once_and_come_back_on_
     );
 
     // Okta deactivates with a PUT of the whole user: the same result as Okta deleting the user.
-    let r = t
-        .okta_put(&okta, |u| u["active"] = json!(false))
-        .await;
+    let r = t.okta_put(&okta, |u| u["active"] = json!(false)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let deactivated = t.roles(&ada).await;
     assert_eq!(deactivated, (json!("admin"), vec![]));
-    let r = t.okta(Method::DELETE, &format!("/Users/{okta}"), None).await;
+    let r = t
+        .okta(Method::DELETE, &format!("/Users/{okta}"), None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     assert_eq!(t.roles(&ada).await, deactivated);
     assert_eq!(t.access(&ada).await["active"], true);
@@ -391,8 +394,10 @@ async fn a_rename_by_entra_renames_the_person_in_place_and_keeps_grants_sessions
             Method::POST,
             &t.app.org_path(&format!("/users/{ada}/grants")),
             &t.owner,
-            Some(json!({ "grant": { "type": "sub_account_role", "sub_account": { "one": sa },
-                                    "role": "admin" } })),
+            Some(
+                json!({ "grant": { "type": "sub_account_role", "sub_account": { "one": sa },
+                                    "role": "admin" } }),
+            ),
         )
         .await;
     assert_eq!(grant.status, StatusCode::CREATED, "{}", grant.body);
@@ -426,7 +431,10 @@ async fn a_rename_by_entra_renames_the_person_in_place_and_keeps_grants_sessions
     assert_eq!(new[0]["data"]["from_user_name"], "ada@old.example");
     assert_eq!(new[0]["data"]["user_name"], "ada@new.example");
     let audit = audit_operations(&t, &ada).await;
-    assert!(audit.iter().any(|e| e["operation"] == "renamed"), "{audit:?}");
+    assert!(
+        audit.iter().any(|e| e["operation"] == "renamed"),
+        "{audit:?}"
+    );
 
     // Sign-in by the new email finds the person; by the old one, nobody.
     let signed = sign_in_as(&t.app, &conn, "Ada@New.example").await.unwrap();
@@ -456,7 +464,10 @@ async fn a_rename_to_an_existing_persons_name_merges_into_them_with_one_seat() {
     // Okta's way is a GET then PUT; Entra's a PATCH. Entra renames here.
     assert_patched(
         &t.app
-            .patch(&format!("/Users/{entra}"), entra_rename("grace@new.example"))
+            .patch(
+                &format!("/Users/{entra}"),
+                entra_rename("grace@new.example"),
+            )
             .await,
     );
     assert_eq!(t.seats_used().await, 1);
@@ -464,7 +475,12 @@ async fn a_rename_to_an_existing_persons_name_merges_into_them_with_one_seat() {
     let active: Vec<&Value> = users.iter().filter(|u| u["active"] == true).collect();
     assert_eq!(active.len(), 1, "{users:?}");
     assert_eq!(active[0]["id"], kept.as_str());
-    let types: Vec<Value> = t.events(seq).await.iter().map(|e| e["type"].clone()).collect();
+    let types: Vec<Value> = t
+        .events(seq)
+        .await
+        .iter()
+        .map(|e| e["type"].clone())
+        .collect();
     assert!(types.contains(&json!("user.merged")), "{types:?}");
     assert!(types.contains(&json!("user.deprovisioned")), "{types:?}");
     let gone = t
@@ -476,7 +492,10 @@ async fn a_rename_to_an_existing_persons_name_merges_into_them_with_one_seat() {
     assert_eq!(gone["user_id"], merged.as_str());
     assert_eq!(gone["data"]["reason"], "merged");
     let audit = audit_operations(&t, &kept).await;
-    assert!(audit.iter().any(|e| e["operation"] == "merged"), "{audit:?}");
+    assert!(
+        audit.iter().any(|e| e["operation"] == "merged"),
+        "{audit:?}"
+    );
 
     // Both directories' users are now this one person: deactivating one keeps them active.
     assert_patched(
@@ -485,9 +504,7 @@ async fn a_rename_to_an_existing_persons_name_merges_into_them_with_one_seat() {
             .await,
     );
     assert_eq!(t.access(&kept).await["active"], true);
-    let r = t
-        .okta_put(&okta, |u| u["active"] = json!(false))
-        .await;
+    let r = t.okta_put(&okta, |u| u["active"] = json!(false)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(t.access(&kept).await["active"], false);
 }
@@ -580,8 +597,11 @@ async fn owned_org(app: &TestApp, owner: &str) -> Owned {
 
 impl Owned {
     async fn get(&self, app: &TestApp, suffix: &str) -> Value {
-        app.api_ok(&format!("/api/v1/orgs/{}{suffix}", self.org_id), &self.token)
-            .await
+        app.api_ok(
+            &format!("/api/v1/orgs/{}{suffix}", self.org_id),
+            &self.token,
+        )
+        .await
     }
 }
 
@@ -672,7 +692,9 @@ async fn the_named_owner_of_an_organization_without_a_directory_is_linked_by_the
         .await
         .unwrap_err();
     assert_eq!(err.code(), "not_provisioned");
-    let signed = sign_in_as(&app, &conn, "FOUNDER@example.com").await.unwrap();
+    let signed = sign_in_as(&app, &conn, "FOUNDER@example.com")
+        .await
+        .unwrap();
     assert_eq!(signed.org_user_id, o.owner_user_id);
     let view = o
         .get(&app, &format!("/users/{}/access", o.owner_user_id))
