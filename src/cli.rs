@@ -76,12 +76,32 @@ async fn find_user(store: &Store, scope: &OrgScope, user: &str) -> anyhow::Resul
 
 pub async fn org(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
     match cmd {
-        OrgCommand::Create { name, json } => {
-            let org = store.create_org(&name).await?;
+        OrgCommand::Create { name, owner, json } => {
+            let created = svc::create_org(store, &name, owner.as_deref(), "cli")
+                .await
+                .map_err(admin_error)?;
+            let org = &created.org;
+            if owner.is_none() {
+                eprintln!(
+                    "warning: organization {} has no owner yet, so nothing protects an owner \
+                     from deprovisioning; name one with `idbridge org transfer-owner --org {} \
+                     --user USER` once they exist, or create organizations with --owner EMAIL",
+                    org.name, org.id
+                );
+            }
+            let human = match (&owner, &created.owner_user_id) {
+                (Some(email), Some(user)) => format!(
+                    "created organization {} ({}) owned by {email} (user {user}, active once SCIM \
+                     or a sign-in brings them)",
+                    org.name, org.id
+                ),
+                _ => format!("created organization {} ({})", org.name, org.id),
+            };
             print(
                 json,
-                json!({"id": org.id, "name": org.name}),
-                format!("created organization {} ({})", org.name, org.id),
+                json!({"id": org.id, "name": org.name, "owner_user_id": created.owner_user_id,
+                       "owner": owner.as_deref().map(str::trim)}),
+                human,
             );
         }
         OrgCommand::TransferOwner { org, user, json } => {

@@ -410,9 +410,14 @@ pub enum MappingCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum OrgCommand {
+    /// Create an organization, with its owner when `--owner` names one.
     Create {
         #[arg(long)]
         name: String,
+        /// The owner's email address: a person of the organization at once, linked and activated
+        /// when SCIM or a sign-in brings that userName (case-insensitive).
+        #[arg(long, value_name = "EMAIL")]
+        owner: Option<String>,
         #[arg(long)]
         json: bool,
     },

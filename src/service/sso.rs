@@ -120,9 +120,14 @@ pub async fn sign_in(
     let mut p = Provision::new(org_id, &actor);
     // The organization's share lock comes first, as in every other writer, so that a rule
     // change cannot interleave with this recomputation.
-    p.org(&mut tx).await?;
+    let owner = p.org(&mut tx).await?.owner_user_id.clone();
     let (user_id, created) = match existing {
         Some(user) if user.active => (user.id, false),
+        // The owner named when the organization was created, before any directory or sign-in
+        // brought them: they were admitted by name, so their first sign-in activates them.
+        Some(user) if user.scim_links == 0 && owner.as_deref() == Some(user.id.as_str()) => {
+            (user.id, false)
+        }
         Some(user) if user.scim_links > 0 || managed_by_scim => {
             return Err(SignInError::Deprovisioned(email.to_string()));
         }

@@ -314,3 +314,53 @@ fn domain_commands_claim_verify_through_dns_or_take_the_operators_word() {
     assert!(ok, "{err}");
     assert_eq!(json_of(&out)["verified"], true);
 }
+
+#[test]
+fn org_create_names_its_owner_or_warns_that_it_has_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let (ok, out, err) = idbridge(
+        &db,
+        &[
+            "org",
+            "create",
+            "--name",
+            "Acme",
+            "--owner",
+            "Boss@Acme.example",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let org = json_of(&out);
+    let owner = org["owner_user_id"].as_str().expect("an owner").to_string();
+    assert_eq!(org["owner"], "Boss@Acme.example");
+
+    // The owner is a person of the organization already: found by userName, in any case.
+    let (ok, out, err) = idbridge(
+        &db,
+        &[
+            "access",
+            "--org",
+            "Acme",
+            "--user",
+            "boss@acme.example",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let access = json_of(&out);
+    assert_eq!(access["user_id"], owner.as_str(), "{access}");
+    assert_eq!(access["org_roles"][0]["role"], "org_owner", "{access}");
+
+    let (ok, out, err) = idbridge(&db, &["org", "create", "--name", "Unowned"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("created organization Unowned"), "{out}");
+    assert!(err.contains("warning") && err.contains("no owner"), "{err}");
+
+    let (ok, _, err) = idbridge(&db, &["org", "create", "--name", "Typo", "--owner", "boss"]);
+    assert!(!ok && err.contains("email"), "{err}");
+    let (ok, _, err) = idbridge(&db, &["directory", "create", "--org", "Typo"]);
+    assert!(!ok && err.contains("no organization"), "{err}");
+}
