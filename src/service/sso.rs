@@ -428,6 +428,11 @@ async fn saml_settings(
         s.idp_sso_url = v.trim().to_string();
     }
     if let Some(certs) = input.idp_certificates {
+        if certs.is_empty() {
+            return Err(invalid(
+                "saml.idp_certificates is empty: give at least one, or leave it out to give it later",
+            ));
+        }
         s.idp_certificates = certs
             .iter()
             .enumerate()

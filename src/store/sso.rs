@@ -12,9 +12,9 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::admin::OrgScope;
-use crate::sso::connection::missing_settings;
 use super::directory::{NewToken, hash_token, mint_token};
 use super::{Store, StoreError, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
+use crate::sso::connection::missing_settings;
 
 fn parse_json(s: &str) -> StoreResult<Value> {
     serde_json::from_str(s).map_err(|e| StoreError::Invalid(format!("stored value: {e}")))
