@@ -821,7 +821,7 @@ fn refused(callback: &str) -> (String, String, String, String) {
         .query_pairs()
         .into_owned()
         .collect();
-    assert!(q.get("code").is_none(), "{callback}");
+    assert!(!q.contains_key("code"), "{callback}");
     let v = |k: &str| q.get(k).cloned().unwrap_or_default();
     (v("error"), v("error_description"), v("state"), v("iss"))
 }

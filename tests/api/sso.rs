@@ -76,7 +76,7 @@ fn authorize_uri(params: &[(&str, &str)]) -> String {
 }
 
 /// A well-formed code request of `client_id`, plus (or overriding) `extra`.
-fn code_request(client_id: &str, extra: &[(&'static str, &'static str)]) -> String {
+fn code_request<'a>(client_id: &'a str, extra: &[(&'a str, &'a str)]) -> String {
     let challenge = challenge(VERIFIER);
     let mut params: Vec<(&str, &str)> = vec![
         ("client_id", client_id),
@@ -1404,10 +1404,7 @@ async fn a_saml_connection_made_before_the_idp_details_is_incomplete_until_a_pat
     );
     let r = get(
         &app,
-        &code_request(
-            &client_id,
-            &[("org", &*Box::leak(app.org_id.clone().into_boxed_str()))],
-        ),
+        &code_request(&client_id, &[("org", app.org_id.as_str())]),
         None,
     )
     .await;
@@ -1640,8 +1637,7 @@ async fn authorize_signs_in_through_the_connection_the_application_names() {
         saml_input(json!([idp_certificate()])),
     )
     .await;
-    let saml_id: &'static str =
-        Box::leak(saml["id"].as_str().unwrap().to_string().into_boxed_str());
+    let saml_id = saml["id"].as_str().unwrap();
     let r = get(
         &app,
         &code_request(&client_id, &[("connection", saml_id)]),
@@ -1661,8 +1657,7 @@ async fn authorize_signs_in_through_the_connection_the_application_names() {
         )
         .await
         .body;
-    let theirs: &'static str =
-        Box::leak(theirs["id"].as_str().unwrap().to_string().into_boxed_str());
+    let theirs = theirs["id"].as_str().unwrap();
     for (connection, error) in [
         (theirs, "invalid_request"),
         ("no-such-connection", "invalid_request"),
