@@ -500,7 +500,10 @@ async fn check_settings(
                     settings.sp_encryption_certificate = Some(cert);
                     Some(Some(key))
                 }
-                (false, Some(_)) => Some(None),
+                (false, Some(_)) => {
+                    settings.sp_encryption_certificate = None;
+                    Some(None)
+                }
                 (false, None) => None,
             };
             Ok(Some((

@@ -398,8 +398,11 @@ mod tests {
             groups_attribute: None,
             sp_encryption_certificate: None,
         };
+        // Without certificates the connection is incomplete: kept, and it signs nobody in.
+        assert!(s.check(false).is_ok());
+        assert_eq!(s.missing(), ["idp_certificates"]);
         assert!(matches!(
-            s.check(false),
+            s.connection("urn:sp", "https://sp.example/acs"),
             Err(SettingsError::Saml(saml::ConfigError::NoIdpCertificate))
         ));
         s.idp_certificates = vec!["not a certificate".into()];
