@@ -227,6 +227,8 @@ pub enum Command {
         #[command(subcommand)]
         command: SigningKeyCommand,
     },
+    /// Print the admin API's OpenAPI document (JSON) and exit; needs no database.
+    Openapi,
     /// A user's effective access, with the reason for each grant.
     Access {
         #[arg(long)]

@@ -5,6 +5,10 @@ use idbridge::store::{Store, StoreOptions};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Openapi) {
+        println!("{:#}", idbridge::http::admin::document());
+        return Ok(());
+    }
     idbridge::telemetry::init(cli.global.log_format);
     let opts = StoreOptions {
         max_connections: cli.global.db_max_connections,
@@ -40,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Domain { command } => idbridge::cli::domain(&store, &cli.global, command).await,
         Command::Client { command } => idbridge::cli::client(&store, command).await,
         Command::SigningKey { command } => idbridge::cli::signing_key(&store, command).await,
+        Command::Openapi => Ok(()),
         Command::Access { org, user, json } => {
             idbridge::cli::access(&store, &org, &user, json).await
         }

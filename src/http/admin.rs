@@ -131,6 +131,7 @@ pub async fn authenticate(
 // ---- paging ------------------------------------------------------------------------------------
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// The `next` value of the previous page.
     pub after: Option<String>,
@@ -173,6 +174,7 @@ pub(super) fn caller(p: &AdminPrincipal) -> ApiResult<Caller<'_>> {
 
 // ---- organization ------------------------------------------------------------------------------
 
+/// Get the organization
 #[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "organization",
     params(("org" = String, Path)), responses((status = 200, body = OrgDetails), (status = 404, body = Problem)))]
 pub async fn get_org(
@@ -195,6 +197,7 @@ pub struct Seats {
     pub limit: Option<i64>,
 }
 
+/// Count the seats in use
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/seats", tag = "organization",
     params(("org" = String, Path)), responses((status = 200, body = Seats)))]
 pub async fn seats(
@@ -213,10 +216,10 @@ pub async fn seats(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Changes {
     pub organization: OrgDetails,
-    #[schema(value_type = Vec<Object>)]
     pub changes: Vec<crate::service::provision::UserOutcome>,
 }
 
+/// Update the organization
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "organization", request_body = OrgPatch,
     params(("org" = String, Path)), responses((status = 200, body = Changes), (status = 403, body = Problem)))]
 pub async fn patch_org(
@@ -239,6 +242,7 @@ pub struct OwnerTransfer {
     pub user_id: String,
 }
 
+/// Transfer ownership of the organization
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/owner", tag = "organization", request_body = OwnerTransfer,
     params(("org" = String, Path)), responses((status = 200, body = Changes), (status = 403, body = Problem)))]
 pub async fn transfer_owner(
@@ -263,6 +267,7 @@ pub struct NameInput {
     pub name: String,
 }
 
+/// List sub-accounts
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/sub-accounts", tag = "sub-accounts",
     params(("org" = String, Path)), responses((status = 200, body = Items<SubAccount>)))]
 pub async fn list_sub_accounts(
@@ -281,6 +286,7 @@ pub async fn list_sub_accounts(
     Ok(Json(Items { items }))
 }
 
+/// Create a sub-account
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/sub-accounts", tag = "sub-accounts", request_body = NameInput,
     params(("org" = String, Path)), responses((status = 201, body = SubAccount), (status = 409, body = Problem)))]
 pub async fn create_sub_account(
@@ -292,6 +298,7 @@ pub async fn create_sub_account(
     Ok((StatusCode::CREATED, Json(sa)))
 }
 
+/// Get a sub-account
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/sub-accounts/{id}", tag = "sub-accounts",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = SubAccount)))]
 pub async fn get_sub_account(
@@ -304,6 +311,7 @@ pub async fn get_sub_account(
     Ok(Json(s.store.get_sub_account(c.scope(), &id).await?))
 }
 
+/// Delete a sub-account
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/sub-accounts/{id}", tag = "sub-accounts",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 409, body = Problem)))]
 pub async fn delete_sub_account(
@@ -315,6 +323,7 @@ pub async fn delete_sub_account(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// List a sub-account's projects
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/sub-accounts/{id}/projects", tag = "sub-accounts",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<Project>)))]
 pub async fn list_projects(
@@ -330,6 +339,7 @@ pub async fn list_projects(
     }))
 }
 
+/// Create a project in a sub-account
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/sub-accounts/{id}/projects", tag = "sub-accounts", request_body = NameInput,
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = Project)))]
 pub async fn create_project(
@@ -342,6 +352,7 @@ pub async fn create_project(
     Ok((StatusCode::CREATED, Json(project)))
 }
 
+/// Delete a project
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/sub-accounts/{id}/projects/{project}", tag = "sub-accounts",
     params(("org" = String, Path), ("id" = String, Path), ("project" = String, Path)), responses((status = 204)))]
 pub async fn delete_project(
@@ -364,6 +375,7 @@ pub struct NewDirectory {
     pub token: NewToken,
 }
 
+/// List SCIM directories
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/directories", tag = "directories",
     params(("org" = String, Path)), responses((status = 200, body = Items<DirectoryRecord>)))]
 pub async fn list_directories(
@@ -377,6 +389,7 @@ pub async fn list_directories(
     }))
 }
 
+/// Create a SCIM directory
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/directories", tag = "directories", request_body = NameInput,
     params(("org" = String, Path)), responses((status = 201, body = NewDirectory)))]
 pub async fn create_directory(
@@ -409,6 +422,7 @@ async fn own_directory(s: &AppState, c: &Caller<'_>, id: &str) -> ApiResult<Dire
     Ok(dir)
 }
 
+/// List a directory's SCIM tokens
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/directories/{id}/tokens", tag = "directories",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<TokenInfo>)))]
 pub async fn list_directory_tokens(
@@ -424,6 +438,7 @@ pub async fn list_directory_tokens(
     }))
 }
 
+/// Issue a new SCIM token for a directory
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/directories/{id}/tokens", tag = "directories",
     description = "Rotates: a new token, the previous one stays valid until revoked.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = NewToken)))]
@@ -441,6 +456,7 @@ pub async fn rotate_directory_token(
     ))
 }
 
+/// Revoke a SCIM token
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/directories/{id}/tokens/{token}", tag = "directories",
     params(("org" = String, Path), ("id" = String, Path), ("token" = String, Path)), responses((status = 204)))]
 pub async fn revoke_directory_token(
@@ -459,6 +475,7 @@ pub async fn revoke_directory_token(
 
 // ---- groups and users --------------------------------------------------------------------------
 
+/// List groups
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/groups", tag = "users",
     params(("org" = String, Path), PageParams), responses((status = 200, body = Page<OrgGroup>)))]
 pub async fn list_groups(
@@ -483,6 +500,7 @@ pub struct GroupDetails {
     pub member_count: i64,
 }
 
+/// Get a group
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/groups/{id}", tag = "users",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = GroupDetails)))]
 pub async fn get_group(
@@ -499,6 +517,7 @@ pub async fn get_group(
     }))
 }
 
+/// List users
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users", tag = "users",
     params(("org" = String, Path), PageParams), responses((status = 200, body = Page<OrgUser>)))]
 pub async fn list_users(
@@ -516,6 +535,7 @@ pub async fn list_users(
     Ok(Json(page(items, limit, |u| u.id.clone())))
 }
 
+/// Get a user
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}", tag = "users",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = OrgUser)))]
 pub async fn get_user(
@@ -528,6 +548,7 @@ pub async fn get_user(
     Ok(Json(s.store.get_org_user(c.scope(), &id).await?))
 }
 
+/// Explain a user's effective access
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/access", tag = "users",
     description = "The user's effective access in every sub-account, with the reason for each grant.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = AccessView)))]
@@ -539,6 +560,7 @@ pub async fn user_access(
     Ok(Json(svc::user_access(&s.store, &caller(&p)?, &id).await?))
 }
 
+/// List a user's sign-in sessions
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/sessions", tag = "users",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<SessionInfo>)))]
 pub async fn list_sessions(
@@ -565,10 +587,10 @@ pub struct GrantInput {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GrantCreated {
     pub grant: GrantRecord,
-    #[schema(value_type = Vec<Object>)]
     pub changes: Vec<crate::service::provision::UserOutcome>,
 }
 
+/// List a user's grants made by hand
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/grants", tag = "grants",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<GrantRecord>)))]
 pub async fn list_grants(
@@ -590,6 +612,7 @@ pub async fn list_grants(
     Ok(Json(Items { items }))
 }
 
+/// Grant access to a user by hand
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/users/{id}/grants", tag = "grants", request_body = GrantInput,
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = GrantCreated)))]
 pub async fn create_grant(
@@ -602,6 +625,7 @@ pub async fn create_grant(
     Ok((StatusCode::CREATED, Json(GrantCreated { grant, changes })))
 }
 
+/// Remove a grant made by hand
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/grants/{id}", tag = "grants",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204)))]
 pub async fn delete_grant(
@@ -615,6 +639,7 @@ pub async fn delete_grant(
 
 // ---- mapping rules -----------------------------------------------------------------------------
 
+/// List mapping rules
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings", tag = "mappings",
     params(("org" = String, Path)), responses((status = 200, body = Items<RuleRecord>)))]
 pub async fn list_rules(
@@ -628,6 +653,7 @@ pub async fn list_rules(
     }))
 }
 
+/// Create a mapping rule
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/mappings", tag = "mappings", request_body = RuleInput,
     params(("org" = String, Path)), responses((status = 201, body = RuleChangeResult)))]
 pub async fn create_rule(
@@ -639,6 +665,7 @@ pub async fn create_rule(
     Ok((StatusCode::CREATED, Json(r)))
 }
 
+/// Get a mapping rule
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings/{id}", tag = "mappings",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleRecord)))]
 pub async fn get_rule(
@@ -651,6 +678,7 @@ pub async fn get_rule(
     Ok(Json(s.store.get_rule(c.scope(), &id).await?))
 }
 
+/// Replace a mapping rule
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/mappings/{id}", tag = "mappings", request_body = RuleInput,
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
 pub async fn replace_rule(
@@ -665,6 +693,7 @@ pub async fn replace_rule(
     ))
 }
 
+/// Delete a mapping rule
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/mappings/{id}", tag = "mappings",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
 pub async fn delete_rule(
@@ -678,7 +707,8 @@ pub async fn delete_rule(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/mappings/preview", tag = "mappings", request_body = RuleChange,
+/// Preview a mapping rule change
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/mappings/preview", tag = "mappings", request_body = svc::RuleChangeSchema,
     description = "Who would gain and who would lose which access if the change were applied; changes nothing.",
     params(("org" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
 pub async fn preview_rule(
@@ -694,6 +724,7 @@ pub async fn preview_rule(
 // ---- audit and events --------------------------------------------------------------------------
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     pub actor: Option<String>,
     pub resource_type: Option<String>,
@@ -717,6 +748,7 @@ fn seq_cursor(after: Option<&str>) -> ApiResult<i64> {
     }
 }
 
+/// Read the audit log
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/audit", tag = "audit",
     params(("org" = String, Path), AuditParams), responses((status = 200, body = Page<AuditEntry>)))]
 pub async fn audit(
@@ -744,6 +776,7 @@ pub async fn audit(
     Ok(Json(page(items, limit, |e| e.seq.to_string())))
 }
 
+/// Read the access change events
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/events", tag = "audit",
     description = "Every access change, in commit order. Poll with `after` = the last `next`.",
     params(("org" = String, Path), PageParams), responses((status = 200, body = Page<EventRecord>)))]
@@ -783,6 +816,7 @@ pub struct WebhookCreated {
     pub secret: String,
 }
 
+/// List webhooks
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/webhooks", tag = "webhooks",
     params(("org" = String, Path)), responses((status = 200, body = Items<WebhookInfo>)))]
 pub async fn list_webhooks(
@@ -796,6 +830,7 @@ pub async fn list_webhooks(
     }))
 }
 
+/// Register a webhook
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/webhooks", tag = "webhooks", request_body = WebhookInput,
     params(("org" = String, Path)), responses((status = 201, body = WebhookCreated)))]
 pub async fn create_webhook(
@@ -813,6 +848,7 @@ pub async fn create_webhook(
     ))
 }
 
+/// Delete a webhook
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/webhooks/{id}", tag = "webhooks",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204)))]
 pub async fn delete_webhook(
@@ -866,8 +902,14 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The admin API's OpenAPI document, as served at `/api/v1/openapi.json` and printed by
+/// `idbridge openapi`.
+pub fn document() -> Value {
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}))
+}
+
 pub async fn openapi() -> Json<Value> {
-    Json(serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({})))
+    Json(document())
 }
 
 pub async fn not_found() -> Response {

@@ -19,6 +19,7 @@ fn view(state: &AppState, connection: Connection) -> ConnectionView {
     sso::connection_view(&state.public_url, connection)
 }
 
+/// Create a single sign-on connection
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/sso/connections", tag = "sso", request_body = ConnectionInput,
     description = "Creates an OIDC or SAML connection to the organization's IdP. The response has the addresses to give the IdP (redirect URI, or SP entity id, ACS and metadata URLs). A SAML connection may be created without the IdP's details (`\"saml\": {}`): it is then `incomplete`, lists what is `missing`, and signs nobody in until a PATCH gives them.",
     params(("org" = String, Path)), responses((status = 201, body = ConnectionView), (status = 400, body = Problem)))]
@@ -32,6 +33,7 @@ pub async fn create_connection(
     Ok((StatusCode::CREATED, Json(view(&s, conn))))
 }
 
+/// List single sign-on connections
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/sso/connections", tag = "sso",
     params(("org" = String, Path)), responses((status = 200, body = Items<ConnectionView>)))]
 pub async fn list_connections(
@@ -46,6 +48,7 @@ pub async fn list_connections(
     }))
 }
 
+/// Get a single sign-on connection
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/sso/connections/{id}", tag = "sso",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = ConnectionView), (status = 404, body = Problem)))]
 pub async fn get_connection(
@@ -61,6 +64,7 @@ pub async fn get_connection(
     )))
 }
 
+/// Update a single sign-on connection
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}/sso/connections/{id}", tag = "sso", request_body = ConnectionPatch,
     description = "Changes a connection: its name, switches, or its settings. SAML settings merge into the stored ones: `metadata_xml` or `metadata_url` set the IdP's entity id, SSO URL and certificates, and each field given replaces its stored value (to rotate IdP certificates give the new list, old and new while both are valid). OIDC settings are replaced whole.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = ConnectionView), (status = 400, body = Problem)))]
@@ -75,6 +79,7 @@ pub async fn patch_connection(
     Ok(Json(view(&s, conn)))
 }
 
+/// Delete a single sign-on connection
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/sso/connections/{id}", tag = "sso",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete_connection(
@@ -96,6 +101,7 @@ pub struct DomainInput {
     pub connection_id: Option<String>,
 }
 
+/// Claim an email domain
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/domains", tag = "sso", request_body = DomainInput,
     description = "Claims an email domain for the organization. The claim routes nothing until it is verified: publish the returned `verification` TXT record, then call `…/domains/{domain}/verify`. A domain another organization verified cannot be claimed.",
     params(("org" = String, Path)), responses((status = 201, body = Domain), (status = 409, body = Problem)))]
@@ -118,6 +124,7 @@ pub async fn add_domain(
     Ok((StatusCode::CREATED, Json(d)))
 }
 
+/// Verify a domain's DNS TXT record
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/domains/{domain}/verify", tag = "sso",
     description = "Looks up the claim's TXT record in DNS; when it holds the expected text, the domain is verified and sends its users to the organization's IdP (`/sso/start?email=`, `login_hint`). 409 when the record is not (yet) there or another organization verified the domain first; 503 when DNS did not answer.",
     params(("org" = String, Path), ("domain" = String, Path)),
@@ -141,8 +148,8 @@ pub struct DomainPatch {
     pub connection_id: Option<String>,
 }
 
+/// Move a domain to another connection
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}/domains/{domain}", tag = "sso", request_body = DomainPatch,
-    summary = "Move a domain to another connection",
     description = "Sends the domain's users to another connection of the same organization. A verified domain stays verified: no new TXT record is needed. 400 for a connection of another organization, 409 for a connection that is incomplete.",
     params(("org" = String, Path), ("domain" = String, Path)),
     responses((status = 200, body = Domain), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -158,6 +165,7 @@ pub async fn patch_domain(
     ))
 }
 
+/// List email domains
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/domains", tag = "sso",
     params(("org" = String, Path)), responses((status = 200, body = Items<Domain>)))]
 pub async fn list_domains(
@@ -171,6 +179,7 @@ pub async fn list_domains(
     }))
 }
 
+/// Remove an email domain
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/domains/{domain}", tag = "sso",
     params(("org" = String, Path), ("domain" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete_domain(
@@ -222,6 +231,7 @@ pub fn check_redirect_uris(uris: &[String]) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// Register an OpenID Connect client
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/clients", tag = "sso", request_body = ClientInput,
     description = "Registers an application that signs the organization's users in through idbridge (OpenID Connect, code flow with PKCE).",
     params(("org" = String, Path)), responses((status = 201, body = ClientCreated), (status = 400, body = Problem)))]
@@ -247,6 +257,7 @@ pub async fn create_client(
     ))
 }
 
+/// List OpenID Connect clients
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clients", tag = "sso",
     params(("org" = String, Path)), responses((status = 200, body = Items<Client>)))]
 pub async fn list_clients(
@@ -260,6 +271,7 @@ pub async fn list_clients(
     }))
 }
 
+/// Revoke an OpenID Connect client
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/clients/{id}", tag = "sso",
     description = "Revokes a client and every access token it holds.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
@@ -274,6 +286,7 @@ pub async fn revoke_client(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Revoke a sign-in session
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/sessions/{id}", tag = "users",
     description = "Signs a session out: its cookie and the access tokens issued from it stop working.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]

@@ -2,6 +2,7 @@
 
 pub mod admin;
 mod admin_sso;
+pub mod api_docs;
 mod extract;
 mod ops;
 mod scim;
@@ -160,6 +161,7 @@ pub fn router(state: AppState) -> Router {
             admin::authenticate,
         ))
         .route("/api/v1/openapi.json", get(admin::openapi))
+        .route("/api/v1/docs", get(api_docs::docs))
         .route("/api/v1/{*rest}", axum::routing::any(admin::not_found));
 
     // The ACS takes a posted SAMLResponse: base64 of at most saml::MAX_RESPONSE_BYTES, in a form.

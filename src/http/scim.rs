@@ -182,7 +182,29 @@ pub async fn patch(
     let base;
     let ctx = ctx!(st, scope, base);
     let if_match = header_str(&headers, header::IF_MATCH);
-    let r = resources::patch(&ctx, kind, &id, &body, if_match, needs(&params)).await?;
+    // RFC 7644 §3.5.2: the server "MAY return HTTP status code 204 (No Content)" and "MUST return
+    // a 200 OK if the attributes parameter is specified". A group answers 204 unless a projection
+    // is asked for, so a member change never reads the member list back: its cost stays that of
+    // the change, whatever the group's size. Users keep 200 with the resource.
+    let bodiless = kind == Kind::Group
+        && param(&params, "attributes").is_none()
+        && param(&params, "excludedAttributes").is_none();
+    let wanted = if bodiless {
+        Needs {
+            groups: false,
+            members: false,
+        }
+    } else {
+        needs(&params)
+    };
+    let r = resources::patch(&ctx, kind, &id, &body, if_match, wanted).await?;
+    if bodiless {
+        let mut resp = StatusCode::NO_CONTENT.into_response();
+        if let Ok(v) = r.etag().parse() {
+            resp.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(resp);
+    }
     Ok(resource_response(StatusCode::OK, r, kind.rt(), &params))
 }
 

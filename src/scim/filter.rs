@@ -377,6 +377,21 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
+    /// The `.subAttr` written right after a value filter's `]` (no space between), consumed.
+    /// RFC 7644 §3.4.2.2's filter grammar stops at `valuePath`, but its PATCH grammar (§3.5.2)
+    /// allows `valuePath [subAttr]` and IdPs send the same form in filters.
+    fn sub_after_bracket(&mut self) -> Option<(&'a str, usize)> {
+        let t = self.peek()?;
+        let Tok::Word(w) = t.tok else { return None };
+        if t.spaced {
+            return None;
+        }
+        let sub = w.strip_prefix('.')?;
+        let at = t.at + 1;
+        self.pos += 1;
+        Some((sub, at))
+    }
+
     /// None only in lenient mode, for an attribute this resource type does not define.
     fn resolve(&mut self, word: &str, at: usize, ctx: Scope<'_>) -> ScimResult<Option<Resolved>> {
         let found = match ctx {
@@ -409,8 +424,12 @@ impl<'a> Parser<'a, '_> {
         if self.peek().map(|t| &t.tok) == Some(&Tok::LBracket) && matches!(ctx, Scope::Top) {
             self.pos += 1;
             self.enter()?;
-            let inner = self.parse_or(Scope::UnknownInner)?;
+            let mut inner = self.parse_or(Scope::UnknownInner)?;
             self.expect(Tok::RBracket, "']'")?;
+            if let Some((sub, _)) = self.sub_after_bracket() {
+                let cmp = self.parse_unknown_exp(sub, Scope::UnknownInner)?;
+                inner = Filter::And(Box::new(inner), Box::new(cmp));
+            }
             self.depth -= 1;
             return Ok(Filter::ValuePath(path, Box::new(inner)));
         }
@@ -445,8 +464,14 @@ impl<'a> Parser<'a, '_> {
             }
             self.pos += 1;
             self.enter()?;
-            let inner = self.parse_or(Scope::Inner(&r))?;
+            let mut inner = self.parse_or(Scope::Inner(&r))?;
             self.expect(Tok::RBracket, "']'")?;
+            if let Some((sub, sub_at)) = self.sub_after_bracket() {
+                // `emails[type eq "work"].value eq "x"` (Entra's matching filter): the same element
+                // must satisfy both, so it is exactly `emails[type eq "work" and value eq "x"]`.
+                let cmp = self.parse_attr_exp(sub, sub_at, Scope::Inner(&r))?;
+                inner = Filter::And(Box::new(inner), Box::new(cmp));
+            }
             self.depth -= 1;
             return Ok(Filter::ValuePath(path, Box::new(inner)));
         }
@@ -1428,8 +1453,21 @@ mod tests {
             ("emails[type[value eq \"x\"]]".into(), "nested"),
             ("userName[value eq \"x\"]".into(), "not a complex"),
             (
-                "emails[type eq \"work\"].value eq \"x\"".into(),
+                "emails[type eq \"work\"].nope eq \"x\"".into(),
+                "unknown attribute",
+            ),
+            ("emails[type eq \"work\"].value".into(), "operator"),
+            (
+                "emails[type eq \"work\"] .value eq \"x\"".into(),
                 "expected 'and', 'or'",
+            ),
+            (
+                "emails[type eq \"work\"].value[type eq \"x\"]".into(),
+                "nested",
+            ),
+            (
+                "emails[type eq \"work\"].primary co \"x\"".into(),
+                "not supported",
             ),
             ("name eq \"x\"".into(), "complex"),
             ("active gt true".into(), "not supported"),
@@ -1462,6 +1500,113 @@ mod tests {
         assert!(e.detail.contains("unknown attribute"));
         let e = parse_filter("userName pr", &GROUP).expect_err("userName on groups");
         assert!(e.detail.contains("unknown attribute"));
+    }
+
+    // RFC 7644 §3.4.2.2 valuePath followed by a sub-attribute, as Entra's matching filter sends
+    // it: the comparison joins the value filter, so one element must satisfy both.
+    #[test]
+    fn value_path_with_sub_attribute() {
+        let work = cmp(ps("emails", "type"), CompOp::Eq, s("work"));
+        let cases: Vec<(&ResourceType, &str, Filter)> = vec![
+            (
+                &USER,
+                r#"emails[type eq "work"].value eq "x@y""#,
+                vp(
+                    p("emails"),
+                    and(
+                        work.clone(),
+                        cmp(ps("emails", "value"), CompOp::Eq, s("x@y")),
+                    ),
+                ),
+            ),
+            // Entra's unquoted spelling of both literals.
+            (
+                &USER,
+                "emails[type eq work].value eq x@y",
+                vp(
+                    p("emails"),
+                    and(
+                        work.clone(),
+                        cmp(ps("emails", "value"), CompOp::Eq, s("x@y")),
+                    ),
+                ),
+            ),
+            (
+                &USER,
+                r#"emails[type eq "work" or primary eq true].value sw "a" and active eq true"#,
+                and(
+                    vp(
+                        p("emails"),
+                        and(
+                            or(
+                                work.clone(),
+                                cmp(ps("emails", "primary"), CompOp::Eq, CompValue::Bool(true)),
+                            ),
+                            cmp(ps("emails", "value"), CompOp::Sw, s("a")),
+                        ),
+                    ),
+                    cmp(p("active"), CompOp::Eq, CompValue::Bool(true)),
+                ),
+            ),
+            (
+                &USER,
+                r#"not (emails[type eq "work"].value pr) or userName eq "a""#,
+                or(
+                    Filter::Not(Box::new(vp(
+                        p("emails"),
+                        and(work.clone(), Filter::Present(ps("emails", "value"))),
+                    ))),
+                    cmp(p("userName"), CompOp::Eq, s("a")),
+                ),
+            ),
+            (
+                &GROUP,
+                r#"members[type eq "User"].value eq "u1""#,
+                vp(
+                    p("members"),
+                    and(
+                        cmp(ps("members", "type"), CompOp::Eq, s("User")),
+                        cmp(ps("members", "value"), CompOp::Eq, s("u1")),
+                    ),
+                ),
+            ),
+            (
+                &GROUP,
+                r#"members[value eq "u1"].display co "Ann""#,
+                vp(
+                    p("members"),
+                    and(
+                        cmp(ps("members", "value"), CompOp::Eq, s("u1")),
+                        cmp(ps("members", "display"), CompOp::Co, s("Ann")),
+                    ),
+                ),
+            ),
+        ];
+        for (rt, input, exp) in cases {
+            assert_eq!(parse_filter(input, rt).expect(input), exp, "{input}");
+        }
+        // Both conditions hold on one element: a work address that is not x@y next to a home
+        // address that is does not match.
+        let f = parse_filter(r#"emails[type eq "work"].value eq "x@y""#, &USER).expect("f");
+        let user = |emails: Value| json!({"schemas": [crate::scim::schema::USER_SCHEMA], "emails": emails});
+        assert!(matches(
+            &f,
+            &user(json!([{"type": "work", "value": "X@Y"}])),
+            &USER
+        ));
+        assert!(!matches(
+            &f,
+            &user(json!([
+                {"type": "work", "value": "a@y"},
+                {"type": "home", "value": "x@y"}
+            ])),
+            &USER
+        ));
+        // A root search keeps the form for users and drops it for groups.
+        let multi =
+            parse_filter_multi(r#"emails[type eq "work"].value eq "x@y""#, &[&USER, &GROUP])
+                .expect("multi");
+        assert_eq!(multi, vec![Some(f), None]);
     }
 
     #[test]

@@ -215,7 +215,7 @@ pub struct RuleInput {
 }
 
 /// A proposed change of the rules, as preview and apply take it.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RuleChange {
     Create {
@@ -232,12 +232,35 @@ pub enum RuleChange {
     },
 }
 
+/// [`RuleChange`] as the OpenAPI document describes it: the same JSON with the rule's fields
+/// written out in each variant. The flattened `RuleInput` would appear as an `allOf` inside a
+/// `oneOf`, which client generators cannot read. Only its schema is used.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = RuleChange)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RuleChangeSchema {
+    Create {
+        description: Option<String>,
+        matcher: GroupMatcher,
+        grant: Grant,
+    },
+    Update {
+        id: String,
+        description: Option<String>,
+        matcher: GroupMatcher,
+        grant: Grant,
+    },
+    Delete {
+        id: String,
+    },
+}
+
 /// The result of a rule change (or of its preview): the rule as it now is, and who gained or lost
 /// what.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RuleChangeResult {
     pub rule: Option<RuleRecord>,
-    #[schema(value_type = Vec<Object>)]
     pub changes: Vec<UserOutcome>,
 }
 

@@ -19,7 +19,7 @@ use crate::store::access::{self as db, NewEvent, OrgAccess, OrgLock};
 use crate::store::{StoreError, StoreResult, Tx, now_micros};
 
 /// What happened to one user's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StatusChange {
     Provisioned,
@@ -28,7 +28,7 @@ pub enum StatusChange {
 }
 
 /// One recomputed user whose access or status changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserOutcome {
     pub user_id: String,
     pub user_name: String,

@@ -281,7 +281,11 @@ pub struct UserFacts {
     /// How many SCIM users (in any directory) are this person.
     pub scim_links: usize,
     pub any_scim_active: bool,
+    /// The directories of the person's active SCIM users.
     pub directory_ids: Vec<String>,
+    /// The groups of the person's active SCIM users: a SCIM user deactivated in one directory
+    /// stops granting through its groups at once, exactly as if it had been deleted, while the
+    /// person may stay active through another directory.
     pub groups: Vec<GroupRef>,
     pub claims: Vec<String>,
     pub manual: Vec<ManualGrant>,
@@ -304,7 +308,7 @@ pub async fn user_facts(tx: &mut Tx, ids: &[String]) -> StoreResult<HashMap<Stri
         b.push(
             ") UNION ALL SELECT 2, su.org_user_id, g.id, g.external_id, g.display_name, 0 \
              FROM scim_users su JOIN scim_group_members m ON m.member_id = su.id \
-             JOIN scim_groups g ON g.id = m.group_id WHERE su.org_user_id IN (",
+             JOIN scim_groups g ON g.id = m.group_id WHERE su.active AND su.org_user_id IN (",
         );
         push_list(&mut b, chunk);
         b.push(
@@ -329,7 +333,9 @@ pub async fn user_facts(tx: &mut Tx, ids: &[String]) -> StoreResult<HashMap<Stri
                 1 => {
                     f.scim_links += 1;
                     f.any_scim_active |= n != 0;
-                    if !f.directory_ids.contains(&a) {
+                    // Only an active SCIM user speaks for its directory (directory-default
+                    // rules), as only its groups count: a deactivated one gives nothing.
+                    if n != 0 && !f.directory_ids.contains(&a) {
                         f.directory_ids.push(a);
                     }
                 }

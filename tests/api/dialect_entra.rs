@@ -421,3 +421,107 @@ async fn entra_deactivation_keeps_user_until_delete() {
     let gone = list(&app, "Users", &format!("userName eq \"{user_name}\"")).await;
     assert_eq!(gone["totalResults"], json!(0), "{gone}");
 }
+
+/// Entra's matching on `emails[type eq "work"].value` (the attribute a directory admin picks in
+/// "Match objects using this attribute"): the GET it sends before every create.
+#[tokio::test]
+async fn entra_matches_on_work_email_value_path_with_sub_attribute() {
+    let app = TestApp::new().await;
+    let target = "Work.Match@contoso.com";
+    let id = create_entra_user(&app, entra_user(target, &guid())).await;
+    // Same address as a home email only: one element must satisfy both conditions.
+    let mut home = entra_user("home.only@contoso.com", &guid());
+    home["emails"] = json!([
+        {"primary": true, "type": "work", "value": "home.only@contoso.com"},
+        {"type": "home", "value": target}
+    ]);
+    create_entra_user(&app, home).await;
+    create_entra_user(&app, entra_user("other@contoso.com", &guid())).await;
+
+    // Exactly as Entra encodes it on the wire.
+    let r = app
+        .get("/Users?filter=emails%5Btype%20eq%20%22work%22%5D.value%20eq%20%22work.match%40contoso.com%22")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["totalResults"], json!(1), "{}", r.body);
+    assert_eq!(ids(&r.body), vec![id.clone()], "{}", r.body);
+    assert_eq!(
+        work_email(&resources(&r.body)[0]).as_deref(),
+        Some(target),
+        "{}",
+        r.body
+    );
+
+    // An address nobody has as a work email is an empty list, not an error.
+    let none = list(
+        &app,
+        "Users",
+        "emails[type eq \"work\"].value eq \"nobody@contoso.com\"",
+    )
+    .await;
+    assert_eq!(none["totalResults"], json!(0), "{none}");
+
+    // Combined with other expressions, and through POST /.search at the root, where groups
+    // (which have no emails) simply do not match.
+    let both = list(
+        &app,
+        "Users",
+        &format!("emails[type eq work].value eq {target} and active eq true"),
+    )
+    .await;
+    assert_eq!(ids(&both), vec![id.clone()], "{both}");
+    let root = app
+        .post(
+            "/.search",
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                   "filter": format!("emails[type eq \"work\"].value eq \"{target}\" or displayName eq \"Nobody\""),
+                   "attributes": ["userName", "name.givenName"]}),
+        )
+        .await;
+    assert_eq!(root.status, StatusCode::OK, "{}", root.body);
+    assert_eq!(ids(&root.body), vec![id], "{}", root.body);
+    let found = &resources(&root.body)[0];
+    assert_eq!(found["name"], json!({"givenName": "givenName"}), "{found}");
+    // `parent.sub` paths at the root: in the filter, in sortBy and in attributes.
+    let root = app
+        .post(
+            "/.search",
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                   "filter": "name.familyName eq \"familyName\" and emails.type eq \"home\"",
+                   "sortBy": "name.givenName",
+                   "attributes": ["name.familyName"]}),
+        )
+        .await;
+    assert_eq!(root.status, StatusCode::OK, "{}", root.body);
+    assert_eq!(root.body["totalResults"], json!(1), "{}", root.body);
+    assert_eq!(
+        resources(&root.body)[0]["name"],
+        json!({"familyName": "familyName"}),
+        "{}",
+        root.body
+    );
+
+    // A sub-attribute the value filter's attribute lacks is still invalidFilter.
+    app.get(&format!(
+        "/Users?filter={}",
+        enc("emails[type eq \"work\"].nope eq \"x\"")
+    ))
+    .await
+    .assert_error(400, Some("invalidFilter"));
+}
+
+#[tokio::test]
+async fn group_member_value_path_with_sub_attribute_filters_groups() {
+    let app = TestApp::new().await;
+    let a = app.user("a@contoso.com").await;
+    let b = app.user("b@contoso.com").await;
+    let ga = app.group("Has A", &[&a]).await;
+    app.group("Has B", &[&b]).await;
+    let found = list(
+        &app,
+        "Groups",
+        &format!("members[type eq \"User\"].value eq \"{a}\""),
+    )
+    .await;
+    assert_eq!(ids(&found), vec![ga], "{found}");
+}

@@ -1,5 +1,5 @@
 use axum::http::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::harness::*;
 
@@ -74,7 +74,12 @@ async fn patch_adds_and_removes_members() {
             ]}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // RFC 7644 §3.5.2: 204 without a body, with the new version's ETag.
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(r.body, Value::Null);
+    let etag = r.header("etag").expect("ETag on 204").to_string();
+    let got = app.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(got.header("etag"), Some(etag.as_str()));
     let mut expect = vec![b.clone(), c.clone()];
     expect.sort();
     assert_eq!(app.member_ids(&gid).await, expect);
@@ -86,8 +91,51 @@ async fn patch_adds_and_removes_members() {
         {"op": "add", "path": "members", "value": [{"value": b}]}]}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(app.member_ids(&gid).await, expect);
+}
+
+#[tokio::test]
+async fn group_patch_with_a_projection_answers_200_with_the_group() {
+    let app = TestApp::new().await;
+    let (a, b) = (app.user("a@proj.com").await, app.user("b@proj.com").await);
+    let gid = app.group("G", &[&a]).await;
+    let add_b = json!({"schemas": [PATCH], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": b}]}]});
+    // RFC 7644 §3.5.2: "MUST return a 200 OK if the attributes parameter is specified".
+    let r = app
+        .patch(&format!("/Groups/{gid}?attributes=members"), add_b)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.header("etag").is_some());
+    let mut got: Vec<String> = r.body["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| m["value"].as_str().expect("value").to_string())
+        .collect();
+    got.sort();
+    let mut expect = vec![a.clone(), b.clone()];
+    expect.sort();
+    assert_eq!(got, expect, "{}", r.body);
+    assert!(r.body.get("displayName").is_none(), "{}", r.body);
+    let rename = json!({"schemas": [PATCH], "Operations": [
+        {"op": "replace", "path": "displayName", "value": "G2"}]});
+    let r = app
+        .patch(&format!("/Groups/{gid}?excludedAttributes=members"), rename)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["displayName"], "G2", "{}", r.body);
+    // A user PATCH still answers with the user.
+    let r = app
+        .patch(
+            &format!("/Users/{a}"),
+            json!({"schemas": [PATCH], "Operations": [
+                {"op": "replace", "path": "title", "value": "Lead"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["title"], "Lead", "{}", r.body);
 }
 
 #[tokio::test]
@@ -161,7 +209,7 @@ async fn a_large_group_is_read_and_patched() {
             {"op": "add", "path": "members", "value": value}]}),
             )
             .await;
-        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     }
     assert_eq!(app.member_ids(&gid).await.len(), n);
     let r = app

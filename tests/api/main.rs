@@ -18,6 +18,8 @@ mod errors;
 mod groups;
 mod interop;
 mod lists;
+mod openapi;
+mod people;
 mod sso;
 mod tenancy;
 mod users;
