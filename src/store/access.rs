@@ -154,7 +154,8 @@ pub async fn relink_scim_user(
 }
 
 /// Gives an organization user a new userName, keeping its id (and so its grants made by hand, its
-/// sessions and ownership).
+/// sessions and ownership). The email of the last sign-in was the old name, so it is forgotten
+/// unless only the case changed; the next sign-in stores the new one.
 pub async fn rename_org_user(
     tx: &mut Tx,
     org_id: &str,
@@ -163,7 +164,8 @@ pub async fn rename_org_user(
     now: i64,
 ) -> StoreResult<()> {
     on_tx!(tx, c => sqlx::query(
-        "UPDATE org_users SET user_key = $1, user_name = $2, updated_at = $3 WHERE org_id = $4 AND id = $5")
+        "UPDATE org_users SET user_key = $1, user_name = $2, updated_at = $3, \
+         email = CASE WHEN LOWER(email) = $1 THEN email ELSE NULL END WHERE org_id = $4 AND id = $5")
         .bind(user_name.to_lowercase()).bind(user_name).bind(now).bind(org_id).bind(id)
         .execute(&mut *c).await.map(|r| r.rows_affected()))
     .map_err(|e| StoreError::on_unique(e, "a user with this userName"))?;
