@@ -445,16 +445,27 @@ pub async fn sso(store: &Store, global: &Global, cmd: SsoCommand) -> anyhow::Res
         }
         SsoCommand::List { org, json } => {
             let p = operator(store, &org).await?;
-            let items = store.list_connections(&p.scope).await?;
+            let items: Vec<_> = store
+                .list_connections(&p.scope)
+                .await?
+                .into_iter()
+                .map(|c| crate::service::sso::connection_view(&base, c))
+                .collect();
             let human = items
                 .iter()
-                .map(|c| {
+                .map(|v| {
+                    let c = &v.connection;
                     format!(
-                        "{} {} {}{}",
+                        "{} {} {}{}{}",
                         c.id,
                         c.kind,
                         c.name,
-                        if c.enabled { "" } else { " (disabled)" }
+                        if c.enabled { "" } else { " (disabled)" },
+                        if v.missing.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (incomplete: missing {})", v.missing.join(", "))
+                        }
                     )
                 })
                 .collect::<Vec<_>>()

@@ -397,6 +397,10 @@ fn sso_create_prints_our_endpoints_update_finishes_it_and_domain_move_points_at_
         format!("{entity}/metadata")
     );
 
+    let (ok, out, err) = idbridge(&db, &["sso", "list", "--org", "Acme"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("incomplete: missing idp_entity_id"), "{out}");
+
     let pem = std::fs::read_to_string("fixtures/saml/keys/idp-rsa.crt").unwrap();
     let bare: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     let settings = serde_json::json!({"saml": {
