@@ -19,7 +19,7 @@ use crate::service::admin::{
 };
 use crate::store::access::EventRecord;
 use crate::store::admin::{
-    AdminPrincipal, AuditFilter, GrantRecord, OrgDetails, OrgGroup, OrgUser, Project, RuleRecord,
+    AdminPrincipal, AdminTokenInfo, AuditFilter, GrantRecord, OrgDetails, OrgGroup, OrgUser, Project, RuleRecord,
     SessionInfo, SubAccount, WebhookInfo,
 };
 use crate::store::audit::AuditEntry;
@@ -801,6 +801,33 @@ pub async fn events(
     Ok(Json(out))
 }
 
+// ---- admin tokens ------------------------------------------------------------------------------
+
+/// List admin tokens
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/admin-tokens", tag = "admin tokens",
+    description = "Id, name, role, sub-account, creation, expiry and revocation of each token; never the secret. Org owner and admins only; an admin does not see owner tokens.",
+    params(("org" = String, Path)), responses((status = 200, body = Page<AdminTokenInfo>), (status = 403, body = Problem)))]
+pub async fn list_admin_tokens(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+) -> ApiResult<Json<Page<AdminTokenInfo>>> {
+    let items = svc::list_admin_tokens(&s.store, &caller(&p)?).await?;
+    Ok(Json(Page { items, next: None }))
+}
+
+/// Revoke an admin token
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/admin-tokens/{id}", tag = "admin tokens",
+    description = "The token is refused from the next request on.",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn revoke_admin_token(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    svc::revoke_admin_token(&s.store, &caller(&p)?, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 // ---- webhooks ----------------------------------------------------------------------------------
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -883,6 +910,7 @@ pub async fn delete_webhook(
         list_rules, create_rule, get_rule, replace_rule, delete_rule, preview_rule,
         audit, events,
         list_webhooks, create_webhook, delete_webhook,
+        list_admin_tokens, revoke_admin_token,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),

@@ -543,7 +543,15 @@ pub struct AdminTokenInfo {
     pub name: String,
     pub role: String,
     pub sub_account_id: Option<String>,
+    #[serde(with = "super::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    /// Null: never expires.
+    #[serde(with = "super::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<i64>,
+    #[serde(with = "super::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
 }
 
@@ -556,7 +564,25 @@ impl Store {
         sub_account_id: Option<&str>,
         name: &str,
     ) -> StoreResult<NewToken> {
+        self.create_admin_token_expiring(scope, role, sub_account_id, name, None)
+            .await
+    }
+
+    /// Mints an admin token that stops authenticating at `expires_at` (microseconds), if given.
+    pub async fn create_admin_token_expiring(
+        &self,
+        scope: &OrgScope,
+        role: &str,
+        sub_account_id: Option<&str>,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> StoreResult<NewToken> {
         let name = check_name(name, "token")?;
+        if expires_at.is_some_and(|e| e <= now_micros()) {
+            return Err(StoreError::Invalid(
+                "the token's expiry must be in the future".into(),
+            ));
+        }
         let token = NewToken {
             id: new_id(),
             token: mint_token("idba_"),
@@ -570,10 +596,10 @@ impl Store {
             )));
         }
         on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO admin_tokens (id, org_id, role, sub_account_id, name, token_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            "INSERT INTO admin_tokens (id, org_id, role, sub_account_id, name, token_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&token.id).bind(scope.org_id()).bind(role).bind(sub_account_id).bind(&name)
-            .bind(hash_token(&token.token)).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+            .bind(hash_token(&token.token)).bind(now_micros()).bind(expires_at).execute(&mut *c).await?.rows_affected());
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
@@ -593,8 +619,8 @@ impl Store {
         }
         Ok(on_read!(self, c => sqlx::query(
         "SELECT id, org_id, role, sub_account_id FROM admin_tokens \
-         WHERE token_hash = $1 AND revoked_at IS NULL")
-        .bind(hash_token(token)).fetch_optional(c).await?
+         WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)")
+        .bind(hash_token(token)).bind(now_micros()).fetch_optional(c).await?
         .map(|r| AdminPrincipal {
             scope: OrgScope { org_id: r.get(1), actor: format!("admin-token:{}", r.get::<String, _>(0)) },
             role: r.get(2),
@@ -604,11 +630,11 @@ impl Store {
 
     pub async fn list_admin_tokens(&self, scope: &OrgScope) -> StoreResult<Vec<AdminTokenInfo>> {
         Ok(on_read!(self, c => sqlx::query(
-            "SELECT id, name, role, sub_account_id, created_at, revoked_at FROM admin_tokens \
+            "SELECT id, name, role, sub_account_id, created_at, expires_at, revoked_at FROM admin_tokens \
              WHERE org_id = $1 ORDER BY id")
             .bind(scope.org_id()).fetch_all(c).await?.into_iter()
             .map(|r| AdminTokenInfo { id: r.get(0), name: r.get(1), role: r.get(2), sub_account_id: r.get(3),
-                                      created_at: r.get(4), revoked_at: r.get(5) })
+                                      created_at: r.get(4), expires_at: r.get(5), revoked_at: r.get(6) })
             .collect()))
     }
 
