@@ -116,3 +116,180 @@ async fn admin_tokens_are_listed_revoked_and_expire() {
     r.assert_problem(401);
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
 }
+
+fn enc(s: &str) -> String {
+    crate::harness::enc(s)
+}
+
+/// `GET /users` finds a person by userName or by any email of its SCIM users, case-insensitively;
+/// the user's detail shows its SCIM users and claims.
+#[tokio::test]
+async fn users_are_found_by_user_name_or_email_and_show_their_scim_users() {
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    let r = app
+        .post(
+            "/Users",
+            serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "Bob@Example.com",
+                "emails": [{"value": "Robert.Smith@Corp.Example", "type": "work"}],
+                "active": true
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let scim_id = r.id();
+    app.user("alice@example.com").await;
+
+    let found = |q: String| {
+        let app = &app;
+        let owner = &owner;
+        async move {
+            let page = app.api_ok(&app.org_path(&format!("/users?{q}")), owner).await;
+            assert!(page["next"].is_null(), "{page}");
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["user_name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found(format!("userName={}", enc("bob@EXAMPLE.com"))).await, ["Bob@Example.com"]);
+    assert_eq!(
+        found(format!("email={}", enc("robert.smith@corp.example"))).await,
+        ["Bob@Example.com"]
+    );
+    assert_eq!(found(format!("email={}", enc("ALICE@example.com"))).await, ["alice@example.com"]);
+    assert!(found(format!("userName={}", enc("bob@example"))).await.is_empty());
+    assert!(found(format!("email={}", enc("robert"))).await.is_empty());
+    assert_eq!(found(String::new()).await.len(), 2);
+
+    let id = app.org_user_id(&owner, "Bob@Example.com").await;
+    let user = app.api_ok(&app.org_path(&format!("/users/{id}")), &owner).await;
+    assert_eq!(user["id"], id.as_str());
+    assert!(user["created_at"].as_str().unwrap().ends_with('Z'), "{user}");
+    let scim = user["scim_users"].as_array().unwrap();
+    assert_eq!(scim.len(), 1, "{user}");
+    assert_eq!(scim[0]["directory_id"], app.directory_id.as_str());
+    assert!(scim[0]["directory_name"].is_string(), "{user}");
+    assert_eq!(scim[0]["id"], scim_id.as_str());
+    assert_eq!(scim[0]["user_name"], "Bob@Example.com");
+    assert_eq!(scim[0]["active"], true);
+    assert_eq!(user["claims"], serde_json::json!([]));
+
+    // Deactivated in the directory: the detail says so.
+    let r = app
+        .patch(
+            &format!("/Users/{scim_id}"),
+            crate::harness::patch(serde_json::json!([{"op": "replace", "path": "active", "value": false}])),
+        )
+        .await;
+    crate::harness::assert_patched(&r);
+    let user = app.api_ok(&app.org_path(&format!("/users/{id}")), &owner).await;
+    assert_eq!(user["scim_users"][0]["active"], false, "{user}");
+}
+
+/// `/access` lists every source per scope, the outranked ones too, and marks the winner.
+#[tokio::test]
+async fn access_lists_every_reason_and_marks_the_winner() {
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/sub-accounts"),
+            &owner,
+            Some(serde_json::json!({"name": "EU"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let sa = r.body["id"].as_str().unwrap().to_string();
+    let scim = app.user("carol@example.com").await;
+    app.group("Everyone", &[&scim]).await;
+    let rule = serde_json::json!({
+        "matcher": {"type": "display_name", "display_name": "Everyone"},
+        "grant": {"type": "sub_account_role", "sub_account": "all", "role": "viewer"}
+    });
+    let r = app
+        .api(Method::POST, &app.org_path("/mappings"), &owner, Some(rule))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let user = app.org_user_id(&owner, "carol@example.com").await;
+    let grant = serde_json::json!({"grant": {
+        "type": "sub_account_role", "sub_account": {"one": sa}, "role": "admin"}});
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path(&format!("/users/{user}/grants")),
+            &owner,
+            Some(grant),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let view = app
+        .api_ok(&app.org_path(&format!("/users/{user}/access")), &owner)
+        .await;
+    let scope = view["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["scope"] == "sub_account" && s["sub_account_id"] == sa.as_str())
+        .unwrap_or_else(|| panic!("no sub-account scope: {view}"));
+    let reasons = scope["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 2, "{scope}");
+    assert_eq!(reasons[0]["value"], "admin");
+    assert_eq!(reasons[0]["wins"], true);
+    assert_eq!(reasons[0]["reason"]["source"], "manual");
+    assert_eq!(reasons[1]["value"], "viewer");
+    assert_eq!(reasons[1]["wins"], false);
+    assert_eq!(reasons[1]["reason"]["source"], "rule");
+}
+
+/// Times are RFC 3339 in UTC, `since`/`until` take RFC 3339, query-string errors are problem
+/// details, and every list answers `{"items", "next"}`.
+#[tokio::test]
+async fn times_are_rfc3339_and_query_errors_are_problem_details() {
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    app.user("dave@example.com").await;
+
+    let audit = app.api_ok(&app.org_path("/audit"), &owner).await;
+    let at = audit["items"][0]["at"].as_str().unwrap().to_string();
+    assert!(at.ends_with('Z'), "{audit}");
+    let events = app.api_ok(&app.org_path("/events"), &owner).await;
+    assert!(events["items"][0]["at"].as_str().unwrap().ends_with('Z'), "{events}");
+
+    let since = app
+        .api_ok(&app.org_path(&format!("/audit?since={}", enc(&at))), &owner)
+        .await;
+    assert!(!since["items"].as_array().unwrap().is_empty(), "{since}");
+    let until = app
+        .api_ok(&app.org_path(&format!("/audit?until={}", enc(&at))), &owner)
+        .await;
+    assert!(until["items"].as_array().unwrap().is_empty(), "{until}");
+    let later = app
+        .api_ok(
+            &app.org_path(&format!("/audit?since={}", enc("2999-01-01T00:00:00+01:00"))),
+            &owner,
+        )
+        .await;
+    assert!(later["items"].as_array().unwrap().is_empty(), "{later}");
+
+    for bad in ["/audit?since=1780000000", "/audit?until=yesterday", "/users?limit=ten", "/events?limit=-"] {
+        let r = app.api(Method::GET, &app.org_path(bad), &owner, None).await;
+        r.assert_problem(400);
+    }
+    let r = app
+        .api(Method::GET, &app.org_path("/audit?since=1780000000"), &owner, None)
+        .await;
+    assert!(r.body["detail"].as_str().unwrap().contains("RFC 3339"), "{}", r.body);
+
+    for list in ["/sub-accounts", "/directories", "/mappings", "/webhooks", "/admin-tokens"] {
+        let page = app.api_ok(&app.org_path(list), &owner).await;
+        assert!(page["items"].is_array(), "{list}: {page}");
+        assert!(page.get("next").is_some_and(|n| n.is_null()), "{list}: {page}");
+    }
+}
