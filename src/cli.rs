@@ -134,7 +134,8 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
             let expires_at = match (expires_in, expires_at) {
                 (Some(d), _) => Some(crate::store::now_micros() + parse_duration(&d)?),
                 (None, Some(t)) => Some(
-                    crate::store::rfc3339::parse(&t).map_err(|e| anyhow::anyhow!("--expires-at: {e}"))?,
+                    crate::store::rfc3339::parse(&t)
+                        .map_err(|e| anyhow::anyhow!("--expires-at: {e}"))?,
                 ),
                 (None, None) => None,
             };
@@ -145,7 +146,13 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
             let org = find_org(store, &org).await?;
             let scope = OrgScope::for_org(&org.id, "cli");
             let token = store
-                .create_admin_token_expiring(&scope, &role, sub_account.as_deref(), &name, expires_at)
+                .create_admin_token_expiring(
+                    &scope,
+                    &role,
+                    sub_account.as_deref(),
+                    &name,
+                    expires_at,
+                )
                 .await?;
             let expires = expires_at.map(crate::store::rfc3339::format);
             print(
@@ -193,7 +200,11 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
             print(
                 json,
                 json!({"org_id": org.id, "items": tokens, "next": null}),
-                if human.is_empty() { "no admin tokens".into() } else { human },
+                if human.is_empty() {
+                    "no admin tokens".into()
+                } else {
+                    human
+                },
             );
         }
         AdminTokenCommand::Revoke { org, id, json } => {
@@ -216,7 +227,8 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
 /// A duration such as `90m`, `12h`, `30d` or `2w`, in microseconds.
 fn parse_duration(s: &str) -> anyhow::Result<i64> {
     let s = s.trim();
-    let bad = || anyhow::anyhow!("--expires-in: {s:?} is not a duration such as 90m, 12h, 30d or 2w");
+    let bad =
+        || anyhow::anyhow!("--expires-in: {s:?} is not a duration such as 90m, 12h, 30d or 2w");
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let n: i64 = s[..split].parse().map_err(|_| bad())?;
     let unit: i64 = match &s[split..] {

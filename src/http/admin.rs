@@ -19,8 +19,8 @@ use crate::service::admin::{
 };
 use crate::store::access::EventRecord;
 use crate::store::admin::{
-    AdminPrincipal, AdminTokenInfo, AuditFilter, LinkedScimUser, UserQuery, GrantRecord, OrgDetails, OrgGroup, OrgUser, Project, RuleRecord,
-    SessionInfo, SubAccount, WebhookInfo,
+    AdminPrincipal, AdminTokenInfo, AuditFilter, GrantRecord, LinkedScimUser, OrgDetails, OrgGroup,
+    OrgUser, Project, RuleRecord, SessionInfo, SubAccount, UserQuery, WebhookInfo,
 };
 use crate::store::audit::AuditEntry;
 use crate::store::directory::{DirectoryRecord, NewToken, TokenInfo};
@@ -825,8 +825,10 @@ fn seq_cursor(after: Option<&str>) -> ApiResult<i64> {
 }
 
 fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<i64>> {
-    v.map(|v| crate::store::rfc3339::parse(v).map_err(|e| AdminError::Invalid(format!("{name}: {e}"))))
-        .transpose()
+    v.map(|v| {
+        crate::store::rfc3339::parse(v).map_err(|e| AdminError::Invalid(format!("{name}: {e}")))
+    })
+    .transpose()
 }
 
 /// Read the audit log

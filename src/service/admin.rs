@@ -799,13 +799,17 @@ pub async fn revoke_admin_token(store: &Store, caller: &Caller<'_>, id: &str) ->
         return Err(AdminError::NotFound("no such admin token".into()));
     };
     if t.revoked_at.is_some() {
-        return Err(AdminError::Conflict("this admin token is already revoked".into()));
+        return Err(AdminError::Conflict(
+            "this admin token is already revoked".into(),
+        ));
     }
     store
         .revoke_admin_token(caller.scope(), id)
         .await
         .map_err(|e| match e {
-            StoreError::NotFound => AdminError::Conflict("this admin token is already revoked".into()),
+            StoreError::NotFound => {
+                AdminError::Conflict("this admin token is already revoked".into())
+            }
             e => e.into(),
         })
 }

@@ -43,7 +43,10 @@ mod tests {
         let s = format(us);
         assert!(s.ends_with('Z'), "{s}");
         assert_eq!(parse(&s), Ok(us));
-        assert_eq!(parse("2026-01-31T10:00:00+01:00"), parse("2026-01-31T09:00:00Z"));
+        assert_eq!(
+            parse("2026-01-31T10:00:00+01:00"),
+            parse("2026-01-31T09:00:00Z")
+        );
         assert!(parse("1780000000").is_err());
     }
 }

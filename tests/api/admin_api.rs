@@ -24,7 +24,10 @@ async fn admin_tokens_are_listed_revoked_and_expire() {
     assert!(list["next"].is_null(), "{list}");
     let text = list.to_string();
     for secret in [&owner, &admin, &viewer] {
-        assert!(!text.contains(secret.as_str()), "no secret in the list: {text}");
+        assert!(
+            !text.contains(secret.as_str()),
+            "no secret in the list: {text}"
+        );
     }
     assert!(!text.contains("hash"), "{text}");
     let t = &items[0];
@@ -43,10 +46,7 @@ async fn admin_tokens_are_listed_revoked_and_expire() {
         .collect();
     assert_eq!(roles.len(), 2, "{list}");
     assert!(!roles.contains(&"org_owner"), "{list}");
-    let owner_id = items
-        .iter()
-        .find(|t| t["role"] == "org_owner")
-        .unwrap()["id"]
+    let owner_id = items.iter().find(|t| t["role"] == "org_owner").unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -65,10 +65,7 @@ async fn admin_tokens_are_listed_revoked_and_expire() {
         .assert_problem(403);
 
     // Revoking the viewer's token refuses its very next request.
-    let viewer_id = items
-        .iter()
-        .find(|t| t["role"] == "org_viewer")
-        .unwrap()["id"]
+    let viewer_id = items.iter().find(|t| t["role"] == "org_viewer").unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -89,7 +86,10 @@ async fn admin_tokens_are_listed_revoked_and_expire() {
         .iter()
         .find(|t| t["id"] == viewer_id.as_str())
         .unwrap();
-    assert!(revoked["revoked_at"].as_str().unwrap().ends_with('Z'), "{revoked}");
+    assert!(
+        revoked["revoked_at"].as_str().unwrap().ends_with('Z'),
+        "{revoked}"
+    );
 
     // A token past its expiry is refused with 401, like an unknown one.
     let scope = OrgScope::for_org(&app.org_id, "test");
@@ -108,7 +108,10 @@ async fn admin_tokens_are_listed_revoked_and_expire() {
         .iter()
         .find(|t| t["name"] == "short")
         .unwrap();
-    assert!(short["expires_at"].as_str().unwrap().ends_with('Z'), "{short}");
+    assert!(
+        short["expires_at"].as_str().unwrap().ends_with('Z'),
+        "{short}"
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     let r = app
         .api(Method::GET, &app.org_path("/seats"), &expiring, None)
@@ -146,7 +149,9 @@ async fn users_are_found_by_user_name_or_email_and_show_their_scim_users() {
         let app = &app;
         let owner = &owner;
         async move {
-            let page = app.api_ok(&app.org_path(&format!("/users?{q}")), owner).await;
+            let page = app
+                .api_ok(&app.org_path(&format!("/users?{q}")), owner)
+                .await;
             assert!(page["next"].is_null(), "{page}");
             page["items"]
                 .as_array()
@@ -156,20 +161,35 @@ async fn users_are_found_by_user_name_or_email_and_show_their_scim_users() {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(found(format!("userName={}", enc("bob@EXAMPLE.com"))).await, ["Bob@Example.com"]);
+    assert_eq!(
+        found(format!("userName={}", enc("bob@EXAMPLE.com"))).await,
+        ["Bob@Example.com"]
+    );
     assert_eq!(
         found(format!("email={}", enc("robert.smith@corp.example"))).await,
         ["Bob@Example.com"]
     );
-    assert_eq!(found(format!("email={}", enc("ALICE@example.com"))).await, ["alice@example.com"]);
-    assert!(found(format!("userName={}", enc("bob@example"))).await.is_empty());
+    assert_eq!(
+        found(format!("email={}", enc("ALICE@example.com"))).await,
+        ["alice@example.com"]
+    );
+    assert!(
+        found(format!("userName={}", enc("bob@example")))
+            .await
+            .is_empty()
+    );
     assert!(found(format!("email={}", enc("robert"))).await.is_empty());
     assert_eq!(found(String::new()).await.len(), 2);
 
     let id = app.org_user_id(&owner, "Bob@Example.com").await;
-    let user = app.api_ok(&app.org_path(&format!("/users/{id}")), &owner).await;
+    let user = app
+        .api_ok(&app.org_path(&format!("/users/{id}")), &owner)
+        .await;
     assert_eq!(user["id"], id.as_str());
-    assert!(user["created_at"].as_str().unwrap().ends_with('Z'), "{user}");
+    assert!(
+        user["created_at"].as_str().unwrap().ends_with('Z'),
+        "{user}"
+    );
     let scim = user["scim_users"].as_array().unwrap();
     assert_eq!(scim.len(), 1, "{user}");
     assert_eq!(scim[0]["directory_id"], app.directory_id.as_str());
@@ -183,11 +203,15 @@ async fn users_are_found_by_user_name_or_email_and_show_their_scim_users() {
     let r = app
         .patch(
             &format!("/Users/{scim_id}"),
-            crate::harness::patch(serde_json::json!([{"op": "replace", "path": "active", "value": false}])),
+            crate::harness::patch(
+                serde_json::json!([{"op": "replace", "path": "active", "value": false}]),
+            ),
         )
         .await;
     crate::harness::assert_patched(&r);
-    let user = app.api_ok(&app.org_path(&format!("/users/{id}")), &owner).await;
+    let user = app
+        .api_ok(&app.org_path(&format!("/users/{id}")), &owner)
+        .await;
     assert_eq!(user["scim_users"][0]["active"], false, "{user}");
 }
 
@@ -260,7 +284,10 @@ async fn times_are_rfc3339_and_query_errors_are_problem_details() {
     let at = audit["items"][0]["at"].as_str().unwrap().to_string();
     assert!(at.ends_with('Z'), "{audit}");
     let events = app.api_ok(&app.org_path("/events"), &owner).await;
-    assert!(events["items"][0]["at"].as_str().unwrap().ends_with('Z'), "{events}");
+    assert!(
+        events["items"][0]["at"].as_str().unwrap().ends_with('Z'),
+        "{events}"
+    );
 
     let since = app
         .api_ok(&app.org_path(&format!("/audit?since={}", enc(&at))), &owner)
@@ -272,24 +299,50 @@ async fn times_are_rfc3339_and_query_errors_are_problem_details() {
     assert!(until["items"].as_array().unwrap().is_empty(), "{until}");
     let later = app
         .api_ok(
-            &app.org_path(&format!("/audit?since={}", enc("2999-01-01T00:00:00+01:00"))),
+            &app.org_path(&format!(
+                "/audit?since={}",
+                enc("2999-01-01T00:00:00+01:00")
+            )),
             &owner,
         )
         .await;
     assert!(later["items"].as_array().unwrap().is_empty(), "{later}");
 
-    for bad in ["/audit?since=1780000000", "/audit?until=yesterday", "/users?limit=ten", "/events?limit=-"] {
+    for bad in [
+        "/audit?since=1780000000",
+        "/audit?until=yesterday",
+        "/users?limit=ten",
+        "/events?limit=-",
+    ] {
         let r = app.api(Method::GET, &app.org_path(bad), &owner, None).await;
         r.assert_problem(400);
     }
     let r = app
-        .api(Method::GET, &app.org_path("/audit?since=1780000000"), &owner, None)
+        .api(
+            Method::GET,
+            &app.org_path("/audit?since=1780000000"),
+            &owner,
+            None,
+        )
         .await;
-    assert!(r.body["detail"].as_str().unwrap().contains("RFC 3339"), "{}", r.body);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("RFC 3339"),
+        "{}",
+        r.body
+    );
 
-    for list in ["/sub-accounts", "/directories", "/mappings", "/webhooks", "/admin-tokens"] {
+    for list in [
+        "/sub-accounts",
+        "/directories",
+        "/mappings",
+        "/webhooks",
+        "/admin-tokens",
+    ] {
         let page = app.api_ok(&app.org_path(list), &owner).await;
         assert!(page["items"].is_array(), "{list}: {page}");
-        assert!(page.get("next").is_some_and(|n| n.is_null()), "{list}: {page}");
+        assert!(
+            page.get("next").is_some_and(|n| n.is_null()),
+            "{list}: {page}"
+        );
     }
 }

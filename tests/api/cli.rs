@@ -327,25 +327,59 @@ fn admin_tokens_are_listed_and_revoked_from_the_cli() {
     };
     run(&["org", "create", "--name", "Acme", "--json"]);
     let month = run(&[
-        "admin-token", "create", "--org", "Acme", "--role", "org_admin", "--name", "ci",
-        "--expires-in", "30d", "--json",
+        "admin-token",
+        "create",
+        "--org",
+        "Acme",
+        "--role",
+        "org_admin",
+        "--name",
+        "ci",
+        "--expires-in",
+        "30d",
+        "--json",
     ]);
     let expires = month["expires_at"].as_str().unwrap();
     assert!(expires.ends_with('Z'), "{month}");
     let fixed = run(&[
-        "admin-token", "create", "--org", "Acme", "--role", "org_viewer",
-        "--expires-at", "2099-01-31T10:00:00+01:00", "--json",
+        "admin-token",
+        "create",
+        "--org",
+        "Acme",
+        "--role",
+        "org_viewer",
+        "--expires-at",
+        "2099-01-31T10:00:00+01:00",
+        "--json",
     ]);
     assert_eq!(fixed["expires_at"], "2099-01-31T09:00:00Z");
     let (ok, _, err) = idbridge(
         &db,
-        &["admin-token", "create", "--org", "Acme", "--role", "org_admin", "--expires-in", "soon"],
+        &[
+            "admin-token",
+            "create",
+            "--org",
+            "Acme",
+            "--role",
+            "org_admin",
+            "--expires-in",
+            "soon",
+        ],
     );
     assert!(!ok);
     assert!(err.contains("30d"), "{err}");
     let (ok, _, err) = idbridge(
         &db,
-        &["admin-token", "create", "--org", "Acme", "--role", "org_admin", "--expires-at", "tomorrow"],
+        &[
+            "admin-token",
+            "create",
+            "--org",
+            "Acme",
+            "--role",
+            "org_admin",
+            "--expires-at",
+            "tomorrow",
+        ],
     );
     assert!(!ok);
     assert!(err.contains("RFC 3339"), "{err}");
@@ -363,11 +397,23 @@ fn admin_tokens_are_listed_and_revoked_from_the_cli() {
     assert_eq!(ci["role"], "org_admin");
 
     let id = month["id"].as_str().unwrap();
-    let r = run(&["admin-token", "revoke", "--org", "Acme", "--id", id, "--json"]);
+    let r = run(&[
+        "admin-token",
+        "revoke",
+        "--org",
+        "Acme",
+        "--id",
+        id,
+        "--json",
+    ]);
     assert_eq!(r["revoked"], id);
     let (ok, out, _) = idbridge(&db, &["admin-token", "list", "--org", "Acme"]);
     assert!(ok);
-    assert!(out.lines().any(|l| l.starts_with(id) && l.contains("revoked")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(id) && l.contains("revoked")),
+        "{out}"
+    );
     let (ok, _, err) = idbridge(&db, &["admin-token", "revoke", "--org", "Acme", "--id", id]);
     assert!(!ok);
     assert!(err.contains(id), "{err}");

@@ -266,7 +266,10 @@ async fn a_deactivated_scim_users_groups_stop_counting_at_once_and_come_back_on_
             .patch(&format!("/Users/{entra}"), entra_active("False"))
             .await,
     );
-    assert_eq!(t.roles(&ada).await, (Value::Null, vec![json!("org_viewer")]));
+    assert_eq!(
+        t.roles(&ada).await,
+        (Value::Null, vec![json!("org_viewer")])
+    );
     assert_eq!(t.access(&ada).await["active"], true);
     assert_eq!(t.seats_used().await, 1);
     let new = t.events(seq).await;
@@ -286,13 +289,13 @@ async fn a_deactivated_scim_users_groups_stop_counting_at_once_and_come_back_on_
     );
 
     // Okta deactivates with a PUT of the whole user: the same result as Okta deleting the user.
-    let r = t
-        .okta_put(&okta, |u| u["active"] = json!(false))
-        .await;
+    let r = t.okta_put(&okta, |u| u["active"] = json!(false)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let deactivated = t.roles(&ada).await;
     assert_eq!(deactivated, (json!("admin"), vec![]));
-    let r = t.okta(Method::DELETE, &format!("/Users/{okta}"), None).await;
+    let r = t
+        .okta(Method::DELETE, &format!("/Users/{okta}"), None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     assert_eq!(t.roles(&ada).await, deactivated);
     assert_eq!(t.access(&ada).await["active"], true);
