@@ -76,12 +76,32 @@ async fn find_user(store: &Store, scope: &OrgScope, user: &str) -> anyhow::Resul
 
 pub async fn org(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
     match cmd {
-        OrgCommand::Create { name, json } => {
-            let org = store.create_org(&name).await?;
+        OrgCommand::Create { name, owner, json } => {
+            let created = svc::create_org(store, &name, owner.as_deref(), "cli")
+                .await
+                .map_err(admin_error)?;
+            let org = &created.org;
+            if owner.is_none() {
+                eprintln!(
+                    "warning: organization {} has no owner yet, so nothing protects an owner \
+                     from deprovisioning; name one with `idbridge org transfer-owner --org {} \
+                     --user USER` once they exist, or create organizations with --owner EMAIL",
+                    org.name, org.id
+                );
+            }
+            let human = match (&owner, &created.owner_user_id) {
+                (Some(email), Some(user)) => format!(
+                    "created organization {} ({}) owned by {email} (user {user}, active once SCIM \
+                     or a sign-in brings them)",
+                    org.name, org.id
+                ),
+                _ => format!("created organization {} ({})", org.name, org.id),
+            };
             print(
                 json,
-                json!({"id": org.id, "name": org.name}),
-                format!("created organization {} ({})", org.name, org.id),
+                json!({"id": org.id, "name": org.name, "owner_user_id": created.owner_user_id,
+                       "owner": owner.as_deref().map(str::trim)}),
+                human,
             );
         }
         OrgCommand::TransferOwner { org, user, json } => {
@@ -491,17 +511,29 @@ pub async fn sso(store: &Store, global: &Global, cmd: SsoCommand) -> anyhow::Res
             )
             .await
             .map_err(admin_error)?;
-            let human = match conn.kind.as_str() {
-                "saml" => format!(
-                    "created SAML connection {} ({})\n  SP entity id:  {base}/sso/saml/{}\n  ACS URL:       {base}/sso/saml/{}/acs\n  SP metadata:   {base}/sso/saml/{}/metadata",
-                    conn.name, conn.id, conn.id, conn.id, conn.id
-                ),
-                _ => format!(
-                    "created OIDC connection {} ({})\n  redirect URI to register at the IdP: {base}/sso/oidc/callback",
-                    conn.name, conn.id
-                ),
-            };
-            print(json, json!(conn), human);
+            let view = crate::service::sso::connection_view(&base, conn);
+            print(json, json!(view), connection_text("created", &view));
+        }
+        SsoCommand::Update {
+            org,
+            connection,
+            settings,
+            json,
+        } => {
+            let p = operator(store, &org).await?;
+            let caller = Caller::new(&p).map_err(admin_error)?;
+            let input = parse_json("settings", &read_arg(&settings)?)?;
+            let conn = crate::service::sso::update_connection(
+                store,
+                &caller,
+                global.allow_private_urls,
+                &connection,
+                input,
+            )
+            .await
+            .map_err(admin_error)?;
+            let view = crate::service::sso::connection_view(&base, conn);
+            print(json, json!(view), connection_text("updated", &view));
         }
         SsoCommand::List { org, json } => {
             let p = operator(store, &org).await?;
@@ -523,6 +555,34 @@ pub async fn sso(store: &Store, global: &Global, cmd: SsoCommand) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+fn connection_text(done: &str, view: &crate::service::sso::ConnectionView) -> String {
+    let conn = &view.connection;
+    let e = |k: &str| view.endpoints[k].as_str().unwrap_or_default().to_string();
+    let mut text = match conn.kind.as_str() {
+        "saml" => format!(
+            "{done} SAML connection {} ({})\n  SP entity id:  {}\n  ACS URL:       {}\n  SP metadata:   {}",
+            conn.name,
+            conn.id,
+            e("sp_entity_id"),
+            e("acs_url"),
+            e("sp_metadata_url")
+        ),
+        _ => format!(
+            "{done} OIDC connection {} ({})\n  redirect URI to register at the IdP: {}",
+            conn.name,
+            conn.id,
+            e("redirect_uri")
+        ),
+    };
+    if !view.missing.is_empty() {
+        text.push_str(&format!(
+            "\n  incomplete: give the IdP's {} (idbridge sso update --settings '{{\"saml\": {{\"metadata_url\": ...}}}}')",
+            view.missing.join(", ")
+        ));
+    }
+    text
 }
 
 pub async fn domain(store: &Store, global: &Global, cmd: DomainCommand) -> anyhow::Result<()> {
@@ -560,6 +620,23 @@ pub async fn domain(store: &Store, global: &Global, cmd: DomainCommand) -> anyho
                 .await
                 .map_err(admin_error)?;
             print(json, json!(d), human(&d));
+        }
+        DomainCommand::Move {
+            org,
+            domain,
+            connection,
+            json,
+        } => {
+            let p = operator(store, &org).await?;
+            let caller = Caller::new(&p).map_err(admin_error)?;
+            let d = crate::service::sso::move_domain(store, &caller, &domain, Some(&connection))
+                .await
+                .map_err(admin_error)?;
+            print(
+                json,
+                json!(d),
+                format!("moved domain {} to connection {connection}", human(&d)),
+            );
         }
         DomainCommand::List { org, json } => {
             let p = operator(store, &org).await?;

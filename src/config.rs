@@ -253,6 +253,20 @@ pub enum SsoCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a connection with the admin API's PATCH JSON: SAML settings merge into the stored
+    /// ones, e.g. {"saml": {"metadata_url": ...}} once the IdP shows its metadata; `@path` reads
+    /// it from a file.
+    Update {
+        #[arg(long)]
+        org: String,
+        /// The connection's id.
+        #[arg(long)]
+        connection: String,
+        #[arg(long)]
+        settings: String,
+        #[arg(long)]
+        json: bool,
+    },
     List {
         #[arg(long)]
         org: String,
@@ -284,6 +298,19 @@ pub enum DomainCommand {
         org: String,
         #[arg(long)]
         domain: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a verified domain's users to another connection of the organization (no new DNS
+    /// record: the organization already proved it controls the domain).
+    Move {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        domain: String,
+        /// The connection's id.
+        #[arg(long)]
+        connection: String,
         #[arg(long)]
         json: bool,
     },
@@ -435,9 +462,14 @@ pub enum MappingCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum OrgCommand {
+    /// Create an organization, with its owner when `--owner` names one.
     Create {
         #[arg(long)]
         name: String,
+        /// The owner's email address: a person of the organization at once, linked and activated
+        /// when SCIM or a sign-in brings that userName (case-insensitive).
+        #[arg(long, value_name = "EMAIL")]
+        owner: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -987,7 +987,7 @@ pub async fn delete_webhook(
         super::admin_sso::create_connection, super::admin_sso::list_connections,
         super::admin_sso::get_connection, super::admin_sso::patch_connection,
         super::admin_sso::delete_connection,
-        super::admin_sso::add_domain, super::admin_sso::verify_domain, super::admin_sso::list_domains, super::admin_sso::delete_domain,
+        super::admin_sso::add_domain, super::admin_sso::verify_domain, super::admin_sso::list_domains, super::admin_sso::patch_domain, super::admin_sso::delete_domain,
         super::admin_sso::create_client, super::admin_sso::list_clients, super::admin_sso::revoke_client,
         list_grants, create_grant, delete_grant,
         list_rules, create_rule, get_rule, replace_rule, delete_rule, preview_rule,

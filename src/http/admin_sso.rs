@@ -5,49 +5,23 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::admin::{ApiJson, ApiResult, Items, Problem, caller};
 use crate::app::AppState;
 use crate::service::admin::{Action, AdminError};
-use crate::service::sso::{self, ConnectionInput, ConnectionPatch, check_name, invalid};
+use crate::service::sso::{
+    self, ConnectionInput, ConnectionPatch, ConnectionView, check_name, invalid,
+};
 use crate::store::admin::AdminPrincipal;
 use crate::store::sso::{Client, Connection, Domain};
 
-/// A connection and the addresses the IdP's admin needs.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ConnectionView {
-    #[serde(flatten)]
-    pub connection: Connection,
-    #[schema(value_type = Object)]
-    pub endpoints: Value,
-}
-
 fn view(state: &AppState, connection: Connection) -> ConnectionView {
-    let base = &state.public_url;
-    let id = &connection.id;
-    let endpoints = match connection.kind.as_str() {
-        "saml" => json!({
-            "sp_entity_id": connection.config.get("sp_entity_id").and_then(Value::as_str)
-                .map(str::to_string).unwrap_or_else(|| format!("{base}/sso/saml/{id}")),
-            "acs_url": format!("{base}/sso/saml/{id}/acs"),
-            "sp_metadata_url": format!("{base}/sso/saml/{id}/metadata"),
-            "start_url": format!("{base}/sso/{id}/start"),
-        }),
-        _ => json!({
-            "redirect_uri": format!("{base}/sso/oidc/callback"),
-            "start_url": format!("{base}/sso/{id}/start"),
-        }),
-    };
-    ConnectionView {
-        connection,
-        endpoints,
-    }
+    sso::connection_view(&state.public_url, connection)
 }
 
 /// Create a single sign-on connection
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/sso/connections", tag = "sso", request_body = ConnectionInput,
-    description = "Creates an OIDC or SAML connection to the organization's IdP. The response has the addresses to give the IdP (redirect URI, or SP entity id, ACS and metadata URLs).",
+    description = "Creates an OIDC or SAML connection to the organization's IdP. The response has the addresses to give the IdP (redirect URI, or SP entity id, ACS and metadata URLs). A SAML connection may be created without the IdP's details (`\"saml\": {}`): it is then `incomplete`, lists what is `missing`, and signs nobody in until a PATCH gives them.",
     params(("org" = String, Path)), responses((status = 201, body = ConnectionView), (status = 400, body = Problem)))]
 pub async fn create_connection(
     State(s): State<AppState>,
@@ -92,7 +66,7 @@ pub async fn get_connection(
 
 /// Update a single sign-on connection
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}/sso/connections/{id}", tag = "sso", request_body = ConnectionPatch,
-    description = "Changes a connection: its name, switches, or its settings (replaced whole, as on creation; to rotate IdP certificates give the new list, old and new while both are valid).",
+    description = "Changes a connection: its name, switches, or its settings. SAML settings merge into the stored ones: `metadata_xml` or `metadata_url` set the IdP's entity id, SSO URL and certificates, and each field given replaces its stored value (to rotate IdP certificates give the new list, old and new while both are valid). OIDC settings are replaced whole.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = ConnectionView), (status = 400, body = Problem)))]
 pub async fn patch_connection(
     State(s): State<AppState>,
@@ -163,6 +137,31 @@ pub async fn verify_domain(
     let c = caller(&p)?;
     Ok(Json(
         sso::verify_domain(&s.store, &s.dns, &c, &domain).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainPatch {
+    /// The connection the domain's users sign in with, one of the organization's; null for the
+    /// organization's first.
+    pub connection_id: Option<String>,
+}
+
+/// Move a domain to another connection
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/domains/{domain}", tag = "sso", request_body = DomainPatch,
+    description = "Sends the domain's users to another connection of the same organization. A verified domain stays verified: no new TXT record is needed. 400 for a connection of another organization, 409 for a connection that is incomplete.",
+    params(("org" = String, Path), ("domain" = String, Path)),
+    responses((status = 200, body = Domain), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn patch_domain(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, domain)): Path<(String, String)>,
+    ApiJson(body): ApiJson<DomainPatch>,
+) -> ApiResult<Json<Domain>> {
+    let c = caller(&p)?;
+    Ok(Json(
+        sso::move_domain(&s.store, &c, &domain, body.connection_id.as_deref()).await?,
     ))
 }
 

@@ -128,7 +128,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             &format!("{o}/domains/{{domain}}"),
-            delete(admin_sso::delete_domain),
+            delete(admin_sso::delete_domain).patch(admin_sso::patch_domain),
         )
         .route(
             &format!("{o}/domains/{{domain}}/verify"),

@@ -45,9 +45,18 @@ fn micros(d: Duration) -> i64 {
 
 /// The one page a failed sign-in shows, whatever failed; `reference` finds the log line.
 fn failure_page(status: StatusCode, reference: &str) -> Response {
+    failure_page_saying(status, reference, None)
+}
+
+/// The failure page, with a reason when it is about set-up rather than about the user or their
+/// answer (nothing an attacker could learn from).
+fn failure_page_saying(status: StatusCode, reference: &str, why: Option<&str>) -> Response {
+    let why = why
+        .map(|w| format!("<p>{}</p>", html_escape(w)))
+        .unwrap_or_default();
     let body = format!(
         "<!doctype html><meta charset=utf-8><title>Sign-in failed</title>\
-         <h1>Sign-in failed</h1><p>We could not sign you in. Try again from your company's \
+         <h1>Sign-in failed</h1>{why}<p>We could not sign you in. Try again from your company's \
          portal; if it keeps failing, give your administrator this reference: \
          <code>{}</code>.</p>",
         html_escape(reference)
@@ -79,6 +88,17 @@ pub(super) async fn fail(
     code: &str,
     reason: impl std::fmt::Display,
 ) -> Response {
+    let reference = report_failure(state, conn, code, reason).await;
+    failure_page(StatusCode::FORBIDDEN, &reference)
+}
+
+/// Logs and audits a failed sign-in; returns the reference the log line has.
+async fn report_failure(
+    state: &AppState,
+    conn: Option<&Connection>,
+    code: &str,
+    reason: impl std::fmt::Display,
+) -> String {
     let reference = crate::store::new_id();
     let reason = reason.to_string();
     tracing::warn!(reference, code, connection = conn.map(|c| c.id.as_str()), %reason, "sign-in failed");
@@ -92,7 +112,36 @@ pub(super) async fn fail(
         )
         .await;
     }
-    failure_page(StatusCode::FORBIDDEN, &reference)
+    reference
+}
+
+/// A connection still waiting for its IdP's details: said plainly on the page, since the admin
+/// finishing the set-up is who will try it first.
+async fn fail_incomplete(state: &AppState, conn: &Connection, missing: &[&str]) -> Response {
+    let reference = crate::store::new_id();
+    let reason = format!(
+        "the SAML connection is incomplete: the IdP's {} have not been given yet",
+        missing.join(", ")
+    );
+    tracing::warn!(reference, code = "connection_incomplete", connection = %conn.id, %reason, "sign-in failed");
+    metrics::counter!("idbridge_sso_failures_total", "reason" => "connection_incomplete")
+        .increment(1);
+    svc::record_failure(
+        &state.store,
+        conn,
+        "connection_incomplete",
+        &format!("{reason} (reference {reference})"),
+    )
+    .await;
+    failure_page_saying(
+        StatusCode::FORBIDDEN,
+        &reference,
+        Some(&format!(
+            "This sign-in connection is not set up yet: {}. Ask your administrator to finish \
+             setting it up with the identity provider's metadata.",
+            reason
+        )),
+    )
 }
 
 fn session_cookie(state: &AppState, token: &str, max_age: Duration) -> HeaderValue {
@@ -268,6 +317,10 @@ async fn start_flow(
 ) -> Response {
     let flow_state = crate::store::directory::mint_token("");
     let expires = now_micros() + micros(FLOW_TTL);
+    let missing = crate::sso::connection::missing_settings(&conn.kind, &conn.config);
+    if !missing.is_empty() {
+        return fail_incomplete(state, conn, &missing).await;
+    }
     let (url, mut data) = match conn.kind.as_str() {
         "saml" => {
             let (settings, validator) = match saml_settings(state, conn) {
@@ -334,7 +387,26 @@ pub(super) async fn finish_sign_in(
 ) -> Response {
     let signed = match svc::sign_in(&state.store, conn, &identity, state.session_lifetime).await {
         Ok(s) => s,
-        Err(e) => return fail(state, Some(conn), e.code(), e).await,
+        Err(e) => {
+            // The IdP's answer was verified and this browser started the sign-in: the refusal
+            // is the organization's word on a known user, which the application that asked must
+            // hear (RFC 6749 §4.1.2.1, OpenID Connect Core §3.1.2.6) rather than strand the user
+            // here. Its redirect URI was checked when the request began.
+            if let (Some(authz), Some(description)) = (authz, e.refusal()) {
+                let redirect_uri = authz["redirect_uri"].as_str().unwrap_or_default();
+                report_failure(state, Some(conn), e.code(), &e).await;
+                let mut resp = authz_error(
+                    state,
+                    redirect_uri,
+                    authz["state"].as_str(),
+                    "access_denied",
+                    description,
+                );
+                no_store(&mut resp);
+                return resp;
+            }
+            return fail(state, Some(conn), e.code(), e).await;
+        }
     };
     metrics::counter!("idbridge_sso_sign_ins_total", "kind" => conn.kind.clone()).increment(1);
     let cookie = session_cookie(state, &signed.session_token, state.session_lifetime);
@@ -391,6 +463,10 @@ pub async fn saml_acs(
             .await;
         }
     };
+    let missing = crate::sso::connection::missing_settings(&conn.kind, &conn.config);
+    if !missing.is_empty() {
+        return fail_incomplete(&s, &conn, &missing).await;
+    }
     let Some(response) = form.saml_response else {
         return fail(
             &s,
@@ -531,7 +607,9 @@ pub async fn saml_metadata(State(s): State<AppState>, Path(id): Path<String>) ->
         Ok(c) if c.kind == "saml" => c,
         _ => return (StatusCode::NOT_FOUND, "no such SAML connection").into_response(),
     };
-    let (settings, validator) = match saml_settings(&s, &conn) {
+    // Served before the IdP's details are known: the IdP's admin needs it to make the app that
+    // shows them.
+    let settings: SamlSettings = match serde_json::from_value(conn.config.clone()) {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(connection = %conn.id, error = %e, "SAML metadata");
@@ -542,11 +620,16 @@ pub async fn saml_metadata(State(s): State<AppState>, Path(id): Path<String>) ->
                 .into_response();
         }
     };
-    let mut metadata = sp::SpMetadata::for_connection(&validator);
-    metadata.encryption_certificate = settings
-        .sp_encryption_certificate
-        .as_deref()
-        .map(str::as_bytes);
+    let (entity, acs) = saml_endpoints(&s, &conn.id);
+    let metadata = sp::SpMetadata {
+        entity_id: settings.sp_entity_id.as_deref().unwrap_or(&entity),
+        acs_url: &acs,
+        signing_certificate: None,
+        encryption_certificate: settings
+            .sp_encryption_certificate
+            .as_deref()
+            .map(str::as_bytes),
+    };
     match metadata.to_xml() {
         Ok(xml) => (
             [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
@@ -677,6 +760,9 @@ pub struct AuthorizeParams {
     code_challenge_method: Option<String>,
     login_hint: Option<String>,
     org: Option<String>,
+    /// The connection to sign in with, one of the organization's (an idbridge extension for an
+    /// application that knows which IdP its user belongs to).
+    connection: Option<String>,
     prompt: Option<String>,
 }
 
@@ -772,7 +858,38 @@ pub async fn authorize(
         },
         None => None,
     };
-    let org = p.org.clone().or(hinted).or(client.org_id.clone());
+    let named = match p.connection.as_deref() {
+        Some(id) => match s.store.connection_by_id(id).await {
+            Ok(c) => Some(c),
+            Err(StoreError::NotFound) => {
+                return err("invalid_request", "connection names no connection");
+            }
+            Err(e) => return fail(&s, None, "store", e).await,
+        },
+        None => None,
+    };
+    if let Some(c) = &named {
+        if client.org_id.as_ref().is_some_and(|o| *o != c.org_id)
+            || p.org.as_ref().is_some_and(|o| *o != c.org_id)
+        {
+            return err(
+                "invalid_request",
+                "connection is not a connection of this client's organization",
+            );
+        }
+        if !c.enabled || !c.is_complete() {
+            return err(
+                "access_denied",
+                "the connection is disabled or not set up yet",
+            );
+        }
+    }
+    let org = named
+        .as_ref()
+        .map(|c| c.org_id.clone())
+        .or(p.org.clone())
+        .or(hinted)
+        .or(client.org_id.clone());
     let Some(org) = org else {
         return err(
             "invalid_request",
@@ -805,6 +922,9 @@ pub async fn authorize(
     }
     if prompt.split(' ').any(|v| v == "none") {
         return err("login_required", "the user is not signed in");
+    }
+    if let Some(conn) = named {
+        return start_flow(&s, &conn, Some(authz), p.login_hint.as_deref()).await;
     }
     let conn = match p.login_hint.as_deref() {
         Some(hint) => s.store.connection_for_email(hint).await,

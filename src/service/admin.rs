@@ -514,6 +514,84 @@ pub async fn update_org(
     Ok(changes)
 }
 
+/// A new organization, and its owner when one was named.
+#[derive(Debug, Clone)]
+pub struct CreatedOrg {
+    pub org: crate::store::directory::OrgRecord,
+    pub owner_user_id: Option<String>,
+}
+
+/// Creates an organization, with its owner from the start when `owner_email` is given, so owner
+/// protection holds on day one. The owner is a person of the organization at once, inactive and
+/// taking no seat until SCIM or a sign-in brings that userName (matched case-insensitively, as
+/// every userName is), which links and activates them. One transaction: the organization never
+/// exists without the owner it was created with. The operator's CLI calls this; so will any API
+/// that creates organizations.
+pub async fn create_org(
+    store: &Store,
+    name: &str,
+    owner_email: Option<&str>,
+    actor: &str,
+) -> AdminResult<CreatedOrg> {
+    let owner_email = match owner_email.map(str::trim) {
+        None => None,
+        Some(e) if is_email(e) => Some(e),
+        Some(e) => {
+            return Err(AdminError::Invalid(format!(
+                "the owner must be named by email address, got {e:?}"
+            )));
+        }
+    };
+    let mut tx = store.begin().await?;
+    let org = crate::store::directory::insert_org(&mut tx, name).await?;
+    let scope = db::OrgScope::for_org(&org.id, actor);
+    let mut owner_user_id = None;
+    if let Some(email) = owner_email {
+        let (user_id, _) =
+            access_db::link_org_user(&mut tx, &org.id, email, None, now_micros()).await?;
+        db::set_owner(&mut tx, &scope, &user_id).await?;
+        let mut prov = Provision::new(&org.id, actor);
+        prov.touch([user_id.clone()]);
+        prov.event(
+            "owner.transferred",
+            Some(&user_id),
+            serde_json::json!({ "from": null, "to": user_id, "user_name": email }),
+        );
+        prov.finish(&mut tx).await?;
+        owner_user_id = Some(user_id);
+    }
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        "create",
+        "Organization",
+        Some(&org.id),
+        Some(&match owner_email {
+            Some(e) => format!("{} (owner {e})", org.name),
+            None => format!("{} (no owner yet)", org.name),
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CreatedOrg { org, owner_user_id })
+}
+
+/// One `@` between a non-empty local part and a domain with a dot, without spaces: enough to
+/// catch a user id or a name given where an email address was meant.
+fn is_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}
+
 /// Makes `user_id` the owner. The previous owner keeps every other access they have.
 pub async fn transfer_owner(
     store: &Store,

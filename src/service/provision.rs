@@ -51,6 +51,7 @@ pub struct Provision {
     touched: BTreeSet<String>,
     created: BTreeSet<String>,
     unlinked: BTreeSet<String>,
+    merged: BTreeSet<String>,
     signed_in: BTreeSet<String>,
     extra_events: Vec<NewEvent>,
 }
@@ -64,6 +65,7 @@ impl Provision {
             touched: BTreeSet::new(),
             created: BTreeSet::new(),
             unlinked: BTreeSet::new(),
+            merged: BTreeSet::new(),
             signed_in: BTreeSet::new(),
             extra_events: Vec::new(),
         }
@@ -100,6 +102,13 @@ impl Provision {
     pub fn unlinked(&mut self, id: &str) {
         self.unlinked.insert(id.to_string());
         self.touched.insert(id.to_string());
+    }
+
+    /// A user whose SCIM face a userName change moved to another person (a merge): like
+    /// [`Provision::unlinked`], but the deprovisioning, if any, says "merged".
+    pub fn merged(&mut self, id: &str) {
+        self.merged.insert(id.to_string());
+        self.unlinked(id);
     }
 
     /// A user an SSO sign-in vouches for. It activates a user no directory provisions (just-in-time
@@ -171,7 +180,11 @@ impl Provision {
             let before: EffectiveAccess = serde_json::from_str(&row.access).unwrap_or_default();
             let changes = diff(&before, &access);
             let status = match (row.active, active) {
-                (false, true) if self.created.contains(&row.id) => Some(StatusChange::Provisioned),
+                // An inactive owner is one named when the organization was created and never
+                // active since (the owner is never deprovisioned): their first activation.
+                (false, true) if self.created.contains(&row.id) || is_owner => {
+                    Some(StatusChange::Provisioned)
+                }
                 (false, true) => Some(StatusChange::Reactivated),
                 (true, false) => Some(StatusChange::Deprovisioned),
                 _ => None,
@@ -217,6 +230,7 @@ impl Provision {
                     Cause::Deactivated
                 };
                 let reason = match cause {
+                    Cause::Deleted if self.merged.contains(&row.id) => "merged",
                     Cause::Deleted => "deleted",
                     Cause::Deactivated => "deactivated",
                 };

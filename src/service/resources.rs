@@ -273,14 +273,14 @@ pub async fn replace_user(
         now_micros(),
     );
     db::update_user(&mut tx, ctx.scope, &rec).await?;
-    let mut tx = status_changed(ctx, tx, &old, &rec).await?;
+    let (mut tx, detail) = user_changed(ctx, tx, &old, &rec).await?;
     audit::record(
         &mut tx,
         ctx.scope,
         "replace",
         "User",
         Some(id),
-        active_change(&old, &rec),
+        detail.as_deref(),
     )
     .await?;
     tx.commit().await?;
@@ -315,14 +315,14 @@ pub async fn patch_user(
         now_micros(),
     );
     db::update_user(&mut tx, ctx.scope, &rec).await?;
-    let mut tx = status_changed(ctx, tx, &old, &rec).await?;
+    let (mut tx, detail) = user_changed(ctx, tx, &old, &rec).await?;
     audit::record(
         &mut tx,
         ctx.scope,
         "patch",
         "User",
         Some(id),
-        active_change(&old, &rec),
+        detail.as_deref(),
     )
     .await?;
     tx.commit().await?;
@@ -380,26 +380,129 @@ async fn finish(ctx: &Ctx<'_>, mut tx: Tx, prov: Provision) -> ScimResult<Tx> {
     }
 }
 
-/// A user's update changes access only through `active`: groups change through Groups, and the
-/// directory stays the same.
-async fn status_changed(
+/// A user's update changes access through `active` and through `userName` (which decides the
+/// person it is); groups change through Groups, and the directory stays the same. Returns the
+/// transaction and what changed, for the audit log.
+async fn user_changed(
     ctx: &Ctx<'_>,
     mut tx: Tx,
     old: &UserRecord,
     new: &UserRecord,
-) -> ScimResult<Tx> {
-    if old.active == new.active {
-        return Ok(tx);
+) -> ScimResult<(Tx, Option<String>)> {
+    let renamed = old.user_name != new.user_name;
+    if old.active == new.active && !renamed {
+        return Ok((tx, None));
     }
+    let mut prov = provisioner(ctx);
+    // The organization's share lock first, as every writer takes it.
+    prov.org(&mut tx).await?;
     let org_users = org_db::org_users_of_scim_users(
         &mut tx,
         ctx.scope.directory_id(),
         std::slice::from_ref(&old.id),
     )
     .await?;
-    let mut prov = provisioner(ctx);
-    prov.touch(org_users);
-    finish(ctx, tx, prov).await
+    prov.touch(org_users.iter().cloned());
+    let mut detail: Vec<String> = active_change(old, new)
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    if renamed && let Some(person) = org_users.first() {
+        detail.push(relink(ctx, &mut tx, &mut prov, old, new, person).await?);
+    }
+    let tx = finish(ctx, tx, prov).await?;
+    Ok((tx, (!detail.is_empty()).then(|| detail.join("; "))))
+}
+
+/// RFC 7643 §4.1.1: userName is the person's identifier at the IdP, and SCIM users of every
+/// directory with the same userName are the same person. When it changes (Entra's `PATCH replace
+/// userName`, Okta's PUT), the SCIM user follows its new name:
+/// - to the person who already has it (a merge: one person, one seat);
+/// - else, when the old person is also another directory's SCIM user under the old name, to a new
+///   person of the new name (a move), leaving the other directory's person as it is;
+/// - else the person is renamed in place, keeping its id and so its grants made by hand, sessions
+///   and ownership.
+///
+/// The owner is never merged away: a change that would leave the owner without a SCIM user by
+/// merging them into another person is refused. Returns what happened, for the audit log.
+async fn relink(
+    ctx: &Ctx<'_>,
+    tx: &mut Tx,
+    prov: &mut Provision,
+    old: &UserRecord,
+    new: &UserRecord,
+    from: &str,
+) -> ScimResult<String> {
+    let org_id = ctx.scope.org_id();
+    let owner = prov.org(tx).await?.owner_user_id.clone();
+    let target = org_db::find_org_user(tx, org_id, &new.user_name).await?;
+    // Both people are locked in id order before either is changed, as the recomputation does.
+    let mut people = vec![from.to_string()];
+    people.extend(target.clone());
+    org_db::lock_org_users(tx, org_id, &people).await?;
+    let shared = org_db::scim_links(tx, from).await? > 1;
+    let now = now_micros();
+    let (what, to) = match target {
+        Some(to) if to == from => {
+            // The same name in another case.
+            org_db::rename_org_user(tx, org_id, from, &new.user_name, now).await?;
+            ("renamed", to)
+        }
+        Some(to) => {
+            if !shared && owner.as_deref() == Some(from) {
+                return Err(ScimError::mutability(format!(
+                    "userName {:?} is another person of the organization: renaming {:?} to it \
+                     would merge the organization's owner into them; transfer ownership first",
+                    new.user_name, old.user_name
+                )));
+            }
+            org_db::relink_scim_user(tx, ctx.scope.directory_id(), &new.id, &to).await?;
+            prov.touch([to.clone()]);
+            if shared {
+                prov.touch([from.to_string()]);
+            } else {
+                prov.merged(from);
+            }
+            ("merged", to)
+        }
+        None if shared => {
+            let (to, created) =
+                org_db::link_org_user(tx, org_id, &new.user_name, new.display_name.as_deref(), now)
+                    .await?;
+            org_db::relink_scim_user(tx, ctx.scope.directory_id(), &new.id, &to).await?;
+            if created {
+                prov.created(&to);
+            } else {
+                prov.touch([to.clone()]);
+            }
+            prov.touch([from.to_string()]);
+            ("moved", to)
+        }
+        None => {
+            org_db::rename_org_user(tx, org_id, from, &new.user_name, now).await?;
+            ("renamed", from.to_string())
+        }
+    };
+    prov.event(
+        &format!("user.{what}"),
+        Some(&to),
+        json!({
+            "user_id": to,
+            "user_name": new.user_name,
+            "from_user_id": from,
+            "from_user_name": old.user_name,
+            "directory_id": ctx.scope.directory_id(),
+            "scim_user_id": new.id,
+        }),
+    );
+    let detail = format!("{what}: {:?} -> {:?}", old.user_name, new.user_name);
+    let who = audit::Actor {
+        org_id,
+        directory_id: Some(ctx.scope.directory_id()),
+        actor: ctx.scope.token_id(),
+    };
+    audit::record_as(tx, &who, what, "OrgUser", Some(&to), Some(&detail)).await?;
+    Ok(detail)
 }
 
 fn group_ref(g: &GroupRecord) -> GroupRef {

@@ -78,6 +78,28 @@ impl SignInError {
             SignInError::Store(_) => "store",
         }
     }
+
+    /// When the organization refuses a user it knows the identity of: the short description an
+    /// application that asked is sent back with (`access_denied`). `None` for failures of ours.
+    pub fn refusal(&self) -> Option<&'static str> {
+        match self {
+            SignInError::Disabled => Some("the organization's sign-in connection is disabled"),
+            SignInError::NoEmail(_) => Some("the identity provider sent no email address"),
+            SignInError::EmailNotVerified(_) => {
+                Some("the identity provider says the email address is not verified")
+            }
+            SignInError::NotProvisioned(..) => {
+                Some("the user is not provisioned in the organization")
+            }
+            SignInError::Deprovisioned(_) | SignInError::Inactive(_) => {
+                Some("the user is deactivated in the organization")
+            }
+            SignInError::Store(StoreError::SeatLimit(_)) => {
+                Some("the organization has no seat left for the user")
+            }
+            SignInError::Store(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -120,9 +142,14 @@ pub async fn sign_in(
     let mut p = Provision::new(org_id, &actor);
     // The organization's share lock comes first, as in every other writer, so that a rule
     // change cannot interleave with this recomputation.
-    p.org(&mut tx).await?;
+    let owner = p.org(&mut tx).await?.owner_user_id.clone();
     let (user_id, created) = match existing {
         Some(user) if user.active => (user.id, false),
+        // The owner named when the organization was created, before any directory or sign-in
+        // brought them: they were admitted by name, so their first sign-in activates them.
+        Some(user) if user.scim_links == 0 && owner.as_deref() == Some(user.id.as_str()) => {
+            (user.id, false)
+        }
         Some(user) if user.scim_links > 0 || managed_by_scim => {
             return Err(SignInError::Deprovisioned(email.to_string()));
         }
@@ -283,6 +310,8 @@ pub struct OidcInput {
 
 /// A SAML connection's settings: the IdP's metadata (XML, or an https URL to fetch it from), or
 /// its entity id, SSO URL and certificates given one by one. Explicit fields win over metadata.
+/// All may be left out at first (the connection is then incomplete, and answers with the ACS URL
+/// and entity id the IdP asks for) and given later by PATCH, which keeps what it does not name.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SamlInput {
@@ -290,18 +319,19 @@ pub struct SamlInput {
     pub metadata_url: Option<String>,
     pub idp_entity_id: Option<String>,
     pub idp_sso_url: Option<String>,
+    /// PEM certificates, or the bare base64 text of each as metadata carries it.
     pub idp_certificates: Option<Vec<String>>,
-    #[serde(default)]
-    pub idp_initiated: bool,
+    /// Off when created without it.
+    pub idp_initiated: Option<bool>,
     pub clock_skew_seconds: Option<i64>,
     pub sp_entity_id: Option<String>,
     pub email_attribute: Option<String>,
     pub name_attribute: Option<String>,
     pub groups_attribute: Option<String>,
     /// Accept assertions encrypted to our key (made for the connection, published in our SP
-    /// metadata). Off: the IdP must send them unencrypted (they are signed, and travel over TLS).
-    #[serde(default)]
-    pub encrypted_assertions: bool,
+    /// metadata). Off (when created without it): the IdP must send them unencrypted (they are
+    /// signed, and travel over TLS).
+    pub encrypted_assertions: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -322,7 +352,9 @@ fn yes() -> bool {
     true
 }
 
-/// A partial update: what is given replaces what is stored.
+/// A partial update: what is given replaces what is stored. SAML settings merge field by field
+/// into the stored ones (metadata gives the IdP's entity id, SSO URL and certificates); OIDC
+/// settings are replaced whole.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionPatch {
@@ -368,7 +400,14 @@ async fn fetch_metadata(url: &str, allow_private: bool) -> Result<String, AdminE
     String::from_utf8(body).map_err(|_| invalid("metadata_url: not UTF-8"))
 }
 
-async fn saml_settings(allow_private: bool, input: SamlInput) -> Result<SamlSettings, AdminError> {
+/// The settings `input` makes of `before` (a new connection's are empty): metadata replaces the
+/// IdP's entity id, SSO URL and certificates, fields given replace their stored value, the rest
+/// is kept.
+async fn saml_settings(
+    allow_private: bool,
+    input: SamlInput,
+    before: SamlSettings,
+) -> Result<SamlSettings, AdminError> {
     let xml = match (&input.metadata_xml, &input.metadata_url) {
         (Some(xml), _) => Some(xml.clone()),
         (None, Some(url)) => Some(fetch_metadata(url, allow_private).await?),
@@ -379,39 +418,53 @@ async fn saml_settings(allow_private: bool, input: SamlInput) -> Result<SamlSett
         .map(parse_idp_metadata)
         .transpose()
         .map_err(|e: SettingsError| invalid(e))?;
-    let pick = |given: Option<String>, from: Option<String>, field: &str| {
-        given.or(from).ok_or_else(|| {
-            invalid(format!(
-                "saml.{field} is required (or give metadata_xml or metadata_url)"
-            ))
-        })
-    };
-    let settings = SamlSettings {
-        idp_entity_id: pick(
-            input.idp_entity_id,
-            metadata.as_ref().map(|m| m.entity_id.clone()),
-            "idp_entity_id",
-        )?,
-        idp_sso_url: pick(
-            input.idp_sso_url,
-            metadata.as_ref().map(|m| m.sso_url.clone()),
-            "idp_sso_url",
-        )?,
-        idp_certificates: input
-            .idp_certificates
-            .or(metadata.map(|m| m.certificates))
-            .unwrap_or_default(),
-        metadata_url: input.metadata_url,
-        idp_initiated: input.idp_initiated,
-        clock_skew_seconds: input.clock_skew_seconds,
-        sp_entity_id: input.sp_entity_id,
-        email_attribute: input.email_attribute,
-        name_attribute: input.name_attribute,
-        groups_attribute: input.groups_attribute,
-        sp_encryption_certificate: None,
-    };
-    settings.check(allow_private).map_err(invalid)?;
-    Ok(settings)
+    let mut s = before;
+    if let Some(m) = metadata {
+        s.idp_entity_id = m.entity_id;
+        s.idp_sso_url = m.sso_url;
+        s.idp_certificates = m.certificates;
+        // Pasted XML has no address to refresh from.
+        s.metadata_url = input.metadata_url.clone();
+    }
+    if let Some(v) = input.idp_entity_id {
+        s.idp_entity_id = v.trim().to_string();
+    }
+    if let Some(v) = input.idp_sso_url {
+        s.idp_sso_url = v.trim().to_string();
+    }
+    if let Some(certs) = input.idp_certificates {
+        if certs.is_empty() {
+            return Err(invalid(
+                "saml.idp_certificates is empty: give at least one, or leave it out to give it later",
+            ));
+        }
+        s.idp_certificates = certs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| crate::sso::connection::certificate_pem(i, c))
+            .collect::<Result<_, _>>()
+            .map_err(invalid)?;
+    }
+    if let Some(v) = input.idp_initiated {
+        s.idp_initiated = v;
+    }
+    if input.clock_skew_seconds.is_some() {
+        s.clock_skew_seconds = input.clock_skew_seconds;
+    }
+    if input.sp_entity_id.is_some() {
+        s.sp_entity_id = input.sp_entity_id;
+    }
+    if input.email_attribute.is_some() {
+        s.email_attribute = input.email_attribute;
+    }
+    if input.name_attribute.is_some() {
+        s.name_attribute = input.name_attribute;
+    }
+    if input.groups_attribute.is_some() {
+        s.groups_attribute = input.groups_attribute;
+    }
+    s.check(allow_private).map_err(invalid)?;
+    Ok(s)
 }
 
 /// The kind, the settings to store, and the secret (outer `Some`: change it).
@@ -431,13 +484,15 @@ async fn check_settings(
             Ok(Some(("oidc", value, o.client_secret.map(Some))))
         }
         (None, Some(s)) => {
-            let encrypted = s.encrypted_assertions;
-            let mut settings = saml_settings(allow_private, s).await?;
+            let stored = match before {
+                Some(c) if c.kind == "saml" => serde_json::from_value(c.config.clone())
+                    .map_err(|e| invalid(format!("stored settings: {e}")))?,
+                _ => SamlSettings::default(),
+            };
             // Our encryption key outlives edits of the connection: the IdP holds its certificate.
-            let kept = before
-                .and_then(|c| c.config.get("sp_encryption_certificate"))
-                .and_then(Value::as_str)
-                .map(str::to_string);
+            let kept = stored.sp_encryption_certificate.clone();
+            let encrypted = s.encrypted_assertions.unwrap_or(kept.is_some());
+            let mut settings = saml_settings(allow_private, s, stored).await?;
             let secret = match (encrypted, kept) {
                 (true, Some(cert)) => {
                     settings.sp_encryption_certificate = Some(cert);
@@ -450,7 +505,10 @@ async fn check_settings(
                     settings.sp_encryption_certificate = Some(cert);
                     Some(Some(key))
                 }
-                (false, Some(_)) => Some(None),
+                (false, Some(_)) => {
+                    settings.sp_encryption_certificate = None;
+                    Some(None)
+                }
                 (false, None) => None,
             };
             Ok(Some((
@@ -460,6 +518,47 @@ async fn check_settings(
             )))
         }
         (None, None) => Ok(None),
+    }
+}
+
+/// A connection as the admin API and the CLI show it: with the addresses the IdP's admin needs,
+/// and whether it can sign anyone in yet.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ConnectionView {
+    #[serde(flatten)]
+    pub connection: Connection,
+    /// `complete`, or `incomplete` until the IdP's details in `missing` are given.
+    pub status: &'static str,
+    pub missing: Vec<&'static str>,
+    #[schema(value_type = Object)]
+    pub endpoints: Value,
+}
+
+pub fn connection_view(public_url: &str, connection: Connection) -> ConnectionView {
+    let id = &connection.id;
+    let missing = crate::sso::connection::missing_settings(&connection.kind, &connection.config);
+    let endpoints = match connection.kind.as_str() {
+        "saml" => serde_json::json!({
+            "sp_entity_id": connection.config.get("sp_entity_id").and_then(Value::as_str)
+                .map(str::to_string).unwrap_or_else(|| format!("{public_url}/sso/saml/{id}")),
+            "acs_url": format!("{public_url}/sso/saml/{id}/acs"),
+            "sp_metadata_url": format!("{public_url}/sso/saml/{id}/metadata"),
+            "start_url": format!("{public_url}/sso/{id}/start"),
+        }),
+        _ => serde_json::json!({
+            "redirect_uri": format!("{public_url}/sso/oidc/callback"),
+            "start_url": format!("{public_url}/sso/{id}/start"),
+        }),
+    };
+    ConnectionView {
+        status: if missing.is_empty() {
+            "complete"
+        } else {
+            "incomplete"
+        },
+        missing,
+        endpoints,
+        connection,
     }
 }
 
@@ -504,6 +603,42 @@ pub async fn verify_domain(
     }
     Ok(store
         .mark_domain_verified(caller.scope(), &claim.domain)
+        .await?)
+}
+
+/// Sends a domain's users to another connection of the organization (`None`: the organization's
+/// first complete one). No new DNS proof: the organization proved it controls the domain, and the
+/// connection is its own. A connection of another organization is refused, and so is one still
+/// waiting for its IdP's details, which would leave the domain's users nowhere to sign in.
+pub async fn move_domain(
+    store: &Store,
+    caller: &Caller<'_>,
+    domain: &str,
+    connection_id: Option<&str>,
+) -> AdminResult<db::Domain> {
+    caller.require(Action::Manage)?;
+    // The claim first: an unknown domain is a 404 whatever the connection.
+    store.domain(caller.scope(), domain).await?;
+    if let Some(id) = connection_id {
+        let conn = match store.get_connection(caller.scope(), id).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound) => {
+                return Err(invalid(format!(
+                    "connection {id:?} is not a connection of this organization"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let missing = crate::sso::connection::missing_settings(&conn.kind, &conn.config);
+        if !missing.is_empty() {
+            return Err(AdminError::Conflict(format!(
+                "connection {id:?} is incomplete (missing {}); give the IdP's details first",
+                missing.join(", ")
+            )));
+        }
+    }
+    Ok(store
+        .set_domain_connection(caller.scope(), domain, connection_id)
         .await?)
 }
 
@@ -610,7 +745,7 @@ mod tests {
             idp_entity_id: Some("https://idp.example/entity".into()),
             idp_sso_url: Some("https://idp.example/sso".into()),
             idp_certificates: Some(vec![cert.clone()]),
-            encrypted_assertions: encrypted,
+            encrypted_assertions: Some(encrypted),
             ..SamlInput::default()
         };
         let (_, config, secret) = check_settings(false, None, Some(input(true)), None)

@@ -28,14 +28,19 @@ fn default_groups_claim() -> String {
     "groups".into()
 }
 
-/// The settings of a SAML connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// The settings of a SAML connection. The IdP's three (entity id, SSO URL, certificates) may be
+/// missing for a while: Okta and Entra show their metadata only once they have our ACS URL, which
+/// exists only once the connection does. Such a connection is incomplete and signs nobody in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SamlSettings {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub idp_entity_id: String,
     /// The IdP's SingleSignOnService for the HTTP-Redirect binding.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub idp_sso_url: String,
     /// PEM certificates; a response verifies with any one of them, so an IdP can rotate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub idp_certificates: Vec<String>,
     /// Where the metadata came from, when it was fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,11 +162,36 @@ impl OidcSettings {
 }
 
 impl SamlSettings {
-    /// Checks everything a login will rely on, by building the connection it will build.
+    /// What the IdP has yet to give before a sign-in can be verified; empty when complete.
+    pub fn missing(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if self.idp_entity_id.trim().is_empty() {
+            missing.push("idp_entity_id");
+        }
+        if self.idp_sso_url.trim().is_empty() {
+            missing.push("idp_sso_url");
+        }
+        if self.idp_certificates.is_empty() {
+            missing.push("idp_certificates");
+        }
+        missing
+    }
+
+    /// Checks everything a login will rely on, by building the connection it will build. An
+    /// incomplete connection has what it was given checked, and the rest waits.
     pub fn check(&self, allow_private: bool) -> Result<(), SettingsError> {
-        crate::webhook::check_url(&self.idp_sso_url, allow_private)
-            .map_err(|e| SettingsError::Invalid(format!("idp_sso_url: {e}")))?;
-        self.connection("urn:check", "https://check.invalid/acs")?;
+        if !self.idp_sso_url.is_empty() {
+            crate::webhook::check_url(&self.idp_sso_url, allow_private)
+                .map_err(|e| SettingsError::Invalid(format!("idp_sso_url: {e}")))?;
+        }
+        if self.idp_certificates.is_empty() {
+            return Ok(());
+        }
+        let mut probe = self.clone();
+        if probe.idp_entity_id.trim().is_empty() {
+            probe.idp_entity_id = "urn:check".into();
+        }
+        probe.connection("urn:check", "https://check.invalid/acs")?;
         Ok(())
     }
 
@@ -182,6 +212,39 @@ impl SamlSettings {
             conn = conn.with_clock_skew(time::Duration::seconds(seconds))?;
         }
         Ok(conn)
+    }
+}
+
+/// What a stored connection still lacks before it can sign anyone in (only SAML connections can
+/// be incomplete); unreadable settings count as missing everything.
+pub fn missing_settings(kind: &str, config: &serde_json::Value) -> Vec<&'static str> {
+    match kind {
+        "saml" => serde_json::from_value::<SamlSettings>(config.clone())
+            .map(|s| s.missing())
+            .unwrap_or_else(|_| vec!["idp_entity_id", "idp_sso_url", "idp_certificates"]),
+        _ => Vec::new(),
+    }
+}
+
+/// An IdP signing certificate as admins paste it: PEM, or the bare base64 body that metadata
+/// carries in `<ds:X509Certificate>` (what Okta's and Entra's pages show). Kept as PEM.
+pub fn certificate_pem(index: usize, input: &str) -> Result<String, SettingsError> {
+    use base64::Engine as _;
+    let trimmed = input.trim();
+    if trimmed.starts_with("-----BEGIN") {
+        return Ok(format!("{trimmed}\n"));
+    }
+    let compact: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(&compact)
+        .ok()
+        .filter(|der| openssl::x509::X509::from_der(der).is_ok());
+    match der {
+        Some(_) => Ok(der_base64_to_pem(&compact)),
+        None => Err(SettingsError::Invalid(format!(
+            "idp_certificates[{index}] is not a certificate: give a PEM certificate \
+             (-----BEGIN CERTIFICATE-----) or the base64 text of one, as in the IdP's metadata"
+        ))),
     }
 }
 
@@ -335,8 +398,11 @@ mod tests {
             groups_attribute: None,
             sp_encryption_certificate: None,
         };
+        // Without certificates the connection is incomplete: kept, and it signs nobody in.
+        assert!(s.check(false).is_ok());
+        assert_eq!(s.missing(), ["idp_certificates"]);
         assert!(matches!(
-            s.check(false),
+            s.connection("urn:sp", "https://sp.example/acs"),
             Err(SettingsError::Saml(saml::ConfigError::NoIdpCertificate))
         ));
         s.idp_certificates = vec!["not a certificate".into()];

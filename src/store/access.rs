@@ -122,6 +122,56 @@ pub async fn link_org_user(
     Ok((existing, false))
 }
 
+/// The organization user with this userName (case-insensitive), if any.
+pub async fn find_org_user(
+    tx: &mut Tx,
+    org_id: &str,
+    user_name: &str,
+) -> StoreResult<Option<String>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT id FROM org_users WHERE org_id = $1 AND user_key = $2")
+        .bind(org_id).bind(user_name.to_lowercase()).fetch_optional(&mut *c).await?))
+}
+
+/// How many SCIM users, in any directory, are this person.
+pub async fn scim_links(tx: &mut Tx, org_user_id: &str) -> StoreResult<i64> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM scim_users WHERE org_user_id = $1")
+        .bind(org_user_id).fetch_one(&mut *c).await?))
+}
+
+/// Makes a SCIM user the face of another organization user.
+pub async fn relink_scim_user(
+    tx: &mut Tx,
+    directory_id: &str,
+    scim_id: &str,
+    org_user_id: &str,
+) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE scim_users SET org_user_id = $1 WHERE id = $2 AND directory_id = $3")
+        .bind(org_user_id).bind(scim_id).bind(directory_id).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
+
+/// Gives an organization user a new userName, keeping its id (and so its grants made by hand, its
+/// sessions and ownership). The email of the last sign-in was the old name, so it is forgotten
+/// unless only the case changed; the next sign-in stores the new one.
+pub async fn rename_org_user(
+    tx: &mut Tx,
+    org_id: &str,
+    id: &str,
+    user_name: &str,
+    now: i64,
+) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE org_users SET user_key = $1, user_name = $2, updated_at = $3, \
+         email = CASE WHEN LOWER(email) = $1 THEN email ELSE NULL END WHERE org_id = $4 AND id = $5")
+        .bind(user_name.to_lowercase()).bind(user_name).bind(now).bind(org_id).bind(id)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))
+    .map_err(|e| StoreError::on_unique(e, "a user with this userName"))?;
+    Ok(())
+}
+
 async fn ids_query(tx: &mut Tx, b: SqlBuilder) -> StoreResult<Vec<String>> {
     Ok(
         on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)

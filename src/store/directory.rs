@@ -100,25 +100,33 @@ pub(crate) fn mint_token(prefix: &str) -> String {
     )
 }
 
+/// Inserts an organization in the caller's transaction, so that what makes it complete (its
+/// owner) commits with it.
+pub async fn insert_org(tx: &mut super::Tx, name: &str) -> StoreResult<OrgRecord> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(StoreError::Invalid(
+            "organization name must be 1-200 characters".into(),
+        ));
+    }
+    let org = OrgRecord {
+        id: new_id(),
+        name: name.to_string(),
+        created_at: now_micros(),
+    };
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO organizations (id, name, name_ci, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(&org.id).bind(&org.name).bind(org.name.to_lowercase()).bind(org.created_at)
+        .execute(c).await.map(|r| r.rows_affected()))
+    .map_err(|e| StoreError::on_unique(e, "an organization with this name"))?;
+    Ok(org)
+}
+
 impl Store {
+    /// An organization without an owner; `service::admin::create_org` names one.
     pub async fn create_org(&self, name: &str) -> StoreResult<OrgRecord> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 200 {
-            return Err(StoreError::Invalid(
-                "organization name must be 1-200 characters".into(),
-            ));
-        }
-        let org = OrgRecord {
-            id: new_id(),
-            name: name.to_string(),
-            created_at: now_micros(),
-        };
         let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO organizations (id, name, name_ci, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&org.id).bind(&org.name).bind(org.name.to_lowercase()).bind(org.created_at)
-            .execute(c).await.map(|r| r.rows_affected()))
-        .map_err(|e| StoreError::on_unique(e, "an organization with this name"))?;
+        let org = insert_org(&mut tx, name).await?;
         tx.commit().await?;
         Ok(org)
     }

@@ -14,6 +14,7 @@ use sqlx::Row;
 use super::admin::OrgScope;
 use super::directory::{NewToken, hash_token, mint_token};
 use super::{Store, StoreError, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
+use crate::sso::connection::missing_settings;
 
 fn parse_json(s: &str) -> StoreResult<Value> {
     serde_json::from_str(s).map_err(|e| StoreError::Invalid(format!("stored value: {e}")))
@@ -43,6 +44,13 @@ pub struct Connection {
     #[serde(with = "crate::store::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
+}
+
+impl Connection {
+    /// Whether the connection has what a sign-in needs (see [`missing_settings`]).
+    pub fn is_complete(&self) -> bool {
+        missing_settings(&self.kind, &self.config).is_empty()
+    }
 }
 
 const CONNECTION_COLUMNS: &str = "SELECT id, org_id, kind, name, config, secret IS NOT NULL, jit, enabled, created_at, updated_at FROM sso_connections";
@@ -234,12 +242,14 @@ impl Store {
             .map_err(|_| StoreError::Invalid("stored secret is not UTF-8".into()))
     }
 
-    /// The connection that signs in users of an organization: the first enabled one.
+    /// The connection that signs in users of an organization: the first enabled one that is
+    /// complete (a SAML connection still waiting for its IdP's details signs nobody in).
     pub async fn connection_for_org(&self, org_id: &str) -> StoreResult<Option<Connection>> {
-        let sql = format!("{CONNECTION_COLUMNS} WHERE org_id = $1 AND enabled ORDER BY id LIMIT 1");
-        on_read!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id)
-            .fetch_optional(c).await?.as_ref().map(connection_from))
-        .transpose()
+        let sql = format!("{CONNECTION_COLUMNS} WHERE org_id = $1 AND enabled ORDER BY id");
+        let all: Vec<Connection> = on_read!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org_id).fetch_all(c).await?.iter().map(connection_from)
+            .collect::<StoreResult<_>>())?;
+        Ok(all.into_iter().find(Connection::is_complete))
     }
 
     /// Home-realm discovery: the connection for an email address's domain, if an organization
@@ -254,7 +264,7 @@ impl Store {
         match row {
             None => Ok(None),
             Some((_, Some(connection_id))) => match self.connection_by_id(&connection_id).await {
-                Ok(conn) if conn.enabled => Ok(Some(conn)),
+                Ok(conn) if conn.enabled && conn.is_complete() => Ok(Some(conn)),
                 Ok(_) | Err(StoreError::NotFound) => Ok(None),
                 Err(e) => Err(e),
             },
@@ -449,6 +459,43 @@ impl Store {
             "Domain",
             Some(&domain),
             None,
+        )
+        .await?;
+        let d = domain_in(&mut tx, scope, &domain).await?;
+        tx.commit().await?;
+        Ok(d)
+    }
+
+    /// Points the organization's claim on `domain` at another of its connections (`None`: its
+    /// first), keeping the verification: the proof was of the organization, not of a connection.
+    pub async fn set_domain_connection(
+        &self,
+        scope: &OrgScope,
+        domain: &str,
+        connection_id: Option<&str>,
+    ) -> StoreResult<Domain> {
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        let mut tx = self.begin().await?;
+        let before = domain_in(&mut tx, scope, &domain).await?;
+        if let Some(cid) = connection_id {
+            connection_in(&mut tx, scope, cid).await?;
+        }
+        on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE org_domains SET connection_id = $3 WHERE org_id = $1 AND domain = $2")
+            .bind(scope.org_id()).bind(&domain).bind(connection_id)
+            .execute(&mut *c).await?.rows_affected());
+        let detail = serde_json::json!({
+            "from": before.connection_id,
+            "to": connection_id,
+        })
+        .to_string();
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            "move",
+            "Domain",
+            Some(&domain),
+            Some(&detail),
         )
         .await?;
         let d = domain_in(&mut tx, scope, &domain).await?;

@@ -418,3 +418,165 @@ fn admin_tokens_are_listed_and_revoked_from_the_cli() {
     assert!(!ok);
     assert!(err.contains(id), "{err}");
 }
+
+#[test]
+fn org_create_names_its_owner_or_warns_that_it_has_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let (ok, out, err) = idbridge(
+        &db,
+        &[
+            "org",
+            "create",
+            "--name",
+            "Acme",
+            "--owner",
+            "Boss@Acme.example",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let org = json_of(&out);
+    let owner = org["owner_user_id"].as_str().expect("an owner").to_string();
+    assert_eq!(org["owner"], "Boss@Acme.example");
+
+    // The owner is a person of the organization already: found by userName, in any case.
+    let (ok, out, err) = idbridge(
+        &db,
+        &[
+            "access",
+            "--org",
+            "Acme",
+            "--user",
+            "boss@acme.example",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let access = json_of(&out);
+    assert_eq!(access["user_id"], owner.as_str(), "{access}");
+    assert_eq!(access["org_roles"][0]["role"], "org_owner", "{access}");
+
+    let (ok, out, err) = idbridge(&db, &["org", "create", "--name", "Unowned"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("created organization Unowned"), "{out}");
+    assert!(err.contains("warning") && err.contains("no owner"), "{err}");
+
+    let (ok, _, err) = idbridge(&db, &["org", "create", "--name", "Typo", "--owner", "boss"]);
+    assert!(!ok && err.contains("email"), "{err}");
+    let (ok, _, err) = idbridge(&db, &["directory", "create", "--org", "Typo"]);
+    assert!(!ok && err.contains("no organization"), "{err}");
+}
+
+/// The SAML set-up in the IdP's order from the CLI: create prints our endpoints (JSON too), update
+/// gives the IdP's details later, and a verified domain moves to the finished connection.
+#[test]
+fn sso_create_prints_our_endpoints_update_finishes_it_and_domain_move_points_at_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let (ok, _, err) = idbridge(&db, &["org", "create", "--name", "Acme"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = idbridge(
+        &db,
+        &[
+            "sso",
+            "create",
+            "--org",
+            "Acme",
+            "--settings",
+            r#"{"name": "Okta", "saml": {}}"#,
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let created = json_of(&out);
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["status"], "incomplete", "{created}");
+    let entity = format!("https://sso.example.test/sso/saml/{id}");
+    assert_eq!(created["endpoints"]["sp_entity_id"], entity);
+    assert_eq!(created["endpoints"]["acs_url"], format!("{entity}/acs"));
+    assert_eq!(
+        created["endpoints"]["sp_metadata_url"],
+        format!("{entity}/metadata")
+    );
+
+    let pem = std::fs::read_to_string("fixtures/saml/keys/idp-rsa.crt").unwrap();
+    let bare: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let settings = serde_json::json!({"saml": {
+        "idp_entity_id": "https://idp.example.test/entity",
+        "idp_sso_url": "https://idp.example.test/sso",
+        "idp_certificates": [bare],
+    }})
+    .to_string();
+    let (ok, out, err) = idbridge(
+        &db,
+        &[
+            "sso",
+            "update",
+            "--org",
+            "Acme",
+            "--connection",
+            &id,
+            "--settings",
+            &settings,
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("updated SAML connection") && out.contains(&format!("{entity}/acs")),
+        "{out}"
+    );
+    assert!(!out.contains("incomplete"), "{out}");
+
+    let domain = format!("cli{}.example", uuid::Uuid::now_v7().simple());
+    let (ok, _, err) = idbridge(
+        &db,
+        &[
+            "domain",
+            "add",
+            "--org",
+            "Acme",
+            "--domain",
+            &domain,
+            "--verified",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = idbridge(
+        &db,
+        &[
+            "domain",
+            "move",
+            "--org",
+            "Acme",
+            "--domain",
+            &domain,
+            "--connection",
+            &id,
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let moved = json_of(&out);
+    assert_eq!(moved["connection_id"], id.as_str());
+    assert_eq!(moved["verified"], true);
+    let (ok, _, err) = idbridge(
+        &db,
+        &[
+            "domain",
+            "move",
+            "--org",
+            "Acme",
+            "--domain",
+            &domain,
+            "--connection",
+            "nope",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("not a connection of this organization"),
+        "{err}"
+    );
+}

@@ -427,12 +427,8 @@ struct SamlSetup {
     _keys: tempfile::TempDir,
 }
 
-/// A SAML connection to a samlify IdP that signs with a key made now by openssl.
-async fn saml_setup(idp_initiated: bool, encrypted: bool) -> SamlSetup {
-    let (store, dir) = fresh_store().await;
-    let (listener, base) = listen().await;
-    serve(&store, listener, &base).await;
-    let org = org(&store, &base, "example.org").await;
+/// A key pair for a test IdP, made now by openssl: (dir, key file, certificate file).
+fn idp_keys() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let keys = tempfile::tempdir().unwrap();
     let (key, cert) = (keys.path().join("idp.key"), keys.path().join("idp.crt"));
     let status = std::process::Command::new("openssl")
@@ -455,6 +451,42 @@ async fn saml_setup(idp_initiated: bool, encrypted: bool) -> SamlSetup {
         .status()
         .unwrap();
     assert!(status.success(), "openssl makes the IdP's key");
+    (keys, key, cert)
+}
+
+/// The samlify IdP for connection `conn` (as the admin API shows it), signing bob in.
+async fn saml_idp(port: u16, key: &Path, cert: &Path, conn: &Value) -> Idp {
+    let encryption_cert = conn["config"]["sp_encryption_certificate"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    start_idp(
+        "saml-idp.mjs",
+        &[
+            ("PORT", port.to_string()),
+            ("KEY_FILE", key.display().to_string()),
+            ("CERT_FILE", cert.display().to_string()),
+            ("SP_ENTITY_ID", conn["endpoints"]["sp_entity_id"].as_str().unwrap().into()),
+            ("SP_ACS_URL", conn["endpoints"]["acs_url"].as_str().unwrap().into()),
+            ("SP_ENCRYPTION_CERT", encryption_cert),
+            (
+                "USER",
+                json!({"nameId": "bob@example.org", "email": "bob@example.org", "name": "Bob Example",
+                       "groups": ["Engineering", "Admins"]})
+                .to_string(),
+            ),
+        ],
+    )
+    .await
+}
+
+/// A SAML connection to a samlify IdP that signs with a key made now by openssl.
+async fn saml_setup(idp_initiated: bool, encrypted: bool) -> SamlSetup {
+    let (store, dir) = fresh_store().await;
+    let (listener, base) = listen().await;
+    serve(&store, listener, &base).await;
+    let org = org(&store, &base, "example.org").await;
+    let (keys, key, cert) = idp_keys();
     let idp_port = free_port();
     let idp_url = format!("http://127.0.0.1:{idp_port}");
     let conn = api(&base, &org.admin, &format!("{}/sso/connections", org.id), json!({
@@ -469,24 +501,7 @@ async fn saml_setup(idp_initiated: bool, encrypted: bool) -> SamlSetup {
         .unwrap_or_default()
         .to_string();
     assert_eq!(encryption_cert.is_empty(), !encrypted, "{conn}");
-    let idp = start_idp(
-        "saml-idp.mjs",
-        &[
-            ("PORT", idp_port.to_string()),
-            ("KEY_FILE", key.display().to_string()),
-            ("CERT_FILE", cert.display().to_string()),
-            ("SP_ENTITY_ID", conn["endpoints"]["sp_entity_id"].as_str().unwrap().into()),
-            ("SP_ACS_URL", conn["endpoints"]["acs_url"].as_str().unwrap().into()),
-            ("SP_ENCRYPTION_CERT", encryption_cert),
-            (
-                "USER",
-                json!({"nameId": "bob@example.org", "email": "bob@example.org", "name": "Bob Example",
-                       "groups": ["Engineering", "Admins"]})
-                .to_string(),
-            ),
-        ],
-    )
-    .await;
+    let idp = saml_idp(idp_port, &key, &cert, &conn).await;
     SamlSetup {
         store,
         _dir: dir,
@@ -722,4 +737,233 @@ async fn saml_assertions_encrypted_to_our_key_sign_in_like_plain_ones() {
     );
     let claims = saas.finish(&s.base, &s.org, &location(&action, &r)).await;
     assert_mapped(&claims, &s.org, "bob@example.org", "Bob Example");
+}
+
+async fn patch_api(base: &str, token: &str, path: &str, body: Value) -> Value {
+    let r = reqwest::Client::new()
+        .patch(format!("{base}/api/v1/orgs/{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {body}");
+    body
+}
+
+/// The order Okta and Entra ask for: the connection first (our ACS URL and entity id go into the
+/// IdP's app), then the IdP's metadata URL, after which the same connection signs users in.
+#[tokio::test]
+async fn a_saml_connection_made_first_is_finished_by_the_idps_metadata_url_and_signs_in() {
+    if !available() {
+        return;
+    }
+    let (store, _dir) = fresh_store().await;
+    let (listener, base) = listen().await;
+    serve(&store, listener, &base).await;
+    let org = org(&store, &base, "example.org").await;
+    let conn = api(
+        &base,
+        &org.admin,
+        &format!("{}/sso/connections", org.id),
+        json!({"name": "samlify", "jit": true, "saml": {}}),
+    )
+    .await;
+    assert_eq!(conn["status"], "incomplete", "{conn}");
+    let id = conn["id"].as_str().unwrap();
+    let (_keys, key, cert) = idp_keys();
+    let idp_port = free_port();
+    let idp = saml_idp(idp_port, &key, &cert, &conn).await;
+
+    // Before the metadata: the page says the connection is not set up.
+    let page = browser()
+        .get(format!("{base}/sso/{id}/start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 403);
+    assert!(page.text().await.unwrap().contains("not set up yet"));
+
+    let done = patch_api(
+        &base,
+        &org.admin,
+        &format!("{}/sso/connections/{id}", org.id),
+        json!({"saml": {"metadata_url": format!("{}/metadata", idp.url)}}),
+    )
+    .await;
+    assert_eq!(done["status"], "complete", "{done}");
+    assert_eq!(done["jit"], true, "the rest of the connection is kept");
+
+    let s = SamlSetup {
+        store,
+        _dir: None,
+        base,
+        org,
+        idp,
+        _keys: tempfile::tempdir().unwrap(),
+    };
+    let saas = Saas::new();
+    let b = browser();
+    let (action, response, relay) = saml_round(&b, &s, &saas).await;
+    let r = post_acs(&b, &action, &response, relay.as_deref()).await;
+    assert!(r.status().is_redirection(), "ACS: {}", r.status());
+    let claims = saas.finish(&s.base, &s.org, &location(&action, &r)).await;
+    assert_mapped(&claims, &s.org, "bob@example.org", "Bob Example");
+}
+
+/// The SaaS's own callback when it is sent an error: (error, error_description, state, iss).
+fn refused(callback: &str) -> (String, String, String, String) {
+    assert!(callback.starts_with(SAAS_CALLBACK), "{callback}");
+    let q: std::collections::HashMap<_, _> = url::Url::parse(callback)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert!(!q.contains_key("code"), "{callback}");
+    let v = |k: &str| q.get(k).cloned().unwrap_or_default();
+    (v("error"), v("error_description"), v("state"), v("iss"))
+}
+
+/// A user the organization does not admit, verified by the IdP through a sign-in the SaaS began,
+/// goes back to the SaaS with access_denied; an answer that cannot be trusted stays on our page.
+#[tokio::test]
+async fn a_saml_user_the_organization_refuses_goes_back_to_the_saas_with_access_denied() {
+    if !available() {
+        return;
+    }
+    let s = saml_setup(false, false).await;
+    let conns: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/orgs/{}/sso/connections",
+            s.base, s.org.id
+        ))
+        .bearer_auth(&s.org.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = conns["items"][0]["id"].as_str().unwrap();
+    // No just-in-time users: bob was never provisioned.
+    patch_api(
+        &s.base,
+        &s.org.admin,
+        &format!("{}/sso/connections/{id}", s.org.id),
+        json!({"jit": false}),
+    )
+    .await;
+    let saas = Saas::new();
+    let b = browser();
+    let (action, response, relay) = saml_round(&b, &s, &saas).await;
+    // Played in another browser first: not bound to it, so the page, and the flow is spent.
+    let (_, response_2, relay_2) = saml_round(&b, &s, &Saas::new()).await;
+    let r = post_acs(&browser(), &action, &response_2, relay_2.as_deref()).await;
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("location").is_none());
+
+    let r = post_acs(&b, &action, &response, relay.as_deref()).await;
+    assert!(r.status().is_redirection(), "ACS: {}", r.status());
+    assert!(r.headers().get("set-cookie").is_none(), "no session");
+    let (error, description, state, iss) = refused(&location(&action, &r));
+    assert_eq!(error, "access_denied");
+    assert!(description.contains("not provisioned"), "{description}");
+    assert_eq!(state, saas.state);
+    assert_eq!(iss, s.base);
+    assert!(audit(&s).await.contains("not_provisioned"));
+
+    // The same response again is a replay: the page, not the SaaS.
+    let r = post_acs(&b, &action, &response, relay.as_deref()).await;
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("location").is_none());
+}
+
+#[tokio::test]
+async fn an_oidc_user_the_organization_refuses_goes_back_to_the_saas_with_access_denied() {
+    if !available() {
+        return;
+    }
+    let (store, _dir) = fresh_store().await;
+    let (listener, base) = listen().await;
+    serve(&store, listener, &base).await;
+    let org = org(&store, &base, "example.com").await;
+    let idp_port = free_port();
+    let idp = start_idp(
+        "oidc-idp.mjs",
+        &[
+            ("PORT", idp_port.to_string()),
+            ("CLIENT_ID", "idbridge".into()),
+            ("CLIENT_SECRET", "idp-secret-for-idbridge".into()),
+            ("REDIRECT_URI", format!("{base}/sso/oidc/callback")),
+            (
+                "ACCOUNTS",
+                json!({"carol": {"email": "carol@example.com", "name": "Carol Example",
+                                 "groups": ["Engineering"]}})
+                .to_string(),
+            ),
+        ],
+    )
+    .await;
+    api(&base, &org.admin, &format!("{}/sso/connections", org.id), json!({
+        "name": "oidc-provider", "jit": false,
+        "oidc": {"issuer": idp.url, "client_id": "idbridge", "client_secret": "idp-secret-for-idbridge",
+                 "scopes": ["openid", "email", "profile", "groups"]},
+    }))
+    .await;
+    let saas = Saas::new();
+    let browser = browser();
+    let mut url = saas.authorize_url(&base, &org, "carol@example.com");
+    loop {
+        if url.starts_with(&format!("{base}/sso/oidc/callback")) {
+            // Without the flow cookie (another browser): the page, and the SaaS hears nothing.
+            let r = self::browser().get(&url).send().await.unwrap();
+            assert_eq!(r.status(), 403);
+            assert!(r.headers().get("location").is_none());
+            break;
+        }
+        let r = browser.get(&url).send().await.unwrap();
+        assert!(r.status().is_redirection(), "{url}: {}", r.status());
+        let next = location(&url, &r);
+        if next.contains("/interaction/") {
+            let r = browser
+                .post(format!("{next}/login"))
+                .form(&[("login", "carol"), ("password", "x")])
+                .send()
+                .await
+                .unwrap();
+            url = location(&next, &r);
+            continue;
+        }
+        url = next;
+    }
+    // The unbound attempt spent the flow; a fresh round in the right browser.
+    let saas = Saas::new();
+    let mut url = saas.authorize_url(&base, &org, "carol@example.com") + "&prompt=login";
+    let back = loop {
+        let r = browser.get(&url).send().await.unwrap();
+        assert!(r.status().is_redirection(), "{url}: {}", r.status());
+        let next = location(&url, &r);
+        if url.starts_with(&format!("{base}/sso/oidc/callback")) {
+            assert!(r.headers().get("set-cookie").is_none(), "no session");
+            break next;
+        }
+        if next.contains("/interaction/") {
+            let r = browser
+                .post(format!("{next}/login"))
+                .form(&[("login", "carol"), ("password", "x")])
+                .send()
+                .await
+                .unwrap();
+            url = location(&next, &r);
+            continue;
+        }
+        url = next;
+    };
+    let (error, description, state, iss) = refused(&back);
+    assert_eq!(error, "access_denied");
+    assert!(description.contains("not provisioned"), "{description}");
+    assert_eq!(state, saas.state);
+    assert_eq!(iss, base);
 }

@@ -76,7 +76,7 @@ fn authorize_uri(params: &[(&str, &str)]) -> String {
 }
 
 /// A well-formed code request of `client_id`, plus (or overriding) `extra`.
-fn code_request(client_id: &str, extra: &[(&'static str, &'static str)]) -> String {
+fn code_request<'a>(client_id: &'a str, extra: &[(&'a str, &'a str)]) -> String {
     let challenge = challenge(VERIFIER);
     let mut params: Vec<(&str, &str)> = vec![
         ("client_id", client_id),
@@ -1353,4 +1353,325 @@ async fn the_acs_bounds_what_it_reads() {
         .await
         .to_string();
     assert!(audit.contains("limit"), "{audit}");
+}
+
+// ---- set-up in the order the IdP asks for it ----------------------------------------------------
+
+/// The base64 body of the test IdP's certificate, as metadata carries it and IdP pages show it.
+fn bare_certificate() -> String {
+    idp_certificate()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_saml_connection_made_before_the_idp_details_is_incomplete_until_a_patch_gives_them() {
+    let app = TestApp::without_directory().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let (client_id, _) = client(&app, &admin).await;
+    let created = create(
+        &app,
+        &admin,
+        "/sso/connections",
+        json!({ "name": "Okta", "saml": {} }),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["status"], "incomplete", "{created}");
+    assert_eq!(
+        created["missing"],
+        json!(["idp_entity_id", "idp_sso_url", "idp_certificates"])
+    );
+    let entity = format!("{PUBLIC_URL}/sso/saml/{id}");
+    assert_eq!(created["endpoints"]["sp_entity_id"], entity);
+    assert_eq!(created["endpoints"]["acs_url"], format!("{entity}/acs"));
+    assert_eq!(
+        created["endpoints"]["sp_metadata_url"],
+        format!("{entity}/metadata")
+    );
+    // What the IdP's admin pastes into Okta or Entra is served already.
+    let md = get(&app, &format!("/sso/saml/{id}/metadata"), None).await;
+    assert_eq!(md.status, StatusCode::OK, "{md:?}");
+    assert!(md.body.as_str().unwrap().contains(&format!("{entity}/acs")));
+
+    // It signs nobody in, says why on the page, and is not the one the organization's sign-in picks.
+    let r = get(&app, &format!("/sso/{id}/start"), None).await;
+    assert_failure_page(&r);
+    let page = r.body.as_str().unwrap();
+    assert!(
+        page.contains("not set up yet") && page.contains("idp_certificates"),
+        "{page}"
+    );
+    let r = get(
+        &app,
+        &code_request(&client_id, &[("org", app.org_id.as_str())]),
+        None,
+    )
+    .await;
+    let to = redirected(&r);
+    assert_eq!(
+        param(&to, "error").as_deref(),
+        Some("access_denied"),
+        "{to}"
+    );
+    let acs = app
+        .send_raw(
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("/sso/saml/{id}/acs"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from("SAMLResponse=PHg%2B"))
+                .unwrap(),
+        )
+        .await;
+    assert_failure_page(&acs);
+    assert!(acs.body.as_str().unwrap().contains("not set up yet"));
+
+    // The IdP's details come later, the certificate as the bare base64 its page shows; a PATCH
+    // merges them into what is stored.
+    let path = app.org_path(&format!("/sso/connections/{id}"));
+    let r = app
+        .api(
+            Method::PATCH,
+            &path,
+            &admin,
+            Some(
+                json!({ "saml": { "idp_entity_id": "https://idp.example.test/entity",
+                                   "idp_sso_url": IDP_SSO_URL } }),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["missing"], json!(["idp_certificates"]));
+    let r = app
+        .api(
+            Method::PATCH,
+            &path,
+            &admin,
+            Some(json!({ "saml": { "idp_certificates": ["not a certificate"] } })),
+        )
+        .await;
+    r.assert_problem(400);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("base64"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .api(
+            Method::PATCH,
+            &path,
+            &admin,
+            Some(json!({ "saml": { "idp_certificates": [bare_certificate()] } })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "complete", "{}", r.body);
+    assert_eq!(r.body["missing"], json!([]));
+    assert_eq!(
+        r.body["config"]["idp_sso_url"], IDP_SSO_URL,
+        "merged, not replaced"
+    );
+    assert!(
+        r.body["config"]["idp_certificates"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    // A switch alone keeps the IdP's details.
+    let r = app
+        .api(
+            Method::PATCH,
+            &path,
+            &admin,
+            Some(json!({ "saml": { "idp_initiated": true } })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "complete", "{}", r.body);
+    assert_eq!(r.body["config"]["idp_initiated"], true);
+
+    let r = get(&app, &format!("/sso/{id}/start"), None).await;
+    assert!(redirected(&r).as_str().starts_with(IDP_SSO_URL));
+}
+
+#[tokio::test]
+async fn a_saml_certificate_is_accepted_as_pem_or_the_base64_of_metadata_and_nothing_else() {
+    let app = TestApp::without_directory().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let path = app.org_path("/sso/connections");
+    // Wrapped the way metadata wraps it.
+    let wrapped: String = bare_certificate()
+        .as_bytes()
+        .chunks(76)
+        .map(|c| format!("\n      {}", std::str::from_utf8(c).unwrap()))
+        .collect();
+    for cert in [idp_certificate(), bare_certificate(), wrapped] {
+        let created = create(&app, &admin, "/sso/connections", saml_input(json!([cert]))).await;
+        assert_eq!(created["status"], "complete", "{created}");
+    }
+    for cert in [
+        "bm90IGEgY2VydGlmaWNhdGU=",
+        "-----BEGIN CERTIFICATE-----\nxyz\n-----END CERTIFICATE-----",
+    ] {
+        let r = app
+            .api(Method::POST, &path, &admin, Some(saml_input(json!([cert]))))
+            .await;
+        r.assert_problem(400);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("certificate"),
+            "{}",
+            r.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_verified_domain_moves_to_another_connection_of_its_organization_only() {
+    let app = TestApp::without_directory().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let first = create(&app, &admin, "/sso/connections", oidc_input(false)).await;
+    let second = create(
+        &app,
+        &admin,
+        "/sso/connections",
+        saml_input(json!([idp_certificate()])),
+    )
+    .await;
+    let pending = create(
+        &app,
+        &admin,
+        "/sso/connections",
+        json!({ "name": "later", "saml": {} }),
+    )
+    .await;
+    let domain = unique_domain();
+    let claim = create(
+        &app,
+        &admin,
+        "/domains",
+        json!({ "domain": domain, "connection_id": first["id"] }),
+    )
+    .await;
+    crate::dns::publish(
+        claim["verification"]["name"].as_str().unwrap(),
+        claim["verification"]["value"].as_str().unwrap(),
+    );
+    assert_eq!(
+        verify(&app, &app.org_id, &admin, &domain).await.body["verified"],
+        true
+    );
+
+    let path = app.org_path(&format!("/domains/{domain}"));
+    let r = app
+        .api(
+            Method::PATCH,
+            &path,
+            &admin,
+            Some(json!({ "connection_id": second["id"] })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["connection_id"], second["id"]);
+    assert_eq!(r.body["verified"], true, "no new TXT record needed");
+    // The domain's users now go to the SAML IdP.
+    let r = get(&app, &format!("/sso/start?email=ada%40{domain}"), None).await;
+    assert!(redirected(&r).as_str().starts_with(IDP_SSO_URL), "{r:?}");
+
+    // Not to another organization's connection, not to one still waiting for its IdP.
+    let (other_id, other) = other_org(&app).await;
+    let theirs = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/orgs/{other_id}/sso/connections"),
+            &other,
+            Some(oidc_input(false)),
+        )
+        .await
+        .body;
+    let r = app
+        .api(
+            Method::PATCH,
+            &path,
+            &admin,
+            Some(json!({ "connection_id": theirs["id"] })),
+        )
+        .await;
+    r.assert_problem(400);
+    app.api(
+        Method::PATCH,
+        &path,
+        &admin,
+        Some(json!({ "connection_id": pending["id"] })),
+    )
+    .await
+    .assert_problem(409);
+    // Nor may the other organization move our domain.
+    app.api(
+        Method::PATCH,
+        &format!("/api/v1/orgs/{other_id}/domains/{domain}"),
+        &other,
+        Some(json!({ "connection_id": theirs["id"] })),
+    )
+    .await
+    .assert_problem(404);
+    let listed = app.api_ok(&app.org_path("/domains"), &admin).await;
+    assert_eq!(listed["items"][0]["connection_id"], second["id"]);
+    let audit = app
+        .api_ok(&app.org_path("/audit"), &admin)
+        .await
+        .to_string();
+    assert!(audit.contains("move"), "{audit}");
+}
+
+#[tokio::test]
+async fn authorize_signs_in_through_the_connection_the_application_names() {
+    let app = TestApp::without_directory().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let (client_id, _) = client(&app, &admin).await;
+    create(&app, &admin, "/sso/connections", oidc_input(false)).await;
+    let saml = create(
+        &app,
+        &admin,
+        "/sso/connections",
+        saml_input(json!([idp_certificate()])),
+    )
+    .await;
+    let saml_id = saml["id"].as_str().unwrap();
+    let r = get(
+        &app,
+        &code_request(&client_id, &[("connection", saml_id)]),
+        None,
+    )
+    .await;
+    let to = redirected(&r);
+    assert!(to.as_str().starts_with(IDP_SSO_URL), "{to}");
+
+    let (other_id, other) = other_org(&app).await;
+    let theirs = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/orgs/{other_id}/sso/connections"),
+            &other,
+            Some(saml_input(json!([idp_certificate()]))),
+        )
+        .await
+        .body;
+    let theirs = theirs["id"].as_str().unwrap();
+    for (connection, error) in [
+        (theirs, "invalid_request"),
+        ("no-such-connection", "invalid_request"),
+    ] {
+        let r = get(
+            &app,
+            &code_request(&client_id, &[("connection", connection)]),
+            None,
+        )
+        .await;
+        let to = redirected(&r);
+        assert!(to.as_str().starts_with(REDIRECT_URI), "{to}");
+        assert_eq!(param(&to, "error").as_deref(), Some(error), "{to}");
+        assert_eq!(param(&to, "state").as_deref(), Some("st-123"));
+    }
 }
