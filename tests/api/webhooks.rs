@@ -116,6 +116,12 @@ async fn events_are_delivered_signed_and_in_order() {
         let event: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(event["id"], id.as_str());
         assert_eq!(event["type"], "user.provisioned");
+        // The payload's time is RFC 3339 in UTC, as everywhere in the API.
+        let at = event["at"].as_str().unwrap();
+        assert!(
+            idbridge::store::rfc3339::parse(at).is_ok() && at.ends_with('Z'),
+            "{event}"
+        );
     }
     let seqs: Vec<i64> = bodies(&received)
         .iter()
