@@ -147,8 +147,18 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
             role,
             sub_account,
             name,
+            expires_in,
+            expires_at,
             json,
         } => {
+            let expires_at = match (expires_in, expires_at) {
+                (Some(d), _) => Some(crate::store::now_micros() + parse_duration(&d)?),
+                (None, Some(t)) => Some(
+                    crate::store::rfc3339::parse(&t)
+                        .map_err(|e| anyhow::anyhow!("--expires-at: {e}"))?,
+                ),
+                (None, None) => None,
+            };
             let parsed: AdminRole = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             if (parsed == AdminRole::SubAccountAdmin) != sub_account.is_some() {
                 anyhow::bail!("--sub-account is required with sub_account_admin, and only with it");
@@ -156,20 +166,102 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
             let org = find_org(store, &org).await?;
             let scope = OrgScope::for_org(&org.id, "cli");
             let token = store
-                .create_admin_token(&scope, &role, sub_account.as_deref(), &name)
+                .create_admin_token_expiring(
+                    &scope,
+                    &role,
+                    sub_account.as_deref(),
+                    &name,
+                    expires_at,
+                )
                 .await?;
+            let expires = expires_at.map(crate::store::rfc3339::format);
             print(
                 json,
                 json!({"id": token.id, "org_id": org.id, "role": role, "sub_account_id": sub_account,
-                       "token": token.token}),
+                       "expires_at": expires, "token": token.token}),
                 format!(
-                    "admin token {} for {} as {role} (shown once): {}",
-                    token.id, org.name, token.token
+                    "admin token {} for {} as {role}, {} (shown once): {}",
+                    token.id,
+                    org.name,
+                    expires.map_or("never expires".into(), |e| format!("expires {e}")),
+                    token.token
                 ),
+            );
+        }
+        AdminTokenCommand::List { org, json } => {
+            let org = find_org(store, &org).await?;
+            let scope = OrgScope::for_org(&org.id, "cli");
+            let tokens = store.list_admin_tokens(&scope).await?;
+            let now = crate::store::now_micros();
+            let human = tokens
+                .iter()
+                .map(|t| {
+                    let state = match (t.revoked_at, t.expires_at) {
+                        (Some(r), _) => format!("revoked {}", crate::store::rfc3339::format(r)),
+                        (None, Some(e)) if e <= now => {
+                            format!("expired {}", crate::store::rfc3339::format(e))
+                        }
+                        (None, Some(e)) => format!("expires {}", crate::store::rfc3339::format(e)),
+                        (None, None) => "never expires".into(),
+                    };
+                    format!(
+                        "{}  {}{}  {:?}  created {}  {state}",
+                        t.id,
+                        t.role,
+                        t.sub_account_id
+                            .as_deref()
+                            .map_or(String::new(), |sa| format!(" ({sa})")),
+                        t.name,
+                        crate::store::rfc3339::format(t.created_at),
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(
+                json,
+                json!({"org_id": org.id, "items": tokens, "next": null}),
+                if human.is_empty() {
+                    "no admin tokens".into()
+                } else {
+                    human
+                },
+            );
+        }
+        AdminTokenCommand::Revoke { org, id, json } => {
+            let org = find_org(store, &org).await?;
+            let scope = OrgScope::for_org(&org.id, "cli");
+            store
+                .revoke_admin_token(&scope, &id)
+                .await
+                .map_err(not_found("active admin token", &id))?;
+            print(
+                json,
+                json!({"org_id": org.id, "revoked": id}),
+                format!("revoked admin token {id}"),
             );
         }
     }
     Ok(())
+}
+
+/// A duration such as `90m`, `12h`, `30d` or `2w`, in microseconds.
+fn parse_duration(s: &str) -> anyhow::Result<i64> {
+    let s = s.trim();
+    let bad =
+        || anyhow::anyhow!("--expires-in: {s:?} is not a duration such as 90m, 12h, 30d or 2w");
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let n: i64 = s[..split].parse().map_err(|_| bad())?;
+    let unit: i64 = match &s[split..] {
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit)
+        .and_then(|secs| secs.checked_mul(1_000_000))
+        .filter(|us| *us > 0)
+        .ok_or_else(bad)
 }
 
 pub async fn sub_account(store: &Store, cmd: SubAccountCommand) -> anyhow::Result<()> {

@@ -376,6 +376,31 @@ pub enum AdminTokenCommand {
         sub_account: Option<String>,
         #[arg(long, default_value = "admin token")]
         name: String,
+        /// The token stops working after this long: a number and a unit, e.g. 90m, 12h, 30d, 2w.
+        #[arg(long, conflicts_with = "expires_at")]
+        expires_in: Option<String>,
+        /// The token stops working at this RFC 3339 time, e.g. 2027-01-31T00:00:00Z.
+        #[arg(long)]
+        expires_at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an organization's admin tokens (never their secrets).
+    List {
+        /// The organization's id or name.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an admin token: it is refused from the next request on.
+    Revoke {
+        /// The organization's id or name.
+        #[arg(long)]
+        org: String,
+        /// The token's id (see `admin-token list`).
+        #[arg(long)]
+        id: String,
         #[arg(long)]
         json: bool,
     },

@@ -19,8 +19,8 @@ use crate::service::admin::{
 };
 use crate::store::access::EventRecord;
 use crate::store::admin::{
-    AdminPrincipal, AuditFilter, GrantRecord, OrgDetails, OrgGroup, OrgUser, Project, RuleRecord,
-    SessionInfo, SubAccount, WebhookInfo,
+    AdminPrincipal, AdminTokenInfo, AuditFilter, GrantRecord, LinkedScimUser, OrgDetails, OrgGroup,
+    OrgUser, Project, RuleRecord, SessionInfo, SubAccount, UserQuery, WebhookInfo,
 };
 use crate::store::audit::AuditEntry;
 use crate::store::directory::{DirectoryRecord, NewToken, TokenInfo};
@@ -163,9 +163,44 @@ fn page<T>(items: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
     Page { items, next }
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// A list that fits in one page: serialized as a [`Page`] whose `next` is null, so that every list
+/// of the API has the same shape.
+#[derive(Debug, utoipa::ToSchema)]
 pub struct Items<T> {
     pub items: Vec<T>,
+}
+
+impl<T: Serialize> Serialize for Items<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Items", 2)?;
+        st.serialize_field("items", &self.items)?;
+        st.serialize_field("next", &None::<String>)?;
+        st.end()
+    }
+}
+
+/// Query parameters whose every rejection (a malformed number, say) is an RFC 9457 problem, not the
+/// framework's plain-text answer.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for ApiQuery<T>
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => Err(problem(
+                StatusCode::BAD_REQUEST,
+                format!("invalid query string: {}", e.body_text()),
+            )),
+        }
+    }
 }
 
 pub(super) fn caller(p: &AdminPrincipal) -> ApiResult<Caller<'_>> {
@@ -481,7 +516,7 @@ pub async fn revoke_directory_token(
 pub async fn list_groups(
     State(s): State<AppState>,
     Extension(p): Extension<AdminPrincipal>,
-    Query(q): Query<PageParams>,
+    ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<OrgGroup>>> {
     let c = caller(&p)?;
     c.require(Action::Read)?;
@@ -517,35 +552,76 @@ pub async fn get_group(
     }))
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserListParams {
+    /// Only the user with this userName (exact, case-insensitive).
+    #[serde(rename = "userName")]
+    pub user_name: Option<String>,
+    /// Only users with this email (exact, case-insensitive): their userName, or an email of one
+    /// of their SCIM users.
+    pub email: Option<String>,
+    /// The `next` value of the previous page.
+    pub after: Option<String>,
+    /// 1-1000, default 100.
+    pub limit: Option<i64>,
+}
+
 /// List users
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users", tag = "users",
-    params(("org" = String, Path), PageParams), responses((status = 200, body = Page<OrgUser>)))]
+    params(("org" = String, Path), UserListParams), responses((status = 200, body = Page<OrgUser>), (status = 400, body = Problem)))]
 pub async fn list_users(
     State(s): State<AppState>,
     Extension(p): Extension<AdminPrincipal>,
-    Query(q): Query<PageParams>,
+    ApiQuery(q): ApiQuery<UserListParams>,
 ) -> ApiResult<Json<Page<OrgUser>>> {
     let c = caller(&p)?;
     c.require(Action::Read)?;
-    let limit = q.limit()?;
+    let limit = PageParams {
+        after: None,
+        limit: q.limit,
+    }
+    .limit()?;
+    let filter = UserQuery {
+        user_name: q.user_name,
+        email: q.email,
+    };
     let items = s
         .store
-        .list_org_users(c.scope(), q.after.as_deref().unwrap_or(""), limit)
+        .find_org_users(c.scope(), &filter, q.after.as_deref().unwrap_or(""), limit)
         .await?;
     Ok(Json(page(items, limit, |u| u.id.clone())))
 }
 
+/// A user with what makes it up: its SCIM users and the claims of its last sign-in.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserDetail {
+    #[serde(flatten)]
+    pub user: OrgUser,
+    /// One per directory that provisioned this person; only active ones give access.
+    pub scim_users: Vec<LinkedScimUser>,
+    /// The group-claim values of the last sign-in, which `claim` mapping rules match.
+    pub claims: Vec<String>,
+}
+
 /// Get a user
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}", tag = "users",
-    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = OrgUser)))]
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = UserDetail)))]
 pub async fn get_user(
     State(s): State<AppState>,
     Extension(p): Extension<AdminPrincipal>,
     Path((_, id)): Path<(String, String)>,
-) -> ApiResult<Json<OrgUser>> {
+) -> ApiResult<Json<UserDetail>> {
     let c = caller(&p)?;
     c.require(Action::Read)?;
-    Ok(Json(s.store.get_org_user(c.scope(), &id).await?))
+    let user = s.store.get_org_user(c.scope(), &id).await?;
+    let scim_users = s.store.scim_users_of(c.scope(), &id).await?;
+    let claims = s.store.claims_of(c.scope(), &id).await?;
+    Ok(Json(UserDetail {
+        user,
+        scim_users,
+        claims,
+    }))
 }
 
 /// Explain a user's effective access
@@ -729,10 +805,10 @@ pub struct AuditParams {
     pub actor: Option<String>,
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
-    /// Microseconds since the Unix epoch, inclusive.
-    pub since: Option<i64>,
-    /// Microseconds since the Unix epoch, exclusive.
-    pub until: Option<i64>,
+    /// RFC 3339 date-time, inclusive (e.g. `2026-01-31T09:00:00Z`).
+    pub since: Option<String>,
+    /// RFC 3339 date-time, exclusive.
+    pub until: Option<String>,
     pub after: Option<String>,
     pub limit: Option<i64>,
 }
@@ -748,13 +824,20 @@ fn seq_cursor(after: Option<&str>) -> ApiResult<i64> {
     }
 }
 
+fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<i64>> {
+    v.map(|v| {
+        crate::store::rfc3339::parse(v).map_err(|e| AdminError::Invalid(format!("{name}: {e}")))
+    })
+    .transpose()
+}
+
 /// Read the audit log
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/audit", tag = "audit",
     params(("org" = String, Path), AuditParams), responses((status = 200, body = Page<AuditEntry>)))]
 pub async fn audit(
     State(s): State<AppState>,
     Extension(p): Extension<AdminPrincipal>,
-    Query(q): Query<AuditParams>,
+    ApiQuery(q): ApiQuery<AuditParams>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
     let c = caller(&p)?;
     c.require(Action::Read)?;
@@ -767,8 +850,8 @@ pub async fn audit(
         actor: q.actor,
         resource_type: q.resource_type,
         resource_id: q.resource_id,
-        since: q.since,
-        until: q.until,
+        since: time_param("since", q.since.as_deref())?,
+        until: time_param("until", q.until.as_deref())?,
         after: seq_cursor(q.after.as_deref())?,
         limit,
     };
@@ -783,7 +866,7 @@ pub async fn audit(
 pub async fn events(
     State(s): State<AppState>,
     Extension(p): Extension<AdminPrincipal>,
-    Query(q): Query<PageParams>,
+    ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<EventRecord>>> {
     let c = caller(&p)?;
     c.require(Action::Read)?;
@@ -799,6 +882,33 @@ pub async fn events(
         out.next = Some(out.items.last().map(|e| e.seq).unwrap_or(after).to_string());
     }
     Ok(Json(out))
+}
+
+// ---- admin tokens ------------------------------------------------------------------------------
+
+/// List admin tokens
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/admin-tokens", tag = "admin tokens",
+    description = "Id, name, role, sub-account, creation, expiry and revocation of each token; never the secret. Org owner and admins only; an admin does not see owner tokens.",
+    params(("org" = String, Path)), responses((status = 200, body = Page<AdminTokenInfo>), (status = 403, body = Problem)))]
+pub async fn list_admin_tokens(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+) -> ApiResult<Json<Page<AdminTokenInfo>>> {
+    let items = svc::list_admin_tokens(&s.store, &caller(&p)?).await?;
+    Ok(Json(Page { items, next: None }))
+}
+
+/// Revoke an admin token
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/admin-tokens/{id}", tag = "admin tokens",
+    description = "The token is refused from the next request on.",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn revoke_admin_token(
+    State(s): State<AppState>,
+    Extension(p): Extension<AdminPrincipal>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    svc::revoke_admin_token(&s.store, &caller(&p)?, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- webhooks ----------------------------------------------------------------------------------
@@ -883,6 +993,7 @@ pub async fn delete_webhook(
         list_rules, create_rule, get_rule, replace_rule, delete_rule, preview_rule,
         audit, events,
         list_webhooks, create_webhook, delete_webhook,
+        list_admin_tokens, revoke_admin_token,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),

@@ -156,6 +156,11 @@ pub fn router(state: AppState) -> Router {
             &format!("{o}/webhooks/{{id}}"),
             delete(admin::delete_webhook),
         )
+        .route(&format!("{o}/admin-tokens"), get(admin::list_admin_tokens))
+        .route(
+            &format!("{o}/admin-tokens/{{id}}"),
+            delete(admin::revoke_admin_token),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             admin::authenticate,

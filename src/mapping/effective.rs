@@ -279,8 +279,25 @@ pub fn effective_access(
     if is_owner {
         access.add_org_role(OrgRole::OrgOwner, Reason::Owner);
     }
+    for (grant, reason) in applicable_grants(user, active, rules, manual, settings) {
+        access.add(&grant, reason);
+    }
+    access
+}
+
+/// Every grant that applies to the user, each with its reason, before the highest wins: what
+/// [`effective_access`] combines and what [`crate::mapping::explain`] shows. The ownership fact is
+/// not a grant and is not included.
+pub fn applicable_grants(
+    user: &UserGroups,
+    active: bool,
+    rules: &[MappingRule],
+    manual: &[ManualGrant],
+    settings: &OrgSettings,
+) -> Vec<(Grant, Reason)> {
+    let mut out = Vec::new();
     if !active {
-        return access;
+        return out;
     }
     let mut any_matched = false;
     for rule in rules {
@@ -290,7 +307,7 @@ pub fn effective_access(
                 rule_id: rule.id.clone(),
                 matched,
             };
-            access.add(&rule.grant, reason);
+            out.push((rule.grant.clone(), reason));
         }
     }
     for grant in manual {
@@ -298,16 +315,16 @@ pub fn effective_access(
             grant_id: grant.id.clone(),
             granted_by: grant.granted_by.clone(),
         };
-        access.add(&grant.grant, reason);
+        out.push((grant.grant.clone(), reason));
     }
     if !any_matched && let Some(role) = settings.default_role {
         let grant = Grant::SubAccountRole {
             sub_account: SubAccountScope::All,
             role,
         };
-        access.add(&grant, Reason::DefaultRole);
+        out.push((grant, Reason::DefaultRole));
     }
-    access
+    out
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //!   brings (directories, groups, SSO claim values).
 //! - [`effective`]: [`effective_access`], union of all sources with the highest role or level
 //!   winning per scope, and resolution of one sub-account from its own and the `All` grants.
+//! - [`explain`]: every source of a user's access per scope, the winning ones marked.
 //! - [`diff`]: what changes between two effective accesses, and [`preview`] of a rule change over
 //!   many users.
 //!
@@ -15,6 +16,7 @@
 
 pub mod diff;
 pub mod effective;
+pub mod explain;
 pub mod rule;
 #[cfg(test)]
 mod testing;

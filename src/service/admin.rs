@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::provision::{Provision, UserOutcome};
 use crate::domain::access::{OrgRole, SubAccountRole};
+use crate::mapping::explain::{ScopeReasons, explain};
 use crate::mapping::{EffectiveAccess, Grant, GroupMatcher, MappingRule, Reason, SubAccountAccess};
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::{
@@ -766,6 +767,9 @@ pub struct AccessView {
     pub active: bool,
     pub org_roles: Vec<OrgRoleView>,
     pub sub_accounts: Vec<SubAccountView>,
+    /// Every source of access per scope (organization, each sub-account, feature, project),
+    /// including those outranked by a higher grant; `wins` marks those that give what is held.
+    pub scopes: Vec<ScopeReasons>,
 }
 
 pub async fn user_access(
@@ -783,7 +787,39 @@ pub async fn user_access(
     let access: EffectiveAccess = serde_json::from_str(&user.access).unwrap_or_default();
     let sub_accounts = store.list_sub_accounts(scope).await?;
     let restricted = caller.role == AdminRole::SubAccountAdmin;
+    let visible: Vec<String> = sub_accounts
+        .iter()
+        .filter(|sa| !restricted || own == Some(sa.id.as_str()))
+        .map(|sa| sa.id.clone())
+        .collect();
+    // The same inputs the last recomputation read, to show the sources it discarded too.
+    let mut tx = store.begin().await?;
+    let org = access_db::load_org(&mut tx, scope.org_id(), OrgLock::Share).await?;
+    let facts = access_db::user_facts(&mut tx, std::slice::from_ref(&user.id))
+        .await?
+        .remove(&user.id)
+        .unwrap_or_default();
+    tx.rollback().await?;
+    let groups = crate::mapping::UserGroups {
+        directory_ids: facts.directory_ids,
+        groups: facts.groups,
+        claim_values: facts.claims,
+    };
+    let is_owner = org.owner_user_id.as_deref() == Some(user.id.as_str());
+    let mut scopes = explain(
+        &groups,
+        is_owner,
+        user.active,
+        &org.rules,
+        &facts.manual,
+        &org.settings,
+        &visible,
+    );
+    if restricted {
+        scopes.retain(|s| s.scope != "organization");
+    }
     Ok(AccessView {
+        scopes,
         user_id: user.id,
         user_name: user.user_name,
         active: user.active,
@@ -809,6 +845,51 @@ pub async fn user_access(
             })
             .collect(),
     })
+}
+
+// ---- admin tokens ------------------------------------------------------------------------------
+
+/// Whether a caller may see (and so revoke) a token of `role`: managing tokens is for the owner and
+/// admins, and only the owner sees owner tokens, so an admin cannot lock the owner out.
+fn token_visible(caller: &Caller<'_>, role: &str) -> bool {
+    caller.role == AdminRole::Org(OrgRole::OrgOwner) || role != "org_owner"
+}
+
+/// The organization's admin tokens the caller may see: never a secret or a hash.
+pub async fn list_admin_tokens(
+    store: &Store,
+    caller: &Caller<'_>,
+) -> AdminResult<Vec<db::AdminTokenInfo>> {
+    caller.require(Action::Manage)?;
+    let mut items = store.list_admin_tokens(caller.scope()).await?;
+    items.retain(|t| token_visible(caller, &t.role));
+    Ok(items)
+}
+
+/// Revokes a token; the next request that presents it is refused.
+pub async fn revoke_admin_token(store: &Store, caller: &Caller<'_>, id: &str) -> AdminResult<()> {
+    caller.require(Action::Manage)?;
+    let tokens = store.list_admin_tokens(caller.scope()).await?;
+    let Some(t) = tokens
+        .iter()
+        .find(|t| t.id == id && token_visible(caller, &t.role))
+    else {
+        return Err(AdminError::NotFound("no such admin token".into()));
+    };
+    if t.revoked_at.is_some() {
+        return Err(AdminError::Conflict(
+            "this admin token is already revoked".into(),
+        ));
+    }
+    store
+        .revoke_admin_token(caller.scope(), id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => {
+                AdminError::Conflict("this admin token is already revoked".into())
+            }
+            e => e.into(),
+        })
 }
 
 #[cfg(test)]

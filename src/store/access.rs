@@ -534,6 +534,8 @@ pub struct EventRecord {
     pub ty: String,
     pub user_id: Option<String>,
     pub data: Value,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: i64,
 }
 

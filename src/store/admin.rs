@@ -70,6 +70,8 @@ pub struct OrgDetails {
     pub seats_used: i64,
     pub owner_user_id: Option<String>,
     pub default_role: Option<String>,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -116,6 +118,8 @@ pub async fn set_owner(tx: &mut Tx, scope: &OrgScope, user_id: &str) -> StoreRes
 pub struct SubAccount {
     pub id: String,
     pub name: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -124,6 +128,8 @@ pub struct Project {
     pub id: String,
     pub sub_account_id: String,
     pub name: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -254,7 +260,11 @@ pub struct RuleRecord {
     pub matcher: GroupMatcher,
     pub grant: Grant,
     pub created_by: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
 }
 
@@ -336,6 +346,8 @@ pub struct GrantRecord {
     /// The one sub-account the grant is in; none for organization-wide grants.
     pub sub_account_id: Option<String>,
     pub granted_by: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -415,7 +427,11 @@ pub struct OrgUser {
     pub user_name: String,
     pub display_name: Option<String>,
     pub active: bool,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
     /// The stored effective access (JSON), resolved per sub-account by the service.
     #[serde(skip)]
@@ -446,6 +462,24 @@ pub async fn org_user_exists(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreRe
     Ok(n > 0)
 }
 
+/// Filters of the user list; `None` matches everyone.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    pub user_name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// One SCIM user of an organization user: who provisioned it, and whether it is active.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LinkedScimUser {
+    pub directory_id: String,
+    pub directory_name: String,
+    /// The SCIM id in that directory.
+    pub id: String,
+    pub user_name: String,
+    pub active: bool,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrgGroup {
     pub id: String,
@@ -462,11 +496,69 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> StoreResult<Vec<OrgUser>> {
-        let sql = format!("{USER_COLUMNS} WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+        self.find_org_users(scope, &UserQuery::default(), after, limit)
+            .await
+    }
+
+    /// A page of the organization's users matching `q` (each filter exact, case-insensitive).
+    pub async fn find_org_users(
+        &self,
+        scope: &OrgScope,
+        q: &UserQuery,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<OrgUser>> {
+        // An email is the userName (what sign-in and most IdPs use) or any `emails` value of one of
+        // the person's SCIM users; the array is read with each backend's JSON functions.
+        let emails = match self.read_pool() {
+            super::ReadPool::Sqlite(_) => {
+                "SELECT lower(json_extract(e.value, '$.value')) FROM scim_users s, \
+                 json_each(CASE json_type(s.data, '$.emails') WHEN 'array' THEN json_extract(s.data, '$.emails') ELSE '[]' END) e \
+                 WHERE s.org_user_id = org_users.id AND e.type = 'object'"
+            }
+            super::ReadPool::Postgres(_) => {
+                "SELECT lower(e.value ->> 'value') FROM scim_users s, \
+                 jsonb_array_elements(CASE jsonb_typeof(s.data::jsonb -> 'emails') WHEN 'array' \
+                 THEN s.data::jsonb -> 'emails' ELSE '[]'::jsonb END) AS e(value) \
+                 WHERE s.org_user_id = org_users.id"
+            }
+        };
+        let sql = format!(
+            "{USER_COLUMNS} WHERE org_id = $1 AND id > $2 \
+             AND (CAST($4 AS TEXT) IS NULL OR user_key = $4) \
+             AND (CAST($5 AS TEXT) IS NULL OR user_key = $5 OR lower(email) = $5 OR $5 IN ({emails})) \
+             ORDER BY id LIMIT $3"
+        );
+        let user_name = q.user_name.as_deref().map(str::to_lowercase);
+        let email = q.email.as_deref().map(str::to_lowercase);
         Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.org_id()).bind(after).bind(limit).fetch_all(c).await?.into_iter()
+            .bind(scope.org_id()).bind(after).bind(limit).bind(&user_name).bind(&email)
+            .fetch_all(c).await?.into_iter()
             .map(|r| user_from((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))))
             .collect()))
+    }
+
+    /// The SCIM users that make up an organization user, with their directory.
+    pub async fn scim_users_of(
+        &self,
+        scope: &OrgScope,
+        org_user_id: &str,
+    ) -> StoreResult<Vec<LinkedScimUser>> {
+        Ok(on_read!(self, c => sqlx::query(
+            "SELECT d.id, d.name, s.id, s.user_name, s.active FROM scim_users s \
+             JOIN directories d ON d.id = s.directory_id \
+             WHERE d.org_id = $1 AND s.org_user_id = $2 ORDER BY d.id, s.id")
+            .bind(scope.org_id()).bind(org_user_id).fetch_all(c).await?.into_iter()
+            .map(|r| LinkedScimUser { directory_id: r.get(0), directory_name: r.get(1), id: r.get(2),
+                                      user_name: r.get(3), active: r.get(4) })
+            .collect()))
+    }
+
+    /// The group-claim values of the user's last sign-in.
+    pub async fn claims_of(&self, scope: &OrgScope, org_user_id: &str) -> StoreResult<Vec<String>> {
+        Ok(on_read!(self, c => sqlx::query_scalar(
+            "SELECT value FROM org_user_claims WHERE org_id = $1 AND org_user_id = $2 ORDER BY value")
+            .bind(scope.org_id()).bind(org_user_id).fetch_all(c).await?))
     }
 
     pub async fn get_org_user(&self, scope: &OrgScope, id: &str) -> StoreResult<OrgUser> {
@@ -543,7 +635,15 @@ pub struct AdminTokenInfo {
     pub name: String,
     pub role: String,
     pub sub_account_id: Option<String>,
+    #[serde(with = "super::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    /// Null: never expires.
+    #[serde(with = "super::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<i64>,
+    #[serde(with = "super::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
 }
 
@@ -556,7 +656,25 @@ impl Store {
         sub_account_id: Option<&str>,
         name: &str,
     ) -> StoreResult<NewToken> {
+        self.create_admin_token_expiring(scope, role, sub_account_id, name, None)
+            .await
+    }
+
+    /// Mints an admin token that stops authenticating at `expires_at` (microseconds), if given.
+    pub async fn create_admin_token_expiring(
+        &self,
+        scope: &OrgScope,
+        role: &str,
+        sub_account_id: Option<&str>,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> StoreResult<NewToken> {
         let name = check_name(name, "token")?;
+        if expires_at.is_some_and(|e| e <= now_micros()) {
+            return Err(StoreError::Invalid(
+                "the token's expiry must be in the future".into(),
+            ));
+        }
         let token = NewToken {
             id: new_id(),
             token: mint_token("idba_"),
@@ -570,10 +688,10 @@ impl Store {
             )));
         }
         on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO admin_tokens (id, org_id, role, sub_account_id, name, token_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            "INSERT INTO admin_tokens (id, org_id, role, sub_account_id, name, token_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&token.id).bind(scope.org_id()).bind(role).bind(sub_account_id).bind(&name)
-            .bind(hash_token(&token.token)).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+            .bind(hash_token(&token.token)).bind(now_micros()).bind(expires_at).execute(&mut *c).await?.rows_affected());
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
@@ -593,8 +711,8 @@ impl Store {
         }
         Ok(on_read!(self, c => sqlx::query(
         "SELECT id, org_id, role, sub_account_id FROM admin_tokens \
-         WHERE token_hash = $1 AND revoked_at IS NULL")
-        .bind(hash_token(token)).fetch_optional(c).await?
+         WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)")
+        .bind(hash_token(token)).bind(now_micros()).fetch_optional(c).await?
         .map(|r| AdminPrincipal {
             scope: OrgScope { org_id: r.get(1), actor: format!("admin-token:{}", r.get::<String, _>(0)) },
             role: r.get(2),
@@ -604,11 +722,11 @@ impl Store {
 
     pub async fn list_admin_tokens(&self, scope: &OrgScope) -> StoreResult<Vec<AdminTokenInfo>> {
         Ok(on_read!(self, c => sqlx::query(
-            "SELECT id, name, role, sub_account_id, created_at, revoked_at FROM admin_tokens \
+            "SELECT id, name, role, sub_account_id, created_at, expires_at, revoked_at FROM admin_tokens \
              WHERE org_id = $1 ORDER BY id")
             .bind(scope.org_id()).fetch_all(c).await?.into_iter()
             .map(|r| AdminTokenInfo { id: r.get(0), name: r.get(1), role: r.get(2), sub_account_id: r.get(3),
-                                      created_at: r.get(4), revoked_at: r.get(5) })
+                                      created_at: r.get(4), expires_at: r.get(5), revoked_at: r.get(6) })
             .collect()))
     }
 
@@ -639,9 +757,17 @@ impl Store {
 pub struct SessionInfo {
     pub id: String,
     pub user_id: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub last_seen_at: i64,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: i64,
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
 }
@@ -701,8 +827,12 @@ pub struct WebhookInfo {
     /// The last event sequence number delivered.
     pub delivered_seq: i64,
     pub attempts: i64,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 

@@ -53,6 +53,8 @@ pub struct AuditEntry {
     pub resource_type: String,
     pub resource_id: Option<String>,
     pub detail: Option<String>,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: i64,
 }
 

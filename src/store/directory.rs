@@ -43,6 +43,7 @@ impl DirectoryScope {
 pub struct OrgRecord {
     pub id: String,
     pub name: String,
+    #[serde(with = "crate::store::rfc3339")]
     pub created_at: i64,
 }
 
@@ -51,6 +52,8 @@ pub struct DirectoryRecord {
     pub id: String,
     pub org_id: String,
     pub name: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -73,7 +76,11 @@ impl std::fmt::Debug for NewToken {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub id: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
 }
 

@@ -38,7 +38,11 @@ pub struct Connection {
     /// manages the organization).
     pub jit: bool,
     pub enabled: bool,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
 }
 
@@ -309,9 +313,13 @@ pub struct Domain {
     /// enabled connection.
     pub connection_id: Option<String>,
     pub verified: bool,
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub verified_at: Option<i64>,
     /// The DNS record that proves the organization controls the domain.
     pub verification: DomainVerification,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -797,7 +805,11 @@ pub struct Client {
     pub org_id: Option<String>,
     pub name: String,
     pub redirect_uris: Vec<String>,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
     #[serde(skip)]
     pub secret_hash: String,

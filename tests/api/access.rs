@@ -208,7 +208,7 @@ async fn deactivation_removes_derived_access_revokes_sessions_and_keeps_grants_m
         .api_ok(&app.org_path(&format!("/users/{user}/sessions")), &owner)
         .await;
     assert_eq!(sessions["items"][0]["id"], session.id.as_str());
-    assert!(sessions["items"][0]["revoked_at"].is_i64(), "{sessions}");
+    assert!(sessions["items"][0]["revoked_at"].is_string(), "{sessions}");
     assert_eq!(sessions["items"][0]["revoked_reason"], "deactivated");
     let grants = app
         .api_ok(&app.org_path(&format!("/users/{user}/grants")), &owner)
@@ -1048,7 +1048,9 @@ async fn rules_match_by_id_external_id_and_directory() {
     let rename =
         patch(json!([{ "op": "replace", "path": "displayName", "value": "Renamed again" }]));
     assert_patched(&app.patch(&format!("/Groups/{group}"), rename).await);
-    assert_eq!(access(&app, &owner, &user).await, view);
+    let after = access(&app, &owner, &user).await;
+    assert_eq!(after["sub_accounts"], view["sub_accounts"]);
+    assert_eq!(after["org_roles"], view["org_roles"]);
 
     // A user of another directory of the organization gets nothing from this directory's default.
     let r = app

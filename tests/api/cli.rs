@@ -315,6 +315,110 @@ fn domain_commands_claim_verify_through_dns_or_take_the_operators_word() {
     assert_eq!(json_of(&out)["verified"], true);
 }
 
+/// `admin-token create --expires-in/--expires-at`, `list` (no secrets) and `revoke`.
+#[test]
+fn admin_tokens_are_listed_and_revoked_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let run = |args: &[&str]| {
+        let (ok, out, err) = idbridge(&db, args);
+        assert!(ok, "{args:?}: {err}");
+        json_of(&out)
+    };
+    run(&["org", "create", "--name", "Acme", "--json"]);
+    let month = run(&[
+        "admin-token",
+        "create",
+        "--org",
+        "Acme",
+        "--role",
+        "org_admin",
+        "--name",
+        "ci",
+        "--expires-in",
+        "30d",
+        "--json",
+    ]);
+    let expires = month["expires_at"].as_str().unwrap();
+    assert!(expires.ends_with('Z'), "{month}");
+    let fixed = run(&[
+        "admin-token",
+        "create",
+        "--org",
+        "Acme",
+        "--role",
+        "org_viewer",
+        "--expires-at",
+        "2099-01-31T10:00:00+01:00",
+        "--json",
+    ]);
+    assert_eq!(fixed["expires_at"], "2099-01-31T09:00:00Z");
+    let (ok, _, err) = idbridge(
+        &db,
+        &[
+            "admin-token",
+            "create",
+            "--org",
+            "Acme",
+            "--role",
+            "org_admin",
+            "--expires-in",
+            "soon",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("30d"), "{err}");
+    let (ok, _, err) = idbridge(
+        &db,
+        &[
+            "admin-token",
+            "create",
+            "--org",
+            "Acme",
+            "--role",
+            "org_admin",
+            "--expires-at",
+            "tomorrow",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("RFC 3339"), "{err}");
+
+    let list = run(&["admin-token", "list", "--org", "Acme", "--json"]);
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    assert!(list["next"].is_null());
+    let text = list.to_string();
+    for t in [&month, &fixed] {
+        assert!(!text.contains(t["token"].as_str().unwrap()), "{text}");
+    }
+    let ci = items.iter().find(|t| t["name"] == "ci").unwrap();
+    assert_eq!(ci["expires_at"], expires);
+    assert_eq!(ci["role"], "org_admin");
+
+    let id = month["id"].as_str().unwrap();
+    let r = run(&[
+        "admin-token",
+        "revoke",
+        "--org",
+        "Acme",
+        "--id",
+        id,
+        "--json",
+    ]);
+    assert_eq!(r["revoked"], id);
+    let (ok, out, _) = idbridge(&db, &["admin-token", "list", "--org", "Acme"]);
+    assert!(ok);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(id) && l.contains("revoked")),
+        "{out}"
+    );
+    let (ok, _, err) = idbridge(&db, &["admin-token", "revoke", "--org", "Acme", "--id", id]);
+    assert!(!ok);
+    assert!(err.contains(id), "{err}");
+}
+
 #[test]
 fn org_create_names_its_owner_or_warns_that_it_has_none() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@ mod dns;
 mod harness;
 
 mod access;
+mod admin_api;
 
 mod bulk;
 mod cli;

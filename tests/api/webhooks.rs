@@ -116,6 +116,12 @@ async fn events_are_delivered_signed_and_in_order() {
         let event: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(event["id"], id.as_str());
         assert_eq!(event["type"], "user.provisioned");
+        // The payload's time is RFC 3339 in UTC, as everywhere in the API.
+        let at = event["at"].as_str().unwrap();
+        assert!(
+            idbridge::store::rfc3339::parse(at).is_ok() && at.ends_with('Z'),
+            "{event}"
+        );
     }
     let seqs: Vec<i64> = bodies(&received)
         .iter()
@@ -142,7 +148,8 @@ async fn a_failed_delivery_is_retried_after_a_backoff() {
     assert_eq!(hook["last_error"], "HTTP 500");
     assert_eq!(hook["delivered_seq"], 0);
     let now = idbridge::store::micros(time::OffsetDateTime::now_utc());
-    assert!(hook["next_attempt_at"].as_i64().unwrap() > now, "{hook}");
+    let next = idbridge::store::rfc3339::parse(hook["next_attempt_at"].as_str().unwrap()).unwrap();
+    assert!(next > now, "{hook}");
 
     // Not due yet: nothing is sent.
     idbridge::webhook::run_once(&app.store, &http).await;
