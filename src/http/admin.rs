@@ -163,21 +163,13 @@ fn page<T>(items: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
     Page { items, next }
 }
 
-/// A list that fits in one page: serialized as a [`Page`] whose `next` is null, so that every list
-/// of the API has the same shape.
-#[derive(Debug, utoipa::ToSchema)]
+/// A list that fits in one page: the same shape as a [`Page`], with `next` always null, so that
+/// every list of the API reads the same way.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Items<T> {
     pub items: Vec<T>,
-}
-
-impl<T: Serialize> Serialize for Items<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Items", 2)?;
-        st.serialize_field("items", &self.items)?;
-        st.serialize_field("next", &None::<String>)?;
-        st.end()
-    }
+    /// Always null: the whole list is in `items`.
+    pub next: Option<String>,
 }
 
 /// Query parameters whose every rejection (a malformed number, say) is an RFC 9457 problem, not the
@@ -318,7 +310,7 @@ pub async fn list_sub_accounts(
             return Err(AdminError::Forbidden);
         }
     }
-    Ok(Json(Items { items }))
+    Ok(Json(Items { items, next: None }))
 }
 
 /// Create a sub-account
@@ -371,6 +363,7 @@ pub async fn list_projects(
     s.store.get_sub_account(c.scope(), &id).await?;
     Ok(Json(Items {
         items: s.store.list_projects(c.scope(), &id).await?,
+        next: None,
     }))
 }
 
@@ -421,6 +414,7 @@ pub async fn list_directories(
     c.require(Action::Read)?;
     Ok(Json(Items {
         items: s.store.list_org_directories(c.scope()).await?,
+        next: None,
     }))
 }
 
@@ -470,6 +464,7 @@ pub async fn list_directory_tokens(
     let dir = own_directory(&s, &c, &id).await?;
     Ok(Json(Items {
         items: s.store.list_directory_tokens(&dir.id).await?,
+        next: None,
     }))
 }
 
@@ -649,6 +644,7 @@ pub async fn list_sessions(
     s.store.get_org_user(c.scope(), &id).await?;
     Ok(Json(Items {
         items: s.store.list_sessions(c.scope(), &id).await?,
+        next: None,
     }))
 }
 
@@ -685,7 +681,7 @@ pub async fn list_grants(
             return Err(AdminError::Forbidden);
         }
     }
-    Ok(Json(Items { items }))
+    Ok(Json(Items { items, next: None }))
 }
 
 /// Grant access to a user by hand
@@ -726,6 +722,7 @@ pub async fn list_rules(
     c.require(Action::Read)?;
     Ok(Json(Items {
         items: s.store.list_rules(c.scope()).await?,
+        next: None,
     }))
 }
 
@@ -937,6 +934,7 @@ pub async fn list_webhooks(
     c.require(Action::Read)?;
     Ok(Json(Items {
         items: s.store.list_webhooks(c.scope()).await?,
+        next: None,
     }))
 }
 

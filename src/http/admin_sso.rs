@@ -45,6 +45,7 @@ pub async fn list_connections(
     let items = s.store.list_connections(c.scope()).await?;
     Ok(Json(Items {
         items: items.into_iter().map(|conn| view(&s, conn)).collect(),
+        next: None,
     }))
 }
 
@@ -176,6 +177,7 @@ pub async fn list_domains(
     c.require(Action::Read)?;
     Ok(Json(Items {
         items: s.store.list_domains(c.scope()).await?,
+        next: None,
     }))
 }
 
@@ -268,6 +270,7 @@ pub async fn list_clients(
     c.require(Action::Read)?;
     Ok(Json(Items {
         items: s.store.list_clients(Some(c.scope())).await?,
+        next: None,
     }))
 }
 

@@ -190,3 +190,37 @@ fn the_cli_prints_the_document_without_a_database() {
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
     assert!(!db.exists(), "no database is created");
 }
+
+/// Every list answers `{items, next}`, and the document says so: a generated client that reads
+/// `next` from one list finds it on all of them.
+#[tokio::test]
+async fn every_list_documents_its_next_cursor() {
+    let app = TestApp::new().await;
+    let doc = document(&app).await;
+    let resolve = |schema: &Value| -> Value {
+        match schema["$ref"].as_str() {
+            Some(r) => {
+                let name = r.trim_start_matches("#/components/schemas/");
+                doc["components"]["schemas"][name].clone()
+            }
+            None => schema.clone(),
+        }
+    };
+    let mut lists = 0;
+    for (method, path, op) in operations(&doc) {
+        if method != "get" {
+            continue;
+        }
+        let schema = resolve(&op["responses"]["200"]["content"]["application/json"]["schema"]);
+        let props = &schema["properties"];
+        if props["items"]["type"] != "array" {
+            continue;
+        }
+        lists += 1;
+        assert!(
+            props.get("next").is_some(),
+            "GET {path}: a list without `next`: {schema}"
+        );
+    }
+    assert!(lists >= 12, "{lists} lists");
+}
