@@ -858,7 +858,7 @@ pub async fn audit(
 
 /// Read the access change events
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/events", tag = "audit",
-    description = "Every access change, in commit order. Poll with `after` = the last `next`.",
+    description = "Every access change, in commit order. Page with `after` = `next`; once `next` is null, poll with `after` = the `seq` of the last event processed.",
     params(("org" = String, Path), PageParams), responses((status = 200, body = Page<EventRecord>)))]
 pub async fn events(
     State(s): State<AppState>,
@@ -873,12 +873,9 @@ pub async fn events(
         .store
         .events_after(c.scope().org_id(), after, limit)
         .await?;
-    let mut out = page(items, limit, |e| e.seq.to_string());
-    // A consumer always gets a cursor to resume from, even from an empty or short page.
-    if out.next.is_none() {
-        out.next = Some(out.items.last().map(|e| e.seq).unwrap_or(after).to_string());
-    }
-    Ok(Json(out))
+    // Like every list, `next` is null on the last page; a consumer polls on with the `seq` of the
+    // last event it processed, which every event carries.
+    Ok(Json(page(items, limit, |e| e.seq.to_string())))
 }
 
 // ---- admin tokens ------------------------------------------------------------------------------

@@ -346,3 +346,47 @@ async fn times_are_rfc3339_and_query_errors_are_problem_details() {
         );
     }
 }
+
+/// Events page like every other list (`next` null on the last page), and a consumer polling with
+/// the `seq` of the last event it processed sees each later event exactly once.
+#[tokio::test]
+async fn events_page_to_a_null_next_and_poll_on_from_the_last_seq() {
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    for name in ["e1@example.com", "e2@example.com", "e3@example.com"] {
+        app.user(name).await;
+    }
+    let mut seen = Vec::new();
+    let mut path = "/events?limit=1".to_string();
+    loop {
+        let page = app.api_ok(&app.org_path(&path), &owner).await;
+        for e in page["items"].as_array().unwrap() {
+            seen.push(e["seq"].as_i64().unwrap());
+        }
+        match page["next"].as_str() {
+            Some(next) => path = format!("/events?limit=1&after={next}"),
+            None => break,
+        }
+    }
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+
+    let last = *seen.last().unwrap();
+    let idle = app
+        .api_ok(&app.org_path(&format!("/events?after={last}")), &owner)
+        .await;
+    assert_eq!(idle["items"], serde_json::json!([]), "{idle}");
+    assert!(idle["next"].is_null(), "{idle}");
+
+    app.user("e4@example.com").await;
+    let fresh = app
+        .api_ok(&app.org_path(&format!("/events?after={last}")), &owner)
+        .await;
+    let items = fresh["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{fresh}");
+    assert!(
+        items.iter().all(|e| e["seq"].as_i64().unwrap() > last),
+        "{fresh}"
+    );
+    assert!(fresh["next"].is_null(), "{fresh}");
+}
