@@ -133,7 +133,7 @@ pub async fn sign_in(
     if identity.email_verified == Some(false) {
         return Err(SignInError::EmailNotVerified(email.to_string()));
     }
-    let key = email.to_lowercase();
+    let key = crate::domain::fold_key(email);
     let org_id = conn.org_id.as_str();
     let actor = format!("sso:{}", conn.id);
     let mut tx = store.begin().await?;

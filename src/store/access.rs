@@ -105,7 +105,7 @@ pub async fn link_org_user(
     display_name: Option<&str>,
     now: i64,
 ) -> StoreResult<(String, bool)> {
-    let key = user_name.to_lowercase();
+    let key = crate::domain::fold_key(user_name);
     let id = super::new_id();
     let created = on_tx!(tx, c => sqlx::query(
         "INSERT INTO org_users (id, org_id, user_key, user_name, display_name, active, created_at, updated_at) \
@@ -130,7 +130,7 @@ pub async fn find_org_user(
 ) -> StoreResult<Option<String>> {
     Ok(on_tx!(tx, c => sqlx::query_scalar(
         "SELECT id FROM org_users WHERE org_id = $1 AND user_key = $2")
-        .bind(org_id).bind(user_name.to_lowercase()).fetch_optional(&mut *c).await?))
+        .bind(org_id).bind(crate::domain::fold_key(user_name)).fetch_optional(&mut *c).await?))
 }
 
 /// How many SCIM users, in any directory, are this person.
@@ -166,7 +166,7 @@ pub async fn rename_org_user(
     on_tx!(tx, c => sqlx::query(
         "UPDATE org_users SET user_key = $1, user_name = $2, updated_at = $3, \
          email = CASE WHEN LOWER(email) = $1 THEN email ELSE NULL END WHERE org_id = $4 AND id = $5")
-        .bind(user_name.to_lowercase()).bind(user_name).bind(now).bind(org_id).bind(id)
+        .bind(crate::domain::fold_key(user_name)).bind(user_name).bind(now).bind(org_id).bind(id)
         .execute(&mut *c).await.map(|r| r.rows_affected()))
     .map_err(|e| StoreError::on_unique(e, "a user with this userName"))?;
     Ok(())

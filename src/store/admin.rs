@@ -510,27 +510,31 @@ impl Store {
     ) -> StoreResult<Vec<OrgUser>> {
         // An email is the userName (what sign-in and most IdPs use) or any `emails` value of one of
         // the person's SCIM users; the array is read with each backend's JSON functions.
-        let emails = match self.read_pool() {
-            super::ReadPool::Sqlite(_) => {
-                "SELECT lower(json_extract(e.value, '$.value')) FROM scim_users s, \
+        let backend = self.backend();
+        let emails = match backend {
+            super::Backend::Sqlite => format!(
+                "SELECT {} FROM scim_users s, \
                  json_each(CASE json_type(s.data, '$.emails') WHEN 'array' THEN json_extract(s.data, '$.emails') ELSE '[]' END) e \
-                 WHERE s.org_user_id = org_users.id AND e.type = 'object'"
-            }
-            super::ReadPool::Postgres(_) => {
-                "SELECT lower(e.value ->> 'value') FROM scim_users s, \
+                 WHERE s.org_user_id = org_users.id AND e.type = 'object'",
+                backend.ascii_lower("json_extract(e.value, '$.value')")
+            ),
+            super::Backend::Postgres => format!(
+                "SELECT {} FROM scim_users s, \
                  jsonb_array_elements(CASE jsonb_typeof(s.data::jsonb -> 'emails') WHEN 'array' \
                  THEN s.data::jsonb -> 'emails' ELSE '[]'::jsonb END) AS e(value) \
-                 WHERE s.org_user_id = org_users.id"
-            }
+                 WHERE s.org_user_id = org_users.id",
+                backend.ascii_lower("e.value ->> 'value'")
+            ),
         };
+        let email_col = backend.ascii_lower("email");
         let sql = format!(
             "{USER_COLUMNS} WHERE org_id = $1 AND id > $2 \
              AND (CAST($4 AS TEXT) IS NULL OR user_key = $4) \
-             AND (CAST($5 AS TEXT) IS NULL OR user_key = $5 OR lower(email) = $5 OR $5 IN ({emails})) \
+             AND (CAST($5 AS TEXT) IS NULL OR user_key = $5 OR {email_col} = $5 OR $5 IN ({emails})) \
              ORDER BY id LIMIT $3"
         );
-        let user_name = q.user_name.as_deref().map(str::to_lowercase);
-        let email = q.email.as_deref().map(str::to_lowercase);
+        let user_name = q.user_name.as_deref().map(crate::domain::fold_key);
+        let email = q.email.as_deref().map(crate::domain::fold_key);
         Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
             .bind(scope.org_id()).bind(after).bind(limit).bind(&user_name).bind(&email)
             .fetch_all(c).await?.into_iter()
@@ -573,7 +577,7 @@ impl Store {
     pub async fn find_org_user(&self, scope: &OrgScope, user_name: &str) -> StoreResult<OrgUser> {
         let sql = format!("{USER_COLUMNS} WHERE org_id = $1 AND user_key = $2");
         on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.org_id()).bind(user_name.to_lowercase()).fetch_optional(c).await?
+            .bind(scope.org_id()).bind(crate::domain::fold_key(user_name)).fetch_optional(c).await?
             .map(|r| user_from((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)))))
         .ok_or(StoreError::NotFound)
     }

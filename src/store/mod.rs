@@ -70,6 +70,20 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// `expr` with ASCII letters folded, as `domain::fold_key` folds in Rust. SQLite's built-in
+    /// lower() folds ASCII only; PostgreSQL's follows the locale and would fold U+212A KELVIN SIGN
+    /// to `k`, so it spells the ASCII fold out.
+    pub fn ascii_lower(self, expr: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("lower({expr})"),
+            Backend::Postgres => format!(
+                "translate({expr}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+            ),
+        }
+    }
+}
+
 enum Pools {
     /// SQLite admits one writer at a time; a one-connection writer pool queues writers in-process
     /// instead of letting them fail with SQLITE_BUSY, while WAL lets readers run beside it.

@@ -143,7 +143,7 @@ pub async fn insert_user(
         "INSERT INTO scim_users (id, directory_id, user_name, user_name_ci, external_id, display_name, \
          active, data, version, created_at, updated_at, org_user_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-        .bind(&u.id).bind(scope.directory_id()).bind(&u.user_name).bind(u.user_name.to_lowercase())
+        .bind(&u.id).bind(scope.directory_id()).bind(&u.user_name).bind(crate::domain::fold_key(&u.user_name))
         .bind(&u.external_id).bind(&u.display_name).bind(u.active).bind(u.data.to_string())
         .bind(u.version).bind(u.created_at).bind(u.updated_at).bind(org_user_id)
         .execute(c).await.map(|r| r.rows_affected()))
@@ -174,7 +174,7 @@ pub async fn update_user(tx: &mut Tx, scope: &DirectoryScope, u: &UserRecord) ->
     on_tx!(tx, c => sqlx::query(
         "UPDATE scim_users SET user_name = $1, user_name_ci = $2, external_id = $3, display_name = $4, \
          active = $5, data = $6, version = $7, updated_at = $8 WHERE id = $9 AND directory_id = $10")
-        .bind(&u.user_name).bind(u.user_name.to_lowercase()).bind(&u.external_id).bind(&u.display_name)
+        .bind(&u.user_name).bind(crate::domain::fold_key(&u.user_name)).bind(&u.external_id).bind(&u.display_name)
         .bind(u.active).bind(u.data.to_string()).bind(u.version).bind(u.updated_at)
         .bind(&u.id).bind(scope.directory_id())
         .execute(c).await.map(|r| r.rows_affected()))

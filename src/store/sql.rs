@@ -117,7 +117,9 @@ enum ColKind {
     Exact,
     /// Text stored lower-cased for case-insensitive comparison.
     Lowered,
-    /// Text compared case-insensitively through lower().
+    /// A person's name stored as `domain::fold_key` (ASCII letters folded only).
+    Key,
+    /// Text compared with ASCII letters folded (`Backend::ascii_lower`).
     LowerFn,
     Bool,
     /// Microseconds since the epoch; compared with dateTime values.
@@ -412,7 +414,7 @@ impl Compiler<'_> {
                         ColKind::Exact,
                     );
                 }
-                ("userName", None) if users => return col("u.user_name_ci", ColKind::Lowered),
+                ("userName", None) if users => return col("u.user_name_ci", ColKind::Key),
                 ("active", None) if users => return col("u.active", ColKind::Bool),
                 ("displayName", None) if !users => {
                     return col("g.display_name_ci", ColKind::Lowered);
@@ -488,7 +490,7 @@ impl Compiler<'_> {
                 let sym = ordering_symbol(op).ok_or_else(|| op_not_allowed(op, def))?;
                 out.push(expr).push(sym).bind(Bind::Int(us));
             }
-            ColKind::Exact | ColKind::Lowered | ColKind::LowerFn => {
+            ColKind::Exact | ColKind::Lowered | ColKind::Key | ColKind::LowerFn => {
                 if matches!(value, CompValue::Null) {
                     return null_comparison(expr, op, out);
                 }
@@ -496,7 +498,12 @@ impl Compiler<'_> {
                 let (lhs, text, ci) = match kind {
                     ColKind::Exact => (expr.to_string(), text, false),
                     ColKind::Lowered => (expr.to_string(), text.to_lowercase(), true),
-                    _ => (format!("lower({expr})"), text.to_lowercase(), true),
+                    ColKind::Key => (expr.to_string(), crate::domain::fold_key(&text), true),
+                    _ => (
+                        self.backend.ascii_lower(expr),
+                        crate::domain::fold_key(&text),
+                        true,
+                    ),
                 };
                 self.string_op(&lhs, op, text, ci, out);
             }
@@ -564,12 +571,16 @@ impl Compiler<'_> {
             _ => {
                 let ci = !def.case_exact;
                 let lhs = if ci {
-                    format!("lower({text_expr})")
+                    self.backend.ascii_lower(&text_expr)
                 } else {
                     text_expr.clone()
                 };
                 let text = text_value(value);
-                let text = if ci { text.to_lowercase() } else { text };
+                let text = if ci {
+                    crate::domain::fold_key(&text)
+                } else {
+                    text
+                };
                 if op == CompOp::Ne {
                     out.push(&text_expr).push(" IS NULL OR ");
                 }
@@ -837,7 +848,7 @@ pub fn sort_expr(
     let parent = c.parent_def(path)?;
     if let Target::Column { expr, kind } = c.target(path) {
         return Ok(match kind {
-            ColKind::LowerFn => format!("lower({expr})"),
+            ColKind::LowerFn => backend.ascii_lower(expr),
             _ => expr.to_string(),
         });
     }
@@ -869,11 +880,11 @@ pub fn sort_expr(
                 }
             }
             out.binds.push(Bind::Text(p));
-            format!("lower(json_extract({doc}, ${}))", out.binds.len())
+            backend.ascii_lower(&format!("json_extract({doc}, ${})", out.binds.len()))
         }
         Backend::Postgres => {
             out.binds.push(Bind::Text(pg_text_array(&idx_keys)));
-            format!("lower({doc}::jsonb #>> ${}::text[])", out.binds.len())
+            backend.ascii_lower(&format!("{doc}::jsonb #>> ${}::text[]", out.binds.len()))
         }
     })
 }

@@ -650,26 +650,38 @@ async fn domain_verification_says_when_dns_fails_and_needs_a_manager() {
 }
 
 /// Domains declared before verification existed keep routing their users after the upgrade.
-#[tokio::test]
-async fn domains_declared_before_verification_stay_verified_after_the_upgrade() {
-    use sqlx::migrate::Migrator;
+/// A SQLite database as an earlier version left it: the migrations before `version` applied.
+async fn sqlite_migrated_below(version: i64) -> (tempfile::TempDir, String, sqlx::SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let all = Migrator::new(std::path::Path::new("migrations/sqlite"))
+    let mut before = sqlx::migrate::Migrator::new(std::path::Path::new("migrations/sqlite"))
         .await
         .unwrap();
-    let mut before = Migrator::new(std::path::Path::new("migrations/sqlite"))
-        .await
-        .unwrap();
-    before.migrations = all
+    before.migrations = before
         .migrations
         .iter()
-        .filter(|m| m.version < 6)
+        .filter(|m| m.version < version)
         .cloned()
         .collect::<Vec<_>>()
         .into();
     before.run(&pool).await.unwrap();
+    (dir, url, pool)
+}
+
+/// The store of this version opened on `url` once the old version's `pool` is closed.
+async fn upgraded(url: &str, pool: sqlx::SqlitePool) -> idbridge::store::Store {
+    pool.close().await;
+    let store = idbridge::store::Store::connect(url, &Default::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+#[tokio::test]
+async fn domains_declared_before_verification_stay_verified_after_the_upgrade() {
+    let (_dir, url, pool) = sqlite_migrated_below(6).await;
     sqlx::query("INSERT INTO organizations (id, name, name_ci, created_at) VALUES ('o1', 'Acme', 'acme', 1)")
         .execute(&pool)
         .await
@@ -681,12 +693,7 @@ async fn domains_declared_before_verification_stay_verified_after_the_upgrade() 
     .execute(&pool)
     .await
     .unwrap();
-    pool.close().await;
-
-    let store = idbridge::store::Store::connect(&url, &Default::default())
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = upgraded(&url, pool).await;
     let scope = OrgScope::for_org("o1", "test");
     let domains = store.list_domains(&scope).await.unwrap();
     assert_eq!(domains.len(), 1);
@@ -1674,4 +1681,86 @@ async fn authorize_signs_in_through_the_connection_the_application_names() {
         assert_eq!(param(&to, "error").as_deref(), Some(error), "{to}");
         assert_eq!(param(&to, "state").as_deref(), Some("st-123"));
     }
+}
+
+/// `Kate` written with U+212A KELVIN SIGN lowercases to `kate` under Unicode rules; Okta and
+/// Entra compare names ASCII case-insensitively, so it is someone else and must reach nobody's
+/// account: not by sign-in, not by a SCIM filter, not by merging a SCIM user into her.
+#[tokio::test]
+async fn a_look_alike_name_is_another_person_everywhere() {
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    let conn = connection(&app, &owner, true).await;
+    app.user("kate@example.com").await;
+    let kate = app.org_user_id(&owner, "kate@example.com").await;
+    let look_alike = "\u{212A}ate@example.com";
+
+    // ASCII case still does not matter.
+    let signed = sign_in_as(&app, &conn, "KATE@Example.com", GroupClaim::Absent)
+        .await
+        .unwrap();
+    assert_eq!(signed.org_user_id, kate);
+    let err = sign_in_as(&app, &conn, look_alike, GroupClaim::Absent)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_provisioned");
+
+    let found = |name: &str| format!("/Users?filter={}", enc(&format!("userName eq \"{name}\"")));
+    let hits = |v: Value| v["totalResults"].as_u64().unwrap();
+    assert_eq!(
+        hits(crate::harness::get_ok(&app, &found("KATE@example.com")).await),
+        1
+    );
+    assert_eq!(
+        hits(crate::harness::get_ok(&app, &found(look_alike)).await),
+        0
+    );
+
+    // The directory may hold both; they are two people, and Kate's record is untouched.
+    app.user(look_alike).await;
+    assert_ne!(app.org_user_id(&owner, look_alike).await, kate);
+    let users = app
+        .api_ok(
+            &app.org_path(&format!("/users?email={}", enc("kate@example.com"))),
+            &owner,
+        )
+        .await;
+    let items = users["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{users}");
+    assert_eq!(items[0]["id"], kate.as_str());
+}
+
+/// Keys stored by earlier versions folded Unicode case; the upgrade refolds them, so a look-alike
+/// provisioned before it stops answering to the real name.
+#[tokio::test]
+async fn look_alike_keys_stored_before_the_upgrade_are_refolded() {
+    use idbridge::store::admin::UserQuery;
+    let (_dir, url, pool) = sqlite_migrated_below(8).await;
+    sqlx::query("INSERT INTO organizations (id, name, name_ci, created_at) VALUES ('o1', 'Acme', 'acme', 1)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO org_users (id, org_id, user_key, user_name, active, created_at, updated_at) \
+         VALUES ('u1', 'o1', 'kate@example.com', ?, TRUE, 1, 1)",
+    )
+    .bind("\u{212A}ate@example.com")
+    .execute(&pool)
+    .await
+    .unwrap();
+    let store = upgraded(&url, pool).await;
+    let scope = OrgScope::for_org("o1", "test");
+    let find = |name: &str| UserQuery {
+        user_name: Some(name.to_string()),
+        email: None,
+    };
+    let found = |q| {
+        let store = &store;
+        let scope = &scope;
+        async move { store.find_org_users(scope, &q, "", 10).await.unwrap() }
+    };
+    assert!(found(find("kate@example.com")).await.is_empty());
+    let look_alike = found(find("\u{212A}ATE@example.com")).await;
+    assert_eq!(look_alike.len(), 1);
+    assert_eq!(look_alike[0].id, "u1");
 }
