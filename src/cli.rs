@@ -292,8 +292,13 @@ pub async fn sub_account(store: &Store, cmd: SubAccountCommand) -> anyhow::Resul
     Ok(())
 }
 
+/// JSON given on the command line, bounded as the admin API bounds its bodies.
 fn parse_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> anyhow::Result<T> {
-    serde_json::from_str(s).map_err(|e| anyhow::anyhow!("invalid {what}: {e}"))
+    let v: serde_json::Value =
+        serde_json::from_str(s).map_err(|e| anyhow::anyhow!("invalid {what}: {e}"))?;
+    crate::domain::limits::check(&v, &crate::domain::limits::for_field)
+        .map_err(|e| anyhow::anyhow!("invalid {what}: {e}"))?;
+    serde_json::from_value(v).map_err(|e| anyhow::anyhow!("invalid {what}: {e}"))
 }
 
 fn summary(changes: &[crate::service::provision::UserOutcome]) -> String {

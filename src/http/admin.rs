@@ -88,7 +88,19 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        // Read as a JSON value first so every text field is bounded before any type sees it,
+        // whatever the operation's own validation does.
+        let typed = match Json::<Value>::from_request(req, state).await {
+            Ok(Json(v)) => {
+                crate::domain::limits::check(&v, &crate::domain::limits::for_field)
+                    .map_err(|e| problem(StatusCode::BAD_REQUEST, e.to_string()))?;
+                // From bytes again so a type error names its path as axum's rejection does.
+                let bytes = serde_json::to_vec(&v).unwrap_or_default();
+                Json::<T>::from_bytes(&bytes)
+            }
+            Err(e) => Err(e),
+        };
+        match typed {
             Ok(Json(v)) => Ok(ApiJson(v)),
             Err(e) => {
                 let status = match &e {

@@ -43,6 +43,9 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
                 "the request body must be a JSON object",
             ));
         }
+        use crate::domain::limits;
+        limits::check(&v, &|_| limits::SCIM_VALUE)
+            .map_err(|e| ScimError::invalid_value(e.to_string()))?;
         Ok(ScimBody(v))
     }
 }

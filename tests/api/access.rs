@@ -1118,3 +1118,51 @@ async fn bulk_requests_provision_too() {
         "member"
     );
 }
+
+/// A text field holds what a person would type: a 1.5 MB description is refused with the field
+/// it came in, and nothing is stored; a certificate or metadata document keeps its larger room.
+#[tokio::test]
+async fn every_text_field_of_the_admin_api_is_bounded() {
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    let huge = "x".repeat(1_500_000);
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/mappings"),
+            &owner,
+            Some(json!({
+                "matcher": by_name("Engineering"),
+                "grant": { "type": "org_role", "role": "org_viewer" },
+                "description": huge,
+            })),
+        )
+        .await;
+    r.assert_problem(400);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("/description"),
+        "{}",
+        r.body
+    );
+    let rules = app.api_ok(&app.org_path("/mappings"), &owner).await;
+    assert_eq!(rules["items"].as_array().unwrap().len(), 0, "{rules}");
+
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/sub-accounts"),
+            &owner,
+            Some(json!({ "name": "n".repeat(3000) })),
+        )
+        .await;
+    r.assert_problem(400);
+
+    // A short description still goes in.
+    rule(
+        &app,
+        &owner,
+        by_name("Engineering"),
+        json!({ "type": "org_role", "role": "org_viewer" }),
+    )
+    .await;
+}

@@ -138,3 +138,33 @@ async fn unknown_ids_endpoints_and_methods() {
         StatusCode::METHOD_NOT_ALLOWED
     );
 }
+
+/// RFC 7643 sets no bound on a string; one of 100 KB is refused as invalidValue, naming where it
+/// was, and the user stays as it was.
+#[tokio::test]
+async fn an_oversized_attribute_value_is_invalid_value() {
+    let app = TestApp::new().await;
+    let id = app.user("long@example.com").await;
+    let r = app
+        .patch(
+            &format!("/Users/{id}"),
+            patch(json!([{ "op": "replace", "path": "title", "value": "t".repeat(100_000) }])),
+        )
+        .await;
+    r.assert_error(400, Some("invalidValue"));
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/Operations/0/value"),
+        "{}",
+        r.body
+    );
+    assert!(
+        app.get(&format!("/Users/{id}"))
+            .await
+            .body
+            .get("title")
+            .is_none()
+    );
+}
