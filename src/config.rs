@@ -692,7 +692,48 @@ pub enum TokenCommand {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{boolish, public_url, redact_url};
+
+    #[test]
+    fn boolean_words_in_any_case() {
+        for (value, want) in [
+            ("1", true),
+            ("TRUE", true),
+            ("yes", true),
+            ("On", true),
+            ("0", false),
+            ("false", false),
+            ("No", false),
+            ("OFF", false),
+        ] {
+            assert_eq!(boolish(value), Ok(want), "{value}");
+        }
+        for value in ["", "y", "2", "enable"] {
+            assert!(boolish(value).is_err(), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn public_urls_are_absolute_http_bases() {
+        assert_eq!(
+            public_url("https://sso.example.test/base/").as_deref(),
+            Ok("https://sso.example.test/base")
+        );
+        assert_eq!(
+            public_url("http://127.0.0.1:8080").as_deref(),
+            Ok("http://127.0.0.1:8080")
+        );
+        for bad in [
+            "/relative",
+            "sso.example.test",
+            "ftp://sso.example.test",
+            "https://sso.example.test/?a=b",
+            "https://sso.example.test/#x",
+            "https://user:pw@sso.example.test",
+        ] {
+            assert!(public_url(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn database_passwords_are_redacted() {
