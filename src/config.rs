@@ -221,7 +221,7 @@ pub fn public_url(value: &str) -> Result<String, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!("{value:?} must not carry a user name or password"));
     }
-    Ok(value.trim_end_matches('/').to_string())
+    Ok(value.trim().trim_end_matches('/').to_string())
 }
 
 /// The roles an admin token may have, for `--role`.
