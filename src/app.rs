@@ -52,7 +52,9 @@ pub fn build_router(state: AppState) -> Router {
 }
 
 pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&global.listen).await?;
+    let listener = tokio::net::TcpListener::bind(&global.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {}", global.listen, io_cause(&e)))?;
     let addr = listener.local_addr()?;
     // Without an explicit public URL, the address actually bound (port 0 picks one).
     let public_url = match &global.public_url {
@@ -89,6 +91,17 @@ pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
     worker.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The cause in the operator's words, without the OS error number.
+fn io_cause(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrInUse => "address already in use".into(),
+        ErrorKind::AddrNotAvailable => "address not available on this machine".into(),
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,15 +1,108 @@
-//! The admin commands a person scripts: organizations, directories, tokens. Each prints a human line,
-//! or with `--json` exactly one JSON object on stdout.
+//! Running a command, and the admin commands a person scripts: organizations, directories,
+//! tokens. Each prints a human line, or with `--json` exactly one JSON object on stdout; a failure
+//! prints one line, JSON with `--json`.
 
 use serde_json::json;
 
 use crate::config::{
-    AdminTokenCommand, ClientCommand, DirectoryCommand, DomainCommand, Global, MappingCommand,
-    OrgCommand, SigningKeyCommand, SsoCommand, SubAccountCommand, TokenCommand,
+    AdminTokenCommand, Cli, ClientCommand, Command, DirectoryCommand, DomainCommand, Global,
+    MappingCommand, OrgCommand, SigningKeyCommand, SsoCommand, SubAccountCommand, TokenCommand,
 };
 use crate::service::admin::{self as svc, AdminError, AdminRole, Caller, RuleChange};
 use crate::store::admin::{AdminPrincipal, OrgScope};
-use crate::store::{OrgRecord, Store, StoreError};
+use crate::store::{OrgRecord, Store, StoreError, StoreOptions};
+
+/// Runs one command: opens the database (only `serve` and `migrate` may create it), migrates,
+/// and dispatches.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Command::Openapi) {
+        println!("{:#}", crate::http::admin::document());
+        return Ok(());
+    }
+    crate::telemetry::init(cli.global.log_format);
+    let global = &cli.global;
+    let serve = matches!(cli.command, Command::Serve);
+    let creates = serve || matches!(cli.command, Command::Migrate);
+    let database = global.database_shown();
+    if serve {
+        global.require_secrets_key()?;
+        tracing::info!(%database, "connecting");
+    }
+    let opts = StoreOptions {
+        max_connections: global.db_max_connections,
+        create_if_missing: creates,
+        ..Default::default()
+    };
+    let mut store = match Store::connect(&global.database_url, &opts).await {
+        Err(StoreError::NoDatabase) => return Err(no_database(&database)),
+        r => r?,
+    };
+    // Checked before the key file is made, so a command in the wrong folder leaves nothing behind.
+    if !creates && !store.has_schema().await? {
+        store.close().await;
+        return Err(no_database(&database));
+    }
+    match global.secrets_key()? {
+        Some(key) => store = store.with_secrets(key),
+        None if serve => tracing::warn!(
+            "no IDBRIDGE_SECRETS_KEY: single sign-on cannot store client secrets or signing keys"
+        ),
+        None => {}
+    }
+    store.migrate().await?;
+    let result = match cli.command {
+        Command::Serve => crate::app::serve(store.clone(), global).await,
+        Command::Migrate => {
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Org { command } => org(&store, command).await,
+        Command::Directory { command } => directory(&store, global, command).await,
+        Command::AdminToken { command } => admin_token(&store, command).await,
+        Command::SubAccount { command } => sub_account(&store, command).await,
+        Command::Mapping { command } => mapping(&store, command).await,
+        Command::Sso { command } => sso(&store, global, command).await,
+        Command::Domain { command } => domain(&store, global, command).await,
+        Command::Client { command } => client(&store, command).await,
+        Command::SigningKey { command } => signing_key(&store, command).await,
+        Command::Openapi => Ok(()),
+        Command::Access { org, user, json } => access(&store, &org, &user, json).await,
+    };
+    store.close().await;
+    result
+}
+
+fn no_database(database: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no idbridge database at {database}: run `idbridge migrate` or `idbridge serve` first, \
+         or set IDBRIDGE_DATABASE_URL"
+    )
+}
+
+/// Whether the command line asked for `--json` at any level, so that even its errors are JSON.
+pub fn wants_json(matches: &clap::ArgMatches) -> bool {
+    let mut m = matches;
+    loop {
+        if let Ok(Some(true)) = m.try_get_one::<bool>("json") {
+            return true;
+        }
+        match m.subcommand() {
+            Some((_, sub)) => m = sub,
+            None => return false,
+        }
+    }
+}
+
+/// Prints a failed command's error as one line: its causes joined, never a backtrace, which says
+/// nothing to an operator (`RUST_BACKTRACE` is often set in their environment).
+pub fn report(error: &anyhow::Error, json_out: bool) {
+    let message = format!("{error:#}").replace('\n', " ");
+    if json_out {
+        println!("{}", json!({ "error": message }));
+    } else {
+        eprintln!("error: {message}");
+    }
+}
 
 fn print(json_out: bool, value: serde_json::Value, human: String) {
     if json_out {

@@ -18,7 +18,8 @@ pub struct Cli {
 
 #[derive(Args, Clone)]
 pub struct Global {
-    /// `sqlite://path/file.db` (created if missing) or `postgres://user@host/db`.
+    /// `sqlite://path/file.db` or `postgres://user@host/db`. Only `serve` and `migrate` create
+    /// a SQLite file or the tables; other commands refuse a database without them.
     #[arg(
         long,
         global = true,
@@ -34,10 +35,11 @@ pub struct Global {
         default_value = "127.0.0.1:8080"
     )]
     pub listen: String,
-    /// Externally visible base URL, used in SCIM `Location` and `meta.location`.
-    /// Defaults to `http://{listen}`.
-    #[arg(long, global = true, env = "IDBRIDGE_PUBLIC_URL")]
+    /// Externally visible base URL (absolute http or https, no query or fragment), used in SCIM
+    /// `Location` and `meta.location` and in the URLs commands print. Defaults to `http://{listen}`.
+    #[arg(long, global = true, env = "IDBRIDGE_PUBLIC_URL", value_parser = public_url)]
     pub public_url: Option<String>,
+    /// Log lines on stderr as text or as one JSON object each.
     #[arg(long, global = true, env = "IDBRIDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Database connections per replica (PostgreSQL) or readers (SQLite).
@@ -50,11 +52,13 @@ pub struct Global {
     pub db_max_connections: u32,
     /// Accept webhook URLs on http and on loopback or private addresses. For tests and closed
     /// networks only: it lets an admin make the service call into its own network.
-    #[arg(long, global = true, env = "IDBRIDGE_ALLOW_PRIVATE_URLS")]
+    /// The variable takes 1/0, true/false, yes/no or on/off.
+    #[arg(long, global = true, env = "IDBRIDGE_ALLOW_PRIVATE_URLS", value_parser = boolish)]
     pub allow_private_urls: bool,
     /// 32 random bytes, base64 (`openssl rand -base64 32`), that seal OIDC client secrets and
-    /// signing keys in the database. Required with PostgreSQL; with a SQLite file, a key file
-    /// beside the database is made and used when this is not set.
+    /// signing keys in the database. Required with PostgreSQL (`serve` refuses to start without
+    /// it); with a SQLite file, a key file beside the database is made and used when this is not
+    /// set.
     #[arg(
         long,
         global = true,
@@ -92,13 +96,7 @@ impl Global {
         if let Some(key) = &self.secrets_key {
             return Ok(Some(SecretBox::from_base64(key)?));
         }
-        let Some(path) = self
-            .database_url
-            .strip_prefix("sqlite://")
-            .or_else(|| self.database_url.strip_prefix("sqlite:"))
-            .map(|p| p.split('?').next().unwrap_or(p))
-            .filter(|p| !p.is_empty() && !p.contains(":memory:"))
-        else {
+        let Some(path) = self.sqlite_path() else {
             return Ok(None);
         };
         let key_path = format!("{path}.secrets-key");
@@ -117,12 +115,48 @@ impl Global {
         }
     }
 
+    /// The SQLite file the database URL names, if it names one.
+    pub fn sqlite_path(&self) -> Option<&str> {
+        self.database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))
+            .map(|p| p.split('?').next().unwrap_or(p))
+            .filter(|p| !p.is_empty() && !p.contains(":memory:"))
+    }
+
+    /// The database URL for messages: no password, and a relative SQLite path made absolute, since
+    /// the folder a command runs in is what the operator got wrong.
+    pub fn database_shown(&self) -> String {
+        let url = redact_url(&self.database_url);
+        match self.sqlite_path().map(std::path::Path::new) {
+            Some(p) if p.is_relative() => match std::env::current_dir() {
+                Ok(cwd) => format!("{url} ({})", cwd.join(p).display()),
+                Err(_) => url,
+            },
+            _ => url,
+        }
+    }
+
     pub fn session_idle(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.session_idle_minutes.max(1) * 60)
     }
 
     pub fn session_lifetime(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.session_hours.max(1) * 3600)
+    }
+
+    /// PostgreSQL keeps no key file, so a replica without the key could not read what another
+    /// sealed; `serve` refuses to start rather than fail at the first sign-in.
+    pub fn require_secrets_key(&self) -> anyhow::Result<()> {
+        let postgres = self.database_url.starts_with("postgres:")
+            || self.database_url.starts_with("postgresql:");
+        if postgres && self.secrets_key.is_none() {
+            anyhow::bail!(
+                "IDBRIDGE_SECRETS_KEY is required with PostgreSQL: set it (or --secrets-key) to 32 \
+                 random bytes, base64 (`openssl rand -base64 32`), the same on every replica"
+            );
+        }
+        Ok(())
     }
 
     pub fn public_url(&self) -> String {
@@ -159,6 +193,48 @@ fn write_private(path: &str, contents: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A boolean variable's value: 1/0, true/false, yes/no, on/off, in any case. Anything else is
+/// refused, so a typo such as `ture` cannot silently mean off.
+pub fn boolish(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "{value:?} is not a boolean: use 1/0, true/false, yes/no or on/off"
+        )),
+    }
+}
+
+/// `--public-url`: every printed and returned URL starts with it, so it must be one a client can
+/// use as a base.
+pub fn public_url(value: &str) -> Result<String, String> {
+    let url = url::Url::parse(value)
+        .map_err(|e| format!("{value:?} is not an absolute URL ({e}); e.g. https://<host>/"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "{value:?} must be an http or https URL with a host"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{value:?} must not have a query or a fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{value:?} must not carry a user name or password"));
+    }
+    Ok(value.trim().trim_end_matches('/').to_string())
+}
+
+/// The roles an admin token may have, for `--role`.
+fn admin_roles() -> clap::builder::PossibleValuesParser {
+    use crate::domain::access::OrgRole;
+    clap::builder::PossibleValuesParser::new(
+        OrgRole::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .chain(["sub_account_admin"]),
+    )
+}
+
 /// The URL with any password replaced, for logs.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -172,7 +248,9 @@ pub fn redact_url(url: &str) -> String {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line.
     Json,
 }
 
@@ -231,11 +309,13 @@ pub enum Command {
     Openapi,
     /// A user's effective access, with the reason for each grant.
     Access {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
         /// The user's id or userName.
         #[arg(long)]
         user: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
@@ -246,10 +326,13 @@ pub enum SsoCommand {
     /// Create a connection from the admin API's JSON: {"name": ..., "jit": false, "oidc": {...}}
     /// or {"name": ..., "saml": {"metadata_url": ...}}; `@path` reads it from a file.
     Create {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// The JSON, or `@path` to read it from a file.
         #[arg(long)]
         settings: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
@@ -257,19 +340,25 @@ pub enum SsoCommand {
     /// ones, e.g. {"saml": {"metadata_url": ...}} once the IdP shows its metadata; `@path` reads
     /// it from a file.
     Update {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
         /// The connection's id.
         #[arg(long)]
         connection: String,
+        /// The JSON, or `@path` to read it from a file.
         #[arg(long)]
         settings: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
+    /// List an organization's connections and what each still lacks.
     List {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
@@ -279,8 +368,10 @@ pub enum SsoCommand {
 pub enum DomainCommand {
     /// Claim a domain; prints the TXT record that proves the organization controls it.
     Add {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// The email domain.
         #[arg(long)]
         domain: String,
         /// The connection this domain signs in with (default: the organization's first).
@@ -289,34 +380,44 @@ pub enum DomainCommand {
         /// Mark the claim verified without a DNS record: the operator vouches for it.
         #[arg(long)]
         verified: bool,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
     /// Look up the claim's TXT record and, when it is there, verify the domain.
     Verify {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// The email domain.
         #[arg(long)]
         domain: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
     /// Send a verified domain's users to another connection of the organization (no new DNS
     /// record: the organization already proved it controls the domain).
     Move {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// The email domain.
         #[arg(long)]
         domain: String,
         /// The connection's id.
         #[arg(long)]
         connection: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
+    /// List an organization's domains and whether each is verified.
     List {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
@@ -329,23 +430,31 @@ pub enum ClientCommand {
         /// Only this organization's users; without it, users of every organization.
         #[arg(long)]
         org: Option<String>,
+        /// The application's name, shown to users at sign-in.
         #[arg(long)]
         name: String,
+        /// Where the application may receive sign-ins; repeat for several.
         #[arg(long = "redirect-uri", required = true)]
         redirect_uris: Vec<String>,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
+    /// List applications (all, or one organization's).
     List {
+        /// The organization's id or name.
         #[arg(long)]
         org: Option<String>,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
     /// Revoke a client and its access tokens.
     Revoke {
+        /// The organization's id or name.
         #[arg(long)]
         org: Option<String>,
+        /// The client's id.
         #[arg(long)]
         id: String,
     },
@@ -356,6 +465,7 @@ pub enum SigningKeyCommand {
     /// Make a new signing key; the current one stops signing and stays published until the tokens
     /// it signed have expired.
     Rotate {
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
@@ -368,12 +478,13 @@ pub enum AdminTokenCommand {
         /// The organization's id or name.
         #[arg(long)]
         org: String,
-        /// org_owner, org_admin, org_viewer, billing_admin, billing_viewer or sub_account_admin.
-        #[arg(long)]
+        /// What the token may do; sub_account_admin needs --sub-account.
+        #[arg(long, value_parser = admin_roles())]
         role: String,
         /// The sub-account of a sub_account_admin token.
         #[arg(long)]
         sub_account: Option<String>,
+        /// A name to recognize the token by in `admin-token list`.
         #[arg(long, default_value = "admin token")]
         name: String,
         /// The token stops working after this long: a number and a unit, e.g. 90m, 12h, 30d, 2w.
@@ -382,6 +493,7 @@ pub enum AdminTokenCommand {
         /// The token stops working at this RFC 3339 time, e.g. 2027-01-31T00:00:00Z.
         #[arg(long)]
         expires_at: Option<String>,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
@@ -390,6 +502,7 @@ pub enum AdminTokenCommand {
         /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
@@ -401,6 +514,7 @@ pub enum AdminTokenCommand {
         /// The token's id (see `admin-token list`).
         #[arg(long)]
         id: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
@@ -408,17 +522,24 @@ pub enum AdminTokenCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum SubAccountCommand {
+    /// Create a sub-account.
     Create {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// The sub-account's name.
         #[arg(long)]
         name: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
+    /// List an organization's sub-accounts.
     List {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
@@ -428,33 +549,46 @@ pub enum SubAccountCommand {
 pub enum MappingCommand {
     /// Create a rule from JSON: {"matcher": {...}, "grant": {...}, "description": "..."}.
     Create {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// The rule as JSON.
         #[arg(long)]
         rule: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
+    /// List an organization's mapping rules.
     List {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
+    /// Delete a rule and recompute the access it granted.
     Delete {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// The rule's id (see `mapping list`).
         #[arg(long)]
         id: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
     /// Who would gain or lose what: {"op": "create"|"update"|"delete", ...}. Changes nothing.
     Preview {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// The change as JSON.
         #[arg(long)]
         change: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
@@ -464,31 +598,38 @@ pub enum MappingCommand {
 pub enum OrgCommand {
     /// Create an organization, with its owner when `--owner` names one.
     Create {
+        /// The organization's name.
         #[arg(long)]
         name: String,
         /// The owner's email address: a person of the organization at once, linked and activated
         /// when SCIM or a sign-in brings that userName (case-insensitive).
         #[arg(long, value_name = "EMAIL")]
         owner: Option<String>,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
     /// Make a user the organization's owner (the previous owner keeps their other access).
     TransferOwner {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
         /// The user's id or userName.
         #[arg(long)]
         user: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
     /// Set the seat limit (no value: no limit).
     SeatLimit {
+        /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// The most users the organization may have; without it, no limit.
         #[arg(long)]
         limit: Option<i64>,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
@@ -501,11 +642,14 @@ pub enum DirectoryCommand {
         /// The organization's id or name.
         #[arg(long)]
         org: String,
+        /// The directory's name, e.g. the IdP it serves.
         #[arg(long, default_value = "SCIM directory")]
         name: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
+    /// A directory's SCIM bearer tokens.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
@@ -516,24 +660,31 @@ pub enum DirectoryCommand {
 pub enum TokenCommand {
     /// Mint a new token; the previous one stays valid until revoked.
     Rotate {
+        /// The directory's id.
         #[arg(long)]
         directory: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
     /// Revoke one token, or every token but the newest.
     Revoke {
+        /// The directory's id.
         #[arg(long)]
         directory: String,
+        /// The token to revoke; without it, every token but the newest.
         #[arg(long)]
         token_id: Option<String>,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
     /// List token ids and their state (never the tokens).
     List {
+        /// The directory's id.
         #[arg(long)]
         directory: String,
+        /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
     },
@@ -541,7 +692,48 @@ pub enum TokenCommand {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{boolish, public_url, redact_url};
+
+    #[test]
+    fn boolean_words_in_any_case() {
+        for (value, want) in [
+            ("1", true),
+            ("TRUE", true),
+            ("yes", true),
+            ("On", true),
+            ("0", false),
+            ("false", false),
+            ("No", false),
+            ("OFF", false),
+        ] {
+            assert_eq!(boolish(value), Ok(want), "{value}");
+        }
+        for value in ["", "y", "2", "enable"] {
+            assert!(boolish(value).is_err(), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn public_urls_are_absolute_http_bases() {
+        assert_eq!(
+            public_url("https://sso.example.test/base/").as_deref(),
+            Ok("https://sso.example.test/base")
+        );
+        assert_eq!(
+            public_url("http://127.0.0.1:8080").as_deref(),
+            Ok("http://127.0.0.1:8080")
+        );
+        for bad in [
+            "/relative",
+            "sso.example.test",
+            "ftp://sso.example.test",
+            "https://sso.example.test/?a=b",
+            "https://sso.example.test/#x",
+            "https://user:pw@sso.example.test",
+        ] {
+            assert!(public_url(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn database_passwords_are_redacted() {

@@ -9,7 +9,10 @@ use crate::config::LogFormat;
 
 /// Structured logs to stderr (stdout is for command output); JSON when asked.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("IDBRIDGE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // sqlx reports PostgreSQL notices ("relation already exists, skipping" at every migrate) at
+    // INFO, which would add a line to every command's output.
+    let filter = EnvFilter::try_from_env("IDBRIDGE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -38,6 +38,13 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database could not be opened; the text names where (path or host:port, never a
+    /// password) and why.
+    #[error("{0}")]
+    Open(String),
+    /// A SQLite file that does not exist, opened without [`StoreOptions::create_if_missing`].
+    #[error("the database does not exist")]
+    NoDatabase,
     /// A request that could not be turned into SQL (a filter on an attribute that cannot be
     /// filtered, say): the client's error, in the protocol's terms.
     #[error("{0}")]
@@ -172,6 +179,9 @@ impl Tx {
 pub struct StoreOptions {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// Make the SQLite file when it is missing. Only `serve` and `migrate` do: any other command
+    /// run from the wrong folder would otherwise work on a new, empty database.
+    pub create_if_missing: bool,
 }
 
 impl Default for StoreOptions {
@@ -179,17 +189,18 @@ impl Default for StoreOptions {
         Self {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
+            create_if_missing: true,
         }
     }
 }
 
 impl Store {
-    /// Connects to `url` (`sqlite:` or `postgres:`/`postgresql:`), creating a SQLite file if missing.
-    /// Does not migrate; call [`Store::migrate`].
+    /// Connects to `url` (`sqlite:` or `postgres:`/`postgresql:`), creating a SQLite file if missing
+    /// and [`StoreOptions::create_if_missing`] says so. Does not migrate; call [`Store::migrate`].
     pub async fn connect(url: &str, opts: &StoreOptions) -> StoreResult<Store> {
         let pools = if url.starts_with("sqlite:") {
             let base = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
+                .create_if_missing(opts.create_if_missing)
                 .journal_mode(SqliteJournalMode::Wal)
                 // WAL with NORMAL loses no committed data on a process crash (SIGKILL); only an OS
                 // crash can drop the last transactions, which is the documented trade for speed.
@@ -198,12 +209,17 @@ impl Store {
                 .foreign_keys(true)
                 .pragma("temp_store", "memory")
                 .pragma("cache_size", "-16000");
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let path = base.get_filename().to_path_buf();
+            if !in_memory && !opts.create_if_missing && !path.exists() {
+                return Err(StoreError::NoDatabase);
+            }
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_with(base.clone())
-                .await?;
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                .await
+                .map_err(|e| sqlite_open_error(&path, e))?;
             let reader = if in_memory {
                 writer.clone()
             } else {
@@ -214,12 +230,30 @@ impl Store {
             };
             Pools::Sqlite { writer, reader }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            use sqlx::Connection as _;
             let options = PgConnectOptions::from_str(url)?;
+            // One plain attempt first: the pool retries a refused connection until its timeout and
+            // then reports only "timed out", which hides the cause from the operator.
+            let first = tokio::time::timeout(
+                opts.acquire_timeout,
+                sqlx::PgConnection::connect_with(&options),
+            )
+            .await;
+            match first {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                }
+                Ok(Err(e)) => return Err(pg_open_error(&options, &e)),
+                Err(_) => {
+                    return Err(pg_open_error(&options, &sqlx::Error::PoolTimedOut));
+                }
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(opts.acquire_timeout)
-                .connect_with(options)
-                .await?;
+                .connect_with(options.clone())
+                .await
+                .map_err(|e| pg_open_error(&options, &e))?;
             Pools::Postgres(pool)
         } else {
             return Err(StoreError::Invalid(
@@ -230,6 +264,24 @@ impl Store {
             pools: Arc::new(pools),
             secrets: None,
         })
+    }
+
+    /// Whether the database holds idbridge's tables, i.e. `migrate` or `serve` ran on it.
+    pub async fn has_schema(&self) -> StoreResult<bool> {
+        let found: bool = match &*self.pools {
+            Pools::Sqlite { writer, .. } => sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'organizations')",
+            )
+            .fetch_one(writer)
+            .await?,
+            // to_regclass follows search_path, so a schema chosen in the URL is the one asked.
+            Pools::Postgres(pool) => {
+                sqlx::query_scalar("SELECT to_regclass('organizations') IS NOT NULL")
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        Ok(found)
     }
 
     /// The key that seals OIDC client secrets and signing keys at rest.
@@ -293,6 +345,60 @@ impl Store {
             Pools::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// Why a SQLite file did not open, in the terms of the file system: SQLite itself only says
+/// "unable to open database file".
+fn sqlite_open_error(path: &std::path::Path, e: sqlx::Error) -> StoreError {
+    let shown = path.display();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let cause = match std::fs::metadata(parent) {
+        Err(p) if p.kind() == std::io::ErrorKind::NotFound => {
+            format!("directory {} does not exist", parent.display())
+        }
+        Ok(m) if !m.is_dir() => format!("{} is not a directory", parent.display()),
+        _ => match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+        {
+            Err(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                "permission denied".to_string()
+            }
+            // The file is missing and could not be made: the directory refuses new files.
+            Err(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                format!("permission denied in directory {}", parent.display())
+            }
+            _ => e.to_string(),
+        },
+    };
+    StoreError::Open(format!("cannot open SQLite database {shown}: {cause}"))
+}
+
+/// Names the server and the cause; the password is never part of either.
+fn pg_open_error(options: &PgConnectOptions, e: &sqlx::Error) -> StoreError {
+    let cause = match e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused".to_string()
+        }
+        sqlx::Error::Io(io) => io.to_string(),
+        // The server's own words: "password authentication failed for user ...", "database ...
+        // does not exist".
+        sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("28")) => {
+            format!("authentication failed: {}", d.message())
+        }
+        sqlx::Error::Database(d) => d.message().to_string(),
+        sqlx::Error::PoolTimedOut => "timed out".to_string(),
+        e => e.to_string(),
+    };
+    let server = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    StoreError::Open(format!("cannot connect to PostgreSQL at {server}: {cause}"))
 }
 
 /// Microseconds since the Unix epoch, the unit of every stored time.

@@ -1,20 +1,57 @@
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn idbridge(db: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_idbridge"))
-        .args(args)
-        .env("IDBRIDGE_DATABASE_URL", db)
+/// A fixed key, so that commands of one test on PostgreSQL (which keeps no key file) agree.
+const PG_SECRETS_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The binary with `db` as its database, a public URL and no inherited configuration that could
+/// change what a test sees.
+fn bin(db: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_idbridge"));
+    cmd.env("IDBRIDGE_DATABASE_URL", db)
         .env("IDBRIDGE_PUBLIC_URL", "https://sso.example.test")
         .env_remove("IDBRIDGE_LISTEN")
-        .output()
-        .expect("run idbridge");
+        .env_remove("IDBRIDGE_SECRETS_KEY")
+        .env_remove("IDBRIDGE_ALLOW_PRIVATE_URLS")
+        .env_remove("RUST_BACKTRACE");
+    if db.starts_with("postgres") {
+        cmd.env("IDBRIDGE_SECRETS_KEY", PG_SECRETS_KEY);
+    }
+    cmd
+}
+
+fn idbridge(db: &str, args: &[&str]) -> (bool, String, String) {
+    let out = bin(db).args(args).output().expect("run idbridge");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into(),
         String::from_utf8_lossy(&out.stderr).into(),
     )
+}
+
+/// A database `idbridge migrate` made: a SQLite file in `dir`, or an empty PostgreSQL schema when
+/// the suite runs on PostgreSQL. Commands other than `serve` and `migrate` need one.
+pub fn migrated(dir: &tempfile::TempDir) -> String {
+    let db = empty_database(dir);
+    let (ok, out, err) = idbridge(&db, &["migrate"]);
+    assert!(ok && out.contains("migrations applied"), "{out}{err}");
+    db
+}
+
+/// A database without idbridge's tables: a SQLite path in `dir` that does not exist yet, or an
+/// empty PostgreSQL schema.
+fn empty_database(dir: &tempfile::TempDir) -> String {
+    match std::env::var("IDBRIDGE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(crate::harness::pg_schema(&url)),
+        _ => format!("sqlite://{}", dir.path().join("cli.db").display()),
+    }
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into()
 }
 
 fn json_of(stdout: &str) -> Value {
@@ -30,7 +67,7 @@ fn json_of(stdout: &str) -> Value {
 #[test]
 fn org_and_directory_commands_print_one_json_object() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let db = migrated(&dir);
     let (ok, out, err) = idbridge(&db, &["org", "create", "--name", "Acme", "--json"]);
     assert!(ok, "{err}");
     let org = json_of(&out);
@@ -191,7 +228,7 @@ fn serve_says_where_it_listens_is_ready_and_stops_on_sigterm() {
 #[test]
 fn admin_commands_print_one_json_object() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let db = migrated(&dir);
     let run = |args: &[&str]| {
         let (ok, out, err) = idbridge(&db, args);
         assert!(ok, "{args:?}: {err}");
@@ -266,7 +303,7 @@ fn admin_commands_print_one_json_object() {
 #[test]
 fn domain_commands_claim_verify_through_dns_or_take_the_operators_word() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let db = migrated(&dir);
     let dns = crate::dns::server().to_string();
     let run = |args: &[&str]| {
         let mut all = vec!["--dns-server", dns.as_str()];
@@ -319,7 +356,7 @@ fn domain_commands_claim_verify_through_dns_or_take_the_operators_word() {
 #[test]
 fn admin_tokens_are_listed_and_revoked_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let db = migrated(&dir);
     let run = |args: &[&str]| {
         let (ok, out, err) = idbridge(&db, args);
         assert!(ok, "{args:?}: {err}");
@@ -422,7 +459,7 @@ fn admin_tokens_are_listed_and_revoked_from_the_cli() {
 #[test]
 fn org_create_names_its_owner_or_warns_that_it_has_none() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let db = migrated(&dir);
     let (ok, out, err) = idbridge(
         &db,
         &[
@@ -474,7 +511,7 @@ fn org_create_names_its_owner_or_warns_that_it_has_none() {
 #[test]
 fn sso_create_prints_our_endpoints_update_finishes_it_and_domain_move_points_at_it() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let db = migrated(&dir);
     let (ok, _, err) = idbridge(&db, &["org", "create", "--name", "Acme"]);
     assert!(ok, "{err}");
     let (ok, out, err) = idbridge(
@@ -581,6 +618,305 @@ fn sso_create_prints_our_endpoints_update_finishes_it_and_domain_move_points_at_
     assert!(!ok);
     assert!(
         err.contains("not a connection of this organization"),
+        "{err}"
+    );
+}
+
+/// Run from the wrong folder, a command used to make an empty `idbridge.db` and a second secrets
+/// key, then say the organization did not exist.
+#[test]
+fn a_command_against_a_missing_database_refuses_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("idbridge.db").display());
+    let out = bin(&db)
+        .args(["directory", "create", "--org", "Acme"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains(&format!("no idbridge database at {db}")) && err.contains("idbridge migrate"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "no database and no key file: {left:?}");
+
+    // A file without the tables (what earlier versions left behind) is refused the same way, and
+    // still gets no key file beside it.
+    std::fs::write(dir.path().join("idbridge.db"), b"").unwrap();
+    let (ok, _, err) = idbridge(&db, &["org", "create", "--name", "Acme"]);
+    assert!(!ok && err.contains("no idbridge database"), "{err}");
+    assert!(!dir.path().join("idbridge.db.secrets-key").exists());
+
+    // On PostgreSQL (when the suite runs there): a database or schema without the tables.
+    let empty = empty_database(&dir);
+    if empty.starts_with("postgres") {
+        let (ok, _, err) = idbridge(&empty, &["org", "create", "--name", "Acme"]);
+        assert!(!ok && err.contains("no idbridge database"), "{err}");
+        assert!(!err.contains(PG_SECRETS_KEY), "{err}");
+    }
+
+    // migrate makes it, after which the command works.
+    let (ok, _, err) = idbridge(&db, &["migrate"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = idbridge(&db, &["org", "create", "--name", "Acme"]);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn a_failed_command_prints_one_line_without_a_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated(&dir);
+    let out = bin(&db)
+        .args(["directory", "create", "--org", "nope"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines, [r#"error: no organization "nope""#], "{err}");
+}
+
+#[test]
+fn with_json_a_failed_command_prints_its_error_as_json_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated(&dir);
+    let out = bin(&db)
+        .args(["directory", "create", "--org", "nope", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let error = json_of(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        error,
+        serde_json::json!({"error": "no organization \"nope\""})
+    );
+
+    // Refused before any database is opened, in JSON too.
+    let missing = format!("sqlite://{}", dir.path().join("missing.db").display());
+    let out = bin(&missing)
+        .args(["org", "create", "--name", "Acme", "--json"])
+        .output()
+        .unwrap();
+    let error = json_of(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("no idbridge database"),
+        "{error}"
+    );
+}
+
+#[test]
+fn boolean_variables_take_the_usual_words_and_refuse_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated(&dir);
+    for value in ["1", "0", "true", "FALSE", "Yes", "no", "on", "Off"] {
+        let out = bin(&db)
+            .arg("migrate")
+            .env("IDBRIDGE_ALLOW_PRIVATE_URLS", value)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{value}: {}", stderr_of(&out));
+    }
+    for value in ["ture", "2", "enabled"] {
+        let out = bin(&db)
+            .arg("migrate")
+            .env("IDBRIDGE_ALLOW_PRIVATE_URLS", value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{value} is refused");
+        let err = stderr_of(&out);
+        assert!(
+            err.contains(value) && err.contains("yes/no"),
+            "the error names the value and what is accepted: {err}"
+        );
+    }
+}
+
+#[test]
+fn every_command_and_option_has_help() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if !matches!(id, "help" | "version") && arg.get_help().is_none() {
+                missing.push(format!("{path} --{id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_name() != "help" && sub.get_about().is_none() {
+                missing.push(sub_path.clone());
+            }
+            walk(sub, &sub_path, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&idbridge::config::Cli::command(), "idbridge", &mut missing);
+    assert!(missing.is_empty(), "without help text: {missing:#?}");
+}
+
+#[test]
+fn role_lists_its_values_in_help_and_refuses_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated(&dir);
+    let (ok, help, _) = idbridge(&db, &["admin-token", "create", "--help"]);
+    assert!(ok);
+    assert!(
+        help.contains(
+            "[possible values: org_owner, org_viewer, org_admin, billing_viewer, billing_admin, \
+             sub_account_admin]"
+        ),
+        "{help}"
+    );
+    let (ok, _, err) = idbridge(&db, &["org", "create", "--name", "Acme"]);
+    assert!(ok, "{err}");
+    let out = bin(&db)
+        .args(["admin-token", "create", "--org", "Acme", "--role", "root"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(stderr_of(&out).contains("'root'"), "{}", stderr_of(&out));
+    let (_, out, _) = idbridge(&db, &["admin-token", "list", "--org", "Acme", "--json"]);
+    assert_eq!(json_of(&out)["items"], serde_json::json!([]));
+}
+
+/// A free TCP port on 127.0.0.1 that nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn serve_on_an_address_in_use_names_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated(&dir);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = bin(&db)
+        .arg("serve")
+        .env("IDBRIDGE_LISTEN", &addr)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains(&format!("cannot listen on {addr}: address already in use")),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_names_the_postgres_server_and_the_cause_never_the_password() {
+    let port = closed_port();
+    let db = format!("postgres://idbridge:hunter2@127.0.0.1:{port}/idbridge");
+    let started = std::time::Instant::now();
+    let out = bin(&db).arg("serve").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot connect to PostgreSQL at 127.0.0.1:{port}: connection refused"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "said at once, not after the pool's timeout"
+    );
+}
+
+#[test]
+fn serve_names_the_sqlite_path_it_cannot_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let db = format!("sqlite://{}/idbridge.db", missing.display());
+    let out = bin(&db)
+        .arg("serve")
+        .env("IDBRIDGE_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot open SQLite database {}/idbridge.db: directory {} does not exist",
+            missing.display(),
+            missing.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_public_url_that_cannot_be_a_base_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated(&dir);
+    for (url, why) in [
+        ("sso.example.test", "not an absolute URL"),
+        ("ftp://sso.example.test", "http or https"),
+        ("https://sso.example.test/?tenant=1", "query"),
+        ("https://sso.example.test/#top", "fragment"),
+    ] {
+        let out = bin(&db)
+            .args(["--public-url", url, "migrate"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        let err = stderr_of(&out);
+        assert!(err.contains("--public-url") && err.contains(why), "{err}");
+    }
+    let (ok, out, err) = idbridge(
+        &db,
+        &[
+            "--public-url",
+            "https://sso.example.test/idbridge/",
+            "org",
+            "create",
+            "--name",
+            "Acme",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = idbridge(
+        &db,
+        &[
+            "--public-url",
+            "https://sso.example.test/idbridge/",
+            "directory",
+            "create",
+            "--org",
+            "Acme",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let url = json_of(&out)["scim_url"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with("https://sso.example.test/idbridge/scim/v2/"),
+        "{url}"
+    );
+}
+
+#[test]
+fn serve_on_postgres_without_a_secrets_key_refuses_to_start() {
+    let db = format!("postgres://idbridge@127.0.0.1:{}/idbridge", closed_port());
+    let out = bin(&db)
+        .arg("serve")
+        .env_remove("IDBRIDGE_SECRETS_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("IDBRIDGE_SECRETS_KEY is required with PostgreSQL"),
         "{err}"
     );
 }

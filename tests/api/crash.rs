@@ -46,6 +46,12 @@ fn post_user(addr: &str, path: &str, token: &str, user_name: &str) -> Option<u16
 async fn sigkill_mid_write_loses_nothing_acknowledged_and_leaves_nothing_half_written() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let migrated = Command::new(env!("CARGO_BIN_EXE_idbridge"))
+        .arg("migrate")
+        .env("IDBRIDGE_DATABASE_URL", &db)
+        .status()
+        .unwrap();
+    assert!(migrated.success());
     cli(&db, &["org", "create", "--name", "Crash", "--json"]);
     let d = cli(&db, &["directory", "create", "--org", "Crash", "--json"]);
     let token = d["token"].as_str().unwrap().to_string();

@@ -77,9 +77,24 @@ pub async fn fresh_store() -> (Store, Option<tempfile::TempDir>) {
     }
 }
 
-/// A schema of its own in the shared test database. Schemas of earlier runs older than an hour are
-/// dropped first, so the database does not grow without bound.
 async fn pg_store(url: &str) -> Store {
+    let scoped = pg_schema(url).await;
+    let opts = StoreOptions {
+        max_connections: 8,
+        ..Default::default()
+    };
+    let store = Store::connect(&scoped, &opts)
+        .await
+        .expect("connect postgres schema")
+        .with_secrets(SecretBox::generate());
+    store.migrate().await.expect("migrate");
+    store
+}
+
+/// A schema of its own in the shared test database, empty; returns the URL that works in it.
+/// Schemas of earlier runs older than an hour are dropped first, so the database does not grow
+/// without bound.
+pub async fn pg_schema(url: &str) -> String {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url)
         .await
@@ -110,17 +125,7 @@ async fn pg_store(url: &str) -> Store {
         .await
         .expect("create schema");
     let sep = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{sep}options[search_path]={schema}");
-    let opts = StoreOptions {
-        max_connections: 8,
-        ..Default::default()
-    };
-    let store = Store::connect(&scoped, &opts)
-        .await
-        .expect("connect postgres schema")
-        .with_secrets(SecretBox::generate());
-    store.migrate().await.expect("migrate");
-    store
+    format!("{url}{sep}options[search_path]={schema}")
 }
 
 impl TestApp {
