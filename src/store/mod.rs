@@ -194,6 +194,22 @@ impl Default for StoreOptions {
     }
 }
 
+/// Creates an empty SQLite file readable by its owner only: it holds session hashes, sealed
+/// secrets and everyone's access, and SQLite gives its WAL and shared-memory files the mode of the
+/// database file. An empty file is a valid empty database.
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        // Another process made it first; its mode is its own.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl Store {
     /// Connects to `url` (`sqlite:` or `postgres:`/`postgresql:`), creating a SQLite file if missing
     /// and [`StoreOptions::create_if_missing`] says so. Does not migrate; call [`Store::migrate`].
@@ -213,6 +229,10 @@ impl Store {
             let path = base.get_filename().to_path_buf();
             if !in_memory && !opts.create_if_missing && !path.exists() {
                 return Err(StoreError::NoDatabase);
+            }
+            if !in_memory && opts.create_if_missing && !path.exists() {
+                create_private_file(&path)
+                    .map_err(|e| sqlite_open_error(&path, sqlx::Error::Io(e)))?;
             }
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)

@@ -920,3 +920,29 @@ fn serve_on_postgres_without_a_secrets_key_refuses_to_start() {
         "{err}"
     );
 }
+
+/// The database holds session hashes, sealed secrets and everyone's access: like its key file, it
+/// is created readable by its owner only, and so are the WAL files SQLite makes beside it.
+#[cfg(unix)]
+#[test]
+fn the_sqlite_database_is_created_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private.db");
+    let db = format!("sqlite://{}", path.display());
+    let (ok, out, err) = idbridge(&db, &["migrate"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = idbridge(&db, &["org", "create", "--name", "Acme"]);
+    assert!(ok, "{out}{err}");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("private.db") {
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1);
+}
