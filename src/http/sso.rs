@@ -505,7 +505,9 @@ pub async fn saml_acs(
     // connection allows IdP-initiated sign-in.
     let mut flow = None;
     if let Some(relay) = form.relay_state.as_deref().filter(|r| !r.is_empty()) {
-        match s.store.take_flow(relay).await {
+        // The cookie is checked before the sign-in is taken, so that whoever sees a RelayState
+        // cannot spend, and so cancel, someone else's sign-in by posting it first.
+        match s.store.flow_connection(relay).await {
             Ok(Some(_)) if !flow_bound(&headers, relay) => {
                 return fail(
                     &s,
@@ -515,6 +517,10 @@ pub async fn saml_acs(
                 )
                 .await;
             }
+            Ok(_) => {}
+            Err(e) => return fail(&s, Some(&conn), "store", e).await,
+        }
+        match s.store.take_flow(relay).await {
             Ok(Some((conn_id, data))) if conn_id == conn.id => flow = Some(data),
             Ok(Some(_)) => {
                 return fail(

@@ -111,6 +111,16 @@ pub async fn callback(
     let Some(flow_state) = q.state.as_deref() else {
         return fail(&s, None, "oidc_invalid", "callback without state").await;
     };
+    // The cookie is checked before the sign-in is taken, so that whoever sees a state (in a
+    // referrer, a log) cannot spend, and so cancel, someone else's sign-in by presenting it first.
+    if !flow_bound(&headers, flow_state) {
+        let why = "the sign-in was started in another browser (no flow cookie)";
+        let conn = match s.store.flow_connection(flow_state).await {
+            Ok(Some(id)) => s.store.connection_by_id(&id).await.ok(),
+            _ => None,
+        };
+        return fail(&s, conn.as_ref(), "flow_unbound", why).await;
+    }
     let (conn_id, data) = match s.store.take_flow(flow_state).await {
         Ok(Some(v)) => v,
         Ok(None) => {
@@ -122,10 +132,6 @@ pub async fn callback(
         Ok(c) => c,
         Err(e) => return fail(&s, None, "unknown_connection", e).await,
     };
-    if !flow_bound(&headers, flow_state) {
-        let why = "the sign-in was started in another browser (no flow cookie)";
-        return fail(&s, Some(&conn), "flow_unbound", why).await;
-    }
     if let Some(error) = q.error.as_deref() {
         let reason = format!(
             "the IdP answered {error}: {}",

@@ -569,6 +569,15 @@ impl Store {
         tx.commit().await
     }
 
+    /// The connection of a sign-in in flight, without taking it: who presents a state must prove
+    /// it is the browser that started the sign-in before the sign-in is spent.
+    pub async fn flow_connection(&self, state: &str) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> = on_read!(self, c => sqlx::query_as(
+            "SELECT connection_id FROM sso_flows WHERE state_hash = $1 AND expires_at >= $2")
+            .bind(hash_token(state)).bind(now_micros()).fetch_optional(c).await?);
+        Ok(row.map(|(id,)| id))
+    }
+
     /// Takes a sign-in in flight: the first caller gets it, every later one (a replayed callback,
     /// the same callback on another replica) gets `None`, as does an expired one.
     pub async fn take_flow(&self, state: &str) -> StoreResult<Option<(String, Value)>> {

@@ -1764,3 +1764,66 @@ async fn look_alike_keys_stored_before_the_upgrade_are_refolded() {
     assert_eq!(look_alike.len(), 1);
     assert_eq!(look_alike[0].id, "u1");
 }
+
+/// Whoever sees a RelayState or an OIDC state (in a referrer, a proxy log) and presents it without
+/// the browser's flow cookie gets the failure page, and the sign-in stays open for the browser
+/// that started it, which then finishes it (here, with an answer refused on its own merits).
+#[tokio::test]
+async fn a_stolen_state_cannot_cancel_the_sign_in_it_names() {
+    let app = TestApp::without_directory().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let created = create(
+        &app,
+        &admin,
+        "/sso/connections",
+        saml_input(json!([idp_certificate()])),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    let start = get(&app, &format!("/sso/{id}/start"), None).await;
+    let relay = param(&redirected(&start), "RelayState").expect("a RelayState");
+    let cookie = start
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let acs = |cookie: Option<&str>| {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/sso/saml/{id}/acs"))
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.body(Body::from(format!(
+            "SAMLResponse={}&RelayState={}",
+            enc(&STANDARD.encode("<not-a-response/>")),
+            enc(&relay)
+        )))
+        .unwrap()
+    };
+    assert_failure_page(&app.send_raw(acs(None)).await);
+    assert_eq!(
+        app.store.flow_connection(&relay).await.unwrap().as_deref(),
+        Some(id)
+    );
+    assert_failure_page(&app.send_raw(acs(Some(&cookie))).await);
+    assert_eq!(app.store.flow_connection(&relay).await.unwrap(), None);
+
+    // The OIDC callback, for a sign-in in flight on an OIDC connection.
+    let oidc = connection(&app, &admin, false).await;
+    let state = "a-state-of-a-sign-in-in-flight-0123456789";
+    let later = idbridge::store::now_micros() + 600_000_000;
+    app.store
+        .put_flow(state, &oidc.id, &json!({}), later)
+        .await
+        .unwrap();
+    let callback = format!("/sso/oidc/callback?state={state}&code=stolen");
+    assert_failure_page(&get(&app, &callback, None).await);
+    assert_eq!(
+        app.store.flow_connection(state).await.unwrap().as_deref(),
+        Some(oidc.id.as_str())
+    );
+}
