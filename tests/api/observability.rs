@@ -393,6 +393,20 @@ async fn process_pool_and_webhook_backlog_series_read_sane_values() {
     assert!((0.0..60.0).contains(&age), "{age}");
 }
 
+/// Creates a sign-in connection over the admin API; returns its id.
+async fn create_connection(app: &TestApp, admin: &str, input: Value) -> String {
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/sso/connections"),
+            admin,
+            Some(input),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.id()
+}
+
 fn sign_ins(text: &str, protocol: &str, outcome: &str) -> f64 {
     sample(
         text,
@@ -409,24 +423,21 @@ async fn failed_sign_ins_are_counted_by_protocol() {
     let app = TestApp::without_directory().await;
     let admin = app.admin_token("org_admin", None).await;
     let cert = std::fs::read_to_string("fixtures/saml/keys/idp-rsa.crt").unwrap();
-    let r = app
-        .api(
-            Method::POST,
-            &app.org_path("/sso/connections"),
-            &admin,
-            Some(json!({
-                "name": "SAML IdP",
-                "saml": {
-                    "idp_entity_id": "urn:test:idp",
-                    "idp_sso_url": "http://127.0.0.1:9/sso",
-                    "idp_certificates": [cert],
-                    "idp_initiated": true
-                }
-            })),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let acs = format!("/sso/saml/{}/acs", r.body["id"].as_str().unwrap());
+    let id = create_connection(
+        &app,
+        &admin,
+        json!({
+            "name": "SAML IdP",
+            "saml": {
+                "idp_entity_id": "urn:test:idp",
+                "idp_sso_url": "http://127.0.0.1:9/sso",
+                "idp_certificates": [cert],
+                "idp_initiated": true
+            }
+        }),
+    )
+    .await;
+    let acs = format!("/sso/saml/{id}/acs");
 
     let before = scrape(&app).await;
     let req = Request::builder()
@@ -560,24 +571,16 @@ async fn verified_oidc_sign_ins_count_as_success_or_denied() {
     let idp = provider().await;
     let mut connections = Vec::new();
     for jit in [true, false] {
-        let r = app
-            .api(
-                Method::POST,
-                &app.org_path("/sso/connections"),
-                &admin,
-                Some(json!({
-                    "name": format!("OIDC jit={jit}"),
-                    "jit": jit,
-                    "oidc": {
-                        "issuer": idp.issuer,
-                        "client_id": "idbridge-at-idp",
-                        "client_secret": "idp-secret"
-                    }
-                })),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        connections.push(r.body["id"].as_str().unwrap().to_string());
+        let input = json!({
+            "name": format!("OIDC jit={jit}"),
+            "jit": jit,
+            "oidc": {
+                "issuer": idp.issuer,
+                "client_id": "idbridge-at-idp",
+                "client_secret": "idp-secret"
+            }
+        });
+        connections.push(create_connection(&app, &admin, input).await);
     }
 
     // Refused first: once the JIT connection has made the user, the other admits them too.
