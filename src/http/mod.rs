@@ -12,7 +12,6 @@ pub mod sso_oidc;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{delete, get, post};
-use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 
@@ -195,7 +194,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sign_in)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(middleware::from_fn(ops::record_metrics))
-        .layer(TraceLayer::new_for_http())
+        // Last, so outermost: it sees the final status, and the request id is set first.
+        .layer(middleware::from_fn(ops::observe))
         .with_state(state)
 }

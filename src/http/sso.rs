@@ -403,12 +403,19 @@ pub(super) async fn finish_sign_in(
                     description,
                 );
                 no_store(&mut resp);
+                resp.extensions_mut().insert(SignInOutcome("denied"));
                 return resp;
             }
-            return fail(state, Some(conn), e.code(), e).await;
+            let outcome = SignInOutcome(if e.refusal().is_some() {
+                "denied"
+            } else {
+                "failed"
+            });
+            let mut resp = fail(state, Some(conn), e.code(), e).await;
+            resp.extensions_mut().insert(outcome);
+            return resp;
         }
     };
-    metrics::counter!("idbridge_sso_sign_ins_total", "kind" => conn.kind.clone()).increment(1);
     let cookie = session_cookie(state, &signed.session_token, state.session_lifetime);
     let mut resp = match authz {
         Some(authz) => {
@@ -432,6 +439,24 @@ pub(super) async fn finish_sign_in(
     };
     resp.headers_mut().append(header::SET_COOKIE, cookie);
     no_store(&mut resp);
+    resp.extensions_mut().insert(SignInOutcome("success"));
+    resp
+}
+
+/// How a sign-in ended, left on the response by [`finish_sign_in`]: `denied` when the
+/// organization refused a verified user. A response without it failed earlier (no flow, a bad
+/// answer from the IdP, an unusable connection).
+#[derive(Clone, Copy)]
+struct SignInOutcome(&'static str);
+
+/// Counts a sign-in that ended at the ACS or the OIDC callback, by protocol and outcome.
+pub(super) fn count_sign_in(protocol: &'static str, resp: Response) -> Response {
+    let outcome = resp
+        .extensions()
+        .get::<SignInOutcome>()
+        .map_or("failed", |o| o.0);
+    metrics::counter!("idbridge_sign_ins_total", "protocol" => protocol, "outcome" => outcome)
+        .increment(1);
     resp
 }
 
@@ -445,6 +470,15 @@ pub struct AcsForm {
 
 /// The assertion consumer service (SAML Bindings §3.5, HTTP-POST).
 pub async fn saml_acs(
+    state: State<AppState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    form: Form<AcsForm>,
+) -> Response {
+    count_sign_in("saml", acs(state, id, headers, form).await)
+}
+
+async fn acs(
     State(s): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,

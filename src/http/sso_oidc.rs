@@ -103,6 +103,14 @@ pub struct CallbackParams {
 
 /// The redirect URI of every OIDC connection (Core §3.1.2.5); `state` finds the sign-in.
 pub async fn callback(
+    state: State<AppState>,
+    headers: axum::http::HeaderMap,
+    query: Query<CallbackParams>,
+) -> Response {
+    super::sso::count_sign_in("oidc", finish(state, headers, query).await)
+}
+
+async fn finish(
     State(s): State<AppState>,
     headers: axum::http::HeaderMap,
     Query(q): Query<CallbackParams>,

@@ -851,6 +851,14 @@ pub struct WebhookJob {
     pub attempts: i64,
 }
 
+/// Webhook deliveries still to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookBacklog {
+    pub pending: i64,
+    /// When the oldest pending event happened (microseconds); none when nothing is pending.
+    pub oldest_at: Option<i64>,
+}
+
 impl Store {
     /// Registers a webhook that delivers events from the next one on; returns it and its signing
     /// secret, shown once.
@@ -968,6 +976,16 @@ impl Store {
                 .map_err(|_| StoreError::Invalid("webhook secret is not UTF-8".into()))?;
         }
         Ok(Some(job))
+    }
+
+    /// Deliveries not yet made, over every webhook (one an event a webhook has not had), and
+    /// when the oldest of their events happened: how far the workers lag.
+    pub async fn webhook_backlog(&self) -> StoreResult<WebhookBacklog> {
+        let (pending, oldest_at): (i64, Option<i64>) = on_read!(self, c => sqlx::query_as(
+            "SELECT COUNT(*), MIN(e.at) FROM webhooks w \
+             JOIN events e ON e.org_id = w.org_id AND e.seq > w.delivered_seq")
+            .fetch_one(c).await?);
+        Ok(WebhookBacklog { pending, oldest_at })
     }
 
     /// Records that events up to `seq` were delivered and releases the lease.

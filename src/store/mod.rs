@@ -356,6 +356,24 @@ impl Store {
         Ok(())
     }
 
+    /// Connections of each pool, for `/metrics`: open, idle, and the most it may open.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        fn stats<DB: sqlx::Database>(pool: &'static str, p: &sqlx::Pool<DB>) -> PoolStats {
+            PoolStats {
+                pool,
+                size: p.size(),
+                idle: p.num_idle() as u32,
+                max: p.options().get_max_connections(),
+            }
+        }
+        match &*self.pools {
+            Pools::Sqlite { writer, reader } => {
+                vec![stats("writer", writer), stats("reader", reader)]
+            }
+            Pools::Postgres(pool) => vec![stats("main", pool)],
+        }
+    }
+
     pub async fn close(&self) {
         match &*self.pools {
             Pools::Sqlite { writer, reader } => {
@@ -419,6 +437,17 @@ fn pg_open_error(options: &PgConnectOptions, e: &sqlx::Error) -> StoreError {
         None => format!("{}:{}", options.get_host(), options.get_port()),
     };
     StoreError::Open(format!("cannot connect to PostgreSQL at {server}: {cause}"))
+}
+
+/// One connection pool's state at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `main` on PostgreSQL; `writer` and `reader` on SQLite.
+    pub pool: &'static str,
+    /// Connections open, idle or in use.
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 /// Microseconds since the Unix epoch, the unit of every stored time.

@@ -19,6 +19,7 @@ mod errors;
 mod groups;
 mod interop;
 mod lists;
+mod observability;
 mod openapi;
 mod people;
 mod sso;

@@ -1,0 +1,608 @@
+//! What an operator sees: request ids, the one log line a request writes (read from the real
+//! binary's stderr, a pipe as under a supervisor), and the series `/metrics` offers.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{TestApp, enc};
+
+// ---- request ids ------------------------------------------------------------------------------
+
+async fn request_id(app: &TestApp, path: &str, given: Option<&str>) -> (StatusCode, String) {
+    let mut req = Request::builder().uri(path);
+    if let Some(id) = given {
+        req = req.header("x-request-id", id);
+    }
+    let r = app.send_raw(req.body(Body::empty()).unwrap()).await;
+    let id = r.header("x-request-id").expect("x-request-id").to_string();
+    (r.status, id)
+}
+
+fn is_uuid(id: &str) -> bool {
+    uuid::Uuid::parse_str(id).is_ok()
+}
+
+#[tokio::test]
+async fn every_response_carries_the_callers_request_id_or_a_new_one() {
+    let app = TestApp::new().await;
+    let (status, id) = request_id(&app, "/healthz", Some("lb-7f3a.42")).await;
+    assert_eq!((status, id.as_str()), (StatusCode::OK, "lb-7f3a.42"));
+    // Refused, unmatched and method-not-allowed answers carry it too.
+    for (path, expected) in [
+        ("/scim/v2/nope/Users", StatusCode::UNAUTHORIZED),
+        ("/no/such/route", StatusCode::NOT_FOUND),
+        ("/oauth/token", StatusCode::METHOD_NOT_ALLOWED),
+    ] {
+        let (status, id) = request_id(&app, path, Some("abc")).await;
+        assert_eq!((status, id.as_str()), (expected, "abc"), "{path}");
+        let (_, minted) = request_id(&app, path, None).await;
+        assert!(is_uuid(&minted), "{path}: {minted}");
+    }
+    let too_long = "x".repeat(129);
+    for invalid in ["has space", too_long.as_str(), "caf\u{e9}"] {
+        let given = axum::http::HeaderValue::from_bytes(invalid.as_bytes()).unwrap();
+        let req = Request::builder()
+            .uri("/healthz")
+            .header("x-request-id", given)
+            .body(Body::empty())
+            .unwrap();
+        let minted = app.send_raw(req).await;
+        let minted = minted.header("x-request-id").unwrap();
+        assert!(
+            is_uuid(minted) && minted != invalid,
+            "{invalid:?} -> {minted}"
+        );
+    }
+    let (_, a) = request_id(&app, "/healthz", None).await;
+    let (_, b) = request_id(&app, "/healthz", None).await;
+    assert_ne!(a, b);
+    assert!(request_id(&app, "/healthz", Some(&"y".repeat(128))).await.1 == "y".repeat(128));
+}
+
+// ---- the request line, from the binary --------------------------------------------------------
+
+fn idbridge(db: &str, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_idbridge"))
+        .args(args)
+        .env("IDBRIDGE_DATABASE_URL", db)
+        .env_remove("IDBRIDGE_LOG_FORMAT")
+        .output()
+        .expect("run idbridge");
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+/// `idbridge serve` on a free port with stdout and stderr as pipes; stderr is read as it comes,
+/// so a chatty server never blocks on a full pipe.
+struct Server {
+    child: Child,
+    addr: String,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+fn serve(db: &str, env: &[(&str, &str)]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idbridge"))
+        .arg("serve")
+        .env("IDBRIDGE_DATABASE_URL", db)
+        .env("IDBRIDGE_LISTEN", "127.0.0.1:0")
+        .env_remove("IDBRIDGE_PUBLIC_URL")
+        .env_remove("IDBRIDGE_LOG")
+        .env_remove("RUST_LOG")
+        .env_remove("IDBRIDGE_LOG_FORMAT")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let first = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .expect("serve printed a line")
+        .unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("address in the first line")
+        .to_string();
+    Server {
+        child,
+        addr,
+        stderr,
+    }
+}
+
+impl Server {
+    /// Stops the server as a supervisor would and returns everything it logged.
+    fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        self.child.wait().unwrap();
+        self.stderr.join().unwrap()
+    }
+}
+
+/// A raw HTTP/1.1 GET with these headers; returns the status line.
+fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    buf.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_json_request_line_is_flat_and_names_the_route_never_the_query_or_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("logs.db").display());
+    let migrated = Command::new(env!("CARGO_BIN_EXE_idbridge"))
+        .args(["migrate"])
+        .env("IDBRIDGE_DATABASE_URL", &db)
+        .output()
+        .expect("run idbridge");
+    assert!(migrated.status.success(), "{migrated:?}");
+    idbridge(&db, &["org", "create", "--name", "Acme", "--json"]);
+    let d = idbridge(&db, &["directory", "create", "--org", "Acme", "--json"]);
+    let (directory, token) = (d["id"].as_str().unwrap(), d["token"].as_str().unwrap());
+
+    let server = serve(&db, &[("IDBRIDGE_LOG_FORMAT", "json")]);
+    let filter = enc("userName eq \"filtered-person@example.com\"");
+    let path = format!("/scim/v2/{directory}/Users?filter={filter}&code=an-authorization-code");
+    let bearer = format!("Bearer {token}");
+    let status = http_get(
+        &server.addr,
+        &path,
+        &[("authorization", &bearer), ("x-request-id", "req-logs-1")],
+    );
+    assert!(status.contains(" 200 "), "{status}");
+    let status = http_get(&server.addr, "/no/such/route?code=elsewhere", &[]);
+    assert!(status.contains(" 404 "), "{status}");
+    let stderr = server.stop();
+
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colour codes in a pipe: {stderr}"
+    );
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    for line in &lines {
+        for nested in ["fields", "span", "spans"] {
+            assert!(line.get(nested).is_none(), "flat: {line}");
+        }
+        assert!(
+            line["level"].is_string() && line["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    let requests: Vec<&Value> = lines.iter().filter(|l| l["message"] == "request").collect();
+    let scim = requests
+        .iter()
+        .find(|l| l["request_id"] == "req-logs-1")
+        .unwrap_or_else(|| panic!("a request line with the caller's id: {stderr}"));
+    assert_eq!(scim["level"], "INFO", "{scim}");
+    assert_eq!(scim["method"], "GET", "{scim}");
+    assert_eq!(scim["route"], "/scim/v2/{directory}/Users", "{scim}");
+    assert_eq!(scim["status"], 200, "{scim}");
+    assert!(
+        scim["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{scim}"
+    );
+    let unmatched = requests
+        .iter()
+        .find(|l| l["status"] == 404)
+        .unwrap_or_else(|| panic!("a line for the 404: {stderr}"));
+    assert_eq!(unmatched["route"], "unmatched", "{unmatched}");
+    assert!(
+        unmatched["request_id"].as_str().is_some_and(is_uuid),
+        "{unmatched}"
+    );
+    assert_eq!(requests.len(), 2, "one line a request: {stderr}");
+
+    for secret in [
+        token,
+        "an-authorization-code",
+        "elsewhere",
+        "filtered-person",
+        "filter=",
+        directory,
+    ] {
+        assert!(!stderr.contains(secret), "{secret:?} logged: {stderr}");
+    }
+}
+
+#[test]
+fn text_logs_to_a_pipe_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("text.db").display());
+    let server = serve(&db, &[]);
+    let status = http_get(&server.addr, "/healthz", &[("x-request-id", "req-text-1")]);
+    assert!(status.contains(" 200 "), "{status}");
+    let stderr = server.stop();
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("req-text-1"))
+        .unwrap_or_else(|| panic!("a request line: {stderr}"));
+    assert!(
+        line.contains("INFO") && line.contains("route=\"/healthz\""),
+        "{line}"
+    );
+    assert!(line.contains("status=200"), "{line}");
+}
+
+// ---- /metrics -----------------------------------------------------------------------------------
+
+async fn scrape(app: &TestApp) -> String {
+    let r = app.send(Method::GET, "/metrics", None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    r.body.as_str().expect("text").to_string()
+}
+
+/// The value of the sample of `name` with exactly these labels, in any order.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    want.sort();
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, mut have) = match series.split_once('{') {
+            Some((n, rest)) => (
+                n,
+                rest.trim_end_matches('}')
+                    .split(',')
+                    .map(str::to_string)
+                    .collect::<Vec<_>>(),
+            ),
+            None => (series, Vec::new()),
+        };
+        have.sort();
+        (n == name && have == want)
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
+
+#[tokio::test]
+async fn every_series_has_help_and_type() {
+    let app = TestApp::new().await;
+    app.user("described@example.com").await;
+    app.get("/Users?count=1").await;
+    let text = scrape(&app).await;
+    let described = |kind: &str, name: &str| {
+        text.lines()
+            .any(|l| l.starts_with(&format!("# {kind} {name} ")))
+    };
+    let mut names = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let name = line.split(['{', ' ']).next().unwrap();
+        // A histogram's samples are named after it with these suffixes.
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| described("TYPE", f)))
+            .unwrap_or(name);
+        assert!(described("HELP", family), "no HELP for {family}:\n{text}");
+        assert!(described("TYPE", family), "no TYPE for {family}:\n{text}");
+        names.push(family.to_string());
+    }
+    for expected in [
+        "idbridge_http_requests_total",
+        "idbridge_http_request_duration_seconds",
+        "idbridge_scim_operations_total",
+        "process_resident_memory_bytes",
+        "idbridge_db_pool_connections",
+        "idbridge_webhook_pending_deliveries",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{expected}:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn process_pool_and_webhook_backlog_series_read_sane_values() {
+    let app = TestApp::new().await;
+    let text = scrape(&app).await;
+
+    let rss = sample(&text, "process_resident_memory_bytes", &[]).unwrap();
+    assert!(rss > 1024.0 * 1024.0, "{rss}");
+    assert!(sample(&text, "process_open_fds", &[]).unwrap() >= 3.0);
+    assert!(sample(&text, "process_cpu_seconds_total", &[]).unwrap() > 0.0);
+    let started = sample(&text, "process_start_time_seconds", &[]).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    assert!(
+        started <= now + 1.0 && started > now - 86_400.0,
+        "{started} vs {now}"
+    );
+
+    let pools: &[&str] = match app.store.backend() {
+        idbridge::store::Backend::Sqlite => &["writer", "reader"],
+        idbridge::store::Backend::Postgres => &["main"],
+    };
+    for pool in pools {
+        let state = |s| {
+            sample(
+                &text,
+                "idbridge_db_pool_connections",
+                &[("pool", pool), ("state", s)],
+            )
+        };
+        let (idle, in_use) = (state("idle").unwrap(), state("in_use").unwrap());
+        let max = sample(&text, "idbridge_db_pool_max_connections", &[("pool", pool)]).unwrap();
+        assert!(
+            idle >= 0.0 && in_use >= 0.0 && idle + in_use <= max,
+            "{pool}: {text}"
+        );
+    }
+    // The scrape itself read the database: the write pool has had a connection.
+    let open = sample(
+        &text,
+        "idbridge_db_pool_connections",
+        &[("pool", pools[0]), ("state", "idle")],
+    )
+    .unwrap()
+        + sample(
+            &text,
+            "idbridge_db_pool_connections",
+            &[("pool", pools[0]), ("state", "in_use")],
+        )
+        .unwrap();
+    assert!(open >= 1.0, "{text}");
+
+    // Nothing pending, then a webhook (no worker runs here) and two events it has not had.
+    assert_eq!(
+        sample(&text, "idbridge_webhook_pending_deliveries", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, "idbridge_webhook_oldest_pending_age_seconds", &[]),
+        Some(0.0)
+    );
+    let owner = app.admin_token("org_owner", None).await;
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/webhooks"),
+            &owner,
+            Some(json!({ "url": "http://127.0.0.1:9/hook" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    app.user("pending-1@example.com").await;
+    app.user("pending-2@example.com").await;
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(&text, "idbridge_webhook_pending_deliveries", &[]),
+        Some(2.0),
+        "{text}"
+    );
+    let age = sample(&text, "idbridge_webhook_oldest_pending_age_seconds", &[]).unwrap();
+    assert!((0.0..60.0).contains(&age), "{age}");
+}
+
+/// Creates a sign-in connection over the admin API; returns its id.
+async fn create_connection(app: &TestApp, admin: &str, input: Value) -> String {
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/sso/connections"),
+            admin,
+            Some(input),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.id()
+}
+
+fn sign_ins(text: &str, protocol: &str, outcome: &str) -> f64 {
+    sample(
+        text,
+        "idbridge_sign_ins_total",
+        &[("protocol", protocol), ("outcome", outcome)],
+    )
+    .unwrap_or(0.0)
+}
+
+/// Failures before any user is known: a SAML response that is not one, an OIDC callback for a
+/// sign-in nobody started.
+#[tokio::test]
+async fn failed_sign_ins_are_counted_by_protocol() {
+    let app = TestApp::without_directory().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let cert = std::fs::read_to_string("fixtures/saml/keys/idp-rsa.crt").unwrap();
+    let id = create_connection(
+        &app,
+        &admin,
+        json!({
+            "name": "SAML IdP",
+            "saml": {
+                "idp_entity_id": "urn:test:idp",
+                "idp_sso_url": "http://127.0.0.1:9/sso",
+                "idp_certificates": [cert],
+                "idp_initiated": true
+            }
+        }),
+    )
+    .await;
+    let acs = format!("/sso/saml/{id}/acs");
+
+    let before = scrape(&app).await;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(&acs)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!("SAMLResponse={}", enc("bm90IFNBTUw="))))
+        .unwrap();
+    assert_eq!(app.send_raw(req).await.status, StatusCode::FORBIDDEN);
+    let req = Request::builder()
+        .uri("/sso/oidc/callback?state=never-started&code=c")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.send_raw(req).await.status, StatusCode::FORBIDDEN);
+    let after = scrape(&app).await;
+    for protocol in ["saml", "oidc"] {
+        // Other tests in this process count too: at least one more.
+        assert!(
+            sign_ins(&after, protocol, "failed") >= sign_ins(&before, protocol, "failed") + 1.0,
+            "{protocol}: {after}"
+        );
+    }
+}
+
+/// Just enough of an OpenID provider on 127.0.0.1 for a sign-in to be verified: discovery, its
+/// key, and a token endpoint that answers any code with an ID token for `ada@example.com` bound
+/// to the nonce the test hands it (the browser's part is played by the test).
+struct Provider {
+    issuer: String,
+    nonce: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+async fn provider() -> Provider {
+    use axum::routing::{get, post};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let nonce = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let rsa = key.rsa().unwrap();
+    let jwks = json!({"keys": [{
+        "kty": "RSA", "use": "sig", "kid": "k1",
+        "n": URL_SAFE_NO_PAD.encode(rsa.n().to_vec()),
+        "e": URL_SAFE_NO_PAD.encode(rsa.e().to_vec()),
+    }]});
+    let discovery = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    });
+    let (iss, n) = (issuer.clone(), nonce.clone());
+    let token = move || {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = json!({
+            "iss": iss, "sub": "ada", "aud": "idbridge-at-idp", "iat": now, "exp": now + 300,
+            "nonce": *n.lock().unwrap(), "email": "ada@example.com", "email_verified": true,
+        });
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(json!({"alg": "RS256", "typ": "JWT", "kid": "k1"}).to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut signer =
+            openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+        signer.update(input.as_bytes()).unwrap();
+        let jws = format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(signer.sign_to_vec().unwrap())
+        );
+        async move { axum::Json(json!({"access_token": "at", "token_type": "Bearer", "id_token": jws})) }
+    };
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { axum::Json(discovery) }),
+        )
+        .route("/jwks", get(move || async move { axum::Json(jwks) }))
+        .route("/token", post(token));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Provider { issuer, nonce }
+}
+
+/// Starts a sign-in at this connection and comes back to the callback as the browser would.
+async fn oidc_sign_in(app: &TestApp, idp: &Provider, connection: &str) -> StatusCode {
+    let start = app
+        .send_raw(
+            Request::builder()
+                .uri(format!("/sso/{connection}/start"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let location = url::Url::parse(start.header("location").expect("redirect to the IdP")).unwrap();
+    let param = |name: &str| {
+        location
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    *idp.nonce.lock().unwrap() = param("nonce");
+    let cookie = start
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    let callback = Request::builder()
+        .uri(format!(
+            "/sso/oidc/callback?code=c1&state={}",
+            enc(&param("state"))
+        ))
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .unwrap();
+    app.send_raw(callback).await.status
+}
+
+/// A verified user is signed in by a JIT connection and refused by one that admits only
+/// provisioned users (there is no directory): success and denied, each under `oidc`.
+#[tokio::test]
+async fn verified_oidc_sign_ins_count_as_success_or_denied() {
+    let app = TestApp::without_directory().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let idp = provider().await;
+    let mut connections = Vec::new();
+    for jit in [true, false] {
+        let input = json!({
+            "name": format!("OIDC jit={jit}"),
+            "jit": jit,
+            "oidc": {
+                "issuer": idp.issuer,
+                "client_id": "idbridge-at-idp",
+                "client_secret": "idp-secret"
+            }
+        });
+        connections.push(create_connection(&app, &admin, input).await);
+    }
+
+    // Refused first: once the JIT connection has made the user, the other admits them too.
+    let before = scrape(&app).await;
+    assert_eq!(
+        oidc_sign_in(&app, &idp, &connections[1]).await,
+        StatusCode::FORBIDDEN
+    );
+    let after = scrape(&app).await;
+    assert!(sign_ins(&after, "oidc", "denied") >= sign_ins(&before, "oidc", "denied") + 1.0);
+
+    let before = after;
+    assert_eq!(
+        oidc_sign_in(&app, &idp, &connections[0]).await,
+        StatusCode::OK
+    );
+    let after = scrape(&app).await;
+    assert!(sign_ins(&after, "oidc", "success") >= sign_ins(&before, "oidc", "success") + 1.0);
+}
