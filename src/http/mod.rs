@@ -4,6 +4,7 @@ pub mod admin;
 mod admin_sso;
 pub mod api_docs;
 mod extract;
+mod headers;
 mod ops;
 mod scim;
 pub mod sso;
@@ -178,7 +179,7 @@ pub fn router(state: AppState) -> Router {
             "/sso/saml/{connection}/acs",
             post(sso::saml_acs).layer(axum::extract::DefaultBodyLimit::max(1024 * 1024)),
         )
-        .route("/sso/logout", get(sso::logout).post(sso::logout))
+        .route("/sso/logout", get(sso::logout_page).post(sso::logout))
         .route("/.well-known/openid-configuration", get(sso::discovery))
         .route("/oauth/authorize", get(sso::authorize))
         .route("/oauth/token", post(sso::token_endpoint))
@@ -194,6 +195,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sign_in)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(middleware::from_fn(headers::security))
         // Last, so outermost: it sees the final status, and the request id is set first.
         .layer(middleware::from_fn(ops::observe))
         .with_state(state)

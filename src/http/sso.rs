@@ -683,8 +683,52 @@ pub async fn saml_metadata(State(s): State<AppState>, Path(id): Path<String>) ->
     }
 }
 
-/// Ends the browser's session.
+/// Asks before signing out: a GET must change nothing, or any page could sign a user out with an
+/// image tag.
+pub async fn logout_page() -> Response {
+    let mut resp = Html(
+        "<!doctype html><meta charset=utf-8><title>Sign out</title><h1>Sign out</h1>\
+         <form method=post action=/sso/logout><button type=submit>Sign out</button></form>",
+    )
+    .into_response();
+    no_store(&mut resp);
+    resp
+}
+
+/// Whether a POST came from another site: the browser says so in `Sec-Fetch-Site`, or its
+/// `Origin` is not ours. A client that sends neither (curl, an old browser) is not a browser
+/// being forged into posting.
+fn cross_site(headers: &HeaderMap, public_url: &str) -> bool {
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return true;
+    }
+    let ours = url::Url::parse(public_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|o| o != ours)
+}
+
+/// Ends the browser's session, when the browser itself asks.
 pub async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if cross_site(&headers, &s.public_url) {
+        let mut resp = (
+            StatusCode::FORBIDDEN,
+            Html(
+                "<!doctype html><meta charset=utf-8><title>Not signed out</title>\
+                 <h1>Not signed out</h1><p>Another site asked to sign you out; \
+                 <a href=/sso/logout>sign out here</a> if you meant to.</p>",
+            ),
+        )
+            .into_response();
+        no_store(&mut resp);
+        return resp;
+    }
     if let Some(token) = cookie_token(&headers)
         && let Err(e) = s.store.end_session(&token).await
     {

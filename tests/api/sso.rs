@@ -1310,7 +1310,46 @@ async fn a_session_ends_when_idle_and_at_logout() {
             .is_none()
     );
 
+    // A GET only asks: an image tag on any page must not sign the user out.
     let r = get(&app, "/sso/logout", Some(&signed.session_token)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("set-cookie").is_none(), "{r:?}");
+    assert!(r.body.as_str().unwrap().contains("method=post"), "{r:?}");
+    let live = |app: &TestApp| {
+        let (store, token) = (app.store.clone(), signed.session_token.clone());
+        async move { store.live_session(&token, HOUR).await.unwrap().is_some() }
+    };
+    assert!(live(&app).await);
+
+    // Another site's form posting here is refused; the user's own click is not.
+    let post = |origin: Option<&str>, fetch_site: Option<&str>| {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri("/sso/logout")
+            .header(
+                "cookie",
+                format!("idbridge_session={}", signed.session_token),
+            );
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        if let Some(f) = fetch_site {
+            req = req.header("sec-fetch-site", f);
+        }
+        req.body(Body::empty()).unwrap()
+    };
+    for (origin, site) in [
+        (Some("https://evil.example.test"), None),
+        (None, Some("cross-site")),
+    ] {
+        let r = app.send_raw(post(origin, site)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{origin:?} {site:?}");
+        assert!(r.header("set-cookie").is_none());
+        assert!(live(&app).await, "{origin:?} {site:?}");
+    }
+    let r = app
+        .send_raw(post(Some(PUBLIC_URL), Some("same-origin")))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let cookie = r.header("set-cookie").expect("the cookie is cleared");
     assert!(
@@ -1826,4 +1865,36 @@ async fn a_stolen_state_cannot_cancel_the_sign_in_it_names() {
         app.store.flow_connection(state).await.unwrap().as_deref(),
         Some(oidc.id.as_str())
     );
+}
+
+/// Every page idbridge shows a browser refuses to be framed (clickjacking a sign-out or a sign-in
+/// page), runs nothing it did not ship, and sends no Referer with its URL (which can hold a state).
+#[tokio::test]
+async fn pages_refuse_frames_scripts_and_referrers() {
+    let app = TestApp::without_directory().await;
+    for uri in [
+        "/sso/start?email=someone%40unknown.example",
+        "/sso/logout",
+        "/api/v1/docs",
+    ] {
+        let r = get(&app, uri, None).await;
+        assert!(
+            r.header("content-type").unwrap().starts_with("text/html"),
+            "{uri}"
+        );
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        for directive in [
+            "default-src 'none'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+        ] {
+            assert!(csp.contains(directive), "{uri}: {csp}");
+        }
+        assert!(!csp.contains("script-src"), "{uri}: {csp}");
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{uri}");
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{uri}");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{uri}");
+    }
+    let json = get(&app, "/.well-known/openid-configuration", None).await;
+    assert_eq!(json.header("x-content-type-options"), Some("nosniff"));
 }
