@@ -85,9 +85,11 @@ pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|_| out.flush());
     }
-    axum::serve(listener, build_router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = crate::server::Limits {
+        max_connections: global.max_connections as usize,
+        header_timeout: std::time::Duration::from_secs(global.header_timeout_secs),
+    };
+    crate::server::run(listener, build_router(state), limits, shutdown_signal()).await;
     worker.abort();
     tracing::info!("stopped");
     Ok(())

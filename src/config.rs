@@ -86,6 +86,26 @@ pub struct Global {
     /// default the system's resolvers (/etc/resolv.conf).
     #[arg(long, global = true, env = "IDBRIDGE_DNS_SERVER")]
     pub dns_server: Option<std::net::SocketAddr>,
+    /// Connections `serve` holds open at once. At the limit, a new connection takes the place of
+    /// the oldest one that has not yet sent a whole request (a slow or idle client).
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_MAX_CONNECTIONS",
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's headers, and that an idle kept-alive connection
+    /// stays open; the body of a request must arrive within 30 seconds more.
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_HEADER_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=300)
+    )]
+    pub header_timeout_secs: u64,
 }
 
 impl Global {

@@ -10,6 +10,7 @@ pub mod mapping;
 mod mutation;
 pub mod oauth;
 pub mod scim;
+pub mod server;
 pub mod service;
 pub mod sso;
 pub mod store;

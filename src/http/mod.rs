@@ -195,6 +195,9 @@ pub fn router(state: AppState) -> Router {
         .merge(sign_in)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            crate::server::BODY_TIMEOUT,
+        ))
         .layer(middleware::from_fn(headers::security))
         // Last, so outermost: it sees the final status, and the request id is set first.
         .layer(middleware::from_fn(ops::observe))

@@ -606,3 +606,66 @@ async fn verified_oidc_sign_ins_count_as_success_or_denied() {
     let after = scrape(&app).await;
     assert!(sign_ins(&after, "oidc", "success") >= sign_ins(&before, "oidc", "success") + 1.0);
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// A client holding thousands of half-sent requests (slowloris) does not take the server down:
+/// the oldest of them give way to new connections beyond the cap, each is closed when its header
+/// deadline passes, memory stays bounded, and health checks and SCIM keep answering.
+#[cfg(target_os = "linux")]
+#[test]
+fn slow_clients_cannot_starve_the_server() {
+    use std::io::ErrorKind;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("slow.db").display());
+    let server = serve(
+        &db,
+        &[
+            ("IDBRIDGE_MAX_CONNECTIONS", "300"),
+            ("IDBRIDGE_HEADER_TIMEOUT_SECS", "2"),
+        ],
+    );
+    assert!(http_get(&server.addr, "/healthz", &[]).contains(" 200 "));
+    let before = rss_kib(server.child.id());
+    let mut held = Vec::new();
+    for _ in 0..3000 {
+        let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Slow: ")
+            .unwrap();
+        held.push(s);
+    }
+    // New clients are still served while every slow one is held open on our side.
+    for _ in 0..5 {
+        let status = http_get(&server.addr, "/healthz", &[]);
+        assert!(status.contains(" 200 "), "{status}");
+    }
+    let status = http_get(&server.addr, "/scim/v2/none/Users", &[]);
+    assert!(status.contains(" 401 "), "{status}");
+    let grown = rss_kib(server.child.id()).saturating_sub(before);
+    assert!(
+        grown < 48 * 1024,
+        "RSS grew by {grown} KiB holding 3000 slow clients"
+    );
+
+    // Past the header deadline, the server has closed the slow connections it still held.
+    for s in held.iter_mut().rev().take(20) {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("a slow connection was left open: {e}"),
+        }
+    }
+    drop(held);
+    assert!(http_get(&server.addr, "/healthz", &[]).contains(" 200 "));
+    server.stop();
+}

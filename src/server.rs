@@ -1,0 +1,155 @@
+//! Serving connections with bounds a slow or hostile client cannot stretch: a deadline for each
+//! request's headers (which also ends idle kept-alive connections), a cap on open connections,
+//! and a small per-connection read buffer. `axum::serve` has none of these, so one client holding
+//! thousands of half-sent requests could exhaust file descriptors and memory.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tower::ServiceExt;
+
+/// How long a request's body may take to arrive once its headers have.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// What a connection may buffer while reading a request head: far above any real request's
+/// headers, far below what thousands of connections could pin otherwise (hyper's default ~400 KB).
+const READ_BUFFER: usize = 64 * 1024;
+/// How long shutdown waits for requests in flight.
+const DRAIN: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+}
+
+/// Connections that have not yet sent a whole request, oldest first: the ones given up when the
+/// cap is reached, since a client that has sent nothing useful loses nothing it was promised.
+#[derive(Default)]
+struct Waiting {
+    by_id: Mutex<BTreeMap<u64, Arc<Notify>>>,
+}
+
+impl Waiting {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Notify>>> {
+        self.by_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn evict_oldest(&self) -> bool {
+        match self.lock().pop_first() {
+            Some((_, evict)) => {
+                evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains requests in flight.
+pub async fn run(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let waiting = Arc::new(Waiting::default());
+    let open = Arc::new(AtomicUsize::new(0));
+    let ids = AtomicU64::new(0);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(READ_BUFFER);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.header_timeout))
+        .keep_alive_timeout(limits.header_timeout)
+        .max_concurrent_streams(100);
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before accept: the listener
+                    // itself is fine, so wait a moment rather than spin or stop.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if open.load(Ordering::Acquire) >= limits.max_connections && !waiting.evict_oldest() {
+            // Every connection is busy with a real request: refuse this one rather than queue it.
+            metrics::counter!("idbridge_connections_refused_total").increment(1);
+            drop(stream);
+            continue;
+        }
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        let evict = Arc::new(Notify::new());
+        waiting.lock().insert(id, evict.clone());
+        open.fetch_add(1, Ordering::AcqRel);
+        let guard = Open {
+            id,
+            open: open.clone(),
+            waiting: waiting.clone(),
+        };
+        let router = router.clone();
+        let marker = waiting.clone();
+        let builder = builder.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    // A whole request head arrived: this connection is no longer a candidate for
+                    // eviction.
+                    marker.lock().remove(&id);
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                });
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = evict.notified() => {
+                    metrics::counter!("idbridge_connections_evicted_total").increment(1);
+                }
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(DRAIN, conn).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    while open.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Counts a connection while its task lives, and forgets it as a waiting one when it ends.
+struct Open {
+    id: u64,
+    open: Arc<AtomicUsize>,
+    waiting: Arc<Waiting>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.waiting.lock().remove(&self.id);
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
