@@ -29,7 +29,7 @@ pub async fn create_connection(
     ApiJson(body): ApiJson<ConnectionInput>,
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
     let c = caller(&p)?;
-    let conn = sso::create_connection(&s.store, &c, s.allow_private_urls, body).await?;
+    let conn = sso::create_connection(&s.store, &c, &s.outbound, body).await?;
     Ok((StatusCode::CREATED, Json(view(&s, conn))))
 }
 
@@ -76,7 +76,7 @@ pub async fn patch_connection(
     ApiJson(body): ApiJson<ConnectionPatch>,
 ) -> ApiResult<Json<ConnectionView>> {
     let c = caller(&p)?;
-    let conn = sso::update_connection(&s.store, &c, s.allow_private_urls, &id, body).await?;
+    let conn = sso::update_connection(&s.store, &c, &s.outbound, &id, body).await?;
     Ok(Json(view(&s, conn)))
 }
 

@@ -20,6 +20,7 @@ mod groups;
 mod interop;
 mod lists;
 mod openapi;
+mod outbound;
 mod people;
 mod sso;
 mod tenancy;
