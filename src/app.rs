@@ -15,9 +15,8 @@ pub struct AppState {
     /// Externally visible base URL, without a trailing slash.
     pub public_url: Arc<str>,
     pub metrics: PrometheusHandle,
-    /// Whether webhook, metadata and IdP URLs may point at http, loopback or private addresses
-    /// (tests only).
-    pub allow_private_urls: bool,
+    /// The policy and client of every outbound request (webhooks, SAML metadata, OIDC).
+    pub outbound: crate::net::Outbound,
     /// A session ends after this long without use...
     pub session_idle: Duration,
     /// ...and this long after sign-in in any case.
@@ -37,7 +36,7 @@ impl AppState {
             store,
             public_url: public_url.trim_end_matches('/').into(),
             metrics: crate::telemetry::metrics_handle(),
-            allow_private_urls: false,
+            outbound: crate::net::Outbound::default(),
             session_idle: Duration::from_secs(2 * 3600),
             session_lifetime: Duration::from_secs(12 * 3600),
             oidc: Arc::default(),
@@ -62,12 +61,13 @@ pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
         None => format!("http://{addr}"),
     };
     let mut state = AppState::new(store.clone(), &public_url);
-    state.allow_private_urls = global.allow_private_urls;
+    state.outbound = crate::net::Outbound::new(global.allow_private_urls, global.dns_server);
     state.session_idle = global.session_idle();
     state.session_lifetime = global.session_lifetime();
     state.dns.server = global.dns_server;
     let worker = tokio::spawn(crate::webhook::worker(
         store,
+        state.outbound.clone(),
         std::time::Duration::from_secs(1),
     ));
     tracing::info!(%addr, public_url, "listening");

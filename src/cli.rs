@@ -604,7 +604,7 @@ pub async fn sso(store: &Store, global: &Global, cmd: SsoCommand) -> anyhow::Res
             let conn = crate::service::sso::create_connection(
                 store,
                 &caller,
-                global.allow_private_urls,
+                &crate::net::Outbound::new(global.allow_private_urls, global.dns_server),
                 input,
             )
             .await
@@ -624,7 +624,7 @@ pub async fn sso(store: &Store, global: &Global, cmd: SsoCommand) -> anyhow::Res
             let conn = crate::service::sso::update_connection(
                 store,
                 &caller,
-                global.allow_private_urls,
+                &crate::net::Outbound::new(global.allow_private_urls, global.dns_server),
                 &connection,
                 input,
             )

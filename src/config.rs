@@ -50,8 +50,9 @@ pub struct Global {
         default_value_t = 10
     )]
     pub db_max_connections: u32,
-    /// Accept webhook URLs on http and on loopback or private addresses. For tests and closed
-    /// networks only: it lets an admin make the service call into its own network.
+    /// Lift the outbound policy: webhook, IdP and metadata URLs may use http and reach loopback or
+    /// private addresses. For tests and closed networks only: it lets an admin make the service
+    /// call into its own network.
     /// The variable takes 1/0, true/false, yes/no or on/off.
     #[arg(long, global = true, env = "IDBRIDGE_ALLOW_PRIVATE_URLS", value_parser = boolish)]
     pub allow_private_urls: bool,

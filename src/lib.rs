@@ -8,6 +8,7 @@ pub mod http;
 pub mod mapping;
 #[cfg(test)]
 mod mutation;
+pub mod net;
 pub mod oauth;
 pub mod scim;
 pub mod server;

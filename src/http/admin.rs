@@ -957,7 +957,10 @@ pub async fn create_webhook(
 ) -> ApiResult<(StatusCode, Json<WebhookCreated>)> {
     let c = caller(&p)?;
     c.require(Action::Manage)?;
-    crate::webhook::check_url(&body.url, s.allow_private_urls).map_err(AdminError::Invalid)?;
+    s.outbound
+        .check_destination(&body.url)
+        .await
+        .map_err(|e| AdminError::Invalid(format!("url: {e}")))?;
     let (webhook, secret) = s.store.create_webhook(c.scope(), &body.url).await?;
     Ok((
         StatusCode::CREATED,

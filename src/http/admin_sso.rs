@@ -21,7 +21,7 @@ fn view(state: &AppState, connection: Connection) -> ConnectionView {
 
 /// Create a single sign-on connection
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/sso/connections", tag = "sso", request_body = ConnectionInput,
-    description = "Creates an OIDC or SAML connection to the organization's IdP. The response has the addresses to give the IdP (redirect URI, or SP entity id, ACS and metadata URLs). A SAML connection may be created without the IdP's details (`\"saml\": {}`): it is then `incomplete`, lists what is `missing`, and signs nobody in until a PATCH gives them.",
+    description = "Creates an OIDC or SAML connection to the organization's IdP. The response has the addresses to give the IdP (redirect URI, or SP entity id, ACS and metadata URLs). An OIDC issuer is checked against its discovery document (`{issuer}/.well-known/openid-configuration` must name exactly that issuer; 400 saying how they differ, or why discovery failed). Every URL is fetched under the outbound policy: https, public addresses only (checked on the resolved address), no redirects. A SAML connection may be created without the IdP's details (`\"saml\": {}`): it is then `incomplete`, lists what is `missing`, and signs nobody in until a PATCH gives them.",
     params(("org" = String, Path)), responses((status = 201, body = ConnectionView), (status = 400, body = Problem)))]
 pub async fn create_connection(
     State(s): State<AppState>,
@@ -29,7 +29,7 @@ pub async fn create_connection(
     ApiJson(body): ApiJson<ConnectionInput>,
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
     let c = caller(&p)?;
-    let conn = sso::create_connection(&s.store, &c, s.allow_private_urls, body).await?;
+    let conn = sso::create_connection(&s.store, &c, &s.outbound, body).await?;
     Ok((StatusCode::CREATED, Json(view(&s, conn))))
 }
 
@@ -67,7 +67,7 @@ pub async fn get_connection(
 
 /// Update a single sign-on connection
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}/sso/connections/{id}", tag = "sso", request_body = ConnectionPatch,
-    description = "Changes a connection: its name, switches, or its settings. SAML settings merge into the stored ones: `metadata_xml` or `metadata_url` set the IdP's entity id, SSO URL and certificates, and each field given replaces its stored value (to rotate IdP certificates give the new list, old and new while both are valid). OIDC settings are replaced whole.",
+    description = "Changes a connection: its name, switches, or its settings. SAML settings merge into the stored ones: `metadata_xml` or `metadata_url` set the IdP's entity id, SSO URL and certificates, and each field given replaces its stored value (to rotate IdP certificates give the new list, old and new while both are valid). OIDC settings are replaced whole, and their issuer checked against its discovery document again.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = ConnectionView), (status = 400, body = Problem)))]
 pub async fn patch_connection(
     State(s): State<AppState>,
@@ -76,7 +76,7 @@ pub async fn patch_connection(
     ApiJson(body): ApiJson<ConnectionPatch>,
 ) -> ApiResult<Json<ConnectionView>> {
     let c = caller(&p)?;
-    let conn = sso::update_connection(&s.store, &c, s.allow_private_urls, &id, body).await?;
+    let conn = sso::update_connection(&s.store, &c, &s.outbound, &id, body).await?;
     Ok(Json(view(&s, conn)))
 }
 

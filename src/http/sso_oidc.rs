@@ -27,7 +27,7 @@ pub struct Providers {
 }
 
 fn http(state: &AppState) -> HttpClient {
-    HttpClient::new(state.allow_private_urls)
+    HttpClient::new(state.outbound.clone())
 }
 
 async fn connection(state: &AppState, conn: &Connection) -> Result<OidcConnection, String> {

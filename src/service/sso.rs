@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::net::Outbound;
 use crate::service::admin::{Action, AdminError, AdminResult, Caller};
 use crate::service::provision::Provision;
 use crate::sso::connection::{
@@ -369,48 +370,48 @@ pub fn invalid(e: impl std::fmt::Display) -> AdminError {
     AdminError::Invalid(e.to_string())
 }
 
-/// Fetches IdP metadata from an https URL (no redirects, bounded size and time).
-async fn fetch_metadata(url: &str, allow_private: bool) -> Result<String, AdminError> {
-    crate::webhook::check_url(url, allow_private)
-        .map_err(|e| invalid(format!("metadata_url: {e}")))?;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(|_| AdminError::Internal)?;
-    let mut resp = client
-        .get(url)
-        .send()
+/// Fetches IdP metadata through the outbound policy (no redirects, bounded size and time).
+async fn fetch_metadata(outbound: &Outbound, url: &str) -> Result<String, AdminError> {
+    let fetched = outbound
+        .get(url, MAX_METADATA_BYTES)
         .await
         .map_err(|e| invalid(format!("metadata_url: {e}")))?;
-    if !resp.status().is_success() {
-        return Err(invalid(format!("metadata_url answered {}", resp.status())));
+    if !fetched.status.is_success() {
+        return Err(invalid(format!("metadata_url answered {}", fetched.status)));
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
+    String::from_utf8(fetched.body).map_err(|_| invalid("metadata_url: not UTF-8"))
+}
+
+/// An OIDC connection is checked as a sign-in will use it: the issuer's discovery document
+/// (Discovery 1.0 §4) is fetched, and its issuer must be the configured one (§4.3), so a typo or
+/// a trailing slash is found now rather than at every user's sign-in.
+async fn check_discovery(outbound: &Outbound, issuer: &str) -> Result<(), AdminError> {
+    let url = crate::sso::oidc::discovery_url(issuer);
+    let fetched = outbound
+        .get(&url, crate::sso::oidc::MAX_DOCUMENT_BYTES)
         .await
-        .map_err(|e| invalid(format!("metadata_url: {e}")))?
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_METADATA_BYTES {
-            return Err(invalid("metadata_url: the document is larger than 512 KiB"));
-        }
+        .map_err(|e| invalid(format!("oidc.issuer: discovery failed: {e}")))?;
+    if !fetched.status.is_success() {
+        return Err(invalid(format!(
+            "oidc.issuer: discovery failed: {url} answered {}",
+            fetched.status
+        )));
     }
-    String::from_utf8(body).map_err(|_| invalid("metadata_url: not UTF-8"))
+    crate::sso::oidc::check_discovery_document(issuer, &fetched.body)
+        .map_err(|e| invalid(format!("oidc.issuer: {e}")))
 }
 
 /// The settings `input` makes of `before` (a new connection's are empty): metadata replaces the
 /// IdP's entity id, SSO URL and certificates, fields given replace their stored value, the rest
 /// is kept.
 async fn saml_settings(
-    allow_private: bool,
+    outbound: &Outbound,
     input: SamlInput,
     before: SamlSettings,
 ) -> Result<SamlSettings, AdminError> {
     let xml = match (&input.metadata_xml, &input.metadata_url) {
         (Some(xml), _) => Some(xml.clone()),
-        (None, Some(url)) => Some(fetch_metadata(url, allow_private).await?),
+        (None, Some(url)) => Some(fetch_metadata(outbound, url).await?),
         (None, None) => None,
     };
     let metadata = xml
@@ -463,7 +464,7 @@ async fn saml_settings(
     if input.groups_attribute.is_some() {
         s.groups_attribute = input.groups_attribute;
     }
-    s.check(allow_private).map_err(invalid)?;
+    s.check(outbound.allows_private()).map_err(invalid)?;
     Ok(s)
 }
 
@@ -471,7 +472,7 @@ async fn saml_settings(
 type Checked = (&'static str, Value, Option<Option<String>>);
 
 async fn check_settings(
-    allow_private: bool,
+    outbound: &Outbound,
     oidc: Option<OidcInput>,
     saml: Option<SamlInput>,
     before: Option<&Connection>,
@@ -479,7 +480,10 @@ async fn check_settings(
     match (oidc, saml) {
         (Some(_), Some(_)) => Err(invalid("give either oidc or saml, not both")),
         (Some(mut o), None) => {
-            o.settings.check(allow_private).map_err(invalid)?;
+            o.settings
+                .check(outbound.allows_private())
+                .map_err(invalid)?;
+            check_discovery(outbound, &o.settings.issuer).await?;
             let value = serde_json::to_value(&o.settings).map_err(invalid)?;
             Ok(Some(("oidc", value, o.client_secret.map(Some))))
         }
@@ -492,7 +496,7 @@ async fn check_settings(
             // Our encryption key outlives edits of the connection: the IdP holds its certificate.
             let kept = stored.sp_encryption_certificate.clone();
             let encrypted = s.encrypted_assertions.unwrap_or(kept.is_some());
-            let mut settings = saml_settings(allow_private, s, stored).await?;
+            let mut settings = saml_settings(outbound, s, stored).await?;
             let secret = match (encrypted, kept) {
                 (true, Some(cert)) => {
                     settings.sp_encryption_certificate = Some(cert);
@@ -646,13 +650,12 @@ pub async fn move_domain(
 pub async fn create_connection(
     store: &Store,
     caller: &Caller<'_>,
-    allow_private: bool,
+    outbound: &Outbound,
     body: ConnectionInput,
 ) -> AdminResult<Connection> {
     caller.require(Action::Manage)?;
     check_name(&body.name)?;
-    let Some((kind, config, secret)) =
-        check_settings(allow_private, body.oidc, body.saml, None).await?
+    let Some((kind, config, secret)) = check_settings(outbound, body.oidc, body.saml, None).await?
     else {
         return Err(invalid("give oidc or saml settings"));
     };
@@ -674,7 +677,7 @@ pub async fn create_connection(
 pub async fn update_connection(
     store: &Store,
     caller: &Caller<'_>,
-    allow_private: bool,
+    outbound: &Outbound,
     id: &str,
     body: ConnectionPatch,
 ) -> AdminResult<Connection> {
@@ -684,7 +687,7 @@ pub async fn update_connection(
         check_name(name)?;
     }
     let (kind, config, secret) =
-        match check_settings(allow_private, body.oidc, body.saml, Some(&before)).await? {
+        match check_settings(outbound, body.oidc, body.saml, Some(&before)).await? {
             Some(checked) => checked,
             None => (
                 if before.kind == "oidc" {
@@ -728,7 +731,7 @@ mod tests {
             "https://localhost/metadata",
             "file:///etc/passwd",
         ] {
-            let err = fetch_metadata(url, false).await.unwrap_err();
+            let err = fetch_metadata(&Outbound::default(), url).await.unwrap_err();
             assert!(
                 matches!(&err, AdminError::Invalid(d) if d.starts_with("metadata_url")),
                 "{url}: {err:?}"
@@ -748,10 +751,11 @@ mod tests {
             encrypted_assertions: Some(encrypted),
             ..SamlInput::default()
         };
-        let (_, config, secret) = check_settings(false, None, Some(input(true)), None)
-            .await
-            .unwrap()
-            .unwrap();
+        let (_, config, secret) =
+            check_settings(&Outbound::default(), None, Some(input(true)), None)
+                .await
+                .unwrap()
+                .unwrap();
         let pem = config["sp_encryption_certificate"].as_str().unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
         let key = secret.flatten().expect("a new private key to seal");
@@ -768,19 +772,25 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
-        let (_, kept, secret) = check_settings(false, None, Some(input(true)), Some(&before))
-            .await
-            .unwrap()
-            .unwrap();
+        let (_, kept, secret) =
+            check_settings(&Outbound::default(), None, Some(input(true)), Some(&before))
+                .await
+                .unwrap()
+                .unwrap();
         assert_eq!(
             kept["sp_encryption_certificate"],
             config["sp_encryption_certificate"]
         );
         assert_eq!(secret, None, "the sealed key is left as it is");
-        let (_, off, secret) = check_settings(false, None, Some(input(false)), Some(&before))
-            .await
-            .unwrap()
-            .unwrap();
+        let (_, off, secret) = check_settings(
+            &Outbound::default(),
+            None,
+            Some(input(false)),
+            Some(&before),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert!(off.get("sp_encryption_certificate").is_none());
         assert_eq!(secret, Some(None), "the key is removed");
     }

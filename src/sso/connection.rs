@@ -137,7 +137,7 @@ pub enum SettingsError {
 impl OidcSettings {
     pub fn check(&mut self, allow_private: bool) -> Result<(), SettingsError> {
         self.issuer = self.issuer.trim().to_string();
-        crate::webhook::check_url(&self.issuer, allow_private)
+        crate::net::check_url(&self.issuer, allow_private)
             .map_err(|e| SettingsError::Invalid(format!("issuer: {e}")))?;
         if self.client_id.trim().is_empty() {
             return Err(SettingsError::Invalid("client_id is empty".into()));
@@ -181,7 +181,7 @@ impl SamlSettings {
     /// incomplete connection has what it was given checked, and the rest waits.
     pub fn check(&self, allow_private: bool) -> Result<(), SettingsError> {
         if !self.idp_sso_url.is_empty() {
-            crate::webhook::check_url(&self.idp_sso_url, allow_private)
+            crate::net::check_url(&self.idp_sso_url, allow_private)
                 .map_err(|e| SettingsError::Invalid(format!("idp_sso_url: {e}")))?;
         }
         if self.idp_certificates.is_empty() {

@@ -946,3 +946,45 @@ fn the_sqlite_database_is_created_readable_by_its_owner_only() {
     }
     assert!(seen >= 1);
 }
+
+/// `sso create` checks an OIDC issuer against its discovery document like the admin API, and a
+/// refusal is one line naming both issuers.
+#[test]
+fn sso_create_refuses_an_oidc_issuer_its_discovery_document_does_not_name_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated(&dir);
+    let (ok, _, err) = idbridge(&db, &["org", "create", "--name", "Acme"]);
+    assert!(ok, "{err}");
+    let fake = crate::harness::fake_issuer();
+    let create = |issuer: &str| {
+        let settings = serde_json::json!({"name": "IdP", "oidc": {
+            "issuer": issuer, "client_id": "idbridge", "client_secret": "s"}})
+        .to_string();
+        let out = Command::new(env!("CARGO_BIN_EXE_idbridge"))
+            .args(["sso", "create", "--org", "Acme", "--settings", &settings])
+            .env("IDBRIDGE_DATABASE_URL", &db)
+            .envs(
+                db.starts_with("postgres")
+                    .then_some(("IDBRIDGE_SECRETS_KEY", PG_SECRETS_KEY)),
+            )
+            // The fake provider listens on 127.0.0.1.
+            .env("IDBRIDGE_ALLOW_PRIVATE_URLS", "true")
+            .output()
+            .expect("run idbridge");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = create(&format!("{fake}/"));
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "issuer mismatch: configured \"{fake}/\" but discovery says \"{fake}\" (trailing slash)"
+        )),
+        "{err}"
+    );
+    let (ok, err) = create(&fake);
+    assert!(ok, "{err}");
+}

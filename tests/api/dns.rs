@@ -1,18 +1,19 @@
-//! A DNS server on 127.0.0.1 for the tests: it answers TXT questions with what tests published,
-//! "no such name" for anything else, and SERVFAIL for names under `servfail.test`. One server
-//! for the whole run, on a thread of its own (each test has its own runtime). Tests publish
+//! A DNS server on 127.0.0.1 for the tests: it answers TXT, A and AAAA questions with what tests
+//! published, "no such name" for anything else, and SERVFAIL for names under `servfail.test`. One
+//! server for the whole run, on a thread of its own (each test has its own runtime). Tests publish
 //! unique values, so tests sharing a name cannot confuse each other.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::{Mutex, OnceLock};
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::rdata::{A, AAAA, TXT};
 use hickory_proto::rr::{RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 
 static RECORDS: Mutex<Option<HashMap<String, Vec<String>>>> = Mutex::new(None);
+static ADDRESSES: Mutex<Option<HashMap<String, Vec<IpAddr>>>> = Mutex::new(None);
 static SERVER: OnceLock<SocketAddr> = OnceLock::new();
 
 /// The server's address, started on first use.
@@ -47,6 +48,21 @@ pub fn publish(name: &str, text: &str) {
         .push(text.to_string());
 }
 
+/// Makes `name` resolve to `addrs` (A and AAAA records), replacing what it resolved to before:
+/// a test can rebind a name between two requests.
+pub fn publish_address(name: &str, addrs: &[&str]) {
+    let key = name.trim_end_matches('.').to_ascii_lowercase();
+    let addrs = addrs
+        .iter()
+        .map(|a| a.parse().expect("an IP address"))
+        .collect();
+    ADDRESSES
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .insert(key, addrs);
+}
+
 fn answer(query: &[u8]) -> Option<Vec<u8>> {
     let request = Message::from_bytes(query).ok()?;
     let question = request.queries().first()?.clone();
@@ -68,8 +84,22 @@ fn answer(query: &[u8]) -> Option<Vec<u8>> {
         .unwrap()
         .as_ref()
         .and_then(|r| r.get(&name).cloned());
+    let addrs = ADDRESSES
+        .lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|r| r.get(&name).cloned());
     if name.ends_with("servfail.test") {
         reply.set_response_code(ResponseCode::ServFail);
+    } else if let Some(addrs) = addrs {
+        for addr in addrs {
+            let rdata = match (addr, question.query_type()) {
+                (IpAddr::V4(a), RecordType::A) => RData::A(A(a)),
+                (IpAddr::V6(a), RecordType::AAAA) => RData::AAAA(AAAA(a)),
+                _ => continue,
+            };
+            reply.add_answer(Record::from_rdata(question.name().clone(), 0, rdata));
+        }
     } else if let Some(texts) = texts {
         if question.query_type() == RecordType::TXT {
             for text in texts {

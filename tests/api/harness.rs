@@ -3,6 +3,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use idbridge::app::{AppState, build_router};
+use idbridge::net::Outbound;
 use idbridge::store::secrets::SecretBox;
 use idbridge::store::{Store, StoreOptions};
 use serde_json::Value;
@@ -176,12 +177,27 @@ impl TestApp {
         }
     }
 
-    /// The state of one replica on this database.
+    /// The state of one replica on this database. Outbound requests follow the production
+    /// policy (public addresses only), with names resolved by the tests' DNS server.
     pub fn state(store: &Store, public_url: &str) -> AppState {
         let mut state = AppState::new(store.clone(), public_url);
-        state.allow_private_urls = true;
         state.dns.server = Some(crate::dns::server());
+        state.outbound = Outbound::new(false, state.dns.server);
         state
+    }
+
+    /// A replica's state whose outbound requests may reach the local fakes (webhook receivers,
+    /// IdPs, discovery documents on 127.0.0.1): `IDBRIDGE_ALLOW_PRIVATE_URLS`.
+    pub fn state_reaching_fakes(store: &Store, public_url: &str) -> AppState {
+        let mut state = Self::state(store, public_url);
+        state.outbound = Outbound::new(true, state.dns.server);
+        state
+    }
+
+    /// This app, with outbound requests allowed to reach local fakes.
+    pub fn reaching_fakes(mut self) -> TestApp {
+        self.router = build_router(Self::state_reaching_fakes(&self.store, PUBLIC_URL));
+        self
     }
 
     /// Another replica: its own router (and caches) on the same database.
@@ -449,4 +465,63 @@ pub fn ids(list: &Value) -> Vec<String> {
         .iter()
         .map(|r| r["id"].as_str().expect("resource id").to_string())
         .collect()
+}
+
+/// The issuer of a fake OpenID provider on 127.0.0.1 that serves only discovery (Discovery 1.0
+/// §4) and an empty JWKS, for tests that need a connection that passes the check on creation.
+/// Any path is an issuer: `{issuer}/.well-known/openid-configuration` names the issuer it was
+/// asked for (without a trailing slash); under `/not-json` it answers HTML, under `/missing` 404.
+pub fn fake_issuer() -> String {
+    format!("http://{}", fake_provider())
+}
+
+fn fake_provider() -> std::net::SocketAddr {
+    static ADDR: std::sync::OnceLock<std::net::SocketAddr> = std::sync::OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the fake provider");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Its own thread and runtime: each test's runtime ends with the test.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = Router::new().fallback(move |uri: axum::http::Uri| async move {
+                    discovery_answer(addr, uri.path())
+                });
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        addr
+    })
+}
+
+fn discovery_answer(addr: std::net::SocketAddr, path: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(prefix) = path.strip_suffix("/.well-known/openid-configuration") else {
+        if path.ends_with("/jwks") {
+            return axum::Json(serde_json::json!({"keys": []})).into_response();
+        }
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if prefix.starts_with("/missing") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if prefix.starts_with("/not-json") {
+        return axum::response::Html("<html>sign in</html>").into_response();
+    }
+    let issuer = format!("http://{addr}{prefix}");
+    axum::Json(serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }))
+    .into_response()
 }

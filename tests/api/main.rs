@@ -21,6 +21,7 @@ mod interop;
 mod lists;
 mod observability;
 mod openapi;
+mod outbound;
 mod people;
 mod sso;
 mod tenancy;

@@ -320,7 +320,7 @@ async fn every_series_has_help_and_type() {
 
 #[tokio::test]
 async fn process_pool_and_webhook_backlog_series_read_sane_values() {
-    let app = TestApp::new().await;
+    let app = TestApp::new().await.reaching_fakes();
     let text = scrape(&app).await;
 
     let rss = sample(&text, "process_resident_memory_bytes", &[]).unwrap();
@@ -426,7 +426,7 @@ fn sign_ins(text: &str, protocol: &str, outcome: &str) -> f64 {
 /// sign-in nobody started.
 #[tokio::test]
 async fn failed_sign_ins_are_counted_by_protocol() {
-    let app = TestApp::without_directory().await;
+    let app = TestApp::without_directory().await.reaching_fakes();
     let admin = app.admin_token("org_admin", None).await;
     let cert = std::fs::read_to_string("fixtures/saml/keys/idp-rsa.crt").unwrap();
     let id = create_connection(
@@ -572,7 +572,7 @@ async fn oidc_sign_in(app: &TestApp, idp: &Provider, connection: &str) -> Status
 /// provisioned users (there is no directory): success and denied, each under `oidc`.
 #[tokio::test]
 async fn verified_oidc_sign_ins_count_as_success_or_denied() {
-    let app = TestApp::without_directory().await;
+    let app = TestApp::without_directory().await.reaching_fakes();
     let admin = app.admin_token("org_admin", None).await;
     let idp = provider().await;
     let mut connections = Vec::new();

@@ -134,7 +134,7 @@ fn oidc_input(jit: bool) -> Value {
         "name": "Okta",
         "jit": jit,
         "oidc": {
-            "issuer": "https://idp.example.test",
+            "issuer": crate::harness::fake_issuer(),
             "client_id": "idbridge-at-idp",
             "client_secret": IDP_SECRET
         }
@@ -325,7 +325,7 @@ async fn discovery_names_our_issuer_and_endpoints_and_jwks_has_one_rsa_key() {
 
 #[tokio::test]
 async fn oidc_connection_keeps_its_client_secret_sealed_and_never_shows_it() {
-    let app = TestApp::without_directory().await;
+    let app = TestApp::without_directory().await.reaching_fakes();
     let admin = app.admin_token("org_admin", None).await;
     let created = create(&app, &admin, "/sso/connections", oidc_input(true)).await;
     assert_eq!(created["kind"], "oidc");
@@ -368,6 +368,93 @@ async fn oidc_connection_keeps_its_client_secret_sealed_and_never_shows_it() {
     )
     .await
     .assert_problem(400);
+}
+
+/// OIDC Discovery 1.0 §4.3: the configured issuer must be the discovery document's, byte for
+/// byte, or every sign-in would fail on the ID token's `iss`; so it is checked when the
+/// connection is made or its settings change, and the error says how they differ.
+#[tokio::test]
+async fn an_oidc_connection_is_checked_against_its_discovery_document_when_made_or_changed() {
+    let app = TestApp::without_directory().await.reaching_fakes();
+    let admin = app.admin_token("org_admin", None).await;
+    let path = app.org_path("/sso/connections");
+    let fake = crate::harness::fake_issuer();
+    let input = |issuer: &str| {
+        let mut body = oidc_input(false);
+        body["oidc"]["issuer"] = json!(issuer);
+        body
+    };
+    let refused = |r: Resp| {
+        r.assert_problem(400);
+        r.body["detail"].as_str().unwrap().to_string()
+    };
+
+    let slash = format!("{fake}/tenant/");
+    let detail = refused(
+        app.api(Method::POST, &path, &admin, Some(input(&slash)))
+            .await,
+    );
+    assert_eq!(
+        detail,
+        format!(
+            "oidc.issuer: issuer mismatch: configured \"{fake}/tenant/\" but discovery says \
+             \"{fake}/tenant\" (trailing slash)"
+        )
+    );
+    let not_json = format!("{fake}/not-json");
+    let detail = refused(
+        app.api(Method::POST, &path, &admin, Some(input(&not_json)))
+            .await,
+    );
+    assert!(detail.contains("not JSON"), "{detail}");
+    let missing = format!("{fake}/missing");
+    let detail = refused(
+        app.api(Method::POST, &path, &admin, Some(input(&missing)))
+            .await,
+    );
+    assert!(detail.contains("answered 404"), "{detail}");
+    // Nothing listens on a port just freed.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let detail = refused(
+        app.api(Method::POST, &path, &admin, Some(input(&closed)))
+            .await,
+    );
+    assert!(
+        detail.starts_with(&format!(
+            "oidc.issuer: discovery failed: request to {closed}"
+        )),
+        "{detail}"
+    );
+    assert_eq!(app.api_ok(&path, &admin).await["items"], json!([]));
+
+    let good = format!("{fake}/tenant");
+    let created = create(&app, &admin, "/sso/connections", input(&good)).await;
+    let one = app.org_path(&format!(
+        "/sso/connections/{}",
+        created["id"].as_str().unwrap()
+    ));
+    let change = |issuer: &str| json!({"oidc": {"issuer": issuer, "client_id": "idbridge-at-idp"}});
+    let detail = refused(
+        app.api(Method::PATCH, &one, &admin, Some(change(&slash)))
+            .await,
+    );
+    assert!(detail.contains("(trailing slash)"), "{detail}");
+    assert_eq!(
+        app.api_ok(&one, &admin).await["config"]["issuer"],
+        good.as_str()
+    );
+    let other = format!("{fake}/other");
+    let r = app
+        .api(Method::PATCH, &one, &admin, Some(change(&other)))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        app.api_ok(&one, &admin).await["config"]["issuer"],
+        other.as_str()
+    );
 }
 
 #[tokio::test]
@@ -423,7 +510,7 @@ async fn saml_connection_needs_a_usable_certificate_and_publishes_sp_metadata() 
 
 #[tokio::test]
 async fn only_the_organizations_managers_touch_its_connections() {
-    let app = TestApp::without_directory().await;
+    let app = TestApp::without_directory().await.reaching_fakes();
     let admin = app.admin_token("org_admin", None).await;
     let viewer = app.admin_token("org_viewer", None).await;
     let path = app.org_path("/sso/connections");
@@ -711,7 +798,7 @@ async fn domains_declared_before_verification_stay_verified_after_the_upgrade() 
 
 #[tokio::test]
 async fn an_unknown_domain_gets_the_generic_failure_page() {
-    let app = TestApp::without_directory().await;
+    let app = TestApp::without_directory().await.reaching_fakes();
     let admin = app.admin_token("org_admin", None).await;
     create(&app, &admin, "/sso/connections", oidc_input(true)).await;
     create(&app, &admin, "/domains", json!({ "domain": "example.com" })).await;
@@ -876,7 +963,7 @@ struct Op {
 }
 
 async fn op() -> Op {
-    let app = TestApp::without_directory().await;
+    let app = TestApp::without_directory().await.reaching_fakes();
     let owner = app.admin_token("org_owner", None).await;
     let sa = sub_account(&app, &owner, "Marketing").await;
     claim_rule(&app, &owner, "Engineering", &sa, "admin").await;
@@ -1126,7 +1213,7 @@ async fn a_revoked_session_ends_userinfo_and_the_codes_issued_for_it() {
 
 #[tokio::test]
 async fn with_a_scim_directory_only_provisioned_active_users_sign_in() {
-    let app = TestApp::new().await;
+    let app = TestApp::new().await.reaching_fakes();
     let owner = app.admin_token("org_owner", None).await;
     // JIT on, which a directory overrides.
     let conn = connection(&app, &owner, true).await;
@@ -1182,7 +1269,7 @@ async fn with_a_scim_directory_only_provisioned_active_users_sign_in() {
 
 #[tokio::test]
 async fn without_a_directory_only_a_jit_connection_creates_users() {
-    let app = TestApp::without_directory().await;
+    let app = TestApp::without_directory().await.reaching_fakes();
     let owner = app.admin_token("org_owner", None).await;
     let no_jit = connection(&app, &owner, false).await;
     let err = sign_in_as(&app, &no_jit, "ada@example.com", GroupClaim::Absent)
@@ -1247,7 +1334,7 @@ async fn without_a_directory_only_a_jit_connection_creates_users() {
 
 #[tokio::test]
 async fn group_claims_drive_access_and_an_overage_keeps_the_last_ones() {
-    let app = TestApp::without_directory().await;
+    let app = TestApp::without_directory().await.reaching_fakes();
     let owner = app.admin_token("org_owner", None).await;
     let sa = sub_account(&app, &owner, "Marketing").await;
     claim_rule(&app, &owner, "Engineering", &sa, "admin").await;
@@ -1279,7 +1366,7 @@ async fn group_claims_drive_access_and_an_overage_keeps_the_last_ones() {
 
 #[tokio::test]
 async fn a_session_ends_when_idle_and_at_logout() {
-    let app = TestApp::without_directory().await;
+    let app = TestApp::without_directory().await.reaching_fakes();
     let owner = app.admin_token("org_owner", None).await;
     let conn = connection(&app, &owner, true).await;
     let signed = sign_in_as(&app, &conn, "ada@example.com", GroupClaim::Absent)
@@ -1575,7 +1662,7 @@ async fn a_saml_certificate_is_accepted_as_pem_or_the_base64_of_metadata_and_not
 
 #[tokio::test]
 async fn a_verified_domain_moves_to_another_connection_of_its_organization_only() {
-    let app = TestApp::without_directory().await;
+    let app = TestApp::without_directory().await.reaching_fakes();
     let admin = app.admin_token("org_admin", None).await;
     let first = create(&app, &admin, "/sso/connections", oidc_input(false)).await;
     let second = create(
@@ -1673,7 +1760,7 @@ async fn a_verified_domain_moves_to_another_connection_of_its_organization_only(
 
 #[tokio::test]
 async fn authorize_signs_in_through_the_connection_the_application_names() {
-    let app = TestApp::without_directory().await;
+    let app = TestApp::without_directory().await.reaching_fakes();
     let admin = app.admin_token("org_admin", None).await;
     let (client_id, _) = client(&app, &admin).await;
     create(&app, &admin, "/sso/connections", oidc_input(false)).await;
@@ -1727,7 +1814,7 @@ async fn authorize_signs_in_through_the_connection_the_application_names() {
 /// account: not by sign-in, not by a SCIM filter, not by merging a SCIM user into her.
 #[tokio::test]
 async fn a_look_alike_name_is_another_person_everywhere() {
-    let app = TestApp::new().await;
+    let app = TestApp::new().await.reaching_fakes();
     let owner = app.admin_token("org_owner", None).await;
     let conn = connection(&app, &owner, true).await;
     app.user("kate@example.com").await;
@@ -1809,7 +1896,7 @@ async fn look_alike_keys_stored_before_the_upgrade_are_refolded() {
 /// that started it, which then finishes it (here, with an answer refused on its own merits).
 #[tokio::test]
 async fn a_stolen_state_cannot_cancel_the_sign_in_it_names() {
-    let app = TestApp::without_directory().await;
+    let app = TestApp::without_directory().await.reaching_fakes();
     let admin = app.admin_token("org_admin", None).await;
     let created = create(
         &app,

@@ -57,6 +57,11 @@ async fn receiver() -> (String, Arc<Received>) {
     (format!("http://{addr}/hook"), state)
 }
 
+/// The worker's client, allowed to reach the receiver on 127.0.0.1.
+fn reaching_fakes() -> idbridge::net::Outbound {
+    idbridge::net::Outbound::new(true, None)
+}
+
 /// Checks the signature header the way a receiver would.
 fn verify(secret: &str, header: &str, body: &[u8]) {
     let t: i64 = header
@@ -70,7 +75,7 @@ fn verify(secret: &str, header: &str, body: &[u8]) {
 }
 
 async fn setup() -> (TestApp, String, String, Arc<Received>, String) {
-    let app = TestApp::new().await;
+    let app = TestApp::new().await.reaching_fakes();
     let owner = app.admin_token("org_owner", None).await;
     let (url, received) = receiver().await;
     let r = app
@@ -106,7 +111,7 @@ async fn events_are_delivered_signed_and_in_order() {
     for i in 0..3 {
         app.user(&format!("hook{i}@example.com")).await;
     }
-    let http = idbridge::webhook::client();
+    let http = reaching_fakes();
     idbridge::webhook::run_once(&app.store, &http).await;
 
     let calls = received.calls.lock().unwrap().clone();
@@ -140,7 +145,7 @@ async fn a_failed_delivery_is_retried_after_a_backoff() {
     let (app, owner, secret, received, _) = setup().await;
     received.fail.store(1, Ordering::SeqCst);
     app.user("retry@example.com").await;
-    let http = idbridge::webhook::client();
+    let http = reaching_fakes();
     idbridge::webhook::run_once(&app.store, &http).await;
     let hooks = app.api_ok(&app.org_path("/webhooks"), &owner).await;
     let hook = &hooks["items"][0];
@@ -173,7 +178,7 @@ async fn two_workers_deliver_each_event_once() {
     for i in 0..20 {
         app.user(&format!("race{i}@example.com")).await;
     }
-    let http = idbridge::webhook::client();
+    let http = reaching_fakes();
     let (a, b) = tokio::join!(
         idbridge::webhook::run_once(&app.store, &http),
         idbridge::webhook::run_once(&app.store, &http)
