@@ -28,6 +28,8 @@ pub struct AppState {
         Arc<std::sync::Mutex<Option<(std::time::Instant, crate::oauth::token::SigningKey)>>>,
     /// Where domain verification looks up TXT records.
     pub dns: crate::sso::dns::Dns,
+    /// The bearer token `/metrics` asks for; without one, `/metrics` is not served.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
             oidc: Arc::default(),
             signer: Arc::default(),
             dns: crate::sso::dns::Dns::default(),
+            metrics_token: None,
         }
     }
 }
@@ -65,6 +68,10 @@ pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
     state.session_idle = global.session_idle();
     state.session_lifetime = global.session_lifetime();
     state.dns.server = global.dns_server;
+    state.metrics_token = global.metrics_token.as_deref().map(Arc::from);
+    if state.metrics_token.is_none() {
+        tracing::info!("/metrics is off: set IDBRIDGE_METRICS_TOKEN to serve it");
+    }
     let worker = tokio::spawn(crate::webhook::worker(
         store,
         state.outbound.clone(),

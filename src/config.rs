@@ -107,6 +107,23 @@ pub struct Global {
         value_parser = clap::value_parser!(u64).range(1..=300)
     )]
     pub header_timeout_secs: u64,
+    /// The bearer token `/metrics` asks for (16 characters or more). Unset, `/metrics` is not
+    /// served: its series name every directory and route, which is not for the public internet.
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_METRICS_TOKEN",
+        hide_env_values = true,
+        value_parser = metrics_token
+    )]
+    pub metrics_token: Option<String>,
+}
+
+fn metrics_token(s: &str) -> Result<String, String> {
+    if s.trim().len() < 16 {
+        return Err("a metrics token has at least 16 characters".into());
+    }
+    Ok(s.trim().to_string())
 }
 
 impl Global {

@@ -29,7 +29,22 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// The recorder's series, then readings taken now: the process, the database pools and the
 /// webhook backlog. These are read per scrape rather than kept as gauges in the process-wide
 /// recorder, which every app in the process shares.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    // The series name every directory, route and connection: for the operator's scraper only.
+    let Some(token) = state.metrics_token.as_deref() else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    let presented = super::extract::bearer(&headers).unwrap_or_default();
+    if presented.len() != token.len()
+        || !openssl::memcmp::eq(presented.as_bytes(), token.as_bytes())
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a metrics token is required",
+        )
+            .into_response();
+    }
     let mut out = state.metrics.render();
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
         if samples.is_empty() {

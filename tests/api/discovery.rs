@@ -109,3 +109,49 @@ async fn health_readiness_and_metrics() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
+
+/// `/metrics` names every directory: it answers only the operator's token, and is not served at
+/// all when no token is configured.
+#[tokio::test]
+async fn metrics_need_the_operators_token_and_are_off_without_one() {
+    let app = TestApp::new().await;
+    let directory = app.directory_id.clone();
+    for auth in [
+        None,
+        Some("Bearer metrics-token-for-the-test"),
+        Some("Bearer "),
+    ] {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", *a)).collect();
+        let mut req = axum::http::Request::builder().uri("/metrics");
+        for (k, v) in &headers {
+            req = req.header(*k, *v);
+        }
+        let r = app
+            .send_raw(req.body(axum::body::Body::empty()).unwrap())
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert!(!r.body.to_string().contains(&directory));
+    }
+    // A directory's own SCIM token is not the metrics token either.
+    let r = app
+        .send(
+            axum::http::Method::GET,
+            "/metrics",
+            None,
+            &[("authorization", &format!("Bearer {}", app.token))],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    let mut state = TestApp::state(&app.store, PUBLIC_URL);
+    state.metrics_token = None;
+    let req = axum::http::Request::builder()
+        .uri("/metrics")
+        .header("authorization", format!("Bearer {METRICS_TOKEN}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let off = tower::ServiceExt::oneshot(idbridge::app::build_router(state), req)
+        .await
+        .unwrap();
+    assert_eq!(off.status(), StatusCode::NOT_FOUND);
+}
