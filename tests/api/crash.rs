@@ -1,5 +1,6 @@
 //! SIGKILL in the middle of writes: every write the server acknowledged survives, nothing is half
-//! written (a user without its audit row, or the reverse), and the database is intact.
+//! written (a user without its audit row, or the reverse), and the database is intact. On SQLite,
+//! and on PostgreSQL when the suite runs there.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
@@ -8,10 +9,14 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+/// A fixed key: PostgreSQL keeps no key file, and `serve` refuses to start there without one.
+const SECRETS_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 fn cli(db: &str, args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_idbridge"))
         .args(args)
         .env("IDBRIDGE_DATABASE_URL", db)
+        .env("IDBRIDGE_SECRETS_KEY", SECRETS_KEY)
         .output()
         .unwrap();
     assert!(
@@ -42,13 +47,23 @@ fn post_user(addr: &str, path: &str, token: &str, user_name: &str) -> Option<u16
     resp.split_whitespace().nth(1)?.parse().ok()
 }
 
+const AUDITED: &str =
+    "SELECT detail FROM audit_log WHERE resource_type = 'User' AND operation = 'create'";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_write_loses_nothing_acknowledged_and_leaves_nothing_half_written() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let pg = std::env::var("IDBRIDGE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let db = match &pg {
+        Some(url) => crate::harness::pg_schema(url).await,
+        None => format!("sqlite://{}", dir.path().join("crash.db").display()),
+    };
     let migrated = Command::new(env!("CARGO_BIN_EXE_idbridge"))
         .arg("migrate")
         .env("IDBRIDGE_DATABASE_URL", &db)
+        .env("IDBRIDGE_SECRETS_KEY", SECRETS_KEY)
         .status()
         .unwrap();
     assert!(migrated.success());
@@ -60,6 +75,7 @@ async fn sigkill_mid_write_loses_nothing_acknowledged_and_leaves_nothing_half_wr
     let mut child = Command::new(env!("CARGO_BIN_EXE_idbridge"))
         .arg("serve")
         .env("IDBRIDGE_DATABASE_URL", &db)
+        .env("IDBRIDGE_SECRETS_KEY", SECRETS_KEY)
         .env("IDBRIDGE_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -125,25 +141,39 @@ async fn sigkill_mid_write_loses_nothing_acknowledged_and_leaves_nothing_half_wr
     assert!(acked.len() >= 200);
 
     // Reopen as a restarted server would.
-    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
-    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(integrity, "ok");
-    let names: Vec<String> = sqlx::query_scalar("SELECT user_name FROM scim_users")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let (names, audited) = if pg.is_some() {
+        let pool = sqlx::PgPool::connect(&db).await.unwrap();
+        (
+            sqlx::query_scalar::<_, String>("SELECT user_name FROM scim_users")
+                .fetch_all(&pool)
+                .await
+                .unwrap(),
+            sqlx::query_scalar::<_, String>(AUDITED)
+                .fetch_all(&pool)
+                .await
+                .unwrap(),
+        )
+    } else {
+        let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+        let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        (
+            sqlx::query_scalar::<_, String>("SELECT user_name FROM scim_users")
+                .fetch_all(&pool)
+                .await
+                .unwrap(),
+            sqlx::query_scalar::<_, String>(AUDITED)
+                .fetch_all(&pool)
+                .await
+                .unwrap(),
+        )
+    };
     for a in &acked {
         assert!(names.contains(a), "acknowledged {a} was lost");
     }
-    let audited: Vec<String> = sqlx::query_scalar(
-        "SELECT detail FROM audit_log WHERE resource_type = 'User' AND operation = 'create'",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
     let mut a = audited.clone();
     let mut n = names.clone();
     a.sort();
