@@ -90,6 +90,9 @@ pub async fn delete_connection(
 ) -> ApiResult<StatusCode> {
     let c = caller(&p)?;
     c.require(Action::Manage)?;
+    if s.store.get_connection(c.scope(), &id).await?.signs_in_owner {
+        c.require(Action::ManageOwnerSignIn)?;
+    }
     s.store.delete_connection(c.scope(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -57,6 +57,9 @@ pub enum Action<'a> {
     /// Change anything but ownership.
     Manage,
     TransferOwner,
+    /// Make, change or remove a connection the owner signs in through: whoever controls it can
+    /// become the owner, so it is the owner's alone.
+    ManageOwnerSignIn,
     /// Read one sub-account and its projects, and users' access in it.
     ReadSubAccount(&'a str),
     /// Make or remove a grant by hand confined to this sub-account (`None`: organization-wide).
@@ -70,7 +73,9 @@ pub fn allows(role: AdminRole, own_sub_account: Option<&str>, action: Action<'_>
     use OrgRole::*;
     match role {
         AdminRole::Org(OrgOwner) => true,
-        AdminRole::Org(OrgAdmin) => action != Action::TransferOwner,
+        AdminRole::Org(OrgAdmin) => {
+            !matches!(action, Action::TransferOwner | Action::ManageOwnerSignIn)
+        }
         AdminRole::Org(OrgViewer) => matches!(
             action,
             Action::Read | Action::ReadSeats | Action::ReadSubAccount(_)
@@ -905,6 +910,7 @@ mod tests {
             Action::Read,
             Action::Manage,
             Action::TransferOwner,
+            Action::ManageOwnerSignIn,
             Action::ReadSubAccount("sa1"),
             Action::ManageGrant(Some("sa1")),
             Action::ManageGrant(Some("sa2")),
@@ -921,7 +927,7 @@ mod tests {
             allowed(AdminRole::Org(OrgAdmin), None),
             all.iter()
                 .copied()
-                .filter(|a| *a != Action::TransferOwner)
+                .filter(|a| !matches!(a, Action::TransferOwner | Action::ManageOwnerSignIn))
                 .collect::<Vec<_>>()
         );
         assert_eq!(

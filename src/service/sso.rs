@@ -61,6 +61,10 @@ pub enum SignInError {
     Deprovisioned(String),
     #[error("{0:?} is inactive")]
     Inactive(String),
+    #[error(
+        "{0:?} is the organization's owner, who signs in only through a connection the owner marked (signs_in_owner)"
+    )]
+    OwnerConnection(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -75,6 +79,7 @@ impl SignInError {
             SignInError::NotProvisioned(..) => "not_provisioned",
             SignInError::Deprovisioned(_) => "deprovisioned",
             SignInError::Inactive(_) => "inactive",
+            SignInError::OwnerConnection(_) => "owner_connection",
             SignInError::Store(StoreError::SeatLimit(_)) => "seat_limit",
             SignInError::Store(_) => "store",
         }
@@ -94,6 +99,9 @@ impl SignInError {
             }
             SignInError::Deprovisioned(_) | SignInError::Inactive(_) => {
                 Some("the user is deactivated in the organization")
+            }
+            SignInError::OwnerConnection(_) => {
+                Some("the organization's owner does not sign in through this connection")
             }
             SignInError::Store(StoreError::SeatLimit(_)) => {
                 Some("the organization has no seat left for the user")
@@ -144,6 +152,14 @@ pub async fn sign_in(
     // The organization's share lock comes first, as in every other writer, so that a rule
     // change cannot interleave with this recomputation.
     let owner = p.org(&mut tx).await?.owner_user_id.clone();
+    // Ownership changes only by transfer: a connection the owner has not marked (one an admin
+    // made, pointing at an IdP the admin controls) never signs anyone in as the owner.
+    if let Some(user) = &existing
+        && owner.as_deref() == Some(user.id.as_str())
+        && !conn.signs_in_owner
+    {
+        return Err(SignInError::OwnerConnection(email.to_string()));
+    }
     let (user_id, created) = match existing {
         Some(user) if user.active => (user.id, false),
         // The owner named when the organization was created, before any directory or sign-in
@@ -345,6 +361,10 @@ pub struct ConnectionInput {
     pub jit: bool,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// The organization's owner may sign in through this connection (off by default). Only the
+    /// owner sets it, and only the owner changes or deletes a connection that has it.
+    #[serde(default)]
+    pub signs_in_owner: bool,
     pub oidc: Option<OidcInput>,
     pub saml: Option<SamlInput>,
 }
@@ -362,6 +382,7 @@ pub struct ConnectionPatch {
     pub name: Option<String>,
     pub jit: Option<bool>,
     pub enabled: Option<bool>,
+    pub signs_in_owner: Option<bool>,
     pub oidc: Option<OidcInput>,
     pub saml: Option<SamlInput>,
 }
@@ -654,6 +675,9 @@ pub async fn create_connection(
     body: ConnectionInput,
 ) -> AdminResult<Connection> {
     caller.require(Action::Manage)?;
+    if body.signs_in_owner {
+        caller.require(Action::ManageOwnerSignIn)?;
+    }
     check_name(&body.name)?;
     let Some((kind, config, secret)) = check_settings(outbound, body.oidc, body.saml, None).await?
     else {
@@ -670,6 +694,7 @@ pub async fn create_connection(
         secret: Some(secret.as_deref()),
         jit: body.jit,
         enabled: body.enabled,
+        signs_in_owner: body.signs_in_owner,
     };
     Ok(store.create_connection(caller.scope(), &write).await?)
 }
@@ -683,6 +708,9 @@ pub async fn update_connection(
 ) -> AdminResult<Connection> {
     caller.require(Action::Manage)?;
     let before = store.get_connection(caller.scope(), id).await?;
+    if before.signs_in_owner || body.signs_in_owner == Some(true) {
+        caller.require(Action::ManageOwnerSignIn)?;
+    }
     if let Some(name) = &body.name {
         check_name(name)?;
     }
@@ -711,6 +739,7 @@ pub async fn update_connection(
         secret: secret.as_ref().map(|s| s.as_deref()),
         jit: body.jit.unwrap_or(before.jit),
         enabled: body.enabled.unwrap_or(before.enabled),
+        signs_in_owner: body.signs_in_owner.unwrap_or(before.signs_in_owner),
     };
     Ok(store.update_connection(caller.scope(), id, &write).await?)
 }
@@ -769,6 +798,7 @@ mod tests {
             has_secret: true,
             jit: false,
             enabled: true,
+            signs_in_owner: false,
             created_at: 0,
             updated_at: 0,
         };

@@ -38,6 +38,8 @@ pub struct Connection {
     /// manages the organization).
     pub jit: bool,
     pub enabled: bool,
+    /// Whether the organization's owner may sign in through it; only the owner sets it.
+    pub signs_in_owner: bool,
     #[serde(with = "crate::store::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
@@ -53,7 +55,7 @@ impl Connection {
     }
 }
 
-const CONNECTION_COLUMNS: &str = "SELECT id, org_id, kind, name, config, secret IS NOT NULL, jit, enabled, created_at, updated_at FROM sso_connections";
+const CONNECTION_COLUMNS: &str = "SELECT id, org_id, kind, name, config, secret IS NOT NULL, jit, enabled, created_at, updated_at, signs_in_owner FROM sso_connections";
 
 fn connection_from(r: &impl ConnRow) -> StoreResult<Connection> {
     r.connection()
@@ -79,6 +81,7 @@ macro_rules! impl_conn_row {
                     enabled: self.get(7),
                     created_at: self.get(8),
                     updated_at: self.get(9),
+                    signs_in_owner: self.get(10),
                 })
             }
         }
@@ -97,6 +100,7 @@ pub struct ConnectionWrite<'a> {
     pub secret: Option<Option<&'a str>>,
     pub jit: bool,
     pub enabled: bool,
+    pub signs_in_owner: bool,
 }
 
 fn secret_context(connection_id: &str) -> String {
@@ -121,10 +125,10 @@ impl Store {
         let now = now_micros();
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO sso_connections (id, org_id, kind, name, config, secret, jit, enabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)")
+            "INSERT INTO sso_connections (id, org_id, kind, name, config, secret, jit, enabled, created_at, updated_at, signs_in_owner) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)")
             .bind(&id).bind(scope.org_id()).bind(w.kind).bind(w.name).bind(w.config.to_string())
-            .bind(&sealed).bind(w.jit).bind(w.enabled).bind(now).execute(&mut *c).await?.rows_affected());
+            .bind(&sealed).bind(w.jit).bind(w.enabled).bind(now).bind(w.signs_in_owner).execute(&mut *c).await?.rows_affected());
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
@@ -153,10 +157,10 @@ impl Store {
             ));
         }
         on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE sso_connections SET name = $3, config = $4, jit = $5, enabled = $6, updated_at = $7 \
-             WHERE org_id = $1 AND id = $2")
+            "UPDATE sso_connections SET name = $3, config = $4, jit = $5, enabled = $6, updated_at = $7, \
+             signs_in_owner = $8 WHERE org_id = $1 AND id = $2")
             .bind(scope.org_id()).bind(id).bind(w.name).bind(w.config.to_string()).bind(w.jit)
-            .bind(w.enabled).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+            .bind(w.enabled).bind(now_micros()).bind(w.signs_in_owner).execute(&mut *c).await?.rows_affected());
         if let Some(secret) = w.secret {
             let sealed = match secret {
                 Some(s) => Some(

@@ -319,6 +319,7 @@ async fn connection(app: &TestApp, jit: bool) -> idbridge::store::sso::Connectio
                 secret: None,
                 jit,
                 enabled: true,
+                signs_in_owner: true,
             },
         )
         .await
@@ -682,6 +683,7 @@ async fn the_named_owner_of_an_organization_without_a_directory_is_linked_by_the
                 secret: None,
                 jit: false,
                 enabled: true,
+                signs_in_owner: true,
             },
         )
         .await

@@ -1985,3 +1985,92 @@ async fn pages_refuse_frames_scripts_and_referrers() {
     let json = get(&app, "/.well-known/openid-configuration", None).await;
     assert_eq!(json.header("x-content-type-options"), Some("nosniff"));
 }
+
+/// Ownership changes only by transfer: an admin's connection (to an IdP the admin controls) never
+/// signs anyone in as the owner, an admin cannot mark a connection as the owner's, and a connection
+/// the owner marked is the owner's alone to change or delete.
+#[tokio::test]
+async fn no_role_below_owner_gets_the_owners_sign_in() {
+    let app = TestApp::new().await.reaching_fakes();
+    let owner_token = app.admin_token("org_owner", None).await;
+    let admin = app.admin_token("org_admin", None).await;
+    app.user("boss@example.com").await;
+    app.user("staff@example.com").await;
+    let boss = app.org_user_id(&owner_token, "boss@example.com").await;
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/owner"),
+            &owner_token,
+            Some(json!({ "user_id": boss })),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+
+    let mut marked = oidc_input(false);
+    marked["signs_in_owner"] = json!(true);
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/sso/connections"),
+            &admin,
+            Some(marked.clone()),
+        )
+        .await;
+    r.assert_problem(403);
+
+    let admins = create(&app, &admin, "/sso/connections", oidc_input(false)).await;
+    assert_eq!(admins["signs_in_owner"], false);
+    let admins_id = admins["id"].as_str().unwrap();
+    let scope = OrgScope::for_org(&app.org_id, "test");
+    let conn = app.store.get_connection(&scope, admins_id).await.unwrap();
+    let err = sign_in_as(&app, &conn, "boss@example.com", GroupClaim::Absent)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "owner_connection");
+    assert!(err.refusal().is_some());
+    sign_in_as(&app, &conn, "staff@example.com", GroupClaim::Absent)
+        .await
+        .unwrap();
+    let path = app.org_path(&format!("/sso/connections/{admins_id}"));
+    let r = app
+        .api(
+            Method::PATCH,
+            &path,
+            &admin,
+            Some(json!({ "signs_in_owner": true })),
+        )
+        .await;
+    r.assert_problem(403);
+
+    // The owner's own connection signs the owner in, and only the owner touches it.
+    let owners = create(&app, &owner_token, "/sso/connections", marked).await;
+    let owners_id = owners["id"].as_str().unwrap();
+    let conn = app.store.get_connection(&scope, owners_id).await.unwrap();
+    let signed = sign_in_as(&app, &conn, "boss@example.com", GroupClaim::Absent)
+        .await
+        .unwrap();
+    assert_eq!(signed.org_user_id, boss);
+    let path = app.org_path(&format!("/sso/connections/{owners_id}"));
+    let r = app
+        .api(
+            Method::PATCH,
+            &path,
+            &admin,
+            Some(json!({ "name": "Mine now" })),
+        )
+        .await;
+    r.assert_problem(403);
+    app.api(Method::DELETE, &path, &admin, None)
+        .await
+        .assert_problem(403);
+    let r = app
+        .api(
+            Method::PATCH,
+            &path,
+            &owner_token,
+            Some(json!({ "name": "Owner's IdP" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
