@@ -33,7 +33,12 @@ struct Client {
 }
 
 impl Client {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -46,13 +51,20 @@ impl Client {
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     async fn patch_group(&self, gid: &str, ops: Value) {
         let body = json!({"schemas": [PATCH_OP], "Operations": ops});
         let (s, b) = self
-            .send(reqwest::Method::PATCH, &format!("/Groups/{gid}"), Some(&body))
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/Groups/{gid}"),
+                Some(&body),
+            )
             .await;
         assert!(s == 204 || s == 200, "PATCH {s}: {b}");
     }
@@ -211,8 +223,10 @@ async fn run(store: Store, addr: std::net::SocketAddr, backend: &str) {
         .send(
             reqwest::Method::POST,
             "/Groups",
-            Some(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                         "displayName": "Everyone"})),
+            Some(
+                &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                         "displayName": "Everyone"}),
+            ),
         )
         .await;
     assert_eq!(s, 201, "{g}");
@@ -222,7 +236,10 @@ async fn run(store: Store, addr: std::net::SocketAddr, backend: &str) {
     let total = largest + pool;
     let start = Instant::now();
     let cc = c.clone();
-    let ids = Arc::new(std::sync::Mutex::new(vec![(String::new(), String::new()); total]));
+    let ids = Arc::new(std::sync::Mutex::new(vec![
+        (String::new(), String::new());
+        total
+    ]));
     let out = ids.clone();
     drive(total, concurrency, move |i| {
         let (c, out) = (cc.clone(), out.clone());
@@ -232,8 +249,10 @@ async fn run(store: Store, addr: std::net::SocketAddr, backend: &str) {
                 .send(
                     reqwest::Method::POST,
                     "/Users",
-                    Some(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                                 "userName": name, "active": true})),
+                    Some(
+                        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                 "userName": name, "active": true}),
+                    ),
                 )
                 .await;
             assert_eq!(s, 201, "{b}");
@@ -255,8 +274,11 @@ async fn run(store: Store, addr: std::net::SocketAddr, backend: &str) {
         // Grow the steady part to `size`, 1,000 per request (not measured).
         for chunk in steady[filled..size].chunks(1_000) {
             let value: Vec<Value> = chunk.iter().map(|(id, _)| json!({"value": id})).collect();
-            c.patch_group(&gid, json!([{"op": "add", "path": "members", "value": value}]))
-                .await;
+            c.patch_group(
+                &gid,
+                json!([{"op": "add", "path": "members", "value": value}]),
+            )
+            .await;
         }
         filled = size;
         let patches = pool / 100;
@@ -270,8 +292,11 @@ async fn run(store: Store, addr: std::net::SocketAddr, backend: &str) {
                     .iter()
                     .map(|(id, name)| json!({"value": id, "display": name}))
                     .collect();
-                c.patch_group(&g, json!([{"op": "add", "path": "members", "value": value}]))
-                    .await;
+                c.patch_group(
+                    &g,
+                    json!([{"op": "add", "path": "members", "value": value}]),
+                )
+                .await;
             }
         })
         .await;
@@ -299,8 +324,11 @@ async fn run(store: Store, addr: std::net::SocketAddr, backend: &str) {
                     .iter()
                     .map(|(id, _)| json!({"value": id}))
                     .collect();
-                c.patch_group(&g, json!([{"op": "Add", "path": "members", "value": value}]))
-                    .await;
+                c.patch_group(
+                    &g,
+                    json!([{"op": "Add", "path": "members", "value": value}]),
+                )
+                .await;
             }
         })
         .await;
