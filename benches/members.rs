@@ -152,11 +152,11 @@ fn main() {
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         (store, addr)
     });
-    client_rt.block_on(run(store, addr, backend));
+    client_rt.block_on(run(store, addr, backend, &url));
     drop(server_rt);
 }
 
-async fn run(store: Store, addr: std::net::SocketAddr, backend: &str) {
+async fn run(store: Store, addr: std::net::SocketAddr, backend: &str, url: &str) {
     let concurrency = env_usize("IDBRIDGE_BENCH_CONCURRENCY", 16);
     let pool = env_usize("IDBRIDGE_BENCH_POOL", 4_000) / 100 * 100;
     let mut sizes = vec![100, 1_000, 10_000];
@@ -281,6 +281,13 @@ async fn run(store: Store, addr: std::net::SocketAddr, backend: &str) {
             .await;
         }
         filled = size;
+        // PostgreSQL plans with the statistics autovacuum refreshes some time after a bulk load;
+        // fresh ones are what a running system has.
+        if backend == "PostgreSQL" {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
+        }
         let patches = pool / 100;
 
         // Okta: add 100 members per PATCH, each with its display.
