@@ -688,6 +688,9 @@ pub async fn patch_group(
 ) -> ScimResult<Rendered> {
     let ops = patch::parse_patch(body, &GROUP)?;
     let (doc_ops, member_changes) = patch::split_member_ops(ops)?;
+    if doc_ops.is_empty() {
+        return patch_members(ctx, id, &member_changes, if_match, needs).await;
+    }
     let mut tx = ctx.store.begin().await?;
     let old = lock_group(ctx, &mut tx, id, if_match).await?;
     let data = if doc_ops.is_empty() {
@@ -717,10 +720,12 @@ pub async fn patch_group(
             MemberChange::ClearAll => removed += db::clear_members(&mut tx, ctx.scope, id).await?,
             MemberChange::Add(refs) => {
                 let members = new_members(refs.clone());
-                added += db::add_members(&mut tx, ctx.scope, id, &members).await?;
+                added += db::add_members(&mut tx, ctx.scope, id, &members)
+                    .await?
+                    .len() as u64;
             }
             MemberChange::Remove(ids) => {
-                removed += db::remove_members(&mut tx, ctx.scope, id, ids).await?
+                removed += db::remove_members(&mut tx, ctx.scope, id, ids).await?.len() as u64
             }
         }
     }
@@ -738,6 +743,19 @@ pub async fn patch_group(
             touch_members(ctx, &mut prov, &mut tx, id).await?;
         }
     }
+    commit_group_patch(ctx, tx, prov, id, added, removed).await?;
+    render_group_loaded(ctx, &rec, needs).await
+}
+
+/// Recomputes, audits (with how many members came and went) and commits a group PATCH.
+async fn commit_group_patch(
+    ctx: &Ctx<'_>,
+    tx: Tx,
+    prov: Provision,
+    id: &str,
+    added: u64,
+    removed: u64,
+) -> ScimResult<()> {
     let mut tx = finish(ctx, tx, prov).await?;
     let detail = (added + removed > 0).then(|| format!("members +{added} -{removed}"));
     audit::record(
@@ -751,6 +769,60 @@ pub async fn patch_group(
     .await?;
     tx.commit().await?;
     count_op(ctx.scope, "Group", "patch");
+    Ok(())
+}
+
+/// RFC 7644 §3.5.2 with member operations only, as Okta and Entra send membership: the cost is
+/// that of the members named, whatever the group's size. The group's document is neither read
+/// back nor rewritten (one statement bumps its version and lastModified), and access is
+/// recomputed only for the users whose membership did change: an add of a member already there
+/// or a remove of a non-member recomputes nobody, as their access cannot have changed.
+async fn patch_members(
+    ctx: &Ctx<'_>,
+    id: &str,
+    changes: &[MemberChange],
+    if_match: Option<&str>,
+    needs: Needs,
+) -> ScimResult<Rendered> {
+    let mut tx = ctx.store.begin().await?;
+    let rec = db::touch_group(&mut tx, ctx.scope, id, now_micros())
+        .await?
+        .ok_or_else(|| group_not_found(id))?;
+    if !if_match_ok(if_match, rec.version - 1) {
+        return Err(precondition_failed());
+    }
+    let mut prov = provisioner(ctx);
+    let mapped = group_impact(&mut prov, &mut tx, Some(&rec), Some(&rec))
+        .await?
+        .mapped;
+    let (mut added, mut removed) = (0, 0);
+    let mut changed: Vec<String> = Vec::new();
+    for change in changes {
+        match change {
+            // Entra's `replace members`: everyone there before is affected.
+            MemberChange::ClearAll => {
+                if mapped {
+                    touch_members(ctx, &mut prov, &mut tx, id).await?;
+                }
+                removed += db::clear_members(&mut tx, ctx.scope, id).await?;
+            }
+            MemberChange::Add(refs) => {
+                let ids =
+                    db::add_members(&mut tx, ctx.scope, id, &new_members(refs.clone())).await?;
+                added += ids.len() as u64;
+                changed.extend(ids);
+            }
+            MemberChange::Remove(ids) => {
+                let ids = db::remove_members(&mut tx, ctx.scope, id, ids).await?;
+                removed += ids.len() as u64;
+                changed.extend(ids);
+            }
+        }
+    }
+    if mapped && !changed.is_empty() {
+        touch_scim_users(ctx, &mut prov, &mut tx, &changed).await?;
+    }
+    commit_group_patch(ctx, tx, prov, id, added, removed).await?;
     render_group_loaded(ctx, &rec, needs).await
 }
 

@@ -299,6 +299,25 @@ pub async fn lock_group(
     )
 }
 
+/// Bumps a group's version and lastModified and returns it, for a change of its members only:
+/// one statement instead of [`lock_group`] and [`update_group`], and the document is not rewritten.
+/// Takes the same row lock as [`lock_group`].
+pub async fn touch_group(
+    tx: &mut Tx,
+    scope: &DirectoryScope,
+    id: &str,
+    now: i64,
+) -> StoreResult<Option<GroupRecord>> {
+    let sql = format!(
+        "UPDATE scim_groups SET version = version + 1, updated_at = $3 \
+         WHERE id = $1 AND directory_id = $2 RETURNING {GROUP_COLS}"
+    );
+    Ok(
+        on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id()).bind(now)
+        .fetch_optional(c).await?.map(|r| group_from_row(&r))),
+    )
+}
+
 pub async fn update_group(tx: &mut Tx, scope: &DirectoryScope, g: &GroupRecord) -> StoreResult<()> {
     on_tx!(tx, c => sqlx::query(
         "UPDATE scim_groups SET display_name = $1, display_name_ci = $2, external_id = $3, data = $4, \
@@ -334,14 +353,14 @@ pub struct NewMember {
 
 /// Adds members to a group; members already present are left as they are. Every id must be a user
 /// or group of the same directory. The cost is O(k) in the members added, whatever the group's
-/// size. Returns how many rows were new.
+/// size. Returns the ids that were not members before, so that only their access is recomputed.
 pub async fn add_members(
     tx: &mut Tx,
     scope: &DirectoryScope,
     group_id: &str,
     members: &[NewMember],
-) -> StoreResult<u64> {
-    let mut added = 0;
+) -> StoreResult<Vec<String>> {
+    let mut added = Vec::new();
     for members in members.chunks(CHUNK) {
         let chunk: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
         let chunk = chunk.as_slice();
@@ -398,21 +417,25 @@ pub async fn add_members(
             };
             ins.push(", ").bind_text(scope.directory_id()).push(")");
         }
-        ins.push(" ON CONFLICT (group_id, member_id) DO NOTHING");
-        added += on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(ins.sql)), &ins.binds)
-            .execute(c).await?.rows_affected());
+        // RETURNING lists only the rows inserted, not those DO NOTHING skipped.
+        ins.push(" ON CONFLICT (group_id, member_id) DO NOTHING RETURNING member_id");
+        added.extend(
+            on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(ins.sql)), &ins.binds)
+            .fetch_all(c).await?.into_iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>()),
+        );
     }
     Ok(added)
 }
 
-/// Removes these members (absent ones are ignored). O(k) in the ids given.
+/// Removes these members (absent ones are ignored). O(k) in the ids given. Returns the ids that
+/// were members.
 pub async fn remove_members(
     tx: &mut Tx,
     scope: &DirectoryScope,
     group_id: &str,
     ids: &[String],
-) -> StoreResult<u64> {
-    let mut removed = 0;
+) -> StoreResult<Vec<String>> {
+    let mut removed = Vec::new();
     for chunk in ids.chunks(CHUNK) {
         let mut b = SqlBuilder::new("DELETE FROM scim_group_members WHERE group_id = ");
         b.bind_text(group_id)
@@ -420,9 +443,11 @@ pub async fn remove_members(
             .bind_text(scope.directory_id());
         b.push(" AND member_id IN (");
         push_list(&mut b, chunk);
-        b.push(")");
-        removed += on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-            .execute(c).await?.rows_affected());
+        b.push(") RETURNING member_id");
+        removed.extend(
+            on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .fetch_all(c).await?.into_iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>()),
+        );
     }
     Ok(removed)
 }

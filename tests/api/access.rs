@@ -6,14 +6,14 @@ use serde_json::{Value, json};
 
 use crate::harness::{TestApp, assert_patched, patch};
 
-struct Org {
-    app: TestApp,
-    owner: String,
-    sa: String,
+pub(crate) struct Org {
+    pub(crate) app: TestApp,
+    pub(crate) owner: String,
+    pub(crate) sa: String,
 }
 
 /// A test organization with an owner token and one sub-account, "Marketing".
-async fn org() -> Org {
+pub(crate) async fn org() -> Org {
     let app = TestApp::new().await;
     let owner = app.admin_token("org_owner", None).await;
     let sa = sub_account(&app, &owner, "Marketing").await;
@@ -33,7 +33,7 @@ async fn sub_account(app: &TestApp, token: &str, name: &str) -> String {
     r.body["id"].as_str().unwrap().to_string()
 }
 
-async fn rule(app: &TestApp, token: &str, matcher: Value, grant: Value) -> Value {
+pub(crate) async fn rule(app: &TestApp, token: &str, matcher: Value, grant: Value) -> Value {
     let r = app
         .api(
             Method::POST,
@@ -46,26 +46,26 @@ async fn rule(app: &TestApp, token: &str, matcher: Value, grant: Value) -> Value
     r.body
 }
 
-fn by_name(name: &str) -> Value {
+pub(crate) fn by_name(name: &str) -> Value {
     json!({ "type": "display_name", "display_name": name })
 }
 
-fn role_in(sa: &str, role: &str) -> Value {
+pub(crate) fn role_in(sa: &str, role: &str) -> Value {
     json!({ "type": "sub_account_role", "sub_account": { "one": sa }, "role": role })
 }
 
 /// The organization user behind a SCIM userName.
-async fn org_user(app: &TestApp, token: &str, user_name: &str) -> String {
+pub(crate) async fn org_user(app: &TestApp, token: &str, user_name: &str) -> String {
     app.org_user_id(token, user_name).await
 }
 
-async fn access(app: &TestApp, token: &str, user: &str) -> Value {
+pub(crate) async fn access(app: &TestApp, token: &str, user: &str) -> Value {
     app.api_ok(&app.org_path(&format!("/users/{user}/access")), token)
         .await
 }
 
 /// The access in one sub-account of an access view.
-fn in_sa<'a>(view: &'a Value, sa: &str) -> &'a Value {
+pub(crate) fn in_sa<'a>(view: &'a Value, sa: &str) -> &'a Value {
     view["sub_accounts"]
         .as_array()
         .unwrap()
@@ -74,7 +74,7 @@ fn in_sa<'a>(view: &'a Value, sa: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no sub-account {sa} in {view}"))
 }
 
-async fn events(app: &TestApp, token: &str, after: i64) -> Vec<Value> {
+pub(crate) async fn events(app: &TestApp, token: &str, after: i64) -> Vec<Value> {
     let page = app
         .api_ok(
             &app.org_path(&format!("/events?after={after}&limit=1000")),
@@ -84,7 +84,7 @@ async fn events(app: &TestApp, token: &str, after: i64) -> Vec<Value> {
     page["items"].as_array().unwrap().clone()
 }
 
-async fn last_seq(app: &TestApp, token: &str) -> i64 {
+pub(crate) async fn last_seq(app: &TestApp, token: &str) -> i64 {
     events(app, token, 0)
         .await
         .last()
@@ -92,7 +92,7 @@ async fn last_seq(app: &TestApp, token: &str) -> i64 {
         .unwrap_or(0)
 }
 
-fn types(events: &[Value]) -> Vec<&str> {
+pub(crate) fn types(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
 }
 

@@ -251,3 +251,197 @@ async fn a_member_display_sent_by_the_idp_is_returned_as_sent() {
     let g = app.get(&format!("/Groups/{}", r.id())).await.body;
     assert_eq!(g["members"][0]["display"], "Shown Person");
 }
+
+// ---- membership PATCHes as Okta and Entra send them -------------------------------------------
+
+mod members_only {
+    use axum::http::StatusCode;
+    use serde_json::{Value, json};
+
+    use crate::access::{
+        Org, access, by_name, events, in_sa, last_seq, org, org_user, role_in, rule,
+    };
+    use crate::harness::*;
+
+    /// A group mapped to admin in the organization's sub-account, with these users as members.
+    async fn mapped_group(o: &Org, members: &[&str]) -> String {
+        rule(
+            &o.app,
+            &o.owner,
+            by_name("Engineering"),
+            role_in(&o.sa, "admin"),
+        )
+        .await;
+        o.app.group("Engineering", members).await
+    }
+
+    async fn role(o: &Org, user_name: &str) -> Value {
+        let user = org_user(&o.app, &o.owner, user_name).await;
+        in_sa(&access(&o.app, &o.owner, &user).await, &o.sa)["role"].clone()
+    }
+
+    /// The group's ETag and meta as a GET shows them.
+    async fn meta(app: &TestApp, gid: &str) -> (String, Value) {
+        let r = app.get(&format!("/Groups/{gid}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        (
+            r.header("etag").unwrap().to_string(),
+            r.body["meta"].clone(),
+        )
+    }
+
+    /// Who each event after `seq` is about, with its type.
+    async fn events_after(o: &Org, seq: i64) -> Vec<(String, String)> {
+        events(&o.app, &o.owner, seq)
+            .await
+            .iter()
+            .map(|e| {
+                let user = e["user_id"].as_str().unwrap_or_default().to_string();
+                (e["type"].as_str().unwrap().to_string(), user)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn okta_adding_members_already_there_grants_nothing_twice_but_moves_the_version() {
+        let o = org().await;
+        let a = o.app.user("a@x.com").await;
+        let b = o.app.user("b@x.com").await;
+        let gid = mapped_group(&o, &[&a]).await;
+        let (etag, before) = meta(&o.app, &gid).await;
+        let seq = last_seq(&o.app, &o.owner).await;
+
+        let add = |ids: &[&str]| {
+            let value: Vec<Value> = ids
+                .iter()
+                .map(|id| json!({"value": id, "display": "someone"}))
+                .collect();
+            patch(json!([{"op": "add", "path": "members", "value": value}]))
+        };
+        let r = o.app.patch(&format!("/Groups/{gid}"), add(&[&a, &b])).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        let new_etag = r.header("etag").expect("ETag on 204").to_string();
+        assert_ne!(new_etag, etag);
+        let (got, after) = meta(&o.app, &gid).await;
+        assert_eq!(got, new_etag, "the 204's ETag is the group's new version");
+        assert_ne!(after["version"], before["version"]);
+        assert!(after["lastModified"].as_str() >= before["lastModified"].as_str());
+        let mut members = vec![a.clone(), b.clone()];
+        members.sort();
+        assert_eq!(o.app.member_ids(&gid).await, members);
+        let bu = org_user(&o.app, &o.owner, "b@x.com").await;
+        assert_eq!(
+            events_after(&o, seq).await,
+            vec![("access.granted".to_string(), bu)],
+            "only the new member is granted"
+        );
+        assert_eq!(role(&o, "b@x.com").await, "admin");
+
+        // Both again: nobody's access changes, nothing is announced, the version still moves.
+        let seq = last_seq(&o.app, &o.owner).await;
+        let r = o.app.patch(&format!("/Groups/{gid}"), add(&[&a, &b])).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        assert_ne!(r.header("etag").unwrap(), new_etag);
+        assert_eq!(o.app.member_ids(&gid).await, members);
+        assert_eq!(events_after(&o, seq).await, vec![]);
+    }
+
+    #[tokio::test]
+    async fn removing_a_non_member_changes_no_one() {
+        let o = org().await;
+        let a = o.app.user("a@x.com").await;
+        let outsider = o.app.user("out@x.com").await;
+        let gid = mapped_group(&o, &[&a]).await;
+        let seq = last_seq(&o.app, &o.owner).await;
+        for body in [
+            // Okta
+            patch(json!([{"op": "remove", "path": format!("members[value eq \"{outsider}\"]")}])),
+            // Entra
+            patch(json!([{"op": "Remove", "path": "members", "value": [{"value": outsider}]}])),
+        ] {
+            let r = o.app.patch(&format!("/Groups/{gid}"), body).await;
+            assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        }
+        assert_eq!(o.app.member_ids(&gid).await, vec![a]);
+        assert_eq!(events_after(&o, seq).await, vec![]);
+        assert_eq!(role(&o, "a@x.com").await, "admin");
+        assert_eq!(role(&o, "out@x.com").await, Value::Null);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_member_refuses_the_whole_patch() {
+        let o = org().await;
+        let a = o.app.user("a@x.com").await;
+        let b = o.app.user("b@x.com").await;
+        let gid = mapped_group(&o, &[&a]).await;
+        let (etag, before) = meta(&o.app, &gid).await;
+        let seq = last_seq(&o.app, &o.owner).await;
+        let r = o
+            .app
+            .patch(
+                &format!("/Groups/{gid}"),
+                patch(json!([
+                    {"op": "Remove", "path": "members", "value": [{"value": a}]},
+                    {"op": "Add", "path": "members", "value": [
+                        {"value": b}, {"value": "0190f0f0-0000-7000-8000-000000000000"}]}
+                ])),
+            )
+            .await;
+        r.assert_error(400, Some("invalidValue"));
+        assert_eq!(o.app.member_ids(&gid).await, vec![a]);
+        assert_eq!(meta(&o.app, &gid).await, (etag, before));
+        assert_eq!(events_after(&o, seq).await, vec![]);
+        assert_eq!(role(&o, "a@x.com").await, "admin");
+        assert_eq!(role(&o, "b@x.com").await, Value::Null);
+    }
+
+    #[tokio::test]
+    async fn access_follows_added_and_removed_members_in_the_same_request_only() {
+        let o = org().await;
+        let stays = o.app.user("stays@x.com").await;
+        let leaves = o.app.user("leaves@x.com").await;
+        let joins = o.app.user("joins@x.com").await;
+        let gid = mapped_group(&o, &[&stays, &leaves]).await;
+        let seq = last_seq(&o.app, &o.owner).await;
+        let r = o
+            .app
+            .patch(
+                &format!("/Groups/{gid}"),
+                patch(json!([
+                    {"op": "Add", "path": "members", "value": [{"value": joins}]},
+                    {"op": "remove", "path": format!("members[value eq \"{leaves}\"]")}
+                ])),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        assert_eq!(role(&o, "joins@x.com").await, "admin");
+        assert_eq!(role(&o, "leaves@x.com").await, Value::Null);
+        assert_eq!(role(&o, "stays@x.com").await, "admin");
+        let mut got = events_after(&o, seq).await;
+        got.sort();
+        let mut want = vec![
+            (
+                "access.granted".to_string(),
+                org_user(&o.app, &o.owner, "joins@x.com").await,
+            ),
+            (
+                "access.revoked".to_string(),
+                org_user(&o.app, &o.owner, "leaves@x.com").await,
+            ),
+        ];
+        want.sort();
+        assert_eq!(got, want, "nothing for the member who stays");
+
+        // Asked for with `attributes`, the answer is 200 with the members.
+        let r = o
+            .app
+            .patch(
+                &format!("/Groups/{gid}?attributes=members"),
+                patch(json!([{"op": "add", "path": "members", "value": [{"value": leaves}]}])),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["members"].as_array().unwrap().len(), 3, "{}", r.body);
+        assert_eq!(role(&o, "leaves@x.com").await, "admin");
+    }
+}
