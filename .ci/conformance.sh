@@ -115,6 +115,9 @@ fi
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 base="http://127.0.0.1:$port"
 export IDBRIDGE_DATABASE_URL="$db_url" IDBRIDGE_LISTEN="127.0.0.1:$port" IDBRIDGE_PUBLIC_URL="$base"
+# PostgreSQL keeps no key file and `serve` refuses to start there without a key; a throwaway one.
+IDBRIDGE_SECRETS_KEY="$(openssl rand -base64 32)"
+export IDBRIDGE_SECRETS_KEY
 say "starting idbridge serve on $base"
 "$bin" serve >"$server_log" 2>&1 &
 server_pid=$!
