@@ -71,13 +71,7 @@ async fn run() {
     let rule_users = env_usize("IDBRIDGE_BENCH_RULE_USERS", 10_000).min(group_size);
     let concurrency = env_usize("IDBRIDGE_BENCH_CONCURRENCY", 16);
     let dir = tempfile::tempdir().unwrap();
-    let url = std::env::var("IDBRIDGE_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
-    let backend = if url.starts_with("sqlite") {
-        "SQLite"
-    } else {
-        "PostgreSQL"
-    };
+    let (url, backend) = common::database(&dir);
     let store = Store::connect(&url, &StoreOptions::default())
         .await
         .unwrap();

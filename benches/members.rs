@@ -9,6 +9,10 @@
 //!     IDBRIDGE_BENCH_HUGE=1 cargo bench --bench members            # and 100,000
 //!     IDBRIDGE_BENCH_POOL=2000 IDBRIDGE_BENCH_CONCURRENCY=16 cargo bench --bench members
 
+mod common;
+
+use common::env_usize;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -18,13 +22,6 @@ use idbridge::store::{Store, StoreOptions};
 use serde_json::{Value, json};
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Client {
     http: reqwest::Client,
@@ -134,13 +131,7 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let url = std::env::var("IDBRIDGE_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
-    let backend = if url.starts_with("sqlite") {
-        "SQLite"
-    } else {
-        "PostgreSQL"
-    };
+    let (url, backend) = common::database(&dir);
     let (store, addr) = server_rt.block_on(async {
         let store = Store::connect(&url, &StoreOptions::default())
             .await

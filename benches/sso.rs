@@ -56,13 +56,7 @@ async fn run() {
     let n = env_usize("IDBRIDGE_BENCH_SIGNINS", 2_000);
     let concurrency = env_usize("IDBRIDGE_BENCH_CONCURRENCY", 16);
     let dir = tempfile::tempdir().unwrap();
-    let url = std::env::var("IDBRIDGE_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
-    let backend = if url.starts_with("sqlite") {
-        "SQLite"
-    } else {
-        "PostgreSQL"
-    };
+    let (url, backend) = common::database(&dir);
     let store = Store::connect(&url, &StoreOptions::default())
         .await
         .unwrap()

@@ -111,11 +111,14 @@ pub async fn run(
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _guard = guard;
+            let first = std::sync::atomic::AtomicBool::new(true);
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     // A whole request head arrived: this connection is no longer a candidate for
-                    // eviction.
-                    marker.lock().remove(&id);
+                    // eviction. Only its first request takes the shared lock.
+                    if first.swap(false, Ordering::Relaxed) {
+                        marker.lock().remove(&id);
+                    }
                     router.clone().oneshot(req.map(axum::body::Body::new))
                 });
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);

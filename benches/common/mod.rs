@@ -116,3 +116,15 @@ where
     let el = start.elapsed();
     (n as f64 / el.as_secs_f64(), el)
 }
+
+/// The benchmark's database: PostgreSQL at `IDBRIDGE_BENCH_POSTGRES_URL`, else a SQLite file in
+/// `dir`; and the backend's name for the figures.
+pub fn database(dir: &tempfile::TempDir) -> (String, &'static str) {
+    match std::env::var("IDBRIDGE_BENCH_POSTGRES_URL") {
+        Ok(url) => (url, "PostgreSQL"),
+        Err(_) => (
+            format!("sqlite://{}", dir.path().join("bench.db").display()),
+            "SQLite",
+        ),
+    }
+}

@@ -90,27 +90,29 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         // Read as a JSON value first so every text field is bounded before any type sees it,
         // whatever the operation's own validation does.
-        let typed = match Json::<Value>::from_request(req, state).await {
-            Ok(Json(v)) => {
-                crate::domain::limits::check(&v, &crate::domain::limits::for_field)
-                    .map_err(|e| problem(StatusCode::BAD_REQUEST, e.to_string()))?;
-                // From bytes again so a type error names its path as axum's rejection does.
-                let bytes = serde_json::to_vec(&v).unwrap_or_default();
-                Json::<T>::from_bytes(&bytes)
-            }
-            Err(e) => Err(e),
-        };
-        match typed {
-            Ok(Json(v)) => Ok(ApiJson(v)),
+        let v = match Json::<Value>::from_request(req, state).await {
+            Ok(Json(v)) => v,
             Err(e) => {
                 let status = match &e {
                     JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
                     _ => StatusCode::BAD_REQUEST,
                 };
-                Err(problem(status, e.body_text()))
+                return Err(problem(status, e.body_text()));
             }
-        }
+        };
+        crate::domain::limits::check(&v, &crate::domain::limits::for_field)
+            .map_err(|e| problem(StatusCode::BAD_REQUEST, e.to_string()))?;
+        // The type is read from the parsed value, naming the path of what does not fit, in the
+        // words axum's own rejection uses.
+        serde_path_to_error::deserialize(v)
+            .map(ApiJson)
+            .map_err(|e| {
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    format!("Failed to deserialize the JSON body into the target type: {e}"),
+                )
+            })
     }
 }
 

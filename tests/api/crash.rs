@@ -140,19 +140,23 @@ async fn sigkill_mid_write_loses_nothing_acknowledged_and_leaves_nothing_half_wr
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 200);
 
-    // Reopen as a restarted server would.
+    // Reopen as a restarted server would: the stored userNames and the created users' audit rows.
+    macro_rules! read_back {
+        ($pool:expr) => {
+            (
+                sqlx::query_scalar::<_, String>("SELECT user_name FROM scim_users")
+                    .fetch_all($pool)
+                    .await
+                    .unwrap(),
+                sqlx::query_scalar::<_, String>(AUDITED)
+                    .fetch_all($pool)
+                    .await
+                    .unwrap(),
+            )
+        };
+    }
     let (names, audited) = if pg.is_some() {
-        let pool = sqlx::PgPool::connect(&db).await.unwrap();
-        (
-            sqlx::query_scalar::<_, String>("SELECT user_name FROM scim_users")
-                .fetch_all(&pool)
-                .await
-                .unwrap(),
-            sqlx::query_scalar::<_, String>(AUDITED)
-                .fetch_all(&pool)
-                .await
-                .unwrap(),
-        )
+        read_back!(&sqlx::PgPool::connect(&db).await.unwrap())
     } else {
         let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
         let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
@@ -160,16 +164,7 @@ async fn sigkill_mid_write_loses_nothing_acknowledged_and_leaves_nothing_half_wr
             .await
             .unwrap();
         assert_eq!(integrity, "ok");
-        (
-            sqlx::query_scalar::<_, String>("SELECT user_name FROM scim_users")
-                .fetch_all(&pool)
-                .await
-                .unwrap(),
-            sqlx::query_scalar::<_, String>(AUDITED)
-                .fetch_all(&pool)
-                .await
-                .unwrap(),
-        )
+        read_back!(&pool)
     };
     for a in &acked {
         assert!(names.contains(a), "acknowledged {a} was lost");

@@ -521,8 +521,13 @@ fn discovery_answer(addr: std::net::SocketAddr, path: &str) -> axum::response::R
     if prefix.starts_with("/not-json") {
         return axum::response::Html("<html>sign in</html>").into_response();
     }
-    let issuer = format!("http://{addr}{prefix}");
-    axum::Json(serde_json::json!({
+    axum::Json(discovery_document(&format!("http://{addr}{prefix}"))).into_response()
+}
+
+/// An OpenID provider's discovery document (OpenID Connect Discovery 1.0 §3) at `issuer`, with its
+/// endpoints below it.
+pub fn discovery_document(issuer: &str) -> Value {
+    serde_json::json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
@@ -530,6 +535,5 @@ fn discovery_answer(addr: std::net::SocketAddr, path: &str) -> axum::response::R
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-    }))
-    .into_response()
+    })
 }

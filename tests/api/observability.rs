@@ -491,15 +491,7 @@ async fn provider() -> Provider {
         "n": URL_SAFE_NO_PAD.encode(rsa.n().to_vec()),
         "e": URL_SAFE_NO_PAD.encode(rsa.e().to_vec()),
     }]});
-    let discovery = json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}/authorize"),
-        "token_endpoint": format!("{issuer}/token"),
-        "jwks_uri": format!("{issuer}/jwks"),
-        "response_types_supported": ["code"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-    });
+    let discovery = crate::harness::discovery_document(&issuer);
     let (iss, n) = (issuer.clone(), nonce.clone());
     let token = move || {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
