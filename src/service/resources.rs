@@ -8,7 +8,7 @@ use super::{Ctx, Kind, Rendered, count_op, if_match_ok, precondition_failed};
 use crate::mapping::GroupRef;
 use crate::scim::error::{ScimError, ScimResult};
 use crate::scim::patch::{self, MemberChange};
-use crate::scim::resource;
+use crate::scim::resource::{self, MemberRef};
 use crate::scim::schema::{GROUP, USER};
 use crate::store::access as org_db;
 use crate::store::scim::{self as db, GroupRecord, Member, NewMember, UserGroup, UserRecord};
@@ -563,7 +563,7 @@ async fn touch_scim_users(
 
 // ---- groups ------------------------------------------------------------------------------------
 
-fn new_members(refs: Vec<patch::MemberRef>) -> Vec<NewMember> {
+fn new_members(refs: Vec<MemberRef>) -> Vec<NewMember> {
     refs.into_iter()
         .map(|m| NewMember {
             id: m.value,

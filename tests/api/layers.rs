@@ -175,3 +175,32 @@ fn the_layering_check_sees_a_violation() {
         BTreeSet::from(["http".into(), "store".into(), "scim".into()])
     );
 }
+
+/// Inside `scim/`, each piece builds on the ones before it: the schema knows attributes, the filter
+/// grammar names them, the normaliser uses the schema, PATCH uses all three.
+#[test]
+fn scim_modules_build_on_each_other_in_one_order() {
+    const ORDER: &[&str] = &[
+        "error",
+        "schema",
+        "discovery",
+        "filter",
+        "resource",
+        "patch",
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scim");
+    let mut broken = Vec::new();
+    for (rank, module) in ORDER.iter().enumerate() {
+        let code = shipped_code(&dir.join(format!("{module}.rs")));
+        for (i, m) in code.match_indices("crate::scim::") {
+            let used: String = code[i + m.len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if ORDER[rank..].contains(&used.as_str()) && used != *module {
+                broken.push(format!("scim/{module}.rs imports scim::{used}"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
