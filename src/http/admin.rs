@@ -1,12 +1,12 @@
 //! The admin API under `/api/v1`: JSON in and out, RFC 9457 problem details for every error, admin
 //! tokens for authentication, and an OpenAPI 3.1 document generated from these handlers.
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
@@ -19,8 +19,8 @@ use crate::service::admin::{
 };
 use crate::store::access::EventRecord;
 use crate::store::admin::{
-    AdminPrincipal, AdminTokenInfo, AuditFilter, GrantRecord, LinkedScimUser, OrgDetails, OrgGroup,
-    OrgUser, Project, RuleRecord, SessionInfo, SubAccount, UserQuery, WebhookInfo,
+    AdminTokenInfo, AuditFilter, GrantRecord, LinkedScimUser, OrgDetails, OrgGroup, OrgUser,
+    Project, RuleRecord, SessionInfo, SubAccount, UserQuery, WebhookInfo,
 };
 use crate::store::audit::AuditEntry;
 use crate::store::directory::{DirectoryRecord, NewToken, TokenInfo};
@@ -138,8 +138,30 @@ pub async fn authenticate(
     if org.is_some_and(|o| o != principal.scope.org_id()) {
         return problem(StatusCode::NOT_FOUND, "no such organization");
     }
-    req.extensions_mut().insert(principal);
-    next.run(req).await
+    match Caller::authenticated(principal) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The caller [`authenticate`] put on the request: every admin handler takes one, so none can
+/// run without an authenticated organization scope and a parsed role.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(AdminError::Unauthorized)
+    }
 }
 
 // ---- paging ------------------------------------------------------------------------------------
@@ -209,20 +231,12 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
     }
 }
 
-pub(super) fn caller(p: &AdminPrincipal) -> ApiResult<Caller<'_>> {
-    Caller::new(p)
-}
-
 // ---- organization ------------------------------------------------------------------------------
 
 /// Get the organization
 #[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "organization",
     params(("org" = String, Path)), responses((status = 200, body = OrgDetails), (status = 404, body = Problem)))]
-pub async fn get_org(
-    State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
-) -> ApiResult<Json<OrgDetails>> {
-    let c = caller(&p)?;
+pub async fn get_org(State(s): State<AppState>, c: Caller) -> ApiResult<Json<OrgDetails>> {
     c.require(Action::ReadSeats)?;
     let mut org = s.store.org_details(c.scope()).await?;
     if c.require(Action::Read).is_err() {
@@ -241,11 +255,7 @@ pub struct Seats {
 /// Count the seats in use
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/seats", tag = "organization",
     params(("org" = String, Path)), responses((status = 200, body = Seats)))]
-pub async fn seats(
-    State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
-) -> ApiResult<Json<Seats>> {
-    let c = caller(&p)?;
+pub async fn seats(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Seats>> {
     c.require(Action::ReadSeats)?;
     let org = s.store.org_details(c.scope()).await?;
     Ok(Json(Seats {
@@ -265,10 +275,9 @@ pub struct Changes {
     params(("org" = String, Path)), responses((status = 200, body = Changes), (status = 403, body = Problem)))]
 pub async fn patch_org(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<OrgPatch>,
 ) -> ApiResult<Json<Changes>> {
-    let c = caller(&p)?;
     let changes = svc::update_org(&s.store, &c, &body).await?;
     let organization = s.store.org_details(c.scope()).await?;
     Ok(Json(Changes {
@@ -288,10 +297,9 @@ pub struct OwnerTransfer {
     params(("org" = String, Path)), responses((status = 200, body = Changes), (status = 403, body = Problem)))]
 pub async fn transfer_owner(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<OwnerTransfer>,
 ) -> ApiResult<Json<Changes>> {
-    let c = caller(&p)?;
     let changes = svc::transfer_owner(&s.store, &c, &body.user_id).await?;
     let organization = s.store.org_details(c.scope()).await?;
     Ok(Json(Changes {
@@ -313,10 +321,9 @@ pub struct NameInput {
     params(("org" = String, Path)), responses((status = 200, body = Items<SubAccount>)))]
 pub async fn list_sub_accounts(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
 ) -> ApiResult<Json<Items<SubAccount>>> {
-    let c = caller(&p)?;
-    let own = p.sub_account_id.as_deref();
+    let own = c.sub_account();
     let mut items = s.store.list_sub_accounts(c.scope()).await?;
     if c.require(Action::Read).is_err() {
         items.retain(|sa| c.require(Action::ReadSubAccount(&sa.id)).is_ok());
@@ -332,10 +339,10 @@ pub async fn list_sub_accounts(
     params(("org" = String, Path)), responses((status = 201, body = SubAccount), (status = 409, body = Problem)))]
 pub async fn create_sub_account(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<NameInput>,
 ) -> ApiResult<(StatusCode, Json<SubAccount>)> {
-    let sa = svc::create_sub_account(&s.store, &caller(&p)?, &body.name).await?;
+    let sa = svc::create_sub_account(&s.store, &c, &body.name).await?;
     Ok((StatusCode::CREATED, Json(sa)))
 }
 
@@ -344,10 +351,9 @@ pub async fn create_sub_account(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = SubAccount)))]
 pub async fn get_sub_account(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<SubAccount>> {
-    let c = caller(&p)?;
     c.require(Action::ReadSubAccount(&id))?;
     Ok(Json(s.store.get_sub_account(c.scope(), &id).await?))
 }
@@ -357,10 +363,10 @@ pub async fn get_sub_account(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 409, body = Problem)))]
 pub async fn delete_sub_account(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    svc::delete_sub_account(&s.store, &caller(&p)?, &id).await?;
+    svc::delete_sub_account(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -369,10 +375,9 @@ pub async fn delete_sub_account(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<Project>)))]
 pub async fn list_projects(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Items<Project>>> {
-    let c = caller(&p)?;
     c.require(Action::ReadSubAccount(&id))?;
     s.store.get_sub_account(c.scope(), &id).await?;
     Ok(Json(Items {
@@ -386,11 +391,11 @@ pub async fn list_projects(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = Project)))]
 pub async fn create_project(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<NameInput>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
-    let project = svc::create_project(&s.store, &caller(&p)?, &id, &body.name).await?;
+    let project = svc::create_project(&s.store, &c, &id, &body.name).await?;
     Ok((StatusCode::CREATED, Json(project)))
 }
 
@@ -399,10 +404,10 @@ pub async fn create_project(
     params(("org" = String, Path), ("id" = String, Path), ("project" = String, Path)), responses((status = 204)))]
 pub async fn delete_project(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id, project)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    svc::delete_project(&s.store, &caller(&p)?, &id, &project).await?;
+    svc::delete_project(&s.store, &c, &id, &project).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -422,9 +427,8 @@ pub struct NewDirectory {
     params(("org" = String, Path)), responses((status = 200, body = Items<DirectoryRecord>)))]
 pub async fn list_directories(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
 ) -> ApiResult<Json<Items<DirectoryRecord>>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     Ok(Json(Items {
         items: s.store.list_org_directories(c.scope()).await?,
@@ -437,10 +441,9 @@ pub async fn list_directories(
     params(("org" = String, Path)), responses((status = 201, body = NewDirectory)))]
 pub async fn create_directory(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<NameInput>,
 ) -> ApiResult<(StatusCode, Json<NewDirectory>)> {
-    let c = caller(&p)?;
     c.require(Action::Manage)?;
     let (directory, token) = s
         .store
@@ -457,7 +460,7 @@ pub async fn create_directory(
     ))
 }
 
-async fn own_directory(s: &AppState, c: &Caller<'_>, id: &str) -> ApiResult<DirectoryRecord> {
+async fn own_directory(s: &AppState, c: &Caller, id: &str) -> ApiResult<DirectoryRecord> {
     let dir = s.store.find_directory(id).await?;
     if dir.org_id != c.scope().org_id() {
         return Err(AdminError::NotFound(format!("no directory {id:?}")));
@@ -470,10 +473,9 @@ async fn own_directory(s: &AppState, c: &Caller<'_>, id: &str) -> ApiResult<Dire
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<TokenInfo>)))]
 pub async fn list_directory_tokens(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Items<TokenInfo>>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     let dir = own_directory(&s, &c, &id).await?;
     Ok(Json(Items {
@@ -488,10 +490,9 @@ pub async fn list_directory_tokens(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = NewToken)))]
 pub async fn rotate_directory_token(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<NewToken>)> {
-    let c = caller(&p)?;
     c.require(Action::Manage)?;
     let dir = own_directory(&s, &c, &id).await?;
     Ok((
@@ -505,10 +506,9 @@ pub async fn rotate_directory_token(
     params(("org" = String, Path), ("id" = String, Path), ("token" = String, Path)), responses((status = 204)))]
 pub async fn revoke_directory_token(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id, token)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    let c = caller(&p)?;
     c.require(Action::Manage)?;
     let dir = own_directory(&s, &c, &id).await?;
     s.store
@@ -524,10 +524,9 @@ pub async fn revoke_directory_token(
     params(("org" = String, Path), PageParams), responses((status = 200, body = Page<OrgGroup>)))]
 pub async fn list_groups(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<OrgGroup>>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     let limit = q.limit()?;
     let items = s
@@ -549,10 +548,9 @@ pub struct GroupDetails {
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = GroupDetails)))]
 pub async fn get_group(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<GroupDetails>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     let (group, member_count) = s.store.get_org_group(c.scope(), &id).await?;
     Ok(Json(GroupDetails {
@@ -581,10 +579,9 @@ pub struct UserListParams {
     params(("org" = String, Path), UserListParams), responses((status = 200, body = Page<OrgUser>), (status = 400, body = Problem)))]
 pub async fn list_users(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiQuery(q): ApiQuery<UserListParams>,
 ) -> ApiResult<Json<Page<OrgUser>>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     let limit = PageParams {
         after: None,
@@ -618,10 +615,9 @@ pub struct UserDetail {
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = UserDetail)))]
 pub async fn get_user(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<UserDetail>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     let user = s.store.get_org_user(c.scope(), &id).await?;
     let scim_users = s.store.scim_users_of(c.scope(), &id).await?;
@@ -639,10 +635,10 @@ pub async fn get_user(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = AccessView)))]
 pub async fn user_access(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<AccessView>> {
-    Ok(Json(svc::user_access(&s.store, &caller(&p)?, &id).await?))
+    Ok(Json(svc::user_access(&s.store, &c, &id).await?))
 }
 
 /// List a user's sign-in sessions
@@ -650,10 +646,9 @@ pub async fn user_access(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<SessionInfo>)))]
 pub async fn list_sessions(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Items<SessionInfo>>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     s.store.get_org_user(c.scope(), &id).await?;
     Ok(Json(Items {
@@ -681,17 +676,16 @@ pub struct GrantCreated {
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<GrantRecord>)))]
 pub async fn list_grants(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Items<GrantRecord>>> {
-    let c = caller(&p)?;
     let mut items = s.store.list_grants(c.scope(), &id).await?;
     if c.require(Action::Read).is_err() {
         items.retain(|g| {
             c.require(Action::ManageGrant(g.sub_account_id.as_deref()))
                 .is_ok()
         });
-        if p.sub_account_id.is_none() {
+        if c.sub_account().is_none() {
             return Err(AdminError::Forbidden);
         }
     }
@@ -703,11 +697,11 @@ pub async fn list_grants(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = GrantCreated)))]
 pub async fn create_grant(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<GrantInput>,
 ) -> ApiResult<(StatusCode, Json<GrantCreated>)> {
-    let (grant, changes) = svc::create_grant(&s.store, &caller(&p)?, &id, body.grant).await?;
+    let (grant, changes) = svc::create_grant(&s.store, &c, &id, body.grant).await?;
     Ok((StatusCode::CREATED, Json(GrantCreated { grant, changes })))
 }
 
@@ -716,10 +710,10 @@ pub async fn create_grant(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204)))]
 pub async fn delete_grant(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    svc::delete_grant(&s.store, &caller(&p)?, &id).await?;
+    svc::delete_grant(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -730,9 +724,8 @@ pub async fn delete_grant(
     params(("org" = String, Path)), responses((status = 200, body = Items<RuleRecord>)))]
 pub async fn list_rules(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
 ) -> ApiResult<Json<Items<RuleRecord>>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     Ok(Json(Items {
         items: s.store.list_rules(c.scope()).await?,
@@ -745,10 +738,10 @@ pub async fn list_rules(
     params(("org" = String, Path)), responses((status = 201, body = RuleChangeResult)))]
 pub async fn create_rule(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(rule): ApiJson<RuleInput>,
 ) -> ApiResult<(StatusCode, Json<RuleChangeResult>)> {
-    let r = svc::change_rule(&s.store, &caller(&p)?, &RuleChange::Create { rule }).await?;
+    let r = svc::change_rule(&s.store, &c, &RuleChange::Create { rule }).await?;
     Ok((StatusCode::CREATED, Json(r)))
 }
 
@@ -757,10 +750,9 @@ pub async fn create_rule(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleRecord)))]
 pub async fn get_rule(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<RuleRecord>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     Ok(Json(s.store.get_rule(c.scope(), &id).await?))
 }
@@ -770,14 +762,12 @@ pub async fn get_rule(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
 pub async fn replace_rule(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
     ApiJson(rule): ApiJson<RuleInput>,
 ) -> ApiResult<Json<RuleChangeResult>> {
     let change = RuleChange::Update { id, rule };
-    Ok(Json(
-        svc::change_rule(&s.store, &caller(&p)?, &change).await?,
-    ))
+    Ok(Json(svc::change_rule(&s.store, &c, &change).await?))
 }
 
 /// Delete a mapping rule
@@ -785,13 +775,11 @@ pub async fn replace_rule(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
 pub async fn delete_rule(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<RuleChangeResult>> {
     let change = RuleChange::Delete { id };
-    Ok(Json(
-        svc::change_rule(&s.store, &caller(&p)?, &change).await?,
-    ))
+    Ok(Json(svc::change_rule(&s.store, &c, &change).await?))
 }
 
 /// Preview a mapping rule change
@@ -800,12 +788,10 @@ pub async fn delete_rule(
     params(("org" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
 pub async fn preview_rule(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(change): ApiJson<RuleChange>,
 ) -> ApiResult<Json<RuleChangeResult>> {
-    Ok(Json(
-        svc::preview_rule(&s.store, &caller(&p)?, &change).await?,
-    ))
+    Ok(Json(svc::preview_rule(&s.store, &c, &change).await?))
 }
 
 // ---- audit and events --------------------------------------------------------------------------
@@ -847,10 +833,9 @@ fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<i64>> {
     params(("org" = String, Path), AuditParams), responses((status = 200, body = Page<AuditEntry>)))]
 pub async fn audit(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiQuery(q): ApiQuery<AuditParams>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     let limit = PageParams {
         after: None,
@@ -876,10 +861,9 @@ pub async fn audit(
     params(("org" = String, Path), PageParams), responses((status = 200, body = Page<EventRecord>)))]
 pub async fn events(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<EventRecord>>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     let limit = q.limit()?;
     let after = seq_cursor(q.after.as_deref())?;
@@ -900,9 +884,9 @@ pub async fn events(
     params(("org" = String, Path)), responses((status = 200, body = Page<AdminTokenInfo>), (status = 403, body = Problem)))]
 pub async fn list_admin_tokens(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
 ) -> ApiResult<Json<Page<AdminTokenInfo>>> {
-    let items = svc::list_admin_tokens(&s.store, &caller(&p)?).await?;
+    let items = svc::list_admin_tokens(&s.store, &c).await?;
     Ok(Json(Page { items, next: None }))
 }
 
@@ -912,10 +896,10 @@ pub async fn list_admin_tokens(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn revoke_admin_token(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    svc::revoke_admin_token(&s.store, &caller(&p)?, &id).await?;
+    svc::revoke_admin_token(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -939,9 +923,8 @@ pub struct WebhookCreated {
     params(("org" = String, Path)), responses((status = 200, body = Items<WebhookInfo>)))]
 pub async fn list_webhooks(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
 ) -> ApiResult<Json<Items<WebhookInfo>>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     Ok(Json(Items {
         items: s.store.list_webhooks(c.scope()).await?,
@@ -954,10 +937,9 @@ pub async fn list_webhooks(
     params(("org" = String, Path)), responses((status = 201, body = WebhookCreated)))]
 pub async fn create_webhook(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<WebhookInput>,
 ) -> ApiResult<(StatusCode, Json<WebhookCreated>)> {
-    let c = caller(&p)?;
     c.require(Action::Manage)?;
     s.outbound
         .check_destination(&body.url)
@@ -975,10 +957,9 @@ pub async fn create_webhook(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204)))]
 pub async fn delete_webhook(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let c = caller(&p)?;
     c.require(Action::Manage)?;
     s.store.delete_webhook(c.scope(), &id).await?;
     Ok(StatusCode::NO_CONTENT)

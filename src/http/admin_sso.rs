@@ -1,18 +1,17 @@
 //! The admin API's single sign-on part: connections, verified domains, the organization's OpenID
 //! clients, and revoking sessions.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
-use super::admin::{ApiJson, ApiResult, Items, Problem, caller};
+use super::admin::{ApiJson, ApiResult, Items, Problem};
 use crate::app::AppState;
-use crate::service::admin::{Action, AdminError};
+use crate::service::admin::{Action, AdminError, Caller};
 use crate::service::sso::{
     self, ConnectionInput, ConnectionPatch, ConnectionView, check_name, invalid,
 };
-use crate::store::admin::AdminPrincipal;
 use crate::store::sso::{Client, Connection, Domain};
 
 fn view(state: &AppState, connection: Connection) -> ConnectionView {
@@ -25,10 +24,9 @@ fn view(state: &AppState, connection: Connection) -> ConnectionView {
     params(("org" = String, Path)), responses((status = 201, body = ConnectionView), (status = 400, body = Problem)))]
 pub async fn create_connection(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<ConnectionInput>,
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
-    let c = caller(&p)?;
     let conn = sso::create_connection(&s.store, &c, &s.outbound, body).await?;
     Ok((StatusCode::CREATED, Json(view(&s, conn))))
 }
@@ -38,9 +36,8 @@ pub async fn create_connection(
     params(("org" = String, Path)), responses((status = 200, body = Items<ConnectionView>)))]
 pub async fn list_connections(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
 ) -> ApiResult<Json<Items<ConnectionView>>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     let items = s.store.list_connections(c.scope()).await?;
     Ok(Json(Items {
@@ -54,10 +51,9 @@ pub async fn list_connections(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = ConnectionView), (status = 404, body = Problem)))]
 pub async fn get_connection(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<ConnectionView>> {
-    let c = caller(&p)?;
     c.require(Action::Read)?;
     Ok(Json(view(
         &s,
@@ -71,11 +67,10 @@ pub async fn get_connection(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = ConnectionView), (status = 400, body = Problem)))]
 pub async fn patch_connection(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<ConnectionPatch>,
 ) -> ApiResult<Json<ConnectionView>> {
-    let c = caller(&p)?;
     let conn = sso::update_connection(&s.store, &c, &s.outbound, &id, body).await?;
     Ok(Json(view(&s, conn)))
 }
@@ -85,10 +80,9 @@ pub async fn patch_connection(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete_connection(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let c = caller(&p)?;
     c.require(Action::Manage)?;
     if s.store.get_connection(c.scope(), &id).await?.signs_in_owner {
         c.require(Action::ManageOwnerSignIn)?;
@@ -111,10 +105,9 @@ pub struct DomainInput {
     params(("org" = String, Path)), responses((status = 201, body = Domain), (status = 409, body = Problem)))]
 pub async fn add_domain(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<DomainInput>,
 ) -> ApiResult<(StatusCode, Json<Domain>)> {
-    let c = caller(&p)?;
     c.require(Action::Manage)?;
     let d = s
         .store
@@ -135,10 +128,9 @@ pub async fn add_domain(
     responses((status = 200, body = Domain), (status = 404, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
 pub async fn verify_domain(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, domain)): Path<(String, String)>,
 ) -> ApiResult<Json<Domain>> {
-    let c = caller(&p)?;
     Ok(Json(
         sso::verify_domain(&s.store, &s.dns, &c, &domain).await?,
     ))
@@ -159,11 +151,10 @@ pub struct DomainPatch {
     responses((status = 200, body = Domain), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn patch_domain(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, domain)): Path<(String, String)>,
     ApiJson(body): ApiJson<DomainPatch>,
 ) -> ApiResult<Json<Domain>> {
-    let c = caller(&p)?;
     Ok(Json(
         sso::move_domain(&s.store, &c, &domain, body.connection_id.as_deref()).await?,
     ))
@@ -172,11 +163,7 @@ pub async fn patch_domain(
 /// List email domains
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/domains", tag = "sso",
     params(("org" = String, Path)), responses((status = 200, body = Items<Domain>)))]
-pub async fn list_domains(
-    State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
-) -> ApiResult<Json<Items<Domain>>> {
-    let c = caller(&p)?;
+pub async fn list_domains(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Items<Domain>>> {
     c.require(Action::Read)?;
     Ok(Json(Items {
         items: s.store.list_domains(c.scope()).await?,
@@ -189,10 +176,9 @@ pub async fn list_domains(
     params(("org" = String, Path), ("domain" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete_domain(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, domain)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let c = caller(&p)?;
     c.require(Action::Manage)?;
     s.store.delete_domain(c.scope(), &domain).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -242,10 +228,9 @@ pub fn check_redirect_uris(uris: &[String]) -> Result<(), AdminError> {
     params(("org" = String, Path)), responses((status = 201, body = ClientCreated), (status = 400, body = Problem)))]
 pub async fn create_client(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<ClientInput>,
 ) -> ApiResult<(StatusCode, Json<ClientCreated>)> {
-    let c = caller(&p)?;
     c.require(Action::Manage)?;
     check_name(&body.name)?;
     check_redirect_uris(&body.redirect_uris)?;
@@ -265,11 +250,7 @@ pub async fn create_client(
 /// List OpenID Connect clients
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clients", tag = "sso",
     params(("org" = String, Path)), responses((status = 200, body = Items<Client>)))]
-pub async fn list_clients(
-    State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
-) -> ApiResult<Json<Items<Client>>> {
-    let c = caller(&p)?;
+pub async fn list_clients(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Items<Client>>> {
     c.require(Action::Read)?;
     Ok(Json(Items {
         items: s.store.list_clients(Some(c.scope())).await?,
@@ -283,10 +264,9 @@ pub async fn list_clients(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn revoke_client(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let c = caller(&p)?;
     c.require(Action::Manage)?;
     s.store.revoke_client(Some(c.scope()), &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -298,10 +278,9 @@ pub async fn revoke_client(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn revoke_session(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let c = caller(&p)?;
     c.require(Action::Manage)?;
     s.store.revoke_session(c.scope(), &id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -127,23 +127,55 @@ impl From<StoreError> for AdminError {
 
 pub type AdminResult<T> = Result<T, AdminError>;
 
-/// The caller: a principal with its parsed role.
-pub struct Caller<'a> {
-    pub principal: &'a AdminPrincipal,
-    pub role: AdminRole,
+/// Who calls an admin operation: the organization it acts for (the only [`OrgScope`] an operation
+/// sees), its role parsed once, and the admin token it presented. Authentication makes one; the
+/// operator's CLI makes the owner's.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    scope: OrgScope,
+    role: AdminRole,
+    sub_account_id: Option<String>,
+    token_id: Option<String>,
 }
 
-impl<'a> Caller<'a> {
-    pub fn new(principal: &'a AdminPrincipal) -> AdminResult<Caller<'a>> {
+impl Caller {
+    /// An authenticated admin token. A role this service does not know (a row written by hand,
+    /// say) allows nothing: 403.
+    pub fn authenticated(principal: AdminPrincipal) -> AdminResult<Caller> {
         let role = principal.role.parse().map_err(|_| AdminError::Forbidden)?;
-        Ok(Caller { principal, role })
+        Ok(Caller {
+            scope: principal.scope,
+            role,
+            sub_account_id: principal.sub_account_id,
+            token_id: Some(principal.token_id),
+        })
+    }
+    /// The operator's CLI, which acts as the organization's owner.
+    pub fn operator(scope: OrgScope) -> Caller {
+        Caller {
+            scope,
+            role: AdminRole::Org(OrgRole::OrgOwner),
+            sub_account_id: None,
+            token_id: None,
+        }
     }
     pub fn scope(&self) -> &OrgScope {
-        &self.principal.scope
+        &self.scope
+    }
+    pub fn role(&self) -> AdminRole {
+        self.role
+    }
+    /// The sub-account of a sub-account admin.
+    pub fn sub_account(&self) -> Option<&str> {
+        self.sub_account_id.as_deref()
+    }
+    /// The admin token presented; `None` for the operator.
+    pub fn token_id(&self) -> Option<&str> {
+        self.token_id.as_deref()
     }
     /// Refuses with 403 unless the role allows `action`.
     pub fn require(&self, action: Action<'_>) -> AdminResult<()> {
-        if allows(self.role, self.principal.sub_account_id.as_deref(), action) {
+        if allows(self.role, self.sub_account(), action) {
             Ok(())
         } else {
             Err(AdminError::Forbidden)
@@ -350,7 +382,7 @@ async fn apply_rule_change(
 /// Applies a rule change and recomputes the users it can affect, in one transaction.
 pub async fn change_rule(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     change: &RuleChange,
 ) -> AdminResult<RuleChangeResult> {
     caller.require(Action::Manage)?;
@@ -364,7 +396,7 @@ pub async fn change_rule(
 /// the same code as [`change_rule`], so applying the change right after produces exactly this.
 pub async fn preview_rule(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     change: &RuleChange,
 ) -> AdminResult<RuleChangeResult> {
     caller.require(Action::Read)?;
@@ -378,7 +410,7 @@ pub async fn preview_rule(
 
 pub async fn create_grant(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     user_id: &str,
     grant: Grant,
 ) -> AdminResult<(GrantRecord, Vec<UserOutcome>)> {
@@ -416,7 +448,7 @@ pub async fn create_grant(
 
 pub async fn delete_grant(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     grant_id: &str,
 ) -> AdminResult<Vec<UserOutcome>> {
     let scope = caller.scope();
@@ -467,7 +499,7 @@ mod double_option {
 
 pub async fn update_org(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     patch: &OrgPatch,
 ) -> AdminResult<Vec<UserOutcome>> {
     if patch.seat_limit.is_some() {
@@ -600,7 +632,7 @@ fn is_email(s: &str) -> bool {
 /// Makes `user_id` the owner. The previous owner keeps every other access they have.
 pub async fn transfer_owner(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     user_id: &str,
 ) -> AdminResult<Vec<UserOutcome>> {
     caller.require(Action::TransferOwner)?;
@@ -644,7 +676,7 @@ pub async fn transfer_owner(
 
 pub async fn create_sub_account(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     name: &str,
 ) -> AdminResult<db::SubAccount> {
     caller.require(Action::Manage)?;
@@ -666,7 +698,7 @@ pub async fn create_sub_account(
 
 /// Refused while a rule or a grant made by hand names the sub-account: deleting it would silently
 /// change what those mean.
-pub async fn delete_sub_account(store: &Store, caller: &Caller<'_>, id: &str) -> AdminResult<()> {
+pub async fn delete_sub_account(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     let scope = caller.scope();
     let mut tx = store.begin().await?;
@@ -695,7 +727,7 @@ pub async fn delete_sub_account(store: &Store, caller: &Caller<'_>, id: &str) ->
 
 pub async fn create_project(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     sub_account_id: &str,
     name: &str,
 ) -> AdminResult<db::Project> {
@@ -723,7 +755,7 @@ pub async fn create_project(
 
 pub async fn delete_project(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     sub_account_id: &str,
     id: &str,
 ) -> AdminResult<()> {
@@ -777,12 +809,8 @@ pub struct AccessView {
     pub scopes: Vec<ScopeReasons>,
 }
 
-pub async fn user_access(
-    store: &Store,
-    caller: &Caller<'_>,
-    user_id: &str,
-) -> AdminResult<AccessView> {
-    let own = caller.principal.sub_account_id.as_deref();
+pub async fn user_access(store: &Store, caller: &Caller, user_id: &str) -> AdminResult<AccessView> {
+    let own = caller.sub_account();
     match (caller.role, own) {
         (AdminRole::SubAccountAdmin, Some(sa)) => caller.require(Action::ReadSubAccount(sa))?,
         _ => caller.require(Action::Read)?,
@@ -856,14 +884,14 @@ pub async fn user_access(
 
 /// Whether a caller may see (and so revoke) a token of `role`: managing tokens is for the owner and
 /// admins, and only the owner sees owner tokens, so an admin cannot lock the owner out.
-fn token_visible(caller: &Caller<'_>, role: &str) -> bool {
+fn token_visible(caller: &Caller, role: &str) -> bool {
     caller.role == AdminRole::Org(OrgRole::OrgOwner) || role != "org_owner"
 }
 
 /// The organization's admin tokens the caller may see: never a secret or a hash.
 pub async fn list_admin_tokens(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
 ) -> AdminResult<Vec<db::AdminTokenInfo>> {
     caller.require(Action::Manage)?;
     let mut items = store.list_admin_tokens(caller.scope()).await?;
@@ -872,7 +900,7 @@ pub async fn list_admin_tokens(
 }
 
 /// Revokes a token; the next request that presents it is refused.
-pub async fn revoke_admin_token(store: &Store, caller: &Caller<'_>, id: &str) -> AdminResult<()> {
+pub async fn revoke_admin_token(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     let tokens = store.list_admin_tokens(caller.scope()).await?;
     let Some(t) = tokens

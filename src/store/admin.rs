@@ -629,6 +629,7 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct AdminPrincipal {
     pub scope: OrgScope,
+    pub token_id: String,
     pub role: String,
     pub sub_account_id: Option<String>,
 }
@@ -719,6 +720,7 @@ impl Store {
         .bind(hash_token(token)).bind(now_micros()).fetch_optional(c).await?
         .map(|r| AdminPrincipal {
             scope: OrgScope { org_id: r.get(1), actor: format!("admin-token:{}", r.get::<String, _>(0)) },
+            token_id: r.get(0),
             role: r.get(2),
             sub_account_id: r.get(3),
         })))
