@@ -150,6 +150,16 @@ async fn operator(store: &Store, org: &str) -> anyhow::Result<Caller> {
     Ok(Caller::operator(OrgScope::for_org(&org.id, "cli")))
 }
 
+/// The operator acts on a directory, named by id alone, in its organization; `what` names what
+/// was not found.
+async fn directory_scope(store: &Store, directory: &str, what: &str) -> anyhow::Result<OrgScope> {
+    let dir = store
+        .find_directory(directory)
+        .await
+        .map_err(not_found(what, directory))?;
+    Ok(OrgScope::for_org(&dir.org_id, "cli"))
+}
+
 /// A user by id or userName.
 async fn find_user(store: &Store, scope: &OrgScope, user: &str) -> anyhow::Result<String> {
     match store.get_org_user(scope, user).await {
@@ -498,7 +508,9 @@ pub async fn directory(
                 .find_org(&org)
                 .await
                 .map_err(not_found("organization", &org))?;
-            let (dir, token) = store.create_directory(&org.id, &name).await?;
+            let (dir, token) = store
+                .create_directory(&OrgScope::for_org(&org.id, "cli"), &name)
+                .await?;
             let url = scim_url(&global.public_url(), &dir.id);
             print(
                 json,
@@ -512,8 +524,9 @@ pub async fn directory(
         }
         DirectoryCommand::Token { command } => match command {
             TokenCommand::Rotate { directory, json } => {
+                let scope = directory_scope(store, &directory, "directory").await?;
                 let token = store
-                    .rotate_directory_token(&directory)
+                    .rotate_directory_token(&scope, &directory)
                     .await
                     .map_err(not_found("directory", &directory))?;
                 print(
@@ -530,8 +543,9 @@ pub async fn directory(
                 token_id,
                 json,
             } => {
+                let scope = directory_scope(store, &directory, "directory or token").await?;
                 let revoked = store
-                    .revoke_directory_tokens(&directory, token_id.as_deref())
+                    .revoke_directory_tokens(&scope, &directory, token_id.as_deref())
                     .await
                     .map_err(not_found("directory or token", &directory))?;
                 print(
@@ -541,11 +555,8 @@ pub async fn directory(
                 );
             }
             TokenCommand::List { directory, json } => {
-                store
-                    .find_directory(&directory)
-                    .await
-                    .map_err(not_found("directory", &directory))?;
-                let tokens = store.list_directory_tokens(&directory).await?;
+                let scope = directory_scope(store, &directory, "directory").await?;
+                let tokens = store.list_directory_tokens(&scope, &directory).await?;
                 let human = tokens
                     .iter()
                     .map(|t| {
@@ -757,7 +768,7 @@ pub async fn client(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
             json,
         } => {
             let scope = scope(store, org.as_deref()).await?;
-            crate::http::check_redirect_uris(&redirect_uris).map_err(admin_error)?;
+            crate::service::admin::check_redirect_uris(&redirect_uris).map_err(admin_error)?;
             crate::service::sso::check_name(&name).map_err(admin_error)?;
             let (client, secret) = store
                 .create_client(scope.as_ref(), name.trim(), &redirect_uris)

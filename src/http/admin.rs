@@ -14,13 +14,13 @@ use utoipa::OpenApi;
 use crate::app::AppState;
 use crate::mapping::Grant;
 use crate::service::admin::{
-    self as svc, AccessView, Action, AdminError, Caller, OrgPatch, RuleChange, RuleChangeResult,
-    RuleInput,
+    self as svc, AccessView, AdminError, Caller, Changes, GroupDetails, NewDirectory, OrgPatch,
+    RuleChange, RuleChangeResult, RuleInput, Seats, UserDetail, WebhookCreated,
 };
 use crate::store::access::EventRecord;
 use crate::store::admin::{
-    AdminTokenInfo, AuditFilter, GrantRecord, LinkedScimUser, OrgDetails, OrgGroup, OrgUser,
-    Project, RuleRecord, SessionInfo, SubAccount, UserQuery, WebhookInfo,
+    AdminTokenInfo, AuditFilter, GrantRecord, OrgDetails, OrgGroup, OrgUser, Project, RuleRecord,
+    SessionInfo, SubAccount, UserQuery, WebhookInfo,
 };
 use crate::store::audit::AuditEntry;
 use crate::store::directory::{DirectoryRecord, NewToken, TokenInfo};
@@ -237,37 +237,14 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
 #[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "organization",
     params(("org" = String, Path)), responses((status = 200, body = OrgDetails), (status = 404, body = Problem)))]
 pub async fn get_org(State(s): State<AppState>, c: Caller) -> ApiResult<Json<OrgDetails>> {
-    c.require(Action::ReadSeats)?;
-    let mut org = s.store.org_details(c.scope()).await?;
-    if c.require(Action::Read).is_err() {
-        org.owner_user_id = None;
-        org.default_role = None;
-    }
-    Ok(Json(org))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Seats {
-    pub used: i64,
-    pub limit: Option<i64>,
+    Ok(Json(svc::org_details(&s.store, &c).await?))
 }
 
 /// Count the seats in use
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/seats", tag = "organization",
     params(("org" = String, Path)), responses((status = 200, body = Seats)))]
 pub async fn seats(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Seats>> {
-    c.require(Action::ReadSeats)?;
-    let org = s.store.org_details(c.scope()).await?;
-    Ok(Json(Seats {
-        used: org.seats_used,
-        limit: org.seat_limit,
-    }))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Changes {
-    pub organization: OrgDetails,
-    pub changes: Vec<crate::service::provision::UserOutcome>,
+    Ok(Json(svc::seats(&s.store, &c).await?))
 }
 
 /// Update the organization
@@ -278,12 +255,7 @@ pub async fn patch_org(
     c: Caller,
     ApiJson(body): ApiJson<OrgPatch>,
 ) -> ApiResult<Json<Changes>> {
-    let changes = svc::update_org(&s.store, &c, &body).await?;
-    let organization = s.store.org_details(c.scope()).await?;
-    Ok(Json(Changes {
-        organization,
-        changes,
-    }))
+    Ok(Json(svc::update_org(&s.store, &c, &body).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -300,12 +272,9 @@ pub async fn transfer_owner(
     c: Caller,
     ApiJson(body): ApiJson<OwnerTransfer>,
 ) -> ApiResult<Json<Changes>> {
-    let changes = svc::transfer_owner(&s.store, &c, &body.user_id).await?;
-    let organization = s.store.org_details(c.scope()).await?;
-    Ok(Json(Changes {
-        organization,
-        changes,
-    }))
+    Ok(Json(
+        svc::transfer_owner(&s.store, &c, &body.user_id).await?,
+    ))
 }
 
 // ---- sub-accounts and projects -----------------------------------------------------------------
@@ -323,14 +292,7 @@ pub async fn list_sub_accounts(
     State(s): State<AppState>,
     c: Caller,
 ) -> ApiResult<Json<Items<SubAccount>>> {
-    let own = c.sub_account();
-    let mut items = s.store.list_sub_accounts(c.scope()).await?;
-    if c.require(Action::Read).is_err() {
-        items.retain(|sa| c.require(Action::ReadSubAccount(&sa.id)).is_ok());
-        if items.is_empty() && own.is_none() {
-            return Err(AdminError::Forbidden);
-        }
-    }
+    let items = svc::list_sub_accounts(&s.store, &c).await?;
     Ok(Json(Items { items, next: None }))
 }
 
@@ -354,8 +316,7 @@ pub async fn get_sub_account(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<SubAccount>> {
-    c.require(Action::ReadSubAccount(&id))?;
-    Ok(Json(s.store.get_sub_account(c.scope(), &id).await?))
+    Ok(Json(svc::get_sub_account(&s.store, &c, &id).await?))
 }
 
 /// Delete a sub-account
@@ -378,10 +339,8 @@ pub async fn list_projects(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Items<Project>>> {
-    c.require(Action::ReadSubAccount(&id))?;
-    s.store.get_sub_account(c.scope(), &id).await?;
     Ok(Json(Items {
-        items: s.store.list_projects(c.scope(), &id).await?,
+        items: svc::list_projects(&s.store, &c, &id).await?,
         next: None,
     }))
 }
@@ -413,15 +372,6 @@ pub async fn delete_project(
 
 // ---- directories -------------------------------------------------------------------------------
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct NewDirectory {
-    pub directory: DirectoryRecord,
-    /// The SCIM base URL to give the IdP.
-    pub scim_base_url: String,
-    /// Shown once; only its hash is kept.
-    pub token: NewToken,
-}
-
 /// List SCIM directories
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/directories", tag = "directories",
     params(("org" = String, Path)), responses((status = 200, body = Items<DirectoryRecord>)))]
@@ -429,9 +379,8 @@ pub async fn list_directories(
     State(s): State<AppState>,
     c: Caller,
 ) -> ApiResult<Json<Items<DirectoryRecord>>> {
-    c.require(Action::Read)?;
     Ok(Json(Items {
-        items: s.store.list_org_directories(c.scope()).await?,
+        items: svc::list_directories(&s.store, &c).await?,
         next: None,
     }))
 }
@@ -444,28 +393,8 @@ pub async fn create_directory(
     c: Caller,
     ApiJson(body): ApiJson<NameInput>,
 ) -> ApiResult<(StatusCode, Json<NewDirectory>)> {
-    c.require(Action::Manage)?;
-    let (directory, token) = s
-        .store
-        .create_directory(c.scope().org_id(), &body.name)
-        .await?;
-    let scim_base_url = format!("{}/scim/v2/{}", s.public_url, directory.id);
-    Ok((
-        StatusCode::CREATED,
-        Json(NewDirectory {
-            directory,
-            scim_base_url,
-            token,
-        }),
-    ))
-}
-
-async fn own_directory(s: &AppState, c: &Caller, id: &str) -> ApiResult<DirectoryRecord> {
-    let dir = s.store.find_directory(id).await?;
-    if dir.org_id != c.scope().org_id() {
-        return Err(AdminError::NotFound(format!("no directory {id:?}")));
-    }
-    Ok(dir)
+    let created = svc::create_directory(&s.store, &c, &s.public_url, &body.name).await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// List a directory's SCIM tokens
@@ -476,10 +405,8 @@ pub async fn list_directory_tokens(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Items<TokenInfo>>> {
-    c.require(Action::Read)?;
-    let dir = own_directory(&s, &c, &id).await?;
     Ok(Json(Items {
-        items: s.store.list_directory_tokens(&dir.id).await?,
+        items: svc::list_directory_tokens(&s.store, &c, &id).await?,
         next: None,
     }))
 }
@@ -493,11 +420,9 @@ pub async fn rotate_directory_token(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<NewToken>)> {
-    c.require(Action::Manage)?;
-    let dir = own_directory(&s, &c, &id).await?;
     Ok((
         StatusCode::CREATED,
-        Json(s.store.rotate_directory_token(&dir.id).await?),
+        Json(svc::rotate_directory_token(&s.store, &c, &id).await?),
     ))
 }
 
@@ -509,11 +434,7 @@ pub async fn revoke_directory_token(
     c: Caller,
     Path((_, id, token)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    c.require(Action::Manage)?;
-    let dir = own_directory(&s, &c, &id).await?;
-    s.store
-        .revoke_directory_tokens(&dir.id, Some(&token))
-        .await?;
+    svc::revoke_directory_token(&s.store, &c, &id, &token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -527,20 +448,9 @@ pub async fn list_groups(
     c: Caller,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<OrgGroup>>> {
-    c.require(Action::Read)?;
     let limit = q.limit()?;
-    let items = s
-        .store
-        .list_org_groups(c.scope(), q.after.as_deref().unwrap_or(""), limit)
-        .await?;
+    let items = svc::list_groups(&s.store, &c, q.after.as_deref().unwrap_or(""), limit).await?;
     Ok(Json(page(items, limit, |g| g.id.clone())))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct GroupDetails {
-    #[serde(flatten)]
-    pub group: OrgGroup,
-    pub member_count: i64,
 }
 
 /// Get a group
@@ -551,12 +461,7 @@ pub async fn get_group(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<GroupDetails>> {
-    c.require(Action::Read)?;
-    let (group, member_count) = s.store.get_org_group(c.scope(), &id).await?;
-    Ok(Json(GroupDetails {
-        group,
-        member_count,
-    }))
+    Ok(Json(svc::get_group(&s.store, &c, &id).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -582,7 +487,6 @@ pub async fn list_users(
     c: Caller,
     ApiQuery(q): ApiQuery<UserListParams>,
 ) -> ApiResult<Json<Page<OrgUser>>> {
-    c.require(Action::Read)?;
     let limit = PageParams {
         after: None,
         limit: q.limit,
@@ -592,22 +496,9 @@ pub async fn list_users(
         user_name: q.user_name,
         email: q.email,
     };
-    let items = s
-        .store
-        .find_org_users(c.scope(), &filter, q.after.as_deref().unwrap_or(""), limit)
-        .await?;
+    let after = q.after.as_deref().unwrap_or("");
+    let items = svc::list_users(&s.store, &c, &filter, after, limit).await?;
     Ok(Json(page(items, limit, |u| u.id.clone())))
-}
-
-/// A user with what makes it up: its SCIM users and the claims of its last sign-in.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UserDetail {
-    #[serde(flatten)]
-    pub user: OrgUser,
-    /// One per directory that provisioned this person; only active ones give access.
-    pub scim_users: Vec<LinkedScimUser>,
-    /// The group-claim values of the last sign-in, which `claim` mapping rules match.
-    pub claims: Vec<String>,
 }
 
 /// Get a user
@@ -618,15 +509,7 @@ pub async fn get_user(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<UserDetail>> {
-    c.require(Action::Read)?;
-    let user = s.store.get_org_user(c.scope(), &id).await?;
-    let scim_users = s.store.scim_users_of(c.scope(), &id).await?;
-    let claims = s.store.claims_of(c.scope(), &id).await?;
-    Ok(Json(UserDetail {
-        user,
-        scim_users,
-        claims,
-    }))
+    Ok(Json(svc::get_user(&s.store, &c, &id).await?))
 }
 
 /// Explain a user's effective access
@@ -649,10 +532,8 @@ pub async fn list_sessions(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Items<SessionInfo>>> {
-    c.require(Action::Read)?;
-    s.store.get_org_user(c.scope(), &id).await?;
     Ok(Json(Items {
-        items: s.store.list_sessions(c.scope(), &id).await?,
+        items: svc::list_sessions(&s.store, &c, &id).await?,
         next: None,
     }))
 }
@@ -679,16 +560,7 @@ pub async fn list_grants(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Items<GrantRecord>>> {
-    let mut items = s.store.list_grants(c.scope(), &id).await?;
-    if c.require(Action::Read).is_err() {
-        items.retain(|g| {
-            c.require(Action::ManageGrant(g.sub_account_id.as_deref()))
-                .is_ok()
-        });
-        if c.sub_account().is_none() {
-            return Err(AdminError::Forbidden);
-        }
-    }
+    let items = svc::list_grants(&s.store, &c, &id).await?;
     Ok(Json(Items { items, next: None }))
 }
 
@@ -726,9 +598,8 @@ pub async fn list_rules(
     State(s): State<AppState>,
     c: Caller,
 ) -> ApiResult<Json<Items<RuleRecord>>> {
-    c.require(Action::Read)?;
     Ok(Json(Items {
-        items: s.store.list_rules(c.scope()).await?,
+        items: svc::list_rules(&s.store, &c).await?,
         next: None,
     }))
 }
@@ -753,8 +624,7 @@ pub async fn get_rule(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<RuleRecord>> {
-    c.require(Action::Read)?;
-    Ok(Json(s.store.get_rule(c.scope(), &id).await?))
+    Ok(Json(svc::get_rule(&s.store, &c, &id).await?))
 }
 
 /// Replace a mapping rule
@@ -836,7 +706,6 @@ pub async fn audit(
     c: Caller,
     ApiQuery(q): ApiQuery<AuditParams>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
-    c.require(Action::Read)?;
     let limit = PageParams {
         after: None,
         limit: q.limit,
@@ -851,7 +720,7 @@ pub async fn audit(
         after: seq_cursor(q.after.as_deref())?,
         limit,
     };
-    let items = s.store.audit_filtered(c.scope(), &filter).await?;
+    let items = svc::audit(&s.store, &c, &filter).await?;
     Ok(Json(page(items, limit, |e| e.seq.to_string())))
 }
 
@@ -864,13 +733,9 @@ pub async fn events(
     c: Caller,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<EventRecord>>> {
-    c.require(Action::Read)?;
     let limit = q.limit()?;
     let after = seq_cursor(q.after.as_deref())?;
-    let items = s
-        .store
-        .events_after(c.scope().org_id(), after, limit)
-        .await?;
+    let items = svc::events(&s.store, &c, after, limit).await?;
     // Like every list, `next` is null on the last page; a consumer polls on with the `seq` of the
     // last event it processed, which every event carries.
     Ok(Json(page(items, limit, |e| e.seq.to_string())))
@@ -911,13 +776,6 @@ pub struct WebhookInput {
     pub url: String,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WebhookCreated {
-    pub webhook: WebhookInfo,
-    /// The HMAC-SHA256 signing secret, shown once.
-    pub secret: String,
-}
-
 /// List webhooks
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/webhooks", tag = "webhooks",
     params(("org" = String, Path)), responses((status = 200, body = Items<WebhookInfo>)))]
@@ -925,9 +783,8 @@ pub async fn list_webhooks(
     State(s): State<AppState>,
     c: Caller,
 ) -> ApiResult<Json<Items<WebhookInfo>>> {
-    c.require(Action::Read)?;
     Ok(Json(Items {
-        items: s.store.list_webhooks(c.scope()).await?,
+        items: svc::list_webhooks(&s.store, &c).await?,
         next: None,
     }))
 }
@@ -940,16 +797,8 @@ pub async fn create_webhook(
     c: Caller,
     ApiJson(body): ApiJson<WebhookInput>,
 ) -> ApiResult<(StatusCode, Json<WebhookCreated>)> {
-    c.require(Action::Manage)?;
-    s.outbound
-        .check_destination(&body.url)
-        .await
-        .map_err(|e| AdminError::Invalid(format!("url: {e}")))?;
-    let (webhook, secret) = s.store.create_webhook(c.scope(), &body.url).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(WebhookCreated { webhook, secret }),
-    ))
+    let created = svc::create_webhook(&s.store, &c, &s.outbound, &body.url).await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// Delete a webhook
@@ -960,8 +809,7 @@ pub async fn delete_webhook(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    c.require(Action::Manage)?;
-    s.store.delete_webhook(c.scope(), &id).await?;
+    svc::delete_webhook(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

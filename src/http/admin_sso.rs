@@ -8,10 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::admin::{ApiJson, ApiResult, Items, Problem};
 use crate::app::AppState;
-use crate::service::admin::{Action, AdminError, Caller};
-use crate::service::sso::{
-    self, ConnectionInput, ConnectionPatch, ConnectionView, check_name, invalid,
-};
+use crate::service::admin::{self, Caller};
+use crate::service::sso::{self, ConnectionInput, ConnectionPatch, ConnectionView};
 use crate::store::sso::{Client, Connection, Domain};
 
 fn view(state: &AppState, connection: Connection) -> ConnectionView {
@@ -38,8 +36,7 @@ pub async fn list_connections(
     State(s): State<AppState>,
     c: Caller,
 ) -> ApiResult<Json<Items<ConnectionView>>> {
-    c.require(Action::Read)?;
-    let items = s.store.list_connections(c.scope()).await?;
+    let items = admin::list_connections(&s.store, &c).await?;
     Ok(Json(Items {
         items: items.into_iter().map(|conn| view(&s, conn)).collect(),
         next: None,
@@ -54,10 +51,9 @@ pub async fn get_connection(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<ConnectionView>> {
-    c.require(Action::Read)?;
     Ok(Json(view(
         &s,
-        s.store.get_connection(c.scope(), &id).await?,
+        admin::get_connection(&s.store, &c, &id).await?,
     )))
 }
 
@@ -83,11 +79,7 @@ pub async fn delete_connection(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    c.require(Action::Manage)?;
-    if s.store.get_connection(c.scope(), &id).await?.signs_in_owner {
-        c.require(Action::ManageOwnerSignIn)?;
-    }
-    s.store.delete_connection(c.scope(), &id).await?;
+    admin::delete_connection(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -108,16 +100,7 @@ pub async fn add_domain(
     c: Caller,
     ApiJson(body): ApiJson<DomainInput>,
 ) -> ApiResult<(StatusCode, Json<Domain>)> {
-    c.require(Action::Manage)?;
-    let d = s
-        .store
-        .add_domain(
-            c.scope(),
-            &body.domain,
-            body.connection_id.as_deref(),
-            false,
-        )
-        .await?;
+    let d = admin::add_domain(&s.store, &c, &body.domain, body.connection_id.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
 
@@ -164,9 +147,8 @@ pub async fn patch_domain(
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/domains", tag = "sso",
     params(("org" = String, Path)), responses((status = 200, body = Items<Domain>)))]
 pub async fn list_domains(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Items<Domain>>> {
-    c.require(Action::Read)?;
     Ok(Json(Items {
-        items: s.store.list_domains(c.scope()).await?,
+        items: admin::list_domains(&s.store, &c).await?,
         next: None,
     }))
 }
@@ -179,8 +161,7 @@ pub async fn delete_domain(
     c: Caller,
     Path((_, domain)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    c.require(Action::Manage)?;
-    s.store.delete_domain(c.scope(), &domain).await?;
+    admin::delete_domain(&s.store, &c, &domain).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -199,29 +180,6 @@ pub struct ClientCreated {
     pub client_secret: String,
 }
 
-/// Redirect URIs are compared exactly; each must be absolute, without a fragment (RFC 6749
-/// §3.1.2), and https unless it is on loopback (RFC 8252 §7.3).
-pub fn check_redirect_uris(uris: &[String]) -> Result<(), AdminError> {
-    if uris.is_empty() || uris.len() > 20 {
-        return Err(invalid("redirect_uris must list 1 to 20 URIs"));
-    }
-    for uri in uris {
-        let u = url::Url::parse(uri).map_err(|e| invalid(format!("redirect_uri {uri:?}: {e}")))?;
-        let loopback = matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
-        if u.fragment().is_some() || uri.len() > 2048 {
-            return Err(invalid(format!(
-                "redirect_uri {uri:?} has a fragment or is too long"
-            )));
-        }
-        if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
-            return Err(invalid(format!(
-                "redirect_uri {uri:?} must be https (or http on loopback)"
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Register an OpenID Connect client
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/clients", tag = "sso", request_body = ClientInput,
     description = "Registers an application that signs the organization's users in through idbridge (OpenID Connect, code flow with PKCE).",
@@ -231,13 +189,8 @@ pub async fn create_client(
     c: Caller,
     ApiJson(body): ApiJson<ClientInput>,
 ) -> ApiResult<(StatusCode, Json<ClientCreated>)> {
-    c.require(Action::Manage)?;
-    check_name(&body.name)?;
-    check_redirect_uris(&body.redirect_uris)?;
-    let (client, client_secret) = s
-        .store
-        .create_client(Some(c.scope()), body.name.trim(), &body.redirect_uris)
-        .await?;
+    let (client, client_secret) =
+        admin::create_client(&s.store, &c, &body.name, &body.redirect_uris).await?;
     Ok((
         StatusCode::CREATED,
         Json(ClientCreated {
@@ -251,9 +204,8 @@ pub async fn create_client(
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clients", tag = "sso",
     params(("org" = String, Path)), responses((status = 200, body = Items<Client>)))]
 pub async fn list_clients(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Items<Client>>> {
-    c.require(Action::Read)?;
     Ok(Json(Items {
-        items: s.store.list_clients(Some(c.scope())).await?,
+        items: admin::list_clients(&s.store, &c).await?,
         next: None,
     }))
 }
@@ -267,8 +219,7 @@ pub async fn revoke_client(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    c.require(Action::Manage)?;
-    s.store.revoke_client(Some(c.scope()), &id).await?;
+    admin::revoke_client(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -281,7 +232,6 @@ pub async fn revoke_session(
     c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    c.require(Action::Manage)?;
-    s.store.revoke_session(c.scope(), &id).await?;
+    admin::revoke_session(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

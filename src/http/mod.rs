@@ -16,7 +16,6 @@ use axum::routing::{delete, get, post};
 
 use crate::app::AppState;
 
-pub use admin_sso::check_redirect_uris;
 pub use extract::ScimBody;
 
 pub fn router(state: AppState) -> Router {

@@ -543,14 +543,14 @@ impl super::Store {
     /// An organization's events after sequence number `after`, in order.
     pub async fn events_after(
         &self,
-        org_id: &str,
+        scope: &super::admin::OrgScope,
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<EventRecord>> {
         let rows: Vec<(i64, String, String, Option<String>, String, i64)> = on_read!(self, c => sqlx::query(
             "SELECT seq, id, type, org_user_id, data, at FROM events \
              WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-            .bind(org_id).bind(after).bind(limit).fetch_all(c).await?
+            .bind(scope.org_id()).bind(after).bind(limit).fetch_all(c).await?
             .into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect());
         rows.into_iter()
             .map(|(seq, id, ty, user_id, data, at)| {

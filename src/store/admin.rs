@@ -28,7 +28,9 @@ impl OrgScope {
     pub fn actor(&self) -> &str {
         &self.actor
     }
-    /// For the operator's CLI and tests, which act on an organization without a token.
+    /// For the operator's CLI, the webhook deliverer (acting for a webhook's own organization)
+    /// and tests, which act on an organization without a token; requests get theirs only from
+    /// [`Store::authenticate_admin`].
     #[doc(hidden)]
     pub fn for_org(org_id: &str, actor: &str) -> OrgScope {
         OrgScope {

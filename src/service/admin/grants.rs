@@ -70,3 +70,24 @@ pub async fn delete_grant(
     tx.commit().await?;
     Ok(changes)
 }
+
+/// A user's grants made by hand that the caller may see: all of them, or a sub-account admin's
+/// in their sub-account.
+pub async fn list_grants(
+    store: &Store,
+    caller: &Caller,
+    user_id: &str,
+) -> AdminResult<Vec<GrantRecord>> {
+    let mut items = store.list_grants(caller.scope(), user_id).await?;
+    if caller.require(Action::Read).is_err() {
+        items.retain(|g| {
+            caller
+                .require(Action::ManageGrant(g.sub_account_id.as_deref()))
+                .is_ok()
+        });
+        if caller.sub_account().is_none() {
+            return Err(AdminError::Forbidden);
+        }
+    }
+    Ok(items)
+}

@@ -11,18 +11,28 @@ use crate::store::StoreError;
 use crate::store::admin::{AdminPrincipal, OrgScope};
 
 mod access;
+mod audit;
+mod directories;
 mod grants;
 mod org;
+mod people;
 mod rules;
+mod sso;
 mod sub_accounts;
 mod tokens;
+mod webhooks;
 
 pub use access::*;
+pub use audit::*;
+pub use directories::*;
 pub use grants::*;
 pub use org::*;
+pub use people::*;
 pub use rules::*;
+pub use sso::*;
 pub use sub_accounts::*;
 pub use tokens::*;
+pub use webhooks::*;
 
 /// The role of an admin token: an organization role, or the admin of one sub-account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,13 +1,59 @@
 //! The organization: its settings, its creation with an owner, and ownership.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Action, AdminError, AdminResult, Caller};
 use crate::domain::access::SubAccountRole;
 use crate::service::provision::{Provision, UserOutcome};
 use crate::store::access::{self as access_db, OrgLock};
-use crate::store::admin::{self as db};
+use crate::store::admin::{self as db, OrgDetails};
 use crate::store::{Store, audit, now_micros};
+
+/// The organization as the caller may see it: the billing and sub-account roles see its name and
+/// seats, not who owns it or the default role.
+pub async fn org_details(store: &Store, caller: &Caller) -> AdminResult<OrgDetails> {
+    caller.require(Action::ReadSeats)?;
+    let mut org = store.org_details(caller.scope()).await?;
+    if caller.require(Action::Read).is_err() {
+        org.owner_user_id = None;
+        org.default_role = None;
+    }
+    Ok(org)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Seats {
+    pub used: i64,
+    pub limit: Option<i64>,
+}
+
+pub async fn seats(store: &Store, caller: &Caller) -> AdminResult<Seats> {
+    caller.require(Action::ReadSeats)?;
+    let org = store.org_details(caller.scope()).await?;
+    Ok(Seats {
+        used: org.seats_used,
+        limit: org.seat_limit,
+    })
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Changes {
+    pub organization: OrgDetails,
+    pub changes: Vec<UserOutcome>,
+}
+
+/// The organization after a change the caller was allowed to make, and who gained or lost what.
+async fn changed(
+    store: &Store,
+    caller: &Caller,
+    changes: Vec<UserOutcome>,
+) -> AdminResult<Changes> {
+    let organization = store.org_details(caller.scope()).await?;
+    Ok(Changes {
+        organization,
+        changes,
+    })
+}
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -32,11 +78,7 @@ mod double_option {
     }
 }
 
-pub async fn update_org(
-    store: &Store,
-    caller: &Caller,
-    patch: &OrgPatch,
-) -> AdminResult<Vec<UserOutcome>> {
+pub async fn update_org(store: &Store, caller: &Caller, patch: &OrgPatch) -> AdminResult<Changes> {
     if patch.seat_limit.is_some() {
         caller.require(Action::ManageSeats)?;
     }
@@ -83,7 +125,7 @@ pub async fn update_org(
         .await?;
     }
     tx.commit().await?;
-    Ok(changes)
+    changed(store, caller, changes).await
 }
 
 /// A new organization, and its owner when one was named.
@@ -165,11 +207,7 @@ fn is_email(s: &str) -> bool {
 }
 
 /// Makes `user_id` the owner. The previous owner keeps every other access they have.
-pub async fn transfer_owner(
-    store: &Store,
-    caller: &Caller,
-    user_id: &str,
-) -> AdminResult<Vec<UserOutcome>> {
+pub async fn transfer_owner(store: &Store, caller: &Caller, user_id: &str) -> AdminResult<Changes> {
     caller.require(Action::TransferOwner)?;
     let scope = caller.scope();
     let mut tx = store.begin().await?;
@@ -204,5 +242,5 @@ pub async fn transfer_owner(
     )
     .await?;
     tx.commit().await?;
-    Ok(changes)
+    changed(store, caller, changes).await
 }

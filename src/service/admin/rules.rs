@@ -233,3 +233,13 @@ pub async fn preview_rule(
     tx.rollback().await?;
     result
 }
+
+pub async fn list_rules(store: &Store, caller: &Caller) -> AdminResult<Vec<RuleRecord>> {
+    caller.require(Action::Read)?;
+    Ok(store.list_rules(caller.scope()).await?)
+}
+
+pub async fn get_rule(store: &Store, caller: &Caller, id: &str) -> AdminResult<RuleRecord> {
+    caller.require(Action::Read)?;
+    Ok(store.get_rule(caller.scope(), id).await?)
+}

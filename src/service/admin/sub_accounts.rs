@@ -107,3 +107,37 @@ pub async fn delete_project(
     tx.commit().await?;
     Ok(())
 }
+
+/// The sub-accounts the caller may read: all of them, or a sub-account admin's own. A caller that
+/// may read none is refused.
+pub async fn list_sub_accounts(store: &Store, caller: &Caller) -> AdminResult<Vec<db::SubAccount>> {
+    let mut items = store.list_sub_accounts(caller.scope()).await?;
+    if caller.require(Action::Read).is_err() {
+        items.retain(|sa| caller.require(Action::ReadSubAccount(&sa.id)).is_ok());
+        if items.is_empty() && caller.sub_account().is_none() {
+            return Err(AdminError::Forbidden);
+        }
+    }
+    Ok(items)
+}
+
+pub async fn get_sub_account(
+    store: &Store,
+    caller: &Caller,
+    id: &str,
+) -> AdminResult<db::SubAccount> {
+    caller.require(Action::ReadSubAccount(id))?;
+    Ok(store.get_sub_account(caller.scope(), id).await?)
+}
+
+pub async fn list_projects(
+    store: &Store,
+    caller: &Caller,
+    sub_account_id: &str,
+) -> AdminResult<Vec<db::Project>> {
+    caller.require(Action::ReadSubAccount(sub_account_id))?;
+    store
+        .get_sub_account(caller.scope(), sub_account_id)
+        .await?;
+    Ok(store.list_projects(caller.scope(), sub_account_id).await?)
+}
