@@ -4,13 +4,14 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
+use super::error::{Problem, problem};
 use crate::app::AppState;
 use crate::mapping::Grant;
 use crate::service::admin::{
@@ -24,60 +25,6 @@ use crate::store::admin::{
 };
 use crate::store::audit::AuditEntry;
 use crate::store::directory::{DirectoryRecord, NewToken, TokenInfo};
-
-// ---- errors ------------------------------------------------------------------------------------
-
-/// RFC 9457 problem details.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Problem {
-    #[serde(rename = "type")]
-    pub ty: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-}
-
-pub fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    let body = Problem {
-        ty: "about:blank".into(),
-        title: status.canonical_reason().unwrap_or("Error").into(),
-        status: status.as_u16(),
-        detail: detail.into(),
-    };
-    let mut resp = (status, Json(body)).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/problem+json"),
-    );
-    resp
-}
-
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        match self {
-            AdminError::Unauthorized => {
-                let mut r = problem(
-                    StatusCode::UNAUTHORIZED,
-                    "a valid admin token is required (Authorization: Bearer idba_...)",
-                );
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer"),
-                );
-                r
-            }
-            AdminError::Forbidden => problem(
-                StatusCode::FORBIDDEN,
-                "this token's role does not allow this operation",
-            ),
-            AdminError::NotFound(d) => problem(StatusCode::NOT_FOUND, d),
-            AdminError::Conflict(d) => problem(StatusCode::CONFLICT, d),
-            AdminError::Invalid(d) => problem(StatusCode::BAD_REQUEST, d),
-            AdminError::Unavailable(d) => problem(StatusCode::SERVICE_UNAVAILABLE, d),
-            AdminError::Internal => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
-        }
-    }
-}
 
 pub(super) type ApiResult<T> = Result<T, AdminError>;
 

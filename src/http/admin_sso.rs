@@ -6,7 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::admin::{ApiJson, ApiResult, Items, Problem};
+use super::admin::{ApiJson, ApiResult, Items};
+use super::error::Problem;
 use crate::app::AppState;
 use crate::service::admin::{self, Caller};
 use crate::service::sso::{self, ConnectionInput, ConnectionPatch, ConnectionView};
