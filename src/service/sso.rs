@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::net::Outbound;
 use crate::service::admin::{Action, AdminError, AdminResult, Caller};
-use crate::service::provision::Provision;
+use crate::service::provision::{Provision, ProvisionError};
 use crate::sso::connection::{
     MAX_METADATA_BYTES, OidcSettings, SamlSettings, SettingsError, parse_idp_metadata,
 };
@@ -67,6 +67,8 @@ pub enum SignInError {
     OwnerConnection(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
 }
 
 impl SignInError {
@@ -80,8 +82,8 @@ impl SignInError {
             SignInError::Deprovisioned(_) => "deprovisioned",
             SignInError::Inactive(_) => "inactive",
             SignInError::OwnerConnection(_) => "owner_connection",
-            SignInError::Store(StoreError::SeatLimit(_)) => "seat_limit",
-            SignInError::Store(_) => "store",
+            SignInError::Provision(ProvisionError::SeatLimit(_)) => "seat_limit",
+            SignInError::Store(_) | SignInError::Provision(_) => "store",
         }
     }
 
@@ -103,10 +105,10 @@ impl SignInError {
             SignInError::OwnerConnection(_) => {
                 Some("the organization's owner does not sign in through this connection")
             }
-            SignInError::Store(StoreError::SeatLimit(_)) => {
+            SignInError::Provision(ProvisionError::SeatLimit(_)) => {
                 Some("the organization has no seat left for the user")
             }
-            SignInError::Store(_) => None,
+            SignInError::Store(_) | SignInError::Provision(_) => None,
         }
     }
 }

@@ -465,35 +465,27 @@ pub async fn seats_used(tx: &mut Tx, org_id: &str) -> StoreResult<i64> {
         .bind(org_id).fetch_one(&mut *c).await?))
 }
 
-/// The last statements of every transaction that changes access: checks the seat limit when this
-/// transaction takes seats, and appends `events` with the organization's next sequence numbers.
-///
-/// Both need the transactions of one organization to take turns here, so that two of them cannot
-/// both take the last seat, and numbers are handed out in commit order. On PostgreSQL that is a
-/// transaction-scoped advisory lock per organization, taken last and held only for these few
-/// statements and the commit; nothing is updated in place, so no row turns hot. SQLite has one
-/// writer at a time already.
-pub async fn flush(
-    tx: &mut Tx,
-    org_id: &str,
-    seat_delta: i64,
-    seat_limit: Option<i64>,
-    events: &[NewEvent],
-    now: i64,
-) -> StoreResult<()> {
-    let check_seats = seat_delta > 0 && seat_limit.is_some();
-    if !check_seats && events.is_empty() {
-        return Ok(());
-    }
+/// Makes the transactions of one organization that change access take turns for their last
+/// statements (the seat count, the events), so that two of them cannot both take the last seat,
+/// and event numbers are handed out in commit order. On PostgreSQL that is a transaction-scoped
+/// advisory lock per organization, taken last and held only for these few statements and the
+/// commit; nothing is updated in place, so no row turns hot. SQLite has one writer at a time
+/// already.
+pub async fn take_turn(tx: &mut Tx, org_id: &str) -> StoreResult<()> {
     if tx.backend() == Backend::Postgres {
         on_tx!(tx, c => sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
             .bind(org_id).execute(&mut *c).await?.rows_affected());
     }
-    if let (true, Some(limit)) = (check_seats, seat_limit)
-        && seats_used(tx, org_id).await? > limit
-    {
-        return Err(StoreError::SeatLimit(limit));
-    }
+    Ok(())
+}
+
+/// Appends `events` with the organization's next sequence numbers; after [`take_turn`].
+pub async fn append_events(
+    tx: &mut Tx,
+    org_id: &str,
+    events: &[NewEvent],
+    now: i64,
+) -> StoreResult<()> {
     // Each chunk numbers itself after the last event in the statement that inserts it: one round
     // trip rather than a read and then a write.
     for chunk in events.chunks(CHUNK) {

@@ -7,6 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::domain::access::OrgRole;
+use crate::service::provision::ProvisionError;
 use crate::store::StoreError;
 use crate::store::admin::{AdminPrincipal, OrgScope};
 
@@ -130,14 +131,22 @@ impl From<StoreError> for AdminError {
             StoreError::NotFound => AdminError::NotFound("not found".into()),
             StoreError::Conflict(what) => AdminError::Conflict(format!("{what} already exists")),
             StoreError::Invalid(msg) => AdminError::Invalid(msg),
-            e @ (StoreError::SeatLimit(_) | StoreError::OwnerProtected(_)) => {
-                AdminError::Conflict(e.to_string())
-            }
             StoreError::Scim(e) => AdminError::Invalid(e.detail),
             e => {
                 tracing::error!(error = %e, "storage failure");
                 AdminError::Internal
             }
+        }
+    }
+}
+
+impl From<ProvisionError> for AdminError {
+    fn from(e: ProvisionError) -> Self {
+        match e {
+            e @ (ProvisionError::SeatLimit(_) | ProvisionError::OwnerProtected(_)) => {
+                AdminError::Conflict(e.to_string())
+            }
+            ProvisionError::Store(e) => e.into(),
         }
     }
 }
