@@ -84,7 +84,6 @@ pub fn store_error(e: StoreError) -> ScimError {
         StoreError::Conflict(what) => ScimError::uniqueness(format!("{what} already exists")),
         StoreError::NotFound => ScimError::not_found("resource not found"),
         StoreError::Invalid(msg) => ScimError::invalid_value(msg),
-        StoreError::Scim(e) => e,
         e => {
             tracing::error!(error = %e, "storage failure");
             ScimError::new(500, None, "internal error")

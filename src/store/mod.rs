@@ -45,10 +45,6 @@ pub enum StoreError {
     /// A SQLite file that does not exist, opened without [`StoreOptions::create_if_missing`].
     #[error("the database does not exist")]
     NoDatabase,
-    /// A request that could not be turned into SQL (a filter on an attribute that cannot be
-    /// filtered, say): the client's error, in the protocol's terms.
-    #[error("{0}")]
-    Scim(#[from] crate::scim::error::ScimError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

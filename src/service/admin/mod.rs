@@ -131,7 +131,6 @@ impl From<StoreError> for AdminError {
             StoreError::NotFound => AdminError::NotFound("not found".into()),
             StoreError::Conflict(what) => AdminError::Conflict(format!("{what} already exists")),
             StoreError::Invalid(msg) => AdminError::Invalid(msg),
-            StoreError::Scim(e) => AdminError::Invalid(e.detail),
             e => {
                 tracing::error!(error = %e, "storage failure");
                 AdminError::Internal
