@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::net::Outbound;
 use crate::service::admin::{Action, AdminError, AdminResult, Caller};
-use crate::service::provision::Provision;
+use crate::service::provision::{Provision, ProvisionError};
 use crate::sso::connection::{
     MAX_METADATA_BYTES, OidcSettings, SamlSettings, SettingsError, parse_idp_metadata,
 };
@@ -67,6 +67,8 @@ pub enum SignInError {
     OwnerConnection(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
 }
 
 impl SignInError {
@@ -80,8 +82,8 @@ impl SignInError {
             SignInError::Deprovisioned(_) => "deprovisioned",
             SignInError::Inactive(_) => "inactive",
             SignInError::OwnerConnection(_) => "owner_connection",
-            SignInError::Store(StoreError::SeatLimit(_)) => "seat_limit",
-            SignInError::Store(_) => "store",
+            SignInError::Provision(ProvisionError::SeatLimit(_)) => "seat_limit",
+            SignInError::Store(_) | SignInError::Provision(_) => "store",
         }
     }
 
@@ -103,10 +105,10 @@ impl SignInError {
             SignInError::OwnerConnection(_) => {
                 Some("the organization's owner does not sign in through this connection")
             }
-            SignInError::Store(StoreError::SeatLimit(_)) => {
+            SignInError::Provision(ProvisionError::SeatLimit(_)) => {
                 Some("the organization has no seat left for the user")
             }
-            SignInError::Store(_) => None,
+            SignInError::Store(_) | SignInError::Provision(_) => None,
         }
     }
 }
@@ -601,7 +603,7 @@ pub fn check_name(name: &str) -> Result<(), AdminError> {
 pub async fn verify_domain(
     store: &Store,
     dns: &crate::sso::dns::Dns,
-    caller: &Caller<'_>,
+    caller: &Caller,
     domain: &str,
 ) -> AdminResult<db::Domain> {
     caller.require(Action::Manage)?;
@@ -637,7 +639,7 @@ pub async fn verify_domain(
 /// waiting for its IdP's details, which would leave the domain's users nowhere to sign in.
 pub async fn move_domain(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     domain: &str,
     connection_id: Option<&str>,
 ) -> AdminResult<db::Domain> {
@@ -670,7 +672,7 @@ pub async fn move_domain(
 /// Creates a connection from the admin's settings, checked as a sign-in will use them.
 pub async fn create_connection(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     outbound: &Outbound,
     body: ConnectionInput,
 ) -> AdminResult<Connection> {
@@ -701,7 +703,7 @@ pub async fn create_connection(
 
 pub async fn update_connection(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     outbound: &Outbound,
     id: &str,
     body: ConnectionPatch,
