@@ -95,10 +95,11 @@ impl Provision {
 
     /// The organization's rules and settings, read (and share-locked) once per transaction.
     pub async fn org(&mut self, tx: &mut Tx) -> StoreResult<&mut OrgAccess> {
-        if self.org.is_none() {
-            self.org = Some(db::load_org(tx, &self.org_id, OrgLock::Share).await?);
-        }
-        Ok(self.org.as_mut().expect("loaded above"))
+        let org = match self.org.take() {
+            Some(org) => org,
+            None => db::load_org(tx, &self.org_id, OrgLock::Share).await?,
+        };
+        Ok(self.org.insert(org))
     }
 
     pub fn touch(&mut self, ids: impl IntoIterator<Item = String>) {
@@ -150,8 +151,10 @@ impl Provision {
             return Ok(Vec::new());
         }
         let now = now_micros();
-        self.org(tx).await?;
-        let org = self.org.take().expect("loaded above");
+        let org = match self.org.take() {
+            Some(org) => org,
+            None => db::load_org(tx, &self.org_id, OrgLock::Share).await?,
+        };
         let ids: Vec<String> = std::mem::take(&mut self.touched).into_iter().collect();
         let rows = db::lock_org_users(tx, &self.org_id, &ids).await?;
         let locked: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
