@@ -89,6 +89,10 @@ pub struct TokenInfo {
     #[serde(with = "crate::store::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
+    /// When the token last authenticated a request, to the minute; null if never.
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<i64>,
 }
 
 /// How many tokens may be valid at once: the current one and the one being rotated out.
@@ -290,12 +294,13 @@ impl Store {
         directory_id: &str,
     ) -> StoreResult<Vec<TokenInfo>> {
         Ok(on_read!(self, c => sqlx::query(
-            "SELECT t.id, t.created_at, t.revoked_at FROM directory_tokens t \
+            "SELECT t.id, t.created_at, t.revoked_at, t.last_used_at FROM directory_tokens t \
              JOIN directories d ON d.id = t.directory_id \
              WHERE t.directory_id = $1 AND d.org_id = $2 ORDER BY t.id")
             .bind(directory_id).bind(scope.org_id()).fetch_all(c).await?
             .into_iter()
-            .map(|r| TokenInfo { id: r.get("id"), created_at: r.get("created_at"), revoked_at: r.get("revoked_at") })
+            .map(|r| TokenInfo { id: r.get("id"), created_at: r.get("created_at"), revoked_at: r.get("revoked_at"),
+                                 last_used_at: r.get("last_used_at") })
             .collect()))
     }
 
@@ -310,16 +315,66 @@ impl Store {
             return Ok(None);
         }
         let hash = hash_token(token);
-        Ok(on_read!(self, c => sqlx::query(
-        "SELECT t.id AS token_id, d.org_id FROM directory_tokens t \
+        let found = on_read!(self, c => sqlx::query(
+        "SELECT t.id AS token_id, d.org_id, t.last_used_at FROM directory_tokens t \
          JOIN directories d ON d.id = t.directory_id \
          WHERE t.token_hash = $1 AND t.directory_id = $2 AND t.revoked_at IS NULL")
         .bind(&hash).bind(directory_id)
         .fetch_optional(c).await?
-        .map(|r| DirectoryScope {
+        .map(|r| (DirectoryScope {
             org_id: r.get("org_id"),
             directory_id: directory_id.to_string(),
             token_id: r.get("token_id"),
-        })))
+        }, r.get::<Option<i64>, _>("last_used_at"))));
+        let Some((scope, last_used_at)) = found else {
+            return Ok(None);
+        };
+        self.note_token_use(TokenKind::Directory, &scope.token_id, last_used_at)
+            .await;
+        Ok(Some(scope))
     }
+
+    /// Records that a token authenticated a request, at most once a minute per token: the
+    /// answer to "is this still in use" needs no finer grain, and SCIM's request rate must not
+    /// turn into a write per request.
+    pub(crate) async fn note_token_use(
+        &self,
+        kind: TokenKind,
+        id: &str,
+        last_used_at: Option<i64>,
+    ) {
+        const GRAIN: i64 = 60_000_000;
+        let now = now_micros();
+        if last_used_at.is_some_and(|at| now - at < GRAIN) {
+            return;
+        }
+        let sql = match kind {
+            TokenKind::Admin => {
+                "UPDATE admin_tokens SET last_used_at = $1 WHERE id = $2 \
+                                 AND (last_used_at IS NULL OR last_used_at < $3)"
+            }
+            TokenKind::Directory => {
+                "UPDATE directory_tokens SET last_used_at = $1 WHERE id = $2 \
+                                     AND (last_used_at IS NULL OR last_used_at < $3)"
+            }
+        };
+        let written = async {
+            let mut tx = self.begin().await?;
+            on_tx!(&mut tx, c => sqlx::query(sql).bind(now).bind(id).bind(now - GRAIN)
+                .execute(&mut *c).await?.rows_affected());
+            tx.commit().await?;
+            StoreResult::Ok(())
+        };
+        // The request is authenticated either way; a missed note only makes the record older.
+        if let Err(e) = written.await {
+            tracing::warn!(error = %e, token = id, "could not record the token's use");
+        }
+    }
+}
+
+/// The tokens whose use is recorded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TokenKind {
+    Admin,
+    Directory,
 }

@@ -421,3 +421,37 @@ async fn another_organizations_directory_is_answered_like_an_unknown_one() {
     assert_eq!(tokens.len(), 1, "no token was added");
     assert!(tokens[0].revoked_at.is_none(), "nor revoked");
 }
+
+/// Each admin and directory token shows when it last authenticated a request (to the minute), so
+/// an admin can tell a token an IdP or a script still uses from one safe to revoke.
+#[tokio::test]
+async fn tokens_show_when_they_were_last_used() {
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    let admin = app.admin_token("org_admin", None).await;
+    let last_used = |list: &serde_json::Value, role: &str| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["role"] == role)
+            .unwrap()["last_used_at"]
+            .clone()
+    };
+
+    let list = app.api_ok(&app.org_path("/admin-tokens"), &owner).await;
+    let first = last_used(&list, "org_owner");
+    assert!(first.as_str().is_some_and(|t| t.ends_with('Z')), "{list}");
+    assert!(last_used(&list, "org_admin").is_null(), "never used: {list}");
+    app.api_ok(&app.org_path("/admin-tokens"), &admin).await;
+    let list = app.api_ok(&app.org_path("/admin-tokens"), &owner).await;
+    assert!(last_used(&list, "org_admin").is_string(), "{list}");
+    assert_eq!(last_used(&list, "org_owner"), first, "kept to the minute");
+
+    let tokens = format!("/directories/{}/tokens", app.directory_id);
+    let list = app.api_ok(&app.org_path(&tokens), &owner).await;
+    assert!(list["items"][0]["last_used_at"].is_null(), "{list}");
+    assert_eq!(app.get("/Users").await.status, StatusCode::OK);
+    let list = app.api_ok(&app.org_path(&tokens), &owner).await;
+    assert!(list["items"][0]["last_used_at"].is_string(), "{list}");
+}
