@@ -772,7 +772,7 @@ pub async fn client(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
             json,
         } => {
             let scope = scope(store, org.as_deref()).await?;
-            crate::http::check_redirect_uris(&redirect_uris).map_err(admin_error)?;
+            crate::service::oauth::check_redirect_uris(&redirect_uris).map_err(admin_error)?;
             crate::service::sso::check_name(&name).map_err(admin_error)?;
             let (client, secret) = store
                 .create_client(scope.as_ref(), name.trim(), &redirect_uris)
@@ -811,7 +811,7 @@ pub async fn client(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
 pub async fn signing_key(store: &Store, cmd: SigningKeyCommand) -> anyhow::Result<()> {
     match cmd {
         SigningKeyCommand::Rotate { json } => {
-            let key = crate::http::sso::rotate_signing_key(store, true)
+            let key = crate::service::oauth::rotate_signing_key(store, true)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
             print(

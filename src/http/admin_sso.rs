@@ -8,10 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::admin::{ApiJson, ApiResult, Items, Problem, caller};
 use crate::app::AppState;
-use crate::service::admin::{Action, AdminError};
-use crate::service::sso::{
-    self, ConnectionInput, ConnectionPatch, ConnectionView, check_name, invalid,
-};
+use crate::service::admin::Action;
+use crate::service::oauth::check_redirect_uris;
+use crate::service::sso::{self, ConnectionInput, ConnectionPatch, ConnectionView, check_name};
 use crate::store::admin::AdminPrincipal;
 use crate::store::sso::{Client, Connection, Domain};
 
@@ -211,29 +210,6 @@ pub struct ClientCreated {
     pub client: Client,
     /// The client secret, shown once.
     pub client_secret: String,
-}
-
-/// Redirect URIs are compared exactly; each must be absolute, without a fragment (RFC 6749
-/// §3.1.2), and https unless it is on loopback (RFC 8252 §7.3).
-pub fn check_redirect_uris(uris: &[String]) -> Result<(), AdminError> {
-    if uris.is_empty() || uris.len() > 20 {
-        return Err(invalid("redirect_uris must list 1 to 20 URIs"));
-    }
-    for uri in uris {
-        let u = url::Url::parse(uri).map_err(|e| invalid(format!("redirect_uri {uri:?}: {e}")))?;
-        let loopback = matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
-        if u.fragment().is_some() || uri.len() > 2048 {
-            return Err(invalid(format!(
-                "redirect_uri {uri:?} has a fragment or is too long"
-            )));
-        }
-        if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
-            return Err(invalid(format!(
-                "redirect_uri {uri:?} must be https (or http on loopback)"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Register an OpenID Connect client

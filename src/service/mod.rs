@@ -5,8 +5,10 @@
 pub mod admin;
 pub mod bulk;
 pub mod list;
+pub mod oauth;
 pub mod provision;
 pub mod resources;
+pub mod sign_in;
 pub mod sso;
 
 use serde_json::Value;
