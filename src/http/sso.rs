@@ -15,6 +15,7 @@ use axum::{Form, Json};
 use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::domain::access::ConnectionKind;
 use crate::oauth::token;
 use crate::service::oauth::{self, Authorize, AuthzError, TokenError, UserinfoError};
 use crate::service::sign_in::{
@@ -292,7 +293,10 @@ pub async fn saml_acs(
         browser_bound: relay_state.is_some_and(|r| flow_bound(&headers, r)),
     };
     let verified = sign_in::finish_saml(s.sign_in(), &id, answer).await;
-    count_sign_in("saml", finish_sign_in(&s, verified).await)
+    count_sign_in(
+        ConnectionKind::Saml.as_str(),
+        finish_sign_in(&s, verified).await,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -322,7 +326,10 @@ pub async fn oidc_callback(
             .is_some_and(|st| flow_bound(&headers, st)),
     };
     let verified = sign_in::finish_oidc(s.sign_in(), answer).await;
-    count_sign_in("oidc", finish_sign_in(&s, verified).await)
+    count_sign_in(
+        ConnectionKind::Oidc.as_str(),
+        finish_sign_in(&s, verified).await,
+    )
 }
 
 /// Our SP metadata for the IdP's admin (SAML Metadata §2.4.4).

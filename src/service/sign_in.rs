@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::access::ConnectionKind;
 use crate::net::Outbound;
 use crate::service::oauth::{AuthzRequest, Signer};
 use crate::service::provision::Provision;
@@ -218,13 +219,13 @@ pub async fn start(
 ) -> Result<Started, Failure> {
     let flow_state = crate::store::directory::mint_token("");
     let expires = now_micros() + micros(FLOW_TTL);
-    let missing = missing_settings(&conn.kind, &conn.config);
+    let missing = missing_settings(conn.kind, &conn.config);
     if !missing.is_empty() {
         return Err(Failure::incomplete(conn, &missing));
     }
     let fail = |code, reason| Failure::new(Some(conn), code, reason);
-    let (url, check) = match conn.kind.as_str() {
-        "saml" => {
+    let (url, check) = match conn.kind {
+        ConnectionKind::Saml => {
             let (settings, validator) =
                 saml_settings(ctx.public_url, conn).map_err(|e| fail("connection_invalid", e))?;
             let request_id = sp::new_request_id().map_err(|e| fail("internal", e.to_string()))?;
@@ -244,10 +245,9 @@ pub async fn start(
                 },
             )
         }
-        "oidc" => start_oidc(ctx, conn, &flow_state, login_hint)
+        ConnectionKind::Oidc => start_oidc(ctx, conn, &flow_state, login_hint)
             .await
             .map_err(|e| fail("idp_unreachable", e))?,
-        other => return Err(fail("connection_invalid", format!("kind {other}"))),
     };
     let flow = Flow { check, authz };
     let data = serde_json::to_value(&flow).map_err(|e| fail("internal", e.to_string()))?;
@@ -258,7 +258,7 @@ pub async fn start(
     Ok(Started {
         url,
         flow_state,
-        cross_site_post: conn.kind == "saml",
+        cross_site_post: conn.kind == ConnectionKind::Saml,
     })
 }
 
@@ -363,7 +363,7 @@ pub async fn finish_saml(
     answer: SamlAnswer<'_>,
 ) -> Result<Verified, Failure> {
     let conn = match ctx.store.connection_by_id(id).await {
-        Ok(c) if c.kind == "saml" => c,
+        Ok(c) if c.kind == ConnectionKind::Saml => c,
         Ok(c) => {
             return Err(Failure::new(
                 Some(&c),
@@ -379,7 +379,7 @@ pub async fn finish_saml(
             ));
         }
     };
-    let missing = missing_settings(&conn.kind, &conn.config);
+    let missing = missing_settings(conn.kind, &conn.config);
     if !missing.is_empty() {
         return Err(Failure::incomplete(&conn, &missing));
     }
@@ -566,7 +566,7 @@ pub enum MetadataError {
 /// are known: the IdP's admin needs it to make the app that shows them.
 pub async fn sp_metadata(ctx: Ctx<'_>, id: &str) -> Result<String, MetadataError> {
     let conn = match ctx.store.connection_by_id(id).await {
-        Ok(c) if c.kind == "saml" => c,
+        Ok(c) if c.kind == ConnectionKind::Saml => c,
         _ => return Err(MetadataError::NotFound),
     };
     let settings: SamlSettings = serde_json::from_value(conn.config.clone()).map_err(|e| {

@@ -6,6 +6,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::domain::access::ConnectionKind;
 use crate::net::Outbound;
 use crate::service::admin::{Action, AdminError, AdminResult, Caller};
 use crate::sso::connection::{
@@ -192,7 +193,7 @@ async fn saml_settings(
 }
 
 /// The kind, the settings to store, and the secret (outer `Some`: change it).
-type Checked = (&'static str, Value, Option<Option<String>>);
+type Checked = (ConnectionKind, Value, Option<Option<String>>);
 
 async fn check_settings(
     outbound: &Outbound,
@@ -208,12 +209,18 @@ async fn check_settings(
                 .map_err(invalid)?;
             check_discovery(outbound, &o.settings.issuer).await?;
             let value = serde_json::to_value(&o.settings).map_err(invalid)?;
-            Ok(Some(("oidc", value, o.client_secret.map(Some))))
+            Ok(Some((
+                ConnectionKind::Oidc,
+                value,
+                o.client_secret.map(Some),
+            )))
         }
         (None, Some(s)) => {
             let stored = match before {
-                Some(c) if c.kind == "saml" => serde_json::from_value(c.config.clone())
-                    .map_err(|e| invalid(format!("stored settings: {e}")))?,
+                Some(c) if c.kind == ConnectionKind::Saml => {
+                    serde_json::from_value(c.config.clone())
+                        .map_err(|e| invalid(format!("stored settings: {e}")))?
+                }
                 _ => SamlSettings::default(),
             };
             // Our encryption key outlives edits of the connection: the IdP holds its certificate.
@@ -239,7 +246,7 @@ async fn check_settings(
                 (false, None) => None,
             };
             Ok(Some((
-                "saml",
+                ConnectionKind::Saml,
                 serde_json::to_value(&settings).map_err(invalid)?,
                 secret,
             )))
@@ -263,16 +270,16 @@ pub struct ConnectionView {
 
 pub fn connection_view(public_url: &str, connection: Connection) -> ConnectionView {
     let id = &connection.id;
-    let missing = crate::sso::connection::missing_settings(&connection.kind, &connection.config);
-    let endpoints = match connection.kind.as_str() {
-        "saml" => serde_json::json!({
+    let missing = crate::sso::connection::missing_settings(connection.kind, &connection.config);
+    let endpoints = match connection.kind {
+        ConnectionKind::Saml => serde_json::json!({
             "sp_entity_id": connection.config.get("sp_entity_id").and_then(Value::as_str)
                 .map(str::to_string).unwrap_or_else(|| format!("{public_url}/sso/saml/{id}")),
             "acs_url": format!("{public_url}/sso/saml/{id}/acs"),
             "sp_metadata_url": format!("{public_url}/sso/saml/{id}/metadata"),
             "start_url": format!("{public_url}/sso/{id}/start"),
         }),
-        _ => serde_json::json!({
+        ConnectionKind::Oidc => serde_json::json!({
             "redirect_uri": format!("{public_url}/sso/oidc/callback"),
             "start_url": format!("{public_url}/sso/{id}/start"),
         }),
@@ -356,7 +363,7 @@ pub async fn move_domain(
             }
             Err(e) => return Err(e.into()),
         };
-        let missing = crate::sso::connection::missing_settings(&conn.kind, &conn.config);
+        let missing = crate::sso::connection::missing_settings(conn.kind, &conn.config);
         if !missing.is_empty() {
             return Err(AdminError::Conflict(format!(
                 "connection {id:?} is incomplete (missing {}); give the IdP's details first",
@@ -386,7 +393,7 @@ pub async fn create_connection(
         return Err(invalid("give oidc or saml settings"));
     };
     let secret = secret.flatten();
-    if kind == "oidc" && secret.as_deref().is_none_or(str::is_empty) {
+    if kind == ConnectionKind::Oidc && secret.as_deref().is_none_or(str::is_empty) {
         return Err(invalid("oidc.client_secret is required"));
     }
     let write = ConnectionWrite {
@@ -419,15 +426,7 @@ pub async fn update_connection(
     let (kind, config, secret) =
         match check_settings(outbound, body.oidc, body.saml, Some(&before)).await? {
             Some(checked) => checked,
-            None => (
-                if before.kind == "oidc" {
-                    "oidc"
-                } else {
-                    "saml"
-                },
-                before.config.clone(),
-                None,
-            ),
+            None => (before.kind, before.config.clone(), None),
         };
     if kind != before.kind {
         return Err(invalid(
@@ -494,7 +493,7 @@ mod tests {
         let before = Connection {
             id: "c".into(),
             org_id: "o".into(),
-            kind: "saml".into(),
+            kind: ConnectionKind::Saml,
             name: "n".into(),
             config: config.clone(),
             has_secret: true,

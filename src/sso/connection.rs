@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::saml::{self, SamlConnection};
+use crate::domain::access::ConnectionKind;
 
 /// The settings of an OIDC connection (the client secret is kept apart, sealed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -217,12 +218,12 @@ impl SamlSettings {
 
 /// What a stored connection still lacks before it can sign anyone in (only SAML connections can
 /// be incomplete); unreadable settings count as missing everything.
-pub fn missing_settings(kind: &str, config: &serde_json::Value) -> Vec<&'static str> {
+pub fn missing_settings(kind: ConnectionKind, config: &serde_json::Value) -> Vec<&'static str> {
     match kind {
-        "saml" => serde_json::from_value::<SamlSettings>(config.clone())
+        ConnectionKind::Saml => serde_json::from_value::<SamlSettings>(config.clone())
             .map(|s| s.missing())
             .unwrap_or_else(|_| vec!["idp_entity_id", "idp_sso_url", "idp_certificates"]),
-        _ => Vec::new(),
+        ConnectionKind::Oidc => Vec::new(),
     }
 }
 

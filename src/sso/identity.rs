@@ -34,7 +34,7 @@ pub struct SsoIdentity {
 
 /// The identity a verified SAML assertion carries. An attribute the connection names is the only
 /// one read; without one, the first of the usual names that is present. A NameID that is an
-/// address stands in for a missing email attribute (the unspecified and email formats alike).
+/// address stands in for a missing email attribute.
 pub fn from_saml(assertion: &SamlIdentity, settings: &SamlSettings) -> SsoIdentity {
     let pick = |configured: &Option<String>, defaults: &[&str]| -> Option<String> {
         match configured {

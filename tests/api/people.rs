@@ -313,7 +313,7 @@ async fn connection(app: &TestApp, jit: bool) -> idbridge::store::sso::Connectio
         .create_connection(
             &scope,
             &idbridge::store::sso::ConnectionWrite {
-                kind: "oidc",
+                kind: idbridge::domain::access::ConnectionKind::Oidc,
                 name: "IdP",
                 config: &config,
                 secret: None,
@@ -677,7 +677,7 @@ async fn the_named_owner_of_an_organization_without_a_directory_is_linked_by_the
         .create_connection(
             &scope,
             &idbridge::store::sso::ConnectionWrite {
-                kind: "oidc",
+                kind: idbridge::domain::access::ConnectionKind::Oidc,
                 name: "IdP",
                 config: &config,
                 secret: None,
