@@ -827,3 +827,35 @@ pub async fn record_failure(store: &Store, conn: &Connection, code: &str, reason
         tracing::error!(error = %e, "could not audit a failed sign-in");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A sign-in started before an upgrade is finished after it, on any replica: the flows a
+    /// release wrote must read back.
+    #[test]
+    fn flows_keep_their_stored_shape() {
+        let authz = json!({
+            "client_id": "c", "redirect_uri": "https://app.example/cb", "state": null,
+            "nonce": "n", "code_challenge": "x", "scope": "openid",
+        });
+        let saml = json!({ "saml_request_id": "_r1", "authz": authz });
+        let flow: Flow = serde_json::from_value(saml.clone()).unwrap();
+        assert!(
+            matches!(&flow.check, FlowCheck::Saml { saml_request_id } if saml_request_id == "_r1")
+        );
+        assert_eq!(flow.authz.as_ref().unwrap().nonce.as_deref(), Some("n"));
+        assert_eq!(serde_json::to_value(&flow).unwrap(), saml);
+
+        let oidc = json!({ "nonce": "n1", "pkce_verifier": "v1" });
+        let flow: Flow = serde_json::from_value(oidc.clone()).unwrap();
+        assert!(
+            matches!(&flow.check, FlowCheck::Oidc { nonce, pkce_verifier } if nonce == "n1" && pkce_verifier == "v1")
+        );
+        assert!(flow.authz.is_none());
+        assert_eq!(serde_json::to_value(&flow).unwrap(), oidc);
+    }
+}
