@@ -23,7 +23,7 @@ use crate::domain::access::ConnectionKind;
 use crate::net::Outbound;
 use crate::service::oauth::{AuthzRequest, Signer};
 use crate::service::provision::Provision;
-use crate::sso::connection::{OidcSettings, SamlSettings, missing_settings};
+use crate::sso::connection::{SamlSettings, Settings, missing_settings};
 use crate::sso::identity::{self, GroupClaim, SsoIdentity};
 use crate::sso::oidc::{self, Callback, HttpClient, OidcConnection, Provider};
 use crate::sso::saml::{self, sp};
@@ -201,8 +201,7 @@ fn saml_settings(
     public_url: &str,
     conn: &Connection,
 ) -> Result<(SamlSettings, saml::SamlConnection), String> {
-    let settings: SamlSettings =
-        serde_json::from_value(conn.config.clone()).map_err(|e| format!("stored settings: {e}"))?;
+    let settings = Settings::read_saml(conn.kind, &conn.config).map_err(|e| e.to_string())?;
     let (entity, acs) = saml_endpoints(public_url, &conn.id);
     let validator = settings
         .connection(&entity, &acs)
@@ -269,8 +268,7 @@ fn http(ctx: Ctx<'_>) -> HttpClient {
 }
 
 async fn oidc_connection(ctx: Ctx<'_>, conn: &Connection) -> Result<OidcConnection, String> {
-    let settings: OidcSettings =
-        serde_json::from_value(conn.config.clone()).map_err(|e| format!("stored settings: {e}"))?;
+    let settings = Settings::read_oidc(conn.kind, &conn.config).map_err(|e| e.to_string())?;
     let secret = ctx
         .store
         .connection_secret(&conn.id)
@@ -569,7 +567,7 @@ pub async fn sp_metadata(ctx: Ctx<'_>, id: &str) -> Result<String, MetadataError
         Ok(c) if c.kind == ConnectionKind::Saml => c,
         _ => return Err(MetadataError::NotFound),
     };
-    let settings: SamlSettings = serde_json::from_value(conn.config.clone()).map_err(|e| {
+    let settings = Settings::read_saml(conn.kind, &conn.config).map_err(|e| {
         tracing::error!(connection = %conn.id, error = %e, "SAML metadata");
         MetadataError::InvalidSettings
     })?;

@@ -10,7 +10,7 @@ use crate::domain::access::ConnectionKind;
 use crate::net::Outbound;
 use crate::service::admin::{Action, AdminError, AdminResult, Caller};
 use crate::sso::connection::{
-    MAX_METADATA_BYTES, OidcSettings, SamlSettings, SettingsError, parse_idp_metadata,
+    MAX_METADATA_BYTES, OidcSettings, SamlSettings, Settings, SettingsError, parse_idp_metadata,
 };
 use crate::store::sso::ConnectionWrite;
 use crate::store::sso::{self as db, Connection};
@@ -218,8 +218,7 @@ async fn check_settings(
         (None, Some(s)) => {
             let stored = match before {
                 Some(c) if c.kind == ConnectionKind::Saml => {
-                    serde_json::from_value(c.config.clone())
-                        .map_err(|e| invalid(format!("stored settings: {e}")))?
+                    Settings::read_saml(c.kind, &c.config).map_err(invalid)?
                 }
                 _ => SamlSettings::default(),
             };
