@@ -50,8 +50,8 @@ impl AppState {
 
 impl AppState {
     /// What sign-in and the OpenID provider act with.
-    pub fn sign_in(&self) -> crate::service::sign_in::Ctx<'_> {
-        crate::service::sign_in::Ctx {
+    pub fn sign_in(&self) -> crate::service::SsoCtx<'_> {
+        crate::service::SsoCtx {
             store: &self.store,
             public_url: &self.public_url,
             outbound: &self.outbound,

@@ -441,7 +441,7 @@ pub async fn authorize(
 ) -> Response {
     let session = cookie_token(&headers);
     match oauth::authorize(s.sign_in(), p, session.as_deref()).await {
-        Authorize::Fail(f) => fail(&s, f).await,
+        Authorize::Fail { code, reason } => fail(&s, Failure::new(None, code, reason)).await,
         Authorize::Error(e) => authz_error(&s, &e),
         Authorize::Code(url) => {
             let mut resp = Redirect::to(&url).into_response();

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use crate::oauth::token::{self, SigningKey};
 use crate::service::admin::AdminError;
-use crate::service::sign_in::{Ctx, Failure, micros};
 use crate::service::sso::invalid;
+use crate::service::{SsoCtx as Ctx, micros};
 use crate::store::sso::{Connection, LiveSession};
 use crate::store::{Store, StoreError, now_micros};
 
@@ -141,14 +141,14 @@ impl AuthzError {
 pub enum Authorize {
     /// Until the client and its redirect URI are verified, errors go to the user, never to a URI
     /// (§3.1.2.6: an open redirector otherwise).
-    Fail(Failure),
+    Fail { code: &'static str, reason: String },
     /// Back to the client with an error.
     Error(AuthzError),
     /// Back to the client with a code: the browser's session is of the organization already.
     Code(String),
     /// To the organization's IdP first.
     SignIn {
-        connection: Connection,
+        connection: Box<Connection>,
         authz: AuthzRequest,
         login_hint: Option<String>,
     },
@@ -166,7 +166,7 @@ async fn current_session(ctx: Ctx<'_>, token: Option<&str>) -> Option<LiveSessio
 /// The authorization endpoint (OpenID Connect Core §3.1.2): code flow with PKCE S256 only.
 /// `session_token` is the browser's session cookie.
 pub async fn authorize(ctx: Ctx<'_>, p: AuthorizeParams, session_token: Option<&str>) -> Authorize {
-    let fail = |code, reason: String| Authorize::Fail(Failure::new(None, code, reason));
+    let fail = |code, reason: String| Authorize::Fail { code, reason };
     let client = match p.client_id.as_deref() {
         Some(id) => match ctx.store.client(id).await {
             Ok(Some(c)) => c,
@@ -295,8 +295,8 @@ pub async fn authorize(ctx: Ctx<'_>, p: AuthorizeParams, session_token: Option<&
     if prompt.split(' ').any(|v| v == "none") {
         return err("login_required", "the user is not signed in");
     }
-    let sign_in = |connection| Authorize::SignIn {
-        connection,
+    let sign_in = |connection: Connection| Authorize::SignIn {
+        connection: Box::new(connection),
         authz: authz.clone(),
         login_hint: p.login_hint.clone(),
     };

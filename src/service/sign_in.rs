@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::access::ConnectionKind;
-use crate::net::Outbound;
-use crate::service::oauth::{AuthzRequest, Signer};
+use crate::service::oauth::AuthzRequest;
 use crate::service::provision::Provision;
+use crate::service::{SsoCtx as Ctx, micros};
 use crate::sso::connection::{SamlSettings, Settings, missing_settings};
 use crate::sso::identity::{self, GroupClaim, SsoIdentity};
 use crate::sso::oidc::{self, Callback, HttpClient, OidcConnection, Provider};
@@ -36,23 +36,6 @@ pub const FLOW_TTL: Duration = Duration::from_secs(600);
 /// Discovery documents are re-read after this long when a sign-in starts; the callback always
 /// reads them (and the keys) afresh.
 const PROVIDER_TTL: Duration = Duration::from_secs(300);
-
-pub(crate) fn micros(d: Duration) -> i64 {
-    d.as_micros() as i64
-}
-
-/// What sign-in and the OpenID provider act with, borrowed from the application's state.
-#[derive(Clone, Copy)]
-pub struct Ctx<'a> {
-    pub store: &'a Store,
-    /// Externally visible base URL, without a trailing slash: our endpoints and the issuer.
-    pub public_url: &'a str,
-    pub outbound: &'a Outbound,
-    pub providers: &'a Providers,
-    pub signer: &'a Signer,
-    pub session_idle: Duration,
-    pub session_lifetime: Duration,
-}
 
 /// IdP discovery documents and keys, per replica: nothing here is needed for correctness, only
 /// to spare the IdP.
