@@ -1,8 +1,10 @@
-//! HTTP: every route in one place, the extractors, and the mapping of errors to responses.
+//! HTTP: every route in one place, the extractors, and (in [`error`]) the mapping of errors to
+//! responses.
 
 pub mod admin;
 mod admin_sso;
 pub mod api_docs;
+mod error;
 mod extract;
 mod headers;
 mod ops;

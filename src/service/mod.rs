@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::schema::{GROUP, ResourceType, USER};
 use crate::store::{DirectoryScope, Store, StoreError};
+use provision::ProvisionError;
 
 /// The two SCIM resource types this service provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,10 +106,6 @@ pub fn store_error(e: StoreError) -> ScimError {
         StoreError::Conflict(what) => ScimError::uniqueness(format!("{what} already exists")),
         StoreError::NotFound => ScimError::not_found("resource not found"),
         StoreError::Invalid(msg) => ScimError::invalid_value(msg),
-        StoreError::Scim(e) => e,
-        // No SCIM error type fits a licence limit; 403 with the reason is what IdPs show admins.
-        e @ StoreError::SeatLimit(_) => ScimError::new(403, None, e.to_string()),
-        e @ StoreError::OwnerProtected(_) => ScimError::mutability(e.to_string()),
         e => {
             tracing::error!(error = %e, "storage failure");
             ScimError::new(500, None, "internal error")
@@ -119,6 +116,17 @@ pub fn store_error(e: StoreError) -> ScimError {
 impl From<StoreError> for ScimError {
     fn from(e: StoreError) -> Self {
         store_error(e)
+    }
+}
+
+impl From<ProvisionError> for ScimError {
+    fn from(e: ProvisionError) -> Self {
+        match e {
+            // No SCIM error type fits a licence limit; 403 with the reason is what IdPs show admins.
+            e @ ProvisionError::SeatLimit(_) => ScimError::new(403, None, e.to_string()),
+            e @ ProvisionError::OwnerProtected(_) => ScimError::mutability(e.to_string()),
+            ProvisionError::Store(e) => store_error(e),
+        }
     }
 }
 

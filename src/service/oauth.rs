@@ -9,8 +9,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::oauth::token::{self, SigningKey};
-use crate::service::admin::AdminError;
-use crate::service::sso::invalid;
 use crate::service::{SsoCtx as Ctx, micros};
 use crate::store::sso::{Connection, LiveSession};
 use crate::store::{Store, StoreError, now_micros};
@@ -48,29 +46,6 @@ pub fn discovery_document(issuer: &str) -> Value {
         "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "email", "name", "org", "org_roles", "accounts"],
         "authorization_response_iss_parameter_supported": true,
     })
-}
-
-/// Redirect URIs are compared exactly; each must be absolute, without a fragment (RFC 6749
-/// §3.1.2), and https unless it is on loopback (RFC 8252 §7.3).
-pub fn check_redirect_uris(uris: &[String]) -> Result<(), AdminError> {
-    if uris.is_empty() || uris.len() > 20 {
-        return Err(invalid("redirect_uris must list 1 to 20 URIs"));
-    }
-    for uri in uris {
-        let u = url::Url::parse(uri).map_err(|e| invalid(format!("redirect_uri {uri:?}: {e}")))?;
-        let loopback = matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
-        if u.fragment().is_some() || uri.len() > 2048 {
-            return Err(invalid(format!(
-                "redirect_uri {uri:?} has a fragment or is too long"
-            )));
-        }
-        if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
-            return Err(invalid(format!(
-                "redirect_uri {uri:?} must be https (or http on loopback)"
-            )));
-        }
-    }
-    Ok(())
 }
 
 // ---- the authorization request -----------------------------------------------------------------

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::access::ConnectionKind;
 use crate::service::oauth::AuthzRequest;
-use crate::service::provision::Provision;
+use crate::service::provision::{Provision, ProvisionError};
 use crate::service::{SsoCtx as Ctx, micros};
 use crate::sso::connection::{SamlSettings, Settings, missing_settings};
 use crate::sso::identity::{self, GroupClaim, SsoIdentity};
@@ -601,6 +601,8 @@ pub enum SignInError {
     OwnerConnection(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
 }
 
 impl SignInError {
@@ -614,8 +616,8 @@ impl SignInError {
             SignInError::Deprovisioned(_) => "deprovisioned",
             SignInError::Inactive(_) => "inactive",
             SignInError::OwnerConnection(_) => "owner_connection",
-            SignInError::Store(StoreError::SeatLimit(_)) => "seat_limit",
-            SignInError::Store(_) => "store",
+            SignInError::Provision(ProvisionError::SeatLimit(_)) => "seat_limit",
+            SignInError::Store(_) | SignInError::Provision(_) => "store",
         }
     }
 
@@ -637,10 +639,10 @@ impl SignInError {
             SignInError::OwnerConnection(_) => {
                 Some("the organization's owner does not sign in through this connection")
             }
-            SignInError::Store(StoreError::SeatLimit(_)) => {
+            SignInError::Provision(ProvisionError::SeatLimit(_)) => {
                 Some("the organization has no seat left for the user")
             }
-            SignInError::Store(_) => None,
+            SignInError::Store(_) | SignInError::Provision(_) => None,
         }
     }
 }

@@ -309,7 +309,7 @@ pub fn check_name(name: &str) -> Result<(), AdminError> {
 pub async fn verify_domain(
     store: &Store,
     dns: &crate::sso::dns::Dns,
-    caller: &Caller<'_>,
+    caller: &Caller,
     domain: &str,
 ) -> AdminResult<db::Domain> {
     caller.require(Action::Manage)?;
@@ -345,7 +345,7 @@ pub async fn verify_domain(
 /// waiting for its IdP's details, which would leave the domain's users nowhere to sign in.
 pub async fn move_domain(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     domain: &str,
     connection_id: Option<&str>,
 ) -> AdminResult<db::Domain> {
@@ -378,7 +378,7 @@ pub async fn move_domain(
 /// Creates a connection from the admin's settings, checked as a sign-in will use them.
 pub async fn create_connection(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     outbound: &Outbound,
     body: ConnectionInput,
 ) -> AdminResult<Connection> {
@@ -409,7 +409,7 @@ pub async fn create_connection(
 
 pub async fn update_connection(
     store: &Store,
-    caller: &Caller<'_>,
+    caller: &Caller,
     outbound: &Outbound,
     id: &str,
     body: ConnectionPatch,

@@ -28,7 +28,9 @@ impl OrgScope {
     pub fn actor(&self) -> &str {
         &self.actor
     }
-    /// For the operator's CLI and tests, which act on an organization without a token.
+    /// For the operator's CLI, the webhook deliverer (acting for a webhook's own organization)
+    /// and tests, which act on an organization without a token; requests get theirs only from
+    /// [`Store::authenticate_admin`].
     #[doc(hidden)]
     pub fn for_org(org_id: &str, actor: &str) -> OrgScope {
         OrgScope {
@@ -629,6 +631,7 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct AdminPrincipal {
     pub scope: OrgScope,
+    pub token_id: String,
     pub role: String,
     pub sub_account_id: Option<String>,
 }
@@ -719,6 +722,7 @@ impl Store {
         .bind(hash_token(token)).bind(now_micros()).fetch_optional(c).await?
         .map(|r| AdminPrincipal {
             scope: OrgScope { org_id: r.get(1), actor: format!("admin-token:{}", r.get::<String, _>(0)) },
+            token_id: r.get(0),
             role: r.get(2),
             sub_account_id: r.get(3),
         })))

@@ -5,7 +5,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+use super::admin::OrgScope;
 use super::{Store, StoreError, StoreResult, new_id, now_micros, on_read, on_tx};
+
+/// Directory and token changes are recorded as the operator's (`cli`), whoever made them: what the
+/// audit log has always said of them.
+fn audit_actor(dir: &DirectoryRecord) -> DirectoryScope {
+    DirectoryScope::for_directory(&dir.org_id, &dir.id, "cli")
+}
 
 /// Proof that a request authenticated as one directory. Only [`Store::authenticate_directory`]
 /// makes these, and every SCIM query is bound to its ids, so a query without a tenant cannot be
@@ -144,7 +151,7 @@ impl Store {
 
     pub async fn create_directory(
         &self,
-        org_id: &str,
+        scope: &OrgScope,
         name: &str,
     ) -> StoreResult<(DirectoryRecord, NewToken)> {
         let name = name.trim();
@@ -155,7 +162,7 @@ impl Store {
         }
         let dir = DirectoryRecord {
             id: new_id(),
-            org_id: org_id.to_string(),
+            org_id: scope.org_id().to_string(),
             name: name.to_string(),
             created_at: now_micros(),
         };
@@ -172,12 +179,21 @@ impl Store {
                 .bind(&token.id).bind(&dir.id).bind(hash_token(&token.token)).bind(dir.created_at)
                 .execute(&mut *c).await?;
         });
-        let scope = DirectoryScope::for_directory(org_id, &dir.id, "cli");
-        super::audit::record(&mut tx, &scope, "create", "Directory", Some(&dir.id), None).await?;
+        super::audit::record(
+            &mut tx,
+            &audit_actor(&dir),
+            "create",
+            "Directory",
+            Some(&dir.id),
+            None,
+        )
+        .await?;
         tx.commit().await?;
         Ok((dir, token))
     }
 
+    /// Any organization's directory, by id: for the operator's CLI, whose directory commands name
+    /// no organization, to find the scope to act in.
     pub async fn find_directory(&self, id: &str) -> StoreResult<DirectoryRecord> {
         let row = on_read!(self, c => sqlx::query(
             "SELECT id, org_id, name, created_at FROM directories WHERE id = $1")
@@ -186,10 +202,23 @@ impl Store {
         row.ok_or(StoreError::NotFound)
     }
 
+    /// The organization's directory `id`; another organization's is not found.
+    pub async fn directory(&self, scope: &OrgScope, id: &str) -> StoreResult<DirectoryRecord> {
+        match self.find_directory(id).await {
+            Ok(dir) if dir.org_id == scope.org_id() => Ok(dir),
+            Ok(_) => Err(StoreError::NotFound),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Mints a new token for the directory. The previous one stays valid so the IdP can be switched
     /// over without an outage; the oldest beyond [`MAX_ACTIVE_TOKENS`] is revoked.
-    pub async fn rotate_directory_token(&self, directory_id: &str) -> StoreResult<NewToken> {
-        let dir = self.find_directory(directory_id).await?;
+    pub async fn rotate_directory_token(
+        &self,
+        scope: &OrgScope,
+        directory_id: &str,
+    ) -> StoreResult<NewToken> {
+        let dir = self.directory(scope, directory_id).await?;
         let token = NewToken {
             id: new_id(),
             token: mint_token("idb_"),
@@ -208,8 +237,15 @@ impl Store {
                     .bind(now).bind(old).execute(&mut *c).await?;
             }
         });
-        let scope = DirectoryScope::for_directory(&dir.org_id, &dir.id, "cli");
-        super::audit::record(&mut tx, &scope, "rotate", "Token", Some(&token.id), None).await?;
+        super::audit::record(
+            &mut tx,
+            &audit_actor(&dir),
+            "rotate",
+            "Token",
+            Some(&token.id),
+            None,
+        )
+        .await?;
         tx.commit().await?;
         Ok(token)
     }
@@ -218,10 +254,11 @@ impl Store {
     /// Returns the ids revoked.
     pub async fn revoke_directory_tokens(
         &self,
+        scope: &OrgScope,
         directory_id: &str,
         token_id: Option<&str>,
     ) -> StoreResult<Vec<String>> {
-        let dir = self.find_directory(directory_id).await?;
+        let dir = self.directory(scope, directory_id).await?;
         let now = now_micros();
         let mut tx = self.begin().await?;
         let revoked: Vec<String> = on_tx!(&mut tx, c => {
@@ -239,18 +276,24 @@ impl Store {
             }
             targets
         });
-        let scope = DirectoryScope::for_directory(&dir.org_id, &dir.id, "cli");
+        let actor = audit_actor(&dir);
         for t in &revoked {
-            super::audit::record(&mut tx, &scope, "revoke", "Token", Some(t), None).await?;
+            super::audit::record(&mut tx, &actor, "revoke", "Token", Some(t), None).await?;
         }
         tx.commit().await?;
         Ok(revoked)
     }
 
-    pub async fn list_directory_tokens(&self, directory_id: &str) -> StoreResult<Vec<TokenInfo>> {
+    pub async fn list_directory_tokens(
+        &self,
+        scope: &OrgScope,
+        directory_id: &str,
+    ) -> StoreResult<Vec<TokenInfo>> {
         Ok(on_read!(self, c => sqlx::query(
-            "SELECT id, created_at, revoked_at FROM directory_tokens WHERE directory_id = $1 ORDER BY id")
-            .bind(directory_id).fetch_all(c).await?
+            "SELECT t.id, t.created_at, t.revoked_at FROM directory_tokens t \
+             JOIN directories d ON d.id = t.directory_id \
+             WHERE t.directory_id = $1 AND d.org_id = $2 ORDER BY t.id")
+            .bind(directory_id).bind(scope.org_id()).fetch_all(c).await?
             .into_iter()
             .map(|r| TokenInfo { id: r.get("id"), created_at: r.get("created_at"), revoked_at: r.get("revoked_at") })
             .collect()))

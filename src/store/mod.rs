@@ -45,16 +45,6 @@ pub enum StoreError {
     /// A SQLite file that does not exist, opened without [`StoreOptions::create_if_missing`].
     #[error("the database does not exist")]
     NoDatabase,
-    /// A request that could not be turned into SQL (a filter on an attribute that cannot be
-    /// filtered, say): the client's error, in the protocol's terms.
-    #[error("{0}")]
-    Scim(#[from] crate::scim::error::ScimError),
-    /// The change would take the organization past its seat limit; nothing was written.
-    #[error("the organization's seat limit of {0} is reached")]
-    SeatLimit(i64),
-    /// The change would deprovision the organization's owner, which only a transfer may change.
-    #[error("user {0} is the organization's owner; transfer ownership before deprovisioning them")]
-    OwnerProtected(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

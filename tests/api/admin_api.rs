@@ -390,3 +390,34 @@ async fn events_page_to_a_null_next_and_poll_on_from_the_last_seq() {
     );
     assert!(fresh["next"].is_null(), "{fresh}");
 }
+
+/// Another organization's directory is answered exactly like an id that names nothing, so its
+/// ids cannot be probed, and its tokens are neither rotated nor revoked.
+#[tokio::test]
+async fn another_organizations_directory_is_answered_like_an_unknown_one() {
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    let (theirs, _) = app.other_directory().await;
+    for (method, suffix) in [
+        (Method::GET, "/tokens"),
+        (Method::POST, "/tokens"),
+        (Method::DELETE, "/tokens/some-token"),
+    ] {
+        let mut details = Vec::new();
+        for id in [theirs.as_str(), "no-such-directory"] {
+            let path = app.org_path(&format!("/directories/{id}{suffix}"));
+            let r = app.api(method.clone(), &path, &owner, None).await;
+            r.assert_problem(404);
+            details.push(r.body["detail"].as_str().unwrap().replace(id, "ID"));
+        }
+        assert_eq!(details[0], details[1], "{method} {suffix}");
+    }
+    let dir = app.store.find_directory(&theirs).await.unwrap();
+    let tokens = app
+        .store
+        .list_directory_tokens(&OrgScope::for_org(&dir.org_id, "test"), &theirs)
+        .await
+        .unwrap();
+    assert_eq!(tokens.len(), 1, "no token was added");
+    assert!(tokens[0].revoked_at.is_none(), "nor revoked");
+}

@@ -18,6 +18,7 @@ mod discovery;
 mod errors;
 mod groups;
 mod interop;
+mod layers;
 mod lists;
 mod observability;
 mod openapi;

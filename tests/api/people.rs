@@ -624,7 +624,10 @@ async fn an_organization_created_with_an_owner_protects_them_from_the_first_scim
     // The directory provisions the owner's userName (in another case): it is that person.
     let (dir, token) = app
         .store
-        .create_directory(&o.org_id, "Entra")
+        .create_directory(
+            &idbridge::store::admin::OrgScope::for_org(&o.org_id, "test"),
+            "Entra",
+        )
         .await
         .unwrap();
     let auth = format!("Bearer {}", token.token);

@@ -710,6 +710,27 @@ async fn a_domain_sends_its_users_to_the_idp_only_once_dns_proves_the_organizati
     );
 }
 
+/// Every claim of a domain leaves its record at the same name until someone removes it, so the
+/// answer can outgrow a 512-byte DNS message; the organization's own record is still found.
+#[tokio::test]
+async fn a_domain_is_verified_among_many_records_at_its_name() {
+    let app = TestApp::without_directory().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let domain = unique_domain();
+    let claim = create(&app, &admin, "/domains", json!({ "domain": domain })).await;
+    let name = claim["verification"]["name"].as_str().unwrap();
+    for n in 0..12 {
+        crate::dns::publish(
+            name,
+            &format!("idbridge-verification=an-earlier-claim-that-nobody-removed-{n:02}"),
+        );
+    }
+    crate::dns::publish(name, claim["verification"]["value"].as_str().unwrap());
+    let r = verify(&app, &app.org_id, &admin, &domain).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["verified"], true);
+}
+
 #[tokio::test]
 async fn domain_verification_says_when_dns_fails_and_needs_a_manager() {
     let app = TestApp::without_directory().await;
