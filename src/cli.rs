@@ -667,8 +667,8 @@ pub async fn sso(store: &Store, global: &Global, cmd: SsoCommand) -> anyhow::Res
 fn connection_text(done: &str, view: &crate::service::sso::ConnectionView) -> String {
     let conn = &view.connection;
     let e = |k: &str| view.endpoints[k].as_str().unwrap_or_default().to_string();
-    let mut text = match conn.kind.as_str() {
-        "saml" => format!(
+    let mut text = match conn.kind {
+        crate::domain::access::ConnectionKind::Saml => format!(
             "{done} SAML connection {} ({})\n  SP entity id:  {}\n  ACS URL:       {}\n  SP metadata:   {}",
             conn.name,
             conn.id,
@@ -676,7 +676,7 @@ fn connection_text(done: &str, view: &crate::service::sso::ConnectionView) -> St
             e("acs_url"),
             e("sp_metadata_url")
         ),
-        _ => format!(
+        crate::domain::access::ConnectionKind::Oidc => format!(
             "{done} OIDC connection {} ({})\n  redirect URI to register at the IdP: {}",
             conn.name,
             conn.id,
@@ -807,7 +807,7 @@ pub async fn client(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
 pub async fn signing_key(store: &Store, cmd: SigningKeyCommand) -> anyhow::Result<()> {
     match cmd {
         SigningKeyCommand::Rotate { json } => {
-            let key = crate::http::sso::rotate_signing_key(store, true)
+            let key = crate::service::oauth::rotate_signing_key(store, true)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
             print(

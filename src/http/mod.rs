@@ -9,8 +9,7 @@ mod extract;
 mod headers;
 mod ops;
 mod scim;
-pub mod sso;
-pub mod sso_oidc;
+mod sso;
 
 use axum::Router;
 use axum::middleware;
@@ -174,7 +173,7 @@ pub fn router(state: AppState) -> Router {
     let sign_in = Router::new()
         .route("/sso/start", get(sso::start_by_email))
         .route("/sso/{connection}/start", get(sso::start_connection))
-        .route("/sso/oidc/callback", get(sso_oidc::callback))
+        .route("/sso/oidc/callback", get(sso::oidc_callback))
         .route("/sso/saml/{connection}/metadata", get(sso::saml_metadata))
         .route(
             "/sso/saml/{connection}/acs",

@@ -5,9 +5,13 @@
 pub mod admin;
 pub mod bulk;
 pub mod list;
+pub mod oauth;
 pub mod provision;
 pub mod resources;
+pub mod sign_in;
 pub mod sso;
+
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -39,6 +43,24 @@ impl Kind {
             Kind::Group => &GROUP,
         }
     }
+}
+
+pub(crate) fn micros(d: Duration) -> i64 {
+    d.as_micros() as i64
+}
+
+/// What sign-in ([`sign_in`]) and the OpenID provider ([`oauth`]) act with, borrowed from the
+/// application's state.
+#[derive(Clone, Copy)]
+pub struct SsoCtx<'a> {
+    pub store: &'a Store,
+    /// Externally visible base URL, without a trailing slash: our endpoints and the issuer.
+    pub public_url: &'a str,
+    pub outbound: &'a crate::net::Outbound,
+    pub providers: &'a sign_in::Providers,
+    pub signer: &'a oauth::Signer,
+    pub session_idle: Duration,
+    pub session_lifetime: Duration,
 }
 
 /// What a SCIM request acts with: the store, the authenticated directory, and the directory's SCIM

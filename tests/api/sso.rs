@@ -1,6 +1,6 @@
 //! Single sign-on over HTTP, without a real IdP: connections, domains and clients through the
 //! admin API; home-realm discovery; idbridge as an OpenID provider for the SaaS (authorize, token,
-//! userinfo, JWKS) with sessions opened by `service::sso::sign_in`, which is what an IdP's verified
+//! userinfo, JWKS) with sessions opened by `service::sign_in::sign_in`, which is what an IdP's verified
 //! answer leads to; and the rules that decide who may sign in.
 
 use std::time::Duration;
@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use idbridge::service::sso::{GroupClaim, SignInError, SignedIn, SsoIdentity, sign_in};
+use idbridge::service::sign_in::{SignInError, SignedIn, sign_in};
+use idbridge::sso::identity::{GroupClaim, SsoIdentity};
 use idbridge::store::admin::OrgScope;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
