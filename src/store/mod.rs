@@ -240,8 +240,13 @@ impl Store {
             };
             Pools::Sqlite { writer, reader }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            use sqlx::Connection as _;
-            let options = PgConnectOptions::from_str(url)?;
+            use sqlx::{ConnectOptions as _, Connection as _};
+            // A statement over a second is reported at INFO, not sqlx's WARN: the longest waits are
+            // replicas and commands queueing on the migration lock, which is normal at a rolling
+            // start and would otherwise print to every CLI command's stderr. Request latency is in
+            // the request log and metrics; `IDBRIDGE_LOG=info,sqlx=info` shows these too.
+            let options = PgConnectOptions::from_str(url)?
+                .log_slow_statements(log::LevelFilter::Info, Duration::from_secs(1));
             // One plain attempt first: the pool retries a refused connection until its timeout and
             // then reports only "timed out", which hides the cause from the operator.
             let first = tokio::time::timeout(

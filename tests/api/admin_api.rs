@@ -442,7 +442,10 @@ async fn tokens_show_when_they_were_last_used() {
     let list = app.api_ok(&app.org_path("/admin-tokens"), &owner).await;
     let first = last_used(&list, "org_owner");
     assert!(first.as_str().is_some_and(|t| t.ends_with('Z')), "{list}");
-    assert!(last_used(&list, "org_admin").is_null(), "never used: {list}");
+    assert!(
+        last_used(&list, "org_admin").is_null(),
+        "never used: {list}"
+    );
     app.api_ok(&app.org_path("/admin-tokens"), &admin).await;
     let list = app.api_ok(&app.org_path("/admin-tokens"), &owner).await;
     assert!(last_used(&list, "org_admin").is_string(), "{list}");
