@@ -5,6 +5,9 @@
 //!     cargo bench --bench access               # defaults: 100,000-member group, 10,000-user rule
 //!     IDBRIDGE_BENCH_GROUP=20000 IDBRIDGE_BENCH_RULE_USERS=5000 cargo bench --bench access
 
+// Test and benchmark code: a failed step should stop the run loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::sync::Arc;

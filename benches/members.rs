@@ -9,6 +9,9 @@
 //!     IDBRIDGE_BENCH_HUGE=1 cargo bench --bench members            # and 100,000
 //!     IDBRIDGE_BENCH_POOL=2000 IDBRIDGE_BENCH_CONCURRENCY=16 cargo bench --bench members
 
+// Test and benchmark code: a failed step should stop the run loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::env_usize;

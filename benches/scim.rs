@@ -5,6 +5,9 @@
 //!     cargo bench --bench scim                 # defaults: 20,000 users, 100,000-member group
 //!     IDBRIDGE_BENCH_USERS=5000 IDBRIDGE_BENCH_GROUP=20000 cargo bench --bench scim
 
+// Test and benchmark code: a failed step should stop the run loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::sync::Arc;

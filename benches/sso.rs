@@ -6,6 +6,9 @@
 //!
 //!     cargo bench --bench sso                  # IDBRIDGE_BENCH_SIGNINS=5000 to size it
 
+// Test and benchmark code: a failed step should stop the run loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::sync::Arc;

@@ -100,9 +100,12 @@ impl Outbound {
             .https_only(!allow_private)
             .dns_resolver(resolver.clone())
             .user_agent("idbridge")
-            .build()
-            // Fails only if the TLS backend cannot initialize: nothing to recover from.
-            .expect("reqwest client with rustls");
+            .build();
+        #[expect(
+            clippy::expect_used,
+            reason = "fails only if the TLS backend cannot initialize: nothing to recover from"
+        )]
+        let client = client.expect("reqwest client with rustls");
         Outbound {
             allow_private,
             resolver,

@@ -71,6 +71,10 @@ async fn fail(state: &AppState, failure: Failure) -> Response {
     failure_page_saying(StatusCode::FORBIDDEN, &reference, failure.setup.as_deref())
 }
 
+#[expect(
+    clippy::expect_used,
+    reason = "the token is URL-safe base64 we made and the rest is static text and numbers"
+)]
 fn session_cookie(state: &AppState, token: &str, max_age: Duration) -> HeaderValue {
     // Secure whenever browsers allow it: over https, and on http://localhost, which they treat
     // as secure.
@@ -130,6 +134,10 @@ fn secure_context(public_url: &str) -> bool {
 /// SAML answers arrive as a cross-site POST from the IdP, which a `SameSite=Lax` cookie does not
 /// follow; in a secure context the flow cookie is `SameSite=None; Secure` for them. Elsewhere
 /// (plain http on a real host) browsers drop such a cookie, so SAML needs an https public URL.
+#[expect(
+    clippy::expect_used,
+    reason = "the state is URL-safe base64 we made and the rest is static text and numbers"
+)]
 fn flow_cookie(state: &AppState, flow_state: &str, cross_site_post: bool) -> HeaderValue {
     let https = secure_context(&state.public_url);
     let same_site = if cross_site_post && https {

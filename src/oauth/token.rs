@@ -125,6 +125,10 @@ impl SigningKey {
     /// The public half as published in our JWKS (RFC 7517 §4, RFC 7518 §6.3.1). `use` and `alg`
     /// are set so a relying party never tries the key for encryption or another algorithm.
     pub fn public_jwk(&self) -> Value {
+        #[expect(
+            clippy::expect_used,
+            reason = "a SigningKey is only built from an RSA key"
+        )]
         let rsa = self
             .key
             .rsa()

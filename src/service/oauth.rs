@@ -3,6 +3,7 @@
 //! token endpoint (§3.1.3), the id_token and userinfo claims, and the signing key each replica
 //! caches and the CLI rotates. JWS, JWKS and PKCE themselves are [`crate::oauth::token`].
 
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -556,13 +557,19 @@ pub async fn userinfo(ctx: Ctx<'_>, access_token: &str) -> Result<Value, Userinf
 /// The key that signs now, made on first use. Parsing and checking a key costs milliseconds, far
 /// more than a signature, so each replica keeps the current one for a while.
 async fn signing_key(ctx: Ctx<'_>) -> Result<SigningKey, String> {
-    if let Some((at, key)) = ctx.signer.lock().expect("not poisoned").as_ref()
+    // A cache poisoned by a panic elsewhere still holds a whole value: keep using it.
+    if let Some((at, key)) = ctx
+        .signer
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
         && at.elapsed() < SIGNER_TTL
     {
         return Ok(key.clone());
     }
     let key = load_signing_key(ctx.store).await?;
-    *ctx.signer.lock().expect("not poisoned") = Some((Instant::now(), key.clone()));
+    *ctx.signer.lock().unwrap_or_else(PoisonError::into_inner) =
+        Some((Instant::now(), key.clone()));
     Ok(key)
 }
 

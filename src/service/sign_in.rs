@@ -14,7 +14,7 @@
 //! creates a user there, and never reactivates one SCIM deactivated or deleted.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -279,7 +279,12 @@ async fn provider(
     // Keyed by the connection's version, so an edited issuer is never served from the cache.
     let key = (conn.id.clone(), conn.updated_at);
     if !fresh
-        && let Some((at, p)) = ctx.providers.cache.lock().expect("not poisoned").get(&key)
+        && let Some((at, p)) = ctx
+            .providers
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
         && at.elapsed() < PROVIDER_TTL
     {
         return Ok(p.clone());
@@ -290,7 +295,7 @@ async fn provider(
     ctx.providers
         .cache
         .lock()
-        .expect("not poisoned")
+        .unwrap_or_else(PoisonError::into_inner)
         .insert(key, (Instant::now(), p.clone()));
     Ok(p)
 }

@@ -102,7 +102,8 @@ pub struct OidcConnection {
     client_secret: String,
     scopes: Vec<String>,
     groups_claim: String,
-    redirect_uri: String,
+    /// Parsed once here, so every later use has a checked URL.
+    redirect_uri: RedirectUrl,
 }
 
 impl OidcConnection {
@@ -140,14 +141,16 @@ impl OidcConnection {
                 });
             }
         }
-        match url::Url::parse(redirect_uri) {
-            Ok(url) if matches!(url.scheme(), "https" | "http") && url.has_host() => {}
+        let redirect = match url::Url::parse(redirect_uri) {
+            Ok(url) if matches!(url.scheme(), "https" | "http") && url.has_host() => {
+                RedirectUrl::from_url(url)
+            }
             _ => {
                 return Err(ConfigError::InvalidRedirectUri {
                     url: redirect_uri.to_owned(),
                 });
             }
-        }
+        };
         let mut all_scopes = vec!["openid".to_owned()];
         for scope in scopes {
             let scope = scope.as_ref();
@@ -171,7 +174,7 @@ impl OidcConnection {
             client_secret: client_secret.to_owned(),
             scopes: all_scopes,
             groups_claim: DEFAULT_GROUPS_CLAIM.to_owned(),
-            redirect_uri: redirect_uri.to_owned(),
+            redirect_uri: redirect,
         })
     }
 
@@ -199,7 +202,7 @@ impl OidcConnection {
         &self.groups_claim
     }
     pub fn redirect_uri(&self) -> &str {
-        &self.redirect_uri
+        self.redirect_uri.as_str()
     }
 }
 
@@ -380,8 +383,7 @@ impl Provider {
     }
 
     fn client(&self, conn: &OidcConnection) -> Result<RpClient, OidcError> {
-        let redirect = RedirectUrl::new(conn.redirect_uri.clone())
-            .map_err(|e| OidcError::Discovery(format!("redirect_uri: {e}")))?;
+        let redirect = conn.redirect_uri.clone();
         let client = RpClient::from_provider_metadata(
             self.metadata.clone(),
             ClientId::new(conn.client_id.clone()),
@@ -496,10 +498,7 @@ pub fn start(
             Nonce::new_random,
         )
         .set_pkce_challenge(challenge)
-        .set_redirect_uri(std::borrow::Cow::Owned(
-            // Validated absolute in OidcConnection::new.
-            RedirectUrl::new(conn.redirect_uri.clone()).expect("validated redirect_uri"),
-        ));
+        .set_redirect_uri(std::borrow::Cow::Borrowed(&conn.redirect_uri));
     // openidconnect always adds `openid` itself.
     for scope in conn.scopes.iter().filter(|s| *s != "openid") {
         request = request.add_scope(Scope::new(scope.clone()));

@@ -2,6 +2,9 @@
 //! `IDBRIDGE_TEST_POSTGRES_URL` is set, its own PostgreSQL schema, so the same tests run on both
 //! backends.
 
+// Test and benchmark code: a failed step should stop the run loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod dns;
 mod harness;
 
