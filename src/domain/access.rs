@@ -181,6 +181,30 @@ impl OrgRole {
 }
 
 string_enum! {
+    /// The type of an event in the outbox, as webhook receivers and `/events` readers see it.
+    /// These spellings are a published interface: add types, never rename one.
+    EventType, "event type" {
+        /// A person gained access for the first time (or again, after being deprovisioned).
+        UserProvisioned = "user.provisioned",
+        /// A deactivated person is active again.
+        UserReactivated = "user.reactivated",
+        /// A person lost all access; their sessions were revoked in the same transaction.
+        UserDeprovisioned = "user.deprovisioned",
+        /// A SCIM userName change renamed the person.
+        UserRenamed = "user.renamed",
+        /// A SCIM userName change made two people one.
+        UserMerged = "user.merged",
+        /// A SCIM user moved to another person of the organization.
+        UserMoved = "user.moved",
+        AccessGranted = "access.granted",
+        AccessRevoked = "access.revoked",
+        OwnerTransferred = "owner.transferred",
+        /// A change would have deprovisioned the owner and was refused.
+        OwnerDeprovisionRefused = "owner.deprovision_refused",
+    }
+}
+
+string_enum! {
     /// A user's role in one sub-account (workspace), lowest first.
     SubAccountRole, "sub-account role" {
         Viewer = "viewer",
@@ -235,6 +259,30 @@ string_enum! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Webhook receivers depend on these spellings, and the README is where they read them.
+    #[test]
+    fn every_event_type_is_documented_with_its_spelling() {
+        let readme = include_str!("../../README.md");
+        for ty in EventType::ALL {
+            assert!(readme.contains(&format!("`{ty}`")), "{ty} is not in the README");
+        }
+        assert_eq!(
+            EventType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            [
+                "user.provisioned",
+                "user.reactivated",
+                "user.deprovisioned",
+                "user.renamed",
+                "user.merged",
+                "user.moved",
+                "access.granted",
+                "access.revoked",
+                "owner.transferred",
+                "owner.deprovision_refused",
+            ]
+        );
+    }
 
     /// Each type's names, in `Ord` order: the table is the contract with the database and the API.
     #[test]

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::domain::access::EventType;
 use crate::mapping::{
     AccessChange, EffectiveAccess, GroupRef, MappingRule, UserGroups, diff, effective_access,
 };
@@ -135,9 +136,9 @@ impl Provision {
 
     /// An event that is not a user's access change (an ownership transfer, say), numbered with the
     /// rest at flush.
-    pub fn event(&mut self, ty: &str, org_user_id: Option<&str>, data: serde_json::Value) {
+    pub fn event(&mut self, ty: EventType, org_user_id: Option<&str>, data: serde_json::Value) {
         self.extra_events.push(NewEvent {
-            ty: ty.to_string(),
+            ty,
             org_user_id: org_user_id.map(str::to_string),
             data,
         });
@@ -213,9 +214,9 @@ impl Provision {
                 }
                 data
             };
-            let push = |events: &mut Vec<NewEvent>, ty: &str, data| {
+            let push = |events: &mut Vec<NewEvent>, ty: EventType, data| {
                 events.push(NewEvent {
-                    ty: ty.to_string(),
+                    ty,
                     org_user_id: Some(row.id.clone()),
                     data,
                 })
@@ -223,19 +224,19 @@ impl Provision {
             match status {
                 Some(StatusChange::Provisioned) => {
                     seat_delta += 1;
-                    push(&mut events, "user.provisioned", user(json!({})));
+                    push(&mut events, EventType::UserProvisioned, user(json!({})));
                 }
                 Some(StatusChange::Reactivated) => {
                     seat_delta += 1;
-                    push(&mut events, "user.reactivated", user(json!({})));
+                    push(&mut events, EventType::UserReactivated, user(json!({})));
                 }
                 _ => {}
             }
             for change in &changes {
                 let ty = if change.is_loss() {
-                    "access.revoked"
+                    EventType::AccessRevoked
                 } else {
-                    "access.granted"
+                    EventType::AccessGranted
                 };
                 push(&mut events, ty, user(json!({ "change": change })));
             }
@@ -254,7 +255,7 @@ impl Provision {
                 let sessions = db::revoke_sessions(tx, &row.id, reason, now).await?;
                 push(
                     &mut events,
-                    "user.deprovisioned",
+                    EventType::UserDeprovisioned,
                     user(json!({ "reason": reason, "sessions_revoked": sessions })),
                 );
                 crate::store::audit::record_as(
@@ -367,7 +368,7 @@ pub async fn record_owner_refusal(
         )
         .await?;
         let event = NewEvent {
-            ty: "owner.deprovision_refused".into(),
+            ty: EventType::OwnerDeprovisionRefused,
             org_user_id: Some(user_id.to_string()),
             data: json!({ "user_id": user_id, "actor": actor }),
         };

@@ -5,6 +5,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::provision::{self, Provision, ProvisionError};
 use super::{Ctx, Kind, Rendered, count_op, if_match_ok, precondition_failed};
+use crate::domain::access::EventType;
 use crate::mapping::GroupRef;
 use crate::scim::error::{ScimError, ScimResult};
 use crate::scim::patch::{self, MemberChange};
@@ -446,7 +447,7 @@ async fn relink(
         Some(to) if to == from => {
             // The same name in another case.
             org_db::rename_org_user(tx, org_id, from, &new.user_name, now).await?;
-            ("renamed", to)
+            (EventType::UserRenamed, to)
         }
         Some(to) => {
             if !shared && owner.as_deref() == Some(from) {
@@ -463,7 +464,7 @@ async fn relink(
             } else {
                 prov.merged(from);
             }
-            ("merged", to)
+            (EventType::UserMerged, to)
         }
         None if shared => {
             let (to, created) =
@@ -476,15 +477,15 @@ async fn relink(
                 prov.touch([to.clone()]);
             }
             prov.touch([from.to_string()]);
-            ("moved", to)
+            (EventType::UserMoved, to)
         }
         None => {
             org_db::rename_org_user(tx, org_id, from, &new.user_name, now).await?;
-            ("renamed", from.to_string())
+            (EventType::UserRenamed, from.to_string())
         }
     };
     prov.event(
-        &format!("user.{what}"),
+        what,
         Some(&to),
         json!({
             "user_id": to,
@@ -495,13 +496,15 @@ async fn relink(
             "scim_user_id": new.id,
         }),
     );
-    let detail = format!("{what}: {:?} -> {:?}", old.user_name, new.user_name);
+    // The audit names the operation without the event's `user.` prefix, as it always has.
+    let operation = what.as_str().trim_start_matches("user.");
+    let detail = format!("{operation}: {:?} -> {:?}", old.user_name, new.user_name);
     let who = audit::Actor {
         org_id,
         directory_id: Some(ctx.scope.directory_id()),
         actor: ctx.scope.token_id(),
     };
-    audit::record_as(tx, &who, what, "OrgUser", Some(&to), Some(&detail)).await?;
+    audit::record_as(tx, &who, operation, "OrgUser", Some(&to), Some(&detail)).await?;
     Ok(detail)
 }
 

@@ -17,6 +17,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::sql::{Bind, CHUNK, SqlBuilder, bind_all, push_list};
 use super::{Backend, StoreError, StoreResult, Tx, on_read, on_tx};
+use crate::domain::access::EventType;
 use crate::domain::access::SubAccountRole;
 use crate::mapping::{GroupMatcher, GroupRef, ManualGrant, MappingRule, OrgSettings};
 
@@ -453,7 +454,7 @@ pub async fn revoke_sessions(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewEvent {
     #[serde(rename = "type")]
-    pub ty: String,
+    pub ty: EventType,
     pub org_user_id: Option<String>,
     pub data: Value,
 }
@@ -504,7 +505,7 @@ pub async fn append_events(
             }
             b.push("(").bind(Bind::Int(j as i64 + 1)).push(", ");
             b.bind_text(super::new_id()).push(", ");
-            b.bind_text(e.ty.clone()).push(", ");
+            b.bind_text(e.ty.as_str().to_owned()).push(", ");
             match &e.org_user_id {
                 Some(u) => b.bind_text(u.clone()),
                 None => b.push("CAST(NULL AS TEXT)"),

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Action, AdminError, AdminResult, Caller};
+use crate::domain::access::EventType;
 use crate::domain::access::SubAccountRole;
 use crate::service::provision::{Provision, UserOutcome};
 use crate::store::access::{self as access_db, OrgLock};
@@ -167,7 +168,7 @@ pub async fn create_org(
         let mut prov = Provision::new(&org.id, actor);
         prov.touch([user_id.clone()]);
         prov.event(
-            "owner.transferred",
+            EventType::OwnerTransferred,
             Some(&user_id),
             serde_json::json!({ "from": null, "to": user_id, "user_name": email }),
         );
@@ -227,7 +228,7 @@ pub async fn transfer_owner(store: &Store, caller: &Caller, user_id: &str) -> Ad
     prov.touch([user_id.to_string()]);
     prov.touch(previous.clone());
     prov.event(
-        "owner.transferred",
+        EventType::OwnerTransferred,
         Some(user_id),
         serde_json::json!({ "from": previous, "to": user_id }),
     );
