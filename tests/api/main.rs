@@ -23,6 +23,7 @@ mod observability;
 mod openapi;
 mod outbound;
 mod people;
+mod properties;
 mod sso;
 mod tenancy;
 mod users;
