@@ -16,6 +16,10 @@ mod dialect_entra;
 mod dialect_okta;
 mod discovery;
 mod errors;
+/// What each fuzz target checks, replayed over the committed corpus by `fuzz_corpus`.
+#[path = "../../fuzz/src/lib.rs"]
+mod fuzz_checks;
+mod fuzz_corpus;
 mod groups;
 mod interop;
 mod lists;
