@@ -80,8 +80,8 @@ async fn run() {
         .create_org(&format!("bench-{}", uuid::Uuid::now_v7()))
         .await
         .unwrap();
-    let (d, t) = store.create_directory(&org.id, "bench").await.unwrap();
     let scope = OrgScope::for_org(&org.id, "bench");
+    let (d, t) = store.create_directory(&scope, "bench").await.unwrap();
     let admin = store
         .create_admin_token(&scope, "org_owner", None, "bench")
         .await

@@ -160,14 +160,10 @@ async fn run(store: Store, addr: std::net::SocketAddr, backend: &str, url: &str)
         .create_org(&format!("bench-{}", uuid::Uuid::now_v7()))
         .await
         .unwrap();
-    let (d, t) = store.create_directory(&org.id, "bench").await.unwrap();
+    let scope = idbridge::store::admin::OrgScope::for_org(&org.id, "bench");
+    let (d, t) = store.create_directory(&scope, "bench").await.unwrap();
     let owner = store
-        .create_admin_token(
-            &idbridge::store::admin::OrgScope::for_org(&org.id, "bench"),
-            "org_owner",
-            None,
-            "bench",
-        )
+        .create_admin_token(&scope, "org_owner", None, "bench")
         .await
         .unwrap()
         .token;

@@ -38,7 +38,8 @@ async fn run() {
         .create_org(&format!("bench-{}", uuid::Uuid::now_v7()))
         .await
         .unwrap();
-    let (d, t) = store.create_directory(&org.id, "bench").await.unwrap();
+    let scope = idbridge::store::admin::OrgScope::for_org(&org.id, "bench");
+    let (d, t) = store.create_directory(&scope, "bench").await.unwrap();
     let bench = Arc::new(Bench {
         router: build_router(AppState::new(store.clone(), "http://bench")),
         auth: format!("Bearer {}", t.token),

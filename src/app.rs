@@ -22,10 +22,9 @@ pub struct AppState {
     /// ...and this long after sign-in in any case.
     pub session_lifetime: Duration,
     /// IdP discovery documents and keys, cached briefly per replica.
-    pub oidc: Arc<crate::http::sso_oidc::Providers>,
+    pub oidc: Arc<crate::service::sign_in::Providers>,
     /// Our current id_token signing key, parsed, and when it was read.
-    pub signer:
-        Arc<std::sync::Mutex<Option<(std::time::Instant, crate::oauth::token::SigningKey)>>>,
+    pub signer: Arc<crate::service::oauth::Signer>,
     /// Where domain verification looks up TXT records.
     pub dns: crate::sso::dns::Dns,
     /// The bearer token `/metrics` asks for; without one, `/metrics` is not served.
@@ -45,6 +44,21 @@ impl AppState {
             signer: Arc::default(),
             dns: crate::sso::dns::Dns::default(),
             metrics_token: None,
+        }
+    }
+}
+
+impl AppState {
+    /// What sign-in and the OpenID provider act with.
+    pub fn sign_in(&self) -> crate::service::SsoCtx<'_> {
+        crate::service::SsoCtx {
+            store: &self.store,
+            public_url: &self.public_url,
+            outbound: &self.outbound,
+            providers: &self.oidc,
+            signer: &self.signer,
+            session_idle: self.session_idle,
+            session_lifetime: self.session_lifetime,
         }
     }
 }

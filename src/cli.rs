@@ -9,7 +9,7 @@ use crate::config::{
     MappingCommand, OrgCommand, SigningKeyCommand, SsoCommand, SubAccountCommand, TokenCommand,
 };
 use crate::service::admin::{self as svc, AdminError, AdminRole, Caller, RuleChange};
-use crate::store::admin::{AdminPrincipal, OrgScope};
+use crate::store::admin::OrgScope;
 use crate::store::{OrgRecord, Store, StoreError, StoreOptions};
 
 /// Runs one command: opens the database (only `serve` and `migrate` may create it), migrates,
@@ -145,13 +145,19 @@ async fn find_org(store: &Store, org: &str) -> anyhow::Result<OrgRecord> {
 }
 
 /// The operator acts as the organization's owner, recorded as "cli" in the audit log.
-async fn operator(store: &Store, org: &str) -> anyhow::Result<AdminPrincipal> {
+async fn operator(store: &Store, org: &str) -> anyhow::Result<Caller> {
     let org = find_org(store, org).await?;
-    Ok(AdminPrincipal {
-        scope: OrgScope::for_org(&org.id, "cli"),
-        role: "org_owner".into(),
-        sub_account_id: None,
-    })
+    Ok(Caller::operator(OrgScope::for_org(&org.id, "cli")))
+}
+
+/// The operator acts on a directory, named by id alone, in its organization; `what` names what
+/// was not found.
+async fn directory_scope(store: &Store, directory: &str, what: &str) -> anyhow::Result<OrgScope> {
+    let dir = store
+        .find_directory(directory)
+        .await
+        .map_err(not_found(what, directory))?;
+    Ok(OrgScope::for_org(&dir.org_id, "cli"))
 }
 
 /// A user by id or userName.
@@ -198,21 +204,19 @@ pub async fn org(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
             );
         }
         OrgCommand::TransferOwner { org, user, json } => {
-            let p = operator(store, &org).await?;
-            let user = find_user(store, &p.scope, &user).await?;
-            let caller = Caller::new(&p).map_err(admin_error)?;
+            let caller = operator(store, &org).await?;
+            let user = find_user(store, caller.scope(), &user).await?;
             svc::transfer_owner(store, &caller, &user)
                 .await
                 .map_err(admin_error)?;
             print(
                 json,
-                json!({"org_id": p.scope.org_id(), "owner_user_id": user}),
+                json!({"org_id": caller.scope().org_id(), "owner_user_id": user}),
                 format!("user {user} now owns the organization"),
             );
         }
         OrgCommand::SeatLimit { org, limit, json } => {
-            let p = operator(store, &org).await?;
-            let caller = Caller::new(&p).map_err(admin_error)?;
+            let caller = operator(store, &org).await?;
             let patch = svc::OrgPatch {
                 seat_limit: Some(limit),
                 ..Default::default()
@@ -222,7 +226,7 @@ pub async fn org(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
                 .map_err(admin_error)?;
             print(
                 json,
-                json!({"org_id": p.scope.org_id(), "seat_limit": limit}),
+                json!({"org_id": caller.scope().org_id(), "seat_limit": limit}),
                 format!(
                     "seat limit: {}",
                     limit.map_or("none".into(), |l| l.to_string())
@@ -360,8 +364,7 @@ fn parse_duration(s: &str) -> anyhow::Result<i64> {
 pub async fn sub_account(store: &Store, cmd: SubAccountCommand) -> anyhow::Result<()> {
     match cmd {
         SubAccountCommand::Create { org, name, json } => {
-            let p = operator(store, &org).await?;
-            let caller = Caller::new(&p).map_err(admin_error)?;
+            let caller = operator(store, &org).await?;
             let sa = svc::create_sub_account(store, &caller, &name)
                 .await
                 .map_err(admin_error)?;
@@ -372,8 +375,8 @@ pub async fn sub_account(store: &Store, cmd: SubAccountCommand) -> anyhow::Resul
             );
         }
         SubAccountCommand::List { org, json } => {
-            let p = operator(store, &org).await?;
-            let items = store.list_sub_accounts(&p.scope).await?;
+            let caller = operator(store, &org).await?;
+            let items = store.list_sub_accounts(caller.scope()).await?;
             let human = items
                 .iter()
                 .map(|s| format!("{} {}", s.id, s.name))
@@ -405,8 +408,7 @@ fn summary(changes: &[crate::service::provision::UserOutcome]) -> String {
 pub async fn mapping(store: &Store, cmd: MappingCommand) -> anyhow::Result<()> {
     match cmd {
         MappingCommand::Create { org, rule, json } => {
-            let p = operator(store, &org).await?;
-            let caller = Caller::new(&p).map_err(admin_error)?;
+            let caller = operator(store, &org).await?;
             let change = RuleChange::Create {
                 rule: parse_json("rule", &rule)?,
             };
@@ -421,8 +423,8 @@ pub async fn mapping(store: &Store, cmd: MappingCommand) -> anyhow::Result<()> {
             );
         }
         MappingCommand::List { org, json } => {
-            let p = operator(store, &org).await?;
-            let items = store.list_rules(&p.scope).await?;
+            let caller = operator(store, &org).await?;
+            let items = store.list_rules(caller.scope()).await?;
             let human = items
                 .iter()
                 .map(|r| {
@@ -438,8 +440,7 @@ pub async fn mapping(store: &Store, cmd: MappingCommand) -> anyhow::Result<()> {
             print(json, json!({"items": items}), human);
         }
         MappingCommand::Delete { org, id, json } => {
-            let p = operator(store, &org).await?;
-            let caller = Caller::new(&p).map_err(admin_error)?;
+            let caller = operator(store, &org).await?;
             let r = svc::change_rule(store, &caller, &RuleChange::Delete { id: id.clone() })
                 .await
                 .map_err(admin_error)?;
@@ -450,8 +451,7 @@ pub async fn mapping(store: &Store, cmd: MappingCommand) -> anyhow::Result<()> {
             );
         }
         MappingCommand::Preview { org, change, json } => {
-            let p = operator(store, &org).await?;
-            let caller = Caller::new(&p).map_err(admin_error)?;
+            let caller = operator(store, &org).await?;
             let change: RuleChange = parse_json("change", &change)?;
             let r = svc::preview_rule(store, &caller, &change)
                 .await
@@ -474,9 +474,8 @@ pub async fn mapping(store: &Store, cmd: MappingCommand) -> anyhow::Result<()> {
 }
 
 pub async fn access(store: &Store, org: &str, user: &str, json_out: bool) -> anyhow::Result<()> {
-    let p = operator(store, org).await?;
-    let user = find_user(store, &p.scope, user).await?;
-    let caller = Caller::new(&p).map_err(admin_error)?;
+    let caller = operator(store, org).await?;
+    let user = find_user(store, caller.scope(), user).await?;
     let view = svc::user_access(store, &caller, &user)
         .await
         .map_err(admin_error)?;
@@ -509,7 +508,9 @@ pub async fn directory(
                 .find_org(&org)
                 .await
                 .map_err(not_found("organization", &org))?;
-            let (dir, token) = store.create_directory(&org.id, &name).await?;
+            let (dir, token) = store
+                .create_directory(&OrgScope::for_org(&org.id, "cli"), &name)
+                .await?;
             let url = scim_url(&global.public_url(), &dir.id);
             print(
                 json,
@@ -523,8 +524,9 @@ pub async fn directory(
         }
         DirectoryCommand::Token { command } => match command {
             TokenCommand::Rotate { directory, json } => {
+                let scope = directory_scope(store, &directory, "directory").await?;
                 let token = store
-                    .rotate_directory_token(&directory)
+                    .rotate_directory_token(&scope, &directory)
                     .await
                     .map_err(not_found("directory", &directory))?;
                 print(
@@ -541,8 +543,9 @@ pub async fn directory(
                 token_id,
                 json,
             } => {
+                let scope = directory_scope(store, &directory, "directory or token").await?;
                 let revoked = store
-                    .revoke_directory_tokens(&directory, token_id.as_deref())
+                    .revoke_directory_tokens(&scope, &directory, token_id.as_deref())
                     .await
                     .map_err(not_found("directory or token", &directory))?;
                 print(
@@ -552,11 +555,8 @@ pub async fn directory(
                 );
             }
             TokenCommand::List { directory, json } => {
-                store
-                    .find_directory(&directory)
-                    .await
-                    .map_err(not_found("directory", &directory))?;
-                let tokens = store.list_directory_tokens(&directory).await?;
+                let scope = directory_scope(store, &directory, "directory").await?;
+                let tokens = store.list_directory_tokens(&scope, &directory).await?;
                 let human = tokens
                     .iter()
                     .map(|t| {
@@ -598,8 +598,7 @@ pub async fn sso(store: &Store, global: &Global, cmd: SsoCommand) -> anyhow::Res
             settings,
             json,
         } => {
-            let p = operator(store, &org).await?;
-            let caller = Caller::new(&p).map_err(admin_error)?;
+            let caller = operator(store, &org).await?;
             let input = parse_json("settings", &read_arg(&settings)?)?;
             let conn = crate::service::sso::create_connection(
                 store,
@@ -618,8 +617,7 @@ pub async fn sso(store: &Store, global: &Global, cmd: SsoCommand) -> anyhow::Res
             settings,
             json,
         } => {
-            let p = operator(store, &org).await?;
-            let caller = Caller::new(&p).map_err(admin_error)?;
+            let caller = operator(store, &org).await?;
             let input = parse_json("settings", &read_arg(&settings)?)?;
             let conn = crate::service::sso::update_connection(
                 store,
@@ -634,9 +632,9 @@ pub async fn sso(store: &Store, global: &Global, cmd: SsoCommand) -> anyhow::Res
             print(json, json!(view), connection_text("updated", &view));
         }
         SsoCommand::List { org, json } => {
-            let p = operator(store, &org).await?;
+            let caller = operator(store, &org).await?;
             let items: Vec<_> = store
-                .list_connections(&p.scope)
+                .list_connections(caller.scope())
                 .await?
                 .into_iter()
                 .map(|c| crate::service::sso::connection_view(&base, c))
@@ -669,8 +667,8 @@ pub async fn sso(store: &Store, global: &Global, cmd: SsoCommand) -> anyhow::Res
 fn connection_text(done: &str, view: &crate::service::sso::ConnectionView) -> String {
     let conn = &view.connection;
     let e = |k: &str| view.endpoints[k].as_str().unwrap_or_default().to_string();
-    let mut text = match conn.kind.as_str() {
-        "saml" => format!(
+    let mut text = match conn.kind {
+        crate::domain::access::ConnectionKind::Saml => format!(
             "{done} SAML connection {} ({})\n  SP entity id:  {}\n  ACS URL:       {}\n  SP metadata:   {}",
             conn.name,
             conn.id,
@@ -678,7 +676,7 @@ fn connection_text(done: &str, view: &crate::service::sso::ConnectionView) -> St
             e("acs_url"),
             e("sp_metadata_url")
         ),
-        _ => format!(
+        crate::domain::access::ConnectionKind::Oidc => format!(
             "{done} OIDC connection {} ({})\n  redirect URI to register at the IdP: {}",
             conn.name,
             conn.id,
@@ -713,15 +711,14 @@ pub async fn domain(store: &Store, global: &Global, cmd: DomainCommand) -> anyho
             verified,
             json,
         } => {
-            let p = operator(store, &org).await?;
+            let caller = operator(store, &org).await?;
             let d = store
-                .add_domain(&p.scope, &domain, connection.as_deref(), verified)
+                .add_domain(caller.scope(), &domain, connection.as_deref(), verified)
                 .await?;
             print(json, json!(d), format!("added domain {}", human(&d)));
         }
         DomainCommand::Verify { org, domain, json } => {
-            let p = operator(store, &org).await?;
-            let caller = Caller::new(&p).map_err(admin_error)?;
+            let caller = operator(store, &org).await?;
             let dns = crate::sso::dns::Dns {
                 server: global.dns_server,
             };
@@ -736,8 +733,7 @@ pub async fn domain(store: &Store, global: &Global, cmd: DomainCommand) -> anyho
             connection,
             json,
         } => {
-            let p = operator(store, &org).await?;
-            let caller = Caller::new(&p).map_err(admin_error)?;
+            let caller = operator(store, &org).await?;
             let d = crate::service::sso::move_domain(store, &caller, &domain, Some(&connection))
                 .await
                 .map_err(admin_error)?;
@@ -748,8 +744,8 @@ pub async fn domain(store: &Store, global: &Global, cmd: DomainCommand) -> anyho
             );
         }
         DomainCommand::List { org, json } => {
-            let p = operator(store, &org).await?;
-            let items = store.list_domains(&p.scope).await?;
+            let caller = operator(store, &org).await?;
+            let items = store.list_domains(caller.scope()).await?;
             let text = items.iter().map(human).collect::<Vec<_>>().join("\n");
             print(json, json!({ "items": items }), text);
         }
@@ -760,7 +756,7 @@ pub async fn domain(store: &Store, global: &Global, cmd: DomainCommand) -> anyho
 pub async fn client(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
     async fn scope(store: &Store, org: Option<&str>) -> anyhow::Result<Option<OrgScope>> {
         Ok(match org {
-            Some(o) => Some(operator(store, o).await?.scope),
+            Some(o) => Some(operator(store, o).await?.scope().clone()),
             None => None,
         })
     }
@@ -772,7 +768,7 @@ pub async fn client(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
             json,
         } => {
             let scope = scope(store, org.as_deref()).await?;
-            crate::http::check_redirect_uris(&redirect_uris).map_err(admin_error)?;
+            crate::service::admin::check_redirect_uris(&redirect_uris).map_err(admin_error)?;
             crate::service::sso::check_name(&name).map_err(admin_error)?;
             let (client, secret) = store
                 .create_client(scope.as_ref(), name.trim(), &redirect_uris)
@@ -811,7 +807,7 @@ pub async fn client(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
 pub async fn signing_key(store: &Store, cmd: SigningKeyCommand) -> anyhow::Result<()> {
     match cmd {
         SigningKeyCommand::Rotate { json } => {
-            let key = crate::http::sso::rotate_signing_key(store, true)
+            let key = crate::service::oauth::rotate_signing_key(store, true)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
             print(

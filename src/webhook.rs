@@ -45,10 +45,9 @@ pub fn backoff(attempts: i64) -> Duration {
 
 /// Delivers what one claimed webhook has pending. Returns true when it delivered everything.
 async fn deliver(store: &Store, http: &Outbound, job: &WebhookJob) -> bool {
-    let events = match store
-        .events_after(&job.org_id, job.delivered_seq, BATCH)
-        .await
-    {
+    // The claimed webhook is the organization's own: its events are what it was registered for.
+    let scope = crate::store::admin::OrgScope::for_org(&job.org_id, "webhook");
+    let events = match store.events_after(&scope, job.delivered_seq, BATCH).await {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "webhook: cannot read events");

@@ -224,6 +224,14 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// The protocol a single sign-on connection speaks; its settings are that protocol's.
+    ConnectionKind, "connection kind" {
+        Oidc = "oidc",
+        Saml = "saml",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,83 +1,30 @@
 //! The admin API under `/api/v1`: JSON in and out, RFC 9457 problem details for every error, admin
 //! tokens for authentication, and an OpenAPI 3.1 document generated from these handlers.
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
+use super::error::{Problem, problem};
 use crate::app::AppState;
 use crate::mapping::Grant;
 use crate::service::admin::{
-    self as svc, AccessView, Action, AdminError, Caller, OrgPatch, RuleChange, RuleChangeResult,
-    RuleInput,
+    self as svc, AccessView, AdminError, Caller, Changes, GroupDetails, NewDirectory, OrgPatch,
+    RuleChange, RuleChangeResult, RuleInput, Seats, UserDetail, WebhookCreated,
 };
 use crate::store::access::EventRecord;
 use crate::store::admin::{
-    AdminPrincipal, AdminTokenInfo, AuditFilter, GrantRecord, LinkedScimUser, OrgDetails, OrgGroup,
-    OrgUser, Project, RuleRecord, SessionInfo, SubAccount, UserQuery, WebhookInfo,
+    AdminTokenInfo, AuditFilter, GrantRecord, OrgDetails, OrgGroup, OrgUser, Project, RuleRecord,
+    SessionInfo, SubAccount, UserQuery, WebhookInfo,
 };
 use crate::store::audit::AuditEntry;
 use crate::store::directory::{DirectoryRecord, NewToken, TokenInfo};
-
-// ---- errors ------------------------------------------------------------------------------------
-
-/// RFC 9457 problem details.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Problem {
-    #[serde(rename = "type")]
-    pub ty: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-}
-
-pub fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    let body = Problem {
-        ty: "about:blank".into(),
-        title: status.canonical_reason().unwrap_or("Error").into(),
-        status: status.as_u16(),
-        detail: detail.into(),
-    };
-    let mut resp = (status, Json(body)).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/problem+json"),
-    );
-    resp
-}
-
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        match self {
-            AdminError::Unauthorized => {
-                let mut r = problem(
-                    StatusCode::UNAUTHORIZED,
-                    "a valid admin token is required (Authorization: Bearer idba_...)",
-                );
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer"),
-                );
-                r
-            }
-            AdminError::Forbidden => problem(
-                StatusCode::FORBIDDEN,
-                "this token's role does not allow this operation",
-            ),
-            AdminError::NotFound(d) => problem(StatusCode::NOT_FOUND, d),
-            AdminError::Conflict(d) => problem(StatusCode::CONFLICT, d),
-            AdminError::Invalid(d) => problem(StatusCode::BAD_REQUEST, d),
-            AdminError::Unavailable(d) => problem(StatusCode::SERVICE_UNAVAILABLE, d),
-            AdminError::Internal => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
-        }
-    }
-}
 
 pub(super) type ApiResult<T> = Result<T, AdminError>;
 
@@ -138,8 +85,30 @@ pub async fn authenticate(
     if org.is_some_and(|o| o != principal.scope.org_id()) {
         return problem(StatusCode::NOT_FOUND, "no such organization");
     }
-    req.extensions_mut().insert(principal);
-    next.run(req).await
+    match Caller::authenticated(principal) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The caller [`authenticate`] put on the request: every admin handler takes one, so none can
+/// run without an authenticated organization scope and a parsed role.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(AdminError::Unauthorized)
+    }
 }
 
 // ---- paging ------------------------------------------------------------------------------------
@@ -209,55 +178,20 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
     }
 }
 
-pub(super) fn caller(p: &AdminPrincipal) -> ApiResult<Caller<'_>> {
-    Caller::new(p)
-}
-
 // ---- organization ------------------------------------------------------------------------------
 
 /// Get the organization
 #[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "organization",
     params(("org" = String, Path)), responses((status = 200, body = OrgDetails), (status = 404, body = Problem)))]
-pub async fn get_org(
-    State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
-) -> ApiResult<Json<OrgDetails>> {
-    let c = caller(&p)?;
-    c.require(Action::ReadSeats)?;
-    let mut org = s.store.org_details(c.scope()).await?;
-    if c.require(Action::Read).is_err() {
-        org.owner_user_id = None;
-        org.default_role = None;
-    }
-    Ok(Json(org))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Seats {
-    pub used: i64,
-    pub limit: Option<i64>,
+pub async fn get_org(State(s): State<AppState>, c: Caller) -> ApiResult<Json<OrgDetails>> {
+    Ok(Json(svc::org_details(&s.store, &c).await?))
 }
 
 /// Count the seats in use
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/seats", tag = "organization",
     params(("org" = String, Path)), responses((status = 200, body = Seats)))]
-pub async fn seats(
-    State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
-) -> ApiResult<Json<Seats>> {
-    let c = caller(&p)?;
-    c.require(Action::ReadSeats)?;
-    let org = s.store.org_details(c.scope()).await?;
-    Ok(Json(Seats {
-        used: org.seats_used,
-        limit: org.seat_limit,
-    }))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Changes {
-    pub organization: OrgDetails,
-    pub changes: Vec<crate::service::provision::UserOutcome>,
+pub async fn seats(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Seats>> {
+    Ok(Json(svc::seats(&s.store, &c).await?))
 }
 
 /// Update the organization
@@ -265,16 +199,10 @@ pub struct Changes {
     params(("org" = String, Path)), responses((status = 200, body = Changes), (status = 403, body = Problem)))]
 pub async fn patch_org(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<OrgPatch>,
 ) -> ApiResult<Json<Changes>> {
-    let c = caller(&p)?;
-    let changes = svc::update_org(&s.store, &c, &body).await?;
-    let organization = s.store.org_details(c.scope()).await?;
-    Ok(Json(Changes {
-        organization,
-        changes,
-    }))
+    Ok(Json(svc::update_org(&s.store, &c, &body).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -288,16 +216,12 @@ pub struct OwnerTransfer {
     params(("org" = String, Path)), responses((status = 200, body = Changes), (status = 403, body = Problem)))]
 pub async fn transfer_owner(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<OwnerTransfer>,
 ) -> ApiResult<Json<Changes>> {
-    let c = caller(&p)?;
-    let changes = svc::transfer_owner(&s.store, &c, &body.user_id).await?;
-    let organization = s.store.org_details(c.scope()).await?;
-    Ok(Json(Changes {
-        organization,
-        changes,
-    }))
+    Ok(Json(
+        svc::transfer_owner(&s.store, &c, &body.user_id).await?,
+    ))
 }
 
 // ---- sub-accounts and projects -----------------------------------------------------------------
@@ -313,17 +237,9 @@ pub struct NameInput {
     params(("org" = String, Path)), responses((status = 200, body = Items<SubAccount>)))]
 pub async fn list_sub_accounts(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
 ) -> ApiResult<Json<Items<SubAccount>>> {
-    let c = caller(&p)?;
-    let own = p.sub_account_id.as_deref();
-    let mut items = s.store.list_sub_accounts(c.scope()).await?;
-    if c.require(Action::Read).is_err() {
-        items.retain(|sa| c.require(Action::ReadSubAccount(&sa.id)).is_ok());
-        if items.is_empty() && own.is_none() {
-            return Err(AdminError::Forbidden);
-        }
-    }
+    let items = svc::list_sub_accounts(&s.store, &c).await?;
     Ok(Json(Items { items, next: None }))
 }
 
@@ -332,10 +248,10 @@ pub async fn list_sub_accounts(
     params(("org" = String, Path)), responses((status = 201, body = SubAccount), (status = 409, body = Problem)))]
 pub async fn create_sub_account(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<NameInput>,
 ) -> ApiResult<(StatusCode, Json<SubAccount>)> {
-    let sa = svc::create_sub_account(&s.store, &caller(&p)?, &body.name).await?;
+    let sa = svc::create_sub_account(&s.store, &c, &body.name).await?;
     Ok((StatusCode::CREATED, Json(sa)))
 }
 
@@ -344,12 +260,10 @@ pub async fn create_sub_account(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = SubAccount)))]
 pub async fn get_sub_account(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<SubAccount>> {
-    let c = caller(&p)?;
-    c.require(Action::ReadSubAccount(&id))?;
-    Ok(Json(s.store.get_sub_account(c.scope(), &id).await?))
+    Ok(Json(svc::get_sub_account(&s.store, &c, &id).await?))
 }
 
 /// Delete a sub-account
@@ -357,10 +271,10 @@ pub async fn get_sub_account(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 409, body = Problem)))]
 pub async fn delete_sub_account(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    svc::delete_sub_account(&s.store, &caller(&p)?, &id).await?;
+    svc::delete_sub_account(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -369,14 +283,11 @@ pub async fn delete_sub_account(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<Project>)))]
 pub async fn list_projects(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Items<Project>>> {
-    let c = caller(&p)?;
-    c.require(Action::ReadSubAccount(&id))?;
-    s.store.get_sub_account(c.scope(), &id).await?;
     Ok(Json(Items {
-        items: s.store.list_projects(c.scope(), &id).await?,
+        items: svc::list_projects(&s.store, &c, &id).await?,
         next: None,
     }))
 }
@@ -386,11 +297,11 @@ pub async fn list_projects(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = Project)))]
 pub async fn create_project(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<NameInput>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
-    let project = svc::create_project(&s.store, &caller(&p)?, &id, &body.name).await?;
+    let project = svc::create_project(&s.store, &c, &id, &body.name).await?;
     Ok((StatusCode::CREATED, Json(project)))
 }
 
@@ -399,35 +310,24 @@ pub async fn create_project(
     params(("org" = String, Path), ("id" = String, Path), ("project" = String, Path)), responses((status = 204)))]
 pub async fn delete_project(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id, project)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    svc::delete_project(&s.store, &caller(&p)?, &id, &project).await?;
+    svc::delete_project(&s.store, &c, &id, &project).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- directories -------------------------------------------------------------------------------
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct NewDirectory {
-    pub directory: DirectoryRecord,
-    /// The SCIM base URL to give the IdP.
-    pub scim_base_url: String,
-    /// Shown once; only its hash is kept.
-    pub token: NewToken,
-}
 
 /// List SCIM directories
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/directories", tag = "directories",
     params(("org" = String, Path)), responses((status = 200, body = Items<DirectoryRecord>)))]
 pub async fn list_directories(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
 ) -> ApiResult<Json<Items<DirectoryRecord>>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
     Ok(Json(Items {
-        items: s.store.list_org_directories(c.scope()).await?,
+        items: svc::list_directories(&s.store, &c).await?,
         next: None,
     }))
 }
@@ -437,32 +337,11 @@ pub async fn list_directories(
     params(("org" = String, Path)), responses((status = 201, body = NewDirectory)))]
 pub async fn create_directory(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<NameInput>,
 ) -> ApiResult<(StatusCode, Json<NewDirectory>)> {
-    let c = caller(&p)?;
-    c.require(Action::Manage)?;
-    let (directory, token) = s
-        .store
-        .create_directory(c.scope().org_id(), &body.name)
-        .await?;
-    let scim_base_url = format!("{}/scim/v2/{}", s.public_url, directory.id);
-    Ok((
-        StatusCode::CREATED,
-        Json(NewDirectory {
-            directory,
-            scim_base_url,
-            token,
-        }),
-    ))
-}
-
-async fn own_directory(s: &AppState, c: &Caller<'_>, id: &str) -> ApiResult<DirectoryRecord> {
-    let dir = s.store.find_directory(id).await?;
-    if dir.org_id != c.scope().org_id() {
-        return Err(AdminError::NotFound(format!("no directory {id:?}")));
-    }
-    Ok(dir)
+    let created = svc::create_directory(&s.store, &c, &s.public_url, &body.name).await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// List a directory's SCIM tokens
@@ -470,14 +349,11 @@ async fn own_directory(s: &AppState, c: &Caller<'_>, id: &str) -> ApiResult<Dire
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<TokenInfo>)))]
 pub async fn list_directory_tokens(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Items<TokenInfo>>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
-    let dir = own_directory(&s, &c, &id).await?;
     Ok(Json(Items {
-        items: s.store.list_directory_tokens(&dir.id).await?,
+        items: svc::list_directory_tokens(&s.store, &c, &id).await?,
         next: None,
     }))
 }
@@ -488,15 +364,12 @@ pub async fn list_directory_tokens(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = NewToken)))]
 pub async fn rotate_directory_token(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<NewToken>)> {
-    let c = caller(&p)?;
-    c.require(Action::Manage)?;
-    let dir = own_directory(&s, &c, &id).await?;
     Ok((
         StatusCode::CREATED,
-        Json(s.store.rotate_directory_token(&dir.id).await?),
+        Json(svc::rotate_directory_token(&s.store, &c, &id).await?),
     ))
 }
 
@@ -505,15 +378,10 @@ pub async fn rotate_directory_token(
     params(("org" = String, Path), ("id" = String, Path), ("token" = String, Path)), responses((status = 204)))]
 pub async fn revoke_directory_token(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id, token)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    let c = caller(&p)?;
-    c.require(Action::Manage)?;
-    let dir = own_directory(&s, &c, &id).await?;
-    s.store
-        .revoke_directory_tokens(&dir.id, Some(&token))
-        .await?;
+    svc::revoke_directory_token(&s.store, &c, &id, &token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -524,24 +392,12 @@ pub async fn revoke_directory_token(
     params(("org" = String, Path), PageParams), responses((status = 200, body = Page<OrgGroup>)))]
 pub async fn list_groups(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<OrgGroup>>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
     let limit = q.limit()?;
-    let items = s
-        .store
-        .list_org_groups(c.scope(), q.after.as_deref().unwrap_or(""), limit)
-        .await?;
+    let items = svc::list_groups(&s.store, &c, q.after.as_deref().unwrap_or(""), limit).await?;
     Ok(Json(page(items, limit, |g| g.id.clone())))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct GroupDetails {
-    #[serde(flatten)]
-    pub group: OrgGroup,
-    pub member_count: i64,
 }
 
 /// Get a group
@@ -549,16 +405,10 @@ pub struct GroupDetails {
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = GroupDetails)))]
 pub async fn get_group(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<GroupDetails>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
-    let (group, member_count) = s.store.get_org_group(c.scope(), &id).await?;
-    Ok(Json(GroupDetails {
-        group,
-        member_count,
-    }))
+    Ok(Json(svc::get_group(&s.store, &c, &id).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -581,11 +431,9 @@ pub struct UserListParams {
     params(("org" = String, Path), UserListParams), responses((status = 200, body = Page<OrgUser>), (status = 400, body = Problem)))]
 pub async fn list_users(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiQuery(q): ApiQuery<UserListParams>,
 ) -> ApiResult<Json<Page<OrgUser>>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
     let limit = PageParams {
         after: None,
         limit: q.limit,
@@ -595,22 +443,9 @@ pub async fn list_users(
         user_name: q.user_name,
         email: q.email,
     };
-    let items = s
-        .store
-        .find_org_users(c.scope(), &filter, q.after.as_deref().unwrap_or(""), limit)
-        .await?;
+    let after = q.after.as_deref().unwrap_or("");
+    let items = svc::list_users(&s.store, &c, &filter, after, limit).await?;
     Ok(Json(page(items, limit, |u| u.id.clone())))
-}
-
-/// A user with what makes it up: its SCIM users and the claims of its last sign-in.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UserDetail {
-    #[serde(flatten)]
-    pub user: OrgUser,
-    /// One per directory that provisioned this person; only active ones give access.
-    pub scim_users: Vec<LinkedScimUser>,
-    /// The group-claim values of the last sign-in, which `claim` mapping rules match.
-    pub claims: Vec<String>,
 }
 
 /// Get a user
@@ -618,19 +453,10 @@ pub struct UserDetail {
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = UserDetail)))]
 pub async fn get_user(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<UserDetail>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
-    let user = s.store.get_org_user(c.scope(), &id).await?;
-    let scim_users = s.store.scim_users_of(c.scope(), &id).await?;
-    let claims = s.store.claims_of(c.scope(), &id).await?;
-    Ok(Json(UserDetail {
-        user,
-        scim_users,
-        claims,
-    }))
+    Ok(Json(svc::get_user(&s.store, &c, &id).await?))
 }
 
 /// Explain a user's effective access
@@ -639,10 +465,10 @@ pub async fn get_user(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = AccessView)))]
 pub async fn user_access(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<AccessView>> {
-    Ok(Json(svc::user_access(&s.store, &caller(&p)?, &id).await?))
+    Ok(Json(svc::user_access(&s.store, &c, &id).await?))
 }
 
 /// List a user's sign-in sessions
@@ -650,14 +476,11 @@ pub async fn user_access(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<SessionInfo>)))]
 pub async fn list_sessions(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Items<SessionInfo>>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
-    s.store.get_org_user(c.scope(), &id).await?;
     Ok(Json(Items {
-        items: s.store.list_sessions(c.scope(), &id).await?,
+        items: svc::list_sessions(&s.store, &c, &id).await?,
         next: None,
     }))
 }
@@ -681,20 +504,10 @@ pub struct GrantCreated {
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<GrantRecord>)))]
 pub async fn list_grants(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Items<GrantRecord>>> {
-    let c = caller(&p)?;
-    let mut items = s.store.list_grants(c.scope(), &id).await?;
-    if c.require(Action::Read).is_err() {
-        items.retain(|g| {
-            c.require(Action::ManageGrant(g.sub_account_id.as_deref()))
-                .is_ok()
-        });
-        if p.sub_account_id.is_none() {
-            return Err(AdminError::Forbidden);
-        }
-    }
+    let items = svc::list_grants(&s.store, &c, &id).await?;
     Ok(Json(Items { items, next: None }))
 }
 
@@ -703,11 +516,11 @@ pub async fn list_grants(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = GrantCreated)))]
 pub async fn create_grant(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<GrantInput>,
 ) -> ApiResult<(StatusCode, Json<GrantCreated>)> {
-    let (grant, changes) = svc::create_grant(&s.store, &caller(&p)?, &id, body.grant).await?;
+    let (grant, changes) = svc::create_grant(&s.store, &c, &id, body.grant).await?;
     Ok((StatusCode::CREATED, Json(GrantCreated { grant, changes })))
 }
 
@@ -716,10 +529,10 @@ pub async fn create_grant(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204)))]
 pub async fn delete_grant(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    svc::delete_grant(&s.store, &caller(&p)?, &id).await?;
+    svc::delete_grant(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -730,12 +543,10 @@ pub async fn delete_grant(
     params(("org" = String, Path)), responses((status = 200, body = Items<RuleRecord>)))]
 pub async fn list_rules(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
 ) -> ApiResult<Json<Items<RuleRecord>>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
     Ok(Json(Items {
-        items: s.store.list_rules(c.scope()).await?,
+        items: svc::list_rules(&s.store, &c).await?,
         next: None,
     }))
 }
@@ -745,10 +556,10 @@ pub async fn list_rules(
     params(("org" = String, Path)), responses((status = 201, body = RuleChangeResult)))]
 pub async fn create_rule(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(rule): ApiJson<RuleInput>,
 ) -> ApiResult<(StatusCode, Json<RuleChangeResult>)> {
-    let r = svc::change_rule(&s.store, &caller(&p)?, &RuleChange::Create { rule }).await?;
+    let r = svc::change_rule(&s.store, &c, &RuleChange::Create { rule }).await?;
     Ok((StatusCode::CREATED, Json(r)))
 }
 
@@ -757,12 +568,10 @@ pub async fn create_rule(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleRecord)))]
 pub async fn get_rule(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<RuleRecord>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
-    Ok(Json(s.store.get_rule(c.scope(), &id).await?))
+    Ok(Json(svc::get_rule(&s.store, &c, &id).await?))
 }
 
 /// Replace a mapping rule
@@ -770,14 +579,12 @@ pub async fn get_rule(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
 pub async fn replace_rule(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
     ApiJson(rule): ApiJson<RuleInput>,
 ) -> ApiResult<Json<RuleChangeResult>> {
     let change = RuleChange::Update { id, rule };
-    Ok(Json(
-        svc::change_rule(&s.store, &caller(&p)?, &change).await?,
-    ))
+    Ok(Json(svc::change_rule(&s.store, &c, &change).await?))
 }
 
 /// Delete a mapping rule
@@ -785,13 +592,11 @@ pub async fn replace_rule(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
 pub async fn delete_rule(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<RuleChangeResult>> {
     let change = RuleChange::Delete { id };
-    Ok(Json(
-        svc::change_rule(&s.store, &caller(&p)?, &change).await?,
-    ))
+    Ok(Json(svc::change_rule(&s.store, &c, &change).await?))
 }
 
 /// Preview a mapping rule change
@@ -800,12 +605,10 @@ pub async fn delete_rule(
     params(("org" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
 pub async fn preview_rule(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(change): ApiJson<RuleChange>,
 ) -> ApiResult<Json<RuleChangeResult>> {
-    Ok(Json(
-        svc::preview_rule(&s.store, &caller(&p)?, &change).await?,
-    ))
+    Ok(Json(svc::preview_rule(&s.store, &c, &change).await?))
 }
 
 // ---- audit and events --------------------------------------------------------------------------
@@ -847,11 +650,9 @@ fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<i64>> {
     params(("org" = String, Path), AuditParams), responses((status = 200, body = Page<AuditEntry>)))]
 pub async fn audit(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiQuery(q): ApiQuery<AuditParams>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
     let limit = PageParams {
         after: None,
         limit: q.limit,
@@ -866,7 +667,7 @@ pub async fn audit(
         after: seq_cursor(q.after.as_deref())?,
         limit,
     };
-    let items = s.store.audit_filtered(c.scope(), &filter).await?;
+    let items = svc::audit(&s.store, &c, &filter).await?;
     Ok(Json(page(items, limit, |e| e.seq.to_string())))
 }
 
@@ -876,17 +677,12 @@ pub async fn audit(
     params(("org" = String, Path), PageParams), responses((status = 200, body = Page<EventRecord>)))]
 pub async fn events(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<EventRecord>>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
     let limit = q.limit()?;
     let after = seq_cursor(q.after.as_deref())?;
-    let items = s
-        .store
-        .events_after(c.scope().org_id(), after, limit)
-        .await?;
+    let items = svc::events(&s.store, &c, after, limit).await?;
     // Like every list, `next` is null on the last page; a consumer polls on with the `seq` of the
     // last event it processed, which every event carries.
     Ok(Json(page(items, limit, |e| e.seq.to_string())))
@@ -900,9 +696,9 @@ pub async fn events(
     params(("org" = String, Path)), responses((status = 200, body = Page<AdminTokenInfo>), (status = 403, body = Problem)))]
 pub async fn list_admin_tokens(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
 ) -> ApiResult<Json<Page<AdminTokenInfo>>> {
-    let items = svc::list_admin_tokens(&s.store, &caller(&p)?).await?;
+    let items = svc::list_admin_tokens(&s.store, &c).await?;
     Ok(Json(Page { items, next: None }))
 }
 
@@ -912,10 +708,10 @@ pub async fn list_admin_tokens(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn revoke_admin_token(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    svc::revoke_admin_token(&s.store, &caller(&p)?, &id).await?;
+    svc::revoke_admin_token(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -927,24 +723,15 @@ pub struct WebhookInput {
     pub url: String,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WebhookCreated {
-    pub webhook: WebhookInfo,
-    /// The HMAC-SHA256 signing secret, shown once.
-    pub secret: String,
-}
-
 /// List webhooks
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/webhooks", tag = "webhooks",
     params(("org" = String, Path)), responses((status = 200, body = Items<WebhookInfo>)))]
 pub async fn list_webhooks(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
 ) -> ApiResult<Json<Items<WebhookInfo>>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
     Ok(Json(Items {
-        items: s.store.list_webhooks(c.scope()).await?,
+        items: svc::list_webhooks(&s.store, &c).await?,
         next: None,
     }))
 }
@@ -954,20 +741,11 @@ pub async fn list_webhooks(
     params(("org" = String, Path)), responses((status = 201, body = WebhookCreated)))]
 pub async fn create_webhook(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<WebhookInput>,
 ) -> ApiResult<(StatusCode, Json<WebhookCreated>)> {
-    let c = caller(&p)?;
-    c.require(Action::Manage)?;
-    s.outbound
-        .check_destination(&body.url)
-        .await
-        .map_err(|e| AdminError::Invalid(format!("url: {e}")))?;
-    let (webhook, secret) = s.store.create_webhook(c.scope(), &body.url).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(WebhookCreated { webhook, secret }),
-    ))
+    let created = svc::create_webhook(&s.store, &c, &s.outbound, &body.url).await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// Delete a webhook
@@ -975,12 +753,10 @@ pub async fn create_webhook(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204)))]
 pub async fn delete_webhook(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let c = caller(&p)?;
-    c.require(Action::Manage)?;
-    s.store.delete_webhook(c.scope(), &id).await?;
+    svc::delete_webhook(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,18 +1,16 @@
 //! The admin API's single sign-on part: connections, verified domains, the organization's OpenID
 //! clients, and revoking sessions.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
-use super::admin::{ApiJson, ApiResult, Items, Problem, caller};
+use super::admin::{ApiJson, ApiResult, Items};
+use super::error::Problem;
 use crate::app::AppState;
-use crate::service::admin::{Action, AdminError};
-use crate::service::sso::{
-    self, ConnectionInput, ConnectionPatch, ConnectionView, check_name, invalid,
-};
-use crate::store::admin::AdminPrincipal;
+use crate::service::admin::{self, Caller};
+use crate::service::sso::{self, ConnectionInput, ConnectionPatch, ConnectionView};
 use crate::store::sso::{Client, Connection, Domain};
 
 fn view(state: &AppState, connection: Connection) -> ConnectionView {
@@ -25,10 +23,9 @@ fn view(state: &AppState, connection: Connection) -> ConnectionView {
     params(("org" = String, Path)), responses((status = 201, body = ConnectionView), (status = 400, body = Problem)))]
 pub async fn create_connection(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<ConnectionInput>,
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
-    let c = caller(&p)?;
     let conn = sso::create_connection(&s.store, &c, &s.outbound, body).await?;
     Ok((StatusCode::CREATED, Json(view(&s, conn))))
 }
@@ -38,11 +35,9 @@ pub async fn create_connection(
     params(("org" = String, Path)), responses((status = 200, body = Items<ConnectionView>)))]
 pub async fn list_connections(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
 ) -> ApiResult<Json<Items<ConnectionView>>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
-    let items = s.store.list_connections(c.scope()).await?;
+    let items = admin::list_connections(&s.store, &c).await?;
     Ok(Json(Items {
         items: items.into_iter().map(|conn| view(&s, conn)).collect(),
         next: None,
@@ -54,14 +49,12 @@ pub async fn list_connections(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = ConnectionView), (status = 404, body = Problem)))]
 pub async fn get_connection(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<ConnectionView>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
     Ok(Json(view(
         &s,
-        s.store.get_connection(c.scope(), &id).await?,
+        admin::get_connection(&s.store, &c, &id).await?,
     )))
 }
 
@@ -71,11 +64,10 @@ pub async fn get_connection(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = ConnectionView), (status = 400, body = Problem)))]
 pub async fn patch_connection(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<ConnectionPatch>,
 ) -> ApiResult<Json<ConnectionView>> {
-    let c = caller(&p)?;
     let conn = sso::update_connection(&s.store, &c, &s.outbound, &id, body).await?;
     Ok(Json(view(&s, conn)))
 }
@@ -85,15 +77,10 @@ pub async fn patch_connection(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete_connection(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let c = caller(&p)?;
-    c.require(Action::Manage)?;
-    if s.store.get_connection(c.scope(), &id).await?.signs_in_owner {
-        c.require(Action::ManageOwnerSignIn)?;
-    }
-    s.store.delete_connection(c.scope(), &id).await?;
+    admin::delete_connection(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -111,20 +98,10 @@ pub struct DomainInput {
     params(("org" = String, Path)), responses((status = 201, body = Domain), (status = 409, body = Problem)))]
 pub async fn add_domain(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<DomainInput>,
 ) -> ApiResult<(StatusCode, Json<Domain>)> {
-    let c = caller(&p)?;
-    c.require(Action::Manage)?;
-    let d = s
-        .store
-        .add_domain(
-            c.scope(),
-            &body.domain,
-            body.connection_id.as_deref(),
-            false,
-        )
-        .await?;
+    let d = admin::add_domain(&s.store, &c, &body.domain, body.connection_id.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
 
@@ -135,10 +112,9 @@ pub async fn add_domain(
     responses((status = 200, body = Domain), (status = 404, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
 pub async fn verify_domain(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, domain)): Path<(String, String)>,
 ) -> ApiResult<Json<Domain>> {
-    let c = caller(&p)?;
     Ok(Json(
         sso::verify_domain(&s.store, &s.dns, &c, &domain).await?,
     ))
@@ -159,11 +135,10 @@ pub struct DomainPatch {
     responses((status = 200, body = Domain), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn patch_domain(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, domain)): Path<(String, String)>,
     ApiJson(body): ApiJson<DomainPatch>,
 ) -> ApiResult<Json<Domain>> {
-    let c = caller(&p)?;
     Ok(Json(
         sso::move_domain(&s.store, &c, &domain, body.connection_id.as_deref()).await?,
     ))
@@ -172,14 +147,9 @@ pub async fn patch_domain(
 /// List email domains
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/domains", tag = "sso",
     params(("org" = String, Path)), responses((status = 200, body = Items<Domain>)))]
-pub async fn list_domains(
-    State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
-) -> ApiResult<Json<Items<Domain>>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
+pub async fn list_domains(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Items<Domain>>> {
     Ok(Json(Items {
-        items: s.store.list_domains(c.scope()).await?,
+        items: admin::list_domains(&s.store, &c).await?,
         next: None,
     }))
 }
@@ -189,12 +159,10 @@ pub async fn list_domains(
     params(("org" = String, Path), ("domain" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete_domain(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, domain)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let c = caller(&p)?;
-    c.require(Action::Manage)?;
-    s.store.delete_domain(c.scope(), &domain).await?;
+    admin::delete_domain(&s.store, &c, &domain).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -213,46 +181,17 @@ pub struct ClientCreated {
     pub client_secret: String,
 }
 
-/// Redirect URIs are compared exactly; each must be absolute, without a fragment (RFC 6749
-/// §3.1.2), and https unless it is on loopback (RFC 8252 §7.3).
-pub fn check_redirect_uris(uris: &[String]) -> Result<(), AdminError> {
-    if uris.is_empty() || uris.len() > 20 {
-        return Err(invalid("redirect_uris must list 1 to 20 URIs"));
-    }
-    for uri in uris {
-        let u = url::Url::parse(uri).map_err(|e| invalid(format!("redirect_uri {uri:?}: {e}")))?;
-        let loopback = matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
-        if u.fragment().is_some() || uri.len() > 2048 {
-            return Err(invalid(format!(
-                "redirect_uri {uri:?} has a fragment or is too long"
-            )));
-        }
-        if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
-            return Err(invalid(format!(
-                "redirect_uri {uri:?} must be https (or http on loopback)"
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Register an OpenID Connect client
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/clients", tag = "sso", request_body = ClientInput,
     description = "Registers an application that signs the organization's users in through idbridge (OpenID Connect, code flow with PKCE).",
     params(("org" = String, Path)), responses((status = 201, body = ClientCreated), (status = 400, body = Problem)))]
 pub async fn create_client(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     ApiJson(body): ApiJson<ClientInput>,
 ) -> ApiResult<(StatusCode, Json<ClientCreated>)> {
-    let c = caller(&p)?;
-    c.require(Action::Manage)?;
-    check_name(&body.name)?;
-    check_redirect_uris(&body.redirect_uris)?;
-    let (client, client_secret) = s
-        .store
-        .create_client(Some(c.scope()), body.name.trim(), &body.redirect_uris)
-        .await?;
+    let (client, client_secret) =
+        admin::create_client(&s.store, &c, &body.name, &body.redirect_uris).await?;
     Ok((
         StatusCode::CREATED,
         Json(ClientCreated {
@@ -265,14 +204,9 @@ pub async fn create_client(
 /// List OpenID Connect clients
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clients", tag = "sso",
     params(("org" = String, Path)), responses((status = 200, body = Items<Client>)))]
-pub async fn list_clients(
-    State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
-) -> ApiResult<Json<Items<Client>>> {
-    let c = caller(&p)?;
-    c.require(Action::Read)?;
+pub async fn list_clients(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Items<Client>>> {
     Ok(Json(Items {
-        items: s.store.list_clients(Some(c.scope())).await?,
+        items: admin::list_clients(&s.store, &c).await?,
         next: None,
     }))
 }
@@ -283,12 +217,10 @@ pub async fn list_clients(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn revoke_client(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let c = caller(&p)?;
-    c.require(Action::Manage)?;
-    s.store.revoke_client(Some(c.scope()), &id).await?;
+    admin::revoke_client(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -298,11 +230,9 @@ pub async fn revoke_client(
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn revoke_session(
     State(s): State<AppState>,
-    Extension(p): Extension<AdminPrincipal>,
+    c: Caller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let c = caller(&p)?;
-    c.require(Action::Manage)?;
-    s.store.revoke_session(c.scope(), &id).await?;
+    admin::revoke_session(&s.store, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

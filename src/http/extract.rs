@@ -50,26 +50,6 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
     }
 }
 
-impl IntoResponse for ScimError {
-    fn into_response(self) -> Response {
-        let status = axum::http::StatusCode::from_u16(self.status)
-            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-        let mut resp = (
-            status,
-            [(header::CONTENT_TYPE, crate::scim::MEDIA_TYPE)],
-            self.body().to_string(),
-        )
-            .into_response();
-        if self.status == 401 {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"idbridge\""),
-            );
-        }
-        resp
-    }
-}
-
 /// RFC 7644 §2: a bearer token, valid for the directory named in the path and no other.
 /// RFC 6750 §2.1: the token of an `Authorization: Bearer` header (scheme case-insensitive).
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {

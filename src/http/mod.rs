@@ -1,14 +1,15 @@
-//! HTTP: every route in one place, the extractors, and the mapping of errors to responses.
+//! HTTP: every route in one place, the extractors, and (in [`error`]) the mapping of errors to
+//! responses.
 
 pub mod admin;
 mod admin_sso;
 pub mod api_docs;
+mod error;
 mod extract;
 mod headers;
 mod ops;
 mod scim;
-pub mod sso;
-pub mod sso_oidc;
+mod sso;
 
 use axum::Router;
 use axum::middleware;
@@ -16,7 +17,6 @@ use axum::routing::{delete, get, post};
 
 use crate::app::AppState;
 
-pub use admin_sso::check_redirect_uris;
 pub use extract::ScimBody;
 
 pub fn router(state: AppState) -> Router {
@@ -173,7 +173,7 @@ pub fn router(state: AppState) -> Router {
     let sign_in = Router::new()
         .route("/sso/start", get(sso::start_by_email))
         .route("/sso/{connection}/start", get(sso::start_connection))
-        .route("/sso/oidc/callback", get(sso_oidc::callback))
+        .route("/sso/oidc/callback", get(sso::oidc_callback))
         .route("/sso/saml/{connection}/metadata", get(sso::saml_metadata))
         .route(
             "/sso/saml/{connection}/acs",

@@ -13,15 +13,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::scim::error::{ScimError, ScimResult, ScimType};
-use crate::scim::schema::{AttrDef, AttrType, Resolved, ResourceType, split_attr_ref};
-
-/// A canonical attribute path: names in schema spelling, `urn` only for extension attributes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AttrPath {
-    pub urn: Option<String>,
-    pub name: String,
-    pub sub: Option<String>,
-}
+/// Re-exported: a filter names attributes by the schema's paths.
+pub use crate::scim::schema::AttrPath;
+use crate::scim::schema::{AttrDef, AttrType, Resolved, ResourceType, get_ci, split_attr_ref};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompOp {
@@ -67,38 +61,6 @@ pub struct PatchPath {
 
 pub const MAX_FILTER_LEN: usize = 4096;
 pub const MAX_FILTER_DEPTH: usize = 32;
-
-impl AttrPath {
-    pub fn new(urn: Option<&str>, name: &str, sub: Option<&str>) -> Self {
-        AttrPath {
-            urn: urn.map(str::to_owned),
-            name: name.to_owned(),
-            sub: sub.map(str::to_owned),
-        }
-    }
-
-    /// The same attribute without its sub-attribute.
-    pub fn parent(&self) -> AttrPath {
-        AttrPath {
-            urn: self.urn.clone(),
-            name: self.name.clone(),
-            sub: None,
-        }
-    }
-}
-
-impl std::fmt::Display for AttrPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(u) = &self.urn {
-            write!(f, "{u}:")?;
-        }
-        f.write_str(&self.name)?;
-        if let Some(s) = &self.sub {
-            write!(f, ".{s}")?;
-        }
-        Ok(())
-    }
-}
 
 impl CompOp {
     fn parse(word: &str) -> Option<CompOp> {
@@ -874,17 +836,6 @@ fn valid_name(s: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Evaluation
 // ---------------------------------------------------------------------------------------------
-
-/// Case-insensitive object member lookup (RFC 7643 §2.1): exact spelling first, as stored
-/// documents are canonical, so the scan only runs for foreign input.
-pub(crate) fn get_ci<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
-    let obj = v.as_object()?;
-    obj.get(key).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
-}
 
 #[derive(Clone, Copy)]
 enum Ctx<'v> {

@@ -7,14 +7,13 @@
 use serde_json::{Map, Value};
 
 use crate::scim::error::{ScimError, ScimResult};
-use crate::scim::filter::{
-    CompOp, CompValue, Filter, PatchPath, get_ci, matches_element, parse_path,
-};
+use crate::scim::filter::{CompOp, CompValue, Filter, PatchPath, matches_element, parse_path};
 use crate::scim::resource::{
-    coerce_scalar, is_urn, key_ci, label_of, normalize, normalize_attr, normalize_single,
+    MemberRef, coerce_scalar, is_urn, key_ci, label_of, normalize, normalize_attr, normalize_single,
 };
 use crate::scim::schema::{
-    AttrDef, GROUP, Mutability, Resolved, ResourceType, group_members_def, split_attr_ref,
+    AttrDef, AttrPath, GROUP, Mutability, Resolved, ResourceType, get_ci, group_members_def,
+    split_attr_ref,
 };
 
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -34,26 +33,6 @@ pub struct PatchOp {
     pub path: Option<PatchPath>,
     /// `Some(Value::Null)` when the client sent an explicit null (treated as unassigning).
     pub value: Option<Value>,
-}
-
-/// A group member as the membership table needs it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MemberRef {
-    pub value: String,
-    pub r#type: Option<String>,
-    pub display: Option<String>,
-}
-
-impl MemberRef {
-    /// From one element of a normalised `members` array.
-    pub(crate) fn from_normalized(v: &Value) -> Option<MemberRef> {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        Some(MemberRef {
-            value: s("value")?,
-            r#type: s("type"),
-            display: s("display"),
-        })
-    }
 }
 
 /// One membership change, in request order: `replace members []` followed by `add` must clear
@@ -136,7 +115,7 @@ fn whole_extension(i: usize, o: &Value, rt: &ResourceType) -> ScimResult<Option<
                 .map(|a| PatchOp {
                     op,
                     path: Some(PatchPath {
-                        attr: crate::scim::filter::AttrPath::new(Some(ext.id), a.name, None),
+                        attr: AttrPath::new(Some(ext.id), a.name, None),
                         filter: None,
                         sub_after_filter: None,
                     }),

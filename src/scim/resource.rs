@@ -11,11 +11,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::scim::error::{ScimError, ScimResult};
-use crate::scim::filter::get_ci;
-use crate::scim::patch::MemberRef;
 use crate::scim::schema::{
     AttrDef, AttrType, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, Mutability, Resolved, ResourceType,
-    Returned, SchemaDef, USER_SCHEMA, split_attr_ref,
+    Returned, SchemaDef, USER_SCHEMA, get_ci, split_attr_ref,
 };
 
 pub(crate) fn is_urn(s: &str) -> bool {
@@ -351,6 +349,26 @@ fn resolve_key(rt: &ResourceType, container: Option<&'static str>, key: &str) ->
 /// spelling (case-insensitive match), core attributes at top level, extension attributes under their
 /// canonical URN key, readOnly attributes (id, meta, groups, ...) dropped, writeOnly `password` dropped
 /// (we are not an authenticator; never stored), `schemas` rebuilt (core URN + the extension URNs present).
+/// A group member as the membership table needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberRef {
+    pub value: String,
+    pub r#type: Option<String>,
+    pub display: Option<String>,
+}
+
+impl MemberRef {
+    /// From one element of a normalised `members` array.
+    pub(crate) fn from_normalized(v: &Value) -> Option<MemberRef> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        Some(MemberRef {
+            value: s("value")?,
+            r#type: s("type"),
+            display: s("display"),
+        })
+    }
+}
+
 pub fn normalize(body: &Value, rt: &ResourceType) -> ScimResult<Value> {
     let obj = body
         .as_object()

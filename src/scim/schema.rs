@@ -7,6 +7,57 @@
 
 use serde_json::{Map, Value, json};
 
+/// A canonical attribute path: names in schema spelling, `urn` only for extension attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AttrPath {
+    pub urn: Option<String>,
+    pub name: String,
+    pub sub: Option<String>,
+}
+
+impl AttrPath {
+    pub fn new(urn: Option<&str>, name: &str, sub: Option<&str>) -> Self {
+        AttrPath {
+            urn: urn.map(str::to_owned),
+            name: name.to_owned(),
+            sub: sub.map(str::to_owned),
+        }
+    }
+
+    /// The same attribute without its sub-attribute.
+    pub fn parent(&self) -> AttrPath {
+        AttrPath {
+            urn: self.urn.clone(),
+            name: self.name.clone(),
+            sub: None,
+        }
+    }
+}
+
+impl std::fmt::Display for AttrPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(u) = &self.urn {
+            write!(f, "{u}:")?;
+        }
+        f.write_str(&self.name)?;
+        if let Some(s) = &self.sub {
+            write!(f, ".{s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Case-insensitive object member lookup (RFC 7643 §2.1): exact spelling first, as stored
+/// documents are canonical, so the scan only runs for foreign input.
+pub(crate) fn get_ci<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
+    let obj = v.as_object()?;
+    obj.get(key).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE_USER_SCHEMA: &str =
@@ -149,8 +200,8 @@ impl Resolved {
     }
 
     /// The canonical path, as the filter AST spells it.
-    pub fn to_path(&self) -> crate::scim::filter::AttrPath {
-        crate::scim::filter::AttrPath {
+    pub fn to_path(&self) -> AttrPath {
+        AttrPath {
             urn: self.urn.map(str::to_owned),
             name: self.attr.name.to_owned(),
             sub: self.sub.map(|s| s.name.to_owned()),
@@ -659,7 +710,7 @@ impl ResourceType {
     }
 
     /// Definition for a canonical path; the sub-attribute's definition when `path.sub` is set.
-    pub fn attr(&self, path: &crate::scim::filter::AttrPath) -> Option<&'static AttrDef> {
+    pub fn attr(&self, path: &AttrPath) -> Option<&'static AttrDef> {
         self.resolve(path.urn.as_deref(), &path.name, path.sub.as_deref())
             .map(|r| r.target())
     }
@@ -967,7 +1018,6 @@ mod tests {
 
     #[test]
     fn attr_by_path() {
-        use crate::scim::filter::AttrPath;
         let p = AttrPath {
             urn: None,
             name: "name".into(),

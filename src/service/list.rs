@@ -290,7 +290,8 @@ async fn list_users_filtered(
 ) -> ScimResult<Value> {
     let plan = plan(req, filter, &USER)?;
     let needs = req.needs();
-    let page = ctx.store.list_users(ctx.scope, &plan.query).await?;
+    let sql = ctx.store.users_query(ctx.scope, &plan.query)?;
+    let page = ctx.store.list_users(sql, &plan.query).await?;
     let want = plan.query.count as usize - 1;
     let more = page.items.len() > want;
     let items = &page.items[..page.items.len().min(want)];
@@ -334,7 +335,8 @@ async fn list_groups_filtered(
 ) -> ScimResult<Value> {
     let plan = plan(req, filter, &GROUP)?;
     let needs = req.needs();
-    let page = ctx.store.list_groups(ctx.scope, &plan.query).await?;
+    let sql = ctx.store.groups_query(ctx.scope, &plan.query)?;
+    let page = ctx.store.list_groups(sql, &plan.query).await?;
     let want = plan.query.count as usize - 1;
     let more = page.items.len() > want;
     let items = &page.items[..page.items.len().min(want)];

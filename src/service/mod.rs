@@ -5,15 +5,20 @@
 pub mod admin;
 pub mod bulk;
 pub mod list;
+pub mod oauth;
 pub mod provision;
 pub mod resources;
+pub mod sign_in;
 pub mod sso;
+
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::schema::{GROUP, ResourceType, USER};
 use crate::store::{DirectoryScope, Store, StoreError};
+use provision::ProvisionError;
 
 /// The two SCIM resource types this service provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +43,24 @@ impl Kind {
             Kind::Group => &GROUP,
         }
     }
+}
+
+pub(crate) fn micros(d: Duration) -> i64 {
+    d.as_micros() as i64
+}
+
+/// What sign-in ([`sign_in`]) and the OpenID provider ([`oauth`]) act with, borrowed from the
+/// application's state.
+#[derive(Clone, Copy)]
+pub struct SsoCtx<'a> {
+    pub store: &'a Store,
+    /// Externally visible base URL, without a trailing slash: our endpoints and the issuer.
+    pub public_url: &'a str,
+    pub outbound: &'a crate::net::Outbound,
+    pub providers: &'a sign_in::Providers,
+    pub signer: &'a oauth::Signer,
+    pub session_idle: Duration,
+    pub session_lifetime: Duration,
 }
 
 /// What a SCIM request acts with: the store, the authenticated directory, and the directory's SCIM
@@ -83,10 +106,6 @@ pub fn store_error(e: StoreError) -> ScimError {
         StoreError::Conflict(what) => ScimError::uniqueness(format!("{what} already exists")),
         StoreError::NotFound => ScimError::not_found("resource not found"),
         StoreError::Invalid(msg) => ScimError::invalid_value(msg),
-        StoreError::Scim(e) => e,
-        // No SCIM error type fits a licence limit; 403 with the reason is what IdPs show admins.
-        e @ StoreError::SeatLimit(_) => ScimError::new(403, None, e.to_string()),
-        e @ StoreError::OwnerProtected(_) => ScimError::mutability(e.to_string()),
         e => {
             tracing::error!(error = %e, "storage failure");
             ScimError::new(500, None, "internal error")
@@ -97,6 +116,17 @@ pub fn store_error(e: StoreError) -> ScimError {
 impl From<StoreError> for ScimError {
     fn from(e: StoreError) -> Self {
         store_error(e)
+    }
+}
+
+impl From<ProvisionError> for ScimError {
+    fn from(e: ProvisionError) -> Self {
+        match e {
+            // No SCIM error type fits a licence limit; 403 with the reason is what IdPs show admins.
+            e @ ProvisionError::SeatLimit(_) => ScimError::new(403, None, e.to_string()),
+            e @ ProvisionError::OwnerProtected(_) => ScimError::mutability(e.to_string()),
+            ProvisionError::Store(e) => store_error(e),
+        }
     }
 }
 

@@ -18,6 +18,20 @@ use crate::mapping::{
 use crate::store::access::{self as db, NewEvent, OrgAccess, OrgLock};
 use crate::store::{StoreError, StoreResult, Tx, now_micros};
 
+/// Why recomputation refused a change: the business rules it enforces, or the storage failing.
+/// Nothing was written; the caller's transaction must be dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// The change would take the organization past its seat limit.
+    #[error("the organization's seat limit of {0} is reached")]
+    SeatLimit(i64),
+    /// The change would deprovision the organization's owner, which only a transfer may change.
+    #[error("user {0} is the organization's owner; transfer ownership before deprovisioning them")]
+    OwnerProtected(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// What happened to one user's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -81,10 +95,11 @@ impl Provision {
 
     /// The organization's rules and settings, read (and share-locked) once per transaction.
     pub async fn org(&mut self, tx: &mut Tx) -> StoreResult<&mut OrgAccess> {
-        if self.org.is_none() {
-            self.org = Some(db::load_org(tx, &self.org_id, OrgLock::Share).await?);
-        }
-        Ok(self.org.as_mut().expect("loaded above"))
+        let org = match self.org.take() {
+            Some(org) => org,
+            None => db::load_org(tx, &self.org_id, OrgLock::Share).await?,
+        };
+        Ok(self.org.insert(org))
     }
 
     pub fn touch(&mut self, ids: impl IntoIterator<Item = String>) {
@@ -131,13 +146,15 @@ impl Provision {
     /// Recomputes every touched user, stores the changes, and flushes the outbox. Fails without
     /// writing when the owner would be deprovisioned or the seat limit would be passed; the caller's
     /// transaction must then be dropped.
-    pub async fn finish(mut self, tx: &mut Tx) -> StoreResult<Vec<UserOutcome>> {
+    pub async fn finish(mut self, tx: &mut Tx) -> Result<Vec<UserOutcome>, ProvisionError> {
         if self.touched.is_empty() && self.extra_events.is_empty() {
             return Ok(Vec::new());
         }
         let now = now_micros();
-        self.org(tx).await?;
-        let org = self.org.take().expect("loaded above");
+        let org = match self.org.take() {
+            Some(org) => org,
+            None => db::load_org(tx, &self.org_id, OrgLock::Share).await?,
+        };
         let ids: Vec<String> = std::mem::take(&mut self.touched).into_iter().collect();
         let rows = db::lock_org_users(tx, &self.org_id, &ids).await?;
         let locked: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
@@ -162,7 +179,7 @@ impl Provision {
             };
             let is_owner = org.owner_user_id.as_deref() == Some(row.id.as_str());
             if is_owner && row.active && !active {
-                return Err(StoreError::OwnerProtected(row.id));
+                return Err(ProvisionError::OwnerProtected(row.id));
             }
             let groups = UserGroups {
                 directory_ids: f.directory_ids,
@@ -276,7 +293,16 @@ impl Provision {
         }
         db::update_org_users(tx, &updates, now).await?;
         events.append(&mut self.extra_events);
-        db::flush(tx, &self.org_id, seat_delta, org.seat_limit, &events, now).await?;
+        let check_seats = seat_delta > 0 && org.seat_limit.is_some();
+        if check_seats || !events.is_empty() {
+            db::take_turn(tx, &self.org_id).await?;
+            if let (true, Some(limit)) = (check_seats, org.seat_limit)
+                && db::seats_used(tx, &self.org_id).await? > limit
+            {
+                return Err(ProvisionError::SeatLimit(limit));
+            }
+            db::append_events(tx, &self.org_id, &events, now).await?;
+        }
         self.org = Some(org);
         Ok(outcomes)
     }
@@ -346,7 +372,8 @@ pub async fn record_owner_refusal(
             data: json!({ "user_id": user_id, "actor": actor }),
         };
         let now = now_micros();
-        db::flush(&mut tx, org_id, 0, None, &[event], now).await?;
+        db::take_turn(&mut tx, org_id).await?;
+        db::append_events(&mut tx, org_id, &[event], now).await?;
         tx.commit().await
     }
     .await;

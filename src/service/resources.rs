@@ -3,16 +3,16 @@
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
-use super::provision::{self, Provision};
+use super::provision::{self, Provision, ProvisionError};
 use super::{Ctx, Kind, Rendered, count_op, if_match_ok, precondition_failed};
 use crate::mapping::GroupRef;
 use crate::scim::error::{ScimError, ScimResult};
 use crate::scim::patch::{self, MemberChange};
-use crate::scim::resource;
+use crate::scim::resource::{self, MemberRef};
 use crate::scim::schema::{GROUP, USER};
 use crate::store::access as org_db;
 use crate::store::scim::{self as db, GroupRecord, Member, NewMember, UserGroup, UserRecord};
-use crate::store::{StoreError, Tx, audit, from_micros, new_id, now_micros};
+use crate::store::{Tx, audit, from_micros, new_id, now_micros};
 
 fn timestamp(us: i64) -> String {
     from_micros(us).format(&Rfc3339).unwrap_or_default()
@@ -364,7 +364,7 @@ fn provisioner(ctx: &Ctx<'_>) -> Provision {
 async fn finish(ctx: &Ctx<'_>, mut tx: Tx, prov: Provision) -> ScimResult<Tx> {
     match prov.finish(&mut tx).await {
         Ok(_) => Ok(tx),
-        Err(StoreError::OwnerProtected(user_id)) => {
+        Err(ProvisionError::OwnerProtected(user_id)) => {
             drop(tx);
             provision::record_owner_refusal(
                 ctx.store,
@@ -374,7 +374,7 @@ async fn finish(ctx: &Ctx<'_>, mut tx: Tx, prov: Provision) -> ScimResult<Tx> {
                 &user_id,
             )
             .await;
-            Err(StoreError::OwnerProtected(user_id).into())
+            Err(ProvisionError::OwnerProtected(user_id).into())
         }
         Err(e) => Err(e.into()),
     }
@@ -563,7 +563,7 @@ async fn touch_scim_users(
 
 // ---- groups ------------------------------------------------------------------------------------
 
-fn new_members(refs: Vec<patch::MemberRef>) -> Vec<NewMember> {
+fn new_members(refs: Vec<MemberRef>) -> Vec<NewMember> {
     refs.into_iter()
         .map(|m| NewMember {
             id: m.value,

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::saml::{self, SamlConnection};
+use crate::domain::access::ConnectionKind;
 
 /// The settings of an OIDC connection (the client secret is kept apart, sealed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -215,14 +216,59 @@ impl SamlSettings {
     }
 }
 
+/// A stored connection's settings, read as its kind's: the one place that turns the stored JSON
+/// into typed settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settings {
+    Oidc(OidcSettings),
+    Saml(SamlSettings),
+}
+
+impl Settings {
+    pub fn read(kind: ConnectionKind, config: &serde_json::Value) -> Result<Self, SettingsError> {
+        let stored = |e: serde_json::Error| SettingsError::Invalid(format!("stored settings: {e}"));
+        Ok(match kind {
+            ConnectionKind::Oidc => {
+                Settings::Oidc(serde_json::from_value(config.clone()).map_err(stored)?)
+            }
+            ConnectionKind::Saml => {
+                Settings::Saml(serde_json::from_value(config.clone()).map_err(stored)?)
+            }
+        })
+    }
+
+    /// The SAML settings of a connection that must be SAML.
+    pub fn read_saml(
+        kind: ConnectionKind,
+        config: &serde_json::Value,
+    ) -> Result<SamlSettings, SettingsError> {
+        match Self::read(kind, config)? {
+            Settings::Saml(s) => Ok(s),
+            Settings::Oidc(_) => Err(SettingsError::Invalid("not a SAML connection".into())),
+        }
+    }
+
+    /// The OIDC settings of a connection that must be OIDC.
+    pub fn read_oidc(
+        kind: ConnectionKind,
+        config: &serde_json::Value,
+    ) -> Result<OidcSettings, SettingsError> {
+        match Self::read(kind, config)? {
+            Settings::Oidc(s) => Ok(s),
+            Settings::Saml(_) => Err(SettingsError::Invalid("not an OIDC connection".into())),
+        }
+    }
+}
+
 /// What a stored connection still lacks before it can sign anyone in (only SAML connections can
 /// be incomplete); unreadable settings count as missing everything.
-pub fn missing_settings(kind: &str, config: &serde_json::Value) -> Vec<&'static str> {
-    match kind {
-        "saml" => serde_json::from_value::<SamlSettings>(config.clone())
-            .map(|s| s.missing())
-            .unwrap_or_else(|_| vec!["idp_entity_id", "idp_sso_url", "idp_certificates"]),
-        _ => Vec::new(),
+pub fn missing_settings(kind: ConnectionKind, config: &serde_json::Value) -> Vec<&'static str> {
+    match Settings::read(kind, config) {
+        Ok(Settings::Saml(s)) => s.missing(),
+        Err(_) if kind == ConnectionKind::Saml => {
+            vec!["idp_entity_id", "idp_sso_url", "idp_certificates"]
+        }
+        Ok(Settings::Oidc(_)) | Err(_) => Vec::new(),
     }
 }
 

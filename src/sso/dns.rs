@@ -42,6 +42,10 @@ impl Dns {
         opts.timeout = TIMEOUT;
         opts.attempts = 1;
         opts.cache_size = 0;
+        // RFC 6891: the verification name can hold several records (earlier claims, other
+        // organizations trying the same domain); without EDNS the answer must fit 512 bytes
+        // (RFC 1035 §4.2.1) and a longer one arrives truncated.
+        opts.edns0 = true;
         let resolver = match self.server {
             Some(addr) => Resolver::builder_with_config(
                 ResolverConfig::from_parts(

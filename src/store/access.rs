@@ -465,35 +465,27 @@ pub async fn seats_used(tx: &mut Tx, org_id: &str) -> StoreResult<i64> {
         .bind(org_id).fetch_one(&mut *c).await?))
 }
 
-/// The last statements of every transaction that changes access: checks the seat limit when this
-/// transaction takes seats, and appends `events` with the organization's next sequence numbers.
-///
-/// Both need the transactions of one organization to take turns here, so that two of them cannot
-/// both take the last seat, and numbers are handed out in commit order. On PostgreSQL that is a
-/// transaction-scoped advisory lock per organization, taken last and held only for these few
-/// statements and the commit; nothing is updated in place, so no row turns hot. SQLite has one
-/// writer at a time already.
-pub async fn flush(
-    tx: &mut Tx,
-    org_id: &str,
-    seat_delta: i64,
-    seat_limit: Option<i64>,
-    events: &[NewEvent],
-    now: i64,
-) -> StoreResult<()> {
-    let check_seats = seat_delta > 0 && seat_limit.is_some();
-    if !check_seats && events.is_empty() {
-        return Ok(());
-    }
+/// Makes the transactions of one organization that change access take turns for their last
+/// statements (the seat count, the events), so that two of them cannot both take the last seat,
+/// and event numbers are handed out in commit order. On PostgreSQL that is a transaction-scoped
+/// advisory lock per organization, taken last and held only for these few statements and the
+/// commit; nothing is updated in place, so no row turns hot. SQLite has one writer at a time
+/// already.
+pub async fn take_turn(tx: &mut Tx, org_id: &str) -> StoreResult<()> {
     if tx.backend() == Backend::Postgres {
         on_tx!(tx, c => sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
             .bind(org_id).execute(&mut *c).await?.rows_affected());
     }
-    if let (true, Some(limit)) = (check_seats, seat_limit)
-        && seats_used(tx, org_id).await? > limit
-    {
-        return Err(StoreError::SeatLimit(limit));
-    }
+    Ok(())
+}
+
+/// Appends `events` with the organization's next sequence numbers; after [`take_turn`].
+pub async fn append_events(
+    tx: &mut Tx,
+    org_id: &str,
+    events: &[NewEvent],
+    now: i64,
+) -> StoreResult<()> {
     // Each chunk numbers itself after the last event in the statement that inserts it: one round
     // trip rather than a read and then a write.
     for chunk in events.chunks(CHUNK) {
@@ -543,14 +535,14 @@ impl super::Store {
     /// An organization's events after sequence number `after`, in order.
     pub async fn events_after(
         &self,
-        org_id: &str,
+        scope: &super::admin::OrgScope,
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<EventRecord>> {
         let rows: Vec<(i64, String, String, Option<String>, String, i64)> = on_read!(self, c => sqlx::query(
             "SELECT seq, id, type, org_user_id, data, at FROM events \
              WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-            .bind(org_id).bind(after).bind(limit).fetch_all(c).await?
+            .bind(scope.org_id()).bind(after).bind(limit).fetch_all(c).await?
             .into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect());
         rows.into_iter()
             .map(|(seq, id, ty, user_id, data, at)| {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::access::to_json;
-use super::directory::{NewToken, hash_token, mint_token};
+use super::directory::{NewToken, TokenKind, hash_token, mint_token};
 use super::sql::{Bind, SqlBuilder, bind_all};
 use super::{Store, StoreError, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
 use crate::mapping::{Grant, GroupMatcher, SubAccountScope};
@@ -28,7 +28,9 @@ impl OrgScope {
     pub fn actor(&self) -> &str {
         &self.actor
     }
-    /// For the operator's CLI and tests, which act on an organization without a token.
+    /// For the operator's CLI, the webhook deliverer (acting for a webhook's own organization)
+    /// and tests, which act on an organization without a token; requests get theirs only from
+    /// [`Store::authenticate_admin`].
     #[doc(hidden)]
     pub fn for_org(org_id: &str, actor: &str) -> OrgScope {
         OrgScope {
@@ -629,6 +631,7 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct AdminPrincipal {
     pub scope: OrgScope,
+    pub token_id: String,
     pub role: String,
     pub sub_account_id: Option<String>,
 }
@@ -649,6 +652,10 @@ pub struct AdminTokenInfo {
     #[serde(with = "super::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
+    /// When the token last authenticated a request, to the minute; null if never.
+    #[serde(with = "super::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<i64>,
 }
 
 impl Store {
@@ -713,24 +720,32 @@ impl Store {
         if token.len() > 256 || !token.starts_with("idba_") {
             return Ok(None);
         }
-        Ok(on_read!(self, c => sqlx::query(
-        "SELECT id, org_id, role, sub_account_id FROM admin_tokens \
+        let found = on_read!(self, c => sqlx::query(
+        "SELECT id, org_id, role, sub_account_id, last_used_at FROM admin_tokens \
          WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)")
         .bind(hash_token(token)).bind(now_micros()).fetch_optional(c).await?
-        .map(|r| AdminPrincipal {
+        .map(|r| (AdminPrincipal {
             scope: OrgScope { org_id: r.get(1), actor: format!("admin-token:{}", r.get::<String, _>(0)) },
+            token_id: r.get(0),
             role: r.get(2),
             sub_account_id: r.get(3),
-        })))
+        }, r.get::<Option<i64>, _>(4))));
+        let Some((principal, last_used_at)) = found else {
+            return Ok(None);
+        };
+        self.note_token_use(TokenKind::Admin, &principal.token_id, last_used_at)
+            .await;
+        Ok(Some(principal))
     }
 
     pub async fn list_admin_tokens(&self, scope: &OrgScope) -> StoreResult<Vec<AdminTokenInfo>> {
         Ok(on_read!(self, c => sqlx::query(
-            "SELECT id, name, role, sub_account_id, created_at, expires_at, revoked_at FROM admin_tokens \
+            "SELECT id, name, role, sub_account_id, created_at, expires_at, revoked_at, last_used_at FROM admin_tokens \
              WHERE org_id = $1 ORDER BY id")
             .bind(scope.org_id()).fetch_all(c).await?.into_iter()
             .map(|r| AdminTokenInfo { id: r.get(0), name: r.get(1), role: r.get(2), sub_account_id: r.get(3),
-                                      created_at: r.get(4), expires_at: r.get(5), revoked_at: r.get(6) })
+                                      created_at: r.get(4), expires_at: r.get(5), revoked_at: r.get(6),
+                                      last_used_at: r.get(7) })
             .collect()))
     }
 

@@ -5,7 +5,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+use super::admin::OrgScope;
 use super::{Store, StoreError, StoreResult, new_id, now_micros, on_read, on_tx};
+
+/// Directory and token changes are recorded as the operator's (`cli`), whoever made them: what the
+/// audit log has always said of them.
+fn audit_actor(dir: &DirectoryRecord) -> DirectoryScope {
+    DirectoryScope::for_directory(&dir.org_id, &dir.id, "cli")
+}
 
 /// Proof that a request authenticated as one directory. Only [`Store::authenticate_directory`]
 /// makes these, and every SCIM query is bound to its ids, so a query without a tenant cannot be
@@ -82,6 +89,10 @@ pub struct TokenInfo {
     #[serde(with = "crate::store::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
+    /// When the token last authenticated a request, to the minute; null if never.
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<i64>,
 }
 
 /// How many tokens may be valid at once: the current one and the one being rotated out.
@@ -144,7 +155,7 @@ impl Store {
 
     pub async fn create_directory(
         &self,
-        org_id: &str,
+        scope: &OrgScope,
         name: &str,
     ) -> StoreResult<(DirectoryRecord, NewToken)> {
         let name = name.trim();
@@ -155,7 +166,7 @@ impl Store {
         }
         let dir = DirectoryRecord {
             id: new_id(),
-            org_id: org_id.to_string(),
+            org_id: scope.org_id().to_string(),
             name: name.to_string(),
             created_at: now_micros(),
         };
@@ -172,12 +183,21 @@ impl Store {
                 .bind(&token.id).bind(&dir.id).bind(hash_token(&token.token)).bind(dir.created_at)
                 .execute(&mut *c).await?;
         });
-        let scope = DirectoryScope::for_directory(org_id, &dir.id, "cli");
-        super::audit::record(&mut tx, &scope, "create", "Directory", Some(&dir.id), None).await?;
+        super::audit::record(
+            &mut tx,
+            &audit_actor(&dir),
+            "create",
+            "Directory",
+            Some(&dir.id),
+            None,
+        )
+        .await?;
         tx.commit().await?;
         Ok((dir, token))
     }
 
+    /// Any organization's directory, by id: for the operator's CLI, whose directory commands name
+    /// no organization, to find the scope to act in.
     pub async fn find_directory(&self, id: &str) -> StoreResult<DirectoryRecord> {
         let row = on_read!(self, c => sqlx::query(
             "SELECT id, org_id, name, created_at FROM directories WHERE id = $1")
@@ -186,10 +206,23 @@ impl Store {
         row.ok_or(StoreError::NotFound)
     }
 
+    /// The organization's directory `id`; another organization's is not found.
+    pub async fn directory(&self, scope: &OrgScope, id: &str) -> StoreResult<DirectoryRecord> {
+        match self.find_directory(id).await {
+            Ok(dir) if dir.org_id == scope.org_id() => Ok(dir),
+            Ok(_) => Err(StoreError::NotFound),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Mints a new token for the directory. The previous one stays valid so the IdP can be switched
     /// over without an outage; the oldest beyond [`MAX_ACTIVE_TOKENS`] is revoked.
-    pub async fn rotate_directory_token(&self, directory_id: &str) -> StoreResult<NewToken> {
-        let dir = self.find_directory(directory_id).await?;
+    pub async fn rotate_directory_token(
+        &self,
+        scope: &OrgScope,
+        directory_id: &str,
+    ) -> StoreResult<NewToken> {
+        let dir = self.directory(scope, directory_id).await?;
         let token = NewToken {
             id: new_id(),
             token: mint_token("idb_"),
@@ -208,8 +241,15 @@ impl Store {
                     .bind(now).bind(old).execute(&mut *c).await?;
             }
         });
-        let scope = DirectoryScope::for_directory(&dir.org_id, &dir.id, "cli");
-        super::audit::record(&mut tx, &scope, "rotate", "Token", Some(&token.id), None).await?;
+        super::audit::record(
+            &mut tx,
+            &audit_actor(&dir),
+            "rotate",
+            "Token",
+            Some(&token.id),
+            None,
+        )
+        .await?;
         tx.commit().await?;
         Ok(token)
     }
@@ -218,10 +258,11 @@ impl Store {
     /// Returns the ids revoked.
     pub async fn revoke_directory_tokens(
         &self,
+        scope: &OrgScope,
         directory_id: &str,
         token_id: Option<&str>,
     ) -> StoreResult<Vec<String>> {
-        let dir = self.find_directory(directory_id).await?;
+        let dir = self.directory(scope, directory_id).await?;
         let now = now_micros();
         let mut tx = self.begin().await?;
         let revoked: Vec<String> = on_tx!(&mut tx, c => {
@@ -239,20 +280,27 @@ impl Store {
             }
             targets
         });
-        let scope = DirectoryScope::for_directory(&dir.org_id, &dir.id, "cli");
+        let actor = audit_actor(&dir);
         for t in &revoked {
-            super::audit::record(&mut tx, &scope, "revoke", "Token", Some(t), None).await?;
+            super::audit::record(&mut tx, &actor, "revoke", "Token", Some(t), None).await?;
         }
         tx.commit().await?;
         Ok(revoked)
     }
 
-    pub async fn list_directory_tokens(&self, directory_id: &str) -> StoreResult<Vec<TokenInfo>> {
+    pub async fn list_directory_tokens(
+        &self,
+        scope: &OrgScope,
+        directory_id: &str,
+    ) -> StoreResult<Vec<TokenInfo>> {
         Ok(on_read!(self, c => sqlx::query(
-            "SELECT id, created_at, revoked_at FROM directory_tokens WHERE directory_id = $1 ORDER BY id")
-            .bind(directory_id).fetch_all(c).await?
+            "SELECT t.id, t.created_at, t.revoked_at, t.last_used_at FROM directory_tokens t \
+             JOIN directories d ON d.id = t.directory_id \
+             WHERE t.directory_id = $1 AND d.org_id = $2 ORDER BY t.id")
+            .bind(directory_id).bind(scope.org_id()).fetch_all(c).await?
             .into_iter()
-            .map(|r| TokenInfo { id: r.get("id"), created_at: r.get("created_at"), revoked_at: r.get("revoked_at") })
+            .map(|r| TokenInfo { id: r.get("id"), created_at: r.get("created_at"), revoked_at: r.get("revoked_at"),
+                                 last_used_at: r.get("last_used_at") })
             .collect()))
     }
 
@@ -267,16 +315,66 @@ impl Store {
             return Ok(None);
         }
         let hash = hash_token(token);
-        Ok(on_read!(self, c => sqlx::query(
-        "SELECT t.id AS token_id, d.org_id FROM directory_tokens t \
+        let found = on_read!(self, c => sqlx::query(
+        "SELECT t.id AS token_id, d.org_id, t.last_used_at FROM directory_tokens t \
          JOIN directories d ON d.id = t.directory_id \
          WHERE t.token_hash = $1 AND t.directory_id = $2 AND t.revoked_at IS NULL")
         .bind(&hash).bind(directory_id)
         .fetch_optional(c).await?
-        .map(|r| DirectoryScope {
+        .map(|r| (DirectoryScope {
             org_id: r.get("org_id"),
             directory_id: directory_id.to_string(),
             token_id: r.get("token_id"),
-        })))
+        }, r.get::<Option<i64>, _>("last_used_at"))));
+        let Some((scope, last_used_at)) = found else {
+            return Ok(None);
+        };
+        self.note_token_use(TokenKind::Directory, &scope.token_id, last_used_at)
+            .await;
+        Ok(Some(scope))
     }
+
+    /// Records that a token authenticated a request, at most once a minute per token: the
+    /// answer to "is this still in use" needs no finer grain, and SCIM's request rate must not
+    /// turn into a write per request.
+    pub(crate) async fn note_token_use(
+        &self,
+        kind: TokenKind,
+        id: &str,
+        last_used_at: Option<i64>,
+    ) {
+        const GRAIN: i64 = 60_000_000;
+        let now = now_micros();
+        if last_used_at.is_some_and(|at| now - at < GRAIN) {
+            return;
+        }
+        let sql = match kind {
+            TokenKind::Admin => {
+                "UPDATE admin_tokens SET last_used_at = $1 WHERE id = $2 \
+                                 AND (last_used_at IS NULL OR last_used_at < $3)"
+            }
+            TokenKind::Directory => {
+                "UPDATE directory_tokens SET last_used_at = $1 WHERE id = $2 \
+                                     AND (last_used_at IS NULL OR last_used_at < $3)"
+            }
+        };
+        let written = async {
+            let mut tx = self.begin().await?;
+            on_tx!(&mut tx, c => sqlx::query(sql).bind(now).bind(id).bind(now - GRAIN)
+                .execute(&mut *c).await?.rows_affected());
+            tx.commit().await?;
+            StoreResult::Ok(())
+        };
+        // The request is authenticated either way; a missed note only makes the record older.
+        if let Err(e) = written.await {
+            tracing::warn!(error = %e, token = id, "could not record the token's use");
+        }
+    }
+}
+
+/// The tokens whose use is recorded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TokenKind {
+    Admin,
+    Directory,
 }

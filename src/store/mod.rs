@@ -45,16 +45,6 @@ pub enum StoreError {
     /// A SQLite file that does not exist, opened without [`StoreOptions::create_if_missing`].
     #[error("the database does not exist")]
     NoDatabase,
-    /// A request that could not be turned into SQL (a filter on an attribute that cannot be
-    /// filtered, say): the client's error, in the protocol's terms.
-    #[error("{0}")]
-    Scim(#[from] crate::scim::error::ScimError),
-    /// The change would take the organization past its seat limit; nothing was written.
-    #[error("the organization's seat limit of {0} is reached")]
-    SeatLimit(i64),
-    /// The change would deprovision the organization's owner, which only a transfer may change.
-    #[error("user {0} is the organization's owner; transfer ownership before deprovisioning them")]
-    OwnerProtected(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -250,8 +240,13 @@ impl Store {
             };
             Pools::Sqlite { writer, reader }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            use sqlx::Connection as _;
-            let options = PgConnectOptions::from_str(url)?;
+            use sqlx::{ConnectOptions as _, Connection as _};
+            // A statement over a second is reported at INFO, not sqlx's WARN: the longest waits are
+            // replicas and commands queueing on the migration lock, which is normal at a rolling
+            // start and would otherwise print to every CLI command's stderr. Request latency is in
+            // the request log and metrics; `IDBRIDGE_LOG=info,sqlx=info` shows these too.
+            let options = PgConnectOptions::from_str(url)?
+                .log_slow_statements(log::LevelFilter::Info, Duration::from_secs(1));
             // One plain attempt first: the pool retries a refused connection until its timeout and
             // then reports only "timed out", which hides the cause from the operator.
             let first = tokio::time::timeout(

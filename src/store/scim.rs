@@ -228,12 +228,15 @@ impl Store {
         }
     }
 
-    pub async fn list_users(
-        &self,
-        scope: &DirectoryScope,
-        q: &ListQuery,
-    ) -> StoreResult<Page<UserRecord>> {
-        let (page, count) = build_list(self.backend(), Table::Users, scope, q)?;
+    /// The SQL of a list of the directory's users; see [`ListSql`].
+    pub fn users_query(&self, scope: &DirectoryScope, q: &ListQuery) -> ScimResult<ListSql> {
+        build_list(self.backend(), Table::Users, scope, q)
+    }
+
+    /// Reads a page of users with the SQL [`Store::users_query`] made for `q`.
+    pub async fn list_users(&self, sql: ListSql, q: &ListQuery) -> StoreResult<Page<UserRecord>> {
+        debug_assert_eq!(sql.table, Table::Users);
+        let ListSql { page, count, .. } = sql;
         let items: Vec<UserRecord> = on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(page.sql)), &page.binds)
             .fetch_all(c).await?.iter().map(user_from_row).collect());
         let total = self.total_for(q, items.len(), count).await?;
@@ -484,12 +487,15 @@ impl Store {
         )
     }
 
-    pub async fn list_groups(
-        &self,
-        scope: &DirectoryScope,
-        q: &ListQuery,
-    ) -> StoreResult<Page<GroupRecord>> {
-        let (page, count) = build_list(self.backend(), Table::Groups, scope, q)?;
+    /// The SQL of a list of the directory's groups; see [`ListSql`].
+    pub fn groups_query(&self, scope: &DirectoryScope, q: &ListQuery) -> ScimResult<ListSql> {
+        build_list(self.backend(), Table::Groups, scope, q)
+    }
+
+    /// Reads a page of groups with the SQL [`Store::groups_query`] made for `q`.
+    pub async fn list_groups(&self, sql: ListSql, q: &ListQuery) -> StoreResult<Page<GroupRecord>> {
+        debug_assert_eq!(sql.table, Table::Groups);
+        let ListSql { page, count, .. } = sql;
         let items: Vec<GroupRecord> = on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(page.sql)), &page.binds)
             .fetch_all(c).await?.iter().map(group_from_row).collect());
         let total = self.total_for(q, items.len(), count).await?;
@@ -527,13 +533,22 @@ impl Store {
     }
 }
 
-/// The page query and, when wanted, the count query, for a list request.
+/// A list request of one directory turned into SQL: the page query and, when a total is wanted,
+/// the count query. Making it is where a filter or `sortBy` that cannot be run is refused, in the
+/// protocol's terms (RFC 7644 §3.4.2.2 `invalidFilter`, §3.4.2.3); running it can then fail only
+/// as storage does.
+pub struct ListSql {
+    table: Table,
+    page: SqlBuilder,
+    count: Option<SqlBuilder>,
+}
+
 fn build_list(
     backend: Backend,
     table: Table,
     scope: &DirectoryScope,
     q: &ListQuery,
-) -> ScimResult<(SqlBuilder, Option<SqlBuilder>)> {
+) -> ScimResult<ListSql> {
     let (name, cols, rt) = match table {
         Table::Users => ("scim_users u", USER_COLS, &USER),
         Table::Groups => ("scim_groups g", GROUP_COLS, &GROUP),
@@ -582,5 +597,9 @@ fn build_list(
         b.push(" OFFSET ")
             .bind(Bind::Int(i.saturating_sub(1) as i64));
     }
-    Ok((b, count))
+    Ok(ListSql {
+        table,
+        page: b,
+        count,
+    })
 }

@@ -7,6 +7,7 @@
 //! secrets, signing keys) pass through [`super::secrets::SecretBox`] on the way in and out; the
 //! tables never hold them in clear. Tokens, codes and states are stored as SHA-256 hashes.
 
+use crate::domain::access::ConnectionKind;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
@@ -26,8 +27,8 @@ fn parse_json(s: &str) -> StoreResult<Value> {
 pub struct Connection {
     pub id: String,
     pub org_id: String,
-    /// `oidc` or `saml`.
-    pub kind: String,
+    #[schema(value_type = String)]
+    pub kind: ConnectionKind,
     pub name: String,
     /// The settings, without secrets.
     #[schema(value_type = Object)]
@@ -51,7 +52,7 @@ pub struct Connection {
 impl Connection {
     /// Whether the connection has what a sign-in needs (see [`missing_settings`]).
     pub fn is_complete(&self) -> bool {
-        missing_settings(&self.kind, &self.config).is_empty()
+        missing_settings(self.kind, &self.config).is_empty()
     }
 }
 
@@ -73,7 +74,9 @@ macro_rules! impl_conn_row {
                 Ok(Connection {
                     id: self.get(0),
                     org_id: self.get(1),
-                    kind: self.get(2),
+                    kind: self.get::<String, _>(2).parse().map_err(
+                        |e: crate::domain::access::ParseError| StoreError::Invalid(e.to_string()),
+                    )?,
                     name: self.get(3),
                     config: parse_json(&self.get::<String, _>(4))?,
                     has_secret: self.get(5),
@@ -93,7 +96,7 @@ impl_conn_row!(sqlx::postgres::PgRow);
 /// A connection as the admin writes it; the secret in clear, sealed here.
 #[derive(Debug, Clone)]
 pub struct ConnectionWrite<'a> {
-    pub kind: &'a str,
+    pub kind: ConnectionKind,
     pub name: &'a str,
     pub config: &'a Value,
     /// `Some(None)` removes the secret; `None` keeps what is stored (on update).
@@ -127,7 +130,7 @@ impl Store {
         on_tx!(&mut tx, c => sqlx::query(
             "INSERT INTO sso_connections (id, org_id, kind, name, config, secret, jit, enabled, created_at, updated_at, signs_in_owner) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)")
-            .bind(&id).bind(scope.org_id()).bind(w.kind).bind(w.name).bind(w.config.to_string())
+            .bind(&id).bind(scope.org_id()).bind(w.kind.as_str()).bind(w.name).bind(w.config.to_string())
             .bind(&sealed).bind(w.jit).bind(w.enabled).bind(now).bind(w.signs_in_owner).execute(&mut *c).await?.rows_affected());
         super::audit::record_as(
             &mut tx,

@@ -390,3 +390,71 @@ async fn events_page_to_a_null_next_and_poll_on_from_the_last_seq() {
     );
     assert!(fresh["next"].is_null(), "{fresh}");
 }
+
+/// Another organization's directory is answered exactly like an id that names nothing, so its
+/// ids cannot be probed, and its tokens are neither rotated nor revoked.
+#[tokio::test]
+async fn another_organizations_directory_is_answered_like_an_unknown_one() {
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    let (theirs, _) = app.other_directory().await;
+    for (method, suffix) in [
+        (Method::GET, "/tokens"),
+        (Method::POST, "/tokens"),
+        (Method::DELETE, "/tokens/some-token"),
+    ] {
+        let mut details = Vec::new();
+        for id in [theirs.as_str(), "no-such-directory"] {
+            let path = app.org_path(&format!("/directories/{id}{suffix}"));
+            let r = app.api(method.clone(), &path, &owner, None).await;
+            r.assert_problem(404);
+            details.push(r.body["detail"].as_str().unwrap().replace(id, "ID"));
+        }
+        assert_eq!(details[0], details[1], "{method} {suffix}");
+    }
+    let dir = app.store.find_directory(&theirs).await.unwrap();
+    let tokens = app
+        .store
+        .list_directory_tokens(&OrgScope::for_org(&dir.org_id, "test"), &theirs)
+        .await
+        .unwrap();
+    assert_eq!(tokens.len(), 1, "no token was added");
+    assert!(tokens[0].revoked_at.is_none(), "nor revoked");
+}
+
+/// Each admin and directory token shows when it last authenticated a request (to the minute), so
+/// an admin can tell a token an IdP or a script still uses from one safe to revoke.
+#[tokio::test]
+async fn tokens_show_when_they_were_last_used() {
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    let admin = app.admin_token("org_admin", None).await;
+    let last_used = |list: &serde_json::Value, role: &str| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["role"] == role)
+            .unwrap()["last_used_at"]
+            .clone()
+    };
+
+    let list = app.api_ok(&app.org_path("/admin-tokens"), &owner).await;
+    let first = last_used(&list, "org_owner");
+    assert!(first.as_str().is_some_and(|t| t.ends_with('Z')), "{list}");
+    assert!(
+        last_used(&list, "org_admin").is_null(),
+        "never used: {list}"
+    );
+    app.api_ok(&app.org_path("/admin-tokens"), &admin).await;
+    let list = app.api_ok(&app.org_path("/admin-tokens"), &owner).await;
+    assert!(last_used(&list, "org_admin").is_string(), "{list}");
+    assert_eq!(last_used(&list, "org_owner"), first, "kept to the minute");
+
+    let tokens = format!("/directories/{}/tokens", app.directory_id);
+    let list = app.api_ok(&app.org_path(&tokens), &owner).await;
+    assert!(list["items"][0]["last_used_at"].is_null(), "{list}");
+    assert_eq!(app.get("/Users").await.status, StatusCode::OK);
+    let list = app.api_ok(&app.org_path(&tokens), &owner).await;
+    assert!(list["items"][0]["last_used_at"].is_string(), "{list}");
+}

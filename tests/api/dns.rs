@@ -113,5 +113,17 @@ fn answer(query: &[u8]) -> Option<Vec<u8>> {
     } else {
         reply.set_response_code(ResponseCode::NXDomain);
     }
+    // RFC 1035 §4.2.1 and RFC 6891 §7: a UDP answer fits 512 bytes, or the size the client's EDNS
+    // record offers; one that does not is sent truncated, as a real server would.
+    let limit = request
+        .extensions()
+        .as_ref()
+        .map_or(512, |edns| usize::from(edns.max_payload()).max(512));
+    let bytes = reply.to_bytes().ok()?;
+    if bytes.len() <= limit {
+        return Some(bytes);
+    }
+    reply.take_answers();
+    reply.set_truncated(true);
     reply.to_bytes().ok()
 }

@@ -4,6 +4,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use idbridge::app::{AppState, build_router};
 use idbridge::net::Outbound;
+use idbridge::store::admin::OrgScope;
 use idbridge::store::secrets::SecretBox;
 use idbridge::store::{Store, StoreOptions};
 use serde_json::Value;
@@ -160,7 +161,7 @@ impl TestApp {
             .expect("org");
         let (directory_id, token) = if with_directory {
             let (directory, token) = store
-                .create_directory(&org.id, "test directory")
+                .create_directory(&OrgScope::for_org(&org.id, "test"), "test directory")
                 .await
                 .expect("dir");
             (directory.id, token.token)
@@ -215,7 +216,11 @@ impl TestApp {
             .create_org(&format!("other-{}", uuid::Uuid::now_v7()))
             .await
             .unwrap();
-        let (d, t) = self.store.create_directory(&org.id, "other").await.unwrap();
+        let (d, t) = self
+            .store
+            .create_directory(&OrgScope::for_org(&org.id, "test"), "other")
+            .await
+            .unwrap();
         (d.id, t.token)
     }
 
@@ -355,11 +360,15 @@ impl TestApp {
 // ---- admin API --------------------------------------------------------------------------------
 
 impl TestApp {
+    /// This organization's scope, for store calls made with the operator's authority.
+    pub fn org_scope(&self) -> OrgScope {
+        OrgScope::for_org(&self.org_id, "test")
+    }
+
     /// Mints an admin token of this organization with this role.
     pub async fn admin_token(&self, role: &str, sub_account: Option<&str>) -> String {
-        let scope = idbridge::store::admin::OrgScope::for_org(&self.org_id, "test");
         self.store
-            .create_admin_token(&scope, role, sub_account, "test")
+            .create_admin_token(&self.org_scope(), role, sub_account, "test")
             .await
             .expect("admin token")
             .token

@@ -238,6 +238,11 @@ impl Saas {
 
     /// Checks the callback, exchanges the code, verifies the id_token; returns its claims.
     async fn finish(&self, base: &str, org: &Org, callback: &str) -> Value {
+        self.finish_with_tokens(base, org, callback).await.0
+    }
+
+    /// [`Saas::finish`], also returning the token response.
+    async fn finish_with_tokens(&self, base: &str, org: &Org, callback: &str) -> (Value, Value) {
         let url = url::Url::parse(callback).unwrap();
         assert!(callback.starts_with(SAAS_CALLBACK), "{callback}");
         let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
@@ -284,7 +289,7 @@ impl Saas {
             .unwrap();
         assert_eq!(info["sub"], claims["sub"]);
         assert_eq!(info["accounts"], claims["accounts"]);
-        claims
+        (claims, tokens)
     }
 }
 
@@ -299,6 +304,56 @@ fn assert_mapped(claims: &Value, org: &Org, email: &str, name: &str) {
     );
 }
 
+/// The OpenID provider's login form, when `next` is one: one POST signs `login` in and grants
+/// consent; returns where the browser goes next.
+async fn past_login(browser: &reqwest::Client, next: String, login: &str) -> String {
+    if !next.contains("/interaction/") {
+        return next;
+    }
+    let r = browser
+        .post(format!("{next}/login"))
+        .form(&[("login", login), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "login: {}", r.status());
+    location(&next, &r)
+}
+
+/// A real OpenID provider holding `accounts`, and the organization's connection to it; returns the
+/// provider and the connection as the admin API shows it.
+async fn oidc_connection(
+    base: &str,
+    org: &Org,
+    secret: &str,
+    accounts: Value,
+    jit: bool,
+) -> (Idp, Value) {
+    let idp = start_idp(
+        "oidc-idp.mjs",
+        &[
+            ("PORT", free_port().to_string()),
+            ("CLIENT_ID", "idbridge".into()),
+            ("CLIENT_SECRET", secret.into()),
+            ("REDIRECT_URI", format!("{base}/sso/oidc/callback")),
+            ("ACCOUNTS", accounts.to_string()),
+        ],
+    )
+    .await;
+    let conn = api(
+        base,
+        &org.admin,
+        &format!("{}/sso/connections", org.id),
+        json!({
+            "name": "oidc-provider", "jit": jit,
+            "oidc": {"issuer": idp.url, "client_id": "idbridge", "client_secret": secret,
+                     "scopes": ["openid", "email", "profile", "groups"]},
+        }),
+    )
+    .await;
+    (idp, conn)
+}
+
 #[tokio::test]
 async fn oidc_sign_in_through_oidc_provider_hands_the_mapped_access_to_the_saas() {
     if !available() {
@@ -308,28 +363,14 @@ async fn oidc_sign_in_through_oidc_provider_hands_the_mapped_access_to_the_saas(
     let (listener, base) = listen().await;
     serve(&store, listener, &base).await;
     let org = org(&store, &base, "example.com").await;
-    let idp_port = free_port();
-    let idp = start_idp(
-        "oidc-idp.mjs",
-        &[
-            ("PORT", idp_port.to_string()),
-            ("CLIENT_ID", "idbridge".into()),
-            ("CLIENT_SECRET", "idp-secret-for-idbridge".into()),
-            ("REDIRECT_URI", format!("{base}/sso/oidc/callback")),
-            (
-                "ACCOUNTS",
-                json!({"alice": {"email": "alice@example.com", "name": "Alice Example",
-                                 "groups": ["Engineering", "Admins", "Unmapped"]}})
-                .to_string(),
-            ),
-        ],
+    let (_idp, conn) = oidc_connection(
+        &base,
+        &org,
+        "idp-secret-for-idbridge",
+        json!({"alice": {"email": "alice@example.com", "name": "Alice Example",
+                                 "groups": ["Engineering", "Admins", "Unmapped"]}}),
+        true,
     )
-    .await;
-    let conn = api(&base, &org.admin, &format!("{}/sso/connections", org.id), json!({
-        "name": "oidc-provider", "jit": true,
-        "oidc": {"issuer": idp.url, "client_id": "idbridge", "client_secret": "idp-secret-for-idbridge",
-                 "scopes": ["openid", "email", "profile", "groups"]},
-    }))
     .await;
 
     // The IdP sends the browser back through a second replica behind the same public URL: the
@@ -361,19 +402,7 @@ async fn oidc_sign_in_through_oidc_provider_hands_the_mapped_access_to_the_saas(
         if next.starts_with(SAAS_CALLBACK) {
             break next;
         }
-        // The IdP's login form: one POST signs alice in and grants consent.
-        if next.contains("/interaction/") {
-            let r = browser
-                .post(format!("{next}/login"))
-                .form(&[("login", "alice"), ("password", "x")])
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_redirection(), "login: {}", r.status());
-            url = location(&next, &r);
-            continue;
-        }
-        url = next;
+        url = past_login(&browser, next, "alice").await;
     };
     let claims = saas.finish(&base, &org, &callback).await;
     assert_mapped(&claims, &org, "alice@example.com", "Alice Example");
@@ -486,10 +515,29 @@ async fn saml_setup(idp_initiated: bool, encrypted: bool) -> SamlSetup {
     let (listener, base) = listen().await;
     serve(&store, listener, &base).await;
     let org = org(&store, &base, "example.org").await;
+    let (idp, keys) = saml_connection(&base, &org, idp_initiated, encrypted).await;
+    SamlSetup {
+        store,
+        _dir: dir,
+        base,
+        org,
+        idp,
+        _keys: keys,
+    }
+}
+
+/// The organization's SAML connection to a samlify IdP started for it; the IdP's keys live as
+/// long as the returned folder.
+async fn saml_connection(
+    base: &str,
+    org: &Org,
+    idp_initiated: bool,
+    encrypted: bool,
+) -> (Idp, tempfile::TempDir) {
     let (keys, key, cert) = idp_keys();
     let idp_port = free_port();
     let idp_url = format!("http://127.0.0.1:{idp_port}");
-    let conn = api(&base, &org.admin, &format!("{}/sso/connections", org.id), json!({
+    let conn = api(base, &org.admin, &format!("{}/sso/connections", org.id), json!({
         "name": "samlify", "jit": true,
         "saml": {"idp_entity_id": format!("{idp_url}/metadata"), "idp_sso_url": format!("{idp_url}/sso"),
                  "idp_certificates": [std::fs::read_to_string(&cert).unwrap()],
@@ -501,15 +549,7 @@ async fn saml_setup(idp_initiated: bool, encrypted: bool) -> SamlSetup {
         .unwrap_or_default()
         .to_string();
     assert_eq!(encryption_cert.is_empty(), !encrypted, "{conn}");
-    let idp = saml_idp(idp_port, &key, &cert, &conn).await;
-    SamlSetup {
-        store,
-        _dir: dir,
-        base,
-        org,
-        idp,
-        _keys: keys,
-    }
+    (saml_idp(idp_port, &key, &cert, &conn).await, keys)
 }
 
 /// The auto-posting form the IdP answers with: (action, SAMLResponse, RelayState).
@@ -889,28 +929,14 @@ async fn an_oidc_user_the_organization_refuses_goes_back_to_the_saas_with_access
     let (listener, base) = listen().await;
     serve(&store, listener, &base).await;
     let org = org(&store, &base, "example.com").await;
-    let idp_port = free_port();
-    let idp = start_idp(
-        "oidc-idp.mjs",
-        &[
-            ("PORT", idp_port.to_string()),
-            ("CLIENT_ID", "idbridge".into()),
-            ("CLIENT_SECRET", "idp-secret-for-idbridge".into()),
-            ("REDIRECT_URI", format!("{base}/sso/oidc/callback")),
-            (
-                "ACCOUNTS",
-                json!({"carol": {"email": "carol@example.com", "name": "Carol Example",
-                                 "groups": ["Engineering"]}})
-                .to_string(),
-            ),
-        ],
+    let (_idp, _) = oidc_connection(
+        &base,
+        &org,
+        "idp-secret-for-idbridge",
+        json!({"carol": {"email": "carol@example.com", "name": "Carol Example",
+                                 "groups": ["Engineering"]}}),
+        false,
     )
-    .await;
-    api(&base, &org.admin, &format!("{}/sso/connections", org.id), json!({
-        "name": "oidc-provider", "jit": false,
-        "oidc": {"issuer": idp.url, "client_id": "idbridge", "client_secret": "idp-secret-for-idbridge",
-                 "scopes": ["openid", "email", "profile", "groups"]},
-    }))
     .await;
     let saas = Saas::new();
     let browser = browser();
@@ -926,17 +952,7 @@ async fn an_oidc_user_the_organization_refuses_goes_back_to_the_saas_with_access
         let r = browser.get(&url).send().await.unwrap();
         assert!(r.status().is_redirection(), "{url}: {}", r.status());
         let next = location(&url, &r);
-        if next.contains("/interaction/") {
-            let r = browser
-                .post(format!("{next}/login"))
-                .form(&[("login", "carol"), ("password", "x")])
-                .send()
-                .await
-                .unwrap();
-            url = location(&next, &r);
-            continue;
-        }
-        url = next;
+        url = past_login(&browser, next, "carol").await;
     }
     // The unbound attempt spent the flow; a fresh round in the right browser.
     let saas = Saas::new();
@@ -949,21 +965,278 @@ async fn an_oidc_user_the_organization_refuses_goes_back_to_the_saas_with_access
             assert!(r.headers().get("set-cookie").is_none(), "no session");
             break next;
         }
-        if next.contains("/interaction/") {
-            let r = browser
-                .post(format!("{next}/login"))
-                .form(&[("login", "carol"), ("password", "x")])
-                .send()
-                .await
-                .unwrap();
-            url = location(&next, &r);
-            continue;
-        }
-        url = next;
+        url = past_login(&browser, next, "carol").await;
     };
     let (error, description, state, iss) = refused(&back);
     assert_eq!(error, "access_denied");
     assert!(description.contains("not provisioned"), "{description}");
     assert_eq!(state, saas.state);
     assert_eq!(iss, base);
+}
+
+// ---- secrets never reach the log ----------------------------------------------------------------
+
+/// `idbridge serve`, the binary, on a new SQLite database with every target logging at trace
+/// level; everything it writes to stderr is kept.
+struct TracedServer {
+    child: tokio::process::Child,
+    base: String,
+    store: Store,
+    log: tokio::task::JoinHandle<String>,
+    _dir: tempfile::TempDir,
+}
+
+async fn traced_server() -> TracedServer {
+    use tokio::io::AsyncReadExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("traced.db").display());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_idbridge"))
+        .arg("serve")
+        .env("IDBRIDGE_DATABASE_URL", &db)
+        .env("IDBRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("IDBRIDGE_PUBLIC_URL", &base)
+        .env("IDBRIDGE_LOG", "trace")
+        .env_remove("RUST_LOG")
+        .env_remove("IDBRIDGE_LOG_FORMAT")
+        .env("IDBRIDGE_ALLOW_PRIVATE_URLS", "true")
+        .env("IDBRIDGE_DNS_SERVER", crate::dns::server().to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn serve");
+    let mut stderr = child.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+        .await
+        .expect("serve starts within 30 s")
+        .unwrap()
+        .expect("serve prints where it listens");
+    let store = Store::connect(&db, &Default::default()).await.unwrap();
+    TracedServer {
+        child,
+        base,
+        store,
+        log,
+        _dir: dir,
+    }
+}
+
+impl TracedServer {
+    /// Stops the server as a supervisor would; returns all it logged.
+    async fn stop(mut self) -> String {
+        let pid = self.child.id().unwrap().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        self.child.wait().await.unwrap();
+        self.log.await.unwrap()
+    }
+}
+
+/// The value of a query parameter of `url`.
+fn query_param(url: &str, name: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+        .1
+        .into_owned()
+}
+
+/// The session cookie's value in a response that set it.
+fn session_cookie(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("idbridge_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string()
+}
+
+/// A whole working day of the service at trace level (SCIM pushes with a password, the admin
+/// API, an OIDC and a SAML sign-in through real IdPs, code exchange and userinfo), then the log
+/// is searched for every credential, code, state, nonce, verifier and assertion the day used, as
+/// sent and URL-encoded. Ids and request ids may appear; nothing that grants access may.
+#[tokio::test]
+async fn no_credential_code_state_nonce_or_assertion_reaches_the_log_even_at_trace() {
+    if !available() {
+        return;
+    }
+    let server = traced_server().await;
+    let base = server.base.clone();
+    let mut secrets: Vec<(&str, String)> = Vec::new();
+
+    // Admin API and SCIM.
+    let com = org(&server.store, &base, "example.com").await;
+    secrets.push(("admin token", com.admin.clone()));
+    secrets.push(("client secret", com.client_secret.clone()));
+    let directory = api(
+        &base,
+        &com.admin,
+        &format!("{}/directories", com.id),
+        json!({"name": "Okta"}),
+    )
+    .await;
+    let dir_id = directory["directory"]["id"].as_str().unwrap();
+    let scim_token = directory["token"]["token"].as_str().unwrap().to_string();
+    let password = format!("Pw-{}", uuid::Uuid::now_v7().simple());
+    let scim = |method: reqwest::Method, path: &str, body: Value| {
+        reqwest::Client::new()
+            .request(method, format!("{base}/scim/v2/{dir_id}{path}"))
+            .bearer_auth(&scim_token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+    };
+    let user: Value = scim(
+        reqwest::Method::POST,
+        "/Users",
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "alice@example.com", "password": password, "active": true,
+            "emails": [{"value": "alice@example.com", "primary": true}],
+        }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let group = scim(
+        reqwest::Method::POST,
+        "/Groups",
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Engineering", "members": [{"value": user["id"]}],
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(group.status(), 201);
+    secrets.push(("SCIM token", scim_token.clone()));
+    secrets.push(("SCIM password", password.clone()));
+
+    // OIDC sign-in through a real provider, started by the SaaS.
+    let idp_secret = format!("idp-secret-{}", uuid::Uuid::now_v7().simple());
+    let (idp, _) = oidc_connection(
+        &base,
+        &com,
+        &idp_secret,
+        json!({"alice": {"email": "alice@example.com", "name": "Alice Example",
+                                 "groups": ["Engineering"]}}),
+        true,
+    )
+    .await;
+    secrets.push(("IdP client secret", idp_secret.clone()));
+    let saas = Saas::new();
+    let browser = browser();
+    let mut url = saas.authorize_url(&base, &com, "alice@example.com");
+    let saas_callback = loop {
+        let r = browser.get(&url).send().await.unwrap();
+        assert!(r.status().is_redirection(), "{url}: {}", r.status());
+        if url.starts_with(&format!("{base}/sso/oidc/callback")) {
+            secrets.push(("code from the IdP", query_param(&url, "code")));
+            secrets.push(("session cookie (OIDC)", session_cookie(&r)));
+            break location(&url, &r);
+        }
+        let next = location(&url, &r);
+        if next.starts_with(&idp.url) && next.contains("/auth?") {
+            for name in ["state", "nonce", "code_challenge"] {
+                secrets.push(("sent to the IdP", query_param(&next, name)));
+            }
+        }
+        url = past_login(&browser, next, "alice").await;
+    };
+    secrets.push(("our code (OIDC)", query_param(&saas_callback, "code")));
+    let (_, tokens) = saas.finish_with_tokens(&base, &com, &saas_callback).await;
+    for (what, value) in [
+        ("SaaS state", &saas.state),
+        ("SaaS nonce", &saas.nonce),
+        ("SaaS verifier", &saas.verifier),
+    ] {
+        secrets.push((what, value.clone()));
+    }
+    secrets.push((
+        "access token",
+        tokens["access_token"].as_str().unwrap().into(),
+    ));
+    let id_token = tokens["id_token"].as_str().unwrap();
+    secrets.push(("id_token", id_token.into()));
+    secrets.push((
+        "id_token signature",
+        id_token.rsplit('.').next().unwrap().into(),
+    ));
+
+    // SAML sign-in through a real IdP, for a second organization on the same server.
+    let org_saml = org(&server.store, &base, "example.org").await;
+    secrets.push(("admin token", org_saml.admin.clone()));
+    let (saml_idp, _keys) = saml_connection(&base, &org_saml, false, false).await;
+    let saas = Saas::new();
+    let authorize = saas.authorize_url(&base, &org_saml, "bob@example.org") + "&prompt=login";
+    let to_idp = location(&authorize, &browser.get(&authorize).send().await.unwrap());
+    assert!(to_idp.starts_with(&saml_idp.url), "{to_idp}");
+    let (action, response, relay) = idp_form(browser.get(&to_idp).send().await.unwrap()).await;
+    let r = post_acs(&browser, &action, &response, relay.as_deref()).await;
+    assert!(r.status().is_redirection(), "ACS: {}", r.status());
+    secrets.push(("session cookie (SAML)", session_cookie(&r)));
+    let saas_callback = location(&action, &r);
+    secrets.push(("our code (SAML)", query_param(&saas_callback, "code")));
+    let (_, tokens) = saas
+        .finish_with_tokens(&base, &org_saml, &saas_callback)
+        .await;
+    secrets.push((
+        "access token",
+        tokens["access_token"].as_str().unwrap().into(),
+    ));
+    secrets.push(("SAMLResponse", response.clone()));
+    secrets.push(("RelayState", relay.expect("SP-initiated: a RelayState")));
+    let xml = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&response)
+            .unwrap(),
+    )
+    .unwrap();
+    let signature = xml
+        .split("SignatureValue>")
+        .nth(1)
+        .expect("a signed response")
+        .trim_end_matches("</ds:")
+        .trim_end_matches('<')
+        .trim();
+    secrets.push(("assertion signature", signature.to_string()));
+
+    let log = server.stop().await;
+    assert!(
+        log.contains("TRACE") && log.contains("DEBUG"),
+        "the server logged at trace level"
+    );
+    for route in [
+        "/scim/v2/{directory}/Users",
+        "/sso/oidc/callback",
+        "/oauth/token",
+    ] {
+        assert!(log.contains(route), "the log has the request to {route}");
+    }
+    let leaked: Vec<_> = secrets
+        .iter()
+        .filter(|(_, s)| {
+            assert!(s.len() >= 16, "a secret long enough not to match by chance");
+            log.contains(s.as_str()) || log.contains(&crate::harness::enc(s))
+        })
+        .map(|(what, _)| *what)
+        .collect();
+    assert!(leaked.is_empty(), "in the trace log: {leaked:?}");
 }

@@ -22,6 +22,7 @@ mod fuzz_checks;
 mod fuzz_corpus;
 mod groups;
 mod interop;
+mod layers;
 mod lists;
 mod observability;
 mod openapi;

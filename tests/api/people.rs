@@ -305,7 +305,7 @@ async fn a_deactivated_scim_users_groups_stop_counting_at_once_and_come_back_on_
 // ---- item: a userName change moves the person ---------------------------------------------------
 
 /// An OIDC connection of the organization, stored as the admin API would store it, for
-/// `service::sso::sign_in` (what a verified answer of the IdP leads to).
+/// `service::sign_in::sign_in` (what a verified answer of the IdP leads to).
 async fn connection(app: &TestApp, jit: bool) -> idbridge::store::sso::Connection {
     let scope = idbridge::store::admin::OrgScope::for_org(&app.org_id, "test");
     let config = json!({ "issuer": "https://idp.example.test", "client_id": "idbridge-at-idp" });
@@ -313,7 +313,7 @@ async fn connection(app: &TestApp, jit: bool) -> idbridge::store::sso::Connectio
         .create_connection(
             &scope,
             &idbridge::store::sso::ConnectionWrite {
-                kind: "oidc",
+                kind: idbridge::domain::access::ConnectionKind::Oidc,
                 name: "IdP",
                 config: &config,
                 secret: None,
@@ -330,15 +330,15 @@ async fn sign_in_as(
     app: &TestApp,
     conn: &idbridge::store::sso::Connection,
     email: &str,
-) -> Result<idbridge::service::sso::SignedIn, idbridge::service::sso::SignInError> {
-    let identity = idbridge::service::sso::SsoIdentity {
+) -> Result<idbridge::service::sign_in::SignedIn, idbridge::service::sign_in::SignInError> {
+    let identity = idbridge::sso::identity::SsoIdentity {
         subject: format!("idp|{email}"),
         email: Some(email.to_string()),
         email_verified: Some(true),
         name: Some("Ada Lovelace".into()),
-        groups: idbridge::service::sso::GroupClaim::Absent,
+        groups: idbridge::sso::identity::GroupClaim::Absent,
     };
-    idbridge::service::sso::sign_in(
+    idbridge::service::sign_in::sign_in(
         &app.store,
         conn,
         &identity,
@@ -624,7 +624,10 @@ async fn an_organization_created_with_an_owner_protects_them_from_the_first_scim
     // The directory provisions the owner's userName (in another case): it is that person.
     let (dir, token) = app
         .store
-        .create_directory(&o.org_id, "Entra")
+        .create_directory(
+            &idbridge::store::admin::OrgScope::for_org(&o.org_id, "test"),
+            "Entra",
+        )
         .await
         .unwrap();
     let auth = format!("Bearer {}", token.token);
@@ -677,7 +680,7 @@ async fn the_named_owner_of_an_organization_without_a_directory_is_linked_by_the
         .create_connection(
             &scope,
             &idbridge::store::sso::ConnectionWrite {
-                kind: "oidc",
+                kind: idbridge::domain::access::ConnectionKind::Oidc,
                 name: "IdP",
                 config: &config,
                 secret: None,

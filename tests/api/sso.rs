@@ -1,6 +1,6 @@
 //! Single sign-on over HTTP, without a real IdP: connections, domains and clients through the
 //! admin API; home-realm discovery; idbridge as an OpenID provider for the SaaS (authorize, token,
-//! userinfo, JWKS) with sessions opened by `service::sso::sign_in`, which is what an IdP's verified
+//! userinfo, JWKS) with sessions opened by `service::sign_in::sign_in`, which is what an IdP's verified
 //! answer leads to; and the rules that decide who may sign in.
 
 use std::time::Duration;
@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use idbridge::service::sso::{GroupClaim, SignInError, SignedIn, SsoIdentity, sign_in};
+use idbridge::service::sign_in::{SignInError, SignedIn, sign_in};
+use idbridge::sso::identity::{GroupClaim, SsoIdentity};
 use idbridge::store::admin::OrgScope;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -707,6 +708,27 @@ async fn a_domain_sends_its_users_to_the_idp_only_once_dns_proves_the_organizati
         xml.contains(&format!("{PUBLIC_URL}/sso/saml/{id}/acs")),
         "{xml}"
     );
+}
+
+/// Every claim of a domain leaves its record at the same name until someone removes it, so the
+/// answer can outgrow a 512-byte DNS message; the organization's own record is still found.
+#[tokio::test]
+async fn a_domain_is_verified_among_many_records_at_its_name() {
+    let app = TestApp::without_directory().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let domain = unique_domain();
+    let claim = create(&app, &admin, "/domains", json!({ "domain": domain })).await;
+    let name = claim["verification"]["name"].as_str().unwrap();
+    for n in 0..12 {
+        crate::dns::publish(
+            name,
+            &format!("idbridge-verification=an-earlier-claim-that-nobody-removed-{n:02}"),
+        );
+    }
+    crate::dns::publish(name, claim["verification"]["value"].as_str().unwrap());
+    let r = verify(&app, &app.org_id, &admin, &domain).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["verified"], true);
 }
 
 #[tokio::test]

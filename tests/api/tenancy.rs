@@ -108,7 +108,7 @@ async fn rotation_keeps_two_tokens_and_revoke_ends_it() {
     let app = TestApp::new().await;
     let new = app
         .store
-        .rotate_directory_token(&app.directory_id)
+        .rotate_directory_token(&app.org_scope(), &app.directory_id)
         .await
         .unwrap();
     let new_auth = format!("Bearer {}", new.token);
@@ -130,7 +130,7 @@ async fn rotation_keeps_two_tokens_and_revoke_ends_it() {
     );
     let revoked = app
         .store
-        .revoke_directory_tokens(&app.directory_id, None)
+        .revoke_directory_tokens(&app.org_scope(), &app.directory_id, None)
         .await
         .unwrap();
     assert_eq!(revoked.len(), 1);
@@ -149,12 +149,12 @@ async fn rotation_keeps_two_tokens_and_revoke_ends_it() {
     // A third rotation keeps at most two valid.
     let t2 = app
         .store
-        .rotate_directory_token(&app.directory_id)
+        .rotate_directory_token(&app.org_scope(), &app.directory_id)
         .await
         .unwrap();
     let t3 = app
         .store
-        .rotate_directory_token(&app.directory_id)
+        .rotate_directory_token(&app.org_scope(), &app.directory_id)
         .await
         .unwrap();
     app.send(

@@ -1,0 +1,85 @@
+//! Where errors become HTTP responses, in one place: the admin API's [`AdminError`] as RFC 9457
+//! problem details, and [`ScimError`] as RFC 7644 §3.12 error bodies. Internal causes were logged
+//! where they were turned into these errors; nothing here sends one to the client.
+
+use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::scim::error::ScimError;
+use crate::service::admin::AdminError;
+
+/// RFC 9457 problem details.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+pub fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
+    let body = Problem {
+        ty: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("Error").into(),
+        status: status.as_u16(),
+        detail: detail.into(),
+    };
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    resp
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        match self {
+            AdminError::Unauthorized => {
+                let mut r = problem(
+                    StatusCode::UNAUTHORIZED,
+                    "a valid admin token is required (Authorization: Bearer idba_...)",
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+                r
+            }
+            AdminError::Forbidden => problem(
+                StatusCode::FORBIDDEN,
+                "this token's role does not allow this operation",
+            ),
+            AdminError::NotFound(d) => problem(StatusCode::NOT_FOUND, d),
+            AdminError::Conflict(d) => problem(StatusCode::CONFLICT, d),
+            AdminError::Invalid(d) => problem(StatusCode::BAD_REQUEST, d),
+            AdminError::Unavailable(d) => problem(StatusCode::SERVICE_UNAVAILABLE, d),
+            AdminError::Internal => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        }
+    }
+}
+
+// RFC 7644 §3.12: the SCIM error body, with its own media type; RFC 6750 §3 asks a 401 to name
+// the scheme.
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        let status = axum::http::StatusCode::from_u16(self.status)
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (
+            status,
+            [(header::CONTENT_TYPE, crate::scim::MEDIA_TYPE)],
+            self.body().to_string(),
+        )
+            .into_response();
+        if self.status == 401 {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"idbridge\""),
+            );
+        }
+        resp
+    }
+}

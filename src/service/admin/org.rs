@@ -1,0 +1,246 @@
+//! The organization: its settings, its creation with an owner, and ownership.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Action, AdminError, AdminResult, Caller};
+use crate::domain::access::SubAccountRole;
+use crate::service::provision::{Provision, UserOutcome};
+use crate::store::access::{self as access_db, OrgLock};
+use crate::store::admin::{self as db, OrgDetails};
+use crate::store::{Store, audit, now_micros};
+
+/// The organization as the caller may see it: the billing and sub-account roles see its name and
+/// seats, not who owns it or the default role.
+pub async fn org_details(store: &Store, caller: &Caller) -> AdminResult<OrgDetails> {
+    caller.require(Action::ReadSeats)?;
+    let mut org = store.org_details(caller.scope()).await?;
+    if caller.require(Action::Read).is_err() {
+        org.owner_user_id = None;
+        org.default_role = None;
+    }
+    Ok(org)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Seats {
+    pub used: i64,
+    pub limit: Option<i64>,
+}
+
+pub async fn seats(store: &Store, caller: &Caller) -> AdminResult<Seats> {
+    caller.require(Action::ReadSeats)?;
+    let org = store.org_details(caller.scope()).await?;
+    Ok(Seats {
+        used: org.seats_used,
+        limit: org.seat_limit,
+    })
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Changes {
+    pub organization: OrgDetails,
+    pub changes: Vec<UserOutcome>,
+}
+
+/// The organization after a change the caller was allowed to make, and who gained or lost what.
+async fn changed(
+    store: &Store,
+    caller: &Caller,
+    changes: Vec<UserOutcome>,
+) -> AdminResult<Changes> {
+    let organization = store.org_details(caller.scope()).await?;
+    Ok(Changes {
+        organization,
+        changes,
+    })
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgPatch {
+    /// A number, or null for no limit.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub seat_limit: Option<Option<i64>>,
+    /// A sub-account role, or null for none.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<SubAccountRole>)]
+    pub default_role: Option<Option<SubAccountRole>>,
+}
+
+/// Tells a field that is absent (leave it) from one that is null (clear it).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+pub async fn update_org(store: &Store, caller: &Caller, patch: &OrgPatch) -> AdminResult<Changes> {
+    if patch.seat_limit.is_some() {
+        caller.require(Action::ManageSeats)?;
+    }
+    if patch.default_role.is_some() {
+        caller.require(Action::Manage)?;
+    }
+    let scope = caller.scope();
+    let mut tx = store.begin().await?;
+    let mut org = access_db::load_org(&mut tx, scope.org_id(), OrgLock::Exclusive).await?;
+    if let Some(limit) = patch.seat_limit {
+        if limit.is_some_and(|l| l < 0) {
+            return Err(AdminError::Invalid("seat_limit must be 0 or more".into()));
+        }
+        db::set_seat_limit(&mut tx, scope, limit).await?;
+        audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            "update",
+            "Organization",
+            Some(scope.org_id()),
+            Some(&format!("seat_limit {limit:?}")),
+        )
+        .await?;
+    }
+    let mut changes = Vec::new();
+    if let Some(role) = patch.default_role
+        && role != org.settings.default_role
+    {
+        db::set_default_role(&mut tx, scope, role.map(|r| r.as_str())).await?;
+        org.settings.default_role = role;
+        // The default role reaches every user whose groups match no rule: anyone.
+        let everyone = access_db::all_org_users(&mut tx, scope.org_id()).await?;
+        let mut prov = Provision::with_org(scope.org_id(), scope.actor(), org);
+        prov.touch(everyone);
+        changes = prov.finish(&mut tx).await?;
+        audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            "update",
+            "Organization",
+            Some(scope.org_id()),
+            Some(&format!("default_role {role:?}")),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    changed(store, caller, changes).await
+}
+
+/// A new organization, and its owner when one was named.
+#[derive(Debug, Clone)]
+pub struct CreatedOrg {
+    pub org: crate::store::directory::OrgRecord,
+    pub owner_user_id: Option<String>,
+}
+
+/// Creates an organization, with its owner from the start when `owner_email` is given, so owner
+/// protection holds on day one. The owner is a person of the organization at once, inactive and
+/// taking no seat until SCIM or a sign-in brings that userName (matched case-insensitively, as
+/// every userName is), which links and activates them. One transaction: the organization never
+/// exists without the owner it was created with. The operator's CLI calls this; so will any API
+/// that creates organizations.
+pub async fn create_org(
+    store: &Store,
+    name: &str,
+    owner_email: Option<&str>,
+    actor: &str,
+) -> AdminResult<CreatedOrg> {
+    let owner_email = match owner_email.map(str::trim) {
+        None => None,
+        Some(e) if is_email(e) => Some(e),
+        Some(e) => {
+            return Err(AdminError::Invalid(format!(
+                "the owner must be named by email address, got {e:?}"
+            )));
+        }
+    };
+    let mut tx = store.begin().await?;
+    let org = crate::store::directory::insert_org(&mut tx, name).await?;
+    let scope = db::OrgScope::for_org(&org.id, actor);
+    let mut owner_user_id = None;
+    if let Some(email) = owner_email {
+        let (user_id, _) =
+            access_db::link_org_user(&mut tx, &org.id, email, None, now_micros()).await?;
+        db::set_owner(&mut tx, &scope, &user_id).await?;
+        let mut prov = Provision::new(&org.id, actor);
+        prov.touch([user_id.clone()]);
+        prov.event(
+            "owner.transferred",
+            Some(&user_id),
+            serde_json::json!({ "from": null, "to": user_id, "user_name": email }),
+        );
+        prov.finish(&mut tx).await?;
+        owner_user_id = Some(user_id);
+    }
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        "create",
+        "Organization",
+        Some(&org.id),
+        Some(&match owner_email {
+            Some(e) => format!("{} (owner {e})", org.name),
+            None => format!("{} (no owner yet)", org.name),
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CreatedOrg { org, owner_user_id })
+}
+
+/// One `@` between a non-empty local part and a domain with a dot, without spaces: enough to
+/// catch a user id or a name given where an email address was meant.
+fn is_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}
+
+/// Makes `user_id` the owner. The previous owner keeps every other access they have.
+pub async fn transfer_owner(store: &Store, caller: &Caller, user_id: &str) -> AdminResult<Changes> {
+    caller.require(Action::TransferOwner)?;
+    let scope = caller.scope();
+    let mut tx = store.begin().await?;
+    let mut org = access_db::load_org(&mut tx, scope.org_id(), OrgLock::Exclusive).await?;
+    let user = access_db::lock_org_users(&mut tx, scope.org_id(), &[user_id.to_string()]).await?;
+    let Some(user) = user.first() else {
+        return Err(AdminError::NotFound(format!("no user {user_id:?}")));
+    };
+    if !user.active {
+        return Err(AdminError::Invalid(
+            "the new owner must be an active user".into(),
+        ));
+    }
+    let previous = org.owner_user_id.replace(user_id.to_string());
+    db::set_owner(&mut tx, scope, user_id).await?;
+    let mut prov = Provision::with_org(scope.org_id(), scope.actor(), org);
+    prov.touch([user_id.to_string()]);
+    prov.touch(previous.clone());
+    prov.event(
+        "owner.transferred",
+        Some(user_id),
+        serde_json::json!({ "from": previous, "to": user_id }),
+    );
+    let changes = prov.finish(&mut tx).await?;
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        "transfer_owner",
+        "Organization",
+        Some(scope.org_id()),
+        Some(&format!("{previous:?} -> {user_id}")),
+    )
+    .await?;
+    tx.commit().await?;
+    changed(store, caller, changes).await
+}

@@ -1,0 +1,82 @@
+//! The organization's users and groups as the admin API reads them, and users' sessions.
+
+use serde::Serialize;
+
+use super::{Action, AdminResult, Caller};
+use crate::store::Store;
+use crate::store::admin::{LinkedScimUser, OrgGroup, OrgUser, SessionInfo, UserQuery};
+
+/// One page of groups after the id `after`.
+pub async fn list_groups(
+    store: &Store,
+    caller: &Caller,
+    after: &str,
+    limit: i64,
+) -> AdminResult<Vec<OrgGroup>> {
+    caller.require(Action::Read)?;
+    Ok(store.list_org_groups(caller.scope(), after, limit).await?)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GroupDetails {
+    #[serde(flatten)]
+    pub group: OrgGroup,
+    pub member_count: i64,
+}
+
+pub async fn get_group(store: &Store, caller: &Caller, id: &str) -> AdminResult<GroupDetails> {
+    caller.require(Action::Read)?;
+    let (group, member_count) = store.get_org_group(caller.scope(), id).await?;
+    Ok(GroupDetails {
+        group,
+        member_count,
+    })
+}
+
+/// One page of the users that match `filter`, after the id `after`.
+pub async fn list_users(
+    store: &Store,
+    caller: &Caller,
+    filter: &UserQuery,
+    after: &str,
+    limit: i64,
+) -> AdminResult<Vec<OrgUser>> {
+    caller.require(Action::Read)?;
+    Ok(store
+        .find_org_users(caller.scope(), filter, after, limit)
+        .await?)
+}
+
+/// A user with what makes it up: its SCIM users and the claims of its last sign-in.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserDetail {
+    #[serde(flatten)]
+    pub user: OrgUser,
+    /// One per directory that provisioned this person; only active ones give access.
+    pub scim_users: Vec<LinkedScimUser>,
+    /// The group-claim values of the last sign-in, which `claim` mapping rules match.
+    pub claims: Vec<String>,
+}
+
+pub async fn get_user(store: &Store, caller: &Caller, id: &str) -> AdminResult<UserDetail> {
+    caller.require(Action::Read)?;
+    let scope = caller.scope();
+    let user = store.get_org_user(scope, id).await?;
+    let scim_users = store.scim_users_of(scope, id).await?;
+    let claims = store.claims_of(scope, id).await?;
+    Ok(UserDetail {
+        user,
+        scim_users,
+        claims,
+    })
+}
+
+pub async fn list_sessions(
+    store: &Store,
+    caller: &Caller,
+    user_id: &str,
+) -> AdminResult<Vec<SessionInfo>> {
+    caller.require(Action::Read)?;
+    store.get_org_user(caller.scope(), user_id).await?;
+    Ok(store.list_sessions(caller.scope(), user_id).await?)
+}

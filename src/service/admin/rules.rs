@@ -1,0 +1,245 @@
+//! Mapping rules: changes and their preview, each recomputing the users it can affect.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Action, AdminError, AdminResult, Caller};
+use crate::mapping::{Grant, GroupMatcher, MappingRule};
+use crate::service::provision::{Provision, UserOutcome};
+use crate::store::access::{self as access_db, OrgLock};
+use crate::store::admin::{self as db, OrgScope, RuleRecord, grant_sub_account};
+use crate::store::{Store, Tx, audit, new_id, now_micros};
+
+// ---- validation --------------------------------------------------------------------------------
+
+const MAX_MATCH_VALUE: usize = 256;
+
+async fn validate_matcher(tx: &mut Tx, scope: &OrgScope, m: &GroupMatcher) -> AdminResult<()> {
+    let value = match m {
+        GroupMatcher::GroupId { group_id } => group_id,
+        GroupMatcher::ExternalId { external_id } => external_id,
+        GroupMatcher::DisplayName { display_name } => display_name,
+        GroupMatcher::Claim { value } => value,
+        GroupMatcher::DirectoryDefault { directory_id } => directory_id,
+    };
+    if value.trim().is_empty() || value.len() > MAX_MATCH_VALUE {
+        return Err(AdminError::Invalid(format!(
+            "the matcher's value must be 1-{MAX_MATCH_VALUE} bytes"
+        )));
+    }
+    // Ids are ours, so one that names nothing of this organization is a mistake (or another
+    // organization's id); names and claim values may arrive from the IdP later.
+    let unknown = match m {
+        GroupMatcher::GroupId { group_id } => {
+            !access_db::group_in_org(tx, scope.org_id(), group_id).await?
+        }
+        GroupMatcher::DirectoryDefault { directory_id } => {
+            !access_db::directory_in_org(tx, scope.org_id(), directory_id).await?
+        }
+        _ => false,
+    };
+    if unknown {
+        return Err(AdminError::Invalid(format!(
+            "{value:?} is not a group or directory of this organization"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) async fn validate_grant(tx: &mut Tx, scope: &OrgScope, g: &Grant) -> AdminResult<()> {
+    if let Grant::ProjectRole {
+        sub_account_id,
+        project_id,
+        ..
+    } = g
+    {
+        if !db::project_exists(tx, scope, sub_account_id, project_id).await? {
+            return Err(AdminError::Invalid(format!(
+                "no project {project_id:?} in sub-account {sub_account_id:?} of this organization"
+            )));
+        }
+    } else if let Some(sa) = grant_sub_account(g)
+        && !db::sub_account_exists(tx, scope, sa).await?
+    {
+        return Err(AdminError::Invalid(format!(
+            "no sub-account {sa:?} in this organization"
+        )));
+    }
+    Ok(())
+}
+
+// ---- mapping rules -----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleInput {
+    #[serde(default)]
+    pub description: Option<String>,
+    pub matcher: GroupMatcher,
+    pub grant: Grant,
+}
+
+/// A proposed change of the rules, as preview and apply take it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RuleChange {
+    Create {
+        #[serde(flatten)]
+        rule: RuleInput,
+    },
+    Update {
+        id: String,
+        #[serde(flatten)]
+        rule: RuleInput,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+/// [`RuleChange`] as the OpenAPI document describes it: the same JSON with the rule's fields
+/// written out in each variant. The flattened `RuleInput` would appear as an `allOf` inside a
+/// `oneOf`, which client generators cannot read. Only its schema is used.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = RuleChange)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RuleChangeSchema {
+    Create {
+        description: Option<String>,
+        matcher: GroupMatcher,
+        grant: Grant,
+    },
+    Update {
+        id: String,
+        description: Option<String>,
+        matcher: GroupMatcher,
+        grant: Grant,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+/// The result of a rule change (or of its preview): the rule as it now is, and who gained or lost
+/// what.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RuleChangeResult {
+    pub rule: Option<RuleRecord>,
+    pub changes: Vec<UserOutcome>,
+}
+
+async fn apply_rule_change(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    change: &RuleChange,
+) -> AdminResult<RuleChangeResult> {
+    let mut org = access_db::load_org(tx, scope.org_id(), OrgLock::Exclusive).await?;
+    let mut affected: BTreeSet<String> = BTreeSet::new();
+    let t = now_micros();
+    let (rule, op) = match change {
+        RuleChange::Create { rule } => {
+            validate_matcher(tx, scope, &rule.matcher).await?;
+            validate_grant(tx, scope, &rule.grant).await?;
+            let rec = RuleRecord {
+                id: new_id(),
+                description: rule.description.clone(),
+                matcher: rule.matcher.clone(),
+                grant: rule.grant.clone(),
+                created_by: scope.actor().to_string(),
+                created_at: t,
+                updated_at: t,
+            };
+            db::insert_rule(tx, scope, &rec).await?;
+            affected.extend(access_db::org_users_matching(tx, scope.org_id(), &rec.matcher).await?);
+            org.rules.push(MappingRule {
+                id: rec.id.clone(),
+                matcher: rec.matcher.clone(),
+                grant: rec.grant.clone(),
+            });
+            (Some(rec), "create")
+        }
+        RuleChange::Update { id, rule } => {
+            let old = db::get_rule_tx(tx, scope, id).await?;
+            validate_matcher(tx, scope, &rule.matcher).await?;
+            validate_grant(tx, scope, &rule.grant).await?;
+            let rec = RuleRecord {
+                description: rule.description.clone(),
+                matcher: rule.matcher.clone(),
+                grant: rule.grant.clone(),
+                updated_at: t,
+                ..old.clone()
+            };
+            db::update_rule(tx, scope, &rec).await?;
+            affected.extend(access_db::org_users_matching(tx, scope.org_id(), &old.matcher).await?);
+            affected.extend(access_db::org_users_matching(tx, scope.org_id(), &rec.matcher).await?);
+            for r in org.rules.iter_mut().filter(|r| r.id == rec.id) {
+                r.matcher = rec.matcher.clone();
+                r.grant = rec.grant.clone();
+            }
+            (Some(rec), "update")
+        }
+        RuleChange::Delete { id } => {
+            let old = db::get_rule_tx(tx, scope, id).await?;
+            db::delete_rule(tx, scope, id).await?;
+            affected.extend(access_db::org_users_matching(tx, scope.org_id(), &old.matcher).await?);
+            org.rules.retain(|r| r.id != *id);
+            (None, "delete")
+        }
+    };
+    let rule_id = match change {
+        RuleChange::Update { id, .. } | RuleChange::Delete { id } => id.clone(),
+        RuleChange::Create { .. } => rule.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+    };
+    let mut prov = Provision::with_org(scope.org_id(), scope.actor(), org);
+    prov.touch(affected);
+    let changes = prov.finish(tx).await?;
+    audit::record_as(
+        tx,
+        &scope.audit(),
+        op,
+        "MappingRule",
+        Some(&rule_id),
+        Some(&format!("{} users' access changed", changes.len())),
+    )
+    .await?;
+    Ok(RuleChangeResult { rule, changes })
+}
+
+/// Applies a rule change and recomputes the users it can affect, in one transaction.
+pub async fn change_rule(
+    store: &Store,
+    caller: &Caller,
+    change: &RuleChange,
+) -> AdminResult<RuleChangeResult> {
+    caller.require(Action::Manage)?;
+    let mut tx = store.begin().await?;
+    let result = apply_rule_change(&mut tx, caller.scope(), change).await?;
+    tx.commit().await?;
+    Ok(result)
+}
+
+/// What a rule change would do, computed by making it in a transaction that is then rolled back:
+/// the same code as [`change_rule`], so applying the change right after produces exactly this.
+pub async fn preview_rule(
+    store: &Store,
+    caller: &Caller,
+    change: &RuleChange,
+) -> AdminResult<RuleChangeResult> {
+    caller.require(Action::Read)?;
+    let mut tx = store.begin().await?;
+    let result = apply_rule_change(&mut tx, caller.scope(), change).await;
+    tx.rollback().await?;
+    result
+}
+
+pub async fn list_rules(store: &Store, caller: &Caller) -> AdminResult<Vec<RuleRecord>> {
+    caller.require(Action::Read)?;
+    Ok(store.list_rules(caller.scope()).await?)
+}
+
+pub async fn get_rule(store: &Store, caller: &Caller, id: &str) -> AdminResult<RuleRecord> {
+    caller.require(Action::Read)?;
+    Ok(store.get_rule(caller.scope(), id).await?)
+}

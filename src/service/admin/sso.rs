@@ -1,0 +1,109 @@
+//! The single sign-on part of the admin API that is not the connections' settings (which
+//! [`crate::service::sso`] checks): reading and deleting connections, email domains, the
+//! organization's OpenID clients, and revoking sessions.
+
+use super::{Action, AdminError, AdminResult, Caller};
+use crate::service::sso::{check_name, invalid};
+use crate::store::Store;
+use crate::store::sso::{Client, Connection, Domain};
+
+pub async fn list_connections(store: &Store, caller: &Caller) -> AdminResult<Vec<Connection>> {
+    caller.require(Action::Read)?;
+    Ok(store.list_connections(caller.scope()).await?)
+}
+
+pub async fn get_connection(store: &Store, caller: &Caller, id: &str) -> AdminResult<Connection> {
+    caller.require(Action::Read)?;
+    Ok(store.get_connection(caller.scope(), id).await?)
+}
+
+/// Only the owner deletes the connection the owner signs in through.
+pub async fn delete_connection(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
+    caller.require(Action::Manage)?;
+    if store
+        .get_connection(caller.scope(), id)
+        .await?
+        .signs_in_owner
+    {
+        caller.require(Action::ManageOwnerSignIn)?;
+    }
+    Ok(store.delete_connection(caller.scope(), id).await?)
+}
+
+/// Claims a domain, unverified: it routes nobody until its TXT record is checked.
+pub async fn add_domain(
+    store: &Store,
+    caller: &Caller,
+    domain: &str,
+    connection_id: Option<&str>,
+) -> AdminResult<Domain> {
+    caller.require(Action::Manage)?;
+    Ok(store
+        .add_domain(caller.scope(), domain, connection_id, false)
+        .await?)
+}
+
+pub async fn list_domains(store: &Store, caller: &Caller) -> AdminResult<Vec<Domain>> {
+    caller.require(Action::Read)?;
+    Ok(store.list_domains(caller.scope()).await?)
+}
+
+pub async fn delete_domain(store: &Store, caller: &Caller, domain: &str) -> AdminResult<()> {
+    caller.require(Action::Manage)?;
+    Ok(store.delete_domain(caller.scope(), domain).await?)
+}
+
+/// Redirect URIs are compared exactly; each must be absolute, without a fragment (RFC 6749
+/// §3.1.2), and https unless it is on loopback (RFC 8252 §7.3).
+pub fn check_redirect_uris(uris: &[String]) -> Result<(), AdminError> {
+    if uris.is_empty() || uris.len() > 20 {
+        return Err(invalid("redirect_uris must list 1 to 20 URIs"));
+    }
+    for uri in uris {
+        let u = url::Url::parse(uri).map_err(|e| invalid(format!("redirect_uri {uri:?}: {e}")))?;
+        let loopback = matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+        if u.fragment().is_some() || uri.len() > 2048 {
+            return Err(invalid(format!(
+                "redirect_uri {uri:?} has a fragment or is too long"
+            )));
+        }
+        if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
+            return Err(invalid(format!(
+                "redirect_uri {uri:?} must be https (or http on loopback)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Registers an OpenID client of the organization; returns it and its secret, shown once.
+pub async fn create_client(
+    store: &Store,
+    caller: &Caller,
+    name: &str,
+    redirect_uris: &[String],
+) -> AdminResult<(Client, String)> {
+    caller.require(Action::Manage)?;
+    check_name(name)?;
+    check_redirect_uris(redirect_uris)?;
+    Ok(store
+        .create_client(Some(caller.scope()), name.trim(), redirect_uris)
+        .await?)
+}
+
+pub async fn list_clients(store: &Store, caller: &Caller) -> AdminResult<Vec<Client>> {
+    caller.require(Action::Read)?;
+    Ok(store.list_clients(Some(caller.scope())).await?)
+}
+
+/// Revokes a client and every access token it holds.
+pub async fn revoke_client(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
+    caller.require(Action::Manage)?;
+    Ok(store.revoke_client(Some(caller.scope()), id).await?)
+}
+
+/// Signs a session out: its cookie and the access tokens issued from it stop working.
+pub async fn revoke_session(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
+    caller.require(Action::Manage)?;
+    Ok(store.revoke_session(caller.scope(), id).await?)
+}

@@ -1,0 +1,42 @@
+//! Webhooks that receive the organization's access change events.
+
+use serde::Serialize;
+
+use super::{Action, AdminError, AdminResult, Caller};
+use crate::net::Outbound;
+use crate::store::Store;
+use crate::store::admin::WebhookInfo;
+
+pub async fn list_webhooks(store: &Store, caller: &Caller) -> AdminResult<Vec<WebhookInfo>> {
+    caller.require(Action::Read)?;
+    Ok(store.list_webhooks(caller.scope()).await?)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookCreated {
+    pub webhook: WebhookInfo,
+    /// The HMAC-SHA256 signing secret, shown once.
+    pub secret: String,
+}
+
+/// Registers a webhook. Its URL is resolved now under the outbound policy, so a destination that
+/// delivery would refuse is refused at once.
+pub async fn create_webhook(
+    store: &Store,
+    caller: &Caller,
+    outbound: &Outbound,
+    url: &str,
+) -> AdminResult<WebhookCreated> {
+    caller.require(Action::Manage)?;
+    outbound
+        .check_destination(url)
+        .await
+        .map_err(|e| AdminError::Invalid(format!("url: {e}")))?;
+    let (webhook, secret) = store.create_webhook(caller.scope(), url).await?;
+    Ok(WebhookCreated { webhook, secret })
+}
+
+pub async fn delete_webhook(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
+    caller.require(Action::Manage)?;
+    Ok(store.delete_webhook(caller.scope(), id).await?)
+}
