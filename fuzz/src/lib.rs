@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-use idbridge::http::sso::{AuthorizeParams, TokenForm};
 use idbridge::oauth::token::{
     SigningKey, jwks, parse_basic_auth, pkce_s256_matches, valid_pkce_challenge, verify,
 };
@@ -25,6 +24,7 @@ use idbridge::scim::filter::{
 use idbridge::scim::patch::{apply, parse_patch, split_member_ops};
 use idbridge::scim::resource::{normalize, project, take_members};
 use idbridge::scim::schema::{GROUP, ResourceType, USER};
+use idbridge::service::oauth::{AuthorizeParams, TokenRequest};
 use idbridge::sso::saml::{SamlConnection, validate_response};
 use idbridge::store::Backend;
 use idbridge::store::sql::{Compiler, SqlBuilder, Table, sort_expr};
@@ -268,7 +268,7 @@ fn token_keys() -> &'static Value {
 /// extractors read them, the client's Basic credentials, PKCE, and a JWS to verify.
 pub fn oauth_params(data: &[u8]) {
     let _ = serde_urlencoded::from_bytes::<AuthorizeParams>(data);
-    let _ = serde_urlencoded::from_bytes::<TokenForm>(data);
+    let _ = serde_urlencoded::from_bytes::<TokenRequest>(data);
     let Ok(input) = std::str::from_utf8(data) else {
         return;
     };
