@@ -99,6 +99,76 @@ impl CompOp {
     }
 }
 
+impl std::fmt::Display for CompValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // RFC 7644 §3.4.2.2: a string compValue is a JSON string, escapes and all.
+            CompValue::Str(s) => f.write_str(&Value::from(s.as_str()).to_string()),
+            CompValue::Num(n) => write!(f, "{n}"),
+            CompValue::Bool(b) => write!(f, "{b}"),
+            CompValue::Null => f.write_str("null"),
+        }
+    }
+}
+
+/// The filter in RFC 7644 §3.4.2.2 syntax, canonical: schema spelling of names, lower-case
+/// operators, quoted strings, and parentheses only where precedence needs them, so that
+/// [`parse_filter`] reads back the same tree (a property test holds it to that).
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_filter(self, false, f)
+    }
+}
+
+/// `inner`: inside `attr[...]`, where names are the sub-attribute alone.
+fn write_filter(filter: &Filter, inner: bool, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    let path = |p: &AttrPath, f: &mut std::fmt::Formatter<'_>| match (&p.sub, inner) {
+        (Some(sub), true) => f.write_str(sub),
+        _ => write!(f, "{p}"),
+    };
+    // `and` binds tighter than `or`, and both associate to the left (see `parse_or`): a left
+    // operand needs parentheses only when it binds looser, a right one also when it is the same
+    // operator.
+    let operand = |x: &Filter, paren: bool, f: &mut std::fmt::Formatter<'_>| {
+        if paren {
+            f.write_str("(")?;
+            write_filter(x, inner, f)?;
+            f.write_str(")")
+        } else {
+            write_filter(x, inner, f)
+        }
+    };
+    match filter {
+        Filter::Compare(p, op, v) => {
+            path(p, f)?;
+            write!(f, " {} {v}", op.as_str())
+        }
+        Filter::Present(p) => {
+            path(p, f)?;
+            f.write_str(" pr")
+        }
+        Filter::And(a, b) => {
+            operand(a, matches!(**a, Filter::Or(..)), f)?;
+            f.write_str(" and ")?;
+            operand(b, matches!(**b, Filter::Or(..) | Filter::And(..)), f)
+        }
+        Filter::Or(a, b) => {
+            operand(a, false, f)?;
+            f.write_str(" or ")?;
+            operand(b, matches!(**b, Filter::Or(..)), f)
+        }
+        Filter::Not(x) => {
+            f.write_str("not ")?;
+            operand(x, true, f)
+        }
+        Filter::ValuePath(p, x) => {
+            write!(f, "{p}[")?;
+            write_filter(x, true, f)?;
+            f.write_str("]")
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Lexer
 // ---------------------------------------------------------------------------------------------

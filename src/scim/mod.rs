@@ -9,6 +9,8 @@ pub mod resource;
 pub mod schema;
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod robustness;
 
 /// The media type of every SCIM response (RFC 7644 §3.1).

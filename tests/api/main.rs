@@ -19,6 +19,10 @@ mod dialect_entra;
 mod dialect_okta;
 mod discovery;
 mod errors;
+/// What each fuzz target checks, replayed over the committed corpus by `fuzz_corpus`.
+#[path = "../../fuzz/src/lib.rs"]
+mod fuzz_checks;
+mod fuzz_corpus;
 mod groups;
 mod interop;
 mod layers;
@@ -27,6 +31,7 @@ mod observability;
 mod openapi;
 mod outbound;
 mod people;
+mod properties;
 mod sso;
 mod tenancy;
 mod users;
