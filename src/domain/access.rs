@@ -265,10 +265,16 @@ mod tests {
     fn every_event_type_is_documented_with_its_spelling() {
         let readme = include_str!("../../README.md");
         for ty in EventType::ALL {
-            assert!(readme.contains(&format!("`{ty}`")), "{ty} is not in the README");
+            assert!(
+                readme.contains(&format!("`{ty}`")),
+                "{ty} is not in the README"
+            );
         }
         assert_eq!(
-            EventType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            EventType::ALL
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>(),
             [
                 "user.provisioned",
                 "user.reactivated",
