@@ -333,6 +333,19 @@ impl Store {
         })
     }
 
+    /// Begins a read-only transaction on the reader pool: one consistent snapshot that takes no
+    /// lock, so it neither waits for writers (the organization's lock, SQLite's one writer) nor
+    /// holds them up. Any write in it fails.
+    pub async fn begin_read(&self) -> StoreResult<Tx> {
+        Ok(match &*self.pools {
+            Pools::Sqlite { reader, .. } => Tx::Sqlite(reader.begin().await?),
+            Pools::Postgres(pool) => Tx::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            ),
+        })
+    }
+
     pub(crate) fn read_pool(&self) -> ReadPool<'_> {
         match &*self.pools {
             Pools::Sqlite { reader, .. } => ReadPool::Sqlite(reader),
