@@ -35,6 +35,18 @@ pub fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
     resp
 }
 
+/// RFC 9110 §10.2.3: how long a client should wait before trying a 503 again. A few seconds: the
+/// outages it covers (a database restarting or failing over) are short, and IdPs retry.
+pub const RETRY_AFTER_SECONDS: &str = "5";
+
+pub fn with_retry_after(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+    );
+    resp
+}
+
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         match self {
@@ -56,7 +68,9 @@ impl IntoResponse for AdminError {
             AdminError::NotFound(d) => problem(StatusCode::NOT_FOUND, d),
             AdminError::Conflict(d) => problem(StatusCode::CONFLICT, d),
             AdminError::Invalid(d) => problem(StatusCode::BAD_REQUEST, d),
-            AdminError::Unavailable(d) => problem(StatusCode::SERVICE_UNAVAILABLE, d),
+            AdminError::Unavailable(d) => {
+                with_retry_after(problem(StatusCode::SERVICE_UNAVAILABLE, d))
+            }
             AdminError::Internal => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         }
     }
@@ -74,6 +88,9 @@ impl IntoResponse for ScimError {
             self.body().to_string(),
         )
             .into_response();
+        if self.status == 503 {
+            resp = with_retry_after(resp);
+        }
         if self.status == 401 {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -99,6 +99,9 @@ pub fn if_match_ok(header: Option<&str>, version: i64) -> bool {
         .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == current)
 }
 
+/// What a client is told while the database cannot be reached; the response carries Retry-After.
+pub const DATABASE_UNAVAILABLE: &str = "the database is unavailable; try again in a few seconds";
+
 /// Internal failures are logged with their cause and answered with a generic 500; client errors
 /// keep their SCIM meaning.
 pub fn store_error(e: StoreError) -> ScimError {
@@ -106,6 +109,10 @@ pub fn store_error(e: StoreError) -> ScimError {
         StoreError::Conflict(what) => ScimError::uniqueness(format!("{what} already exists")),
         StoreError::NotFound => ScimError::not_found("resource not found"),
         StoreError::Invalid(msg) => ScimError::invalid_value(msg),
+        e if e.is_unavailable() => {
+            tracing::warn!(error = %e, "database unavailable");
+            ScimError::new(503, None, DATABASE_UNAVAILABLE)
+        }
         e => {
             tracing::error!(error = %e, "storage failure");
             ScimError::new(500, None, "internal error")

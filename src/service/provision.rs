@@ -52,13 +52,6 @@ pub struct UserOutcome {
     pub changes: Vec<AccessChange>,
 }
 
-/// Why a user became inactive, for the event and the audit log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cause {
-    Deactivated,
-    Deleted,
-}
-
 pub struct Provision {
     org_id: String,
     actor: String,
@@ -152,18 +145,140 @@ impl Provision {
             return Ok(Vec::new());
         }
         let now = now_micros();
+        let plan = self.recompute(tx, RowLock::ForUpdate).await?;
+        let mut events = Vec::new();
+        let mut updates = Vec::new();
+        for user in &plan.users {
+            let row = &user.row;
+            let data = |extra: serde_json::Value| {
+                let mut data = json!({ "user_id": row.id, "user_name": row.user_name });
+                if let (Some(d), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+                    d.extend(extra);
+                }
+                data
+            };
+            let push = |events: &mut Vec<NewEvent>, ty: EventType, data| {
+                events.push(NewEvent {
+                    ty,
+                    org_user_id: Some(row.id.clone()),
+                    data,
+                })
+            };
+            match user.outcome.status {
+                Some(StatusChange::Provisioned) => {
+                    push(&mut events, EventType::UserProvisioned, data(json!({})))
+                }
+                Some(StatusChange::Reactivated) => {
+                    push(&mut events, EventType::UserReactivated, data(json!({})))
+                }
+                _ => {}
+            }
+            for change in &user.outcome.changes {
+                let ty = if change.is_loss() {
+                    EventType::AccessRevoked
+                } else {
+                    EventType::AccessGranted
+                };
+                push(&mut events, ty, data(json!({ "change": change })));
+            }
+            if user.outcome.status == Some(StatusChange::Deprovisioned) {
+                let reason = self.deprovision_reason(user);
+                let sessions = db::revoke_sessions(tx, &row.id, reason, now).await?;
+                push(
+                    &mut events,
+                    EventType::UserDeprovisioned,
+                    data(json!({ "reason": reason, "sessions_revoked": sessions })),
+                );
+                crate::store::audit::record_as(
+                    tx,
+                    &crate::store::audit::Actor {
+                        org_id: &self.org_id,
+                        directory_id: None,
+                        actor: &self.actor,
+                    },
+                    "deprovision",
+                    "OrgUser",
+                    Some(&row.id),
+                    Some(&format!(
+                        "{reason}: {} access changes, {sessions} sessions revoked",
+                        user.outcome.changes.len()
+                    )),
+                )
+                .await?;
+            }
+            if user.stored != row.access || user.active != row.active {
+                updates.push(db::UserUpdate {
+                    id: row.id.clone(),
+                    active: user.active,
+                    access: user.stored.clone(),
+                });
+            }
+        }
+        db::update_org_users(tx, &updates, now).await?;
+        events.append(&mut self.extra_events);
+        let check_seats = plan.seat_delta > 0 && plan.org.seat_limit.is_some();
+        if check_seats || !events.is_empty() {
+            db::take_turn(tx, &self.org_id).await?;
+            if let (true, Some(limit)) = (check_seats, plan.org.seat_limit)
+                && db::seats_used(tx, &self.org_id).await? > limit
+            {
+                return Err(ProvisionError::SeatLimit(limit));
+            }
+            db::append_events(tx, &self.org_id, &events, now).await?;
+        }
+        Ok(plan.outcomes())
+    }
+
+    /// What [`Provision::finish`] would answer, computed by the same code in a read-only snapshot
+    /// ([`crate::store::Store::begin_read`]) and written nowhere: a preview, which takes no lock
+    /// that provisioning waits for.
+    pub async fn preview(mut self, tx: &mut Tx) -> Result<Vec<UserOutcome>, ProvisionError> {
+        if self.touched.is_empty() {
+            return Ok(Vec::new());
+        }
+        let plan = self.recompute(tx, RowLock::None).await?;
+        // The seats the snapshot uses, plus what the change would add: what `finish` counts
+        // after storing the users' new status.
+        if let (true, Some(limit)) = (plan.seat_delta > 0, plan.org.seat_limit)
+            && db::seats_used(tx, &self.org_id).await? + plan.seat_delta > limit
+        {
+            return Err(ProvisionError::SeatLimit(limit));
+        }
+        Ok(plan.outcomes())
+    }
+
+    fn deprovision_reason(&self, user: &Recomputed) -> &'static str {
+        if user.scim_links > 0 {
+            "deactivated"
+        } else if self.merged.contains(&user.row.id) {
+            "merged"
+        } else {
+            "deleted"
+        }
+    }
+
+    /// Every touched user's new status and access, from the organization's rules and the users'
+    /// facts as `tx` sees them, before anything is written.
+    async fn recompute(&mut self, tx: &mut Tx, lock: RowLock) -> Result<Plan, ProvisionError> {
         let org = match self.org.take() {
             Some(org) => org,
-            None => db::load_org(tx, &self.org_id, OrgLock::Share).await?,
+            None => {
+                let org_lock = match lock {
+                    RowLock::ForUpdate => OrgLock::Share,
+                    RowLock::None => OrgLock::None,
+                };
+                db::load_org(tx, &self.org_id, org_lock).await?
+            }
         };
         let ids: Vec<String> = std::mem::take(&mut self.touched).into_iter().collect();
-        let rows = db::lock_org_users(tx, &self.org_id, &ids).await?;
+        let rows = match lock {
+            RowLock::ForUpdate => db::lock_org_users(tx, &self.org_id, &ids).await?,
+            RowLock::None => db::read_org_users(tx, &self.org_id, &ids).await?,
+        };
         let locked: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut facts = db::user_facts(tx, &locked).await?;
-        let mut events = Vec::new();
-        let mut outcomes = Vec::new();
+        let mut users = Vec::with_capacity(rows.len());
         let mut seat_delta = 0i64;
-        let mut updates = Vec::new();
         for row in rows {
             let f = facts.remove(&row.id).unwrap_or_default();
             // A user some directory provisions is active when one of its SCIM users is; a user no
@@ -207,105 +322,64 @@ impl Provision {
                 (true, false) => Some(StatusChange::Deprovisioned),
                 _ => None,
             };
-            let user = |extra: serde_json::Value| {
-                let mut data = json!({ "user_id": row.id, "user_name": row.user_name });
-                if let (Some(d), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
-                    d.extend(extra);
-                }
-                data
+            seat_delta += match status {
+                Some(StatusChange::Provisioned | StatusChange::Reactivated) => 1,
+                Some(StatusChange::Deprovisioned) => -1,
+                None => 0,
             };
-            let push = |events: &mut Vec<NewEvent>, ty: EventType, data| {
-                events.push(NewEvent {
-                    ty,
-                    org_user_id: Some(row.id.clone()),
-                    data,
-                })
-            };
-            match status {
-                Some(StatusChange::Provisioned) => {
-                    seat_delta += 1;
-                    push(&mut events, EventType::UserProvisioned, user(json!({})));
-                }
-                Some(StatusChange::Reactivated) => {
-                    seat_delta += 1;
-                    push(&mut events, EventType::UserReactivated, user(json!({})));
-                }
-                _ => {}
-            }
-            for change in &changes {
-                let ty = if change.is_loss() {
-                    EventType::AccessRevoked
-                } else {
-                    EventType::AccessGranted
-                };
-                push(&mut events, ty, user(json!({ "change": change })));
-            }
-            if status == Some(StatusChange::Deprovisioned) {
-                seat_delta -= 1;
-                let cause = if f.scim_links == 0 {
-                    Cause::Deleted
-                } else {
-                    Cause::Deactivated
-                };
-                let reason = match cause {
-                    Cause::Deleted if self.merged.contains(&row.id) => "merged",
-                    Cause::Deleted => "deleted",
-                    Cause::Deactivated => "deactivated",
-                };
-                let sessions = db::revoke_sessions(tx, &row.id, reason, now).await?;
-                push(
-                    &mut events,
-                    EventType::UserDeprovisioned,
-                    user(json!({ "reason": reason, "sessions_revoked": sessions })),
-                );
-                crate::store::audit::record_as(
-                    tx,
-                    &crate::store::audit::Actor {
-                        org_id: &self.org_id,
-                        directory_id: None,
-                        actor: &self.actor,
-                    },
-                    "deprovision",
-                    "OrgUser",
-                    Some(&row.id),
-                    Some(&format!(
-                        "{reason}: {} access changes, {sessions} sessions revoked",
-                        changes.len()
-                    )),
-                )
-                .await?;
-            }
-            let stored = db::to_json(&access);
-            if stored != row.access || active != row.active {
-                updates.push(db::UserUpdate {
-                    id: row.id.clone(),
-                    active,
-                    access: stored,
-                });
-            }
-            if status.is_some() || !changes.is_empty() {
-                outcomes.push(UserOutcome {
+            users.push(Recomputed {
+                outcome: UserOutcome {
                     user_id: row.id.clone(),
                     user_name: row.user_name.clone(),
                     status,
                     changes,
-                });
-            }
+                },
+                stored: db::to_json(&access),
+                active,
+                scim_links: f.scim_links,
+                row,
+            });
         }
-        db::update_org_users(tx, &updates, now).await?;
-        events.append(&mut self.extra_events);
-        let check_seats = seat_delta > 0 && org.seat_limit.is_some();
-        if check_seats || !events.is_empty() {
-            db::take_turn(tx, &self.org_id).await?;
-            if let (true, Some(limit)) = (check_seats, org.seat_limit)
-                && db::seats_used(tx, &self.org_id).await? > limit
-            {
-                return Err(ProvisionError::SeatLimit(limit));
-            }
-            db::append_events(tx, &self.org_id, &events, now).await?;
-        }
-        self.org = Some(org);
-        Ok(outcomes)
+        Ok(Plan {
+            org,
+            users,
+            seat_delta,
+        })
+    }
+}
+
+/// Whether the recomputation locks the users it reads (a change) or reads a snapshot (a preview).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowLock {
+    ForUpdate,
+    None,
+}
+
+/// One touched user, recomputed.
+struct Recomputed {
+    row: db::OrgUserRow,
+    outcome: UserOutcome,
+    active: bool,
+    /// The new effective access, as stored.
+    stored: String,
+    scim_links: usize,
+}
+
+/// The recomputation of every touched user, before anything is written.
+struct Plan {
+    org: OrgAccess,
+    users: Vec<Recomputed>,
+    seat_delta: i64,
+}
+
+impl Plan {
+    /// The users whose status or access changes.
+    fn outcomes(self) -> Vec<UserOutcome> {
+        self.users
+            .into_iter()
+            .map(|u| u.outcome)
+            .filter(|o| o.status.is_some() || !o.changes.is_empty())
+            .collect()
     }
 }
 

@@ -28,6 +28,8 @@ pub enum OrgLock {
     Share,
     /// Changing rules, settings or the owner: runs alone.
     Exclusive,
+    /// A read-only snapshot (a preview): waits for no one and holds no one up.
+    None,
 }
 
 /// Everything about an organization that the computation of any user's access reads.
@@ -42,7 +44,7 @@ pub struct OrgAccess {
 
 fn lock_suffix(tx: &Tx, lock: OrgLock) -> &'static str {
     match (tx.backend(), lock) {
-        (Backend::Sqlite, _) => "",
+        (Backend::Sqlite, _) | (_, OrgLock::None) => "",
         (Backend::Postgres, OrgLock::Share) => " FOR KEY SHARE",
         (Backend::Postgres, OrgLock::Exclusive) => " FOR UPDATE",
     }
@@ -300,12 +302,30 @@ pub async fn lock_org_users(
     org_id: &str,
     ids: &[String],
 ) -> StoreResult<Vec<OrgUserRow>> {
+    org_users(tx, org_id, ids, true).await
+}
+
+/// [`lock_org_users`] without the lock, for a read-only snapshot.
+pub async fn read_org_users(
+    tx: &mut Tx,
+    org_id: &str,
+    ids: &[String],
+) -> StoreResult<Vec<OrgUserRow>> {
+    org_users(tx, org_id, ids, false).await
+}
+
+async fn org_users(
+    tx: &mut Tx,
+    org_id: &str,
+    ids: &[String],
+    for_update: bool,
+) -> StoreResult<Vec<OrgUserRow>> {
     let mut sorted: Vec<String> = ids.to_vec();
     sorted.sort();
     sorted.dedup();
     let lock = match tx.backend() {
-        Backend::Postgres => " FOR UPDATE",
-        Backend::Sqlite => "",
+        Backend::Postgres if for_update => " FOR UPDATE",
+        _ => "",
     };
     let mut out = Vec::with_capacity(sorted.len());
     for chunk in sorted.chunks(CHUNK) {

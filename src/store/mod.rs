@@ -50,6 +50,27 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 impl StoreError {
+    /// The database could not be reached or is shutting down (not a fault of the request): worth
+    /// answering 503 with a retry hint, and trying again once it is back.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Db(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            // PostgreSQL: connection exceptions (08), and admin/crash shutdown or "cannot connect
+            // now" (57P01-57P03), which a server stopping or starting sends.
+            sqlx::Error::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+            _ => false,
+        }
+    }
+
     /// Maps a unique-constraint violation to [`StoreError::Conflict`] and leaves other errors be.
     pub(crate) fn on_unique(e: sqlx::Error, what: &str) -> StoreError {
         match &e {
@@ -178,7 +199,9 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_connections: 10,
-            acquire_timeout: Duration::from_secs(10),
+            // Short enough that a request fails in seconds, with a 503 an IdP retries, rather than
+            // hanging while the database is unreachable.
+            acquire_timeout: Duration::from_secs(5),
             create_if_missing: true,
         }
     }
@@ -335,6 +358,19 @@ impl Store {
         Ok(match &*self.pools {
             Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
             Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Begins a read-only transaction on the reader pool: one consistent snapshot that takes no
+    /// lock, so it neither waits for writers (the organization's lock, SQLite's one writer) nor
+    /// holds them up. Any write in it fails.
+    pub async fn begin_read(&self) -> StoreResult<Tx> {
+        Ok(match &*self.pools {
+            Pools::Sqlite { reader, .. } => Tx::Sqlite(reader.begin().await?),
+            Pools::Postgres(pool) => Tx::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            ),
         })
     }
 

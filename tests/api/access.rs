@@ -504,6 +504,49 @@ async fn preview_equals_the_outcome() {
     }
 }
 
+/// A preview is a read: it answers while another transaction holds the organization exclusively
+/// (as a rule change does; on SQLite, any write holds the one writer), so viewers running previews
+/// never queue behind provisioning nor hold it up.
+#[tokio::test]
+async fn a_preview_does_not_wait_for_the_organizations_lock() {
+    use idbridge::store::access::{OrgLock, load_org};
+    let Org { app, owner, sa } = org().await;
+    let a = app.user("a@example.com").await;
+    app.group("Design", &[&a]).await;
+    let viewer = app.admin_token("org_viewer", None).await;
+    let ua = org_user(&app, &owner, "a@example.com").await;
+
+    let mut held = app.store.begin().await.unwrap();
+    load_org(&mut held, &app.org_id, OrgLock::Exclusive)
+        .await
+        .unwrap();
+    let change =
+        json!({ "op": "create", "matcher": by_name("Design"), "grant": role_in(&sa, "viewer") });
+    // Only a failure detector: a preview that waits for the lock never finishes while it is held.
+    let preview = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        app.api(
+            Method::POST,
+            &app.org_path("/mappings/preview"),
+            &viewer,
+            Some(change),
+        ),
+    )
+    .await
+    .expect("the preview waited for the organization's lock");
+    held.rollback().await.unwrap();
+
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    let changes = preview.body["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{}", preview.body);
+    assert_eq!(changes[0]["user_id"], ua.as_str(), "{}", preview.body);
+    assert_eq!(
+        app.api_ok(&app.org_path("/mappings"), &owner).await["items"],
+        json!([]),
+        "the preview made the rule"
+    );
+}
+
 #[tokio::test]
 async fn renaming_or_deleting_a_mapped_group_recomputes_its_members() {
     let Org { app, owner, sa } = org().await;

@@ -29,6 +29,7 @@ mod layers;
 mod lists;
 mod observability;
 mod openapi;
+mod outage;
 mod outbound;
 mod people;
 mod properties;

@@ -131,6 +131,10 @@ impl From<StoreError> for AdminError {
             StoreError::NotFound => AdminError::NotFound("not found".into()),
             StoreError::Conflict(what) => AdminError::Conflict(format!("{what} already exists")),
             StoreError::Invalid(msg) => AdminError::Invalid(msg),
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "database unavailable");
+                AdminError::Unavailable(crate::service::DATABASE_UNAVAILABLE.into())
+            }
             e => {
                 tracing::error!(error = %e, "storage failure");
                 AdminError::Internal

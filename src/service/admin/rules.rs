@@ -130,12 +130,30 @@ pub struct RuleChangeResult {
     pub changes: Vec<UserOutcome>,
 }
 
-async fn apply_rule_change(
+/// Whether [`rule_change`] makes the change or only tells what it would do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// In a write transaction that holds the organization exclusively.
+    Apply,
+    /// In a read-only snapshot that locks nothing, so previews never hold up provisioning.
+    Preview,
+}
+
+/// One computation for both modes, so a preview and the change made right after it cannot
+/// disagree: the rules are edited in memory and the affected users recomputed from them; only
+/// [`Mode::Apply`] writes.
+async fn rule_change(
     tx: &mut Tx,
     scope: &OrgScope,
     change: &RuleChange,
+    mode: Mode,
 ) -> AdminResult<RuleChangeResult> {
-    let mut org = access_db::load_org(tx, scope.org_id(), OrgLock::Exclusive).await?;
+    let lock = match mode {
+        Mode::Apply => OrgLock::Exclusive,
+        Mode::Preview => OrgLock::None,
+    };
+    let apply = mode == Mode::Apply;
+    let mut org = access_db::load_org(tx, scope.org_id(), lock).await?;
     let mut affected: BTreeSet<String> = BTreeSet::new();
     let t = now_micros();
     let (rule, op) = match change {
@@ -151,7 +169,9 @@ async fn apply_rule_change(
                 created_at: t,
                 updated_at: t,
             };
-            db::insert_rule(tx, scope, &rec).await?;
+            if apply {
+                db::insert_rule(tx, scope, &rec).await?;
+            }
             affected.extend(access_db::org_users_matching(tx, scope.org_id(), &rec.matcher).await?);
             org.rules.push(MappingRule {
                 id: rec.id.clone(),
@@ -171,7 +191,9 @@ async fn apply_rule_change(
                 updated_at: t,
                 ..old.clone()
             };
-            db::update_rule(tx, scope, &rec).await?;
+            if apply {
+                db::update_rule(tx, scope, &rec).await?;
+            }
             affected.extend(access_db::org_users_matching(tx, scope.org_id(), &old.matcher).await?);
             affected.extend(access_db::org_users_matching(tx, scope.org_id(), &rec.matcher).await?);
             for r in org.rules.iter_mut().filter(|r| r.id == rec.id) {
@@ -182,7 +204,9 @@ async fn apply_rule_change(
         }
         RuleChange::Delete { id } => {
             let old = db::get_rule_tx(tx, scope, id).await?;
-            db::delete_rule(tx, scope, id).await?;
+            if apply {
+                db::delete_rule(tx, scope, id).await?;
+            }
             affected.extend(access_db::org_users_matching(tx, scope.org_id(), &old.matcher).await?);
             org.rules.retain(|r| r.id != *id);
             (None, "delete")
@@ -194,6 +218,10 @@ async fn apply_rule_change(
     };
     let mut prov = Provision::with_org(scope.org_id(), scope.actor(), org);
     prov.touch(affected);
+    if !apply {
+        let changes = prov.preview(tx).await?;
+        return Ok(RuleChangeResult { rule, changes });
+    }
     let changes = prov.finish(tx).await?;
     audit::record_as(
         tx,
@@ -215,21 +243,22 @@ pub async fn change_rule(
 ) -> AdminResult<RuleChangeResult> {
     caller.require(Action::Manage)?;
     let mut tx = store.begin().await?;
-    let result = apply_rule_change(&mut tx, caller.scope(), change).await?;
+    let result = rule_change(&mut tx, caller.scope(), change, Mode::Apply).await?;
     tx.commit().await?;
     Ok(result)
 }
 
-/// What a rule change would do, computed by making it in a transaction that is then rolled back:
-/// the same code as [`change_rule`], so applying the change right after produces exactly this.
+/// What a rule change would do, computed by the same code as [`change_rule`] in a read-only
+/// snapshot, so applying the change right after produces exactly this. A preview is a read
+/// (viewers run them): it takes neither the organization's lock nor SQLite's one writer.
 pub async fn preview_rule(
     store: &Store,
     caller: &Caller,
     change: &RuleChange,
 ) -> AdminResult<RuleChangeResult> {
     caller.require(Action::Read)?;
-    let mut tx = store.begin().await?;
-    let result = apply_rule_change(&mut tx, caller.scope(), change).await;
+    let mut tx = store.begin_read().await?;
+    let result = rule_change(&mut tx, caller.scope(), change, Mode::Preview).await;
     tx.rollback().await?;
     result
 }
