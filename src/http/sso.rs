@@ -14,6 +14,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use serde::Deserialize;
 
+use super::error::with_retry_after;
 use crate::app::AppState;
 use crate::domain::access::ConnectionKind;
 use crate::oauth::token;
@@ -65,8 +66,25 @@ fn no_store(resp: &mut Response) {
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-/// Logs, counts and audits why a sign-in failed, and shows the page.
+/// Logs, counts and audits why a sign-in failed, and shows the page. While the database cannot be
+/// reached the page says to try again in a moment, with `Retry-After`, and nothing is audited
+/// (there is nowhere to write it).
 async fn fail(state: &AppState, failure: Failure) -> Response {
+    if failure.unavailable {
+        let reference = sign_in::report(
+            &state.store,
+            &Failure {
+                connection: None,
+                ..failure
+            },
+        )
+        .await;
+        return with_retry_after(failure_page_saying(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &reference,
+            Some("Sign-in is briefly unavailable. Try again in a moment."),
+        ));
+    }
     let reference = sign_in::report(&state.store, &failure).await;
     failure_page_saying(StatusCode::FORBIDDEN, &reference, failure.setup.as_deref())
 }
@@ -236,7 +254,7 @@ async fn finish_sign_in(state: &AppState, verified: Result<Verified, Failure>) -
                 } else {
                     "failed"
                 });
-                let mut resp = fail(state, Failure::new(Some(&conn), e.code(), e)).await;
+                let mut resp = fail(state, Failure::sign_in(&conn, &e)).await;
                 resp.extensions_mut().insert(outcome);
                 return resp;
             }

@@ -77,6 +77,9 @@ pub struct Failure {
     pub reason: String,
     /// Said on the page: a set-up problem, nothing an attacker could learn from.
     pub setup: Option<String>,
+    /// The database could not be reached: nothing is wrong with the sign-in, and trying again
+    /// in a moment may work.
+    pub unavailable: bool,
 }
 
 impl Failure {
@@ -90,6 +93,27 @@ impl Failure {
             code,
             reason: reason.to_string(),
             setup: None,
+            unavailable: false,
+        }
+    }
+
+    /// The store failed: `unavailable` when the database could not be reached.
+    pub fn store(conn: Option<&Connection>, e: &StoreError) -> Self {
+        let unavailable = e.is_unavailable();
+        let code = if unavailable { "unavailable" } else { "store" };
+        Failure {
+            unavailable,
+            ..Failure::new(conn, code, e)
+        }
+    }
+
+    /// A verified sign-in the organization did not complete.
+    pub fn sign_in(conn: &Connection, e: &SignInError) -> Self {
+        let unavailable = e.is_unavailable();
+        let code = if unavailable { "unavailable" } else { e.code() };
+        Failure {
+            unavailable,
+            ..Failure::new(Some(conn), code, e)
         }
     }
 
@@ -153,7 +177,7 @@ pub async fn start_by_email(ctx: Ctx<'_>, email: Option<&str>) -> Result<Started
             "unknown_domain",
             format!("no organization verified the domain of {email:?}"),
         )),
-        Err(e) => Err(Failure::new(None, "store", e)),
+        Err(e) => Err(Failure::store(None, &e)),
     }
 }
 
@@ -236,7 +260,7 @@ pub async fn start(
     ctx.store
         .put_flow(&flow_state, &conn.id, &data, expires)
         .await
-        .map_err(|e| fail("store", e.to_string()))?;
+        .map_err(|e| Failure::store(Some(conn), &e))?;
     Ok(Started {
         url,
         flow_state,
@@ -380,7 +404,7 @@ pub async fn finish_saml(
         let key = match ctx.store.connection_secret(&conn.id).await {
             Ok(Some(key)) => key,
             Ok(None) => return Err(fail("connection_invalid", "no SP decryption key".into())),
-            Err(e) => return Err(fail("store", e.to_string())),
+            Err(e) => return Err(Failure::store(Some(&conn), &e)),
         };
         validator = validator
             .with_decryption_key(key.as_bytes())
@@ -401,7 +425,7 @@ pub async fn finish_saml(
                 ));
             }
             Ok(_) => {}
-            Err(e) => return Err(fail("store", e.to_string())),
+            Err(e) => return Err(Failure::store(Some(&conn), &e)),
         }
         match ctx.store.take_flow(relay).await {
             Ok(Some((conn_id, data))) if conn_id == conn.id => {
@@ -414,7 +438,7 @@ pub async fn finish_saml(
                 ));
             }
             Ok(None) => {}
-            Err(e) => return Err(fail("store", e.to_string())),
+            Err(e) => return Err(Failure::store(Some(&conn), &e)),
         }
     }
     let expected = match flow.as_ref().map(|f| &f.check) {
@@ -442,7 +466,7 @@ pub async fn finish_saml(
                 format!("assertion {} was already used", assertion.assertion_id),
             ));
         }
-        Err(e) => return Err(fail("store", e.to_string())),
+        Err(e) => return Err(Failure::store(Some(&conn), &e)),
     }
     Ok(Verified {
         identity: identity::from_saml(&assertion, &settings),
@@ -488,7 +512,7 @@ pub async fn finish_oidc(ctx: Ctx<'_>, answer: OidcAnswer<'_>) -> Result<Verifie
                 "unknown, used or expired state",
             ));
         }
-        Err(e) => return Err(Failure::new(None, "store", e)),
+        Err(e) => return Err(Failure::store(None, &e)),
     };
     let conn = ctx
         .store
@@ -611,6 +635,16 @@ pub enum SignInError {
 }
 
 impl SignInError {
+    /// The database could not be reached (see [`StoreError::is_unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            SignInError::Store(e) | SignInError::Provision(ProvisionError::Store(e)) => {
+                e.is_unavailable()
+            }
+            _ => false,
+        }
+    }
+
     /// A short code for the audit log and metrics.
     pub fn code(&self) -> &'static str {
         match self {

@@ -117,6 +117,19 @@ async fn while_the_database_is_away_requests_answer_503_and_the_service_recovers
         app.get("/readyz").await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
+    // A sign-in: its page says to try again, with Retry-After, instead of "failed".
+    let r = app
+        .send_raw(
+            axum::http::Request::builder()
+                .uri("/sso/start?email=someone%40example.com")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+    let page = r.body.as_str().expect("an HTML page");
+    assert!(page.contains("Try again in a moment"), "{page}");
 
     proxy.restart();
     assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
