@@ -51,7 +51,7 @@ fn parse<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Invalid(format!("stored value: {e}")))
 }
 
-fn check_name(name: &str, what: &str) -> StoreResult<String> {
+pub(super) fn check_name(name: &str, what: &str) -> StoreResult<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(StoreError::Invalid(format!(
@@ -72,22 +72,48 @@ pub struct OrgDetails {
     pub seats_used: i64,
     pub owner_user_id: Option<String>,
     pub default_role: Option<String>,
+    /// The SaaS's own key for the organization (set through the platform API), unique across
+    /// the deployment; null when none was given.
+    pub external_key: Option<String>,
     #[serde(with = "crate::store::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
+/// The columns of [`OrgDetails`], for [`org_from`], over `organizations o`.
+pub(super) const ORG_COLUMNS: &str = "SELECT o.id, o.name, o.seat_limit, \
+     (SELECT COUNT(*) FROM org_users u WHERE u.org_id = o.id AND u.active), \
+     o.owner_user_id, o.default_role, o.external_key, o.created_at FROM organizations o";
+
+pub(super) type OrgRow = (
+    String,
+    String,
+    Option<i64>,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+pub(super) fn org_from(r: OrgRow) -> OrgDetails {
+    OrgDetails {
+        id: r.0,
+        name: r.1,
+        seat_limit: r.2,
+        seats_used: r.3,
+        owner_user_id: r.4,
+        default_role: r.5,
+        external_key: r.6,
+        created_at: r.7,
+    }
+}
+
 impl Store {
     pub async fn org_details(&self, scope: &OrgScope) -> StoreResult<OrgDetails> {
-        on_read!(self, c => sqlx::query(
-        "SELECT o.id, o.name, o.seat_limit, \
-         (SELECT COUNT(*) FROM org_users u WHERE u.org_id = o.id AND u.active), \
-         o.owner_user_id, o.default_role, o.created_at FROM organizations o WHERE o.id = $1")
-        .bind(scope.org_id()).fetch_optional(c).await?
-        .map(|r| OrgDetails {
-            id: r.get(0), name: r.get(1), seat_limit: r.get(2), seats_used: r.get(3),
-            owner_user_id: r.get(4), default_role: r.get(5), created_at: r.get(6),
-        }))
+        let sql = format!("{ORG_COLUMNS} WHERE o.id = $1");
+        on_read!(self, c => sqlx::query_as::<_, OrgRow>(AssertSqlSafe(sql))
+        .bind(scope.org_id()).fetch_optional(c).await?.map(org_from))
         .ok_or(StoreError::NotFound)
     }
 }

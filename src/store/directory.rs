@@ -111,18 +111,24 @@ pub(crate) fn mint_token(prefix: &str) -> String {
     )
 }
 
-/// Inserts an organization in the caller's transaction, so that what makes it complete (its
-/// owner) commits with it.
-pub async fn insert_org(tx: &mut super::Tx, name: &str) -> StoreResult<OrgRecord> {
+/// An organization's name, trimmed: what a new one or a rename must be.
+pub(super) fn check_org_name(name: &str) -> StoreResult<String> {
     let name = name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(StoreError::Invalid(
             "organization name must be 1-200 characters".into(),
         ));
     }
+    Ok(name.to_string())
+}
+
+/// Inserts an organization in the caller's transaction, so that what makes it complete (its
+/// owner) commits with it.
+pub async fn insert_org(tx: &mut super::Tx, name: &str) -> StoreResult<OrgRecord> {
+    let name = check_org_name(name)?;
     let org = OrgRecord {
         id: new_id(),
-        name: name.to_string(),
+        name,
         created_at: now_micros(),
     };
     on_tx!(tx, c => sqlx::query(
@@ -357,6 +363,10 @@ impl Store {
                 "UPDATE directory_tokens SET last_used_at = $1 WHERE id = $2 \
                                      AND (last_used_at IS NULL OR last_used_at < $3)"
             }
+            TokenKind::Platform => {
+                "UPDATE platform_tokens SET last_used_at = $1 WHERE id = $2 \
+                                    AND (last_used_at IS NULL OR last_used_at < $3)"
+            }
         };
         let written = async {
             let mut tx = self.begin().await?;
@@ -377,4 +387,29 @@ impl Store {
 pub(crate) enum TokenKind {
     Admin,
     Directory,
+    Platform,
+}
+
+/// The organization users that the directory's SCIM users are faces of.
+pub async fn org_users_of_directory(
+    tx: &mut super::Tx,
+    scope: &OrgScope,
+    directory_id: &str,
+) -> StoreResult<Vec<String>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT DISTINCT s.org_user_id FROM scim_users s JOIN directories d ON d.id = s.directory_id \
+         WHERE d.org_id = $1 AND s.directory_id = $2 AND s.org_user_id IS NOT NULL")
+        .bind(scope.org_id()).bind(directory_id).fetch_all(&mut *c).await?))
+}
+
+/// Deletes one of the organization's directories with its tokens, SCIM users, groups and
+/// memberships (the schema cascades). Returns false when it has no such directory.
+pub async fn delete_directory(
+    tx: &mut super::Tx,
+    scope: &OrgScope,
+    directory_id: &str,
+) -> StoreResult<bool> {
+    let n = on_tx!(tx, c => sqlx::query("DELETE FROM directories WHERE org_id = $1 AND id = $2")
+        .bind(scope.org_id()).bind(directory_id).execute(&mut *c).await?.rows_affected());
+    Ok(n > 0)
 }

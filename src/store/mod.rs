@@ -17,6 +17,7 @@ pub mod access;
 pub mod admin;
 pub mod audit;
 pub mod directory;
+pub mod platform;
 pub mod rfc3339;
 pub mod scim;
 pub mod secrets;

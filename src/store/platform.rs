@@ -1,0 +1,210 @@
+//! What the platform API reads and writes beyond one organization: the platform tokens, the list
+//! of organizations and their keys in the SaaS, and the deletion of an organization with
+//! everything it owns.
+//!
+//! A platform token is proof of nothing inside an organization by itself: the organization-scoped
+//! operations still take an [`OrgScope`], which the service makes for the organization the
+//! request names once it is known to exist.
+
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::admin::{ORG_COLUMNS, OrgDetails, OrgRow, OrgScope, check_name, org_from};
+use super::directory::{NewToken, TokenKind, check_org_name, hash_token, mint_token};
+use super::{Store, StoreError, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
+
+/// What every platform token starts with, and no other token does: admin tokens start with
+/// `idba_`, SCIM tokens with `idb_`, sessions with `idbs_`.
+pub const PLATFORM_TOKEN_PREFIX: &str = "idbp_";
+
+/// An authenticated platform token.
+#[derive(Debug, Clone)]
+pub struct PlatformPrincipal {
+    pub token_id: String,
+}
+
+impl PlatformPrincipal {
+    /// How the token is named in audit logs.
+    pub fn actor(&self) -> String {
+        format!("platform-token:{}", self.token_id)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PlatformTokenInfo {
+    pub id: String,
+    pub name: String,
+    #[serde(with = "super::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    /// Null: never expires.
+    #[serde(with = "super::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<i64>,
+    #[serde(with = "super::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<i64>,
+    /// When the token last authenticated a request, to the minute; null if never.
+    #[serde(with = "super::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<i64>,
+}
+
+impl Store {
+    /// Mints a platform token that stops authenticating at `expires_at` (microseconds), if given;
+    /// only its hash is stored.
+    pub async fn create_platform_token(
+        &self,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> StoreResult<NewToken> {
+        let name = check_name(name, "token")?;
+        if expires_at.is_some_and(|e| e <= now_micros()) {
+            return Err(StoreError::Invalid(
+                "the token's expiry must be in the future".into(),
+            ));
+        }
+        let token = NewToken {
+            id: new_id(),
+            token: mint_token(PLATFORM_TOKEN_PREFIX),
+        };
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO platform_tokens (id, name, token_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)")
+            .bind(&token.id).bind(&name).bind(hash_token(&token.token)).bind(now_micros())
+            .bind(expires_at).execute(&mut *c).await?.rows_affected());
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    pub async fn list_platform_tokens(&self) -> StoreResult<Vec<PlatformTokenInfo>> {
+        Ok(on_read!(self, c => sqlx::query(
+            "SELECT id, name, created_at, expires_at, revoked_at, last_used_at FROM platform_tokens \
+             ORDER BY id")
+            .fetch_all(c).await?.into_iter()
+            .map(|r| PlatformTokenInfo { id: r.get(0), name: r.get(1), created_at: r.get(2),
+                                         expires_at: r.get(3), revoked_at: r.get(4), last_used_at: r.get(5) })
+            .collect()))
+    }
+
+    /// Revokes a token that is not revoked yet; [`StoreError::NotFound`] otherwise.
+    pub async fn revoke_platform_token(&self, id: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let n = on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE platform_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await
+    }
+
+    /// The platform token this bearer token is, if it is one that is neither revoked nor
+    /// expired. Only the platform prefix is looked up, so an admin, SCIM or session token never
+    /// authenticates here, and a platform token never matches their tables.
+    pub async fn authenticate_platform(
+        &self,
+        token: &str,
+    ) -> StoreResult<Option<PlatformPrincipal>> {
+        if token.len() > 256 || !token.starts_with(PLATFORM_TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        let found: Option<(String, Option<i64>)> = on_read!(self, c => sqlx::query_as(
+            "SELECT id, last_used_at FROM platform_tokens \
+             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)")
+            .bind(hash_token(token)).bind(now_micros()).fetch_optional(c).await?);
+        let Some((token_id, last_used_at)) = found else {
+            return Ok(None);
+        };
+        self.note_token_use(TokenKind::Platform, &token_id, last_used_at)
+            .await;
+        Ok(Some(PlatformPrincipal { token_id }))
+    }
+
+    /// A page of every organization in id (creation) order after `after`; with `external_key`,
+    /// the one organization with that key, if any.
+    pub async fn list_orgs(
+        &self,
+        after: &str,
+        limit: i64,
+        external_key: Option<&str>,
+    ) -> StoreResult<Vec<OrgDetails>> {
+        let sql = format!(
+            "{ORG_COLUMNS} WHERE o.id > $1 AND (CAST($3 AS TEXT) IS NULL OR o.external_key = $3) \
+             ORDER BY o.id LIMIT $2"
+        );
+        Ok(
+            on_read!(self, c => sqlx::query_as::<_, OrgRow>(AssertSqlSafe(sql))
+            .bind(after).bind(limit).bind(external_key).fetch_all(c).await?
+            .into_iter().map(org_from).collect()),
+        )
+    }
+}
+
+/// Renames the organization; names are unique across the deployment, without case.
+pub async fn set_org_name(tx: &mut Tx, scope: &OrgScope, name: &str) -> StoreResult<String> {
+    let name = check_org_name(name)?;
+    on_tx!(tx, c => sqlx::query("UPDATE organizations SET name = $2, name_ci = $3 WHERE id = $1")
+        .bind(scope.org_id()).bind(&name).bind(name.to_lowercase())
+        .execute(&mut *c).await.map(|r| r.rows_affected()))
+    .map_err(|e| StoreError::on_unique(e, "an organization with this name"))?;
+    Ok(name)
+}
+
+/// Sets (or with `None` clears) the SaaS's key of the organization; keys are unique across the
+/// deployment and compared exactly. The service checks the key's form.
+pub async fn set_external_key(tx: &mut Tx, scope: &OrgScope, key: Option<&str>) -> StoreResult<()> {
+    on_tx!(tx, c => sqlx::query("UPDATE organizations SET external_key = $2 WHERE id = $1")
+        .bind(scope.org_id()).bind(key).execute(&mut *c).await.map(|r| r.rows_affected()))
+    .map_err(|e| StoreError::on_unique(e, "an organization with this external_key"))?;
+    Ok(())
+}
+
+/// What deleting an organization took with it, for the audit log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrgFootprint {
+    pub directories: i64,
+    pub users: i64,
+    pub connections: i64,
+    pub admin_tokens: i64,
+    pub sessions: i64,
+    pub webhooks: i64,
+}
+
+pub async fn org_footprint(tx: &mut Tx, scope: &OrgScope) -> StoreResult<OrgFootprint> {
+    let row: (i64, i64, i64, i64, i64, i64) = on_tx!(tx, c => sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM directories WHERE org_id = $1), \
+                (SELECT COUNT(*) FROM org_users WHERE org_id = $1), \
+                (SELECT COUNT(*) FROM sso_connections WHERE org_id = $1), \
+                (SELECT COUNT(*) FROM admin_tokens WHERE org_id = $1 AND revoked_at IS NULL), \
+                (SELECT COUNT(*) FROM sessions WHERE org_id = $1 AND revoked_at IS NULL), \
+                (SELECT COUNT(*) FROM webhooks WHERE org_id = $1)")
+        .bind(scope.org_id()).fetch_one(&mut *c).await?);
+    Ok(OrgFootprint {
+        directories: row.0,
+        users: row.1,
+        connections: row.2,
+        admin_tokens: row.3,
+        sessions: row.4,
+        webhooks: row.5,
+    })
+}
+
+/// Deletes the organization and, through the schema's cascades, everything it owns: directories
+/// with their tokens, SCIM users, groups and memberships; sub-accounts and projects; organization
+/// users with their claims, grants and sessions (and the authorization codes and access tokens
+/// issued for those sessions); rules; admin tokens; webhooks; SSO connections, their sign-ins in
+/// flight and domains; its own OAuth clients. The event outbox has no foreign key (events are
+/// numbered per organization, not tied to a row), so its events go here. The audit log stays:
+/// it is append-only, and the record of what was done (this deletion included) outlives what it
+/// was done to. Returns false when there was no such organization.
+pub async fn delete_org(tx: &mut Tx, scope: &OrgScope) -> StoreResult<bool> {
+    let n = on_tx!(tx, c => {
+        sqlx::query("DELETE FROM events WHERE org_id = $1")
+            .bind(scope.org_id()).execute(&mut *c).await?;
+        sqlx::query("DELETE FROM organizations WHERE id = $1")
+            .bind(scope.org_id()).execute(&mut *c).await?.rows_affected()
+    });
+    Ok(n > 0)
+}
