@@ -5,10 +5,11 @@
 use serde_json::json;
 
 use crate::config::{
-    AdminTokenCommand, Cli, ClientCommand, Command, DirectoryCommand, DomainCommand, Global,
-    MappingCommand, OrgCommand, SigningKeyCommand, SsoCommand, SubAccountCommand, TokenCommand,
+    AdminTokenCommand, Cli, ClientCommand, Command, DirectoryCommand, DomainCommand, Expiry,
+    Global, MappingCommand, OrgCommand, PlatformTokenCommand, SigningKeyCommand, SsoCommand,
+    SubAccountCommand, TokenCommand,
 };
-use crate::service::admin::{self as svc, AdminError, AdminRole, Caller, RuleChange};
+use crate::service::admin::{self as svc, AdminError, Caller, RuleChange};
 use crate::store::admin::OrgScope;
 use crate::store::{OrgRecord, Store, StoreError, StoreOptions};
 
@@ -59,6 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Org { command } => org(&store, command).await,
         Command::Directory { command } => directory(&store, global, command).await,
         Command::AdminToken { command } => admin_token(&store, command).await,
+        Command::PlatformToken { command } => platform_token(&store, command).await,
         Command::SubAccount { command } => sub_account(&store, command).await,
         Command::Mapping { command } => mapping(&store, command).await,
         Command::Sso { command } => sso(&store, global, command).await,
@@ -175,8 +177,20 @@ async fn find_user(store: &Store, scope: &OrgScope, user: &str) -> anyhow::Resul
 
 pub async fn org(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
     match cmd {
-        OrgCommand::Create { name, owner, json } => {
-            let created = svc::create_org(store, &name, owner.as_deref(), "cli")
+        OrgCommand::Create {
+            name,
+            owner,
+            external_key,
+            seat_limit,
+            json,
+        } => {
+            let new = svc::NewOrg {
+                name,
+                external_key: external_key.clone(),
+                owner_email: owner.clone(),
+                seat_limit,
+            };
+            let created = svc::create_org(store, &new, "cli")
                 .await
                 .map_err(admin_error)?;
             let org = &created.org;
@@ -199,7 +213,8 @@ pub async fn org(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
             print(
                 json,
                 json!({"id": org.id, "name": org.name, "owner_user_id": created.owner_user_id,
-                       "owner": owner.as_deref().map(str::trim)}),
+                       "owner": owner.as_deref().map(str::trim), "external_key": external_key,
+                       "seat_limit": seat_limit}),
                 human,
             );
         }
@@ -244,63 +259,40 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
             role,
             sub_account,
             name,
-            expires_in,
-            expires_at,
+            expiry,
             json,
         } => {
-            let expires_at = match (expires_in, expires_at) {
-                (Some(d), _) => Some(crate::store::now_micros() + parse_duration(&d)?),
-                (None, Some(t)) => Some(
-                    crate::store::rfc3339::parse(&t)
-                        .map_err(|e| anyhow::anyhow!("--expires-at: {e}"))?,
-                ),
-                (None, None) => None,
+            let caller = operator(store, &org).await?;
+            let input = svc::AdminTokenInput {
+                role,
+                sub_account_id: sub_account,
+                name,
+                expires_at: expires(expiry)?.map(crate::store::rfc3339::format),
             };
-            let parsed: AdminRole = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-            if (parsed == AdminRole::SubAccountAdmin) != sub_account.is_some() {
-                anyhow::bail!("--sub-account is required with sub_account_admin, and only with it");
-            }
-            let org = find_org(store, &org).await?;
-            let scope = OrgScope::for_org(&org.id, "cli");
-            let token = store
-                .create_admin_token_expiring(
-                    &scope,
-                    &role,
-                    sub_account.as_deref(),
-                    &name,
-                    expires_at,
-                )
-                .await?;
-            let expires = expires_at.map(crate::store::rfc3339::format);
-            print(
-                json,
-                json!({"id": token.id, "org_id": org.id, "role": role, "sub_account_id": sub_account,
-                       "expires_at": expires, "token": token.token}),
-                format!(
-                    "admin token {} for {} as {role}, {} (shown once): {}",
-                    token.id,
-                    org.name,
-                    expires.map_or("never expires".into(), |e| format!("expires {e}")),
-                    token.token
-                ),
+            let t = svc::mint_admin_token(store, &caller, &input)
+                .await
+                .map_err(admin_error)?;
+            let expires = t.expires_at.map(crate::store::rfc3339::format);
+            let human = format!(
+                "admin token {} for {} as {}, {} (shown once): {}",
+                t.id,
+                t.org_id,
+                t.role,
+                expires
+                    .as_deref()
+                    .map_or("never expires".into(), |e| format!("expires {e}")),
+                t.token
             );
+            print(json, json!(t), human);
         }
         AdminTokenCommand::List { org, json } => {
             let org = find_org(store, &org).await?;
             let scope = OrgScope::for_org(&org.id, "cli");
             let tokens = store.list_admin_tokens(&scope).await?;
-            let now = crate::store::now_micros();
             let human = tokens
                 .iter()
                 .map(|t| {
-                    let state = match (t.revoked_at, t.expires_at) {
-                        (Some(r), _) => format!("revoked {}", crate::store::rfc3339::format(r)),
-                        (None, Some(e)) if e <= now => {
-                            format!("expired {}", crate::store::rfc3339::format(e))
-                        }
-                        (None, Some(e)) => format!("expires {}", crate::store::rfc3339::format(e)),
-                        (None, None) => "never expires".into(),
-                    };
+                    let state = token_state(t.revoked_at, t.expires_at);
                     format!(
                         "{}  {}{}  {:?}  created {}  {state}",
                         t.id,
@@ -335,6 +327,90 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
                 json,
                 json!({"org_id": org.id, "revoked": id}),
                 format!("revoked admin token {id}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// When a token made with `--expires-in` or `--expires-at` expires (microseconds); none: never.
+fn expires(expiry: Expiry) -> anyhow::Result<Option<i64>> {
+    Ok(match (expiry.expires_in, expiry.expires_at) {
+        (Some(d), _) => Some(crate::store::now_micros() + parse_duration(&d)?),
+        (None, Some(t)) => Some(
+            crate::store::rfc3339::parse(&t).map_err(|e| anyhow::anyhow!("--expires-at: {e}"))?,
+        ),
+        (None, None) => None,
+    })
+}
+
+/// A token's state for a list: revoked, expired, or when it expires.
+fn token_state(revoked_at: Option<i64>, expires_at: Option<i64>) -> String {
+    let now = crate::store::now_micros();
+    match (revoked_at, expires_at) {
+        (Some(r), _) => format!("revoked {}", crate::store::rfc3339::format(r)),
+        (None, Some(e)) if e <= now => format!("expired {}", crate::store::rfc3339::format(e)),
+        (None, Some(e)) => format!("expires {}", crate::store::rfc3339::format(e)),
+        (None, None) => "never expires".into(),
+    }
+}
+
+pub async fn platform_token(store: &Store, cmd: PlatformTokenCommand) -> anyhow::Result<()> {
+    use crate::service::platform as platform_svc;
+    match cmd {
+        PlatformTokenCommand::Create { name, expiry, json } => {
+            let expires_at = expires(expiry)?;
+            let token = platform_svc::create_platform_token(store, &name, expires_at)
+                .await
+                .map_err(admin_error)?;
+            let expires = expires_at.map(crate::store::rfc3339::format);
+            print(
+                json,
+                json!({"id": token.id, "name": name.trim(), "expires_at": expires, "token": token.token}),
+                format!(
+                    "platform token {} ({}), {} (shown once; it reaches every organization): {}",
+                    token.id,
+                    name.trim(),
+                    expires.map_or("never expires".into(), |e| format!("expires {e}")),
+                    token.token
+                ),
+            );
+        }
+        PlatformTokenCommand::List { json } => {
+            let tokens = platform_svc::list_platform_tokens(store)
+                .await
+                .map_err(admin_error)?;
+            let human = tokens
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}  {:?}  created {}  {}",
+                        t.id,
+                        t.name,
+                        crate::store::rfc3339::format(t.created_at),
+                        token_state(t.revoked_at, t.expires_at)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(
+                json,
+                json!({"items": tokens, "next": null}),
+                if human.is_empty() {
+                    "no platform tokens".into()
+                } else {
+                    human
+                },
+            );
+        }
+        PlatformTokenCommand::Revoke { id, json } => {
+            platform_svc::revoke_platform_token(store, &id)
+                .await
+                .map_err(admin_error)?;
+            print(
+                json,
+                json!({"revoked": id}),
+                format!("revoked platform token {id}"),
             );
         }
     }

@@ -313,6 +313,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminTokenCommand,
     },
+    /// Tokens for the platform API (the SaaS's backend: every organization).
+    PlatformToken {
+        #[command(subcommand)]
+        command: PlatformTokenCommand,
+    },
     /// Sub-accounts of an organization.
     SubAccount {
         #[command(subcommand)]
@@ -525,12 +530,8 @@ pub enum AdminTokenCommand {
         /// A name to recognize the token by in `admin-token list`.
         #[arg(long, default_value = "admin token")]
         name: String,
-        /// The token stops working after this long: a number and a unit, e.g. 90m, 12h, 30d, 2w.
-        #[arg(long, conflicts_with = "expires_at")]
-        expires_in: Option<String>,
-        /// The token stops working at this RFC 3339 time, e.g. 2027-01-31T00:00:00Z.
-        #[arg(long)]
-        expires_at: Option<String>,
+        #[command(flatten)]
+        expiry: Expiry,
         /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,
@@ -550,6 +551,47 @@ pub enum AdminTokenCommand {
         #[arg(long)]
         org: String,
         /// The token's id (see `admin-token list`).
+        #[arg(long)]
+        id: String,
+        /// Print one JSON object on stdout instead of text (errors too).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// When a token stops working; without either option, never.
+#[derive(clap::Args, Debug)]
+pub struct Expiry {
+    /// The token stops working after this long: a number and a unit, e.g. 90m, 12h, 30d, 2w.
+    #[arg(long, conflicts_with = "expires_at")]
+    pub expires_in: Option<String>,
+    /// The token stops working at this RFC 3339 time, e.g. 2027-01-31T00:00:00Z.
+    #[arg(long)]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlatformTokenCommand {
+    /// Mint a platform token (shown once; only its hash is stored). It reaches every organization.
+    Create {
+        /// A name to recognize the token by in `platform-token list`.
+        #[arg(long, default_value = "platform token")]
+        name: String,
+        #[command(flatten)]
+        expiry: Expiry,
+        /// Print one JSON object on stdout instead of text (errors too).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the platform tokens (never their secrets).
+    List {
+        /// Print one JSON object on stdout instead of text (errors too).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a platform token: it is refused from the next request on.
+    Revoke {
+        /// The token's id (see `platform-token list`).
         #[arg(long)]
         id: String,
         /// Print one JSON object on stdout instead of text (errors too).
@@ -643,6 +685,13 @@ pub enum OrgCommand {
         /// when SCIM or a sign-in brings that userName (case-insensitive).
         #[arg(long, value_name = "EMAIL")]
         owner: Option<String>,
+        /// The SaaS's own key for the organization, unique across the deployment (the platform
+        /// API finds the organization by it).
+        #[arg(long, value_name = "KEY")]
+        external_key: Option<String>,
+        /// The most active users the organization may have; without it, no limit.
+        #[arg(long, value_name = "N")]
+        seat_limit: Option<i64>,
         /// Print one JSON object on stdout instead of text (errors too).
         #[arg(long)]
         json: bool,

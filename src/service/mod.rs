@@ -6,6 +6,7 @@ pub mod admin;
 pub mod bulk;
 pub mod list;
 pub mod oauth;
+pub mod platform;
 pub mod provision;
 pub mod resources;
 pub mod sign_in;

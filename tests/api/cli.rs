@@ -21,7 +21,7 @@ fn bin(db: &str) -> Command {
     cmd
 }
 
-fn idbridge(db: &str, args: &[&str]) -> (bool, String, String) {
+pub fn idbridge(db: &str, args: &[&str]) -> (bool, String, String) {
     let out = bin(db).args(args).output().expect("run idbridge");
     (
         out.status.success(),
@@ -54,7 +54,7 @@ fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into()
 }
 
-fn json_of(stdout: &str) -> Value {
+pub fn json_of(stdout: &str) -> Value {
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(
         lines.len(),

@@ -573,14 +573,14 @@ struct Owned {
 }
 
 async fn owned_org(app: &TestApp, owner: &str) -> Owned {
-    let created = idbridge::service::admin::create_org(
-        &app.store,
-        &format!("owned-{}", uuid::Uuid::now_v7()),
-        Some(owner),
-        "test",
-    )
-    .await
-    .unwrap();
+    let new = idbridge::service::admin::NewOrg {
+        name: format!("owned-{}", uuid::Uuid::now_v7()),
+        owner_email: Some(owner.to_string()),
+        ..Default::default()
+    };
+    let created = idbridge::service::admin::create_org(&app.store, &new, "test")
+        .await
+        .unwrap();
     let org_id = created.org.id;
     let scope = idbridge::store::admin::OrgScope::for_org(&org_id, "test");
     let token = app
@@ -712,7 +712,12 @@ async fn the_named_owner_of_an_organization_without_a_directory_is_linked_by_the
 #[tokio::test]
 async fn an_owner_must_be_named_by_email() {
     let app = TestApp::new().await;
-    let err = idbridge::service::admin::create_org(&app.store, "Nameless", Some("boss"), "test")
+    let new = idbridge::service::admin::NewOrg {
+        name: "Nameless".into(),
+        owner_email: Some("boss".into()),
+        ..Default::default()
+    };
+    let err = idbridge::service::admin::create_org(&app.store, &new, "test")
         .await
         .unwrap_err();
     assert!(

@@ -3,8 +3,9 @@
 use serde::Serialize;
 
 use super::{Action, AdminError, AdminResult, Caller};
-use crate::store::directory::{DirectoryRecord, NewToken, TokenInfo};
-use crate::store::{Store, StoreError};
+use crate::service::provision::Provision;
+use crate::store::directory::{self as db, DirectoryRecord, NewToken, TokenInfo};
+use crate::store::{Store, StoreError, audit};
 
 pub async fn list_directories(store: &Store, caller: &Caller) -> AdminResult<Vec<DirectoryRecord>> {
     caller.require(Action::Read)?;
@@ -86,4 +87,48 @@ pub async fn revoke_directory_token(
         .revoke_directory_tokens(caller.scope(), directory_id, Some(token_id))
         .await?;
     Ok(())
+}
+
+/// Deletes a directory with its tokens, SCIM users and groups, in one transaction with what that
+/// does to access: each person the directory provisioned is recomputed exactly as when the IdP
+/// deletes their SCIM user, so one no other directory provisions is deprovisioned (grants derived
+/// from its groups removed, sessions revoked, events written) and one another directory still
+/// provisions keeps what that directory gives. Refused (409) when it would deprovision the owner:
+/// transfer ownership first, as for any deprovisioning of the owner.
+pub async fn delete_directory(
+    store: &Store,
+    caller: &Caller,
+    directory_id: &str,
+) -> AdminResult<DirectoryDeleted> {
+    caller.require(Action::Manage)?;
+    let scope = caller.scope();
+    let mut tx = store.begin().await?;
+    let users = db::org_users_of_directory(&mut tx, scope, directory_id).await?;
+    if !db::delete_directory(&mut tx, scope, directory_id).await? {
+        return Err(AdminError::NotFound(format!(
+            "no directory {directory_id:?}"
+        )));
+    }
+    let mut prov = Provision::new(scope.org_id(), scope.actor());
+    for u in &users {
+        prov.unlinked(u);
+    }
+    let changes = prov.finish(&mut tx).await?;
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        "delete",
+        "Directory",
+        Some(directory_id),
+        Some(&format!("{} users recomputed", users.len())),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(DirectoryDeleted { changes })
+}
+
+/// Who gained or lost what when a directory was deleted.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DirectoryDeleted {
+    pub changes: Vec<crate::service::provision::UserOutcome>,
 }

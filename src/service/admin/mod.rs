@@ -82,6 +82,11 @@ pub enum Action<'a> {
     ReadSubAccount(&'a str),
     /// Make or remove a grant by hand confined to this sub-account (`None`: organization-wide).
     ManageGrant(Option<&'a str>),
+    /// What only the deployment's operator does, with the CLI or a platform token, and no admin
+    /// token whatever its role: rename the organization or change its key in the SaaS, delete it,
+    /// mint admin tokens. An owner who could mint tokens or delete the organization would need
+    /// no one; the SaaS that sells the organization decides those.
+    Operate,
 }
 
 /// Authorization with the roles this service manages: Org Owner and Admin manage everything of
@@ -90,10 +95,11 @@ pub enum Action<'a> {
 pub fn allows(role: AdminRole, own_sub_account: Option<&str>, action: Action<'_>) -> bool {
     use OrgRole::*;
     match role {
-        AdminRole::Org(OrgOwner) => true,
-        AdminRole::Org(OrgAdmin) => {
-            !matches!(action, Action::TransferOwner | Action::ManageOwnerSignIn)
-        }
+        AdminRole::Org(OrgOwner) => action != Action::Operate,
+        AdminRole::Org(OrgAdmin) => !matches!(
+            action,
+            Action::TransferOwner | Action::ManageOwnerSignIn | Action::Operate
+        ),
         AdminRole::Org(OrgViewer) => matches!(
             action,
             Action::Read | Action::ReadSeats | Action::ReadSubAccount(_)
@@ -156,15 +162,27 @@ impl From<ProvisionError> for AdminError {
 
 pub type AdminResult<T> = Result<T, AdminError>;
 
+/// Where a caller's authority comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    /// An admin token of the organization, limited by its role.
+    AdminToken,
+    /// The operator's CLI, on the machine with the database.
+    Operator,
+    /// A platform token: the SaaS's backend, which reaches every organization.
+    Platform,
+}
+
 /// Who calls an admin operation: the organization it acts for (the only [`OrgScope`] an operation
-/// sees), its role parsed once, and the admin token it presented. Authentication makes one; the
-/// operator's CLI makes the owner's.
+/// sees), its role parsed once, and the token it presented. Authentication makes one; the
+/// operator's CLI and a platform token act as the owner, and may also [`Action::Operate`].
 #[derive(Debug, Clone)]
 pub struct Caller {
     scope: OrgScope,
     role: AdminRole,
     sub_account_id: Option<String>,
     token_id: Option<String>,
+    authority: Authority,
 }
 
 impl Caller {
@@ -177,6 +195,7 @@ impl Caller {
             role,
             sub_account_id: principal.sub_account_id,
             token_id: Some(principal.token_id),
+            authority: Authority::AdminToken,
         })
     }
     /// The operator's CLI, which acts as the organization's owner.
@@ -186,7 +205,23 @@ impl Caller {
             role: AdminRole::Org(OrgRole::OrgOwner),
             sub_account_id: None,
             token_id: None,
+            authority: Authority::Operator,
         }
+    }
+    /// A platform token acting on one organization, recorded in its audit log as
+    /// `platform-token:{id}` (the scope's actor). Only the platform API makes these, once the
+    /// organization is known to exist.
+    pub fn platform(scope: OrgScope, token_id: &str) -> Caller {
+        Caller {
+            scope,
+            role: AdminRole::Org(OrgRole::OrgOwner),
+            sub_account_id: None,
+            token_id: Some(token_id.to_string()),
+            authority: Authority::Platform,
+        }
+    }
+    pub fn authority(&self) -> Authority {
+        self.authority
     }
     pub fn scope(&self) -> &OrgScope {
         &self.scope
@@ -198,13 +233,17 @@ impl Caller {
     pub fn sub_account(&self) -> Option<&str> {
         self.sub_account_id.as_deref()
     }
-    /// The admin token presented; `None` for the operator.
+    /// The admin or platform token presented; `None` for the operator.
     pub fn token_id(&self) -> Option<&str> {
         self.token_id.as_deref()
     }
     /// Refuses with 403 unless the role allows `action`.
     pub fn require(&self, action: Action<'_>) -> AdminResult<()> {
-        if allows(self.role, self.sub_account(), action) {
+        let allowed = match action {
+            Action::Operate => self.authority != Authority::AdminToken,
+            _ => allows(self.role, self.sub_account(), action),
+        };
+        if allowed {
             Ok(())
         } else {
             Err(AdminError::Forbidden)
@@ -230,6 +269,7 @@ mod tests {
             Action::ManageGrant(Some("sa1")),
             Action::ManageGrant(Some("sa2")),
             Action::ManageGrant(None),
+            Action::Operate,
         ];
         let allowed = |role: AdminRole, own: Option<&str>| -> Vec<Action<'static>> {
             all.iter()
@@ -237,12 +277,22 @@ mod tests {
                 .filter(|a| allows(role, own, *a))
                 .collect()
         };
-        assert_eq!(allowed(AdminRole::Org(OrgOwner), None), all.to_vec());
+        // No admin token operates the deployment, whatever its role.
+        assert_eq!(
+            allowed(AdminRole::Org(OrgOwner), None),
+            all.iter()
+                .copied()
+                .filter(|a| *a != Action::Operate)
+                .collect::<Vec<_>>()
+        );
         assert_eq!(
             allowed(AdminRole::Org(OrgAdmin), None),
             all.iter()
                 .copied()
-                .filter(|a| !matches!(a, Action::TransferOwner | Action::ManageOwnerSignIn))
+                .filter(|a| !matches!(
+                    a,
+                    Action::TransferOwner | Action::ManageOwnerSignIn | Action::Operate
+                ))
                 .collect::<Vec<_>>()
         );
         assert_eq!(
@@ -269,6 +319,28 @@ mod tests {
                 Action::ManageGrant(Some("sa1"))
             ]
         );
+    }
+
+    #[test]
+    fn only_the_operator_and_a_platform_token_operate_the_deployment() {
+        let scope = || OrgScope::for_org("o1", "t");
+        let owner_token = Caller::authenticated(AdminPrincipal {
+            scope: scope(),
+            token_id: "t1".into(),
+            role: "org_owner".into(),
+            sub_account_id: None,
+        })
+        .unwrap();
+        assert!(owner_token.require(Action::Manage).is_ok());
+        assert!(matches!(
+            owner_token.require(Action::Operate),
+            Err(AdminError::Forbidden)
+        ));
+        for c in [Caller::operator(scope()), Caller::platform(scope(), "p1")] {
+            assert!(c.require(Action::Operate).is_ok(), "{c:?}");
+            assert!(c.require(Action::TransferOwner).is_ok(), "{c:?}");
+        }
+        assert_eq!(Caller::platform(scope(), "p1").token_id(), Some("p1"));
     }
 
     #[test]

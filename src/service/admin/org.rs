@@ -8,6 +8,7 @@ use crate::domain::access::SubAccountRole;
 use crate::service::provision::{Provision, UserOutcome};
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::{self as db, OrgDetails};
+use crate::store::platform as platform_db;
 use crate::store::{Store, audit, now_micros};
 
 /// The organization as the caller may see it: the billing and sub-account roles see its name and
@@ -59,6 +60,13 @@ async fn changed(
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgPatch {
+    /// A new name (unique across the deployment, without case). A platform token only.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The SaaS's key for the organization, or null to clear it. A platform token only.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub external_key: Option<Option<String>>,
     /// A number, or null for no limit.
     #[serde(default, with = "double_option")]
     #[schema(value_type = Option<i64>)]
@@ -79,6 +87,20 @@ mod double_option {
     }
 }
 
+/// Records a change of the organization's settings in its audit log.
+async fn updated(tx: &mut crate::store::Tx, scope: &db::OrgScope, detail: &str) -> AdminResult<()> {
+    audit::record_as(
+        tx,
+        &scope.audit(),
+        "update",
+        "Organization",
+        Some(scope.org_id()),
+        Some(detail),
+    )
+    .await?;
+    Ok(())
+}
+
 pub async fn update_org(store: &Store, caller: &Caller, patch: &OrgPatch) -> AdminResult<Changes> {
     if patch.seat_limit.is_some() {
         caller.require(Action::ManageSeats)?;
@@ -86,23 +108,27 @@ pub async fn update_org(store: &Store, caller: &Caller, patch: &OrgPatch) -> Adm
     if patch.default_role.is_some() {
         caller.require(Action::Manage)?;
     }
+    if patch.name.is_some() || patch.external_key.is_some() {
+        caller.require(Action::Operate)?;
+    }
+    if let Some(Some(key)) = &patch.external_key {
+        check_external_key(key)?;
+    }
     let scope = caller.scope();
     let mut tx = store.begin().await?;
     let mut org = access_db::load_org(&mut tx, scope.org_id(), OrgLock::Exclusive).await?;
+    if let Some(name) = &patch.name {
+        let name = platform_db::set_org_name(&mut tx, scope, name).await?;
+        updated(&mut tx, scope, &format!("name {name:?}")).await?;
+    }
+    if let Some(key) = &patch.external_key {
+        platform_db::set_external_key(&mut tx, scope, key.as_deref()).await?;
+        updated(&mut tx, scope, &format!("external_key {key:?}")).await?;
+    }
     if let Some(limit) = patch.seat_limit {
-        if limit.is_some_and(|l| l < 0) {
-            return Err(AdminError::Invalid("seat_limit must be 0 or more".into()));
-        }
+        check_seat_limit(limit)?;
         db::set_seat_limit(&mut tx, scope, limit).await?;
-        audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            "update",
-            "Organization",
-            Some(scope.org_id()),
-            Some(&format!("seat_limit {limit:?}")),
-        )
-        .await?;
+        updated(&mut tx, scope, &format!("seat_limit {limit:?}")).await?;
     }
     let mut changes = Vec::new();
     if let Some(role) = patch.default_role
@@ -115,15 +141,7 @@ pub async fn update_org(store: &Store, caller: &Caller, patch: &OrgPatch) -> Adm
         let mut prov = Provision::with_org(scope.org_id(), scope.actor(), org);
         prov.touch(everyone);
         changes = prov.finish(&mut tx).await?;
-        audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            "update",
-            "Organization",
-            Some(scope.org_id()),
-            Some(&format!("default_role {role:?}")),
-        )
-        .await?;
+        updated(&mut tx, scope, &format!("default_role {role:?}")).await?;
     }
     tx.commit().await?;
     changed(store, caller, changes).await
@@ -136,19 +154,59 @@ pub struct CreatedOrg {
     pub owner_user_id: Option<String>,
 }
 
+/// What an organization is created with: the operator's `org create` and the platform API's
+/// `POST /api/v1/orgs` alike.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrg {
+    /// 1-200 characters, unique across the deployment without case.
+    pub name: String,
+    /// The SaaS's own key for the organization (its id for the customer, say): 1-200 characters
+    /// without control characters or surrounding spaces, unique across the deployment, compared
+    /// exactly. `GET /api/v1/orgs?external_key=...` finds the organization by it.
+    #[serde(default)]
+    pub external_key: Option<String>,
+    /// The owner's email address: a person of the organization at once, inactive and taking no
+    /// seat until SCIM or a sign-in brings that userName. Without one, nothing protects an owner
+    /// from deprovisioning until ownership is transferred to someone.
+    #[serde(default)]
+    pub owner_email: Option<String>,
+    /// The most active users the organization may have; none: no limit.
+    #[serde(default)]
+    pub seat_limit: Option<i64>,
+}
+
+fn check_seat_limit(limit: Option<i64>) -> AdminResult<()> {
+    match limit {
+        Some(l) if l < 0 => Err(AdminError::Invalid("seat_limit must be 0 or more".into())),
+        _ => Ok(()),
+    }
+}
+
+/// The SaaS's key of an organization: an exact identifier, so surrounding spaces are refused rather
+/// than trimmed (a key that differs from the SaaS's by a space would never be found again).
+pub fn check_external_key(key: &str) -> AdminResult<()> {
+    if key.is_empty()
+        || key.chars().count() > 200
+        || key.chars().any(char::is_control)
+        || key.trim() != key
+    {
+        return Err(AdminError::Invalid(
+            "external_key must be 1-200 characters, without control characters or surrounding spaces"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates an organization, with its owner from the start when `owner_email` is given, so owner
 /// protection holds on day one. The owner is a person of the organization at once, inactive and
 /// taking no seat until SCIM or a sign-in brings that userName (matched case-insensitively, as
 /// every userName is), which links and activates them. One transaction: the organization never
-/// exists without the owner it was created with. The operator's CLI calls this; so will any API
-/// that creates organizations.
-pub async fn create_org(
-    store: &Store,
-    name: &str,
-    owner_email: Option<&str>,
-    actor: &str,
-) -> AdminResult<CreatedOrg> {
-    let owner_email = match owner_email.map(str::trim) {
+/// exists without the owner, key and seat limit it was created with. The operator's CLI and the
+/// platform API call this.
+pub async fn create_org(store: &Store, new: &NewOrg, actor: &str) -> AdminResult<CreatedOrg> {
+    let owner_email = match new.owner_email.as_deref().map(str::trim) {
         None => None,
         Some(e) if is_email(e) => Some(e),
         Some(e) => {
@@ -157,9 +215,19 @@ pub async fn create_org(
             )));
         }
     };
+    check_seat_limit(new.seat_limit)?;
+    if let Some(key) = &new.external_key {
+        check_external_key(key)?;
+    }
     let mut tx = store.begin().await?;
-    let org = crate::store::directory::insert_org(&mut tx, name).await?;
+    let org = crate::store::directory::insert_org(&mut tx, &new.name).await?;
     let scope = db::OrgScope::for_org(&org.id, actor);
+    if new.external_key.is_some() {
+        platform_db::set_external_key(&mut tx, &scope, new.external_key.as_deref()).await?;
+    }
+    if new.seat_limit.is_some() {
+        db::set_seat_limit(&mut tx, &scope, new.seat_limit).await?;
+    }
     let mut owner_user_id = None;
     if let Some(email) = owner_email {
         let (user_id, _) =
@@ -175,16 +243,23 @@ pub async fn create_org(
         prov.finish(&mut tx).await?;
         owner_user_id = Some(user_id);
     }
+    let mut detail = match owner_email {
+        Some(e) => format!("{} (owner {e})", org.name),
+        None => format!("{} (no owner yet)", org.name),
+    };
+    if let Some(key) = &new.external_key {
+        detail.push_str(&format!(", external_key {key:?}"));
+    }
+    if let Some(limit) = new.seat_limit {
+        detail.push_str(&format!(", seat_limit {limit}"));
+    }
     audit::record_as(
         &mut tx,
         &scope.audit(),
         "create",
         "Organization",
         Some(&org.id),
-        Some(&match owner_email {
-            Some(e) => format!("{} (owner {e})", org.name),
-            None => format!("{} (no owner yet)", org.name),
-        }),
+        Some(&detail),
     )
     .await?;
     tx.commit().await?;
