@@ -76,12 +76,25 @@ pub async fn authenticate(
     let Some(token) = super::extract::bearer(req.headers()) else {
         return AdminError::Unauthorized.into_response();
     };
+    let org = params.iter().find(|(k, _)| k == "org").map(|(_, v)| v);
+    // A platform token reaches every organization, but only the operations whose handlers take an
+    // [`OrgCaller`]; the others refuse it (see the `Caller` extractor).
+    if let Some(org) = org
+        && token.starts_with(crate::store::platform::PLATFORM_TOKEN_PREFIX)
+    {
+        return match super::platform::org_caller(&state, &token, org).await {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+                next.run(req).await
+            }
+            Err(resp) => resp,
+        };
+    }
     let principal = match state.store.authenticate_admin(&token).await {
         Ok(Some(p)) => p,
         Ok(None) => return AdminError::Unauthorized.into_response(),
         Err(e) => return AdminError::from(e).into_response(),
     };
-    let org = params.iter().find(|(k, _)| k == "org").map(|(_, v)| v);
     if org.is_some_and(|o| o != principal.scope.org_id()) {
         return problem(StatusCode::NOT_FOUND, "no such organization");
     }
@@ -94,9 +107,37 @@ pub async fn authenticate(
     }
 }
 
-/// The caller [`authenticate`] put on the request: every admin handler takes one, so none can
-/// run without an authenticated organization scope and a parsed role.
+/// The caller [`authenticate`] put on the request, made from an admin token: every admin handler
+/// takes one, so none can run without an authenticated organization scope and a parsed role. A
+/// platform token is refused here (403): it is not an organization admin token, and reaches only
+/// the operations that take an [`OrgCaller`].
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let OrgCaller(caller) = OrgCaller::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if caller.authority() == svc::Authority::Platform {
+            return Err(problem(
+                StatusCode::FORBIDDEN,
+                "a platform token is not an organization admin token; mint one with \
+                 POST /api/v1/orgs/{org}/admin-tokens",
+            ));
+        }
+        Ok(caller)
+    }
+}
+
+/// The caller of an operation the platform API shares with the admin API (the organization
+/// itself, its admin tokens, directories and connections): an admin token of the organization,
+/// or a platform token acting as its owner.
+pub struct OrgCaller(pub Caller);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for OrgCaller {
     type Rejection = AdminError;
 
     async fn from_request_parts(
@@ -107,6 +148,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
             .extensions
             .get::<Caller>()
             .cloned()
+            .map(OrgCaller)
             .ok_or(AdminError::Unauthorized)
     }
 }
@@ -123,7 +165,7 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    fn limit(&self) -> ApiResult<i64> {
+    pub(super) fn limit(&self) -> ApiResult<i64> {
         match self.limit {
             None => Ok(100),
             Some(l) if (1..=1000).contains(&l) => Ok(l),
@@ -139,7 +181,7 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
-fn page<T>(items: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
+pub(super) fn page<T>(items: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
     let next = (items.len() as i64 == limit)
         .then(|| items.last().map(key))
         .flatten();
@@ -182,8 +224,11 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
 
 /// Get the organization
 #[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "organization",
-    params(("org" = String, Path)), responses((status = 200, body = OrgDetails), (status = 404, body = Problem)))]
-pub async fn get_org(State(s): State<AppState>, c: Caller) -> ApiResult<Json<OrgDetails>> {
+    security(("admin_token" = []), ("platform_token" = [])), params(("org" = String, Path)), responses((status = 200, body = OrgDetails), (status = 404, body = Problem)))]
+pub async fn get_org(
+    State(s): State<AppState>,
+    OrgCaller(c): OrgCaller,
+) -> ApiResult<Json<OrgDetails>> {
     Ok(Json(svc::org_details(&s.store, &c).await?))
 }
 
@@ -196,10 +241,11 @@ pub async fn seats(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Seats
 
 /// Update the organization
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "organization", request_body = OrgPatch,
-    params(("org" = String, Path)), responses((status = 200, body = Changes), (status = 403, body = Problem)))]
+    description = "Fields left out are kept. `seat_limit` takes an org owner, admin or billing admin token, `default_role` an owner or admin; `name` and `external_key` a platform token only (403 for any admin token). A name or key another organization has is 409. The owner changes only by `POST /owner`.",
+    security(("admin_token" = []), ("platform_token" = [])), params(("org" = String, Path)), responses((status = 200, body = Changes), (status = 403, body = Problem)))]
 pub async fn patch_org(
     State(s): State<AppState>,
-    c: Caller,
+    OrgCaller(c): OrgCaller,
     ApiJson(body): ApiJson<OrgPatch>,
 ) -> ApiResult<Json<Changes>> {
     Ok(Json(svc::update_org(&s.store, &c, &body).await?))
@@ -321,10 +367,10 @@ pub async fn delete_project(
 
 /// List SCIM directories
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/directories", tag = "directories",
-    params(("org" = String, Path)), responses((status = 200, body = Items<DirectoryRecord>)))]
+    security(("admin_token" = []), ("platform_token" = [])), params(("org" = String, Path)), responses((status = 200, body = Items<DirectoryRecord>)))]
 pub async fn list_directories(
     State(s): State<AppState>,
-    c: Caller,
+    OrgCaller(c): OrgCaller,
 ) -> ApiResult<Json<Items<DirectoryRecord>>> {
     Ok(Json(Items {
         items: svc::list_directories(&s.store, &c).await?,
@@ -693,10 +739,10 @@ pub async fn events(
 /// List admin tokens
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/admin-tokens", tag = "admin tokens",
     description = "Id, name, role, sub-account, creation, expiry and revocation of each token; never the secret. Org owner and admins only; an admin does not see owner tokens.",
-    params(("org" = String, Path)), responses((status = 200, body = Page<AdminTokenInfo>), (status = 403, body = Problem)))]
+    security(("admin_token" = []), ("platform_token" = [])), params(("org" = String, Path)), responses((status = 200, body = Page<AdminTokenInfo>), (status = 403, body = Problem)))]
 pub async fn list_admin_tokens(
     State(s): State<AppState>,
-    c: Caller,
+    OrgCaller(c): OrgCaller,
 ) -> ApiResult<Json<Page<AdminTokenInfo>>> {
     let items = svc::list_admin_tokens(&s.store, &c).await?;
     Ok(Json(Page { items, next: None }))
@@ -705,10 +751,10 @@ pub async fn list_admin_tokens(
 /// Revoke an admin token
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/admin-tokens/{id}", tag = "admin tokens",
     description = "The token is refused from the next request on.",
-    params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    security(("admin_token" = []), ("platform_token" = [])), params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn revoke_admin_token(
     State(s): State<AppState>,
-    c: Caller,
+    OrgCaller(c): OrgCaller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     svc::revoke_admin_token(&s.store, &c, &id).await?;
@@ -764,7 +810,7 @@ pub async fn delete_webhook(
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "idbridge admin API", description = "Organizations, sub-accounts, IdP-group to role mappings, grants, audit and events."),
+    info(title = "idbridge admin API", description = "Organizations, sub-accounts, IdP-group to role mappings, grants, audit and events. Two kinds of bearer token: an organization's admin token (`idba_...`) reaches that organization only, within its role; a platform token (`idbp_...`, minted with `idbridge platform-token create`) is the SaaS's backend and reaches every organization, but only the operations tagged `platform` and those whose security lists `platform_token` (the organization itself, its admin tokens, directories and connections). Deleting an organization (`DELETE /api/v1/orgs/{org}`) deletes everything it owns: its directories, SCIM users and groups, users, grants, sessions, rules, admin tokens, webhooks and events, connections and domains; its tokens and sessions stop working at once; its audit log is kept."),
     paths(
         get_org, patch_org, seats, transfer_owner,
         list_sub_accounts, create_sub_account, get_sub_account, delete_sub_account,
@@ -782,6 +828,8 @@ pub async fn delete_webhook(
         audit, events,
         list_webhooks, create_webhook, delete_webhook,
         list_admin_tokens, revoke_admin_token,
+        super::platform::list_orgs, super::platform::create_org, super::platform::delete_org,
+        super::platform::mint_admin_token, super::platform::delete_directory,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
@@ -796,6 +844,10 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "admin_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "platform_token",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::admin::{ApiJson, ApiResult, Items};
+use super::admin::{ApiJson, ApiResult, Items, OrgCaller};
 use super::error::Problem;
 use crate::app::AppState;
 use crate::service::admin::{self, Caller};
@@ -32,10 +32,10 @@ pub async fn create_connection(
 
 /// List single sign-on connections
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/sso/connections", tag = "sso",
-    params(("org" = String, Path)), responses((status = 200, body = Items<ConnectionView>)))]
+    security(("admin_token" = []), ("platform_token" = [])), params(("org" = String, Path)), responses((status = 200, body = Items<ConnectionView>)))]
 pub async fn list_connections(
     State(s): State<AppState>,
-    c: Caller,
+    OrgCaller(c): OrgCaller,
 ) -> ApiResult<Json<Items<ConnectionView>>> {
     let items = admin::list_connections(&s.store, &c).await?;
     Ok(Json(Items {
@@ -74,10 +74,10 @@ pub async fn patch_connection(
 
 /// Delete a single sign-on connection
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/sso/connections/{id}", tag = "sso",
-    params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
+    security(("admin_token" = []), ("platform_token" = [])), params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete_connection(
     State(s): State<AppState>,
-    c: Caller,
+    OrgCaller(c): OrgCaller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     admin::delete_connection(&s.store, &c, &id).await?;

@@ -114,8 +114,9 @@ pub fn render(doc: &Value) -> String {
          <title>{t}</title><style>{STYLE}</style></head><body>\n\
          <header><h1>{t} <small>{v}</small></h1><p>{d}</p>\
          <p>Machine-readable: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a> \
-         (OpenAPI {o}). Every call takes an admin token: <code>Authorization: Bearer idba_…</code>; \
-         errors are RFC 9457 problem details.</p></header>\n<nav><ul>",
+         (OpenAPI {o}). Every call takes an admin token (<code>Authorization: Bearer idba_…</code>), \
+         or, where its security says so, a platform token (<code>idbp_…</code>); errors are RFC 9457 \
+         problem details.</p></header>\n<nav><ul>",
         t = esc(title),
         v = esc(version),
         d = esc(doc

@@ -35,6 +35,16 @@ pub fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
     resp
 }
 
+/// RFC 6750 §3: a 401 names the scheme the client should authenticate with.
+pub fn unauthorized(detail: &str) -> Response {
+    let mut r = problem(StatusCode::UNAUTHORIZED, detail);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    r
+}
+
 /// RFC 9110 §10.2.3: how long a client should wait before trying a 503 again. A few seconds: the
 /// outages it covers (a database restarting or failing over) are short, and IdPs retry.
 pub const RETRY_AFTER_SECONDS: &str = "5";
@@ -51,15 +61,7 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         match self {
             AdminError::Unauthorized => {
-                let mut r = problem(
-                    StatusCode::UNAUTHORIZED,
-                    "a valid admin token is required (Authorization: Bearer idba_...)",
-                );
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer"),
-                );
-                r
+                unauthorized("a valid admin token is required (Authorization: Bearer idba_...)")
             }
             AdminError::Forbidden => problem(
                 StatusCode::FORBIDDEN,

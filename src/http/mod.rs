@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod headers;
 mod ops;
+pub mod platform;
 mod scim;
 mod sso;
 
@@ -56,7 +57,12 @@ pub fn router(state: AppState) -> Router {
 
     let o = "/api/v1/orgs/{org}";
     let api = Router::new()
-        .route(o, get(admin::get_org).patch(admin::patch_org))
+        .route(
+            o,
+            get(admin::get_org)
+                .patch(admin::patch_org)
+                .delete(platform::delete_org),
+        )
         .route(&format!("{o}/seats"), get(admin::seats))
         .route(&format!("{o}/owner"), post(admin::transfer_owner))
         .route(
@@ -78,6 +84,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             &format!("{o}/directories"),
             get(admin::list_directories).post(admin::create_directory),
+        )
+        .route(
+            &format!("{o}/directories/{{id}}"),
+            delete(platform::delete_directory),
         )
         .route(
             &format!("{o}/directories/{{id}}/tokens"),
@@ -156,7 +166,10 @@ pub fn router(state: AppState) -> Router {
             &format!("{o}/webhooks/{{id}}"),
             delete(admin::delete_webhook),
         )
-        .route(&format!("{o}/admin-tokens"), get(admin::list_admin_tokens))
+        .route(
+            &format!("{o}/admin-tokens"),
+            get(admin::list_admin_tokens).post(platform::mint_admin_token),
+        )
         .route(
             &format!("{o}/admin-tokens/{{id}}"),
             delete(admin::revoke_admin_token),
@@ -165,6 +178,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             admin::authenticate,
         ))
+        .merge(platform::routes(state.clone()))
         .route("/api/v1/openapi.json", get(admin::openapi))
         .route("/api/v1/docs", get(api_docs::docs))
         .route("/api/v1/{*rest}", axum::routing::any(admin::not_found));
