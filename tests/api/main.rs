@@ -32,6 +32,7 @@ mod openapi;
 mod outage;
 mod outbound;
 mod people;
+mod platform;
 mod properties;
 mod sso;
 mod tenancy;
