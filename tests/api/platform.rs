@@ -956,3 +956,51 @@ fn the_cli_mints_lists_and_revokes_platform_tokens_and_creates_organizations_wit
     let (_, out, _) = idbridge(&db, &["platform-token", "list"]);
     assert!(out.contains("revoked"), "{out}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_says_which_token_each_operation_takes_and_what_deleting_does() {
+    let app = TestApp::new().await;
+    let doc = app.api_ok("/api/v1/openapi.json", "").await;
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["platform_token"]["scheme"], "bearer", "{schemes}");
+    let platform_only = json!([{"platform_token": []}]);
+    let either = json!([{"admin_token": []}, {"platform_token": []}]);
+    for (path, method, security) in [
+        ("/api/v1/orgs", "get", &platform_only),
+        ("/api/v1/orgs", "post", &platform_only),
+        ("/api/v1/orgs/{org}", "delete", &platform_only),
+        ("/api/v1/orgs/{org}/admin-tokens", "post", &platform_only),
+        ("/api/v1/orgs/{org}", "get", &either),
+        ("/api/v1/orgs/{org}", "patch", &either),
+        ("/api/v1/orgs/{org}/admin-tokens", "get", &either),
+        ("/api/v1/orgs/{org}/directories/{id}", "delete", &either),
+        ("/api/v1/orgs/{org}/sso/connections/{id}", "delete", &either),
+    ] {
+        assert_eq!(
+            &doc["paths"][path][method]["security"], security,
+            "{method} {path}"
+        );
+    }
+    // An operation of the admin API alone keeps the document's default: admin tokens.
+    assert!(doc["paths"]["/api/v1/orgs/{org}/users"]["get"]["security"].is_null());
+    assert_eq!(doc["security"], json!([{"admin_token": []}]));
+    let delete = doc["paths"]["/api/v1/orgs/{org}"]["delete"]["description"]
+        .as_str()
+        .unwrap();
+    for what in [
+        "directories",
+        "sessions",
+        "admin tokens",
+        "audit log is kept",
+    ] {
+        assert!(delete.contains(what), "{what}: {delete}");
+    }
+    let list = &doc["paths"]["/api/v1/orgs"]["get"]["parameters"];
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "external_key" && p["in"] == "query"),
+        "{list}"
+    );
+}
