@@ -56,7 +56,9 @@ pub async fn mint_admin_token(
     let role: AdminRole = input.role.parse().map_err(AdminError::Invalid)?;
     if (role == AdminRole::SubAccountAdmin) != input.sub_account_id.is_some() {
         return Err(AdminError::Invalid(
-            "sub_account_id is required with sub_account_admin, and only with it".into(),
+            "a sub_account_admin token needs its sub-account (sub_account_id, or --sub-account), \
+             and no other role takes one"
+                .into(),
         ));
     }
     let expires_at = input
