@@ -521,9 +521,38 @@ async fn deleting_a_directory_deprovisions_whom_it_alone_provisioned() {
     .await;
     let second = r.body["directory"]["id"].as_str().unwrap().to_string();
     let second_token = r.body["token"]["token"].as_str().unwrap().to_string();
+    // Everyone the first directory provisions is an org viewer.
+    created(
+        &app,
+        &app.org_path("/mappings"),
+        &owner,
+        json!({"matcher": {"type": "directory_default", "directory_id": app.directory_id},
+               "grant": {"type": "org_role", "role": "org_viewer"}}),
+    )
+    .await;
 
     app.user("ada@acme.example").await;
     app.user("bob@acme.example").await;
+    let ada = app.org_user_id(&owner, "ada@acme.example").await;
+    let bob = app.org_user_id(&owner, "bob@acme.example").await;
+    let ada_session = app
+        .store
+        .create_session(&app.org_scope(), &ada, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let org_roles = |view: Value| -> Vec<Value> {
+        view["org_roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["role"].clone())
+            .collect()
+    };
+    let bob_access = app.org_path(&format!("/users/{bob}/access"));
+    assert_eq!(
+        org_roles(app.api_ok(&bob_access, &owner).await),
+        [json!("org_viewer")]
+    );
     let r = scim(
         &app,
         &second,
@@ -547,9 +576,26 @@ async fn deleting_a_directory_deprovisions_whom_it_alone_provisioned() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let changes = r.body["changes"].as_array().unwrap();
-    assert_eq!(changes.len(), 1, "{}", r.body);
-    assert_eq!(changes[0]["user_name"], "ada@acme.example");
-    assert_eq!(changes[0]["status"], "deprovisioned");
+    let of = |name: &str| {
+        changes
+            .iter()
+            .find(|c| c["user_name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {changes:?}"))
+            .clone()
+    };
+    assert_eq!(changes.len(), 2, "{}", r.body);
+    assert_eq!(of("ada@acme.example")["status"], "deprovisioned");
+    // Bob stays, without what the deleted directory gave him.
+    assert!(of("bob@acme.example").get("status").is_none());
+    assert_eq!(
+        org_roles(app.api_ok(&bob_access, &owner).await),
+        Vec::<Value>::new()
+    );
+    let sessions = app
+        .api_ok(&app.org_path(&format!("/users/{ada}/sessions")), &owner)
+        .await;
+    assert_eq!(sessions["items"][0]["id"], ada_session.id.as_str());
+    assert!(sessions["items"][0]["revoked_at"].is_string(), "{sessions}");
 
     let users = app.api_ok(&app.org_path("/users"), &owner).await;
     let active = |name: &str| {
