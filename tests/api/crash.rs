@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 /// A fixed key: PostgreSQL keeps no key file, and `serve` refuses to start there without one.
-const SECRETS_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub(crate) const SECRETS_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
-fn cli(db: &str, args: &[&str]) -> Value {
+pub(crate) fn cli(db: &str, args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_idbridge"))
         .args(args)
         .env("IDBRIDGE_DATABASE_URL", db)
@@ -25,6 +25,53 @@ fn cli(db: &str, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A migrated database for a server process: a fresh PostgreSQL schema when the suite runs
+/// there, else a SQLite file in `dir`.
+pub(crate) async fn migrated_database(dir: &tempfile::TempDir, file: &str) -> String {
+    let pg = std::env::var("IDBRIDGE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let db = match &pg {
+        Some(url) => crate::harness::pg_schema(url).await,
+        None => format!("sqlite://{}", dir.path().join(file).display()),
+    };
+    let migrated = Command::new(env!("CARGO_BIN_EXE_idbridge"))
+        .arg("migrate")
+        .env("IDBRIDGE_DATABASE_URL", &db)
+        .env("IDBRIDGE_SECRETS_KEY", SECRETS_KEY)
+        .status()
+        .unwrap();
+    assert!(migrated.success());
+    db
+}
+
+/// Starts `idbridge serve` on a free port; returns the process and the address it printed.
+pub(crate) fn serve(db: &str) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idbridge"))
+        .arg("serve")
+        .env("IDBRIDGE_DATABASE_URL", db)
+        .env("IDBRIDGE_SECRETS_KEY", SECRETS_KEY)
+        .env("IDBRIDGE_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    (child, addr)
 }
 
 /// POSTs a user; returns the status code, or None when the server is gone.
@@ -53,47 +100,13 @@ const AUDITED: &str =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_write_loses_nothing_acknowledged_and_leaves_nothing_half_written() {
     let dir = tempfile::tempdir().unwrap();
-    let pg = std::env::var("IDBRIDGE_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    let db = match &pg {
-        Some(url) => crate::harness::pg_schema(url).await,
-        None => format!("sqlite://{}", dir.path().join("crash.db").display()),
-    };
-    let migrated = Command::new(env!("CARGO_BIN_EXE_idbridge"))
-        .arg("migrate")
-        .env("IDBRIDGE_DATABASE_URL", &db)
-        .env("IDBRIDGE_SECRETS_KEY", SECRETS_KEY)
-        .status()
-        .unwrap();
-    assert!(migrated.success());
+    let db = migrated_database(&dir, "crash.db").await;
     cli(&db, &["org", "create", "--name", "Crash", "--json"]);
     let d = cli(&db, &["directory", "create", "--org", "Crash", "--json"]);
     let token = d["token"].as_str().unwrap().to_string();
     let path = format!("/scim/v2/{}/Users", d["id"].as_str().unwrap());
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idbridge"))
-        .arg("serve")
-        .env("IDBRIDGE_DATABASE_URL", &db)
-        .env("IDBRIDGE_SECRETS_KEY", SECRETS_KEY)
-        .env("IDBRIDGE_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let first = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let (mut child, addr) = serve(&db);
 
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let done = Arc::new(AtomicUsize::new(0));
@@ -155,7 +168,7 @@ async fn sigkill_mid_write_loses_nothing_acknowledged_and_leaves_nothing_half_wr
             )
         };
     }
-    let (names, audited) = if pg.is_some() {
+    let (names, audited) = if db.starts_with("postgres") {
         read_back!(&sqlx::PgPool::connect(&db).await.unwrap())
     } else {
         let pool = sqlx::SqlitePool::connect(&db).await.unwrap();

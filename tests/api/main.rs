@@ -27,6 +27,7 @@ mod groups;
 mod interop;
 mod layers;
 mod lists;
+mod load_tool;
 mod observability;
 mod openapi;
 mod outage;
