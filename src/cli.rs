@@ -32,6 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let opts = StoreOptions {
         max_connections: global.db_max_connections,
         create_if_missing: creates,
+        auth_cache: std::time::Duration::from_millis(global.auth_cache_millis),
         ..Default::default()
     };
     let mut store = match Store::connect(&global.database_url, &opts).await {

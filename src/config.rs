@@ -50,6 +50,17 @@ pub struct Global {
         default_value_t = 10
     )]
     pub db_max_connections: u32,
+    /// How long a replica keeps a SCIM or admin token it has accepted before asking the database
+    /// again (milliseconds): the longest a revocation made on another replica takes to reach this
+    /// one. A revocation on the same replica takes effect at once. 0 asks every time.
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_AUTH_CACHE_MILLIS",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(0..=60_000)
+    )]
+    pub auth_cache_millis: u64,
     /// Lift the outbound policy: webhook, IdP and metadata URLs may use http and reach loopback or
     /// private addresses. For tests and closed networks only: it lets an admin make the service
     /// call into its own network.

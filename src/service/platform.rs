@@ -89,6 +89,7 @@ pub async fn delete_org(store: &Store, caller: &Caller) -> AdminResult<()> {
         return Err(AdminError::NotFound("no such organization".into()));
     }
     tx.commit().await?;
+    store.tokens_changed();
     tracing::info!(
         org = scope.org_id(),
         actor = scope.actor(),

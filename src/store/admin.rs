@@ -9,6 +9,7 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::access::to_json;
+use super::auth_cache::{Accepted, AuthCache};
 use super::directory::{NewToken, TokenKind, hash_token, mint_token};
 use super::sql::{Bind, SqlBuilder, bind_all};
 use super::{Store, StoreError, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
@@ -746,21 +747,37 @@ impl Store {
         if token.len() > 256 || !token.starts_with("idba_") {
             return Ok(None);
         }
+        let hash = hash_token(token);
+        let key = AuthCache::key(&hash, None);
+        if let Some(Accepted::Admin(principal)) = self.auth_cache.get(&key) {
+            return Ok(Some(principal));
+        }
+        let generation = self.auth_cache.generation();
+        let now = now_micros();
         let found = on_read!(self, c => sqlx::query(
-        "SELECT id, org_id, role, sub_account_id, last_used_at FROM admin_tokens \
+        "SELECT id, org_id, role, sub_account_id, last_used_at, expires_at FROM admin_tokens \
          WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)")
-        .bind(hash_token(token)).bind(now_micros()).fetch_optional(c).await?
+        .bind(&hash).bind(now).fetch_optional(c).await?
         .map(|r| (AdminPrincipal {
             scope: OrgScope { org_id: r.get(1), actor: format!("admin-token:{}", r.get::<String, _>(0)) },
             token_id: r.get(0),
             role: r.get(2),
             sub_account_id: r.get(3),
-        }, r.get::<Option<i64>, _>(4))));
-        let Some((principal, last_used_at)) = found else {
+        }, r.get::<Option<i64>, _>(4), r.get::<Option<i64>, _>(5))));
+        let Some((principal, last_used_at, expires_at)) = found else {
             return Ok(None);
         };
         self.note_token_use(TokenKind::Admin, &principal.token_id, last_used_at)
             .await;
+        // A token about to expire is kept no longer than it is valid.
+        let valid_for = expires_at
+            .map(|at| std::time::Duration::from_micros(u64::try_from(at - now).unwrap_or(0)));
+        self.auth_cache.put(
+            key,
+            generation,
+            Accepted::Admin(principal.clone()),
+            valid_for,
+        );
         Ok(Some(principal))
     }
 
@@ -792,7 +809,9 @@ impl Store {
             None,
         )
         .await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.tokens_changed();
+        Ok(())
     }
 }
 

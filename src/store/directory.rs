@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::admin::OrgScope;
+use super::auth_cache::{Accepted, AuthCache};
 use super::{Store, StoreError, StoreResult, new_id, now_micros, on_read, on_tx};
 
 /// Directory and token changes are recorded as the operator's (`cli`), whoever made them: what the
@@ -257,6 +258,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.tokens_changed();
         Ok(token)
     }
 
@@ -291,6 +293,7 @@ impl Store {
             super::audit::record(&mut tx, &actor, "revoke", "Token", Some(t), None).await?;
         }
         tx.commit().await?;
+        self.tokens_changed();
         Ok(revoked)
     }
 
@@ -321,6 +324,11 @@ impl Store {
             return Ok(None);
         }
         let hash = hash_token(token);
+        let key = AuthCache::key(&hash, Some(directory_id));
+        if let Some(Accepted::Directory(scope)) = self.auth_cache.get(&key) {
+            return Ok(Some(scope));
+        }
+        let generation = self.auth_cache.generation();
         let found = on_read!(self, c => sqlx::query(
         "SELECT t.id AS token_id, d.org_id, t.last_used_at FROM directory_tokens t \
          JOIN directories d ON d.id = t.directory_id \
@@ -337,6 +345,8 @@ impl Store {
         };
         self.note_token_use(TokenKind::Directory, &scope.token_id, last_used_at)
             .await;
+        self.auth_cache
+            .put(key, generation, Accepted::Directory(scope.clone()), None);
         Ok(Some(scope))
     }
 

@@ -16,6 +16,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 pub mod access;
 pub mod admin;
 pub mod audit;
+mod auth_cache;
 pub mod directory;
 pub mod platform;
 pub mod rfc3339;
@@ -118,6 +119,8 @@ pub struct Store {
     pools: Arc<Pools>,
     /// Seals secrets before they are written; without it, nothing secret can be stored.
     secrets: Option<Arc<secrets::SecretBox>>,
+    /// This replica's accepted tokens (see auth_cache.rs).
+    auth_cache: Arc<auth_cache::AuthCache>,
 }
 
 /// A write transaction on either backend. Everything a request changes goes through one of these, so
@@ -194,6 +197,10 @@ pub struct StoreOptions {
     /// Make the SQLite file when it is missing. Only `serve` and `migrate` do: any other command
     /// run from the wrong folder would otherwise work on a new, empty database.
     pub create_if_missing: bool,
+    /// How long this replica trusts a token it has accepted before asking the database again:
+    /// how long a revocation made on another replica can take to reach this one. Zero: ask
+    /// every time.
+    pub auth_cache: Duration,
 }
 
 impl Default for StoreOptions {
@@ -204,6 +211,7 @@ impl Default for StoreOptions {
             // hanging while the database is unreachable.
             acquire_timeout: Duration::from_secs(5),
             create_if_missing: true,
+            auth_cache: Duration::from_secs(1),
         }
     }
 }
@@ -302,7 +310,13 @@ impl Store {
         Ok(Store {
             pools: Arc::new(pools),
             secrets: None,
+            auth_cache: Arc::new(auth_cache::AuthCache::new(opts.auth_cache)),
         })
+    }
+
+    /// After a commit that can end a token: this replica stops trusting what it had accepted.
+    pub(crate) fn tokens_changed(&self) {
+        self.auth_cache.forget_all();
     }
 
     /// Whether the database holds idbridge's tables, i.e. `migrate` or `serve` ran on it.

@@ -66,33 +66,39 @@ impl Resp {
 
 /// A fresh database on the backend under test.
 pub async fn fresh_store() -> (Store, Option<tempfile::TempDir>) {
+    let (url, dir) = fresh_database().await;
+    let store = connect(&url, &StoreOptions::default()).await;
+    store.migrate().await.expect("migrate");
+    (store, dir)
+}
+
+/// The URL of a fresh, empty database on the backend under test (not yet migrated): what a
+/// second replica is given to connect to the same database as the first.
+pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
     match std::env::var("IDBRIDGE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => (pg_store(&url).await, None),
+        Ok(url) if !url.is_empty() => (pg_schema(&url).await, None),
         _ => {
             let dir = tempfile::tempdir().expect("tempdir");
             let url = format!("sqlite://{}", dir.path().join("test.db").display());
-            let store = Store::connect(&url, &StoreOptions::default())
-                .await
-                .expect("connect sqlite")
-                .with_secrets(SecretBox::generate());
-            store.migrate().await.expect("migrate");
-            (store, Some(dir))
+            (url, Some(dir))
         }
     }
 }
 
-async fn pg_store(url: &str) -> Store {
-    let scoped = pg_schema(url).await;
+/// One replica's store on the database at `url`, with a key of its own for sealed secrets.
+pub async fn connect(url: &str, opts: &StoreOptions) -> Store {
     let opts = StoreOptions {
-        max_connections: 8,
-        ..Default::default()
+        max_connections: if url.starts_with("postgres") {
+            8
+        } else {
+            opts.max_connections
+        },
+        ..opts.clone()
     };
-    let store = Store::connect(&scoped, &opts)
+    Store::connect(url, &opts)
         .await
-        .expect("connect postgres schema")
-        .with_secrets(SecretBox::generate());
-    store.migrate().await.expect("migrate");
-    store
+        .expect("connect")
+        .with_secrets(SecretBox::generate())
 }
 
 /// A schema of its own in the shared test database, empty; returns the URL that works in it.

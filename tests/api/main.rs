@@ -10,6 +10,7 @@ mod harness;
 
 mod access;
 mod admin_api;
+mod auth_cache;
 
 mod bulk;
 mod cli;

@@ -124,6 +124,7 @@ pub async fn delete_directory(
     )
     .await?;
     tx.commit().await?;
+    store.tokens_changed();
     Ok(DirectoryDeleted { changes })
 }
 

@@ -53,6 +53,7 @@ pub async fn delete_sub_account(store: &Store, caller: &Caller, id: &str) -> Adm
     )
     .await?;
     tx.commit().await?;
+    store.tokens_changed();
     Ok(())
 }
 

@@ -1,0 +1,102 @@
+//! Accepted bearer tokens, kept for a moment per replica so that a SCIM or admin request does not
+//! cost a database read before its own work. Only acceptances are kept: an unknown or revoked
+//! token is looked up every time, so a new token works at once and guessing stays a query.
+//!
+//! Revocation: a write on this replica that can end a token (revoke, rotate, deleting its
+//! directory, sub-account or organization) empties the cache after it commits, so it takes effect
+//! here at the next request; other replicas see it when their entry ages out, within the TTL.
+//! The generation counter closes the race in between: a lookup that read the database before such
+//! a commit does not store what it read.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::admin::AdminPrincipal;
+use super::directory::DirectoryScope;
+
+/// Enough for every token of a large deployment; past it the cache starts over rather than grow.
+const MAX_ENTRIES: usize = 50_000;
+
+#[derive(Clone)]
+pub(crate) enum Accepted {
+    Directory(DirectoryScope),
+    Admin(AdminPrincipal),
+}
+
+pub(crate) struct AuthCache {
+    ttl: Duration,
+    generation: AtomicU64,
+    entries: Mutex<HashMap<String, (Instant, Accepted)>>,
+}
+
+impl AuthCache {
+    pub(crate) fn new(ttl: Duration) -> AuthCache {
+        AuthCache {
+            ttl,
+            generation: AtomicU64::new(0),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The key of a token for one use: a directory token is only ever valid for its directory.
+    pub(crate) fn key(hash: &str, directory_id: Option<&str>) -> String {
+        match directory_id {
+            Some(d) => format!("d:{d}:{hash}"),
+            None => format!("a:{hash}"),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<Accepted> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        self.lock()
+            .get(key)
+            .filter(|(until, _)| Instant::now() < *until)
+            .map(|(_, a)| a.clone())
+    }
+
+    /// Where a lookup starts: what [`AuthCache::put`] needs to know whether a revocation
+    /// committed while it read.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Keeps an acceptance read at `generation` until the TTL ends, or `valid_for` if sooner
+    /// (an admin token's own expiry).
+    pub(crate) fn put(
+        &self,
+        key: String,
+        generation: u64,
+        accepted: Accepted,
+        valid_for: Option<Duration>,
+    ) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.lock();
+        // Checked under the lock that `forget_all` takes too: no revocation can slip in between.
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        let ttl = valid_for.map_or(self.ttl, |v| v.min(self.ttl));
+        entries.insert(key, (Instant::now() + ttl, accepted));
+    }
+
+    /// Called after a write that can end a token has committed.
+    pub(crate) fn forget_all(&self) {
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+
+    /// Nothing panics while holding the lock; should something ever, the map is still sound.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Accepted)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
