@@ -36,6 +36,7 @@ mod outbound;
 mod people;
 mod platform;
 mod properties;
+mod replicas;
 mod sso;
 mod tenancy;
 mod users;
