@@ -204,6 +204,14 @@ impl TestApp {
         self
     }
 
+    /// This app with these rate limits instead of the defaults.
+    pub fn with_rates(mut self, rates: idbridge::rate::RateConfig) -> TestApp {
+        let mut state = Self::state(&self.store, PUBLIC_URL);
+        state.rate = std::sync::Arc::new(idbridge::rate::RateLimits::new(&rates));
+        self.router = build_router(state);
+        self
+    }
+
     /// Another replica: its own router (and caches) on the same database.
     pub fn replica(&self, public_url: &str) -> Router {
         build_router(Self::state(&self.store, public_url))

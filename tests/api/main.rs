@@ -26,6 +26,7 @@ mod fuzz_corpus;
 mod groups;
 mod interop;
 mod layers;
+mod limits;
 mod lists;
 mod load_tool;
 mod observability;
