@@ -784,7 +784,7 @@ pub async fn sign_in(
     p.signed_in(&user_id);
     match &identity.groups {
         GroupClaim::Values(values) => {
-            db::replace_claims(&mut tx, org_id, &user_id, values).await?;
+            db::replace_claims(&mut tx, org_id, &user_id, &conn.id, values).await?;
         }
         GroupClaim::Overage => tracing::warn!(
             connection = %conn.id, user = %user_id,

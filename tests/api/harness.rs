@@ -187,6 +187,10 @@ impl TestApp {
         state.dns.server = Some(crate::dns::server());
         state.outbound = Outbound::new(false, state.dns.server);
         state.metrics_token = Some(METRICS_TOKEN.into());
+        // Tests drive the service faster than any IdP; `with_rates` sets limits where tested.
+        state.rate = std::sync::Arc::new(idbridge::rate::RateLimits::new(
+            &idbridge::rate::RateConfig::OFF,
+        ));
         state
     }
 

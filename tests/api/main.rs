@@ -38,5 +38,6 @@ mod platform;
 mod properties;
 mod sso;
 mod tenancy;
+mod trust;
 mod users;
 mod webhooks;
