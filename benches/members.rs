@@ -142,7 +142,9 @@ fn main() {
         store.migrate().await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = build_router(AppState::new(store.clone(), &format!("http://{addr}")));
+        let router = build_router(
+            AppState::new(store.clone(), &format!("http://{addr}")).without_rate_limits(),
+        );
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         (store, addr)
     });

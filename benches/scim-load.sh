@@ -27,6 +27,9 @@ if [[ "$backend" == sqlite ]]; then
 else
   export IDBRIDGE_DATABASE_URL="$backend"
 fi
+# The server's own speed is what is measured: its per-directory SCIM rate limit (a safety default,
+# see the README's Configuration) is lifted for the run.
+export IDBRIDGE_RATE_SCIM=0
 export IDBRIDGE_SECRETS_KEY="${IDBRIDGE_SECRETS_KEY:-$(openssl rand -base64 32)}"
 bin=target/release/idbridge
 

@@ -44,7 +44,7 @@ async fn run() {
     let scope = idbridge::store::admin::OrgScope::for_org(&org.id, "bench");
     let (d, t) = store.create_directory(&scope, "bench").await.unwrap();
     let bench = Arc::new(Bench {
-        router: build_router(AppState::new(store.clone(), "http://bench")),
+        router: build_router(AppState::new(store.clone(), "http://bench").without_rate_limits()),
         auth: format!("Bearer {}", t.token),
         base: format!("/scim/v2/{}", d.id),
         content_type: "application/scim+json",

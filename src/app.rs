@@ -29,6 +29,8 @@ pub struct AppState {
     pub dns: crate::sso::dns::Dns,
     /// The bearer token `/metrics` asks for; without one, `/metrics` is not served.
     pub metrics_token: Option<Arc<str>>,
+    /// Request rate limits, in this replica's memory.
+    pub rate: Arc<crate::rate::RateLimits>,
 }
 
 impl AppState {
@@ -44,11 +46,20 @@ impl AppState {
             signer: Arc::default(),
             dns: crate::sso::dns::Dns::default(),
             metrics_token: None,
+            rate: Arc::new(crate::rate::RateLimits::new(
+                &crate::rate::RateConfig::default(),
+            )),
         }
     }
 }
 
 impl AppState {
+    /// No rate limit: benchmarks measure the service, not its limits.
+    pub fn without_rate_limits(mut self) -> Self {
+        self.rate = Arc::new(crate::rate::RateLimits::new(&crate::rate::RateConfig::OFF));
+        self
+    }
+
     /// What sign-in and the OpenID provider act with.
     pub fn sign_in(&self) -> crate::service::SsoCtx<'_> {
         crate::service::SsoCtx {
@@ -83,6 +94,8 @@ pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
     state.session_lifetime = global.session_lifetime();
     state.dns.server = global.dns_server;
     state.metrics_token = global.metrics_token.as_deref().map(Arc::from);
+    state.rate = Arc::new(crate::rate::RateLimits::new(&global.rates()));
+    let forget = tokio::spawn(forget_idle_keys(state.rate.clone()));
     if state.metrics_token.is_none() {
         tracing::info!("/metrics is off: set IDBRIDGE_METRICS_TOKEN to serve it");
     }
@@ -112,8 +125,19 @@ pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
     };
     crate::server::run(listener, build_router(state), limits, shutdown_signal()).await;
     worker.abort();
+    forget.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Keys made up by a client (unknown client ids, addresses) must not pin memory: once a minute,
+/// the limiters drop every key whose allowance is full again.
+async fn forget_idle_keys(rate: Arc<crate::rate::RateLimits>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        rate.forget_idle();
+    }
 }
 
 /// The cause in the operator's words, without the OS error number.

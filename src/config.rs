@@ -3,6 +3,8 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::rate::{Rate, RateConfig};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "idbridge",
@@ -128,6 +130,41 @@ pub struct Global {
         value_parser = metrics_token
     )]
     pub metrics_token: Option<String>,
+    /// SCIM requests per directory: `RATE/BURST` (requests per second, how many at once), or 0
+    /// for no limit. Past it, 429 with Retry-After. Every rate limit is per replica.
+    #[arg(long, global = true, env = "IDBRIDGE_RATE_SCIM", default_value_t = RateConfig::default().scim)]
+    pub rate_scim: Rate,
+    /// Admin API requests per admin or platform token (`RATE/BURST`, or 0).
+    #[arg(long, global = true, env = "IDBRIDGE_RATE_ADMIN", default_value_t = RateConfig::default().admin)]
+    pub rate_admin: Rate,
+    /// `/oauth/token` requests per client_id (`RATE/BURST`, or 0).
+    #[arg(long, global = true, env = "IDBRIDGE_RATE_TOKEN", default_value_t = RateConfig::default().token)]
+    pub rate_token: Rate,
+    /// Sign-in requests (start, SAML ACS) per connection (`RATE/BURST`, or 0).
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_RATE_SIGN_IN_CONNECTION",
+        default_value_t = RateConfig::default().sign_in_connection
+    )]
+    pub rate_sign_in_connection: Rate,
+    /// Sign-in requests (start, SAML ACS, OIDC callback) per client address (`RATE/BURST`, or 0).
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_RATE_SIGN_IN_ADDRESS",
+        default_value_t = RateConfig::default().sign_in_address
+    )]
+    pub rate_sign_in_address: Rate,
+    /// Failed sign-ins a connection writes to the audit log (`RATE/BURST`, or 0); past it they
+    /// are logged and counted in `idbridge_sign_in_audit_skipped_total` instead.
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_RATE_FAILED_SIGN_IN_AUDIT",
+        default_value_t = RateConfig::default().failure_audit
+    )]
+    pub rate_failed_sign_in_audit: Rate,
 }
 
 fn metrics_token(s: &str) -> Result<String, String> {
@@ -183,6 +220,17 @@ impl Global {
                 Err(_) => url,
             },
             _ => url,
+        }
+    }
+
+    pub fn rates(&self) -> RateConfig {
+        RateConfig {
+            scim: self.rate_scim,
+            admin: self.rate_admin,
+            token: self.rate_token,
+            sign_in_connection: self.rate_sign_in_connection,
+            sign_in_address: self.rate_sign_in_address,
+            failure_audit: self.rate_failed_sign_in_audit,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod mapping;
 mod mutation;
 pub mod net;
 pub mod oauth;
+pub mod rate;
 pub mod scim;
 pub mod server;
 pub mod service;

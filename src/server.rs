@@ -77,7 +77,7 @@ pub async fn run(
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -119,7 +119,11 @@ pub async fn run(
                     if first.swap(false, Ordering::Relaxed) {
                         marker.lock().remove(&id);
                     }
-                    router.clone().oneshot(req.map(axum::body::Body::new))
+                    let mut req = req.map(axum::body::Body::new);
+                    // The client's address, for the limits per address at sign-in.
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    router.clone().oneshot(req)
                 });
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::pin!(conn);

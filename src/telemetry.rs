@@ -137,6 +137,14 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "Failed single sign-on steps by reason.",
     ),
     (
+        "idbridge_rate_limited_total",
+        "Requests refused by a rate limit (429), and failed sign-ins not audited, by limit.",
+    ),
+    (
+        "idbridge_sign_in_audit_skipped_total",
+        "Failed sign-ins past their connection's audit limit: logged, not written to the audit log.",
+    ),
+    (
         "idbridge_sign_ins_total",
         "Sign-ins finished at the SAML ACS or the OIDC callback, by protocol and outcome \
          (success, denied by the organization, failed).",

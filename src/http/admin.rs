@@ -98,6 +98,12 @@ pub async fn authenticate(
     if org.is_some_and(|o| o != principal.scope.org_id()) {
         return problem(StatusCode::NOT_FOUND, "no such organization");
     }
+    if let Err(wait) = state
+        .rate
+        .check(crate::rate::Limit::Admin, &principal.token_id)
+    {
+        return super::error::too_many_problem(wait);
+    }
     match Caller::authenticated(principal) {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
@@ -831,7 +837,7 @@ pub async fn delete_webhook(
         super::platform::list_orgs, super::platform::create_org, super::platform::delete_org,
         super::platform::mint_admin_token, super::platform::delete_directory,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &RateLimited),
     security(("admin_token" = [])),
 )]
 pub struct ApiDoc;
@@ -850,6 +856,46 @@ impl utoipa::Modify for BearerAuth {
             "platform_token",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+    }
+}
+
+/// Every operation takes a token, and every token has a rate limit: each may answer 429.
+struct RateLimited;
+
+impl utoipa::Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{Content, Ref, ResponseBuilder, header::HeaderBuilder};
+        let too_many = ResponseBuilder::new()
+            .description("The token's rate limit is spent; retry after `Retry-After` seconds")
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                    .description(Some("seconds to wait before the next request"))
+                    .build(),
+            )
+            .content(
+                "application/problem+json",
+                Content::new(Some(Ref::from_schema_name("Problem"))),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.responses
+                    .responses
+                    .insert("429".into(), too_many.clone().into());
+            }
+        }
     }
 }
 

@@ -57,6 +57,43 @@ pub fn with_retry_after(mut resp: Response) -> Response {
     resp
 }
 
+/// RFC 6585 §4: 429 says how long to wait, in seconds, as `Retry-After` (RFC 9110 §10.2.3).
+pub fn retry_after(mut resp: Response, wait: crate::rate::RetryAfter) -> Response {
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(wait.0));
+    resp
+}
+
+/// The admin and platform API's 429, as problem details.
+pub fn too_many_problem(wait: crate::rate::RetryAfter) -> Response {
+    retry_after(
+        problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "this token sent more requests than its rate limit allows; retry after {} s",
+                wait.0
+            ),
+        ),
+        wait,
+    )
+}
+
+/// SCIM's 429, as an RFC 7644 §3.12 error body: IdPs retry it after `Retry-After`.
+pub fn too_many_scim(wait: crate::rate::RetryAfter) -> Response {
+    retry_after(
+        ScimError::new(
+            429,
+            None,
+            format!(
+                "this directory sent more requests than its rate limit allows; retry after {} s",
+                wait.0
+            ),
+        )
+        .into_response(),
+        wait,
+    )
+}
+
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         match self {

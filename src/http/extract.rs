@@ -79,10 +79,39 @@ pub async fn authenticate(
     };
     match state.store.authenticate_directory(&directory, &token).await {
         Ok(Some(scope)) => {
+            // Counted per directory after authentication: a stranger's bad tokens cannot spend
+            // a directory's allowance, and its rotating tokens share one.
+            if let Err(wait) = state
+                .rate
+                .check(crate::rate::Limit::Scim, scope.directory_id())
+            {
+                return super::error::too_many_scim(wait);
+            }
             req.extensions_mut().insert(scope);
             next.run(req).await
         }
         Ok(None) => ScimError::unauthorized().into_response(),
         Err(e) => store_error(e).into_response(),
+    }
+}
+
+/// The address the request came from, when the server that accepted it said (requests handed to
+/// the router in-process carry none). The peer itself: a forwarded-for header is the client's
+/// word, which a limit must not take.
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
     }
 }

@@ -31,6 +31,13 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(state, authenticate))
 }
 
+/// A platform token's requests share one allowance, on the admin API's limit, whichever
+/// organization they act on.
+fn spend(state: &AppState, platform: &Platform) -> Result<(), crate::rate::RetryAfter> {
+    let key = format!("platform:{}", platform.token_id());
+    state.rate.check(crate::rate::Limit::Admin, &key)
+}
+
 /// A platform token acting on organization `org` (404 when there is no such organization), for
 /// the admin API's authentication to put on the request.
 pub(super) async fn org_caller(
@@ -39,9 +46,12 @@ pub(super) async fn org_caller(
     org: &str,
 ) -> Result<Caller, Response> {
     match platform_svc::authenticate(&state.store, token).await {
-        Ok(Some(platform)) => platform_svc::org_caller(&state.store, &platform, org)
-            .await
-            .map_err(IntoResponse::into_response),
+        Ok(Some(platform)) => {
+            spend(state, &platform).map_err(super::error::too_many_problem)?;
+            platform_svc::org_caller(&state.store, &platform, org)
+                .await
+                .map_err(IntoResponse::into_response)
+        }
         Ok(None) => Err(unauthorized(UNAUTHORIZED)),
         Err(e) => Err(e.into_response()),
     }
@@ -55,6 +65,9 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     };
     match platform_svc::authenticate(&state.store, &token).await {
         Ok(Some(platform)) => {
+            if let Err(wait) = spend(&state, &platform) {
+                return super::error::too_many_problem(wait);
+            }
             req.extensions_mut().insert(platform);
             return next.run(req).await;
         }

@@ -14,10 +14,12 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use serde::Deserialize;
 
-use super::error::with_retry_after;
+use super::error::{retry_after, with_retry_after};
+use super::extract::ClientAddr;
 use crate::app::AppState;
 use crate::domain::access::ConnectionKind;
 use crate::oauth::token;
+use crate::rate::Limit;
 use crate::service::oauth::{self, Authorize, AuthzError, TokenError, UserinfoError};
 use crate::service::sign_in::{
     self, FLOW_TTL, Failure, MetadataError, OidcAnswer, SamlAnswer, Started, Verified,
@@ -73,6 +75,7 @@ async fn fail(state: &AppState, failure: Failure) -> Response {
     if failure.unavailable {
         let reference = sign_in::report(
             &state.store,
+            &state.rate,
             &Failure {
                 connection: None,
                 ..failure
@@ -85,8 +88,39 @@ async fn fail(state: &AppState, failure: Failure) -> Response {
             Some("Sign-in is briefly unavailable. Try again in a moment."),
         ));
     }
-    let reference = sign_in::report(&state.store, &failure).await;
+    let reference = sign_in::report(&state.store, &state.rate, &failure).await;
     failure_page_saying(StatusCode::FORBIDDEN, &reference, failure.setup.as_deref())
+}
+
+/// The sign-in endpoints' limits, checked before anything is read or written: per client
+/// address, then per connection when the request names one. Past either, the failure page says to
+/// wait, with 429 and `Retry-After`.
+fn sign_in_limited(
+    state: &AppState,
+    client: &ClientAddr,
+    connection: Option<&str>,
+) -> Option<Response> {
+    let by_address = client
+        .0
+        .map(|ip| state.rate.check(Limit::SignInAddress, &ip.to_string()))
+        .unwrap_or(Ok(()));
+    let wait = by_address
+        .and_then(|()| match connection {
+            Some(id) => state.rate.check(Limit::SignInConnection, id),
+            None => Ok(()),
+        })
+        .err()?;
+    let reference = crate::store::new_id();
+    tracing::warn!(reference, connection, wait = wait.0, "sign-in rate limited");
+    let page = failure_page_saying(
+        StatusCode::TOO_MANY_REQUESTS,
+        &reference,
+        Some(&format!(
+            "Too many sign-in attempts right now. Wait {} seconds, then try again.",
+            wait.0
+        )),
+    );
+    Some(retry_after(page, wait))
 }
 
 #[expect(
@@ -205,12 +239,26 @@ pub struct StartByEmail {
 }
 
 /// Home-realm discovery: the connection of the organization that verified the address's domain.
-pub async fn start_by_email(State(s): State<AppState>, Query(q): Query<StartByEmail>) -> Response {
+pub async fn start_by_email(
+    State(s): State<AppState>,
+    client: ClientAddr,
+    Query(q): Query<StartByEmail>,
+) -> Response {
+    if let Some(resp) = sign_in_limited(&s, &client, None) {
+        return resp;
+    }
     let started = sign_in::start_by_email(s.sign_in(), q.email.as_deref()).await;
     redirect_to_idp(&s, started).await
 }
 
-pub async fn start_connection(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn start_connection(
+    State(s): State<AppState>,
+    client: ClientAddr,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(resp) = sign_in_limited(&s, &client, Some(&id)) {
+        return resp;
+    }
     let started = sign_in::start_with(s.sign_in(), &id).await;
     redirect_to_idp(&s, started).await
 }
@@ -237,7 +285,8 @@ async fn finish_sign_in(state: &AppState, verified: Result<Verified, Failure>) -
                 // asked must hear (RFC 6749 §4.1.2.1, OpenID Connect Core §3.1.2.6) rather than
                 // strand the user here. Its redirect URI was checked when the request began.
                 if let (Some(authz), Some(description)) = (&authz, e.refusal()) {
-                    sign_in::report(&state.store, &Failure::new(Some(&conn), e.code(), &e)).await;
+                    let failure = Failure::new(Some(&conn), e.code(), &e);
+                    sign_in::report(&state.store, &state.rate, &failure).await;
                     let error = AuthzError {
                         redirect_uri: authz.redirect_uri.clone(),
                         state: authz.state.clone(),
@@ -309,9 +358,13 @@ pub struct AcsForm {
 pub async fn saml_acs(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    client: ClientAddr,
     headers: HeaderMap,
     Form(form): Form<AcsForm>,
 ) -> Response {
+    if let Some(resp) = sign_in_limited(&s, &client, Some(&id)) {
+        return resp;
+    }
     let relay_state = form.relay_state.as_deref();
     let answer = SamlAnswer {
         saml_response: form.saml_response.as_deref(),
@@ -337,9 +390,15 @@ pub struct CallbackParams {
 /// The redirect URI of every OIDC connection (Core §3.1.2.5); `state` finds the sign-in.
 pub async fn oidc_callback(
     State(s): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     Query(q): Query<CallbackParams>,
 ) -> Response {
+    // The connection is known only once the state finds the sign-in: the limit per address
+    // here, and the failures' audit limit per connection, bound what a flood can do.
+    if let Some(resp) = sign_in_limited(&s, &client, None) {
+        return resp;
+    }
     let answer = OidcAnswer {
         code: q.code.as_deref(),
         state: q.state.as_deref(),
@@ -496,6 +555,32 @@ pub async fn token_endpoint(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(token::parse_basic_auth);
+    // Keyed by the client_id the request claims, before it is checked: a flood of bad secrets
+    // for one client is what this limit stops.
+    let client_id = basic
+        .as_ref()
+        .map(|(id, _)| id.as_str())
+        .or(f.client_id.as_deref())
+        // An id no client has (they are short) shares one key rather than pin memory.
+        .filter(|id| id.len() <= 128)
+        .unwrap_or_default();
+    if let Err(wait) = s.rate.check(Limit::Token, client_id) {
+        // RFC 6749 §5.2 has no code for a rate limit; `temporarily_unavailable` is the one
+        // clients read as "try again later" (§4.1.2.1), and 429 with Retry-After says when.
+        let body = serde_json::json!({
+            "error": "temporarily_unavailable",
+            "error_description": format!(
+                "this client sent more token requests than its rate limit allows; retry after {} s",
+                wait.0
+            ),
+        });
+        let mut resp = retry_after(
+            (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response(),
+            wait,
+        );
+        no_store(&mut resp);
+        return resp;
+    }
     let mut resp = match oauth::exchange_code(s.sign_in(), basic, f).await {
         Ok(body) => Json(body).into_response(),
         Err(e) => {

@@ -301,7 +301,7 @@ pub fn applicable_grants(
     }
     let mut any_matched = false;
     for rule in rules {
-        for matched in rule.matcher.matches(user) {
+        for matched in rule.matches(user) {
             any_matched = true;
             let reason = Reason::Rule {
                 rule_id: rule.id.clone(),
@@ -477,6 +477,7 @@ mod tests {
             id: "id-Eng-entra".into(),
             external_id: None,
             display_name: "ENG".into(),
+            directory_id: "dir-entra".into(),
         });
         let rules = [
             rule("r1", by_name("eng"), role(all(), Admin)),
@@ -662,8 +663,10 @@ mod tests {
                 id: "0190-g".into(),
                 external_id: Some("00gX".into()),
                 display_name: "Sales EMEA".into(),
+                directory_id: "dir-okta".into(),
             }],
             claim_values: vec!["crm-admins".into()],
+            claims_from: None,
         };
         let sales = Matched::Group {
             group_id: "0190-g".into(),

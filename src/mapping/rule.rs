@@ -212,42 +212,90 @@ pub enum Matched {
     },
 }
 
+/// The IdP a rule's groups or claims must come from. An organization's IdPs are not equally
+/// trusted (a contractor's directory can name a group like a mapped one), so a rule names its
+/// source. JSON: `"any"`, `{"directory": "<id>"}` or `{"connection": "<id>"}`.
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Every directory and connection of the organization.
+    #[default]
+    Any,
+    Directory(String),
+    Connection(String),
+}
+
+impl Source {
+    fn directory(&self, id: &str) -> bool {
+        match self {
+            Source::Any => true,
+            Source::Directory(d) => d == id,
+            Source::Connection(_) => false,
+        }
+    }
+
+    fn connection(&self, id: Option<&str>) -> bool {
+        match self {
+            Source::Any => true,
+            Source::Connection(c) => Some(c.as_str()) == id,
+            Source::Directory(_) => false,
+        }
+    }
+}
+
 impl GroupMatcher {
     /// Everything in `user` this matcher matches; empty when it does not apply. One reason per
     /// matching group, because two directories may each hold a group of the same displayName.
     pub fn matches(&self, user: &UserGroups) -> Vec<Matched> {
+        self.matches_from(&Source::Any, user)
+    }
+
+    /// The same, among the groups of `source`'s directories and the claims of its connections.
+    pub fn matches_from(&self, source: &Source, user: &UserGroups) -> Vec<Matched> {
         let group = |g: &GroupRef| Matched::Group {
             group_id: g.id.clone(),
             display_name: g.display_name.clone(),
         };
+        let groups = || {
+            user.groups
+                .iter()
+                .filter(|g| source.directory(&g.directory_id))
+        };
         match self {
-            GroupMatcher::GroupId { group_id } => user
-                .groups
-                .iter()
-                .filter(|g| g.id == *group_id)
-                .map(group)
-                .collect(),
-            GroupMatcher::ExternalId { external_id } => user
-                .groups
-                .iter()
+            GroupMatcher::GroupId { group_id } => {
+                groups().filter(|g| g.id == *group_id).map(group).collect()
+            }
+            GroupMatcher::ExternalId { external_id } => groups()
                 .filter(|g| g.external_id.as_deref() == Some(external_id.as_str()))
                 .map(group)
                 .collect(),
-            GroupMatcher::DisplayName { display_name } => user
-                .groups
-                .iter()
+            GroupMatcher::DisplayName { display_name } => groups()
                 .filter(|g| eq_ignore_case(&g.display_name, display_name))
                 .map(group)
                 .collect(),
             GroupMatcher::Claim { value } => user
                 .claim_values
                 .iter()
+                .filter(|_| source.connection(user.claims_from.as_deref()))
                 .filter(|v| *v == value)
                 .map(|v| Matched::Claim { value: v.clone() })
                 .collect(),
             GroupMatcher::DirectoryDefault { directory_id } => user
                 .directory_ids
                 .iter()
+                .filter(|d| source.directory(d))
                 .filter(|d| *d == directory_id)
                 .map(|d| Matched::Directory {
                     directory_id: d.clone(),
@@ -272,6 +320,15 @@ pub struct MappingRule {
     pub id: String,
     pub matcher: GroupMatcher,
     pub grant: Grant,
+    #[serde(default)]
+    pub source: Source,
+}
+
+impl MappingRule {
+    /// What the rule's matcher matches among what its source brought.
+    pub fn matches(&self, user: &UserGroups) -> Vec<Matched> {
+        self.matcher.matches_from(&self.source, user)
+    }
 }
 
 /// A grant an admin made by hand for one user. Mappings never create, change or remove these.
@@ -298,6 +355,9 @@ pub struct GroupRef {
     pub id: String,
     pub external_id: Option<String>,
     pub display_name: String,
+    /// The directory that provisions the group.
+    #[serde(default)]
+    pub directory_id: String,
 }
 
 /// What is known about a user's groups: the directories that provision them, their SCIM group
@@ -308,6 +368,8 @@ pub struct UserGroups {
     pub directory_ids: Vec<String>,
     pub groups: Vec<GroupRef>,
     pub claim_values: Vec<String>,
+    /// The connection of the sign-in that brought the claim values (each sign-in replaces them).
+    pub claims_from: Option<String>,
 }
 
 #[cfg(test)]
@@ -320,6 +382,7 @@ mod tests {
             id: id.into(),
             external_id: external_id.map(Into::into),
             display_name: display_name.into(),
+            directory_id: "dir-okta".into(),
         }
     }
 
@@ -332,6 +395,7 @@ mod tests {
                 group("g3", Some("ext-3"), "engineering"),
             ],
             claim_values: vec!["sso-admins".into()],
+            claims_from: Some("conn-okta".into()),
         }
     }
 
@@ -410,6 +474,48 @@ mod tests {
             .matches(&nobody)
             .is_empty()
         );
+    }
+
+    #[test]
+    fn a_source_limits_what_a_matcher_sees() {
+        let mut u = user();
+        u.groups.push(GroupRef {
+            directory_id: "dir-contractors".into(),
+            ..group("g9", None, "Engineering")
+        });
+        let by_name = GroupMatcher::DisplayName {
+            display_name: "engineering".into(),
+        };
+        let dir = |d: &str| Source::Directory(d.into());
+        assert_eq!(by_name.matches_from(&Source::Any, &u).len(), 3);
+        assert_eq!(by_name.matches_from(&dir("dir-okta"), &u).len(), 2);
+        assert_eq!(
+            by_name.matches_from(&dir("dir-contractors"), &u),
+            vec![g("g9", "Engineering")]
+        );
+        assert!(
+            by_name
+                .matches_from(&Source::Connection("conn-okta".into()), &u)
+                .is_empty()
+        );
+        let claim = GroupMatcher::Claim {
+            value: "sso-admins".into(),
+        };
+        assert_eq!(
+            claim
+                .matches_from(&Source::Connection("conn-okta".into()), &u)
+                .len(),
+            1
+        );
+        assert!(
+            claim
+                .matches_from(&Source::Connection("conn-other".into()), &u)
+                .is_empty()
+        );
+        assert!(claim.matches_from(&dir("dir-okta"), &u).is_empty());
+        let json = |s: &Source| serde_json::to_value(s).unwrap();
+        assert_eq!(json(&Source::Any), json!("any"));
+        assert_eq!(json(&dir("d1")), json!({"directory": "d1"}));
     }
 
     #[test]

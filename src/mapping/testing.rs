@@ -3,7 +3,8 @@
 use crate::domain::access::{Feature, Level, OrgRole, ProjectRole, SubAccountRole};
 use crate::mapping::effective::Reason;
 use crate::mapping::rule::{
-    Grant, GroupMatcher, GroupRef, ManualGrant, MappingRule, Matched, SubAccountScope, UserGroups,
+    Grant, GroupMatcher, GroupRef, ManualGrant, MappingRule, Matched, Source, SubAccountScope,
+    UserGroups,
 };
 
 pub fn all() -> SubAccountScope {
@@ -72,6 +73,7 @@ pub fn rule(id: &str, matcher: GroupMatcher, grant: Grant) -> MappingRule {
         id: id.into(),
         matcher,
         grant,
+        source: Source::Any,
     }
 }
 
@@ -94,9 +96,11 @@ pub fn member_of(names: &[&str]) -> UserGroups {
                 id: format!("id-{n}"),
                 external_id: Some(format!("ext-{n}")),
                 display_name: (*n).into(),
+                directory_id: "dir-okta".into(),
             })
             .collect(),
         claim_values: vec![],
+        claims_from: None,
     }
 }
 

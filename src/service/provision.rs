@@ -301,6 +301,7 @@ impl Provision {
                 directory_ids: f.directory_ids,
                 groups: f.groups,
                 claim_values: f.claims,
+                claims_from: f.claims_from,
             };
             let access = effective_access(
                 &groups,
@@ -392,7 +393,7 @@ pub fn rules_matching(rules: &[MappingRule], group: &GroupRef) -> BTreeSet<Strin
     };
     rules
         .iter()
-        .filter(|r| !r.matcher.matches(&user).is_empty())
+        .filter(|r| !r.matches(&user).is_empty())
         .map(|r| r.id.clone())
         .collect()
 }

@@ -508,11 +508,12 @@ async fn relink(
     Ok(detail)
 }
 
-fn group_ref(g: &GroupRecord) -> GroupRef {
+fn group_ref(directory_id: &str, g: &GroupRecord) -> GroupRef {
     GroupRef {
         id: g.id.clone(),
         external_id: g.external_id.clone(),
         display_name: g.display_name.clone(),
+        directory_id: directory_id.to_string(),
     }
 }
 
@@ -527,12 +528,13 @@ struct GroupImpact {
 async fn group_impact(
     prov: &mut Provision,
     tx: &mut Tx,
+    directory_id: &str,
     before: Option<&GroupRecord>,
     after: Option<&GroupRecord>,
 ) -> ScimResult<GroupImpact> {
     let org = prov.org(tx).await?;
     let matching = |g: Option<&GroupRecord>| {
-        g.map(|g| provision::rules_matching(&org.rules, &group_ref(g)))
+        g.map(|g| provision::rules_matching(&org.rules, &group_ref(directory_id, g)))
             .unwrap_or_default()
     };
     let (b, a) = (matching(before), matching(after));
@@ -597,9 +599,15 @@ pub async fn create_group(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     db::insert_group(&mut tx, ctx.scope, &rec).await?;
     db::add_members(&mut tx, ctx.scope, &rec.id, &members).await?;
     let mut prov = provisioner(ctx);
-    if group_impact(&mut prov, &mut tx, None, Some(&rec))
-        .await?
-        .mapped
+    if group_impact(
+        &mut prov,
+        &mut tx,
+        ctx.scope.directory_id(),
+        None,
+        Some(&rec),
+    )
+    .await?
+    .mapped
     {
         touch_members(ctx, &mut prov, &mut tx, &rec.id).await?;
     }
@@ -661,9 +669,15 @@ pub async fn replace_group(
         now_micros(),
     );
     let mut prov = provisioner(ctx);
-    let mapped = group_impact(&mut prov, &mut tx, Some(&old), Some(&rec))
-        .await?
-        .mapped;
+    let mapped = group_impact(
+        &mut prov,
+        &mut tx,
+        ctx.scope.directory_id(),
+        Some(&old),
+        Some(&rec),
+    )
+    .await?
+    .mapped;
     if mapped {
         touch_members(ctx, &mut prov, &mut tx, id).await?;
     }
@@ -709,7 +723,14 @@ pub async fn patch_group(
         now_micros(),
     );
     let mut prov = provisioner(ctx);
-    let impact = group_impact(&mut prov, &mut tx, Some(&old), Some(&rec)).await?;
+    let impact = group_impact(
+        &mut prov,
+        &mut tx,
+        ctx.scope.directory_id(),
+        Some(&old),
+        Some(&rec),
+    )
+    .await?;
     let clears = member_changes
         .iter()
         .any(|c| matches!(c, MemberChange::ClearAll));
@@ -795,9 +816,15 @@ async fn patch_members(
         return Err(precondition_failed());
     }
     let mut prov = provisioner(ctx);
-    let mapped = group_impact(&mut prov, &mut tx, Some(&rec), Some(&rec))
-        .await?
-        .mapped;
+    let mapped = group_impact(
+        &mut prov,
+        &mut tx,
+        ctx.scope.directory_id(),
+        Some(&rec),
+        Some(&rec),
+    )
+    .await?
+    .mapped;
     let (mut added, mut removed) = (0, 0);
     let mut changed: Vec<String> = Vec::new();
     for change in changes {
@@ -834,9 +861,15 @@ pub async fn delete_group(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sc
     // Locked even without If-Match: its members are read for recomputation before it goes.
     let old = lock_group(ctx, &mut tx, id, if_match).await?;
     let mut prov = provisioner(ctx);
-    if group_impact(&mut prov, &mut tx, Some(&old), None)
-        .await?
-        .mapped
+    if group_impact(
+        &mut prov,
+        &mut tx,
+        ctx.scope.directory_id(),
+        Some(&old),
+        None,
+    )
+    .await?
+    .mapped
     {
         touch_members(ctx, &mut prov, &mut tx, id).await?;
     }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::access::ConnectionKind;
+use crate::rate::{Limit, RateLimits};
 use crate::service::oauth::AuthzRequest;
 use crate::service::provision::{Provision, ProvisionError};
 use crate::service::{SsoCtx as Ctx, micros};
@@ -136,16 +137,22 @@ impl Failure {
 }
 
 /// Logs why a sign-in failed, counts it, audits it when the connection is known; returns the
-/// reference the log line has.
-pub async fn report(store: &Store, failure: &Failure) -> String {
+/// reference the log line has. Connection ids are public, so anyone can make failures: each
+/// connection writes at most its allowance of audit rows (`limits`), and the rest are logged and
+/// counted in `idbridge_sign_in_audit_skipped_total` without a database write.
+pub async fn report(store: &Store, limits: &RateLimits, failure: &Failure) -> String {
     let reference = crate::store::new_id();
     let connection = failure.connection.as_ref().map(|c| c.id.as_str());
     tracing::warn!(reference, code = failure.code, connection, reason = %failure.reason, "sign-in failed");
     metrics::counter!("idbridge_sso_failures_total", "reason" => failure.code.to_string())
         .increment(1);
     if let Some(conn) = &failure.connection {
-        let detail = format!("{} (reference {reference})", failure.reason);
-        record_failure(store, conn, failure.code, &detail).await;
+        if limits.check(Limit::FailureAudit, &conn.id).is_ok() {
+            let detail = format!("{} (reference {reference})", failure.reason);
+            record_failure(store, conn, failure.code, &detail).await;
+        } else {
+            metrics::counter!("idbridge_sign_in_audit_skipped_total").increment(1);
+        }
     }
     reference
 }
@@ -777,7 +784,7 @@ pub async fn sign_in(
     p.signed_in(&user_id);
     match &identity.groups {
         GroupClaim::Values(values) => {
-            db::replace_claims(&mut tx, org_id, &user_id, values).await?;
+            db::replace_claims(&mut tx, org_id, &user_id, &conn.id, values).await?;
         }
         GroupClaim::Overage => tracing::warn!(
             connection = %conn.id, user = %user_id,

@@ -19,6 +19,7 @@ use super::sql::{Bind, CHUNK, SqlBuilder, bind_all, push_list};
 use super::{Backend, StoreError, StoreResult, Tx, on_read, on_tx};
 use crate::domain::access::EventType;
 use crate::domain::access::SubAccountRole;
+use crate::mapping::rule::Source;
 use crate::mapping::{GroupMatcher, GroupRef, ManualGrant, MappingRule, OrgSettings};
 
 /// How a transaction holds the organization row.
@@ -78,16 +79,17 @@ pub async fn load_org(tx: &mut Tx, org_id: &str, lock: OrgLock) -> StoreResult<O
         ),
         None => None,
     };
-    let rows: Vec<(String, String, String)> = on_tx!(tx, c => sqlx::query(
-        "SELECT id, matcher, grant_json FROM mapping_rules WHERE org_id = $1 ORDER BY id")
+    let rows: Vec<(String, String, String, String)> = on_tx!(tx, c => sqlx::query(
+        "SELECT id, matcher, grant_json, source FROM mapping_rules WHERE org_id = $1 ORDER BY id")
         .bind(org_id).fetch_all(&mut *c).await?
-        .into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect());
+        .into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect());
     let mut rules = Vec::with_capacity(rows.len());
-    for (id, matcher, grant) in rows {
+    for (id, matcher, grant, source) in rows {
         rules.push(MappingRule {
             id,
             matcher: parse_json(&matcher, "matcher")?,
             grant: parse_json(&grant, "grant")?,
+            source: parse_json(&source, "source")?,
         });
     }
     Ok(OrgAccess {
@@ -278,6 +280,35 @@ pub async fn directory_in_org(tx: &mut Tx, org_id: &str, directory_id: &str) -> 
     Ok(n > 0)
 }
 
+/// The ids of the organization's directories, in id order.
+pub async fn directory_ids(tx: &mut Tx, org_id: &str) -> StoreResult<Vec<String>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT id FROM directories WHERE org_id = $1 ORDER BY id")
+        .bind(org_id).fetch_all(&mut *c).await?))
+}
+
+/// The ids of the organization's sign-in connections, in id order.
+pub async fn connection_ids(tx: &mut Tx, org_id: &str) -> StoreResult<Vec<String>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT id FROM sso_connections WHERE org_id = $1 ORDER BY id")
+        .bind(org_id).fetch_all(&mut *c).await?))
+}
+
+/// Deletes the organization's rules bound to `source`; returns their ids.
+pub async fn delete_rules_of_source(
+    tx: &mut Tx,
+    org_id: &str,
+    source: &Source,
+) -> StoreResult<Vec<String>> {
+    let source = serde_json::to_string(source).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let ids: Vec<String> = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT id FROM mapping_rules WHERE org_id = $1 AND source = $2 ORDER BY id")
+        .bind(org_id).bind(&source).fetch_all(&mut *c).await?);
+    on_tx!(tx, c => sqlx::query("DELETE FROM mapping_rules WHERE org_id = $1 AND source = $2")
+        .bind(org_id).bind(&source).execute(&mut *c).await?.rows_affected());
+    Ok(ids)
+}
+
 /// Every user of the organization (for a change of the default role, which can reach anyone).
 pub async fn all_org_users(tx: &mut Tx, org_id: &str) -> StoreResult<Vec<String>> {
     let mut b = SqlBuilder::new("SELECT id FROM org_users WHERE org_id = ");
@@ -359,6 +390,8 @@ pub struct UserFacts {
     /// person may stay active through another directory.
     pub groups: Vec<GroupRef>,
     pub claims: Vec<String>,
+    /// The connection whose sign-in brought `claims`.
+    pub claims_from: Option<String>,
     pub manual: Vec<ManualGrant>,
 }
 
@@ -372,33 +405,44 @@ pub async fn user_facts(tx: &mut Tx, ids: &[String]) -> StoreResult<HashMap<Stri
     for chunk in ids.chunks(CHUNK) {
         let mut b = SqlBuilder::new(
             "SELECT 1 AS kind, org_user_id, directory_id AS a, CAST(NULL AS TEXT) AS b, \
-             CAST(NULL AS TEXT) AS c, CAST(CASE WHEN active THEN 1 ELSE 0 END AS BIGINT) AS n \
-             FROM scim_users WHERE org_user_id IN (",
+             CAST(NULL AS TEXT) AS c, CAST(CASE WHEN active THEN 1 ELSE 0 END AS BIGINT) AS n, \
+             CAST(NULL AS TEXT) AS source FROM scim_users WHERE org_user_id IN (",
         );
         push_list(&mut b, chunk);
         b.push(
-            ") UNION ALL SELECT 2, su.org_user_id, g.id, g.external_id, g.display_name, 0 \
+            ") UNION ALL SELECT 2, su.org_user_id, g.id, g.external_id, g.display_name, 0, \
+             g.directory_id \
              FROM scim_users su JOIN scim_group_members m ON m.member_id = su.id \
              JOIN scim_groups g ON g.id = m.group_id WHERE su.active AND su.org_user_id IN (",
         );
         push_list(&mut b, chunk);
         b.push(
-            ") UNION ALL SELECT 3, org_user_id, value, NULL, NULL, 0 FROM org_user_claims \
+            ") UNION ALL SELECT 3, org_user_id, value, NULL, NULL, 0, connection_id \
+             FROM org_user_claims \
              WHERE org_user_id IN (",
         );
         push_list(&mut b, chunk);
         b.push(
-            ") UNION ALL SELECT 4, org_user_id, id, grant_json, granted_by, 0 FROM manual_grants \
+            ") UNION ALL SELECT 4, org_user_id, id, grant_json, granted_by, 0, NULL \
+             FROM manual_grants \
              WHERE org_user_id IN (",
         );
         push_list(&mut b, chunk);
         // Grants in id order, as they were made; the rest in any order.
         b.push(") ORDER BY 1, 3");
-        type Row = (i32, String, String, Option<String>, Option<String>, i64);
+        type Row = (
+            i32,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            i64,
+            Option<String>,
+        );
         let rows: Vec<Row> = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
             .fetch_all(&mut *c).await?.into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect());
-        for (kind, user, a, b, c, n) in rows {
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))).collect());
+        for (kind, user, a, b, c, n, source) in rows {
             let f = facts.entry(user).or_default();
             match kind {
                 1 => {
@@ -414,8 +458,12 @@ pub async fn user_facts(tx: &mut Tx, ids: &[String]) -> StoreResult<HashMap<Stri
                     id: a,
                     external_id: b,
                     display_name: c.unwrap_or_default(),
+                    directory_id: source.unwrap_or_default(),
                 }),
-                3 => f.claims.push(a),
+                3 => {
+                    f.claims.push(a);
+                    f.claims_from = source;
+                }
                 _ => f.manual.push(ManualGrant {
                     id: a,
                     grant: parse_json(b.as_deref().unwrap_or("null"), "grant")?,

@@ -13,6 +13,7 @@ use super::auth_cache::{Accepted, AuthCache};
 use super::directory::{NewToken, TokenKind, hash_token, mint_token};
 use super::sql::{Bind, SqlBuilder, bind_all};
 use super::{Store, StoreError, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
+use crate::mapping::rule::Source;
 use crate::mapping::{Grant, GroupMatcher, SubAccountScope};
 
 /// Proof that a caller acts for one organization, and who they are for the audit log.
@@ -288,6 +289,8 @@ pub struct RuleRecord {
     pub description: Option<String>,
     pub matcher: GroupMatcher,
     pub grant: Grant,
+    /// The directory or connection whose groups or claims the rule matches.
+    pub source: Source,
     pub created_by: String,
     #[serde(with = "crate::store::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -297,9 +300,18 @@ pub struct RuleRecord {
     pub updated_at: i64,
 }
 
-const RULE_COLUMNS: &str = "SELECT id, description, matcher, grant_json, created_by, created_at, updated_at FROM mapping_rules";
+const RULE_COLUMNS: &str = "SELECT id, description, matcher, grant_json, created_by, created_at, updated_at, source FROM mapping_rules";
 
-type RuleRow = (String, Option<String>, String, String, String, i64, i64);
+type RuleRow = (
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+);
 
 fn rule_from(r: RuleRow) -> StoreResult<RuleRecord> {
     Ok(RuleRecord {
@@ -307,6 +319,7 @@ fn rule_from(r: RuleRow) -> StoreResult<RuleRecord> {
         description: r.1,
         matcher: parse(&r.2)?,
         grant: parse(&r.3)?,
+        source: parse(&r.7)?,
         created_by: r.4,
         created_at: r.5,
         updated_at: r.6,
@@ -315,20 +328,21 @@ fn rule_from(r: RuleRow) -> StoreResult<RuleRecord> {
 
 pub async fn insert_rule(tx: &mut Tx, scope: &OrgScope, rule: &RuleRecord) -> StoreResult<()> {
     on_tx!(tx, c => sqlx::query(
-        "INSERT INTO mapping_rules (id, org_id, description, matcher, grant_json, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        "INSERT INTO mapping_rules (id, org_id, description, matcher, grant_json, created_by, created_at, updated_at, source) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
         .bind(&rule.id).bind(scope.org_id()).bind(&rule.description).bind(to_json(&rule.matcher))
         .bind(to_json(&rule.grant)).bind(&rule.created_by).bind(rule.created_at).bind(rule.updated_at)
+        .bind(to_json(&rule.source))
         .execute(&mut *c).await?.rows_affected());
     Ok(())
 }
 
 pub async fn update_rule(tx: &mut Tx, scope: &OrgScope, rule: &RuleRecord) -> StoreResult<bool> {
     let n = on_tx!(tx, c => sqlx::query(
-        "UPDATE mapping_rules SET description = $3, matcher = $4, grant_json = $5, updated_at = $6 \
-         WHERE org_id = $1 AND id = $2")
+        "UPDATE mapping_rules SET description = $3, matcher = $4, grant_json = $5, updated_at = $6, \
+         source = $7 WHERE org_id = $1 AND id = $2")
         .bind(scope.org_id()).bind(&rule.id).bind(&rule.description).bind(to_json(&rule.matcher))
-        .bind(to_json(&rule.grant)).bind(rule.updated_at)
+        .bind(to_json(&rule.grant)).bind(rule.updated_at).bind(to_json(&rule.source))
         .execute(&mut *c).await?.rows_affected());
     Ok(n > 0)
 }
@@ -343,7 +357,7 @@ pub async fn get_rule_tx(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult
     let sql = format!("{RULE_COLUMNS} WHERE org_id = $1 AND id = $2");
     let row: Option<RuleRow> = on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql))
         .bind(scope.org_id()).bind(id).fetch_optional(&mut *c).await?
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))));
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7))));
     rule_from(row.ok_or(StoreError::NotFound)?)
 }
 
@@ -352,7 +366,7 @@ impl Store {
         let sql = format!("{RULE_COLUMNS} WHERE org_id = $1 ORDER BY id");
         let rows: Vec<RuleRow> = on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
             .bind(scope.org_id()).fetch_all(c).await?.into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))).collect());
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7))).collect());
         rows.into_iter().map(rule_from).collect()
     }
 
@@ -360,7 +374,7 @@ impl Store {
         let sql = format!("{RULE_COLUMNS} WHERE org_id = $1 AND id = $2");
         let row: Option<RuleRow> = on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
             .bind(scope.org_id()).bind(id).fetch_optional(c).await?
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))));
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7))));
         rule_from(row.ok_or(StoreError::NotFound)?)
     }
 }

@@ -193,21 +193,7 @@ impl Store {
 
     pub async fn delete_connection(&self, scope: &OrgScope, id: &str) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let n = on_tx!(&mut tx, c => sqlx::query(
-            "DELETE FROM sso_connections WHERE org_id = $1 AND id = $2")
-            .bind(scope.org_id()).bind(id).execute(&mut *c).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        super::audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            "delete",
-            "SsoConnection",
-            Some(id),
-            None,
-        )
-        .await?;
+        delete_connection(&mut tx, scope, id).await?;
         tx.commit().await
     }
 
@@ -655,28 +641,68 @@ pub async fn org_has_directory(tx: &mut Tx, org_id: &str) -> StoreResult<bool> {
     Ok(n > 0)
 }
 
-/// Replaces the group-claim values of the user's last sign-in.
+/// Deletes a connection of the organization, audited; NotFound when it has no such connection.
+pub async fn delete_connection(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<()> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "DELETE FROM sso_connections WHERE org_id = $1 AND id = $2")
+        .bind(scope.org_id()).bind(id).execute(&mut *c).await?.rows_affected());
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    super::audit::record_as(
+        tx,
+        &scope.audit(),
+        "delete",
+        "SsoConnection",
+        Some(id),
+        None,
+    )
+    .await
+}
+
+/// The users whose claim values came through this connection.
+pub async fn users_with_claims_from(
+    tx: &mut Tx,
+    org_id: &str,
+    connection_id: &str,
+) -> StoreResult<Vec<String>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT DISTINCT org_user_id FROM org_user_claims WHERE org_id = $1 AND connection_id = $2")
+        .bind(org_id).bind(connection_id).fetch_all(&mut *c).await?))
+}
+
+/// Replaces the group-claim values of the user's last sign-in, and the connection they came
+/// through (rules bound to a connection match only its claims).
 pub async fn replace_claims(
     tx: &mut Tx,
     org_id: &str,
     org_user_id: &str,
+    connection_id: &str,
     values: &[String],
 ) -> StoreResult<bool> {
-    let before: Vec<String> = on_tx!(tx, c => sqlx::query_scalar(
-        "SELECT value FROM org_user_claims WHERE org_user_id = $1 ORDER BY value")
-        .bind(org_user_id).fetch_all(&mut *c).await?);
+    let before: Vec<(String, Option<String>)> = on_tx!(tx, c => sqlx::query(
+        "SELECT value, connection_id FROM org_user_claims WHERE org_user_id = $1 ORDER BY value")
+        .bind(org_user_id).fetch_all(&mut *c).await?
+        .into_iter().map(|r| (r.get(0), r.get(1))).collect());
     let mut after: Vec<String> = values.to_vec();
     after.sort();
     after.dedup();
-    if before == after {
+    let same = before.len() == after.len()
+        && before
+            .iter()
+            .zip(&after)
+            .all(|((v, c), a)| v == a && c.as_deref() == Some(connection_id));
+    if same {
         return Ok(false);
     }
     on_tx!(tx, c => sqlx::query("DELETE FROM org_user_claims WHERE org_user_id = $1")
         .bind(org_user_id).execute(&mut *c).await?.rows_affected());
     for value in &after {
         on_tx!(tx, c => sqlx::query(
-            "INSERT INTO org_user_claims (org_user_id, org_id, value) VALUES ($1, $2, $3)")
-            .bind(org_user_id).bind(org_id).bind(value).execute(&mut *c).await?.rows_affected());
+            "INSERT INTO org_user_claims (org_user_id, org_id, value, connection_id) \
+             VALUES ($1, $2, $3, $4)")
+            .bind(org_user_id).bind(org_id).bind(value).bind(connection_id)
+            .execute(&mut *c).await?.rows_affected());
     }
     Ok(true)
 }

@@ -193,6 +193,10 @@ impl TestApp {
         state.dns.server = Some(crate::dns::server());
         state.outbound = Outbound::new(false, state.dns.server);
         state.metrics_token = Some(METRICS_TOKEN.into());
+        // Tests drive the service faster than any IdP; `with_rates` sets limits where tested.
+        state.rate = std::sync::Arc::new(idbridge::rate::RateLimits::new(
+            &idbridge::rate::RateConfig::OFF,
+        ));
         state
     }
 
@@ -207,6 +211,14 @@ impl TestApp {
     /// This app, with outbound requests allowed to reach local fakes.
     pub fn reaching_fakes(mut self) -> TestApp {
         self.router = build_router(Self::state_reaching_fakes(&self.store, PUBLIC_URL));
+        self
+    }
+
+    /// This app with these rate limits instead of the defaults.
+    pub fn with_rates(mut self, rates: idbridge::rate::RateConfig) -> TestApp {
+        let mut state = Self::state(&self.store, PUBLIC_URL);
+        state.rate = std::sync::Arc::new(idbridge::rate::RateLimits::new(&rates));
+        self.router = build_router(state);
         self
     }
 

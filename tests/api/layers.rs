@@ -11,11 +11,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// What each module may import from the crate, besides itself. `net` (the outbound policy) and
-/// `mutation` (the byte mutator the robustness tests share) are leaves that import nothing.
+/// `mutation` (the byte mutator the robustness tests share) and `rate` (the request rate limits)
+/// are leaves that import nothing.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("mutation", &[]),
     ("net", &[]),
+    ("rate", &[]),
     ("scim", &["domain", "mutation"]),
     ("mapping", &["domain"]),
     ("oauth", &["domain"]),
@@ -28,16 +30,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "service",
         &[
             "domain", "scim", "mapping", "sso", "oauth", "store", "net", "webhook", "mutation",
+            "rate",
         ],
     ),
 ];
 
 /// Modules that must not name the web framework or the database driver.
 const NO_AXUM: &[&str] = &[
-    "domain", "mutation", "net", "scim", "mapping", "oauth", "sso", "store", "service",
+    "domain", "mutation", "net", "rate", "scim", "mapping", "oauth", "sso", "store", "service",
 ];
 const NO_SQLX: &[&str] = &[
-    "domain", "mutation", "net", "scim", "mapping", "oauth", "sso", "service",
+    "domain", "mutation", "net", "rate", "scim", "mapping", "oauth", "sso", "service",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -400,7 +400,7 @@ async fn process_pool_and_webhook_backlog_series_read_sane_values() {
 }
 
 /// Creates a sign-in connection over the admin API; returns its id.
-async fn create_connection(app: &TestApp, admin: &str, input: Value) -> String {
+pub(crate) async fn create_connection(app: &TestApp, admin: &str, input: Value) -> String {
     let r = app
         .api(
             Method::POST,

@@ -146,7 +146,8 @@ impl TwoIdps {
                 Method::POST,
                 &self.app.org_path("/mappings"),
                 &self.owner,
-                Some(json!({ "matcher": matcher, "grant": grant })),
+                // One person through two directories, both trusted for these groups.
+                Some(json!({ "matcher": matcher, "grant": grant, "source": "any" })),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);

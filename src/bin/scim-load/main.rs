@@ -68,6 +68,9 @@ struct Args {
     keep: bool,
 }
 
+/// Requests the server answered 429 and that were sent again after its Retry-After.
+static THROTTLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A SCIM client with the IdP's token.
 struct Scim {
     http: reqwest::Client,
@@ -89,20 +92,35 @@ impl Scim {
         } else {
             format!("{}{path}", self.base)
         };
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .header("authorization", &self.auth)
-            .header("accept", "application/scim+json");
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/scim+json")
-                .body(b.to_string());
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let resp = loop {
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .header("authorization", &self.auth)
+                .header("accept", "application/scim+json");
+            if let Some(b) = body {
+                req = req
+                    .header("content-type", "application/scim+json")
+                    .body(b.to_string());
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| format!("{method} {path}: {e}"))?;
+            if resp.status().as_u16() != 429 {
+                break resp;
+            }
+            // As Okta and Entra do: a rate-limited request is sent again after Retry-After.
+            let wait = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(1)
+                .clamp(1, 60);
+            THROTTLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+        };
         let status = resp.status().as_u16();
         let bytes = resp
             .bytes()
@@ -714,6 +732,14 @@ async fn list_phase(
 }
 
 fn summary(report: &Report) -> bool {
+    let throttled = THROTTLED.load(std::sync::atomic::Ordering::Relaxed);
+    if throttled > 0 {
+        // The figures above include those waits: the server's rate limit, not its speed.
+        println!(
+            "scim-load: {throttled} request(s) answered 429 and sent again after Retry-After; \
+             to measure the server rather than its rate limit, run it with IDBRIDGE_RATE_SCIM=0"
+        );
+    }
     if report.failures.is_empty() {
         println!("scim-load: every request answered as expected and every check passed");
         true

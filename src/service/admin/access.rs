@@ -67,6 +67,7 @@ pub async fn user_access(store: &Store, caller: &Caller, user_id: &str) -> Admin
         directory_ids: facts.directory_ids,
         groups: facts.groups,
         claim_values: facts.claims,
+        claims_from: facts.claims_from,
     };
     let is_owner = org.owner_user_id.as_deref() == Some(user.id.as_str());
     let mut scopes = explain(

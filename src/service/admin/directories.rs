@@ -109,6 +109,9 @@ pub async fn delete_directory(
             "no directory {directory_id:?}"
         )));
     }
+    // The rules bound to it reached only its users, who are recomputed here.
+    let source = crate::mapping::rule::Source::Directory(directory_id.to_string());
+    super::rules::delete_rules_bound_to(&mut tx, scope, &source).await?;
     let mut prov = Provision::new(scope.org_id(), scope.actor());
     for u in &users {
         prov.unlinked(u);

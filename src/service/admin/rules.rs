@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::{Action, AdminError, AdminResult, Caller};
+use crate::mapping::rule::Source;
 use crate::mapping::{Grant, GroupMatcher, MappingRule};
 use crate::service::provision::{Provision, UserOutcome};
 use crate::store::access::{self as access_db, OrgLock};
@@ -47,6 +48,105 @@ async fn validate_matcher(tx: &mut Tx, scope: &OrgScope, m: &GroupMatcher) -> Ad
     Ok(())
 }
 
+/// The source a rule is bound to: the one it names, checked to be of this organization and of the
+/// kind its matcher reads (groups come from directories, claims from connections); when it names
+/// none, the organization's only directory (or connection, for a claim), `"any"` while there is
+/// none yet, and a refusal when there are several: which one to trust is the admin's decision.
+async fn resolve_source(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    m: &GroupMatcher,
+    named: Option<&Source>,
+) -> AdminResult<Source> {
+    let claims = matches!(m, GroupMatcher::Claim { .. });
+    let (kind, kinds, ids) = if claims {
+        (
+            "connection",
+            "connections",
+            access_db::connection_ids(tx, scope.org_id()).await?,
+        )
+    } else {
+        (
+            "directory",
+            "directories",
+            access_db::directory_ids(tx, scope.org_id()).await?,
+        )
+    };
+    let source = match named {
+        Some(s) => s.clone(),
+        None => match (m, ids.as_slice()) {
+            (GroupMatcher::DirectoryDefault { directory_id }, _) => {
+                Source::Directory(directory_id.clone())
+            }
+            (_, []) => Source::Any,
+            (_, [only]) if claims => Source::Connection(only.clone()),
+            (_, [only]) => Source::Directory(only.clone()),
+            (_, many) => {
+                return Err(AdminError::Invalid(format!(
+                    "this organization has {} {kinds}: name the one whose {} the rule trusts, \
+                     \"source\": {{\"{kind}\": \"<id>\"}}, or \"source\": \"any\" to match \
+                     every {kind}'s",
+                    many.len(),
+                    if claims { "claims" } else { "groups" },
+                )));
+            }
+        },
+    };
+    let fits = match &source {
+        Source::Any => true,
+        Source::Directory(d) => {
+            !claims
+                && ids.contains(d)
+                && match m {
+                    GroupMatcher::DirectoryDefault { directory_id } => directory_id == d,
+                    _ => true,
+                }
+        }
+        Source::Connection(c) => claims && ids.contains(c),
+    };
+    if !fits {
+        return Err(AdminError::Invalid(format!(
+            "the source must be \"any\" or a {kind} of this organization{}",
+            if matches!(m, GroupMatcher::DirectoryDefault { .. }) {
+                ": the directory_default rule's own directory"
+            } else if claims {
+                " (claims come from sign-in connections)"
+            } else {
+                " (groups come from SCIM directories)"
+            }
+        )));
+    }
+    Ok(source)
+}
+
+/// Deletes the rules bound to a directory or connection that is being deleted, each audited: a
+/// rule that trusted one IdP must not silently start trusting none or, rebound, another. The
+/// caller recomputes the users they reached.
+pub(super) async fn delete_rules_bound_to(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    source: &Source,
+) -> AdminResult<Vec<String>> {
+    let ids = access_db::delete_rules_of_source(tx, scope.org_id(), source).await?;
+    let what = match source {
+        Source::Directory(id) => format!("its source, directory {id}, was deleted"),
+        Source::Connection(id) => format!("its source, connection {id}, was deleted"),
+        Source::Any => String::new(),
+    };
+    for id in &ids {
+        audit::record_as(
+            tx,
+            &scope.audit(),
+            "delete",
+            "MappingRule",
+            Some(id),
+            Some(&what),
+        )
+        .await?;
+    }
+    Ok(ids)
+}
+
 pub(super) async fn validate_grant(tx: &mut Tx, scope: &OrgScope, g: &Grant) -> AdminResult<()> {
     if let Grant::ProjectRole {
         sub_account_id,
@@ -78,6 +178,9 @@ pub struct RuleInput {
     pub description: Option<String>,
     pub matcher: GroupMatcher,
     pub grant: Grant,
+    /// Where the matched groups or claims must come from; see [`resolve_source`].
+    #[serde(default)]
+    pub source: Option<Source>,
 }
 
 /// A proposed change of the rules, as preview and apply take it.
@@ -110,12 +213,14 @@ pub enum RuleChangeSchema {
         description: Option<String>,
         matcher: GroupMatcher,
         grant: Grant,
+        source: Option<Source>,
     },
     Update {
         id: String,
         description: Option<String>,
         matcher: GroupMatcher,
         grant: Grant,
+        source: Option<Source>,
     },
     Delete {
         id: String,
@@ -160,11 +265,13 @@ async fn rule_change(
         RuleChange::Create { rule } => {
             validate_matcher(tx, scope, &rule.matcher).await?;
             validate_grant(tx, scope, &rule.grant).await?;
+            let source = resolve_source(tx, scope, &rule.matcher, rule.source.as_ref()).await?;
             let rec = RuleRecord {
                 id: new_id(),
                 description: rule.description.clone(),
                 matcher: rule.matcher.clone(),
                 grant: rule.grant.clone(),
+                source,
                 created_by: scope.actor().to_string(),
                 created_at: t,
                 updated_at: t,
@@ -177,6 +284,7 @@ async fn rule_change(
                 id: rec.id.clone(),
                 matcher: rec.matcher.clone(),
                 grant: rec.grant.clone(),
+                source: rec.source.clone(),
             });
             (Some(rec), "create")
         }
@@ -184,10 +292,12 @@ async fn rule_change(
             let old = db::get_rule_tx(tx, scope, id).await?;
             validate_matcher(tx, scope, &rule.matcher).await?;
             validate_grant(tx, scope, &rule.grant).await?;
+            let source = resolve_source(tx, scope, &rule.matcher, rule.source.as_ref()).await?;
             let rec = RuleRecord {
                 description: rule.description.clone(),
                 matcher: rule.matcher.clone(),
                 grant: rule.grant.clone(),
+                source,
                 updated_at: t,
                 ..old.clone()
             };
@@ -199,6 +309,7 @@ async fn rule_change(
             for r in org.rules.iter_mut().filter(|r| r.id == rec.id) {
                 r.matcher = rec.matcher.clone();
                 r.grant = rec.grant.clone();
+                r.source = rec.source.clone();
             }
             (Some(rec), "update")
         }

@@ -27,7 +27,17 @@ pub async fn delete_connection(store: &Store, caller: &Caller, id: &str) -> Admi
     {
         caller.require(Action::ManageOwnerSignIn)?;
     }
-    Ok(store.delete_connection(caller.scope(), id).await?)
+    let scope = caller.scope();
+    let mut tx = store.begin().await?;
+    let users = crate::store::sso::users_with_claims_from(&mut tx, scope.org_id(), id).await?;
+    crate::store::sso::delete_connection(&mut tx, scope, id).await?;
+    let source = crate::mapping::rule::Source::Connection(id.to_string());
+    super::rules::delete_rules_bound_to(&mut tx, scope, &source).await?;
+    let mut prov = crate::service::provision::Provision::new(scope.org_id(), scope.actor());
+    prov.touch(users);
+    prov.finish(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Claims a domain, unverified: it routes nobody until its TXT record is checked.
