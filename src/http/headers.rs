@@ -26,11 +26,14 @@ pub async fn security(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    if html {
+    // A page that set its own policy (the console's, which loads its script file) keeps it.
+    if html && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(PAGE_POLICY),
         );
+    }
+    if html {
         // For browsers that predate frame-ancestors.
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }

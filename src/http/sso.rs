@@ -59,7 +59,7 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn no_store(resp: &mut Response) {
+pub(super) fn no_store(resp: &mut Response) {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp.headers_mut()
@@ -109,7 +109,7 @@ fn session_cookie(state: &AppState, token: &str, max_age: Duration) -> HeaderVal
 }
 
 /// Every `name=value` pair of the request's Cookie headers.
-fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+pub(super) fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -135,7 +135,7 @@ fn flow_cookie_name(flow_state: &str) -> String {
 /// Whether browsers keep and send `Secure` cookies for our public URL: https, or http on a
 /// loopback host, which browsers treat as a secure context (a developer trying the service at
 /// http://localhost with a cloud IdP needs the SAML flow cookie to survive the IdP's POST).
-fn secure_context(public_url: &str) -> bool {
+pub(super) fn secure_context(public_url: &str) -> bool {
     let Ok(url) = url::Url::parse(public_url) else {
         return false;
     };

@@ -16,6 +16,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 pub mod access;
 pub mod admin;
 pub mod audit;
+pub mod console;
 pub mod directory;
 pub mod platform;
 pub mod rfc3339;

@@ -14,6 +14,7 @@ mod admin_api;
 mod bulk;
 mod cli;
 mod concurrency;
+mod console;
 mod crash;
 mod dialect_entra;
 mod dialect_okta;

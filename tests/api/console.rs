@@ -1,0 +1,438 @@
+//! The self-service console: the SaaS makes a portal link with its platform token, the IT admin
+//! opens it once, and the session it opens reaches that organization's pages of that intent only.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::*;
+use idbridge::service::admin::Caller;
+use idbridge::service::console::{self as console_svc, Intent, PortalLinkInput};
+use idbridge::service::platform as platform_svc;
+
+const RETURN_URL: &str = "https://app.example.test/settings/sso";
+
+async fn platform_token(app: &TestApp) -> (String, String) {
+    let t = platform_svc::create_platform_token(&app.store, "the SaaS", None)
+        .await
+        .unwrap();
+    (t.token, t.id)
+}
+
+/// A portal link of this organization made through the platform API; returns its body.
+async fn link(app: &TestApp, platform: &str, intent: &str) -> Value {
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/portal-links"),
+            platform,
+            Some(json!({"intent": intent, "return_url": RETURN_URL})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body
+}
+
+/// The path of a link's URL, for the in-process router.
+fn path_of(url: &str) -> String {
+    url.strip_prefix(PUBLIC_URL)
+        .unwrap_or_else(|| panic!("{url} is not under {PUBLIC_URL}"))
+        .to_string()
+}
+
+/// A browser request to the console, with the session cookie if given.
+async fn browse(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> Resp {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(c) = cookie {
+        req = req.header("cookie", format!("idbridge_console={c}"));
+    }
+    let body = match form {
+        Some(f) => {
+            req = req.header("content-type", "application/x-www-form-urlencoded");
+            Body::from(f.to_string())
+        }
+        None => Body::empty(),
+    };
+    app.send_raw(req.body(body).unwrap()).await
+}
+
+/// Opens a link as a browser does: the redirect and the session cookie it sets.
+async fn open(app: &TestApp, url: &str) -> (String, String) {
+    let r = browse(app, Method::GET, &path_of(url), None, None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", r.body);
+    let cookie = r
+        .header("set-cookie")
+        .expect("a session cookie")
+        .to_string();
+    let value = cookie
+        .strip_prefix("idbridge_console=")
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    (r.header("location").unwrap().to_string(), value)
+}
+
+fn html(r: &Resp) -> &str {
+    r.body
+        .as_str()
+        .unwrap_or_else(|| panic!("not a page: {:?}", r.body))
+}
+
+/// The CSRF token of the page's forms.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_portal_link_opens_one_console_session_once_and_both_are_audited() {
+    let app = TestApp::new().await;
+    let (platform, platform_id) = platform_token(&app).await;
+    let made = link(&app, &platform, "sso").await;
+    let url = made["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{PUBLIC_URL}/console/open/idbl_")),
+        "{made}"
+    );
+    assert_eq!(made["intent"], "sso");
+    assert!(made["expires_at"].is_string());
+
+    let r = browse(&app, Method::GET, &path_of(url), None, None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/console/sso"));
+    let cookie = r.header("set-cookie").unwrap();
+    for attribute in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Lax",
+        "Path=/console",
+        "Max-Age=3600",
+    ] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    let session = cookie
+        .strip_prefix("idbridge_console=")
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    // The second opening shows a page that says so, and opens nothing.
+    let again = browse(&app, Method::GET, &path_of(url), None, None).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert!(again.header("set-cookie").is_none());
+    assert!(html(&again).contains("already used"), "{:?}", again.body);
+
+    let r = browse(&app, Method::GET, "/console/sso", Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = html(&r);
+    assert!(page.contains("<h1>Single sign-on</h1>"), "{page}");
+    assert!(page.contains(&format!("href=\"{RETURN_URL}\"")), "{page}");
+    // `/console` leads to the page of the link's intent.
+    let r = browse(&app, Method::GET, "/console", Some(&session), None).await;
+    assert_eq!(r.header("location"), Some("/console/sso"));
+
+    let audit: Vec<(String, String, String)> = app
+        .store
+        .audit_entries(&app.org_id, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.actor, e.operation, e.resource_type))
+        .collect();
+    let link_actor = format!("portal-link:{}", made["id"].as_str().unwrap());
+    assert!(
+        audit.contains(&(
+            format!("platform-token:{platform_id}"),
+            "create".into(),
+            "PortalLink".into()
+        )),
+        "{audit:?}"
+    );
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| **a == (link_actor.clone(), "open".into(), "ConsoleSession".into()))
+            .count(),
+        1,
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_portal_link_opens_nothing() {
+    let app = TestApp::new().await;
+    let caller = Caller::operator(app.org_scope());
+    let input = PortalLinkInput {
+        intent: Intent::Domains,
+        return_url: None,
+    };
+    let short = console_svc::create_portal_link(
+        &app.store,
+        &caller,
+        PUBLIC_URL,
+        &input,
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = browse(&app, Method::GET, &path_of(&short.url), None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.header("set-cookie").is_none());
+    assert!(html(&r).contains("expired"), "{:?}", r.body);
+    // A link that was never made reads the same.
+    let r = browse(&app, Method::GET, "/console/open/idbl_nothing", None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_domains_link_opens_the_domains_page_and_no_other() {
+    let app = TestApp::new().await;
+    let (platform, _) = platform_token(&app).await;
+    let made = link(&app, &platform, "domains").await;
+    let (location, session) = open(&app, made["url"].as_str().unwrap()).await;
+    assert_eq!(location, "/console/domains");
+    let r = browse(&app, Method::GET, "/console/domains", Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for page in [
+        "/console/sso",
+        "/console/directories",
+        "/console/mapping",
+        "/console/activity",
+    ] {
+        let r = browse(&app, Method::GET, page, Some(&session), None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{page}");
+        assert!(
+            html(&r).contains("Your link does not open this page"),
+            "{page}"
+        );
+    }
+    // Without a session, a page says how to get one.
+    let r = browse(&app, Method::GET, "/console/domains", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(html(&r).contains("Open a new link"), "{:?}", r.body);
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/domains",
+        Some("idbc_forged"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn portal_links_are_made_by_the_platform_for_one_organization_only() {
+    let app = TestApp::new().await;
+    let (platform, _) = platform_token(&app).await;
+    let owner = app.admin_token("org_owner", None).await;
+    // An organization's own admin token does not hand out console sessions.
+    app.api(
+        Method::POST,
+        &app.org_path("/portal-links"),
+        &owner,
+        Some(json!({"intent": "sso"})),
+    )
+    .await
+    .assert_problem(403);
+
+    // Another organization, with a domain of its own.
+    let other = app
+        .api(
+            Method::POST,
+            "/api/v1/orgs",
+            &platform,
+            Some(json!({"name": "Other"})),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.body);
+    let other_id = other.body["id"].as_str().unwrap();
+    idbridge::service::admin::add_domain(
+        &app.store,
+        &Caller::operator(idbridge::store::admin::OrgScope::for_org(other_id, "test")),
+        "other.example",
+        None,
+    )
+    .await
+    .unwrap();
+    // This organization's admin token cannot reach the other's links.
+    app.api(
+        Method::POST,
+        &format!("/api/v1/orgs/{other_id}/portal-links"),
+        &owner,
+        Some(json!({"intent": "domains"})),
+    )
+    .await
+    .assert_problem(404);
+    app.api(
+        Method::POST,
+        "/api/v1/orgs/no-such-org/portal-links",
+        &platform,
+        Some(json!({"intent": "domains"})),
+    )
+    .await
+    .assert_problem(404);
+
+    // A session of this organization sees this organization's domains only.
+    let made = link(&app, &platform, "domains").await;
+    let (_, session) = open(&app, made["url"].as_str().unwrap()).await;
+    let r = browse(&app, Method::GET, "/console/domains", Some(&session), None).await;
+    assert!(!html(&r).contains("other.example"), "{:?}", r.body);
+
+    // Bad input is a problem, and makes nothing.
+    for bad in [
+        json!({"intent": "everything"}),
+        json!({}),
+        json!({"intent": "sso", "return_url": "javascript:alert(1)"}),
+        json!({"intent": "sso", "return_url": "/relative"}),
+        json!({"intent": "sso", "extra": 1}),
+    ] {
+        app.api(
+            Method::POST,
+            &app.org_path("/portal-links"),
+            &platform,
+            Some(bad.clone()),
+        )
+        .await
+        .assert_problem(400);
+    }
+}
+
+#[tokio::test]
+async fn console_pages_run_no_inline_script_cannot_be_framed_and_check_csrf() {
+    let app = TestApp::new().await;
+    let (platform, _) = platform_token(&app).await;
+    let made = link(&app, &platform, "activity").await;
+    let (location, session) = open(&app, made["url"].as_str().unwrap()).await;
+    let r = browse(&app, Method::GET, &location, Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let page = html(&r).to_string();
+    assert_eq!(
+        page.matches("<script").count(),
+        page.matches("<script src=\"/console/static/console.js\"")
+            .count(),
+        "{page}"
+    );
+    assert!(page.contains("class=\"skip\" href=\"#main\""), "{page}");
+    // The audit log shows the opening of this very session.
+    assert!(page.contains("ConsoleSession"), "{page}");
+    let js = browse(&app, Method::GET, "/console/static/console.js", None, None).await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(
+        js.header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+
+    // A form from elsewhere (no token, or another's) does not sign the admin out.
+    let r = browse(
+        &app,
+        Method::POST,
+        "/console/sign-out",
+        Some(&session),
+        Some("csrf=0000"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = browse(
+        &app,
+        Method::POST,
+        "/console/sign-out",
+        Some(&session),
+        Some(""),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = browse(&app, Method::GET, &location, Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let form = format!("csrf={}", csrf_of(&page));
+    let r = browse(
+        &app,
+        Method::POST,
+        "/console/sign-out",
+        Some(&session),
+        Some(&form),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    let r = browse(&app, Method::GET, &location, Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn the_cli_makes_a_portal_link_that_opens_the_console() {
+    use crate::cli::{idbridge, json_of, migrated};
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated(&dir);
+    let (ok, out, err) = idbridge(&db, &["org", "create", "--name", "Acme", "--json"]);
+    assert!(ok, "{out}{err}");
+    let create = |org: &str, intent: &str| {
+        idbridge(
+            &db,
+            &[
+                "portal-link",
+                "create",
+                "--org",
+                org,
+                "--intent",
+                intent,
+                "--json",
+            ],
+        )
+    };
+    let (ok, out, err) = create("Acme", "scim");
+    assert!(ok, "{out}{err}");
+    let made = json_of(&out);
+    let url = made["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://sso.example.test/console/open/idbl_"),
+        "{made}"
+    );
+    assert_eq!(made["intent"], "scim");
+    // clap refuses an intent it does not know (exit 2) before anything is opened.
+    let (ok, out, err) = create("Acme", "everything");
+    assert!(!ok && err.contains("everything"), "{out}{err}");
+    let (ok, out, err) = create("Nobody", "sso");
+    assert!(!ok && out.contains("Nobody"), "{out}{err}");
+
+    // The link opens the console of that organization, once.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = idbridge::store::Store::connect(&db, &Default::default())
+            .await
+            .unwrap();
+        let router =
+            idbridge::app::build_router(TestApp::state(&store, "https://sso.example.test"));
+        use tower::ServiceExt;
+        let path = url.strip_prefix("https://sso.example.test").unwrap();
+        let open = |p: String| {
+            router
+                .clone()
+                .oneshot(Request::get(p).body(Body::empty()).unwrap())
+        };
+        let r = open(path.to_string()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(r.headers()["location"], "/console/directories");
+        let r = open(path.to_string()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        store.close().await;
+    });
+}
