@@ -27,3 +27,14 @@ CREATE TABLE console_sessions (
     revoked_at  INTEGER
 );
 CREATE INDEX console_sessions_org ON console_sessions(org_id);
+
+-- What a console's test sign-in came back with (who, what groups, what access, or why it
+-- failed), for the admin who ran it to read; it goes with the console session.
+CREATE TABLE console_tests (
+    id             TEXT PRIMARY KEY,
+    session_id     TEXT NOT NULL REFERENCES console_sessions(id) ON DELETE CASCADE,
+    connection_id  TEXT NOT NULL,
+    result         TEXT NOT NULL,
+    created_at     INTEGER NOT NULL
+);
+CREATE INDEX console_tests_session ON console_tests(session_id);

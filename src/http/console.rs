@@ -24,6 +24,8 @@ use super::sso::{cookies, no_store, secure_context};
 use crate::app::AppState;
 use crate::service::admin::{self as svc, AdminError};
 use crate::service::console::{self as console_svc, ConsoleSession, Intent, SESSION_LIFETIME};
+use crate::service::sign_in;
+use crate::service::sso as sso_svc;
 use crate::store::admin::AuditFilter;
 use crate::store::rfc3339;
 
@@ -44,7 +46,11 @@ pub fn routes() -> Router<AppState> {
         .route("/console/sign-out", post(sign_out))
         .route("/console/static/console.css", get(css))
         .route("/console/static/console.js", get(js))
-        .route("/console/sso", get(sso_page))
+        .route("/console/sso", get(sso_page).post(new_connection))
+        .route("/console/sso/{id}", get(wizard))
+        .route("/console/sso/{id}/metadata", post(give_metadata))
+        .route("/console/sso/{id}/test", get(start_test))
+        .route("/console/sso/{id}/tests/{test}", get(test_page))
         .route("/console/directories", get(directories_page))
         .route("/console/domains", get(domains_page))
         .route("/console/mapping", get(mapping_page))
@@ -352,21 +358,412 @@ async fn sso_page(State(s): State<AppState>, console: Console) -> Result<Respons
         html! {
             h2 { "Connections" }
             @if connections.is_empty() {
-                p { "No connection yet." }
+                p { "No connection yet: set one up below." }
             } @else {
                 table {
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Protocol" } th scope="col" { "State" } } }
+                    thead { tr {
+                        th scope="col" { "Name" } th scope="col" { "Protocol" }
+                        th scope="col" { "State" } th scope="col" { span.visually-hidden { "Actions" } }
+                    } }
                     tbody {
                         @for c in &connections {
+                            @let view = sso_svc::connection_view(&s.public_url, c.clone());
                             tr {
                                 td { (c.name) }
                                 td { (c.kind.as_str().to_uppercase()) }
-                                td { @if c.enabled { "enabled" } @else { "disabled" } }
+                                td {
+                                    @if !view.missing.is_empty() { "waiting for the IdP's details" }
+                                    @else if c.enabled { "ready" } @else { "disabled" }
+                                }
+                                td { a href={ "/console/sso/" (c.id) } { "Set up " (c.name) } }
                             }
                         }
                     }
                 }
             }
+            h2 { "Set up a new connection" }
+            form.stack method="post" action="/console/sso" {
+                input type="hidden" name="csrf" value=(console.csrf);
+                fieldset {
+                    legend { "Your identity provider" }
+                    @for (i, idp) in IDPS.iter().enumerate() {
+                        div {
+                            input type="radio" name="idp" id={ "idp-" (idp.key) } value=(idp.key) checked[i == 0];
+                            " "
+                            label.inline for={ "idp-" (idp.key) } { (idp.label) }
+                        }
+                    }
+                }
+                div { button type="submit" { "Start" } }
+            }
+        },
+    )
+}
+
+/// An IdP's SAML set-up screens: what they call our values, in the order they ask for them, and
+/// where their metadata is found.
+struct Idp {
+    key: &'static str,
+    label: &'static str,
+    /// (their label, which of our values: "acs", "entity", "metadata")
+    fields: &'static [(&'static str, &'static str)],
+    metadata_hint: &'static str,
+}
+
+const IDPS: &[Idp] = &[
+    Idp {
+        key: "okta",
+        label: "Okta (SAML)",
+        fields: &[
+            ("Single sign-on URL", "acs"),
+            ("Audience URI (SP Entity ID)", "entity"),
+        ],
+        metadata_hint: "In Okta, open the application's Sign On tab and copy the Metadata URL.",
+    },
+    Idp {
+        key: "entra",
+        label: "Microsoft Entra ID (SAML)",
+        fields: &[
+            ("Identifier (Entity ID)", "entity"),
+            ("Reply URL (Assertion Consumer Service URL)", "acs"),
+        ],
+        metadata_hint: "In Entra, under Single sign-on, section SAML Certificates, copy the App \
+                        Federation Metadata Url.",
+    },
+    Idp {
+        key: "google",
+        label: "Google Workspace (SAML)",
+        fields: &[("ACS URL", "acs"), ("Entity ID", "entity")],
+        metadata_hint: "In the Google Admin console, on the custom SAML app's Google Identity \
+                        Provider details, choose Download metadata and paste the file's content.",
+    },
+    Idp {
+        key: "saml",
+        label: "Another SAML 2.0 identity provider",
+        fields: &[
+            ("Service provider metadata URL", "metadata"),
+            ("Assertion consumer service (ACS) URL", "acs"),
+            ("Service provider entity ID (audience)", "entity"),
+        ],
+        metadata_hint: "Give the identity provider's metadata URL or XML, or its entity ID, \
+                        single sign-on URL and signing certificate.",
+    },
+];
+
+fn idp(key: Option<&str>) -> &'static Idp {
+    IDPS.iter()
+        .find(|i| Some(i.key) == key)
+        .unwrap_or(&IDPS[IDPS.len() - 1])
+}
+
+#[derive(Deserialize)]
+struct NewConnectionForm {
+    csrf: String,
+    idp: String,
+}
+
+/// Starts a SAML connection for the chosen IdP, without its details yet: our values come first,
+/// since Okta and Entra show their metadata only once they have them.
+async fn new_connection(
+    State(s): State<AppState>,
+    console: Console,
+    f: Result<Form<NewConnectionForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let f = form(f)?;
+    console.check(&f.csrf)?;
+    let caller = console.session.caller(Intent::Sso)?;
+    let idp = idp(Some(&f.idp));
+    let input = sso_svc::ConnectionInput {
+        name: idp.label.to_string(),
+        jit: false,
+        enabled: true,
+        signs_in_owner: false,
+        oidc: None,
+        saml: Some(Default::default()),
+    };
+    let conn = sso_svc::create_connection(&s.store, &caller, &s.outbound, input).await?;
+    Ok(Redirect::to(&format!("/console/sso/{}?idp={}", conn.id, idp.key)).into_response())
+}
+
+#[derive(Deserialize)]
+struct WizardQuery {
+    idp: Option<String>,
+}
+
+async fn wizard(
+    State(s): State<AppState>,
+    console: Console,
+    Path(id): Path<String>,
+    q: Result<Query<WizardQuery>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let Query(q) = q.map_err(|e| PageError::BadForm(e.body_text()))?;
+    wizard_page(&s, &console, &id, q.idp.as_deref(), None).await
+}
+
+/// The wizard: our values in the IdP's order, then their metadata, then a test sign-in. `error`
+/// is what was wrong with the metadata just given.
+async fn wizard_page(
+    s: &AppState,
+    console: &Console,
+    id: &str,
+    idp_key: Option<&str>,
+    error: Option<&str>,
+) -> Result<Response, PageError> {
+    let caller = console.session.caller(Intent::Sso)?;
+    let conn = svc::get_connection(&s.store, &caller, id).await?;
+    let view = sso_svc::connection_view(&s.public_url, conn);
+    let idp = idp(idp_key);
+    let value = |which: &str| -> String {
+        let key = match which {
+            "acs" => "acs_url",
+            "entity" => "sp_entity_id",
+            _ => "sp_metadata_url",
+        };
+        view.endpoints
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let complete = view.missing.is_empty();
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let body = html! {
+        p { "Set up single sign-on with " (idp.label) ", in three steps." }
+        ol.steps {
+            li {
+                h2 { "Give your identity provider our values" }
+                p { "Create a SAML application in " (idp.label) " and fill in these fields:" }
+                dl.values {
+                    @for (i, (label, which)) in idp.fields.iter().enumerate() {
+                        dt { (label) }
+                        dd {
+                            span.value id={ "value-" (i) } { (value(which)) }
+                            button.secondary type="button" data-copy={ "value-" (i) } hidden
+                                aria-label={ "Copy " (label) } { "Copy" }
+                        }
+                    }
+                }
+                p.hint { "Send the user's email address as the NameID or an attribute named email, \
+                          and their groups in an attribute named groups." }
+            }
+            li {
+                h2 { "Give us your identity provider's details" }
+                @if let Some(e) = error {
+                    p.error role="alert" id="metadata-error" { (e) }
+                }
+                @if complete {
+                    p.notice { "We have your identity provider's details. Give them again to replace them." }
+                }
+                p { (idp.metadata_hint) }
+                form.stack method="post" action={ "/console/sso/" (view.connection.id) "/metadata" } {
+                    input type="hidden" name="csrf" value=(console.csrf);
+                    input type="hidden" name="idp" value=(idp.key);
+                    (field("metadata_url", "Metadata URL", "url"))
+                    (field("metadata_xml", "Or the metadata XML", "textarea"))
+                    details {
+                        summary { "Or the certificate and single sign-on URL" }
+                        (field("idp_entity_id", "Identity provider entity ID (issuer)", "text"))
+                        (field("idp_sso_url", "Single sign-on URL", "url"))
+                        (field("idp_certificate", "Signing certificate (PEM)", "textarea"))
+                    }
+                    div { button type="submit" { "Save" } }
+                }
+            }
+            li {
+                h2 { "Test the sign-in" }
+                @if complete {
+                    p { "Sign in through " (idp.label) " as one of your users: we show what it sends \
+                         and what access that person would get. Nobody is signed in to the application." }
+                    p { a.button href={ "/console/sso/" (view.connection.id) "/test" } { "Test sign-in" } }
+                } @else {
+                    p { "Once we have your identity provider's details, you can test the sign-in here." }
+                }
+            }
+        }
+    };
+    Ok(page(
+        status,
+        &format!("Set up {}", view.connection.name),
+        Some(console),
+        body,
+    ))
+}
+
+/// A labelled form field: an input of `kind`, or a textarea.
+fn field(name: &str, label: &str, kind: &str) -> Markup {
+    html! {
+        div {
+            label for=(name) { (label) }
+            @if kind == "textarea" {
+                textarea id=(name) name=(name) {}
+            } @else {
+                input type=(kind) id=(name) name=(name);
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct MetadataForm {
+    csrf: String,
+    idp: Option<String>,
+    #[serde(default)]
+    metadata_url: String,
+    #[serde(default)]
+    metadata_xml: String,
+    #[serde(default)]
+    idp_entity_id: String,
+    #[serde(default)]
+    idp_sso_url: String,
+    #[serde(default)]
+    idp_certificate: String,
+}
+
+/// Takes the IdP's details in whichever form they were given, through the same update as the
+/// admin API's PATCH; a refusal is said on the wizard, above the form.
+async fn give_metadata(
+    State(s): State<AppState>,
+    console: Console,
+    Path(id): Path<String>,
+    f: Result<Form<MetadataForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let f = form(f)?;
+    console.check(&f.csrf)?;
+    let caller = console.session.caller(Intent::Sso)?;
+    let given = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    let mut saml = sso_svc::SamlInput::default();
+    if let Some(url) = given(&f.metadata_url) {
+        saml.metadata_url = Some(url);
+    } else if let Some(xml) = given(&f.metadata_xml) {
+        saml.metadata_xml = Some(xml);
+    } else {
+        saml.idp_entity_id = given(&f.idp_entity_id);
+        saml.idp_sso_url = given(&f.idp_sso_url);
+        saml.idp_certificates = given(&f.idp_certificate).map(|c| vec![c]);
+    }
+    if saml.metadata_url.is_none()
+        && saml.metadata_xml.is_none()
+        && (saml.idp_entity_id.is_none()
+            || saml.idp_sso_url.is_none()
+            || saml.idp_certificates.is_none())
+    {
+        let why = "Give the metadata URL, the metadata XML, or all three of the entity ID, the \
+                   single sign-on URL and the certificate.";
+        return wizard_page(&s, &console, &id, f.idp.as_deref(), Some(why)).await;
+    }
+    let patch = sso_svc::ConnectionPatch {
+        name: None,
+        jit: None,
+        enabled: None,
+        signs_in_owner: None,
+        oidc: None,
+        saml: Some(saml),
+    };
+    match sso_svc::update_connection(&s.store, &caller, &s.outbound, &id, patch).await {
+        Ok(_) => Ok(Redirect::to(&format!(
+            "/console/sso/{id}?idp={}",
+            idp(f.idp.as_deref()).key
+        ))
+        .into_response()),
+        Err(AdminError::Invalid(why)) => {
+            wizard_page(&s, &console, &id, f.idp.as_deref(), Some(&why)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sends the admin's browser to their IdP for a test sign-in bound to this console session.
+async fn start_test(
+    State(s): State<AppState>,
+    console: Console,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let caller = console.session.caller(Intent::Sso)?;
+    let conn = svc::get_connection(&s.store, &caller, &id).await?;
+    let started = sign_in::start_test(s.sign_in(), &conn, console.session.id()).await;
+    Ok(super::sso::redirect_to_idp(&s, started).await)
+}
+
+/// The end of a test sign-in whose answer was verified: admitted without keeping anything, then
+/// shown to the admin.
+pub(super) async fn test_answered(state: &AppState, verified: &sign_in::Verified) -> Response {
+    match console_svc::answer_test(&state.store, verified).await {
+        Ok(Some((conn, test))) => {
+            Redirect::to(&format!("/console/sso/{conn}/tests/{test}")).into_response()
+        }
+        Ok(None) => PageError::NoSession.into_response(),
+        Err(e) => PageError::Admin(e).into_response(),
+    }
+}
+
+/// A test sign-in whose answer did not verify: logged and audited like any failed sign-in, and
+/// its reason shown to the admin.
+pub(super) async fn test_failed(state: &AppState, failure: sign_in::Failure) -> Response {
+    sign_in::report(&state.store, &failure).await;
+    match console_svc::test_failed(&state.store, &failure).await {
+        Ok(Some((conn, test))) => {
+            Redirect::to(&format!("/console/sso/{conn}/tests/{test}")).into_response()
+        }
+        Ok(None) => super::sso::fail(state, failure).await,
+        Err(e) => PageError::Admin(e).into_response(),
+    }
+}
+
+async fn test_page(
+    State(s): State<AppState>,
+    console: Console,
+    Path((id, test)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let (conn_id, r) = console_svc::test_result(&s.store, &console.session, &test).await?;
+    if conn_id != id {
+        return Err(AdminError::NotFound("no such test sign-in".into()).into());
+    }
+    let title = if r.ok {
+        "The test sign-in worked"
+    } else {
+        "The test sign-in did not work"
+    };
+    let access = serde_json::to_string_pretty(&r.access).unwrap_or_default();
+    ok(
+        title,
+        &console,
+        html! {
+            @if let Some(reason) = &r.reason {
+                p.error role="alert" { "Why: " (reason) }
+            }
+            @if r.subject.is_some() {
+                h2 { "What your identity provider sent" }
+                dl.values {
+                    dt { "Subject" } dd { span.value { (r.subject.as_deref().unwrap_or("")) } }
+                    dt { "Email" } dd { span.value { (r.email.as_deref().unwrap_or("none")) } }
+                    dt { "Name" } dd { span.value { (r.name.as_deref().unwrap_or("none")) } }
+                    dt { "Groups" }
+                    dd {
+                        @match &r.groups {
+                            Some(g) if !g.is_empty() => {
+                                ul.groups { @for group in g { li { span.value { (group) } } } }
+                            }
+                            _ => { "none" }
+                        }
+                    }
+                }
+                @if let Some(note) = &r.groups_note { p.hint { (note) } }
+            }
+            @if r.ok {
+                h2 { "What the sign-in would do" }
+                p {
+                    @if r.created { "It would create the user " } @else { "It matched the user " }
+                    code { (r.user_id.as_deref().unwrap_or("")) }
+                    ". Nobody was signed in and nothing was kept."
+                }
+                h3 { "The access the mapping would give" }
+                pre { code { (access) } }
+            }
+            p { a href={ "/console/sso/" (id) } { "Back to the set-up" } }
         },
     )
 }

@@ -69,7 +69,7 @@ pub(super) fn no_store(resp: &mut Response) {
 /// Logs, counts and audits why a sign-in failed, and shows the page. While the database cannot be
 /// reached the page says to try again in a moment, with `Retry-After`, and nothing is audited
 /// (there is nowhere to write it).
-async fn fail(state: &AppState, failure: Failure) -> Response {
+pub(super) async fn fail(state: &AppState, failure: Failure) -> Response {
     if failure.unavailable {
         let reference = sign_in::report(
             &state.store,
@@ -185,7 +185,10 @@ fn flow_bound(headers: &HeaderMap, flow_state: &str) -> bool {
 // ---- starting a sign-in ------------------------------------------------------------------------
 
 /// Sends the browser to the IdP with the cookie that binds the sign-in to it.
-async fn redirect_to_idp(state: &AppState, started: Result<Started, Failure>) -> Response {
+pub(super) async fn redirect_to_idp(
+    state: &AppState,
+    started: Result<Started, Failure>,
+) -> Response {
     let started = match started {
         Ok(s) => s,
         Err(f) => return fail(state, f).await,
@@ -220,14 +223,20 @@ pub async fn start_connection(State(s): State<AppState>, Path(id): Path<String>)
 /// After the IdP's answer was verified: sign the user in, then either hand a code to the SaaS
 /// application that asked, or show that the user is signed in.
 async fn finish_sign_in(state: &AppState, verified: Result<Verified, Failure>) -> Response {
+    let verified = match verified {
+        Ok(v) => v,
+        Err(f) if f.test.is_some() => return super::console::test_failed(state, f).await,
+        Err(f) => return fail(state, f).await,
+    };
+    if verified.test.is_some() {
+        return super::console::test_answered(state, &verified).await;
+    }
     let Verified {
         connection: conn,
         identity,
         authz,
-    } = match verified {
-        Ok(v) => v,
-        Err(f) => return fail(state, f).await,
-    };
+        ..
+    } = verified;
     let signed =
         match sign_in::sign_in(&state.store, &conn, &identity, state.session_lifetime).await {
             Ok(s) => s,

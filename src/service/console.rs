@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::service::admin::{Action, AdminError, AdminResult, Caller};
+use crate::service::sign_in;
+use crate::sso::identity::GroupClaim;
 use crate::store::admin::OrgScope;
 use crate::store::audit::{self, Actor};
 use crate::store::console::{self as db, ConsoleSessionRow};
@@ -313,4 +315,118 @@ mod tests {
             assert!(check_return_url(bad).is_err(), "{bad}");
         }
     }
+}
+
+// ---- the test sign-in --------------------------------------------------------------------------
+
+/// What a test sign-in came back with, as the admin who ran it reads it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TestResult {
+    /// Whether the sign-in would have succeeded.
+    pub ok: bool,
+    /// Why it failed, in words.
+    pub reason: Option<String>,
+    pub subject: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// The groups the IdP sent; `None` when it sent none.
+    pub groups: Option<Vec<String>>,
+    /// Said about the groups (Entra's overage).
+    pub groups_note: Option<String>,
+    /// The organization user it matched, or would have created.
+    pub user_id: Option<String>,
+    pub created: bool,
+    /// The effective access the mapping would give, with reasons.
+    pub access: serde_json::Value,
+}
+
+async fn keep_test(
+    store: &Store,
+    session_id: &str,
+    connection_id: &str,
+    result: &TestResult,
+) -> AdminResult<String> {
+    let value = serde_json::to_value(result).map_err(|_| AdminError::Internal)?;
+    let mut tx = store.begin().await?;
+    let id = db::put_test(&mut tx, session_id, connection_id, &value).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Admits the verified answer of a test sign-in without keeping anything of it (see
+/// [`sign_in::test_sign_in`]) and keeps what came back for the console session that ran it.
+/// Returns the connection and the result's id.
+pub async fn answer_test(
+    store: &Store,
+    verified: &sign_in::Verified,
+) -> AdminResult<Option<(String, String)>> {
+    let Some(session_id) = verified.test.as_deref() else {
+        return Ok(None);
+    };
+    let conn = &verified.connection;
+    let id = &verified.identity;
+    let (groups, groups_note) = match &id.groups {
+        GroupClaim::Values(v) => (Some(v.clone()), None),
+        GroupClaim::Overage => (
+            None,
+            Some(
+                "The IdP sent a reference instead of the groups (too many for the token): \
+                 the user's SCIM groups count instead."
+                    .to_string(),
+            ),
+        ),
+        GroupClaim::Absent => (None, None),
+    };
+    let mut result = TestResult {
+        subject: Some(id.subject.clone()),
+        email: id.email.clone(),
+        name: id.name.clone(),
+        groups,
+        groups_note,
+        ..Default::default()
+    };
+    match sign_in::test_sign_in(store, conn, &verified.identity).await {
+        Ok(admitted) => {
+            result.ok = true;
+            result.user_id = Some(admitted.org_user_id);
+            result.created = admitted.created;
+            result.access = admitted.access;
+        }
+        Err(e) => result.reason = Some(e.to_string()),
+    }
+    let test = keep_test(store, session_id, &conn.id, &result).await?;
+    Ok(Some((conn.id.clone(), test)))
+}
+
+/// Keeps why a test sign-in failed before its answer could be admitted (a signature, an
+/// audience, a clock), for the console session that ran it.
+pub async fn test_failed(
+    store: &Store,
+    failure: &sign_in::Failure,
+) -> AdminResult<Option<(String, String)>> {
+    let (Some(session_id), Some(conn)) = (failure.test.as_deref(), failure.connection.as_ref())
+    else {
+        return Ok(None);
+    };
+    let result = TestResult {
+        reason: Some(format!("{} ({})", failure.reason, failure.code)),
+        ..Default::default()
+    };
+    let test = keep_test(store, session_id, &conn.id, &result).await?;
+    Ok(Some((conn.id.clone(), test)))
+}
+
+/// A test result the session ran, with its connection id; another session's is not found.
+pub async fn test_result(
+    store: &Store,
+    session: &ConsoleSession,
+    id: &str,
+) -> AdminResult<(String, TestResult)> {
+    session.require(Intent::Sso)?;
+    let (conn, value) = store
+        .console_test(session.id(), id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound("no such test sign-in".into()))?;
+    let result = serde_json::from_value(value).map_err(|_| AdminError::Internal)?;
+    Ok((conn, result))
 }

@@ -122,3 +122,47 @@ impl Store {
         ))
     }
 }
+
+/// A user's effective access as the recomputation in `tx` left it (JSON with reasons).
+pub async fn user_access(
+    tx: &mut Tx,
+    org_id: &str,
+    user_id: &str,
+) -> StoreResult<serde_json::Value> {
+    let access: Option<String> = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT access FROM org_users WHERE id = $1 AND org_id = $2")
+        .bind(user_id).bind(org_id).fetch_optional(&mut *c).await?);
+    Ok(access
+        .and_then(|a| serde_json::from_str(&a).ok())
+        .unwrap_or(serde_json::Value::Null))
+}
+
+/// Keeps what a test sign-in of `session_id` came back with (JSON); returns its id.
+pub async fn put_test(
+    tx: &mut Tx,
+    session_id: &str,
+    connection_id: &str,
+    result: &serde_json::Value,
+) -> StoreResult<String> {
+    let id = new_id();
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO console_tests (id, session_id, connection_id, result, created_at) \
+         VALUES ($1, $2, $3, $4, $5)")
+        .bind(&id).bind(session_id).bind(connection_id).bind(result.to_string())
+        .bind(now_micros()).execute(&mut *c).await?.rows_affected());
+    Ok(id)
+}
+
+impl Store {
+    /// A test result of this console session (another session's is not found).
+    pub async fn console_test(
+        &self,
+        session_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<(String, serde_json::Value)>> {
+        let row: Option<(String, String)> = on_read!(self, c => sqlx::query_as(
+            "SELECT connection_id, result FROM console_tests WHERE id = $1 AND session_id = $2")
+            .bind(id).bind(session_id).fetch_optional(c).await?);
+        Ok(row.map(|(conn, r)| (conn, serde_json::from_str(&r).unwrap_or_default())))
+    }
+}

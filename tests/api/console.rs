@@ -436,3 +436,192 @@ fn the_cli_makes_a_portal_link_that_opens_the_console() {
         store.close().await;
     });
 }
+
+async fn text_of(b: &reqwest::Client, url: &str) -> String {
+    b.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// The value of the wizard's field labelled `label` (`<dt>label</dt><dd><span ...>value</span>`).
+fn wizard_value(page: &str, label: &str) -> String {
+    let at = page
+        .find(&format!("<dt>{label}</dt>"))
+        .unwrap_or_else(|| panic!("no {label} in {page}"));
+    let rest = &page[at..];
+    let start = rest.find("class=\"value\"").unwrap();
+    let rest = &rest[start..];
+    let start = rest.find('>').unwrap() + 1;
+    let end = rest.find("</span>").unwrap();
+    rest[start..end].to_string()
+}
+
+/// The SSO wizard as an IT admin goes through it, against the samlify IdP of `tests/interop`:
+/// our values in Okta's order, then the IdP's metadata URL, then test sign-ins that show what
+/// the IdP sent and what the mapping would give, and sign no one in.
+#[tokio::test]
+async fn the_sso_wizard_sets_up_okta_saml_and_its_test_sign_in_shows_the_groups_without_signing_in()
+{
+    use crate::interop::*;
+    if !available() {
+        return;
+    }
+    let (store, _dir) = fresh_store().await;
+    let (listener, base) = listen().await;
+    serve(&store, listener, &base).await;
+    let org = org(&store, &base, "example.org").await;
+    let platform = platform_svc::create_platform_token(&store, "the SaaS", None)
+        .await
+        .unwrap()
+        .token;
+    let made = api(
+        &base,
+        &platform,
+        &format!("{}/portal-links", org.id),
+        json!({"intent": "sso"}),
+    )
+    .await;
+    let b = browser();
+    let url = made["url"].as_str().unwrap();
+    let r = b.get(url).send().await.unwrap();
+    assert_eq!(location(url, &r), format!("{base}/console/sso"));
+    let page = b.get(format!("{base}/console/sso")).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Okta (SAML)"), "{page}");
+    let csrf = csrf_of(&page);
+
+    let r = b
+        .post(format!("{base}/console/sso"))
+        .form(&[("csrf", csrf.as_str()), ("idp", "okta")])
+        .send()
+        .await
+        .unwrap();
+    let wizard_url = location(&base, &r);
+    assert!(wizard_url.ends_with("?idp=okta"), "{wizard_url}");
+    let id = wizard_url
+        .trim_start_matches(&format!("{base}/console/sso/"))
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = text_of(&b, &wizard_url).await;
+    // Okta's screen asks for the single sign-on URL first, then the audience.
+    let acs = wizard_value(&page, "Single sign-on URL");
+    let entity = wizard_value(&page, "Audience URI (SP Entity ID)");
+    assert_eq!(acs, format!("{base}/sso/saml/{id}/acs"));
+    assert_eq!(entity, format!("{base}/sso/saml/{id}"));
+    assert!(page.find("Single sign-on URL") < page.find("Audience URI"));
+    assert!(
+        !page.contains("/test\""),
+        "no test before the IdP's details: {page}"
+    );
+
+    let (_keys, key, cert) = idp_keys();
+    let idp = saml_idp(
+        free_port(),
+        &key,
+        &cert,
+        &json!({"endpoints": {"sp_entity_id": entity, "acs_url": acs}, "config": {}}),
+    )
+    .await;
+    // Metadata that is not there is said on the wizard, above the form.
+    let r = b
+        .post(format!("{base}/console/sso/{id}/metadata"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("idp", "okta"),
+            ("metadata_xml", "<not metadata"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("role=\"alert\""), "{text}");
+    let r = b
+        .post(format!("{base}/console/sso/{id}/metadata"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("idp", "okta"),
+            ("metadata_url", &format!("{}/metadata", idp.url)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&base, &r), wizard_url);
+    let page = text_of(&b, &wizard_url).await;
+    assert!(
+        page.contains(&format!("/console/sso/{id}/test\"")),
+        "{page}"
+    );
+
+    // A test sign-in: to the IdP and back to the console.
+    let test = |b: reqwest::Client| {
+        let (base, id) = (base.clone(), id.clone());
+        async move {
+            let start = format!("{base}/console/sso/{id}/test");
+            let to_idp = location(&start, &b.get(&start).send().await.unwrap());
+            let (action, response, relay) = idp_form(b.get(&to_idp).send().await.unwrap()).await;
+            let r = post_acs(&b, &action, &response, relay.as_deref()).await;
+            assert_eq!(r.status(), 303);
+            let result = location(&action, &r);
+            assert!(
+                result.contains(&format!("/console/sso/{id}/tests/")),
+                "{result}"
+            );
+            assert!(
+                r.headers().get("set-cookie").is_none(),
+                "no session is opened"
+            );
+            let page = b.get(&result).send().await.unwrap();
+            assert_eq!(page.status(), 200);
+            page.text().await.unwrap()
+        }
+    };
+    // The connection does not create users and no directory has bob: the page says why.
+    let page = test(b.clone()).await;
+    assert!(page.contains("did not work"), "{page}");
+    assert!(page.contains("bob@example.org"), "{page}");
+    assert!(
+        page.contains("Engineering") && page.contains("Admins"),
+        "{page}"
+    );
+    assert!(page.contains("just in time"), "{page}");
+
+    // With just-in-time creation, the test shows the user it would create and their access.
+    reqwest::Client::new()
+        .patch(format!(
+            "{base}/api/v1/orgs/{}/sso/connections/{id}",
+            org.id
+        ))
+        .bearer_auth(&org.admin)
+        .json(&json!({"jit": true}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let page = test(b.clone()).await;
+    assert!(page.contains("The test sign-in worked"), "{page}");
+    assert!(page.contains("It would create the user"), "{page}");
+    assert!(
+        page.contains("org_viewer") && page.contains("admin"),
+        "{page}"
+    );
+    // ...and kept nothing: no user, so no session either.
+    let users: Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/orgs/{}/users", org.id))
+        .bearer_auth(&org.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users["items"], json!([]), "{users}");
+    // Another browser (without the console session) cannot read the result.
+    let other = browser()
+        .get(format!("{base}/console/sso/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401);
+}
