@@ -51,8 +51,17 @@ pub fn routes() -> Router<AppState> {
         .route("/console/sso/{id}/metadata", post(give_metadata))
         .route("/console/sso/{id}/test", get(start_test))
         .route("/console/sso/{id}/tests/{test}", get(test_page))
-        .route("/console/directories", get(directories_page))
-        .route("/console/domains", get(domains_page))
+        .route(
+            "/console/directories",
+            get(directories_page).post(create_directory),
+        )
+        .route("/console/directories/{id}/rotate", post(rotate_token))
+        .route(
+            "/console/directories/{id}/tokens/{token}/revoke",
+            post(revoke_token),
+        )
+        .route("/console/domains", get(domains_page).post(claim_domain))
+        .route("/console/domains/{domain}/verify", post(verify_domain))
         .route("/console/mapping", get(mapping_page))
         .route("/console/activity", get(activity_page))
 }
@@ -773,50 +782,264 @@ async fn directories_page(
     console: Console,
 ) -> Result<Response, PageError> {
     let caller = console.session.caller(Intent::Scim)?;
-    let directories = svc::list_directories(&s.store, &caller).await?;
+    let directories = console_svc::directory_summaries(&s.store, &caller, &s.public_url).await?;
+    let when = |t: Option<i64>| t.map_or("never".to_string(), rfc3339::format);
     ok(
         "Directory sync (SCIM)",
         &console,
         html! {
-            h2 { "Directories" }
+            p { "Your identity provider creates, updates and removes your people and groups here \
+                 with SCIM 2.0. Give it a directory's base URL and token." }
             @if directories.is_empty() {
                 p { "No directory yet." }
-            } @else {
-                ul {
-                    @for d in &directories {
-                        li { (d.name) " — SCIM base URL " code { (s.public_url) "/scim/v2/" (d.id) } }
+            }
+            @for (i, d) in directories.iter().enumerate() {
+                section aria-labelledby={ "dir-" (i) } {
+                    h2 id={ "dir-" (i) } { (d.directory.name) }
+                    dl.values {
+                        dt { "SCIM base URL" }
+                        dd {
+                            span.value id={ "url-" (i) } { (d.scim_base_url) }
+                            button.secondary type="button" data-copy={ "url-" (i) } hidden
+                                aria-label="Copy the SCIM base URL" { "Copy" }
+                        }
+                        dt { "Last request" } dd { (when(d.last_request_at)) }
+                        dt { "Users" } dd { (d.users) }
+                        dt { "Groups" } dd { (d.groups) }
                     }
+                    h3 { "Tokens" }
+                    table {
+                        thead { tr {
+                            th scope="col" { "Token" } th scope="col" { "Created" }
+                            th scope="col" { "Last used" } th scope="col" { "State" }
+                            th scope="col" { span.visually-hidden { "Actions" } }
+                        } }
+                        tbody {
+                            @for t in &d.tokens {
+                                tr {
+                                    td { code { (t.id) } }
+                                    td { (rfc3339::format(t.created_at)) }
+                                    td { (when(t.last_used_at)) }
+                                    td { @if t.revoked_at.is_some() { "revoked" } @else { "valid" } }
+                                    td {
+                                        @if t.revoked_at.is_none() {
+                                            form method="post" action={ "/console/directories/" (d.directory.id) "/tokens/" (t.id) "/revoke" } {
+                                                input type="hidden" name="csrf" value=(console.csrf);
+                                                button.danger type="submit" aria-label={ "Revoke token " (t.id) } { "Revoke" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    form method="post" action={ "/console/directories/" (d.directory.id) "/rotate" } {
+                        input type="hidden" name="csrf" value=(console.csrf);
+                        button.secondary type="submit" { "New token for " (d.directory.name) }
+                    }
+                    p.hint { "A new token does not end the old one: give the new one to your \
+                              identity provider, then revoke the old one." }
                 }
+            }
+            h2 { "Create a directory" }
+            form.stack method="post" action="/console/directories" {
+                input type="hidden" name="csrf" value=(console.csrf);
+                (field("name", "Name (for example, the identity provider's name)", "text"))
+                div { button type="submit" { "Create" } }
             }
         },
     )
 }
 
+/// The page that shows a token, once: it is stored only as a hash.
+fn token_page(console: &Console, title: &str, base_url: &str, token: &str) -> Response {
+    page(
+        StatusCode::OK,
+        title,
+        Some(console),
+        html! {
+            div.secret role="status" {
+                p { strong { "Copy the token now: it is shown only this once." } }
+            }
+            dl.values {
+                dt { "SCIM base URL" }
+                dd {
+                    span.value id="scim-url" { (base_url) }
+                    button.secondary type="button" data-copy="scim-url" hidden
+                        aria-label="Copy the SCIM base URL" { "Copy" }
+                }
+                dt { "Token" }
+                dd {
+                    span.value id="scim-token" { (token) }
+                    button.secondary type="button" data-copy="scim-token" hidden
+                        aria-label="Copy the token" { "Copy" }
+                }
+            }
+            p { a href="/console/directories" { "Back to the directories" } }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct NameForm {
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+async fn create_directory(
+    State(s): State<AppState>,
+    console: Console,
+    f: Result<Form<NameForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let f = form(f)?;
+    console.check(&f.csrf)?;
+    let caller = console.session.caller(Intent::Scim)?;
+    let made = svc::create_directory(&s.store, &caller, &s.public_url, &f.name).await?;
+    Ok(token_page(
+        &console,
+        &format!("Directory {} created", made.directory.name),
+        &made.scim_base_url,
+        &made.token.token,
+    ))
+}
+
+async fn rotate_token(
+    State(s): State<AppState>,
+    console: Console,
+    Path(id): Path<String>,
+    f: Result<Form<CsrfOnly>, FormRejection>,
+) -> Result<Response, PageError> {
+    console.check(&form(f)?.csrf)?;
+    let caller = console.session.caller(Intent::Scim)?;
+    let token = svc::rotate_directory_token(&s.store, &caller, &id).await?;
+    Ok(token_page(
+        &console,
+        "New token",
+        &format!("{}/scim/v2/{id}", s.public_url),
+        &token.token,
+    ))
+}
+
+async fn revoke_token(
+    State(s): State<AppState>,
+    console: Console,
+    Path((id, token)): Path<(String, String)>,
+    f: Result<Form<CsrfOnly>, FormRejection>,
+) -> Result<Response, PageError> {
+    console.check(&form(f)?.csrf)?;
+    let caller = console.session.caller(Intent::Scim)?;
+    svc::revoke_directory_token(&s.store, &caller, &id, &token).await?;
+    Ok(Redirect::to("/console/directories").into_response())
+}
+
 async fn domains_page(State(s): State<AppState>, console: Console) -> Result<Response, PageError> {
+    render_domains(&s, &console, None).await
+}
+
+/// The domains, with `said` (what the last claim or verification found, and the status that
+/// goes with it) above them.
+async fn render_domains(
+    s: &AppState,
+    console: &Console,
+    said: Option<(StatusCode, String)>,
+) -> Result<Response, PageError> {
     let caller = console.session.caller(Intent::Domains)?;
     let domains = svc::list_domains(&s.store, &caller).await?;
-    ok(
-        "Domains",
-        &console,
-        html! {
-            h2 { "Your domains" }
-            @if domains.is_empty() {
-                p { "No domain claimed yet." }
-            } @else {
-                table {
-                    thead { tr { th scope="col" { "Domain" } th scope="col" { "State" } } }
-                    tbody {
-                        @for d in &domains {
-                            tr {
-                                td { (d.domain) }
-                                td { @if d.verified { "verified" } @else { "not verified yet" } }
-                            }
+    let body = html! {
+        p { "People whose email address is at a verified domain sign in through your identity \
+             provider. Claim a domain, publish the DNS record we give, then verify it." }
+        @if let Some((status, message)) = &said {
+            @if status.is_success() { p.notice role="status" { (message) } }
+            @else { p.error role="alert" { (message) } }
+        }
+        @if domains.is_empty() {
+            p { "No domain claimed yet." }
+        }
+        @for (i, d) in domains.iter().enumerate() {
+            section aria-labelledby={ "domain-" (i) } {
+                h2 id={ "domain-" (i) } { (d.domain) }
+                @if d.verified {
+                    p { "Verified"
+                        @if let Some(at) = d.verified_at { " on " (rfc3339::format(at)) } "." }
+                } @else {
+                    p { "Not verified yet. Publish this DNS record:" }
+                    dl.values {
+                        dt { "Type" } dd { span.value { (d.verification.record_type) } }
+                        dt { "Name" }
+                        dd {
+                            span.value id={ "txt-name-" (i) } { (d.verification.name) }
+                            button.secondary type="button" data-copy={ "txt-name-" (i) } hidden
+                                aria-label={ "Copy the record name for " (d.domain) } { "Copy" }
                         }
+                        dt { "Value" }
+                        dd {
+                            span.value id={ "txt-value-" (i) } { (d.verification.value) }
+                            button.secondary type="button" data-copy={ "txt-value-" (i) } hidden
+                                aria-label={ "Copy the record value for " (d.domain) } { "Copy" }
+                        }
+                    }
+                    form method="post" action={ "/console/domains/" (d.domain) "/verify" } {
+                        input type="hidden" name="csrf" value=(console.csrf);
+                        button type="submit" { "Verify " (d.domain) }
                     }
                 }
             }
-        },
-    )
+        }
+        h2 { "Claim a domain" }
+        form.stack method="post" action="/console/domains" {
+            input type="hidden" name="csrf" value=(console.csrf);
+            (field("domain", "Domain (for example, example.com)", "text"))
+            div { button type="submit" { "Claim" } }
+        }
+    };
+    let status = said.as_ref().map_or(StatusCode::OK, |(status, _)| *status);
+    Ok(page(status, "Domains", Some(console), body))
+}
+
+#[derive(Deserialize)]
+struct DomainForm {
+    csrf: String,
+    #[serde(default)]
+    domain: String,
+}
+
+async fn claim_domain(
+    State(s): State<AppState>,
+    console: Console,
+    f: Result<Form<DomainForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let f = form(f)?;
+    console.check(&f.csrf)?;
+    let caller = console.session.caller(Intent::Domains)?;
+    match svc::add_domain(&s.store, &caller, f.domain.trim(), None).await {
+        Ok(_) => Ok(Redirect::to("/console/domains").into_response()),
+        Err(AdminError::Invalid(why)) => {
+            render_domains(&s, &console, Some((StatusCode::BAD_REQUEST, why))).await
+        }
+        Err(AdminError::Conflict(why)) => {
+            render_domains(&s, &console, Some((StatusCode::CONFLICT, why))).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Looks the TXT record up and says what DNS answered.
+async fn verify_domain(
+    State(s): State<AppState>,
+    console: Console,
+    Path(domain): Path<String>,
+    f: Result<Form<CsrfOnly>, FormRejection>,
+) -> Result<Response, PageError> {
+    console.check(&form(f)?.csrf)?;
+    let caller = console.session.caller(Intent::Domains)?;
+    let said = match sso_svc::verify_domain(&s.store, &s.dns, &caller, &domain).await {
+        Ok(d) => (StatusCode::OK, format!("{} is verified.", d.domain)),
+        Err(AdminError::Conflict(why)) => (StatusCode::CONFLICT, why),
+        Err(AdminError::Unavailable(why)) => (StatusCode::SERVICE_UNAVAILABLE, why),
+        Err(e) => return Err(e.into()),
+    };
+    render_domains(&s, &console, Some(said)).await
 }
 
 async fn mapping_page(State(s): State<AppState>, console: Console) -> Result<Response, PageError> {

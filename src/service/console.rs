@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::service::admin::{Action, AdminError, AdminResult, Caller};
+use crate::service::admin::{self, Action, AdminError, AdminResult, Caller};
 use crate::service::sign_in;
 use crate::sso::identity::GroupClaim;
 use crate::store::admin::OrgScope;
 use crate::store::audit::{self, Actor};
 use crate::store::console::{self as db, ConsoleSessionRow};
+use crate::store::directory::{DirectoryRecord, TokenInfo};
 use crate::store::{Store, now_micros};
 
 /// How long a portal link can be opened: enough to follow it from the SaaS's page, too short to
@@ -429,4 +430,41 @@ pub async fn test_result(
         .ok_or_else(|| AdminError::NotFound("no such test sign-in".into()))?;
     let result = serde_json::from_value(value).map_err(|_| AdminError::Internal)?;
     Ok((conn, result))
+}
+
+// ---- directories -------------------------------------------------------------------------------
+
+/// A directory as the console shows it: where the IdP pushes, its tokens, and whether it does.
+#[derive(Debug, Clone)]
+pub struct DirectorySummary {
+    pub directory: DirectoryRecord,
+    pub scim_base_url: String,
+    pub tokens: Vec<TokenInfo>,
+    /// The last request a token of it authenticated, to the minute.
+    pub last_request_at: Option<i64>,
+    pub users: i64,
+    pub groups: i64,
+}
+
+pub async fn directory_summaries(
+    store: &Store,
+    caller: &Caller,
+    public_url: &str,
+) -> AdminResult<Vec<DirectorySummary>> {
+    let mut out = Vec::new();
+    for directory in admin::list_directories(store, caller).await? {
+        let tokens = admin::list_directory_tokens(store, caller, &directory.id).await?;
+        let (users, groups) = store
+            .directory_counts(caller.scope(), &directory.id)
+            .await?;
+        out.push(DirectorySummary {
+            scim_base_url: format!("{public_url}/scim/v2/{}", directory.id),
+            last_request_at: tokens.iter().filter_map(|t| t.last_used_at).max(),
+            tokens,
+            directory,
+            users,
+            groups,
+        });
+    }
+    Ok(out)
 }

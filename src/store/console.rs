@@ -166,3 +166,19 @@ impl Store {
         Ok(row.map(|(conn, r)| (conn, serde_json::from_str(&r).unwrap_or_default())))
     }
 }
+
+impl Store {
+    /// How many SCIM users and groups a directory of the scope's organization holds.
+    pub async fn directory_counts(
+        &self,
+        scope: &OrgScope,
+        directory_id: &str,
+    ) -> StoreResult<(i64, i64)> {
+        Ok(on_read!(self, c => sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM scim_users u JOIN directories d ON d.id = u.directory_id \
+                     WHERE d.id = $1 AND d.org_id = $2), \
+                    (SELECT COUNT(*) FROM scim_groups g JOIN directories d ON d.id = g.directory_id \
+                     WHERE d.id = $1 AND d.org_id = $2)")
+            .bind(directory_id).bind(scope.org_id()).fetch_one(c).await?))
+    }
+}

@@ -64,6 +64,11 @@ async fn browse(
     app.send_raw(req.body(body).unwrap()).await
 }
 
+/// A form posted with the session's cookie.
+async fn post_form(app: &TestApp, path: &str, session: &str, form: &str) -> Resp {
+    browse(app, Method::POST, path, Some(session), Some(form)).await
+}
+
 /// Opens a link as a browser does: the redirect and the session cookie it sets.
 async fn open(app: &TestApp, url: &str) -> (String, String) {
     let r = browse(app, Method::GET, &path_of(url), None, None).await;
@@ -342,36 +347,15 @@ async fn console_pages_run_no_inline_script_cannot_be_framed_and_check_csrf() {
     );
 
     // A form from elsewhere (no token, or another's) does not sign the admin out.
-    let r = browse(
-        &app,
-        Method::POST,
-        "/console/sign-out",
-        Some(&session),
-        Some("csrf=0000"),
-    )
-    .await;
+    let r = post_form(&app, "/console/sign-out", &session, "csrf=0000").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = browse(
-        &app,
-        Method::POST,
-        "/console/sign-out",
-        Some(&session),
-        Some(""),
-    )
-    .await;
+    let r = post_form(&app, "/console/sign-out", &session, "").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = browse(&app, Method::GET, &location, Some(&session), None).await;
     assert_eq!(r.status, StatusCode::OK);
 
     let form = format!("csrf={}", csrf_of(&page));
-    let r = browse(
-        &app,
-        Method::POST,
-        "/console/sign-out",
-        Some(&session),
-        Some(&form),
-    )
-    .await;
+    let r = post_form(&app, "/console/sign-out", &session, &form).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
     let r = browse(&app, Method::GET, &location, Some(&session), None).await;
@@ -624,4 +608,161 @@ async fn the_sso_wizard_sets_up_okta_saml_and_its_test_sign_in_shows_the_groups_
         .await
         .unwrap();
     assert_eq!(other.status(), 401);
+}
+
+/// The text of the element with this id (`id="x">text<`).
+fn text_by_id(page: &str, id: &str) -> String {
+    let at = page
+        .find(&format!("id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no #{id} in {page}"))
+        + id.len()
+        + 6;
+    page[at..].split('<').next().unwrap().to_string()
+}
+
+/// A session of a fresh link of this intent: (its cookie, the CSRF token of its first page).
+async fn session_of(app: &TestApp, intent: &str) -> (String, String) {
+    let (platform, _) = platform_token(app).await;
+    let made = link(app, &platform, intent).await;
+    let (location, session) = open(app, made["url"].as_str().unwrap()).await;
+    let r = browse(app, Method::GET, &location, Some(&session), None).await;
+    let csrf = csrf_of(html(&r));
+    (session, csrf)
+}
+
+#[tokio::test]
+async fn the_directory_page_creates_a_directory_shows_its_token_once_rotates_and_revokes() {
+    let app = TestApp::without_directory().await;
+    let (session, csrf) = session_of(&app, "scim").await;
+    let r = post_form(
+        &app,
+        "/console/directories",
+        &session,
+        &format!("csrf={csrf}&name=Okta"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = html(&r);
+    assert!(page.contains("shown only this once"), "{page}");
+    let url = text_by_id(page, "scim-url");
+    let token = text_by_id(page, "scim-token");
+    assert!(url.starts_with(&format!("{PUBLIC_URL}/scim/v2/")), "{url}");
+    let base = url.strip_prefix(PUBLIC_URL).unwrap().to_string();
+    let directory = base.rsplit('/').next().unwrap().to_string();
+
+    // The IdP pushes a user with it.
+    let push = |token: String| {
+        let base = base.clone();
+        let app = &app;
+        async move {
+            app.send(
+                Method::POST,
+                &format!("{base}/Users"),
+                Some(json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": format!("u{}@example.org", uuid::Uuid::now_v7().simple()),
+                    "active": true
+                })),
+                &[("authorization", &format!("Bearer {token}"))],
+            )
+            .await
+        }
+    };
+    assert_eq!(push(token.clone()).await.status, StatusCode::CREATED);
+
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/directories",
+        Some(&session),
+        None,
+    )
+    .await;
+    let page = html(&r);
+    assert!(!page.contains(&token), "the token is shown once");
+    assert!(page.contains(&url), "{page}");
+    assert!(page.contains("<dt>Users</dt><dd>1</dd>"), "{page}");
+    assert!(page.contains("<dt>Groups</dt><dd>0</dd>"), "{page}");
+    assert!(!page.contains("<dt>Last request</dt><dd>never"), "{page}");
+
+    // A new token; the old one works until it is revoked.
+    let r = post_form(
+        &app,
+        &format!("/console/directories/{directory}/rotate"),
+        &session,
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    let fresh = text_by_id(html(&r), "scim-token");
+    assert_ne!(fresh, token);
+    assert_eq!(push(token.clone()).await.status, StatusCode::CREATED);
+    let old_id = idbridge::service::admin::list_directory_tokens(
+        &app.store,
+        &Caller::operator(app.org_scope()),
+        &directory,
+    )
+    .await
+    .unwrap()[0]
+        .id
+        .clone();
+    let r = post_form(
+        &app,
+        &format!("/console/directories/{directory}/tokens/{old_id}/revoke"),
+        &session,
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(push(token).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(push(fresh).await.status, StatusCode::CREATED);
+    // Without the session's CSRF token, nothing is made.
+    let r = post_form(&app, "/console/directories", &session, "csrf=x&name=Forged").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_domains_page_claims_a_domain_and_verifies_it_saying_what_dns_answered() {
+    let app = TestApp::without_directory().await;
+    let (session, csrf) = session_of(&app, "domains").await;
+    let domain = format!("d{}.example", uuid::Uuid::now_v7().simple());
+    let r = post_form(
+        &app,
+        "/console/domains",
+        &session,
+        &format!("csrf={csrf}&domain={domain}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = browse(&app, Method::GET, "/console/domains", Some(&session), None).await;
+    let page = html(&r).to_string();
+    let name = text_by_id(&page, "txt-name-0");
+    let value = text_by_id(&page, "txt-value-0");
+    assert_eq!(name, format!("_idbridge-verification.{domain}"));
+    assert!(value.starts_with("idbridge-verification="), "{value}");
+
+    let verify = format!("/console/domains/{domain}/verify");
+    let r = post_form(&app, &verify, &session, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(html(&r).contains("found: none"), "{:?}", r.body);
+
+    crate::dns::publish(&name, "something else");
+    crate::dns::publish(&name, &value);
+    let r = post_form(&app, &verify, &session, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(
+        html(&r).contains(&format!("{domain} is verified.")),
+        "{:?}",
+        r.body
+    );
+
+    // A domain that is not one is said on the page.
+    let r = post_form(
+        &app,
+        "/console/domains",
+        &session,
+        &format!("csrf={csrf}&domain=not%20a%20domain"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("role=\"alert\""), "{:?}", r.body);
 }
