@@ -770,7 +770,8 @@ async fn test_page(
                     ". Nobody was signed in and nothing was kept."
                 }
                 h3 { "The access the mapping would give" }
-                pre { code { (access) } }
+                // Focusable, so that a keyboard can scroll it.
+                pre tabindex="0" aria-label="The access, with its reasons" { code { (access) } }
             }
             p { a href={ "/console/sso/" (id) } { "Back to the set-up" } }
         },

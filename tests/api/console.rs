@@ -425,6 +425,35 @@ async fn text_of(b: &reqwest::Client, url: &str) -> String {
     b.get(url).send().await.unwrap().text().await.unwrap()
 }
 
+/// A real idbridge server on a fresh database with an organization of the interop tests (rules on
+/// the `Engineering` and `Admins` groups) and a platform token of the SaaS.
+pub(crate) struct Served {
+    pub _store: idbridge::store::Store,
+    pub _dir: Option<tempfile::TempDir>,
+    pub base: String,
+    pub org: crate::interop::Org,
+    pub platform: String,
+}
+
+pub(crate) async fn served() -> Served {
+    use crate::interop::*;
+    let (store, _dir) = fresh_store().await;
+    let (listener, base) = listen().await;
+    serve(&store, listener, &base).await;
+    let org = org(&store, &base, "example.org").await;
+    let platform = platform_svc::create_platform_token(&store, "the SaaS", None)
+        .await
+        .unwrap()
+        .token;
+    Served {
+        _store: store,
+        _dir,
+        base,
+        org,
+        platform,
+    }
+}
+
 /// The value of the wizard's field labelled `label` (`<dt>label</dt><dd><span ...>value</span>`).
 fn wizard_value(page: &str, label: &str) -> String {
     let at = page
@@ -448,14 +477,14 @@ async fn the_sso_wizard_sets_up_okta_saml_and_its_test_sign_in_shows_the_groups_
     if !available() {
         return;
     }
-    let (store, _dir) = fresh_store().await;
-    let (listener, base) = listen().await;
-    serve(&store, listener, &base).await;
-    let org = org(&store, &base, "example.org").await;
-    let platform = platform_svc::create_platform_token(&store, "the SaaS", None)
-        .await
-        .unwrap()
-        .token;
+    let Served {
+        base,
+        org,
+        platform,
+        // Kept to the end of the test: the server's database.
+        _store,
+        _dir,
+    } = served().await;
     let made = api(
         &base,
         &platform,

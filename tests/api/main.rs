@@ -11,6 +11,7 @@ mod harness;
 mod access;
 mod admin_api;
 
+mod browser;
 mod bulk;
 mod cli;
 mod concurrency;
