@@ -6,8 +6,8 @@ use serde_json::json;
 
 use crate::config::{
     AdminTokenCommand, Cli, ClientCommand, Command, DirectoryCommand, DomainCommand, Expiry,
-    Global, MappingCommand, OrgCommand, PlatformTokenCommand, SigningKeyCommand, SsoCommand,
-    SubAccountCommand, TokenCommand,
+    Global, MappingCommand, OrgCommand, PlatformTokenCommand, PortalLinkCommand, SigningKeyCommand,
+    SsoCommand, SubAccountCommand, TokenCommand,
 };
 use crate::service::admin::{self as svc, AdminError, Caller, RuleChange};
 use crate::store::admin::OrgScope;
@@ -68,6 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Domain { command } => domain(&store, global, command).await,
         Command::Client { command } => client(&store, command).await,
         Command::SigningKey { command } => signing_key(&store, command).await,
+        Command::PortalLink { command } => portal_link(&store, global, command).await,
         Command::Openapi => Ok(()),
         Command::Access { org, user, json } => access(&store, &org, &user, json).await,
     };
@@ -412,6 +413,49 @@ pub async fn platform_token(store: &Store, cmd: PlatformTokenCommand) -> anyhow:
                 json,
                 json!({"revoked": id}),
                 format!("revoked platform token {id}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Makes a portal link with the operator's authority, through the operation the platform API
+/// calls.
+pub async fn portal_link(
+    store: &Store,
+    global: &Global,
+    cmd: PortalLinkCommand,
+) -> anyhow::Result<()> {
+    use crate::service::console::{self as console_svc, PortalLinkInput};
+    match cmd {
+        PortalLinkCommand::Create {
+            org,
+            intent,
+            return_url,
+            json,
+        } => {
+            let caller = operator(store, &org).await?;
+            let input = PortalLinkInput {
+                intent: intent.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+                return_url,
+            };
+            let link = console_svc::create_portal_link(
+                store,
+                &caller,
+                &global.public_url(),
+                &input,
+                console_svc::LINK_VALIDITY,
+            )
+            .await
+            .map_err(admin_error)?;
+            let expires = crate::store::rfc3339::format(link.expires_at);
+            print(
+                json,
+                serde_json::to_value(&link)?,
+                format!(
+                    "portal link for {} ({}), single use, expires {expires}:\n{}",
+                    input.intent, link.id, link.url
+                ),
             );
         }
     }

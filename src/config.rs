@@ -402,6 +402,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Single-use links to the self-service console, for an organization's IT admin.
+    PortalLink {
+        #[command(subcommand)]
+        command: PortalLinkCommand,
+    },
     /// idbridge's id_token signing keys.
     SigningKey {
         #[command(subcommand)]
@@ -627,6 +632,26 @@ pub struct Expiry {
     /// The token stops working at this RFC 3339 time, e.g. 2027-01-31T00:00:00Z.
     #[arg(long)]
     pub expires_at: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PortalLinkCommand {
+    /// Make a link (single use, valid five minutes) that opens a console session of the
+    /// organization, limited to the pages of its intent.
+    Create {
+        /// The organization's id or name.
+        #[arg(long)]
+        org: String,
+        /// The pages the link's session reaches.
+        #[arg(long, value_parser = ["sso", "scim", "domains", "mapping", "activity"])]
+        intent: String,
+        /// Where the console's back link leads (an absolute http or https URL).
+        #[arg(long)]
+        return_url: Option<String>,
+        /// Print one JSON object on stdout instead of text (errors too).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

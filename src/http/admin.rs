@@ -836,6 +836,7 @@ pub async fn delete_webhook(
         list_admin_tokens, revoke_admin_token,
         super::platform::list_orgs, super::platform::create_org, super::platform::delete_org,
         super::platform::mint_admin_token, super::platform::delete_directory,
+        super::platform::create_portal_link,
     ),
     modifiers(&BearerAuth, &RateLimited),
     security(("admin_token" = [])),

@@ -12,6 +12,7 @@ const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-sr
                            form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub async fn security(req: Request, next: Next) -> Response {
+    let console = req.uri().path().starts_with("/console");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     h.insert(
@@ -26,11 +27,15 @@ pub async fn security(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    if html {
+    // The console's pages keep their own policy, which lets them load the script file they
+    // ship; every other page gets this one.
+    if html && !(console && h.contains_key(header::CONTENT_SECURITY_POLICY)) {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(PAGE_POLICY),
         );
+    }
+    if html {
         // For browsers that predate frame-ancestors.
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }

@@ -4,6 +4,7 @@
 pub mod admin;
 mod admin_sso;
 pub mod api_docs;
+mod console;
 mod error;
 mod extract;
 mod headers;
@@ -174,6 +175,10 @@ pub fn router(state: AppState) -> Router {
             &format!("{o}/admin-tokens/{{id}}"),
             delete(admin::revoke_admin_token),
         )
+        .route(
+            &format!("{o}/portal-links"),
+            post(platform::create_portal_link),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             admin::authenticate,
@@ -207,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         .merge(scim)
         .merge(api)
         .merge(sign_in)
+        .merge(console::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(

@@ -19,6 +19,7 @@ use crate::app::AppState;
 use crate::service::admin::{
     self as svc, AdminTokenCreated, AdminTokenInput, Caller, DirectoryDeleted, NewOrg,
 };
+use crate::service::console::{self as console_svc, PortalLink, PortalLinkInput};
 use crate::service::platform::{self as platform_svc, Platform};
 use crate::store::admin::OrgDetails;
 
@@ -197,4 +198,25 @@ pub async fn delete_directory(
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<DirectoryDeleted>> {
     Ok(Json(svc::delete_directory(&s.store, &c, &id).await?))
+}
+
+/// Make a portal link
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/portal-links", tag = "platform", request_body = PortalLinkInput,
+    description = "A single-use link, valid five minutes, that the SaaS hands the organization's IT admin: opening it starts a console session (one hour, HttpOnly cookie) of this organization only, limited to the pages of `intent` (`sso`: the SSO set-up wizard and test sign-in; `scim`: directories and their tokens; `domains`; `mapping`; `activity`). The console's back link leads to `return_url`. The link is in this answer only (stored hashed); making and opening it are recorded in the organization's audit log. A platform token only (403 for any admin token).",
+    params(("org" = String, Path)), security(("platform_token" = [])),
+    responses((status = 201, body = PortalLink), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn create_portal_link(
+    State(s): State<AppState>,
+    OrgCaller(c): OrgCaller,
+    ApiJson(body): ApiJson<PortalLinkInput>,
+) -> ApiResult<(StatusCode, Json<PortalLink>)> {
+    let link = console_svc::create_portal_link(
+        &s.store,
+        &c,
+        &s.public_url,
+        &body,
+        console_svc::LINK_VALIDITY,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(link)))
 }

@@ -61,7 +61,7 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn no_store(resp: &mut Response) {
+pub(super) fn no_store(resp: &mut Response) {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp.headers_mut()
@@ -71,7 +71,7 @@ fn no_store(resp: &mut Response) {
 /// Logs, counts and audits why a sign-in failed, and shows the page. While the database cannot be
 /// reached the page says to try again in a moment, with `Retry-After`, and nothing is audited
 /// (there is nowhere to write it).
-async fn fail(state: &AppState, failure: Failure) -> Response {
+pub(super) async fn fail(state: &AppState, failure: Failure) -> Response {
     if failure.unavailable {
         let reference = sign_in::report(
             &state.store,
@@ -143,7 +143,7 @@ fn session_cookie(state: &AppState, token: &str, max_age: Duration) -> HeaderVal
 }
 
 /// Every `name=value` pair of the request's Cookie headers.
-fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+pub(super) fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -169,7 +169,7 @@ fn flow_cookie_name(flow_state: &str) -> String {
 /// Whether browsers keep and send `Secure` cookies for our public URL: https, or http on a
 /// loopback host, which browsers treat as a secure context (a developer trying the service at
 /// http://localhost with a cloud IdP needs the SAML flow cookie to survive the IdP's POST).
-fn secure_context(public_url: &str) -> bool {
+pub(super) fn secure_context(public_url: &str) -> bool {
     let Ok(url) = url::Url::parse(public_url) else {
         return false;
     };
@@ -219,7 +219,10 @@ fn flow_bound(headers: &HeaderMap, flow_state: &str) -> bool {
 // ---- starting a sign-in ------------------------------------------------------------------------
 
 /// Sends the browser to the IdP with the cookie that binds the sign-in to it.
-async fn redirect_to_idp(state: &AppState, started: Result<Started, Failure>) -> Response {
+pub(super) async fn redirect_to_idp(
+    state: &AppState,
+    started: Result<Started, Failure>,
+) -> Response {
     let started = match started {
         Ok(s) => s,
         Err(f) => return fail(state, f).await,
@@ -268,14 +271,20 @@ pub async fn start_connection(
 /// After the IdP's answer was verified: sign the user in, then either hand a code to the SaaS
 /// application that asked, or show that the user is signed in.
 async fn finish_sign_in(state: &AppState, verified: Result<Verified, Failure>) -> Response {
+    let verified = match verified {
+        Ok(v) => v,
+        Err(f) if f.test.is_some() => return super::console::test_failed(state, f).await,
+        Err(f) => return fail(state, f).await,
+    };
+    if verified.test.is_some() {
+        return super::console::test_answered(state, &verified).await;
+    }
     let Verified {
         connection: conn,
         identity,
         authz,
-    } = match verified {
-        Ok(v) => v,
-        Err(f) => return fail(state, f).await,
-    };
+        ..
+    } = verified;
     let signed =
         match sign_in::sign_in(&state.store, &conn, &identity, state.session_lifetime).await {
             Ok(s) => s,

@@ -53,6 +53,10 @@ pub struct Flow {
     /// The SaaS application's authorization request this sign-in serves, if one does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authz: Option<AuthzRequest>,
+    /// The console session whose test sign-in this is: its answer is shown to that admin and
+    /// signs no one in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<String>,
 }
 
 /// What the IdP's answer is checked against.
@@ -81,6 +85,8 @@ pub struct Failure {
     /// The database could not be reached: nothing is wrong with the sign-in, and trying again
     /// in a moment may work.
     pub unavailable: bool,
+    /// The console session whose test sign-in failed, when the answer was one.
+    pub test: Option<String>,
 }
 
 impl Failure {
@@ -95,6 +101,15 @@ impl Failure {
             reason: reason.to_string(),
             setup: None,
             unavailable: false,
+            test: None,
+        }
+    }
+
+    /// This failure, of the test sign-in `test` names if any.
+    pub fn in_test(self, test: &Option<String>) -> Self {
+        Failure {
+            test: test.clone(),
+            ..self
         }
     }
 
@@ -230,6 +245,27 @@ pub async fn start(
     authz: Option<AuthzRequest>,
     login_hint: Option<&str>,
 ) -> Result<Started, Failure> {
+    start_flow(ctx, conn, authz, login_hint, None).await
+}
+
+/// Starts the console's test sign-in through `conn` for the console session `console_session`:
+/// the real sign-in at the IdP, whose answer [`test_sign_in`] then admits without committing.
+/// A disabled connection can be tested, so that it is tried before anyone is sent to it.
+pub async fn start_test(
+    ctx: Ctx<'_>,
+    conn: &Connection,
+    console_session: &str,
+) -> Result<Started, Failure> {
+    start_flow(ctx, conn, None, None, Some(console_session.to_string())).await
+}
+
+async fn start_flow(
+    ctx: Ctx<'_>,
+    conn: &Connection,
+    authz: Option<AuthzRequest>,
+    login_hint: Option<&str>,
+    test: Option<String>,
+) -> Result<Started, Failure> {
     let flow_state = crate::store::directory::mint_token("");
     let expires = now_micros() + micros(FLOW_TTL);
     let missing = missing_settings(conn.kind, &conn.config);
@@ -262,7 +298,7 @@ pub async fn start(
             .await
             .map_err(|e| fail("idp_unreachable", e))?,
     };
-    let flow = Flow { check, authz };
+    let flow = Flow { check, authz, test };
     let data = serde_json::to_value(&flow).map_err(|e| fail("internal", e.to_string()))?;
     ctx.store
         .put_flow(&flow_state, &conn.id, &data, expires)
@@ -358,6 +394,8 @@ pub struct Verified {
     pub connection: Connection,
     pub identity: SsoIdentity,
     pub authz: Option<AuthzRequest>,
+    /// The console session whose test sign-in this answers, if it is one.
+    pub test: Option<String>,
 }
 
 fn parse_flow(data: serde_json::Value) -> Result<Flow, String> {
@@ -448,6 +486,8 @@ pub async fn finish_saml(
             Err(e) => return Err(Failure::store(Some(&conn), &e)),
         }
     }
+    let test = flow.as_ref().and_then(|f| f.test.clone());
+    let fail = |code, reason: String| fail(code, reason).in_test(&test);
     let expected = match flow.as_ref().map(|f| &f.check) {
         Some(FlowCheck::Saml { saml_request_id }) => Some(saml_request_id.as_str()),
         _ => None,
@@ -473,12 +513,13 @@ pub async fn finish_saml(
                 format!("assertion {} was already used", assertion.assertion_id),
             ));
         }
-        Err(e) => return Err(Failure::store(Some(&conn), &e)),
+        Err(e) => return Err(Failure::store(Some(&conn), &e).in_test(&test)),
     }
     Ok(Verified {
         identity: identity::from_saml(&assertion, &settings),
         authz: flow.and_then(|f| f.authz),
         connection: conn,
+        test,
     })
 }
 
@@ -526,7 +567,9 @@ pub async fn finish_oidc(ctx: Ctx<'_>, answer: OidcAnswer<'_>) -> Result<Verifie
         .connection_by_id(&conn_id)
         .await
         .map_err(|e| Failure::new(None, "unknown_connection", e))?;
-    let fail = |code, reason: String| Failure::new(Some(&conn), code, reason);
+    let flow = parse_flow(data).map_err(|e| Failure::new(Some(&conn), "store", e))?;
+    let test = flow.test.clone();
+    let fail = |code, reason: String| Failure::new(Some(&conn), code, reason).in_test(&test);
     if let Some(error) = answer.error {
         let reason = format!(
             "the IdP answered {error}: {}",
@@ -540,7 +583,6 @@ pub async fn finish_oidc(ctx: Ctx<'_>, answer: OidcAnswer<'_>) -> Result<Verifie
     let oidc_conn = oidc_connection(ctx, &conn)
         .await
         .map_err(|e| fail("connection_invalid", e))?;
-    let flow = parse_flow(data).map_err(|e| fail("store", e))?;
     let (nonce, verifier) = match &flow.check {
         FlowCheck::Oidc {
             nonce,
@@ -565,6 +607,7 @@ pub async fn finish_oidc(ctx: Ctx<'_>, answer: OidcAnswer<'_>) -> Result<Verifie
         identity: identity::from_oidc(token),
         authz: flow.authz,
         connection: conn,
+        test,
     })
 }
 
@@ -715,6 +758,99 @@ pub async fn sign_in(
     if !conn.enabled {
         return Err(SignInError::Disabled);
     }
+    let Admitted {
+        mut tx,
+        email,
+        user_id,
+        created,
+    } = admit(store, conn, identity).await?;
+    let org_id = conn.org_id.as_str();
+    let actor = format!("sso:{}", conn.id);
+    let session = db::insert_session(&mut tx, org_id, &user_id, &conn.id, session_lifetime).await?;
+    let who = Actor {
+        org_id,
+        directory_id: None,
+        actor: &actor,
+    };
+    let detail = serde_json::json!({
+        "subject": identity.subject,
+        "email": email,
+        "created": created,
+        "groups": match &identity.groups {
+            GroupClaim::Values(v) => serde_json::json!(v.len()),
+            GroupClaim::Overage => serde_json::json!("overage"),
+            GroupClaim::Absent => serde_json::Value::Null,
+        },
+    })
+    .to_string();
+    record_as(
+        &mut tx,
+        &who,
+        "sso.sign_in",
+        "Session",
+        Some(&session.id),
+        Some(&detail),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(SignedIn {
+        session_id: session.id,
+        session_token: session.token,
+        org_id: org_id.to_string(),
+        org_user_id: user_id,
+        created,
+    })
+}
+
+/// What a test sign-in would have done: the user it matched or would create, and the access the
+/// mapping gives them, computed in the sign-in's own transaction and then rolled back.
+#[derive(Debug, Clone)]
+pub struct TestAdmission {
+    pub org_user_id: String,
+    /// Whether the sign-in would have created the user (just in time).
+    pub created: bool,
+    /// The user's effective access after the sign-in's group claims.
+    pub access: serde_json::Value,
+}
+
+/// The console's test sign-in: the same admission as [`sign_in`], with every check, in a
+/// transaction that is rolled back, so no user, claim, grant, session or audit entry is kept.
+pub async fn test_sign_in(
+    store: &Store,
+    conn: &Connection,
+    identity: &SsoIdentity,
+) -> Result<TestAdmission, SignInError> {
+    let Admitted {
+        mut tx,
+        user_id,
+        created,
+        ..
+    } = admit(store, conn, identity).await?;
+    let access = crate::store::console::user_access(&mut tx, &conn.org_id, &user_id).await?;
+    // Dropped without a commit: everything the admission wrote is rolled back.
+    drop(tx);
+    Ok(TestAdmission {
+        org_user_id: user_id,
+        created,
+        access,
+    })
+}
+
+/// An admission made and not yet committed.
+struct Admitted {
+    tx: crate::store::Tx,
+    email: String,
+    user_id: String,
+    created: bool,
+}
+
+/// Admits a verified identity in a transaction it leaves open: finds or creates the user,
+/// stores the group claims and recomputes access.
+async fn admit(
+    store: &Store,
+    conn: &Connection,
+    identity: &SsoIdentity,
+) -> Result<Admitted, SignInError> {
     let email = identity
         .email
         .as_deref()
@@ -793,38 +929,10 @@ pub async fn sign_in(
         GroupClaim::Absent => {}
     }
     p.finish(&mut tx).await?;
-    let session = db::insert_session(&mut tx, org_id, &user_id, &conn.id, session_lifetime).await?;
-    let who = Actor {
-        org_id,
-        directory_id: None,
-        actor: &actor,
-    };
-    let detail = serde_json::json!({
-        "subject": identity.subject,
-        "email": email,
-        "created": created,
-        "groups": match &identity.groups {
-            GroupClaim::Values(v) => serde_json::json!(v.len()),
-            GroupClaim::Overage => serde_json::json!("overage"),
-            GroupClaim::Absent => serde_json::Value::Null,
-        },
-    })
-    .to_string();
-    record_as(
-        &mut tx,
-        &who,
-        "sso.sign_in",
-        "Session",
-        Some(&session.id),
-        Some(&detail),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(SignedIn {
-        session_id: session.id,
-        session_token: session.token,
-        org_id: org_id.to_string(),
-        org_user_id: user_id,
+    Ok(Admitted {
+        tx,
+        email: email.to_string(),
+        user_id,
         created,
     })
 }

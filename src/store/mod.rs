@@ -17,6 +17,7 @@ pub mod access;
 pub mod admin;
 pub mod audit;
 mod auth_cache;
+pub mod console;
 pub mod directory;
 pub mod platform;
 pub mod rfc3339;

@@ -25,7 +25,7 @@ use crate::harness::{TestApp, fresh_store};
 const SAAS_CALLBACK: &str = "http://127.0.0.1:9/callback";
 const INTEROP_DIR: &str = "tests/interop";
 
-fn available() -> bool {
+pub(crate) fn available() -> bool {
     if Path::new(INTEROP_DIR).join("node_modules").is_dir() {
         return true;
     }
@@ -38,7 +38,7 @@ fn available() -> bool {
     false
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -47,12 +47,12 @@ fn free_port() -> u16 {
 }
 
 /// A running IdP program, stopped when dropped.
-struct Idp {
+pub(crate) struct Idp {
     _child: tokio::process::Child,
-    url: String,
+    pub(crate) url: String,
 }
 
-async fn start_idp(script: &str, env: &[(&str, String)]) -> Idp {
+pub(crate) async fn start_idp(script: &str, env: &[(&str, String)]) -> Idp {
     let mut child = tokio::process::Command::new("node")
         .arg(script)
         .current_dir(INTEROP_DIR)
@@ -74,19 +74,19 @@ async fn start_idp(script: &str, env: &[(&str, String)]) -> Idp {
 }
 
 /// One replica of idbridge on a real port; `public_url` is what the load balancer would show.
-async fn serve(store: &Store, listener: tokio::net::TcpListener, public_url: &str) {
+pub(crate) async fn serve(store: &Store, listener: tokio::net::TcpListener, public_url: &str) {
     let router = idbridge::app::build_router(TestApp::state_reaching_fakes(store, public_url));
     tokio::spawn(async move { axum::serve(listener, router).await });
 }
 
-async fn listen() -> (tokio::net::TcpListener, String) {
+pub(crate) async fn listen() -> (tokio::net::TcpListener, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     (listener, url)
 }
 
 /// The browser: keeps cookies, follows no redirect by itself.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
@@ -94,7 +94,7 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-fn location(base: &str, resp: &reqwest::Response) -> String {
+pub(crate) fn location(base: &str, resp: &reqwest::Response) -> String {
     let loc = resp
         .headers()
         .get("location")
@@ -110,15 +110,15 @@ fn location(base: &str, resp: &reqwest::Response) -> String {
 
 /// An organization with a SaaS client, a sub-account, and rules on group claims: `Engineering`
 /// gives the sub-account's admin role, `Admins` the Org Viewer role.
-struct Org {
-    id: String,
-    admin: String,
+pub(crate) struct Org {
+    pub(crate) id: String,
+    pub(crate) admin: String,
     sub_account: String,
     client_id: String,
     client_secret: String,
 }
 
-async fn api(base: &str, token: &str, path: &str, body: Value) -> Value {
+pub(crate) async fn api(base: &str, token: &str, path: &str, body: Value) -> Value {
     let r = reqwest::Client::new()
         .post(format!("{base}/api/v1/orgs/{path}"))
         .bearer_auth(token)
@@ -132,7 +132,7 @@ async fn api(base: &str, token: &str, path: &str, body: Value) -> Value {
     body
 }
 
-async fn org(store: &Store, base: &str, domain: &str) -> Org {
+pub(crate) async fn org(store: &Store, base: &str, domain: &str) -> Org {
     let org = store
         .create_org(&format!("interop-{}", uuid::Uuid::now_v7()))
         .await
@@ -457,7 +457,7 @@ struct SamlSetup {
 }
 
 /// A key pair for a test IdP, made now by openssl: (dir, key file, certificate file).
-fn idp_keys() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn idp_keys() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let keys = tempfile::tempdir().unwrap();
     let (key, cert) = (keys.path().join("idp.key"), keys.path().join("idp.crt"));
     let status = std::process::Command::new("openssl")
@@ -484,7 +484,7 @@ fn idp_keys() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
 }
 
 /// The samlify IdP for connection `conn` (as the admin API shows it), signing bob in.
-async fn saml_idp(port: u16, key: &Path, cert: &Path, conn: &Value) -> Idp {
+pub(crate) async fn saml_idp(port: u16, key: &Path, cert: &Path, conn: &Value) -> Idp {
     let encryption_cert = conn["config"]["sp_encryption_certificate"]
         .as_str()
         .unwrap_or_default()
@@ -553,7 +553,7 @@ async fn saml_connection(
 }
 
 /// The auto-posting form the IdP answers with: (action, SAMLResponse, RelayState).
-async fn idp_form(resp: reqwest::Response) -> (String, String, Option<String>) {
+pub(crate) async fn idp_form(resp: reqwest::Response) -> (String, String, Option<String>) {
     assert_eq!(resp.status(), 200);
     let html = resp.text().await.unwrap();
     let attr = |after: &str| -> Option<String> {
@@ -574,7 +574,7 @@ async fn idp_form(resp: reqwest::Response) -> (String, String, Option<String>) {
     )
 }
 
-async fn post_acs(
+pub(crate) async fn post_acs(
     browser: &reqwest::Client,
     action: &str,
     response: &str,

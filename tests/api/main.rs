@@ -12,9 +12,11 @@ mod access;
 mod admin_api;
 mod auth_cache;
 
+mod browser;
 mod bulk;
 mod cli;
 mod concurrency;
+mod console;
 mod crash;
 mod dialect_entra;
 mod dialect_okta;

@@ -171,6 +171,8 @@ pub enum Authority {
     Operator,
     /// A platform token: the SaaS's backend, which reaches every organization.
     Platform,
+    /// A console session opened by a portal link, limited to the pages of its intent.
+    Console,
 }
 
 /// Who calls an admin operation: the organization it acts for (the only [`OrgScope`] an operation
@@ -220,6 +222,19 @@ impl Caller {
             authority: Authority::Platform,
         }
     }
+    /// A console session opened by a portal link, recorded in the audit log as
+    /// `portal-link:{id}` (the scope's actor). It acts as an organization admin: the IT admin
+    /// the SaaS sent sets up SSO and SCIM, but neither takes over the connection the owner signs
+    /// in through nor operates the deployment.
+    pub fn console(scope: OrgScope, link_id: &str) -> Caller {
+        Caller {
+            scope,
+            role: AdminRole::Org(OrgRole::OrgAdmin),
+            sub_account_id: None,
+            token_id: Some(link_id.to_string()),
+            authority: Authority::Console,
+        }
+    }
     pub fn authority(&self) -> Authority {
         self.authority
     }
@@ -240,7 +255,9 @@ impl Caller {
     /// Refuses with 403 unless the role allows `action`.
     pub fn require(&self, action: Action<'_>) -> AdminResult<()> {
         let allowed = match action {
-            Action::Operate => self.authority != Authority::AdminToken,
+            Action::Operate => {
+                matches!(self.authority, Authority::Operator | Authority::Platform)
+            }
             _ => allows(self.role, self.sub_account(), action),
         };
         if allowed {
@@ -334,6 +351,10 @@ mod tests {
         assert!(owner_token.require(Action::Manage).is_ok());
         assert!(matches!(
             owner_token.require(Action::Operate),
+            Err(AdminError::Forbidden)
+        ));
+        assert!(matches!(
+            Caller::console(scope(), "l1").require(Action::Operate),
             Err(AdminError::Forbidden)
         ));
         for c in [Caller::operator(scope()), Caller::platform(scope(), "p1")] {

@@ -1,0 +1,184 @@
+//! Portal links and the console sessions they open. A link is single use: taking it marks it used
+//! in the same statement that checks it is unused and unexpired, so two browsers racing on one
+//! link open one session between them. Both are stored as hashes of their secrets only.
+
+use super::admin::OrgScope;
+use super::directory::{NewToken, hash_token, mint_token};
+use super::{Store, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
+
+/// What every portal link's secret starts with (no other token does).
+pub const PORTAL_LINK_PREFIX: &str = "idbl_";
+/// What every console session's secret starts with.
+pub const CONSOLE_SESSION_PREFIX: &str = "idbc_";
+
+/// A link that was just taken, to open a session from.
+#[derive(Debug, Clone)]
+pub struct TakenLink {
+    pub id: String,
+    pub org_id: String,
+    pub intent: String,
+    pub return_url: Option<String>,
+}
+
+/// A console session that is neither expired nor ended.
+#[derive(Debug, Clone)]
+pub struct ConsoleSessionRow {
+    pub id: String,
+    pub org_id: String,
+    pub link_id: String,
+    pub intent: String,
+    pub return_url: Option<String>,
+    pub expires_at: i64,
+}
+
+/// Stores a new link of the scope's organization, valid until `expires_at` (microseconds).
+pub async fn create_portal_link(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    intent: &str,
+    return_url: Option<&str>,
+    expires_at: i64,
+) -> StoreResult<NewToken> {
+    let link = NewToken {
+        id: new_id(),
+        token: mint_token(PORTAL_LINK_PREFIX),
+    };
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO portal_links (id, org_id, token_hash, intent, return_url, created_by, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(&link.id).bind(scope.org_id()).bind(hash_token(&link.token)).bind(intent)
+        .bind(return_url).bind(scope.actor()).bind(now_micros()).bind(expires_at)
+        .execute(&mut *c).await?.rows_affected());
+    Ok(link)
+}
+
+/// Marks the link behind `token` used, if it is unused and unexpired, and returns it; `None` for
+/// anything else (unknown, used, expired), which the caller cannot tell apart on purpose.
+pub async fn take_portal_link(tx: &mut Tx, token: &str) -> StoreResult<Option<TakenLink>> {
+    if token.len() > 256 || !token.starts_with(PORTAL_LINK_PREFIX) {
+        return Ok(None);
+    }
+    let now = now_micros();
+    let row: Option<(String, String, String, Option<String>)> = on_tx!(tx, c => sqlx::query_as(
+        "UPDATE portal_links SET used_at = $2 \
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+         RETURNING id, org_id, intent, return_url")
+        .bind(hash_token(token)).bind(now).fetch_optional(&mut *c).await?);
+    Ok(row.map(|(id, org_id, intent, return_url)| TakenLink {
+        id,
+        org_id,
+        intent,
+        return_url,
+    }))
+}
+
+/// Opens a console session from a link just taken, ending at `expires_at`.
+pub async fn create_console_session(
+    tx: &mut Tx,
+    link: &TakenLink,
+    expires_at: i64,
+) -> StoreResult<NewToken> {
+    let session = NewToken {
+        id: new_id(),
+        token: mint_token(CONSOLE_SESSION_PREFIX),
+    };
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO console_sessions (id, org_id, link_id, token_hash, intent, return_url, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(&session.id).bind(&link.org_id).bind(&link.id).bind(hash_token(&session.token))
+        .bind(&link.intent).bind(&link.return_url).bind(now_micros()).bind(expires_at)
+        .execute(&mut *c).await?.rows_affected());
+    Ok(session)
+}
+
+/// Ends a session; true when it was still open.
+pub async fn end_console_session(tx: &mut Tx, id: &str) -> StoreResult<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE console_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        .bind(id).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+    Ok(n > 0)
+}
+
+impl Store {
+    /// The open console session behind a cookie's secret, if any.
+    pub async fn console_session(&self, token: &str) -> StoreResult<Option<ConsoleSessionRow>> {
+        if token.len() > 256 || !token.starts_with(CONSOLE_SESSION_PREFIX) {
+            return Ok(None);
+        }
+        type Row = (String, String, String, String, Option<String>, i64);
+        let row: Option<Row> = on_read!(self, c => sqlx::query_as(
+            "SELECT id, org_id, link_id, intent, return_url, expires_at FROM console_sessions \
+             WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2")
+            .bind(hash_token(token)).bind(now_micros()).fetch_optional(c).await?);
+        Ok(row.map(
+            |(id, org_id, link_id, intent, return_url, expires_at)| ConsoleSessionRow {
+                id,
+                org_id,
+                link_id,
+                intent,
+                return_url,
+                expires_at,
+            },
+        ))
+    }
+}
+
+/// A user's effective access as the recomputation in `tx` left it (JSON with reasons).
+pub async fn user_access(
+    tx: &mut Tx,
+    org_id: &str,
+    user_id: &str,
+) -> StoreResult<serde_json::Value> {
+    let access: Option<String> = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT access FROM org_users WHERE id = $1 AND org_id = $2")
+        .bind(user_id).bind(org_id).fetch_optional(&mut *c).await?);
+    Ok(access
+        .and_then(|a| serde_json::from_str(&a).ok())
+        .unwrap_or(serde_json::Value::Null))
+}
+
+/// Keeps what a test sign-in of `session_id` came back with (JSON); returns its id.
+pub async fn put_test(
+    tx: &mut Tx,
+    session_id: &str,
+    connection_id: &str,
+    result: &serde_json::Value,
+) -> StoreResult<String> {
+    let id = new_id();
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO console_tests (id, session_id, connection_id, result, created_at) \
+         VALUES ($1, $2, $3, $4, $5)")
+        .bind(&id).bind(session_id).bind(connection_id).bind(result.to_string())
+        .bind(now_micros()).execute(&mut *c).await?.rows_affected());
+    Ok(id)
+}
+
+impl Store {
+    /// A test result of this console session (another session's is not found).
+    pub async fn console_test(
+        &self,
+        session_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<(String, serde_json::Value)>> {
+        let row: Option<(String, String)> = on_read!(self, c => sqlx::query_as(
+            "SELECT connection_id, result FROM console_tests WHERE id = $1 AND session_id = $2")
+            .bind(id).bind(session_id).fetch_optional(c).await?);
+        Ok(row.map(|(conn, r)| (conn, serde_json::from_str(&r).unwrap_or_default())))
+    }
+}
+
+impl Store {
+    /// How many SCIM users and groups a directory of the scope's organization holds.
+    pub async fn directory_counts(
+        &self,
+        scope: &OrgScope,
+        directory_id: &str,
+    ) -> StoreResult<(i64, i64)> {
+        Ok(on_read!(self, c => sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM scim_users u JOIN directories d ON d.id = u.directory_id \
+                     WHERE d.id = $1 AND d.org_id = $2), \
+                    (SELECT COUNT(*) FROM scim_groups g JOIN directories d ON d.id = g.directory_id \
+                     WHERE d.id = $1 AND d.org_id = $2)")
+            .bind(directory_id).bind(scope.org_id()).fetch_one(c).await?))
+    }
+}

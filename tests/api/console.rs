@@ -1,0 +1,797 @@
+//! The self-service console: the SaaS makes a portal link with its platform token, the IT admin
+//! opens it once, and the session it opens reaches that organization's pages of that intent only.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::*;
+use idbridge::service::admin::Caller;
+use idbridge::service::console::{self as console_svc, Intent, PortalLinkInput};
+use idbridge::service::platform as platform_svc;
+
+const RETURN_URL: &str = "https://app.example.test/settings/sso";
+
+async fn platform_token(app: &TestApp) -> (String, String) {
+    let t = platform_svc::create_platform_token(&app.store, "the SaaS", None)
+        .await
+        .unwrap();
+    (t.token, t.id)
+}
+
+/// A portal link of this organization made through the platform API; returns its body.
+async fn link(app: &TestApp, platform: &str, intent: &str) -> Value {
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/portal-links"),
+            platform,
+            Some(json!({"intent": intent, "return_url": RETURN_URL})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body
+}
+
+/// The path of a link's URL, for the in-process router.
+fn path_of(url: &str) -> String {
+    url.strip_prefix(PUBLIC_URL)
+        .unwrap_or_else(|| panic!("{url} is not under {PUBLIC_URL}"))
+        .to_string()
+}
+
+/// A browser request to the console, with the session cookie if given.
+async fn browse(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> Resp {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(c) = cookie {
+        req = req.header("cookie", format!("idbridge_console={c}"));
+    }
+    let body = match form {
+        Some(f) => {
+            req = req.header("content-type", "application/x-www-form-urlencoded");
+            Body::from(f.to_string())
+        }
+        None => Body::empty(),
+    };
+    app.send_raw(req.body(body).unwrap()).await
+}
+
+/// A form posted with the session's cookie.
+async fn post_form(app: &TestApp, path: &str, session: &str, form: &str) -> Resp {
+    browse(app, Method::POST, path, Some(session), Some(form)).await
+}
+
+/// Opens a link as a browser does: the redirect and the session cookie it sets.
+async fn open(app: &TestApp, url: &str) -> (String, String) {
+    let r = browse(app, Method::GET, &path_of(url), None, None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", r.body);
+    let cookie = r
+        .header("set-cookie")
+        .expect("a session cookie")
+        .to_string();
+    let value = cookie
+        .strip_prefix("idbridge_console=")
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    (r.header("location").unwrap().to_string(), value)
+}
+
+fn html(r: &Resp) -> &str {
+    r.body
+        .as_str()
+        .unwrap_or_else(|| panic!("not a page: {:?}", r.body))
+}
+
+/// The CSRF token of the page's forms.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_portal_link_opens_one_console_session_once_and_both_are_audited() {
+    let app = TestApp::new().await;
+    let (platform, platform_id) = platform_token(&app).await;
+    let made = link(&app, &platform, "sso").await;
+    let url = made["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{PUBLIC_URL}/console/open/idbl_")),
+        "{made}"
+    );
+    assert_eq!(made["intent"], "sso");
+    assert!(made["expires_at"].is_string());
+
+    let r = browse(&app, Method::GET, &path_of(url), None, None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/console/sso"));
+    let cookie = r.header("set-cookie").unwrap();
+    for attribute in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Lax",
+        "Path=/console",
+        "Max-Age=3600",
+    ] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    let session = cookie
+        .strip_prefix("idbridge_console=")
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    // The second opening shows a page that says so, and opens nothing.
+    let again = browse(&app, Method::GET, &path_of(url), None, None).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert!(again.header("set-cookie").is_none());
+    assert!(html(&again).contains("already used"), "{:?}", again.body);
+
+    let r = browse(&app, Method::GET, "/console/sso", Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = html(&r);
+    assert!(page.contains("<h1>Single sign-on</h1>"), "{page}");
+    assert!(page.contains(&format!("href=\"{RETURN_URL}\"")), "{page}");
+    // `/console` leads to the page of the link's intent.
+    let r = browse(&app, Method::GET, "/console", Some(&session), None).await;
+    assert_eq!(r.header("location"), Some("/console/sso"));
+
+    let audit: Vec<(String, String, String)> = app
+        .store
+        .audit_entries(&app.org_id, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.actor, e.operation, e.resource_type))
+        .collect();
+    let link_actor = format!("portal-link:{}", made["id"].as_str().unwrap());
+    assert!(
+        audit.contains(&(
+            format!("platform-token:{platform_id}"),
+            "create".into(),
+            "PortalLink".into()
+        )),
+        "{audit:?}"
+    );
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| **a == (link_actor.clone(), "open".into(), "ConsoleSession".into()))
+            .count(),
+        1,
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_portal_link_opens_nothing() {
+    let app = TestApp::new().await;
+    let caller = Caller::operator(app.org_scope());
+    let input = PortalLinkInput {
+        intent: Intent::Domains,
+        return_url: None,
+    };
+    let short = console_svc::create_portal_link(
+        &app.store,
+        &caller,
+        PUBLIC_URL,
+        &input,
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = browse(&app, Method::GET, &path_of(&short.url), None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.header("set-cookie").is_none());
+    assert!(html(&r).contains("expired"), "{:?}", r.body);
+    // A link that was never made reads the same.
+    let r = browse(&app, Method::GET, "/console/open/idbl_nothing", None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_domains_link_opens_the_domains_page_and_no_other() {
+    let app = TestApp::new().await;
+    let (platform, _) = platform_token(&app).await;
+    let made = link(&app, &platform, "domains").await;
+    let (location, session) = open(&app, made["url"].as_str().unwrap()).await;
+    assert_eq!(location, "/console/domains");
+    let r = browse(&app, Method::GET, "/console/domains", Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for page in [
+        "/console/sso",
+        "/console/directories",
+        "/console/mapping",
+        "/console/activity",
+    ] {
+        let r = browse(&app, Method::GET, page, Some(&session), None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{page}");
+        assert!(
+            html(&r).contains("Your link does not open this page"),
+            "{page}"
+        );
+    }
+    // Without a session, a page says how to get one.
+    let r = browse(&app, Method::GET, "/console/domains", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(html(&r).contains("Open a new link"), "{:?}", r.body);
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/domains",
+        Some("idbc_forged"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn portal_links_are_made_by_the_platform_for_one_organization_only() {
+    let app = TestApp::new().await;
+    let (platform, _) = platform_token(&app).await;
+    let owner = app.admin_token("org_owner", None).await;
+    // An organization's own admin token does not hand out console sessions.
+    app.api(
+        Method::POST,
+        &app.org_path("/portal-links"),
+        &owner,
+        Some(json!({"intent": "sso"})),
+    )
+    .await
+    .assert_problem(403);
+
+    // Another organization, with a domain of its own.
+    let other = app
+        .api(
+            Method::POST,
+            "/api/v1/orgs",
+            &platform,
+            Some(json!({"name": "Other"})),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.body);
+    let other_id = other.body["id"].as_str().unwrap();
+    idbridge::service::admin::add_domain(
+        &app.store,
+        &Caller::operator(idbridge::store::admin::OrgScope::for_org(other_id, "test")),
+        "other.example",
+        None,
+    )
+    .await
+    .unwrap();
+    // This organization's admin token cannot reach the other's links.
+    app.api(
+        Method::POST,
+        &format!("/api/v1/orgs/{other_id}/portal-links"),
+        &owner,
+        Some(json!({"intent": "domains"})),
+    )
+    .await
+    .assert_problem(404);
+    app.api(
+        Method::POST,
+        "/api/v1/orgs/no-such-org/portal-links",
+        &platform,
+        Some(json!({"intent": "domains"})),
+    )
+    .await
+    .assert_problem(404);
+
+    // A session of this organization sees this organization's domains only.
+    let made = link(&app, &platform, "domains").await;
+    let (_, session) = open(&app, made["url"].as_str().unwrap()).await;
+    let r = browse(&app, Method::GET, "/console/domains", Some(&session), None).await;
+    assert!(!html(&r).contains("other.example"), "{:?}", r.body);
+
+    // Bad input is a problem, and makes nothing.
+    for bad in [
+        json!({"intent": "everything"}),
+        json!({}),
+        json!({"intent": "sso", "return_url": "javascript:alert(1)"}),
+        json!({"intent": "sso", "return_url": "/relative"}),
+        json!({"intent": "sso", "extra": 1}),
+    ] {
+        app.api(
+            Method::POST,
+            &app.org_path("/portal-links"),
+            &platform,
+            Some(bad.clone()),
+        )
+        .await
+        .assert_problem(400);
+    }
+}
+
+#[tokio::test]
+async fn console_pages_run_no_inline_script_cannot_be_framed_and_check_csrf() {
+    let app = TestApp::new().await;
+    let (platform, _) = platform_token(&app).await;
+    let made = link(&app, &platform, "activity").await;
+    let (location, session) = open(&app, made["url"].as_str().unwrap()).await;
+    let r = browse(&app, Method::GET, &location, Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let page = html(&r).to_string();
+    assert_eq!(
+        page.matches("<script").count(),
+        page.matches("<script src=\"/console/static/console.js\"")
+            .count(),
+        "{page}"
+    );
+    assert!(page.contains("class=\"skip\" href=\"#main\""), "{page}");
+    // The audit log shows the opening of this very session.
+    assert!(page.contains("ConsoleSession"), "{page}");
+    let js = browse(&app, Method::GET, "/console/static/console.js", None, None).await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(
+        js.header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+
+    // A form from elsewhere (no token, or another's) does not sign the admin out.
+    let r = post_form(&app, "/console/sign-out", &session, "csrf=0000").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = post_form(&app, "/console/sign-out", &session, "").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = browse(&app, Method::GET, &location, Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let form = format!("csrf={}", csrf_of(&page));
+    let r = post_form(&app, "/console/sign-out", &session, &form).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    let r = browse(&app, Method::GET, &location, Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn the_cli_makes_a_portal_link_that_opens_the_console() {
+    use crate::cli::{idbridge, json_of, migrated};
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated(&dir);
+    let (ok, out, err) = idbridge(&db, &["org", "create", "--name", "Acme", "--json"]);
+    assert!(ok, "{out}{err}");
+    let create = |org: &str, intent: &str| {
+        idbridge(
+            &db,
+            &[
+                "portal-link",
+                "create",
+                "--org",
+                org,
+                "--intent",
+                intent,
+                "--json",
+            ],
+        )
+    };
+    let (ok, out, err) = create("Acme", "scim");
+    assert!(ok, "{out}{err}");
+    let made = json_of(&out);
+    let url = made["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://sso.example.test/console/open/idbl_"),
+        "{made}"
+    );
+    assert_eq!(made["intent"], "scim");
+    // clap refuses an intent it does not know (exit 2) before anything is opened.
+    let (ok, out, err) = create("Acme", "everything");
+    assert!(!ok && err.contains("everything"), "{out}{err}");
+    let (ok, out, err) = create("Nobody", "sso");
+    assert!(!ok && out.contains("Nobody"), "{out}{err}");
+
+    // The link opens the console of that organization, once.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = idbridge::store::Store::connect(&db, &Default::default())
+            .await
+            .unwrap();
+        let router =
+            idbridge::app::build_router(TestApp::state(&store, "https://sso.example.test"));
+        use tower::ServiceExt;
+        let path = url.strip_prefix("https://sso.example.test").unwrap();
+        let open = |p: String| {
+            router
+                .clone()
+                .oneshot(Request::get(p).body(Body::empty()).unwrap())
+        };
+        let r = open(path.to_string()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(r.headers()["location"], "/console/directories");
+        let r = open(path.to_string()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        store.close().await;
+    });
+}
+
+async fn text_of(b: &reqwest::Client, url: &str) -> String {
+    b.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// A real idbridge server on a fresh database with an organization of the interop tests (rules on
+/// the `Engineering` and `Admins` groups) and a platform token of the SaaS.
+pub(crate) struct Served {
+    pub _store: idbridge::store::Store,
+    pub _dir: Option<tempfile::TempDir>,
+    pub base: String,
+    pub org: crate::interop::Org,
+    pub platform: String,
+}
+
+pub(crate) async fn served() -> Served {
+    use crate::interop::*;
+    let (store, _dir) = fresh_store().await;
+    let (listener, base) = listen().await;
+    serve(&store, listener, &base).await;
+    let org = org(&store, &base, "example.org").await;
+    let platform = platform_svc::create_platform_token(&store, "the SaaS", None)
+        .await
+        .unwrap()
+        .token;
+    Served {
+        _store: store,
+        _dir,
+        base,
+        org,
+        platform,
+    }
+}
+
+/// The value of the wizard's field labelled `label` (`<dt>label</dt><dd><span ...>value</span>`).
+fn wizard_value(page: &str, label: &str) -> String {
+    let at = page
+        .find(&format!("<dt>{label}</dt>"))
+        .unwrap_or_else(|| panic!("no {label} in {page}"));
+    let rest = &page[at..];
+    let start = rest.find("class=\"value\"").unwrap();
+    let rest = &rest[start..];
+    let start = rest.find('>').unwrap() + 1;
+    let end = rest.find("</span>").unwrap();
+    rest[start..end].to_string()
+}
+
+/// The SSO wizard as an IT admin goes through it, against the samlify IdP of `tests/interop`:
+/// our values in Okta's order, then the IdP's metadata URL, then test sign-ins that show what
+/// the IdP sent and what the mapping would give, and sign no one in.
+#[tokio::test]
+async fn the_sso_wizard_sets_up_okta_saml_and_its_test_sign_in_shows_the_groups_without_signing_in()
+{
+    use crate::interop::*;
+    if !available() {
+        return;
+    }
+    let Served {
+        base,
+        org,
+        platform,
+        // Kept to the end of the test: the server's database.
+        _store,
+        _dir,
+    } = served().await;
+    let made = api(
+        &base,
+        &platform,
+        &format!("{}/portal-links", org.id),
+        json!({"intent": "sso"}),
+    )
+    .await;
+    let b = browser();
+    let url = made["url"].as_str().unwrap();
+    let r = b.get(url).send().await.unwrap();
+    assert_eq!(location(url, &r), format!("{base}/console/sso"));
+    let page = b.get(format!("{base}/console/sso")).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Okta (SAML)"), "{page}");
+    let csrf = csrf_of(&page);
+
+    let r = b
+        .post(format!("{base}/console/sso"))
+        .form(&[("csrf", csrf.as_str()), ("idp", "okta")])
+        .send()
+        .await
+        .unwrap();
+    let wizard_url = location(&base, &r);
+    assert!(wizard_url.ends_with("?idp=okta"), "{wizard_url}");
+    let id = wizard_url
+        .trim_start_matches(&format!("{base}/console/sso/"))
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = text_of(&b, &wizard_url).await;
+    // Okta's screen asks for the single sign-on URL first, then the audience.
+    let acs = wizard_value(&page, "Single sign-on URL");
+    let entity = wizard_value(&page, "Audience URI (SP Entity ID)");
+    assert_eq!(acs, format!("{base}/sso/saml/{id}/acs"));
+    assert_eq!(entity, format!("{base}/sso/saml/{id}"));
+    assert!(page.find("Single sign-on URL") < page.find("Audience URI"));
+    assert!(
+        !page.contains("/test\""),
+        "no test before the IdP's details: {page}"
+    );
+
+    let (_keys, key, cert) = idp_keys();
+    let idp = saml_idp(
+        free_port(),
+        &key,
+        &cert,
+        &json!({"endpoints": {"sp_entity_id": entity, "acs_url": acs}, "config": {}}),
+    )
+    .await;
+    // Metadata that is not there is said on the wizard, above the form.
+    let r = b
+        .post(format!("{base}/console/sso/{id}/metadata"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("idp", "okta"),
+            ("metadata_xml", "<not metadata"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("role=\"alert\""), "{text}");
+    let r = b
+        .post(format!("{base}/console/sso/{id}/metadata"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("idp", "okta"),
+            ("metadata_url", &format!("{}/metadata", idp.url)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&base, &r), wizard_url);
+    let page = text_of(&b, &wizard_url).await;
+    assert!(
+        page.contains(&format!("/console/sso/{id}/test\"")),
+        "{page}"
+    );
+
+    // A test sign-in: to the IdP and back to the console.
+    let test = |b: reqwest::Client| {
+        let (base, id) = (base.clone(), id.clone());
+        async move {
+            let start = format!("{base}/console/sso/{id}/test");
+            let to_idp = location(&start, &b.get(&start).send().await.unwrap());
+            let (action, response, relay) = idp_form(b.get(&to_idp).send().await.unwrap()).await;
+            let r = post_acs(&b, &action, &response, relay.as_deref()).await;
+            assert_eq!(r.status(), 303);
+            let result = location(&action, &r);
+            assert!(
+                result.contains(&format!("/console/sso/{id}/tests/")),
+                "{result}"
+            );
+            assert!(
+                r.headers().get("set-cookie").is_none(),
+                "no session is opened"
+            );
+            let page = b.get(&result).send().await.unwrap();
+            assert_eq!(page.status(), 200);
+            page.text().await.unwrap()
+        }
+    };
+    // The connection does not create users and no directory has bob: the page says why.
+    let page = test(b.clone()).await;
+    assert!(page.contains("did not work"), "{page}");
+    assert!(page.contains("bob@example.org"), "{page}");
+    assert!(
+        page.contains("Engineering") && page.contains("Admins"),
+        "{page}"
+    );
+    assert!(page.contains("just in time"), "{page}");
+
+    // With just-in-time creation, the test shows the user it would create and their access.
+    reqwest::Client::new()
+        .patch(format!(
+            "{base}/api/v1/orgs/{}/sso/connections/{id}",
+            org.id
+        ))
+        .bearer_auth(&org.admin)
+        .json(&json!({"jit": true}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let page = test(b.clone()).await;
+    assert!(page.contains("The test sign-in worked"), "{page}");
+    assert!(page.contains("It would create the user"), "{page}");
+    assert!(
+        page.contains("org_viewer") && page.contains("admin"),
+        "{page}"
+    );
+    // ...and kept nothing: no user, so no session either.
+    let users: Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/orgs/{}/users", org.id))
+        .bearer_auth(&org.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users["items"], json!([]), "{users}");
+    // Another browser (without the console session) cannot read the result.
+    let other = browser()
+        .get(format!("{base}/console/sso/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401);
+}
+
+/// The text of the element with this id (`id="x">text<`).
+fn text_by_id(page: &str, id: &str) -> String {
+    let at = page
+        .find(&format!("id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no #{id} in {page}"))
+        + id.len()
+        + 6;
+    page[at..].split('<').next().unwrap().to_string()
+}
+
+/// A session of a fresh link of this intent: (its cookie, the CSRF token of its first page).
+async fn session_of(app: &TestApp, intent: &str) -> (String, String) {
+    let (platform, _) = platform_token(app).await;
+    let made = link(app, &platform, intent).await;
+    let (location, session) = open(app, made["url"].as_str().unwrap()).await;
+    let r = browse(app, Method::GET, &location, Some(&session), None).await;
+    let csrf = csrf_of(html(&r));
+    (session, csrf)
+}
+
+#[tokio::test]
+async fn the_directory_page_creates_a_directory_shows_its_token_once_rotates_and_revokes() {
+    let app = TestApp::without_directory().await;
+    let (session, csrf) = session_of(&app, "scim").await;
+    let r = post_form(
+        &app,
+        "/console/directories",
+        &session,
+        &format!("csrf={csrf}&name=Okta"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = html(&r);
+    assert!(page.contains("shown only this once"), "{page}");
+    let url = text_by_id(page, "scim-url");
+    let token = text_by_id(page, "scim-token");
+    assert!(url.starts_with(&format!("{PUBLIC_URL}/scim/v2/")), "{url}");
+    let base = url.strip_prefix(PUBLIC_URL).unwrap().to_string();
+    let directory = base.rsplit('/').next().unwrap().to_string();
+
+    // The IdP pushes a user with it.
+    let push = |token: String| {
+        let base = base.clone();
+        let app = &app;
+        async move {
+            app.send(
+                Method::POST,
+                &format!("{base}/Users"),
+                Some(json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": format!("u{}@example.org", uuid::Uuid::now_v7().simple()),
+                    "active": true
+                })),
+                &[("authorization", &format!("Bearer {token}"))],
+            )
+            .await
+        }
+    };
+    assert_eq!(push(token.clone()).await.status, StatusCode::CREATED);
+
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/directories",
+        Some(&session),
+        None,
+    )
+    .await;
+    let page = html(&r);
+    assert!(!page.contains(&token), "the token is shown once");
+    assert!(page.contains(&url), "{page}");
+    assert!(page.contains("<dt>Users</dt><dd>1</dd>"), "{page}");
+    assert!(page.contains("<dt>Groups</dt><dd>0</dd>"), "{page}");
+    assert!(!page.contains("<dt>Last request</dt><dd>never"), "{page}");
+
+    // A new token; the old one works until it is revoked.
+    let r = post_form(
+        &app,
+        &format!("/console/directories/{directory}/rotate"),
+        &session,
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    let fresh = text_by_id(html(&r), "scim-token");
+    assert_ne!(fresh, token);
+    assert_eq!(push(token.clone()).await.status, StatusCode::CREATED);
+    let old_id = idbridge::service::admin::list_directory_tokens(
+        &app.store,
+        &Caller::operator(app.org_scope()),
+        &directory,
+    )
+    .await
+    .unwrap()[0]
+        .id
+        .clone();
+    let r = post_form(
+        &app,
+        &format!("/console/directories/{directory}/tokens/{old_id}/revoke"),
+        &session,
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(push(token).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(push(fresh).await.status, StatusCode::CREATED);
+    // Without the session's CSRF token, nothing is made.
+    let r = post_form(&app, "/console/directories", &session, "csrf=x&name=Forged").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_domains_page_claims_a_domain_and_verifies_it_saying_what_dns_answered() {
+    let app = TestApp::without_directory().await;
+    let (session, csrf) = session_of(&app, "domains").await;
+    let domain = format!("d{}.example", uuid::Uuid::now_v7().simple());
+    let r = post_form(
+        &app,
+        "/console/domains",
+        &session,
+        &format!("csrf={csrf}&domain={domain}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = browse(&app, Method::GET, "/console/domains", Some(&session), None).await;
+    let page = html(&r).to_string();
+    let name = text_by_id(&page, "txt-name-0");
+    let value = text_by_id(&page, "txt-value-0");
+    assert_eq!(name, format!("_idbridge-verification.{domain}"));
+    assert!(value.starts_with("idbridge-verification="), "{value}");
+
+    let verify = format!("/console/domains/{domain}/verify");
+    let r = post_form(&app, &verify, &session, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(html(&r).contains("found: none"), "{:?}", r.body);
+
+    crate::dns::publish(&name, "something else");
+    crate::dns::publish(&name, &value);
+    let r = post_form(&app, &verify, &session, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(
+        html(&r).contains(&format!("{domain} is verified.")),
+        "{:?}",
+        r.body
+    );
+
+    // A domain that is not one is said on the page.
+    let r = post_form(
+        &app,
+        "/console/domains",
+        &session,
+        &format!("csrf={csrf}&domain=not%20a%20domain"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("role=\"alert\""), "{:?}", r.body);
+}
