@@ -16,12 +16,12 @@ use crate::app::AppState;
 use crate::mapping::Grant;
 use crate::service::admin::{
     self as svc, AccessView, AdminError, Caller, Changes, GroupDetails, NewDirectory, OrgPatch,
-    RuleChange, RuleChangeResult, RuleInput, Seats, UserDetail, WebhookCreated,
+    RuleChange, RuleChangeResult, RuleInput, Seats, SessionsRevoked, UserDetail, WebhookCreated,
 };
 use crate::store::access::EventRecord;
 use crate::store::admin::{
-    AdminTokenInfo, AuditFilter, GrantRecord, OrgDetails, OrgGroup, OrgUser, Project, RuleRecord,
-    SessionInfo, SubAccount, UserQuery, WebhookInfo,
+    AdminTokenInfo, AuditFilter, GrantRecord, LinkedScimUser, OrgDetails, OrgGroup, OrgUser,
+    Project, RuleRecord, SessionInfo, SubAccount, UserQuery, WebhookInfo,
 };
 use crate::store::audit::AuditEntry;
 use crate::store::directory::{DirectoryRecord, NewToken, TokenInfo};
@@ -466,6 +466,10 @@ pub struct UserListParams {
     /// Only users with this email (exact, case-insensitive): their userName, or an email of one
     /// of their SCIM users.
     pub email: Option<String>,
+    /// Search: users whose userName, display name or any email contains this text (ASCII
+    /// letters without case; a prefix is a part too). Blank finds everyone; at most 256
+    /// characters.
+    pub q: Option<String>,
     /// The `next` value of the previous page.
     pub after: Option<String>,
     /// 1-1000, default 100.
@@ -488,6 +492,7 @@ pub async fn list_users(
     let filter = UserQuery {
         user_name: q.user_name,
         email: q.email,
+        search: q.q,
     };
     let after = q.after.as_deref().unwrap_or("");
     let items = svc::list_users(&s.store, &c, &filter, after, limit).await?;
@@ -529,6 +534,33 @@ pub async fn list_sessions(
         items: svc::list_sessions(&s.store, &c, &id).await?,
         next: None,
     }))
+}
+
+/// List a user's SCIM users
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/scim-users", tag = "users",
+    description = "The SCIM users that make up this person, one per directory that provisioned them (directory id and name, SCIM id, userName, active). Only active ones give access.",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<LinkedScimUser>), (status = 404, body = Problem)))]
+pub async fn list_user_scim_users(
+    State(s): State<AppState>,
+    c: Caller,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<Items<LinkedScimUser>>> {
+    Ok(Json(Items {
+        items: svc::user_scim_users(&s.store, &c, &id).await?,
+        next: None,
+    }))
+}
+
+/// Sign a user out everywhere
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/users/{id}/sessions/revoke", tag = "users",
+    description = "Revokes every session of the user: their cookies, and the codes and access tokens issued from them, stop working at the next request. Recorded in the audit log (`revoke_sessions`, with how many), even when there was none. Org owner and admins.",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = SessionsRevoked), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn revoke_user_sessions(
+    State(s): State<AppState>,
+    c: Caller,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<SessionsRevoked>> {
+    Ok(Json(svc::revoke_user_sessions(&s.store, &c, &id).await?))
 }
 
 // ---- grants made by hand -----------------------------------------------------------------------
@@ -817,6 +849,7 @@ pub async fn delete_webhook(
         list_projects, create_project, delete_project,
         list_directories, create_directory, list_directory_tokens, rotate_directory_token, revoke_directory_token,
         list_groups, get_group, list_users, get_user, user_access, list_sessions,
+        list_user_scim_users, revoke_user_sessions,
         super::admin_sso::revoke_session,
         super::admin_sso::create_connection, super::admin_sso::list_connections,
         super::admin_sso::get_connection, super::admin_sso::patch_connection,

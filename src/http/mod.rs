@@ -107,6 +107,14 @@ pub fn router(state: AppState) -> Router {
             get(admin::list_sessions),
         )
         .route(
+            &format!("{o}/users/{{id}}/sessions/revoke"),
+            post(admin::revoke_user_sessions),
+        )
+        .route(
+            &format!("{o}/users/{{id}}/scim-users"),
+            get(admin::list_user_scim_users),
+        )
+        .route(
             &format!("{o}/users/{{id}}/grants"),
             get(admin::list_grants).post(admin::create_grant),
         )

@@ -495,6 +495,22 @@ pub async fn org_user_exists(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreRe
 pub struct UserQuery {
     pub user_name: Option<String>,
     pub email: Option<String>,
+    /// A part of the userName, display name or any email (ASCII letters without case).
+    pub search: Option<String>,
+}
+
+/// A LIKE pattern that finds `text` anywhere, its own `%`, `_` and `\` taken literally.
+fn contains_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in crate::domain::fold_key(text).chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
 }
 
 /// One SCIM user of an organization user: who provisioned it, and whether it is active.
@@ -539,32 +555,40 @@ impl Store {
         // An email is the userName (what sign-in and most IdPs use) or any `emails` value of one of
         // the person's SCIM users; the array is read with each backend's JSON functions.
         let backend = self.backend();
-        let emails = match backend {
-            super::Backend::Sqlite => format!(
-                "SELECT {} FROM scim_users s, \
+        let (emails_from, email_value) = match backend {
+            super::Backend::Sqlite => (
+                "FROM scim_users s, \
                  json_each(CASE json_type(s.data, '$.emails') WHEN 'array' THEN json_extract(s.data, '$.emails') ELSE '[]' END) e \
                  WHERE s.org_user_id = org_users.id AND e.type = 'object'",
-                backend.ascii_lower("json_extract(e.value, '$.value')")
+                backend.ascii_lower("json_extract(e.value, '$.value')"),
             ),
-            super::Backend::Postgres => format!(
-                "SELECT {} FROM scim_users s, \
+            super::Backend::Postgres => (
+                "FROM scim_users s, \
                  jsonb_array_elements(CASE jsonb_typeof(s.data::jsonb -> 'emails') WHEN 'array' \
                  THEN s.data::jsonb -> 'emails' ELSE '[]'::jsonb END) AS e(value) \
                  WHERE s.org_user_id = org_users.id",
-                backend.ascii_lower("e.value ->> 'value'")
+                backend.ascii_lower("e.value ->> 'value'"),
             ),
         };
         let email_col = backend.ascii_lower("email");
+        let name_col = backend.ascii_lower("display_name");
+        // A search is a substring match, so it reads every user of the organization (in id order,
+        // a page at a time); organizations are thousands of people, not millions.
         let sql = format!(
             "{USER_COLUMNS} WHERE org_id = $1 AND id > $2 \
              AND (CAST($4 AS TEXT) IS NULL OR user_key = $4) \
-             AND (CAST($5 AS TEXT) IS NULL OR user_key = $5 OR {email_col} = $5 OR $5 IN ({emails})) \
+             AND (CAST($5 AS TEXT) IS NULL OR user_key = $5 OR {email_col} = $5 \
+                  OR $5 IN (SELECT {email_value} {emails_from})) \
+             AND (CAST($6 AS TEXT) IS NULL OR user_key LIKE $6 ESCAPE '\\' \
+                  OR {name_col} LIKE $6 ESCAPE '\\' OR {email_col} LIKE $6 ESCAPE '\\' \
+                  OR EXISTS (SELECT 1 {emails_from} AND {email_value} LIKE $6 ESCAPE '\\')) \
              ORDER BY id LIMIT $3"
         );
         let user_name = q.user_name.as_deref().map(crate::domain::fold_key);
         let email = q.email.as_deref().map(crate::domain::fold_key);
+        let search = q.search.as_deref().map(contains_pattern);
         Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.org_id()).bind(after).bind(limit).bind(&user_name).bind(&email)
+            .bind(scope.org_id()).bind(after).bind(limit).bind(&user_name).bind(&email).bind(&search)
             .fetch_all(c).await?.into_iter()
             .map(|r| user_from((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))))
             .collect()))

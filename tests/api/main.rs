@@ -35,6 +35,7 @@ mod outbound;
 mod people;
 mod platform;
 mod properties;
+mod self_service;
 mod sso;
 mod tenancy;
 mod users;

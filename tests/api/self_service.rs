@@ -1,0 +1,337 @@
+//! What the console's People, Mapping and Activity pages call, over the admin API: finding a
+//! person, their SCIM users, signing them out everywhere; the IdP groups a rule can name and each
+//! rule's reach; the events and audit log narrowed, with failed sign-ins explained.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{OidcIdp, Resp, TestApp, enc, oidc_sign_in, query, silent_authorize};
+
+const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const SAAS_CALLBACK: &str = "https://app.example.test/callback";
+
+/// A SCIM user with a display name and a work email other than its userName; its SCIM id.
+async fn person(app: &TestApp, base: &str, token: &str, user_name: &str, name: &str, email: &str) {
+    let r = app
+        .send(
+            Method::POST,
+            &format!("{base}/Users"),
+            Some(json!({
+                "schemas": [CORE_USER],
+                "userName": user_name,
+                "displayName": name,
+                "emails": [{"value": email, "type": "work", "primary": true}],
+                "active": true
+            })),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+
+/// The userNames a search of the users answers, in order.
+async fn search(app: &TestApp, token: &str, q: &str) -> Vec<String> {
+    let page = app
+        .api_ok(&app.org_path(&format!("/users?q={}", enc(q))), token)
+        .await;
+    names(&page)
+}
+
+fn names(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn post(app: &TestApp, token: &str, suffix: &str, body: Value) -> Resp {
+    app.api(Method::POST, &app.org_path(suffix), token, Some(body))
+        .await
+}
+
+/// An OIDC connection of the organization to `idp`, created over the admin API; its id.
+async fn oidc_connection(app: &TestApp, token: &str, idp: &OidcIdp, jit: bool) -> String {
+    let r = post(
+        app,
+        token,
+        "/sso/connections",
+        json!({
+            "name": "Okta OIDC",
+            "jit": jit,
+            "oidc": {
+                "issuer": idp.issuer,
+                "client_id": "idbridge-at-idp",
+                "client_secret": "idp-secret",
+                "groups_claim": "groups"
+            }
+        }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.id()
+}
+
+/// The session token a successful sign-in set in its cookie.
+#[track_caller]
+fn session_cookie(r: &Resp) -> String {
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.strip_prefix("idbridge_session="))
+        .map(|v| v.split(';').next().unwrap())
+        .find(|v| !v.is_empty())
+        .expect("a session cookie")
+        .to_string()
+}
+
+/// `{method} /users/no-such-user/{what}` answers 404 with problem details.
+async fn no_such_user(app: &TestApp, token: &str, method: Method, what: &str) {
+    let path = app.org_path(&format!("/users/no-such-user/{what}"));
+    app.api(method, &path, token, None)
+        .await
+        .assert_problem(404);
+}
+
+// ---- people -------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn people_are_found_by_a_part_of_their_email_or_name_and_never_in_another_organization() {
+    let app = TestApp::new().await;
+    let viewer = app.admin_token("org_viewer", None).await;
+    let (base, token) = (app.base.clone(), app.token.clone());
+    person(
+        &app,
+        &base,
+        &token,
+        "ada@acme.example",
+        "Ada Lovelace",
+        "ada.l@mail.acme.example",
+    )
+    .await;
+    person(
+        &app,
+        &base,
+        &token,
+        "grace@acme.example",
+        "Grace Hopper",
+        "grace@navy.example",
+    )
+    .await;
+    person(
+        &app,
+        &base,
+        &token,
+        "alan@acme.example",
+        "Alan Turing",
+        "alan@bletchley.example",
+    )
+    .await;
+    // Another organization on the same database has a person matching every search below.
+    let (other_dir, other_token) = app.other_directory().await;
+    person(
+        &app,
+        &format!("/scim/v2/{other_dir}"),
+        &other_token,
+        "ada.lovelace@other.example",
+        "Ada Lovelace",
+        "grace@navy.example",
+    )
+    .await;
+
+    // A prefix of the userName, a part in the middle, any case.
+    assert_eq!(search(&app, &viewer, "ADA@").await, ["ada@acme.example"]);
+    assert_eq!(search(&app, &viewer, "ACME.ex").await.len(), 3);
+    // The display name, and an email that is not the userName.
+    assert_eq!(
+        search(&app, &viewer, "hopper").await,
+        ["grace@acme.example"]
+    );
+    assert_eq!(
+        search(&app, &viewer, "Lovelace").await,
+        ["ada@acme.example"]
+    );
+    assert_eq!(
+        search(&app, &viewer, "bletchley").await,
+        ["alan@acme.example"]
+    );
+    assert_eq!(search(&app, &viewer, "navy").await, ["grace@acme.example"]);
+    // LIKE's wildcards are plain characters in a search.
+    assert!(search(&app, &viewer, "%").await.is_empty());
+    assert!(search(&app, &viewer, "a_a").await.is_empty());
+    assert!(search(&app, &viewer, "nobody").await.is_empty());
+    // Blank finds everyone.
+    assert_eq!(search(&app, &viewer, "  ").await.len(), 3);
+
+    // Paged: one at a time, each page after the last, the same three people.
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = app
+            .api_ok(
+                &app.org_path(&format!("/users?q=acme&limit=1&after={after}")),
+                &viewer,
+            )
+            .await;
+        seen.extend(names(&page));
+        match page["next"].as_str() {
+            Some(n) => after = n.to_string(),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "ada@acme.example",
+            "alan@acme.example",
+            "grace@acme.example"
+        ]
+    );
+
+    let r = app
+        .api(
+            Method::GET,
+            &app.org_path(&format!("/users?q={}", "x".repeat(300))),
+            &viewer,
+            None,
+        )
+        .await;
+    r.assert_problem(400);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("q"),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn a_persons_scim_users_are_listed_with_their_directories() {
+    let app = TestApp::new().await;
+    let owner = app.admin_token("org_owner", None).await;
+    let r = post(&app, &owner, "/directories", json!({"name": "Okta"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let okta_dir = r.body["directory"]["id"].as_str().unwrap().to_string();
+    let okta_token = r.body["token"]["token"].as_str().unwrap().to_string();
+    let (base, token) = (app.base.clone(), app.token.clone());
+    person(
+        &app,
+        &base,
+        &token,
+        "ada@acme.example",
+        "Ada",
+        "ada@acme.example",
+    )
+    .await;
+    let okta_base = format!("/scim/v2/{okta_dir}");
+    person(
+        &app,
+        &okta_base,
+        &okta_token,
+        "Ada@Acme.example",
+        "Ada",
+        "ada@acme.example",
+    )
+    .await;
+    let user = app.org_user_id(&owner, "ada@acme.example").await;
+
+    let list = app
+        .api_ok(&app.org_path(&format!("/users/{user}/scim-users")), &owner)
+        .await;
+    let mut dirs: Vec<(String, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["active"], true, "{s}");
+            (
+                s["directory_name"].as_str().unwrap().to_string(),
+                s["user_name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    dirs.sort();
+    assert_eq!(
+        dirs,
+        [
+            ("Okta".to_string(), "Ada@Acme.example".to_string()),
+            ("test directory".to_string(), "ada@acme.example".to_string())
+        ]
+    );
+    assert_eq!(list["next"], Value::Null);
+    no_such_user(&app, &owner, Method::GET, "scim-users").await;
+}
+
+#[tokio::test]
+async fn signing_a_person_out_everywhere_ends_every_session_at_once_and_is_audited() {
+    let app = TestApp::without_directory().await.reaching_fakes();
+    let admin = app.admin_token("org_admin", None).await;
+    let viewer = app.admin_token("org_viewer", None).await;
+    let idp = OidcIdp::start().await;
+    let conn = oidc_connection(&app, &admin, &idp, true).await;
+    let r = post(
+        &app,
+        &admin,
+        "/clients",
+        json!({"name": "SaaS", "redirect_uris": [SAAS_CALLBACK]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let client_id = r.body["client"]["id"].as_str().unwrap().to_string();
+
+    idp.set_user(json!({"email": "grace@example.com", "email_verified": true}));
+    // Two browsers, each signed in through the IdP.
+    let laptop = session_cookie(&oidc_sign_in(&app, &idp, &conn).await);
+    let phone = session_cookie(&oidc_sign_in(&app, &idp, &conn).await);
+    for cookie in [&laptop, &phone] {
+        let to = silent_authorize(&app, &client_id, SAAS_CALLBACK, &[], cookie).await;
+        assert!(query(&to, "code").is_some(), "{to}");
+    }
+    let user = app.org_user_id(&admin, "grace@example.com").await;
+    let path = app.org_path(&format!("/users/{user}/sessions/revoke"));
+
+    // Reading is not signing out.
+    app.api(Method::POST, &path, &viewer, None)
+        .await
+        .assert_problem(403);
+    let r = app.api(Method::POST, &path, &admin, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["revoked"], 2, "{}", r.body);
+
+    for cookie in [&laptop, &phone] {
+        let to = silent_authorize(&app, &client_id, SAAS_CALLBACK, &[], cookie).await;
+        assert_eq!(
+            query(&to, "error").as_deref(),
+            Some("login_required"),
+            "{to}"
+        );
+    }
+    let sessions = app
+        .api_ok(&app.org_path(&format!("/users/{user}/sessions")), &admin)
+        .await;
+    for s in sessions["items"].as_array().unwrap() {
+        assert_eq!(s["revoked_reason"], "admin", "{s}");
+    }
+    let audit = app
+        .api_ok(
+            &app.org_path(&format!("/audit?resource_id={user}")),
+            &viewer,
+        )
+        .await;
+    let entry = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["operation"] == "revoke_sessions")
+        .unwrap_or_else(|| panic!("not audited: {audit}"));
+    assert_eq!(entry["resource_type"], "User");
+    assert!(entry["detail"].as_str().unwrap().contains('2'), "{entry}");
+
+    // Again: nothing left to revoke, still answered and audited.
+    let r = app.api(Method::POST, &path, &admin, None).await;
+    assert_eq!(r.body["revoked"], 0, "{}", r.body);
+    no_such_user(&app, &admin, Method::POST, "sessions/revoke").await;
+}
