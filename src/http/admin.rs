@@ -15,8 +15,9 @@ use super::error::{Problem, problem};
 use crate::app::AppState;
 use crate::mapping::Grant;
 use crate::service::admin::{
-    self as svc, AccessView, AdminError, Caller, Changes, GroupDetails, NewDirectory, OrgPatch,
-    RuleChange, RuleChangeResult, RuleInput, Seats, SessionsRevoked, UserDetail, WebhookCreated,
+    self as svc, AccessView, AdminError, Caller, Changes, GroupChoice, GroupDetails, NewDirectory,
+    OrgPatch, RuleChange, RuleChangeResult, RuleInput, RuleReach, RuleWithReach, Seats,
+    SessionsRevoked, UserDetail, WebhookCreated,
 };
 use crate::store::access::EventRecord;
 use crate::store::admin::{
@@ -616,17 +617,76 @@ pub async fn delete_grant(
 
 // ---- mapping rules -----------------------------------------------------------------------------
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RuleListParams {
+    /// `true`: each rule also says how many active users it reaches now (`reach`).
+    pub with_reach: Option<bool>,
+}
+
 /// List mapping rules
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings", tag = "mappings",
-    params(("org" = String, Path)), responses((status = 200, body = Items<RuleRecord>)))]
+    params(("org" = String, Path), RuleListParams), responses((status = 200, body = Items<RuleWithReach>)))]
 pub async fn list_rules(
     State(s): State<AppState>,
     c: Caller,
-) -> ApiResult<Json<Items<RuleRecord>>> {
-    Ok(Json(Items {
-        items: svc::list_rules(&s.store, &c).await?,
-        next: None,
-    }))
+    ApiQuery(q): ApiQuery<RuleListParams>,
+) -> ApiResult<Json<Items<RuleWithReach>>> {
+    let items = if q.with_reach == Some(true) {
+        svc::list_rules_with_reach(&s.store, &c).await?
+    } else {
+        svc::list_rules(&s.store, &c)
+            .await?
+            .into_iter()
+            .map(|rule| RuleWithReach { rule, reach: None })
+            .collect()
+    };
+    Ok(Json(Items { items, next: None }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GroupSearchParams {
+    /// A part of a SCIM group's display name or externalId, or of a claim value; blank finds
+    /// every one. At most 256 characters.
+    pub q: Option<String>,
+    /// How many of each source: 1-1000, default 100.
+    pub limit: Option<i64>,
+}
+
+/// Search the IdP groups a rule can name
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings/groups", tag = "mappings",
+    description = "The organization's SCIM groups whose display name (without case) or externalId contains `q` (`source: scim_group`), then the group-claim values its sign-ins brought that contain `q` (`source: claim`, with the connection and when it was last seen), each with the `matcher` a rule would use. Up to `limit` of each source.",
+    params(("org" = String, Path), GroupSearchParams), responses((status = 200, body = Items<GroupChoice>), (status = 400, body = Problem)))]
+pub async fn search_rule_groups(
+    State(s): State<AppState>,
+    c: Caller,
+    ApiQuery(q): ApiQuery<GroupSearchParams>,
+) -> ApiResult<Json<Items<GroupChoice>>> {
+    let limit = PageParams {
+        after: None,
+        limit: q.limit,
+    }
+    .limit()?;
+    let items = svc::search_rule_groups(&s.store, &c, q.q.as_deref(), limit).await?;
+    Ok(Json(Items { items, next: None }))
+}
+
+/// List the users a mapping rule reaches
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings/{id}/reach", tag = "mappings",
+    description = "How many active users the rule applies to now (`count`), and one page of them in id order, each with what in their groups or claims it matched. Page with `after` = `next`.",
+    params(("org" = String, Path), ("id" = String, Path), PageParams), responses((status = 200, body = RuleReach), (status = 404, body = Problem)))]
+pub async fn rule_reach(
+    State(s): State<AppState>,
+    c: Caller,
+    Path((_, id)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> ApiResult<Json<RuleReach>> {
+    let limit = q.limit()?;
+    let after = q.after.as_deref().unwrap_or("");
+    Ok(Json(
+        svc::rule_reach(&s.store, &c, &id, after, limit).await?,
+    ))
 }
 
 /// Create a mapping rule
@@ -858,6 +918,7 @@ pub async fn delete_webhook(
         super::admin_sso::create_client, super::admin_sso::list_clients, super::admin_sso::revoke_client,
         list_grants, create_grant, delete_grant,
         list_rules, create_rule, get_rule, replace_rule, delete_rule, preview_rule,
+        search_rule_groups, rule_reach,
         audit, events,
         list_webhooks, create_webhook, delete_webhook,
         list_admin_tokens, revoke_admin_token,

@@ -125,6 +125,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route(&format!("{o}/mappings/preview"), post(admin::preview_rule))
         .route(
+            &format!("{o}/mappings/groups"),
+            get(admin::search_rule_groups),
+        )
+        .route(
+            &format!("{o}/mappings/{{id}}/reach"),
+            get(admin::rule_reach),
+        )
+        .route(
             &format!("{o}/mappings/{{id}}"),
             get(admin::get_rule)
                 .put(admin::replace_rule)

@@ -778,6 +778,9 @@ pub async fn sign_in(
     match &identity.groups {
         GroupClaim::Values(values) => {
             db::replace_claims(&mut tx, org_id, &user_id, values).await?;
+            // Kept per connection for the admins who pick what a rule matches.
+            let now = crate::store::now_micros();
+            db::record_claims_seen(&mut tx, org_id, &conn.id, values, now).await?;
         }
         GroupClaim::Overage => tracing::warn!(
             connection = %conn.id, user = %user_id,

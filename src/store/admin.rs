@@ -499,18 +499,10 @@ pub struct UserQuery {
     pub search: Option<String>,
 }
 
-/// A LIKE pattern that finds `text` anywhere, its own `%`, `_` and `\` taken literally.
-fn contains_pattern(text: &str) -> String {
-    let mut p = String::with_capacity(text.len() + 2);
-    p.push('%');
-    for c in crate::domain::fold_key(text).chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
+/// A LIKE pattern (with `ESCAPE '\'`) that finds `folded` anywhere, its own `%`, `_` and `\`
+/// taken literally; `folded` is already in the case of the column it is compared with.
+pub(super) fn contains_pattern(folded: &str) -> String {
+    format!("%{}%", super::sql::escape_like(folded))
 }
 
 /// One SCIM user of an organization user: who provisioned it, and whether it is active.
@@ -586,7 +578,10 @@ impl Store {
         );
         let user_name = q.user_name.as_deref().map(crate::domain::fold_key);
         let email = q.email.as_deref().map(crate::domain::fold_key);
-        let search = q.search.as_deref().map(contains_pattern);
+        let search = q
+            .search
+            .as_deref()
+            .map(|t| contains_pattern(&crate::domain::fold_key(t)));
         Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
             .bind(scope.org_id()).bind(after).bind(limit).bind(&user_name).bind(&email).bind(&search)
             .fetch_all(c).await?.into_iter()
@@ -647,6 +642,33 @@ impl Store {
              WHERE d.org_id = $1 AND g.id > $2 ORDER BY g.id LIMIT $3")
             .bind(scope.org_id()).bind(after).bind(limit).fetch_all(c).await?.into_iter()
             .map(|r| OrgGroup { id: r.get(0), directory_id: r.get(1), display_name: r.get(2), external_id: r.get(3) })
+            .collect()))
+    }
+
+    /// Up to `limit` groups of the organization whose display name (Unicode lower case, as
+    /// `display_name` rules compare) or externalId (ASCII letters without case) contains
+    /// `search`, by display name, with their directory's name; every group when `search` is
+    /// `None`.
+    pub async fn search_org_groups(
+        &self,
+        scope: &OrgScope,
+        search: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<(OrgGroup, String)>> {
+        let external = self.backend().ascii_lower("g.external_id");
+        let sql = format!(
+            "SELECT g.id, g.directory_id, g.display_name, g.external_id, d.name FROM scim_groups g \
+             JOIN directories d ON d.id = g.directory_id \
+             WHERE d.org_id = $1 AND (CAST($2 AS TEXT) IS NULL \
+                OR g.display_name_ci LIKE $2 ESCAPE '\\' OR {external} LIKE $3 ESCAPE '\\') \
+             ORDER BY g.display_name_ci, g.id LIMIT $4"
+        );
+        let by_name = search.map(|t| contains_pattern(&t.to_lowercase()));
+        let by_external = search.map(|t| contains_pattern(&crate::domain::fold_key(t)));
+        Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(&by_name).bind(&by_external).bind(limit)
+            .fetch_all(c).await?.into_iter()
+            .map(|r| (OrgGroup { id: r.get(0), directory_id: r.get(1), display_name: r.get(2), external_id: r.get(3) }, r.get(4)))
             .collect()))
     }
 

@@ -335,3 +335,261 @@ async fn signing_a_person_out_everywhere_ends_every_session_at_once_and_is_audit
     assert_eq!(r.body["revoked"], 0, "{}", r.body);
     no_such_user(&app, &admin, Method::POST, "sessions/revoke").await;
 }
+
+// ---- mapping helpers ----------------------------------------------------------------------------
+
+/// The (source, name) pairs a group search answers, in order.
+async fn group_choices(app: &TestApp, token: &str, q: &str) -> Vec<(String, String)> {
+    let found = app
+        .api_ok(
+            &app.org_path(&format!("/mappings/groups?q={}", enc(q))),
+            token,
+        )
+        .await;
+    found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let source = g["source"].as_str().unwrap().to_string();
+            let name = if source == "claim" {
+                assert_eq!(g["matcher"], json!({"type": "claim", "value": g["value"]}));
+                g["value"].as_str().unwrap().to_string()
+            } else {
+                assert_eq!(
+                    g["matcher"],
+                    json!({"type": "group_id", "group_id": g["id"]})
+                );
+                g["display_name"].as_str().unwrap().to_string()
+            };
+            (source, name)
+        })
+        .collect()
+}
+
+fn choice(source: &str, name: &str) -> (String, String) {
+    (source.to_string(), name.to_string())
+}
+
+#[tokio::test]
+async fn group_search_finds_scim_groups_and_the_claim_values_seen_at_sign_in() {
+    let app = TestApp::new().await.reaching_fakes();
+    let admin = app.admin_token("org_admin", None).await;
+    let viewer = app.admin_token("org_viewer", None).await;
+    let ada = app.user("ada@example.com").await;
+    app.group("Engineering", &[&ada]).await;
+    app.group("Sales Engineering", &[]).await;
+    app.group("Marketing", &[]).await;
+    // Another organization's group and sign-ins are never offered.
+    let (other_dir, other_token) = app.other_directory().await;
+    let r = app
+        .send(
+            Method::POST,
+            &format!("/scim/v2/{other_dir}/Groups"),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Engineering elsewhere"
+            })),
+            &[("authorization", &format!("Bearer {other_token}"))],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // Nothing seen before anyone signs in.
+    assert_eq!(
+        group_choices(&app, &viewer, "eng").await,
+        [
+            choice("scim_group", "Engineering"),
+            choice("scim_group", "Sales Engineering")
+        ]
+    );
+
+    let idp = OidcIdp::start().await;
+    let conn = oidc_connection(&app, &admin, &idp, false).await;
+    let too_long = "g".repeat(300);
+    idp.set_user(json!({
+        "email": "ada@example.com",
+        "email_verified": true,
+        "groups": ["okta-eng-admins", "okta-sales", too_long]
+    }));
+    session_cookie(&oidc_sign_in(&app, &idp, &conn).await);
+
+    assert_eq!(
+        group_choices(&app, &viewer, "ENG").await,
+        [
+            choice("scim_group", "Engineering"),
+            choice("scim_group", "Sales Engineering"),
+            choice("claim", "okta-eng-admins")
+        ]
+    );
+    let all = app.api_ok(&app.org_path("/mappings/groups"), &viewer).await;
+    let claims: Vec<&Value> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["source"] == "claim")
+        .collect();
+    // A value longer than 256 bytes is not kept.
+    assert_eq!(claims.len(), 2, "{all}");
+    assert_eq!(claims[0]["connection_id"], conn.as_str());
+    assert_eq!(claims[0]["connection_name"], "Okta OIDC");
+    assert!(claims[0]["last_seen_at"].as_str().is_some(), "{all}");
+    // `limit` bounds each source.
+    let one = app
+        .api_ok(&app.org_path("/mappings/groups?limit=1"), &viewer)
+        .await;
+    assert_eq!(one["items"].as_array().unwrap().len(), 2, "{one}");
+    app.api(
+        Method::GET,
+        &app.org_path(&format!("/mappings/groups?q={}", "x".repeat(300))),
+        &viewer,
+        None,
+    )
+    .await
+    .assert_problem(400);
+}
+
+/// The claim values of every choice a blank group search answers (`limit` 1000).
+async fn claims_seen(app: &TestApp, token: &str) -> Vec<String> {
+    let all = app
+        .api_ok(&app.org_path("/mappings/groups?limit=1000"), token)
+        .await;
+    all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["source"] == "claim")
+        .map(|g| g["value"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_connection_keeps_at_most_a_thousand_claim_values_and_the_latest_stay() {
+    let app = TestApp::without_directory().await.reaching_fakes();
+    let admin = app.admin_token("org_admin", None).await;
+    let idp = OidcIdp::start().await;
+    let conn = oidc_connection(&app, &admin, &idp, true).await;
+    let many: Vec<String> = (0..1005).map(|i| format!("group-{i:04}")).collect();
+    idp.set_user(json!({"email": "ada@example.com", "email_verified": true, "groups": many}));
+    session_cookie(&oidc_sign_in(&app, &idp, &conn).await);
+    assert_eq!(claims_seen(&app, &admin).await.len(), 1000);
+
+    idp.set_user(json!({
+        "email": "grace@example.com",
+        "email_verified": true,
+        "groups": ["new-a", "new-b"]
+    }));
+    session_cookie(&oidc_sign_in(&app, &idp, &conn).await);
+    let kept = claims_seen(&app, &admin).await;
+    assert_eq!(kept.len(), 1000);
+    assert!(kept.contains(&"new-a".to_string()) && kept.contains(&"new-b".to_string()));
+}
+
+/// The ids of every user a rule reaches, page by page (`limit` 1), checking `count` on each.
+async fn reach_ids(app: &TestApp, token: &str, rule: &str, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = app
+            .api_ok(
+                &app.org_path(&format!("/mappings/{rule}/reach?limit=1&after={after}")),
+                token,
+            )
+            .await;
+        assert_eq!(page["count"], count, "{page}");
+        for u in page["items"].as_array().unwrap() {
+            assert!(!u["matched"].as_array().unwrap().is_empty(), "{u}");
+            ids.push(u["id"].as_str().unwrap().to_string());
+        }
+        match page["next"].as_str() {
+            Some(n) => after = n.to_string(),
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rules_reach_is_who_its_preview_said_would_gain_and_only_active_users() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let viewer = app.admin_token("org_viewer", None).await;
+    let sa = post(&app, &admin, "/sub-accounts", json!({"name": "EU"}))
+        .await
+        .id();
+    let a = app.user("a@example.com").await;
+    let b = app.user("b@example.com").await;
+    let c = app.user("c@example.com").await;
+    app.group("Engineering", &[&a, &b, &c]).await;
+    app.group("Sales", &[&a]).await;
+    let rule = json!({
+        "matcher": {"type": "display_name", "display_name": "engineering"},
+        "grant": {"type": "sub_account_role", "sub_account": {"one": sa}, "role": "admin"}
+    });
+    let mut with_op = rule.clone();
+    with_op["op"] = json!("create");
+    let preview = post(&app, &viewer, "/mappings/preview", with_op).await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    let mut gaining: Vec<String> = preview.body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_id"].as_str().unwrap().to_string())
+        .collect();
+    gaining.sort();
+    assert_eq!(gaining.len(), 3);
+
+    let created = post(&app, &admin, "/mappings", rule).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let rule_id = created.body["rule"]["id"].as_str().unwrap().to_string();
+    let sales = post(
+        &app,
+        &admin,
+        "/mappings",
+        json!({
+            "matcher": {"type": "display_name", "display_name": "Sales"},
+            "grant": {"type": "org_role", "role": "org_viewer"}
+        }),
+    )
+    .await;
+    assert_eq!(sales.status, StatusCode::CREATED, "{}", sales.body);
+    let sales_id = sales.body["rule"]["id"].as_str().unwrap().to_string();
+
+    assert_eq!(reach_ids(&app, &viewer, &rule_id, 3).await, gaining);
+    let reach = |list: &Value, id: &str| -> Value {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()["reach"]
+            .clone()
+    };
+    let list = app
+        .api_ok(&app.org_path("/mappings?with_reach=true"), &viewer)
+        .await;
+    assert_eq!(reach(&list, &rule_id), 3, "{list}");
+    assert_eq!(reach(&list, &sales_id), 1, "{list}");
+    // Without asking, the list stays as it was.
+    let plain = app.api_ok(&app.org_path("/mappings"), &viewer).await;
+    assert_eq!(reach(&plain, &rule_id), Value::Null, "{plain}");
+
+    // A deactivated user is no longer reached.
+    let r = app
+        .patch(
+            &format!("/Users/{b}"),
+            crate::harness::patch(json!([{"op": "replace", "path": "active", "value": false}])),
+        )
+        .await;
+    crate::harness::assert_patched(&r);
+    let b_user = app.org_user_id(&viewer, "b@example.com").await;
+    let now = reach_ids(&app, &viewer, &rule_id, 2).await;
+    assert!(!now.contains(&b_user), "{now:?}");
+    app.api(
+        Method::GET,
+        &app.org_path("/mappings/no-such-rule/reach"),
+        &viewer,
+        None,
+    )
+    .await
+    .assert_problem(404);
+}

@@ -36,6 +36,19 @@ pub async fn get_group(store: &Store, caller: &Caller, id: &str) -> AdminResult<
 /// The longest search text: longer than any name or email a person types into a search box.
 const MAX_SEARCH: usize = 256;
 
+/// A search box's text, trimmed; `None` when blank (a search that finds everything).
+pub(super) fn search_text(q: Option<&str>) -> AdminResult<Option<String>> {
+    let q = q.map(str::trim).filter(|q| !q.is_empty());
+    if let Some(q) = q
+        && (q.chars().count() > MAX_SEARCH || q.chars().any(char::is_control))
+    {
+        return Err(AdminError::Invalid(format!(
+            "q must be at most {MAX_SEARCH} characters, without control characters"
+        )));
+    }
+    Ok(q.map(str::to_string))
+}
+
 /// One page of the users that match `filter`, after the id `after`. A search (`filter.search`)
 /// finds a part of the userName, display name or any email, ASCII letters without case, as every
 /// name of the product compares; blank, it finds everyone.
@@ -48,17 +61,7 @@ pub async fn list_users(
 ) -> AdminResult<Vec<OrgUser>> {
     caller.require(Action::Read)?;
     let mut filter = filter.clone();
-    filter.search = filter
-        .search
-        .map(|q| q.trim().to_string())
-        .filter(|q| !q.is_empty());
-    if let Some(q) = &filter.search
-        && (q.chars().count() > MAX_SEARCH || q.chars().any(char::is_control))
-    {
-        return Err(AdminError::Invalid(format!(
-            "q must be at most {MAX_SEARCH} characters, without control characters"
-        )));
-    }
+    filter.search = search_text(filter.search.as_deref())?;
     let filter = &filter;
     Ok(store
         .find_org_users(caller.scope(), filter, after, limit)
