@@ -13,18 +13,18 @@ use utoipa::OpenApi;
 
 use super::error::{Problem, problem};
 use crate::app::AppState;
+use crate::domain::access::EventType;
 use crate::mapping::Grant;
 use crate::service::admin::{
-    self as svc, AccessView, AdminError, Caller, Changes, GroupChoice, GroupDetails, NewDirectory,
-    OrgPatch, RuleChange, RuleChangeResult, RuleInput, RuleReach, RuleWithReach, Seats,
-    SessionsRevoked, UserDetail, WebhookCreated,
+    self as svc, AccessView, AdminError, AuditView, Caller, Changes, GroupChoice, GroupDetails,
+    NewDirectory, OrgPatch, RuleChange, RuleChangeResult, RuleInput, RuleReach, RuleWithReach,
+    Seats, SessionsRevoked, UserDetail, WebhookCreated,
 };
-use crate::store::access::EventRecord;
+use crate::store::access::{EventFilter, EventRecord};
 use crate::store::admin::{
     AdminTokenInfo, AuditFilter, GrantRecord, LinkedScimUser, OrgDetails, OrgGroup, OrgUser,
     Project, RuleRecord, SessionInfo, SubAccount, UserQuery, WebhookInfo,
 };
-use crate::store::audit::AuditEntry;
 use crate::store::directory::{DirectoryRecord, NewToken, TokenInfo};
 
 pub(super) type ApiResult<T> = Result<T, AdminError>;
@@ -754,7 +754,11 @@ pub async fn preview_rule(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
+    /// Who did it: `cli`, `admin-token:{id}`, `platform-token:{id}`, `scim:{directory}`,
+    /// `sso:{connection}`...
     pub actor: Option<String>,
+    /// What was done, e.g. `sso.sign_in_failed` for failed sign-ins, `revoke_sessions`.
+    pub operation: Option<String>,
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
     /// RFC 3339 date-time, inclusive (e.g. `2026-01-31T09:00:00Z`).
@@ -785,12 +789,13 @@ fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<i64>> {
 
 /// Read the audit log
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/audit", tag = "audit",
-    params(("org" = String, Path), AuditParams), responses((status = 200, body = Page<AuditEntry>)))]
+    description = "Oldest first; every filter narrows. A failed sign-in (`sso.sign_in_failed`) also has an `explanation`: what went wrong and what usually fixes it, in plain words.",
+    params(("org" = String, Path), AuditParams), responses((status = 200, body = Page<AuditView>)))]
 pub async fn audit(
     State(s): State<AppState>,
     c: Caller,
     ApiQuery(q): ApiQuery<AuditParams>,
-) -> ApiResult<Json<Page<AuditEntry>>> {
+) -> ApiResult<Json<Page<AuditView>>> {
     let limit = PageParams {
         after: None,
         limit: q.limit,
@@ -798,6 +803,7 @@ pub async fn audit(
     .limit()?;
     let filter = AuditFilter {
         actor: q.actor,
+        operation: q.operation,
         resource_type: q.resource_type,
         resource_id: q.resource_id,
         since: time_param("since", q.since.as_deref())?,
@@ -806,21 +812,58 @@ pub async fn audit(
         limit,
     };
     let items = svc::audit(&s.store, &c, &filter).await?;
-    Ok(Json(page(items, limit, |e| e.seq.to_string())))
+    Ok(Json(page(items, limit, |e| e.entry.seq.to_string())))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// Only events of this type (`user.provisioned`, `access.granted`...).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub ty: Option<String>,
+    /// Only events about this user.
+    pub user_id: Option<String>,
+    /// RFC 3339 date-time, inclusive.
+    pub since: Option<String>,
+    /// RFC 3339 date-time, exclusive.
+    pub until: Option<String>,
+    /// The `next` value of the previous page, or the `seq` of the last event processed.
+    pub after: Option<String>,
+    /// 1-1000, default 100.
+    pub limit: Option<i64>,
 }
 
 /// Read the access change events
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/events", tag = "audit",
-    description = "Every access change, in commit order. Page with `after` = `next`; once `next` is null, poll with `after` = the `seq` of the last event processed.",
-    params(("org" = String, Path), PageParams), responses((status = 200, body = Page<EventRecord>)))]
+    description = "Every access change, in commit order. Page with `after` = `next`; once `next` is null, poll with `after` = the `seq` of the last event processed. `type`, `user_id`, `since` and `until` narrow; an unknown type is a 400 naming the known ones.",
+    params(("org" = String, Path), EventParams), responses((status = 200, body = Page<EventRecord>), (status = 400, body = Problem)))]
 pub async fn events(
     State(s): State<AppState>,
     c: Caller,
-    ApiQuery(q): ApiQuery<PageParams>,
+    ApiQuery(q): ApiQuery<EventParams>,
 ) -> ApiResult<Json<Page<EventRecord>>> {
-    let limit = q.limit()?;
-    let after = seq_cursor(q.after.as_deref())?;
-    let items = svc::events(&s.store, &c, after, limit).await?;
+    let limit = PageParams {
+        after: None,
+        limit: q.limit,
+    }
+    .limit()?;
+    let ty =
+        q.ty.as_deref()
+            .map(|t| {
+                t.parse::<EventType>()
+                    .map_err(|e| AdminError::Invalid(format!("type: {e}")))
+            })
+            .transpose()?;
+    let filter = EventFilter {
+        after: seq_cursor(q.after.as_deref())?,
+        limit,
+        ty,
+        user_id: q.user_id,
+        since: time_param("since", q.since.as_deref())?,
+        until: time_param("until", q.until.as_deref())?,
+    };
+    let items = svc::events(&s.store, &c, &filter).await?;
     // Like every list, `next` is null on the last page; a consumer polls on with the `seq` of the
     // last event it processed, which every event carries.
     Ok(Json(page(items, limit, |e| e.seq.to_string())))

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod bulk;
+pub mod explain;
 pub mod list;
 pub mod oauth;
 pub mod platform;

@@ -839,7 +839,7 @@ pub async fn record_failure(store: &Store, conn: &Connection, code: &str, reason
         record_as(
             &mut tx,
             &who,
-            "sso.sign_in_failed",
+            crate::service::explain::SIGN_IN_FAILED,
             "SsoConnection",
             Some(&conn.id),
             Some(&detail),

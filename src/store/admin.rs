@@ -1110,6 +1110,7 @@ impl Store {
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub actor: Option<String>,
+    pub operation: Option<String>,
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
     pub since: Option<i64>,
@@ -1133,6 +1134,7 @@ impl Store {
             .bind(Bind::Int(f.after));
         for (column, value) in [
             ("actor", &f.actor),
+            ("operation", &f.operation),
             ("resource_type", &f.resource_type),
             ("resource_id", &f.resource_id),
         ] {

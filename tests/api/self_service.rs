@@ -593,3 +593,184 @@ async fn a_rules_reach_is_who_its_preview_said_would_gain_and_only_active_users(
     .await
     .assert_problem(404);
 }
+
+// ---- activity -----------------------------------------------------------------------------------
+
+/// The (type, user_id) of the events a query answers.
+async fn events(app: &TestApp, token: &str, query: &str) -> Vec<(String, String)> {
+    let page = app
+        .api_ok(&app.org_path(&format!("/events?limit=1000&{query}")), token)
+        .await;
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["user_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    enc(&t
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap())
+}
+
+#[tokio::test]
+async fn events_narrow_by_type_user_and_time() {
+    let app = TestApp::new().await;
+    let viewer = app.admin_token("org_viewer", None).await;
+    let admin = app.admin_token("org_admin", None).await;
+    let before = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
+    let a = app.user("a@example.com").await;
+    app.user("b@example.com").await;
+    app.group("Engineering", &[&a]).await;
+    let r = post(
+        &app,
+        &admin,
+        "/mappings",
+        json!({
+            "matcher": {"type": "display_name", "display_name": "Engineering"},
+            "grant": {"type": "org_role", "role": "org_viewer"}
+        }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let a_user = app.org_user_id(&viewer, "a@example.com").await;
+    let after = time::OffsetDateTime::now_utc() + time::Duration::seconds(5);
+
+    let all = events(&app, &viewer, "").await;
+    let provisioned = events(&app, &viewer, "type=user.provisioned").await;
+    assert_eq!(provisioned.len(), 2, "{all:?}");
+    assert!(provisioned.iter().all(|(t, _)| t == "user.provisioned"));
+    assert!(all.len() > provisioned.len(), "{all:?}");
+    let of_a = events(&app, &viewer, &format!("user_id={a_user}")).await;
+    assert!(of_a.iter().all(|(_, u)| *u == a_user), "{of_a:?}");
+    assert!(of_a.iter().any(|(t, _)| t == "access.granted"), "{of_a:?}");
+    assert!(of_a.len() < all.len());
+    assert_eq!(
+        events(
+            &app,
+            &viewer,
+            &format!("type=access.granted&user_id={a_user}")
+        )
+        .await,
+        [("access.granted".to_string(), a_user.clone())]
+    );
+    let window = format!("since={}&until={}", rfc3339(before), rfc3339(after));
+    assert_eq!(events(&app, &viewer, &window).await, all);
+    assert!(
+        events(&app, &viewer, &format!("since={}", rfc3339(after)))
+            .await
+            .is_empty()
+    );
+    assert!(
+        events(&app, &viewer, &format!("until={}", rfc3339(before)))
+            .await
+            .is_empty()
+    );
+
+    let r = app
+        .api(
+            Method::GET,
+            &app.org_path("/events?type=user.created"),
+            &viewer,
+            None,
+        )
+        .await;
+    r.assert_problem(400);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("user.provisioned"),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn the_audit_log_narrows_by_operation_and_actor() {
+    let app = TestApp::new().await;
+    let viewer = app.admin_token("org_viewer", None).await;
+    let admin = app.admin_token("org_admin", None).await;
+    app.user("a@example.com").await;
+    let sa = post(&app, &admin, "/sub-accounts", json!({"name": "EU"}))
+        .await
+        .id();
+    let r = app
+        .api(
+            Method::DELETE,
+            &app.org_path(&format!("/sub-accounts/{sa}")),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    let audit = |query: String| {
+        let (app, viewer) = (&app, &viewer);
+        async move {
+            let page = app
+                .api_ok(&app.org_path(&format!("/audit?limit=1000&{query}")), viewer)
+                .await;
+            page["items"].as_array().unwrap().clone()
+        }
+    };
+    let all = audit(String::new()).await;
+    let deleted = audit("operation=delete".into()).await;
+    assert_eq!(deleted.len(), 1, "{all:?}");
+    assert_eq!(deleted[0]["resource_id"], sa.as_str());
+    let actor = deleted[0]["actor"].as_str().unwrap().to_string();
+    let by_admin = audit(format!("actor={}", enc(&actor))).await;
+    assert_eq!(by_admin.len(), 2, "{by_admin:?}");
+    assert!(by_admin.iter().all(|e| e["actor"] == actor.as_str()));
+    assert!(all.len() > by_admin.len(), "{all:?}");
+    assert!(
+        audit(format!("actor={}&operation=update", enc(&actor)))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_sign_in_is_explained_in_plain_words() {
+    let app = TestApp::new().await.reaching_fakes();
+    let admin = app.admin_token("org_admin", None).await;
+    let viewer = app.admin_token("org_viewer", None).await;
+    app.user("ada@example.com").await;
+    let idp = OidcIdp::start().await;
+    let conn = oidc_connection(&app, &admin, &idp, false).await;
+    session_cookie(&oidc_sign_in(&app, &idp, &conn).await);
+    // The directory has not pushed this person.
+    idp.set_user(json!({"email": "mallory@example.com", "email_verified": true}));
+    let r = oidc_sign_in(&app, &idp, &conn).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+
+    let failed = app
+        .api_ok(
+            &app.org_path("/audit?operation=sso.sign_in_failed"),
+            &viewer,
+        )
+        .await;
+    let items = failed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{failed}");
+    let detail: Value = serde_json::from_str(items[0]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["reason"], "not_provisioned", "{detail}");
+    let said = items[0]["explanation"].as_str().unwrap();
+    assert!(
+        said.contains("not a user of the organization") && said.contains("directory"),
+        "{said}"
+    );
+    assert!(!said.contains("not_provisioned"), "{said}");
+    // A sign-in that worked needs no explanation.
+    let ok = app
+        .api_ok(&app.org_path("/audit?operation=sso.sign_in"), &viewer)
+        .await;
+    assert_eq!(ok["items"].as_array().unwrap().len(), 1, "{ok}");
+    assert!(ok["items"][0].get("explanation").is_none(), "{ok}");
+}
