@@ -13,17 +13,18 @@ use utoipa::OpenApi;
 
 use super::error::{Problem, problem};
 use crate::app::AppState;
+use crate::domain::access::EventType;
 use crate::mapping::Grant;
 use crate::service::admin::{
-    self as svc, AccessView, AdminError, Caller, Changes, GroupDetails, NewDirectory, OrgPatch,
-    RuleChange, RuleChangeResult, RuleInput, Seats, UserDetail, WebhookCreated,
+    self as svc, AccessView, AdminError, AuditView, Caller, Changes, GroupChoice, GroupDetails,
+    NewDirectory, OrgPatch, RuleChange, RuleChangeResult, RuleInput, RuleReach, RuleWithReach,
+    Seats, SessionsRevoked, UserDetail, WebhookCreated,
 };
-use crate::store::access::EventRecord;
+use crate::store::access::{EventFilter, EventRecord};
 use crate::store::admin::{
-    AdminTokenInfo, AuditFilter, GrantRecord, OrgDetails, OrgGroup, OrgUser, Project, RuleRecord,
-    SessionInfo, SubAccount, UserQuery, WebhookInfo,
+    AdminTokenInfo, AuditFilter, GrantRecord, LinkedScimUser, OrgDetails, OrgGroup, OrgUser,
+    Project, RuleRecord, SessionInfo, SubAccount, UserQuery, WebhookInfo,
 };
-use crate::store::audit::AuditEntry;
 use crate::store::directory::{DirectoryRecord, NewToken, TokenInfo};
 
 pub(super) type ApiResult<T> = Result<T, AdminError>;
@@ -472,6 +473,10 @@ pub struct UserListParams {
     /// Only users with this email (exact, case-insensitive): their userName, or an email of one
     /// of their SCIM users.
     pub email: Option<String>,
+    /// Search: users whose userName, display name or any email contains this text (ASCII
+    /// letters without case; a prefix is a part too). Blank finds everyone; at most 256
+    /// characters.
+    pub q: Option<String>,
     /// The `next` value of the previous page.
     pub after: Option<String>,
     /// 1-1000, default 100.
@@ -494,6 +499,7 @@ pub async fn list_users(
     let filter = UserQuery {
         user_name: q.user_name,
         email: q.email,
+        search: q.q,
     };
     let after = q.after.as_deref().unwrap_or("");
     let items = svc::list_users(&s.store, &c, &filter, after, limit).await?;
@@ -535,6 +541,33 @@ pub async fn list_sessions(
         items: svc::list_sessions(&s.store, &c, &id).await?,
         next: None,
     }))
+}
+
+/// List a user's SCIM users
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/scim-users", tag = "users",
+    description = "The SCIM users that make up this person, one per directory that provisioned them (directory id and name, SCIM id, userName, active). Only active ones give access.",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<LinkedScimUser>), (status = 404, body = Problem)))]
+pub async fn list_user_scim_users(
+    State(s): State<AppState>,
+    c: Caller,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<Items<LinkedScimUser>>> {
+    Ok(Json(Items {
+        items: svc::user_scim_users(&s.store, &c, &id).await?,
+        next: None,
+    }))
+}
+
+/// Sign a user out everywhere
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/users/{id}/sessions/revoke", tag = "users",
+    description = "Revokes every session of the user: their cookies, and the codes and access tokens issued from them, stop working at the next request. Recorded in the audit log (`revoke_sessions`, with how many), even when there was none. Org owner and admins.",
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = SessionsRevoked), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn revoke_user_sessions(
+    State(s): State<AppState>,
+    c: Caller,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<SessionsRevoked>> {
+    Ok(Json(svc::revoke_user_sessions(&s.store, &c, &id).await?))
 }
 
 // ---- grants made by hand -----------------------------------------------------------------------
@@ -590,17 +623,76 @@ pub async fn delete_grant(
 
 // ---- mapping rules -----------------------------------------------------------------------------
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RuleListParams {
+    /// `true`: each rule also says how many active users it reaches now (`reach`).
+    pub with_reach: Option<bool>,
+}
+
 /// List mapping rules
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings", tag = "mappings",
-    params(("org" = String, Path)), responses((status = 200, body = Items<RuleRecord>)))]
+    params(("org" = String, Path), RuleListParams), responses((status = 200, body = Items<RuleWithReach>)))]
 pub async fn list_rules(
     State(s): State<AppState>,
     c: Caller,
-) -> ApiResult<Json<Items<RuleRecord>>> {
-    Ok(Json(Items {
-        items: svc::list_rules(&s.store, &c).await?,
-        next: None,
-    }))
+    ApiQuery(q): ApiQuery<RuleListParams>,
+) -> ApiResult<Json<Items<RuleWithReach>>> {
+    let items = if q.with_reach == Some(true) {
+        svc::list_rules_with_reach(&s.store, &c).await?
+    } else {
+        svc::list_rules(&s.store, &c)
+            .await?
+            .into_iter()
+            .map(|rule| RuleWithReach { rule, reach: None })
+            .collect()
+    };
+    Ok(Json(Items { items, next: None }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GroupSearchParams {
+    /// A part of a SCIM group's display name or externalId, or of a claim value; blank finds
+    /// every one. At most 256 characters.
+    pub q: Option<String>,
+    /// How many of each source: 1-1000, default 100.
+    pub limit: Option<i64>,
+}
+
+/// Search the IdP groups a rule can name
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings/groups", tag = "mappings",
+    description = "The organization's SCIM groups whose display name (without case) or externalId contains `q` (`source: scim_group`), then the group-claim values its sign-ins brought that contain `q` (`source: claim`, with the connection and when it was last seen), each with the `matcher` a rule would use. Up to `limit` of each source.",
+    params(("org" = String, Path), GroupSearchParams), responses((status = 200, body = Items<GroupChoice>), (status = 400, body = Problem)))]
+pub async fn search_rule_groups(
+    State(s): State<AppState>,
+    c: Caller,
+    ApiQuery(q): ApiQuery<GroupSearchParams>,
+) -> ApiResult<Json<Items<GroupChoice>>> {
+    let limit = PageParams {
+        after: None,
+        limit: q.limit,
+    }
+    .limit()?;
+    let items = svc::search_rule_groups(&s.store, &c, q.q.as_deref(), limit).await?;
+    Ok(Json(Items { items, next: None }))
+}
+
+/// List the users a mapping rule reaches
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings/{id}/reach", tag = "mappings",
+    description = "How many active users the rule applies to now (`count`), and one page of them in id order, each with what in their groups or claims it matched. Page with `after` = `next`.",
+    params(("org" = String, Path), ("id" = String, Path), PageParams), responses((status = 200, body = RuleReach), (status = 404, body = Problem)))]
+pub async fn rule_reach(
+    State(s): State<AppState>,
+    c: Caller,
+    Path((_, id)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> ApiResult<Json<RuleReach>> {
+    let limit = q.limit()?;
+    let after = q.after.as_deref().unwrap_or("");
+    Ok(Json(
+        svc::rule_reach(&s.store, &c, &id, after, limit).await?,
+    ))
 }
 
 /// Create a mapping rule
@@ -668,7 +760,11 @@ pub async fn preview_rule(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
+    /// Who did it: `cli`, `admin-token:{id}`, `platform-token:{id}`, `scim:{directory}`,
+    /// `sso:{connection}`...
     pub actor: Option<String>,
+    /// What was done, e.g. `sso.sign_in_failed` for failed sign-ins, `revoke_sessions`.
+    pub operation: Option<String>,
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
     /// RFC 3339 date-time, inclusive (e.g. `2026-01-31T09:00:00Z`).
@@ -699,12 +795,13 @@ fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<i64>> {
 
 /// Read the audit log
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/audit", tag = "audit",
-    params(("org" = String, Path), AuditParams), responses((status = 200, body = Page<AuditEntry>)))]
+    description = "Oldest first; every filter narrows. A failed sign-in (`sso.sign_in_failed`) also has an `explanation`: what went wrong and what usually fixes it, in plain words.",
+    params(("org" = String, Path), AuditParams), responses((status = 200, body = Page<AuditView>)))]
 pub async fn audit(
     State(s): State<AppState>,
     c: Caller,
     ApiQuery(q): ApiQuery<AuditParams>,
-) -> ApiResult<Json<Page<AuditEntry>>> {
+) -> ApiResult<Json<Page<AuditView>>> {
     let limit = PageParams {
         after: None,
         limit: q.limit,
@@ -712,6 +809,7 @@ pub async fn audit(
     .limit()?;
     let filter = AuditFilter {
         actor: q.actor,
+        operation: q.operation,
         resource_type: q.resource_type,
         resource_id: q.resource_id,
         since: time_param("since", q.since.as_deref())?,
@@ -720,21 +818,58 @@ pub async fn audit(
         limit,
     };
     let items = svc::audit(&s.store, &c, &filter).await?;
-    Ok(Json(page(items, limit, |e| e.seq.to_string())))
+    Ok(Json(page(items, limit, |e| e.entry.seq.to_string())))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// Only events of this type (`user.provisioned`, `access.granted`...).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub ty: Option<String>,
+    /// Only events about this user.
+    pub user_id: Option<String>,
+    /// RFC 3339 date-time, inclusive.
+    pub since: Option<String>,
+    /// RFC 3339 date-time, exclusive.
+    pub until: Option<String>,
+    /// The `next` value of the previous page, or the `seq` of the last event processed.
+    pub after: Option<String>,
+    /// 1-1000, default 100.
+    pub limit: Option<i64>,
 }
 
 /// Read the access change events
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/events", tag = "audit",
-    description = "Every access change, in commit order. Page with `after` = `next`; once `next` is null, poll with `after` = the `seq` of the last event processed.",
-    params(("org" = String, Path), PageParams), responses((status = 200, body = Page<EventRecord>)))]
+    description = "Every access change, in commit order. Page with `after` = `next`; once `next` is null, poll with `after` = the `seq` of the last event processed. `type`, `user_id`, `since` and `until` narrow; an unknown type is a 400 naming the known ones.",
+    params(("org" = String, Path), EventParams), responses((status = 200, body = Page<EventRecord>), (status = 400, body = Problem)))]
 pub async fn events(
     State(s): State<AppState>,
     c: Caller,
-    ApiQuery(q): ApiQuery<PageParams>,
+    ApiQuery(q): ApiQuery<EventParams>,
 ) -> ApiResult<Json<Page<EventRecord>>> {
-    let limit = q.limit()?;
-    let after = seq_cursor(q.after.as_deref())?;
-    let items = svc::events(&s.store, &c, after, limit).await?;
+    let limit = PageParams {
+        after: None,
+        limit: q.limit,
+    }
+    .limit()?;
+    let ty =
+        q.ty.as_deref()
+            .map(|t| {
+                t.parse::<EventType>()
+                    .map_err(|e| AdminError::Invalid(format!("type: {e}")))
+            })
+            .transpose()?;
+    let filter = EventFilter {
+        after: seq_cursor(q.after.as_deref())?,
+        limit,
+        ty,
+        user_id: q.user_id,
+        since: time_param("since", q.since.as_deref())?,
+        until: time_param("until", q.until.as_deref())?,
+    };
+    let items = svc::events(&s.store, &c, &filter).await?;
     // Like every list, `next` is null on the last page; a consumer polls on with the `seq` of the
     // last event it processed, which every event carries.
     Ok(Json(page(items, limit, |e| e.seq.to_string())))
@@ -823,6 +958,7 @@ pub async fn delete_webhook(
         list_projects, create_project, delete_project,
         list_directories, create_directory, list_directory_tokens, rotate_directory_token, revoke_directory_token,
         list_groups, get_group, list_users, get_user, user_access, list_sessions,
+        list_user_scim_users, revoke_user_sessions,
         super::admin_sso::revoke_session,
         super::admin_sso::create_connection, super::admin_sso::list_connections,
         super::admin_sso::get_connection, super::admin_sso::patch_connection,
@@ -831,6 +967,7 @@ pub async fn delete_webhook(
         super::admin_sso::create_client, super::admin_sso::list_clients, super::admin_sso::revoke_client,
         list_grants, create_grant, delete_grant,
         list_rules, create_rule, get_rule, replace_rule, delete_rule, preview_rule,
+        search_rule_groups, rule_reach,
         audit, events,
         list_webhooks, create_webhook, delete_webhook,
         list_admin_tokens, revoke_admin_token,

@@ -1102,10 +1102,10 @@ async fn activity_page(
                     tbody {
                         @for e in &entries {
                             tr {
-                                td { (rfc3339::format(e.at)) }
-                                td { (e.actor) }
-                                td { (e.operation) " " (e.resource_type) }
-                                td { (e.detail.as_deref().unwrap_or("")) }
+                                td { (rfc3339::format(e.entry.at)) }
+                                td { (e.entry.actor) }
+                                td { (e.entry.operation) " " (e.entry.resource_type) }
+                                td { (e.explanation.as_deref().or(e.entry.detail.as_deref()).unwrap_or("")) }
                             }
                         }
                     }

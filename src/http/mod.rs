@@ -108,6 +108,14 @@ pub fn router(state: AppState) -> Router {
             get(admin::list_sessions),
         )
         .route(
+            &format!("{o}/users/{{id}}/sessions/revoke"),
+            post(admin::revoke_user_sessions),
+        )
+        .route(
+            &format!("{o}/users/{{id}}/scim-users"),
+            get(admin::list_user_scim_users),
+        )
+        .route(
             &format!("{o}/users/{{id}}/grants"),
             get(admin::list_grants).post(admin::create_grant),
         )
@@ -117,6 +125,14 @@ pub fn router(state: AppState) -> Router {
             get(admin::list_rules).post(admin::create_rule),
         )
         .route(&format!("{o}/mappings/preview"), post(admin::preview_rule))
+        .route(
+            &format!("{o}/mappings/groups"),
+            get(admin::search_rule_groups),
+        )
+        .route(
+            &format!("{o}/mappings/{{id}}/reach"),
+            get(admin::rule_reach),
+        )
         .route(
             &format!("{o}/mappings/{{id}}"),
             get(admin::get_rule)

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod bulk;
 pub mod console;
+pub mod explain;
 pub mod list;
 pub mod oauth;
 pub mod platform;

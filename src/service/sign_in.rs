@@ -921,6 +921,9 @@ async fn admit(
     match &identity.groups {
         GroupClaim::Values(values) => {
             db::replace_claims(&mut tx, org_id, &user_id, &conn.id, values).await?;
+            // Kept per connection for the admins who pick what a rule matches.
+            let now = crate::store::now_micros();
+            db::record_claims_seen(&mut tx, org_id, &conn.id, values, now).await?;
         }
         GroupClaim::Overage => tracing::warn!(
             connection = %conn.id, user = %user_id,
@@ -951,7 +954,7 @@ pub async fn record_failure(store: &Store, conn: &Connection, code: &str, reason
         record_as(
             &mut tx,
             &who,
-            "sso.sign_in_failed",
+            crate::service::explain::SIGN_IN_FAILED,
             "SsoConnection",
             Some(&conn.id),
             Some(&detail),

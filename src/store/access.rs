@@ -600,6 +600,17 @@ pub struct EventRecord {
     pub at: i64,
 }
 
+/// Which events to return, after `after` in order; every other field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub after: i64,
+    pub limit: i64,
+    pub ty: Option<EventType>,
+    pub user_id: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
 impl super::Store {
     /// An organization's events after sequence number `after`, in order.
     pub async fn events_after(
@@ -608,10 +619,41 @@ impl super::Store {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<EventRecord>> {
-        let rows: Vec<(i64, String, String, Option<String>, String, i64)> = on_read!(self, c => sqlx::query(
-            "SELECT seq, id, type, org_user_id, data, at FROM events \
-             WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-            .bind(scope.org_id()).bind(after).bind(limit).fetch_all(c).await?
+        let filter = EventFilter {
+            after,
+            limit,
+            ..EventFilter::default()
+        };
+        self.events_filtered(scope, &filter).await
+    }
+
+    /// An organization's events that pass `f`, in order.
+    pub async fn events_filtered(
+        &self,
+        scope: &super::admin::OrgScope,
+        f: &EventFilter,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let mut b = SqlBuilder::new(
+            "SELECT seq, id, type, org_user_id, data, at FROM events WHERE org_id = ",
+        );
+        b.bind_text(scope.org_id())
+            .push(" AND seq > ")
+            .bind(Bind::Int(f.after));
+        if let Some(ty) = f.ty {
+            b.push(" AND type = ").bind_text(ty.as_str());
+        }
+        if let Some(u) = &f.user_id {
+            b.push(" AND org_user_id = ").bind_text(u.clone());
+        }
+        if let Some(t) = f.since {
+            b.push(" AND at >= ").bind(Bind::Int(t));
+        }
+        if let Some(t) = f.until {
+            b.push(" AND at < ").bind(Bind::Int(t));
+        }
+        b.push(" ORDER BY seq LIMIT ").bind(Bind::Int(f.limit));
+        let rows: Vec<(i64, String, String, Option<String>, String, i64)> = on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .fetch_all(c).await?
             .into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect());
         rows.into_iter()
             .map(|(seq, id, ty, user_id, data, at)| {

@@ -510,6 +510,14 @@ pub async fn org_user_exists(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreRe
 pub struct UserQuery {
     pub user_name: Option<String>,
     pub email: Option<String>,
+    /// A part of the userName, display name or any email (ASCII letters without case).
+    pub search: Option<String>,
+}
+
+/// A LIKE pattern (with `ESCAPE '\'`) that finds `folded` anywhere, its own `%`, `_` and `\`
+/// taken literally; `folded` is already in the case of the column it is compared with.
+pub(super) fn contains_pattern(folded: &str) -> String {
+    format!("%{}%", super::sql::escape_like(folded))
 }
 
 /// One SCIM user of an organization user: who provisioned it, and whether it is active.
@@ -554,32 +562,43 @@ impl Store {
         // An email is the userName (what sign-in and most IdPs use) or any `emails` value of one of
         // the person's SCIM users; the array is read with each backend's JSON functions.
         let backend = self.backend();
-        let emails = match backend {
-            super::Backend::Sqlite => format!(
-                "SELECT {} FROM scim_users s, \
+        let (emails_from, email_value) = match backend {
+            super::Backend::Sqlite => (
+                "FROM scim_users s, \
                  json_each(CASE json_type(s.data, '$.emails') WHEN 'array' THEN json_extract(s.data, '$.emails') ELSE '[]' END) e \
                  WHERE s.org_user_id = org_users.id AND e.type = 'object'",
-                backend.ascii_lower("json_extract(e.value, '$.value')")
+                backend.ascii_lower("json_extract(e.value, '$.value')"),
             ),
-            super::Backend::Postgres => format!(
-                "SELECT {} FROM scim_users s, \
+            super::Backend::Postgres => (
+                "FROM scim_users s, \
                  jsonb_array_elements(CASE jsonb_typeof(s.data::jsonb -> 'emails') WHEN 'array' \
                  THEN s.data::jsonb -> 'emails' ELSE '[]'::jsonb END) AS e(value) \
                  WHERE s.org_user_id = org_users.id",
-                backend.ascii_lower("e.value ->> 'value'")
+                backend.ascii_lower("e.value ->> 'value'"),
             ),
         };
         let email_col = backend.ascii_lower("email");
+        let name_col = backend.ascii_lower("display_name");
+        // A search is a substring match, so it reads every user of the organization (in id order,
+        // a page at a time); organizations are thousands of people, not millions.
         let sql = format!(
             "{USER_COLUMNS} WHERE org_id = $1 AND id > $2 \
              AND (CAST($4 AS TEXT) IS NULL OR user_key = $4) \
-             AND (CAST($5 AS TEXT) IS NULL OR user_key = $5 OR {email_col} = $5 OR $5 IN ({emails})) \
+             AND (CAST($5 AS TEXT) IS NULL OR user_key = $5 OR {email_col} = $5 \
+                  OR $5 IN (SELECT {email_value} {emails_from})) \
+             AND (CAST($6 AS TEXT) IS NULL OR user_key LIKE $6 ESCAPE '\\' \
+                  OR {name_col} LIKE $6 ESCAPE '\\' OR {email_col} LIKE $6 ESCAPE '\\' \
+                  OR EXISTS (SELECT 1 {emails_from} AND {email_value} LIKE $6 ESCAPE '\\')) \
              ORDER BY id LIMIT $3"
         );
         let user_name = q.user_name.as_deref().map(crate::domain::fold_key);
         let email = q.email.as_deref().map(crate::domain::fold_key);
+        let search = q
+            .search
+            .as_deref()
+            .map(|t| contains_pattern(&crate::domain::fold_key(t)));
         Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.org_id()).bind(after).bind(limit).bind(&user_name).bind(&email)
+            .bind(scope.org_id()).bind(after).bind(limit).bind(&user_name).bind(&email).bind(&search)
             .fetch_all(c).await?.into_iter()
             .map(|r| user_from((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))))
             .collect()))
@@ -638,6 +657,33 @@ impl Store {
              WHERE d.org_id = $1 AND g.id > $2 ORDER BY g.id LIMIT $3")
             .bind(scope.org_id()).bind(after).bind(limit).fetch_all(c).await?.into_iter()
             .map(|r| OrgGroup { id: r.get(0), directory_id: r.get(1), display_name: r.get(2), external_id: r.get(3) })
+            .collect()))
+    }
+
+    /// Up to `limit` groups of the organization whose display name (Unicode lower case, as
+    /// `display_name` rules compare) or externalId (ASCII letters without case) contains
+    /// `search`, by display name, with their directory's name; every group when `search` is
+    /// `None`.
+    pub async fn search_org_groups(
+        &self,
+        scope: &OrgScope,
+        search: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<(OrgGroup, String)>> {
+        let external = self.backend().ascii_lower("g.external_id");
+        let sql = format!(
+            "SELECT g.id, g.directory_id, g.display_name, g.external_id, d.name FROM scim_groups g \
+             JOIN directories d ON d.id = g.directory_id \
+             WHERE d.org_id = $1 AND (CAST($2 AS TEXT) IS NULL \
+                OR g.display_name_ci LIKE $2 ESCAPE '\\' OR {external} LIKE $3 ESCAPE '\\') \
+             ORDER BY g.display_name_ci, g.id LIMIT $4"
+        );
+        let by_name = search.map(|t| contains_pattern(&t.to_lowercase()));
+        let by_external = search.map(|t| contains_pattern(&crate::domain::fold_key(t)));
+        Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(&by_name).bind(&by_external).bind(limit)
+            .fetch_all(c).await?.into_iter()
+            .map(|r| (OrgGroup { id: r.get(0), directory_id: r.get(1), display_name: r.get(2), external_id: r.get(3) }, r.get(4)))
             .collect()))
     }
 
@@ -1097,6 +1143,7 @@ impl Store {
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub actor: Option<String>,
+    pub operation: Option<String>,
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
     pub since: Option<i64>,
@@ -1120,6 +1167,7 @@ impl Store {
             .bind(Bind::Int(f.after));
         for (column, value) in [
             ("actor", &f.actor),
+            ("operation", &f.operation),
             ("resource_type", &f.resource_type),
             ("resource_id", &f.resource_id),
         ] {

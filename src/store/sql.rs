@@ -791,7 +791,7 @@ pub fn pg_text_array(keys: &[String]) -> String {
     format!("{{{}}}", items.join(","))
 }
 
-fn escape_like(s: &str) -> String {
+pub(super) fn escape_like(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for ch in s.chars() {
         if matches!(ch, '%' | '_' | '\\') {

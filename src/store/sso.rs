@@ -10,10 +10,11 @@
 use crate::domain::access::ConnectionKind;
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::admin::OrgScope;
 use super::directory::{NewToken, hash_token, mint_token};
+use super::sql::{Bind, CHUNK, SqlBuilder, bind_all};
 use super::{Store, StoreError, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
 use crate::sso::connection::missing_settings;
 
@@ -707,6 +708,111 @@ pub async fn replace_claims(
     Ok(true)
 }
 
+/// The longest group-claim value kept as seen: group names and ids are short, and a longer value
+/// is more likely noise than a group an admin would pick.
+pub const MAX_CLAIM_SEEN_BYTES: usize = 256;
+/// How many distinct values one connection keeps; the least recently seen make room.
+pub const MAX_CLAIMS_SEEN: i64 = 1000;
+/// A value seen again refreshes its `last_seen_at` only this long after the last refresh, so that
+/// repeated sign-ins do not rewrite the same rows.
+const CLAIM_SEEN_REFRESH_MICROS: i64 = 3_600_000_000;
+
+/// Records the group-claim values a sign-in through `connection_id` brought, for the admins who
+/// pick what a mapping rule matches; bounded in length and count (see the constants).
+pub async fn record_claims_seen(
+    tx: &mut Tx,
+    org_id: &str,
+    connection_id: &str,
+    values: &[String],
+    now: i64,
+) -> StoreResult<()> {
+    // Sorted, so two sign-ins writing the same values take their row locks in one order.
+    let mut values: Vec<&str> = values
+        .iter()
+        .map(String::as_str)
+        .filter(|v| !v.is_empty() && v.len() <= MAX_CLAIM_SEEN_BYTES)
+        .collect();
+    values.sort_unstable();
+    values.dedup();
+    values.truncate(MAX_CLAIMS_SEEN as usize);
+    if values.is_empty() {
+        return Ok(());
+    }
+    for chunk in values.chunks(CHUNK) {
+        let mut b = SqlBuilder::new(
+            "INSERT INTO group_claims_seen (connection_id, org_id, value, first_seen_at, last_seen_at) VALUES ",
+        );
+        for (i, v) in chunk.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.push("(")
+                .bind_text(connection_id)
+                .push(", ")
+                .bind_text(org_id);
+            b.push(", ").bind_text(*v).push(", ").bind(Bind::Int(now));
+            b.push(", ").bind(Bind::Int(now)).push(")");
+        }
+        b.push(
+            " ON CONFLICT (connection_id, value) DO UPDATE SET last_seen_at = excluded.last_seen_at \
+             WHERE group_claims_seen.last_seen_at < ",
+        )
+        .bind(Bind::Int(now - CLAIM_SEEN_REFRESH_MICROS));
+        on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds).execute(&mut *c).await?.rows_affected());
+    }
+    let kept: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM group_claims_seen WHERE connection_id = $1")
+        .bind(connection_id).fetch_one(&mut *c).await?);
+    if kept > MAX_CLAIMS_SEEN {
+        on_tx!(tx, c => sqlx::query(
+            "DELETE FROM group_claims_seen WHERE connection_id = $1 AND value IN \
+             (SELECT value FROM group_claims_seen WHERE connection_id = $1 \
+              ORDER BY last_seen_at, value LIMIT $2)")
+            .bind(connection_id).bind(kept - MAX_CLAIMS_SEEN).execute(&mut *c).await?.rows_affected());
+    }
+    Ok(())
+}
+
+/// A group-claim value a sign-in brought through one of the organization's connections.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClaimSeen {
+    pub value: String,
+    pub connection_id: String,
+    pub connection_name: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub first_seen_at: i64,
+    /// Exact to the hour: a value seen again is not rewritten more often.
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen_at: i64,
+}
+
+impl Store {
+    /// Up to `limit` claim values seen at the organization's sign-ins that contain `search` (ASCII
+    /// letters without case), by value; all of them when `search` is `None`.
+    pub async fn search_claims_seen(
+        &self,
+        scope: &OrgScope,
+        search: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimSeen>> {
+        let value = self.backend().ascii_lower("s.value");
+        let sql = format!(
+            "SELECT s.value, s.connection_id, c.name, s.first_seen_at, s.last_seen_at \
+             FROM group_claims_seen s JOIN sso_connections c ON c.id = s.connection_id \
+             WHERE s.org_id = $1 AND (CAST($2 AS TEXT) IS NULL OR {value} LIKE $2 ESCAPE '\\') \
+             ORDER BY s.value, s.connection_id LIMIT $3"
+        );
+        let pattern = search.map(|t| super::admin::contains_pattern(&crate::domain::fold_key(t)));
+        Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(&pattern).bind(limit).fetch_all(c).await?.into_iter()
+            .map(|r| ClaimSeen { value: r.get(0), connection_id: r.get(1), connection_name: r.get(2),
+                                 first_seen_at: r.get(3), last_seen_at: r.get(4) })
+            .collect()))
+    }
+}
+
 /// Fills in the email of a user the sign-in knows better than the store.
 pub async fn set_email(tx: &mut Tx, org_user_id: &str, email: &str) -> StoreResult<()> {
     on_tx!(tx, c => sqlx::query(
@@ -823,6 +929,31 @@ impl Store {
         super::audit::record_as(&mut tx, &scope.audit(), "revoke", "Session", Some(id), None)
             .await?;
         tx.commit().await
+    }
+
+    /// Revokes every session of one person of the organization that is not revoked yet; returns
+    /// how many. The audit entry is written even when there was none, since an admin asked.
+    pub async fn revoke_user_sessions(&self, scope: &OrgScope, user_id: &str) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        if !super::admin::org_user_exists(&mut tx, scope, user_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        let n = on_tx!(&mut tx, c => sqlx::query(
+            "UPDATE sessions SET revoked_at = $3, revoked_reason = 'admin' \
+             WHERE org_id = $1 AND org_user_id = $2 AND revoked_at IS NULL")
+            .bind(scope.org_id()).bind(user_id).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+        let detail = serde_json::json!({ "sessions": n }).to_string();
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            "revoke_sessions",
+            "User",
+            Some(user_id),
+            Some(&detail),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// Signs a session out (the user's own logout).

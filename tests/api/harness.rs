@@ -564,3 +564,170 @@ pub fn discovery_document(issuer: &str) -> Value {
         "id_token_signing_alg_values_supported": ["RS256"],
     })
 }
+
+// ---- a fake OpenID provider ---------------------------------------------------------------------
+
+/// Just enough of an OpenID provider on 127.0.0.1 for a sign-in to be verified: discovery, its
+/// key, and a token endpoint that answers any code with an ID token for the user [`OidcIdp::set_user`]
+/// names (`ada@example.com` until then), bound to the nonce [`oidc_sign_in`] hands it (the
+/// browser's part is played by the test). Connections to it need an app [`TestApp::reaching_fakes`].
+pub struct OidcIdp {
+    pub issuer: String,
+    nonce: std::sync::Arc<std::sync::Mutex<String>>,
+    user: std::sync::Arc<std::sync::Mutex<Value>>,
+}
+
+impl OidcIdp {
+    pub async fn start() -> OidcIdp {
+        use axum::routing::{get, post};
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use serde_json::json;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let key =
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let nonce = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let user = std::sync::Arc::new(std::sync::Mutex::new(
+            json!({"email": "ada@example.com", "email_verified": true}),
+        ));
+        let rsa = key.rsa().unwrap();
+        let jwks = json!({"keys": [{
+            "kty": "RSA", "use": "sig", "kid": "k1",
+            "n": URL_SAFE_NO_PAD.encode(rsa.n().to_vec()),
+            "e": URL_SAFE_NO_PAD.encode(rsa.e().to_vec()),
+        }]});
+        let discovery = discovery_document(&issuer);
+        let (iss, n, u) = (issuer.clone(), nonce.clone(), user.clone());
+        let token = move || {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let mut claims = json!({
+                "iss": iss, "aud": "idbridge-at-idp", "iat": now, "exp": now + 300,
+                "nonce": *n.lock().unwrap(),
+            });
+            let user = u.lock().unwrap().clone();
+            claims["sub"] = json!(format!("sub-{}", user["email"].as_str().unwrap_or("x")));
+            for (k, v) in user.as_object().unwrap() {
+                claims[k] = v.clone();
+            }
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD
+                    .encode(json!({"alg": "RS256", "typ": "JWT", "kid": "k1"}).to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let mut signer =
+                openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+            signer.update(input.as_bytes()).unwrap();
+            let jws = format!(
+                "{input}.{}",
+                URL_SAFE_NO_PAD.encode(signer.sign_to_vec().unwrap())
+            );
+            async move {
+                axum::Json(json!({"access_token": "at", "token_type": "Bearer", "id_token": jws}))
+            }
+        };
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { axum::Json(discovery) }),
+            )
+            .route("/jwks", get(move || async move { axum::Json(jwks) }))
+            .route("/token", post(token));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        OidcIdp {
+            issuer,
+            nonce,
+            user,
+        }
+    }
+
+    /// The claims (besides iss, sub, aud, times and nonce) of the next ID tokens: `email`,
+    /// `email_verified`, `groups`...
+    pub fn set_user(&self, claims: Value) {
+        *self.user.lock().unwrap() = claims;
+    }
+}
+
+/// Starts a sign-in at this connection and comes back to the callback as the browser would; the
+/// callback's answer (its `set-cookie` holds the session when it succeeded).
+pub async fn oidc_sign_in(app: &TestApp, idp: &OidcIdp, connection: &str) -> Resp {
+    let start = app
+        .send_raw(
+            Request::builder()
+                .uri(format!("/sso/{connection}/start"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let location = url::Url::parse(start.header("location").expect("redirect to the IdP")).unwrap();
+    let param = |name: &str| {
+        location
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    *idp.nonce.lock().unwrap() = param("nonce");
+    let cookie = start
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    let callback = Request::builder()
+        .uri(format!(
+            "/sso/oidc/callback?code=c1&state={}",
+            enc(&param("state"))
+        ))
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .unwrap();
+    app.send_raw(callback).await
+}
+
+/// A code request of `client_id` (plus `extra` parameters) that must not show a sign-in page, from
+/// a browser with this session cookie: with a live session it answers a code, without one
+/// `login_required`. The Location it redirects to.
+pub async fn silent_authorize(
+    app: &TestApp,
+    client_id: &str,
+    redirect_uri: &str,
+    extra: &[(&str, &str)],
+    session: &str,
+) -> url::Url {
+    use base64::Engine;
+    use sha2::Digest;
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(
+        b"a-code-verifier-of-at-least-forty-three-characters-0123456789",
+    ));
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("response_type", "code"),
+            ("scope", "openid email"),
+            ("state", "st"),
+            ("nonce", "n"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("prompt", "none"),
+        ])
+        .extend_pairs(extra)
+        .finish();
+    let req = Request::builder()
+        .uri(format!("/oauth/authorize?{q}"))
+        .header("cookie", format!("idbridge_session={session}"))
+        .body(Body::empty())
+        .unwrap();
+    let r = app.send_raw(req).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{r:?}");
+    url::Url::parse(r.header("location").unwrap()).unwrap()
+}
+
+pub fn query(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}

@@ -40,6 +40,7 @@ mod people;
 mod platform;
 mod properties;
 mod replicas;
+mod self_service;
 mod sso;
 mod tenancy;
 mod trust;

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, enc};
+use crate::harness::{TestApp, enc, oidc_sign_in};
 
 // ---- request ids ------------------------------------------------------------------------------
 
@@ -468,105 +468,13 @@ async fn failed_sign_ins_are_counted_by_protocol() {
     }
 }
 
-/// Just enough of an OpenID provider on 127.0.0.1 for a sign-in to be verified: discovery, its
-/// key, and a token endpoint that answers any code with an ID token for `ada@example.com` bound
-/// to the nonce the test hands it (the browser's part is played by the test).
-struct Provider {
-    issuer: String,
-    nonce: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-async fn provider() -> Provider {
-    use axum::routing::{get, post};
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
-    let nonce = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let rsa = key.rsa().unwrap();
-    let jwks = json!({"keys": [{
-        "kty": "RSA", "use": "sig", "kid": "k1",
-        "n": URL_SAFE_NO_PAD.encode(rsa.n().to_vec()),
-        "e": URL_SAFE_NO_PAD.encode(rsa.e().to_vec()),
-    }]});
-    let discovery = crate::harness::discovery_document(&issuer);
-    let (iss, n) = (issuer.clone(), nonce.clone());
-    let token = move || {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let claims = json!({
-            "iss": iss, "sub": "ada", "aud": "idbridge-at-idp", "iat": now, "exp": now + 300,
-            "nonce": *n.lock().unwrap(), "email": "ada@example.com", "email_verified": true,
-        });
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(json!({"alg": "RS256", "typ": "JWT", "kid": "k1"}).to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let mut signer =
-            openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
-        signer.update(input.as_bytes()).unwrap();
-        let jws = format!(
-            "{input}.{}",
-            URL_SAFE_NO_PAD.encode(signer.sign_to_vec().unwrap())
-        );
-        async move { axum::Json(json!({"access_token": "at", "token_type": "Bearer", "id_token": jws})) }
-    };
-    let app = axum::Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            get(move || async move { axum::Json(discovery) }),
-        )
-        .route("/jwks", get(move || async move { axum::Json(jwks) }))
-        .route("/token", post(token));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Provider { issuer, nonce }
-}
-
-/// Starts a sign-in at this connection and comes back to the callback as the browser would.
-async fn oidc_sign_in(app: &TestApp, idp: &Provider, connection: &str) -> StatusCode {
-    let start = app
-        .send_raw(
-            Request::builder()
-                .uri(format!("/sso/{connection}/start"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    let location = url::Url::parse(start.header("location").expect("redirect to the IdP")).unwrap();
-    let param = |name: &str| {
-        location
-            .query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .unwrap()
-    };
-    *idp.nonce.lock().unwrap() = param("nonce");
-    let cookie = start
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap();
-    let callback = Request::builder()
-        .uri(format!(
-            "/sso/oidc/callback?code=c1&state={}",
-            enc(&param("state"))
-        ))
-        .header("cookie", cookie)
-        .body(Body::empty())
-        .unwrap();
-    app.send_raw(callback).await.status
-}
-
 /// A verified user is signed in by a JIT connection and refused by one that admits only
 /// provisioned users (there is no directory): success and denied, each under `oidc`.
 #[tokio::test]
 async fn verified_oidc_sign_ins_count_as_success_or_denied() {
     let app = TestApp::without_directory().await.reaching_fakes();
     let admin = app.admin_token("org_admin", None).await;
-    let idp = provider().await;
+    let idp = crate::harness::OidcIdp::start().await;
     let mut connections = Vec::new();
     for jit in [true, false] {
         let input = json!({
@@ -584,7 +492,7 @@ async fn verified_oidc_sign_ins_count_as_success_or_denied() {
     // Refused first: once the JIT connection has made the user, the other admits them too.
     let before = scrape(&app).await;
     assert_eq!(
-        oidc_sign_in(&app, &idp, &connections[1]).await,
+        oidc_sign_in(&app, &idp, &connections[1]).await.status,
         StatusCode::FORBIDDEN
     );
     let after = scrape(&app).await;
@@ -592,7 +500,7 @@ async fn verified_oidc_sign_ins_count_as_success_or_denied() {
 
     let before = after;
     assert_eq!(
-        oidc_sign_in(&app, &idp, &connections[0]).await,
+        oidc_sign_in(&app, &idp, &connections[0]).await.status,
         StatusCode::OK
     );
     let after = scrape(&app).await;

@@ -705,44 +705,6 @@ async fn the_platform_lists_and_deletes_connections() {
     assert_eq!(listed["items"], json!([]));
 }
 
-/// A code request of `client_id` that must not show a sign-in page: with a live session it
-/// answers a code, without one `login_required`.
-async fn silent_authorize(app: &TestApp, client_id: &str, org: &str, session: &str) -> url::Url {
-    use base64::Engine;
-    use sha2::Digest;
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(
-        b"a-code-verifier-of-at-least-forty-three-characters-0123456789",
-    ));
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("client_id", client_id),
-            ("redirect_uri", REDIRECT_URI),
-            ("response_type", "code"),
-            ("scope", "openid email"),
-            ("state", "st"),
-            ("nonce", "n"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("prompt", "none"),
-            ("org", org),
-        ])
-        .finish();
-    let req = Request::builder()
-        .uri(format!("/oauth/authorize?{q}"))
-        .header("cookie", format!("idbridge_session={session}"))
-        .body(Body::empty())
-        .unwrap();
-    let r = app.send_raw(req).await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{r:?}");
-    url::Url::parse(r.header("location").unwrap()).unwrap()
-}
-
-fn query(url: &url::Url, name: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
 #[tokio::test]
 async fn deleting_an_organization_removes_what_it_owns_and_its_tokens_and_sessions_stop_at_once() {
     let app = TestApp::new().await;
@@ -835,7 +797,14 @@ async fn deleting_an_organization_removes_what_it_owns_and_its_tokens_and_sessio
     );
     assert!(
         query(
-            &silent_authorize(&app, &client_id, &app.org_id, &session).await,
+            &silent_authorize(
+                &app,
+                &client_id,
+                REDIRECT_URI,
+                &[("org", &app.org_id)],
+                &session
+            )
+            .await,
             "code"
         )
         .is_some()
@@ -857,7 +826,14 @@ async fn deleting_an_organization_removes_what_it_owns_and_its_tokens_and_sessio
         .assert_problem(401);
     assert_eq!(
         query(
-            &silent_authorize(&app, &client_id, &app.org_id, &session).await,
+            &silent_authorize(
+                &app,
+                &client_id,
+                REDIRECT_URI,
+                &[("org", &app.org_id)],
+                &session
+            )
+            .await,
             "error"
         )
         .as_deref(),
@@ -913,7 +889,14 @@ async fn deleting_an_organization_removes_what_it_owns_and_its_tokens_and_sessio
     assert_eq!(users["items"][0]["active"], true);
     assert!(
         query(
-            &silent_authorize(&app, &client_id, &other_id, &other_session).await,
+            &silent_authorize(
+                &app,
+                &client_id,
+                REDIRECT_URI,
+                &[("org", &other_id)],
+                &other_session
+            )
+            .await,
             "code"
         )
         .is_some()

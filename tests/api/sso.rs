@@ -1905,7 +1905,7 @@ async fn look_alike_keys_stored_before_the_upgrade_are_refolded() {
     let scope = OrgScope::for_org("o1", "test");
     let find = |name: &str| UserQuery {
         user_name: Some(name.to_string()),
-        email: None,
+        ..Default::default()
     };
     let found = |q| {
         let store = &store;

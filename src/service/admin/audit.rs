@@ -1,27 +1,54 @@
 //! The audit log and the access change events, read.
 
+use serde::Serialize;
+
 use super::{Action, AdminResult, Caller};
+use crate::service::explain::{SIGN_IN_FAILED, explain_failure};
 use crate::store::Store;
-use crate::store::access::EventRecord;
+use crate::store::access::{EventFilter, EventRecord};
 use crate::store::admin::AuditFilter;
 use crate::store::audit::AuditEntry;
+
+/// An audit entry as the admin API shows it: a failed sign-in also says why in plain words.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AuditView {
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+    /// Only on `sso.sign_in_failed`: what went wrong and what usually fixes it, for someone who
+    /// is not an identity expert.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+}
+
+fn explained(entry: AuditEntry) -> AuditView {
+    let explanation = (entry.operation == SIGN_IN_FAILED)
+        .then(|| {
+            let detail: serde_json::Value =
+                serde_json::from_str(entry.detail.as_deref().unwrap_or("")).ok()?;
+            let code = detail.get("reason")?.as_str()?;
+            let said = detail.get("detail").and_then(|d| d.as_str()).unwrap_or("");
+            Some(explain_failure(code, said))
+        })
+        .flatten();
+    AuditView { entry, explanation }
+}
 
 pub async fn audit(
     store: &Store,
     caller: &Caller,
     filter: &AuditFilter,
-) -> AdminResult<Vec<AuditEntry>> {
+) -> AdminResult<Vec<AuditView>> {
     caller.require(Action::Read)?;
-    Ok(store.audit_filtered(caller.scope(), filter).await?)
+    let entries = store.audit_filtered(caller.scope(), filter).await?;
+    Ok(entries.into_iter().map(explained).collect())
 }
 
-/// Up to `limit` events after sequence number `after`, in commit order.
+/// Up to `filter.limit` events after sequence number `filter.after` that pass it, in commit order.
 pub async fn events(
     store: &Store,
     caller: &Caller,
-    after: i64,
-    limit: i64,
+    filter: &EventFilter,
 ) -> AdminResult<Vec<EventRecord>> {
     caller.require(Action::Read)?;
-    Ok(store.events_after(caller.scope(), after, limit).await?)
+    Ok(store.events_filtered(caller.scope(), filter).await?)
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Action, AdminResult, Caller};
+use super::{Action, AdminError, AdminResult, Caller};
 use crate::store::Store;
 use crate::store::admin::{LinkedScimUser, OrgGroup, OrgUser, SessionInfo, UserQuery};
 
@@ -33,7 +33,25 @@ pub async fn get_group(store: &Store, caller: &Caller, id: &str) -> AdminResult<
     })
 }
 
-/// One page of the users that match `filter`, after the id `after`.
+/// The longest search text: longer than any name or email a person types into a search box.
+const MAX_SEARCH: usize = 256;
+
+/// A search box's text, trimmed; `None` when blank (a search that finds everything).
+pub(super) fn search_text(q: Option<&str>) -> AdminResult<Option<String>> {
+    let q = q.map(str::trim).filter(|q| !q.is_empty());
+    if let Some(q) = q
+        && (q.chars().count() > MAX_SEARCH || q.chars().any(char::is_control))
+    {
+        return Err(AdminError::Invalid(format!(
+            "q must be at most {MAX_SEARCH} characters, without control characters"
+        )));
+    }
+    Ok(q.map(str::to_string))
+}
+
+/// One page of the users that match `filter`, after the id `after`. A search (`filter.search`)
+/// finds a part of the userName, display name or any email, ASCII letters without case, as every
+/// name of the product compares; blank, it finds everyone.
 pub async fn list_users(
     store: &Store,
     caller: &Caller,
@@ -42,6 +60,9 @@ pub async fn list_users(
     limit: i64,
 ) -> AdminResult<Vec<OrgUser>> {
     caller.require(Action::Read)?;
+    let mut filter = filter.clone();
+    filter.search = search_text(filter.search.as_deref())?;
+    let filter = &filter;
     Ok(store
         .find_org_users(caller.scope(), filter, after, limit)
         .await?)
@@ -68,6 +89,40 @@ pub async fn get_user(store: &Store, caller: &Caller, id: &str) -> AdminResult<U
         user,
         scim_users,
         claims,
+    })
+}
+
+/// The SCIM users that make up a person, one per directory that provisioned them.
+pub async fn user_scim_users(
+    store: &Store,
+    caller: &Caller,
+    user_id: &str,
+) -> AdminResult<Vec<LinkedScimUser>> {
+    caller.require(Action::Read)?;
+    store.get_org_user(caller.scope(), user_id).await?;
+    Ok(store.scim_users_of(caller.scope(), user_id).await?)
+}
+
+/// How many sessions signing a person out everywhere ended.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionsRevoked {
+    pub user_id: String,
+    /// Sessions that were live (not already revoked) and are now revoked; 0 when there were none.
+    pub revoked: u64,
+}
+
+/// Signs a person out everywhere: every session not yet revoked, with the access tokens and
+/// codes issued from them, stops working at the next request. Audited, even when there was none.
+pub async fn revoke_user_sessions(
+    store: &Store,
+    caller: &Caller,
+    user_id: &str,
+) -> AdminResult<SessionsRevoked> {
+    caller.require(Action::Manage)?;
+    let revoked = store.revoke_user_sessions(caller.scope(), user_id).await?;
+    Ok(SessionsRevoked {
+        user_id: user_id.to_string(),
+        revoked,
     })
 }
 
