@@ -29,6 +29,8 @@ use crate::service::sso as sso_svc;
 use crate::store::admin::AuditFilter;
 use crate::store::rfc3339;
 
+mod people;
+
 pub const CONSOLE_COOKIE: &str = "idbridge_console";
 
 /// Only what idbridge serves: the stylesheet and the one script file, no inline script or
@@ -63,6 +65,12 @@ pub fn routes() -> Router<AppState> {
         .route("/console/domains", get(domains_page).post(claim_domain))
         .route("/console/domains/{domain}/verify", post(verify_domain))
         .route("/console/mapping", get(mapping_page))
+        .route("/console/people", get(people::people_page))
+        .route("/console/people/{id}", get(people::person_page))
+        .route(
+            "/console/people/{id}/sign-out",
+            post(people::sign_out_everywhere),
+        )
         .route("/console/activity", get(activity_page))
 }
 
@@ -105,6 +113,25 @@ impl Console {
         } else {
             Err(PageError::Csrf)
         }
+    }
+}
+
+impl Console {
+    /// The caller of a button's form (a CSRF token and nothing else), for the page's intent.
+    fn act(
+        &self,
+        f: Result<Form<CsrfOnly>, FormRejection>,
+        intent: Intent,
+    ) -> Result<svc::Caller, PageError> {
+        self.check(&form(f)?.csrf)?;
+        Ok(self.session.caller(intent)?)
+    }
+}
+
+/// A table's header row, each cell a column header.
+fn thead(columns: &[&str]) -> Markup {
+    html! {
+        thead { tr { @for c in columns { th scope="col" { (c) } } } }
     }
 }
 
@@ -227,6 +254,10 @@ fn page(status: StatusCode, title: &str, console: Option<&Console>, body: Markup
                         nav aria-label="Console" {
                             ul {
                                 li { a href=(href) aria-current="page" { (label) } }
+                                // The People page shows what the mapping gives each person.
+                                @if c.session.intent() == Intent::Mapping {
+                                    li { a href="/console/people" { "People" } }
+                                }
                                 @if let Some(back) = c.session.return_url() {
                                     li { a href=(back) { "Back to the application" } }
                                 }

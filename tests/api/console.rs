@@ -795,3 +795,133 @@ async fn the_domains_page_claims_a_domain_and_verifies_it_saying_what_dns_answer
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(html(&r).contains("role=\"alert\""), "{:?}", r.body);
 }
+
+// ---- people ------------------------------------------------------------------------------------
+
+/// The path of the first link on `page` that starts with `prefix`.
+fn link_starting(page: &str, prefix: &str) -> String {
+    let at = page
+        .find(&format!("href=\"{prefix}"))
+        .unwrap_or_else(|| panic!("no link to {prefix} in {page}"))
+        + 6;
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+/// How many sessions of `user` are not revoked.
+async fn live_sessions(app: &TestApp, admin: &str, user: &str) -> usize {
+    let list = app
+        .api_ok(&app.org_path(&format!("/users/{user}/sessions")), admin)
+        .await;
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["revoked_reason"].is_null())
+        .count()
+}
+
+#[tokio::test]
+async fn the_people_page_finds_a_person_explains_their_access_and_signs_them_out_everywhere() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token("org_admin", None).await;
+    // Found by the email only: the userName does not contain it.
+    let r = app
+        .post(
+            "/Users",
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "ada",
+                "displayName": "Ada Lovelace",
+                "emails": [{"value": "a.lovelace@acme.example", "type": "work"}],
+                "active": true
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let scim_ada = r.id();
+    app.user("bob@acme.example").await;
+    app.group("Engineering", &[&scim_ada]).await;
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/mappings"),
+            &admin,
+            Some(json!({
+                "description": "Engineers administer",
+                "matcher": {"type": "display_name", "display_name": "Engineering"},
+                "grant": {"type": "org_role", "role": "org_admin"}
+            })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let ada = app.org_user_id(&admin, "ada").await;
+
+    // Another intent's session does not see people.
+    let (domains, _) = session_of(&app, "domains").await;
+    let r = browse(&app, Method::GET, "/console/people", Some(&domains), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let (session, csrf) = session_of(&app, "mapping").await;
+    let r = browse(&app, Method::GET, "/console/mapping", Some(&session), None).await;
+    assert!(
+        html(&r).contains("href=\"/console/people\""),
+        "{:?}",
+        r.body
+    );
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/people?q=LOVELACE%40acme",
+        Some(&session),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let page = html(&r);
+    assert!(page.contains("Ada Lovelace"), "{page}");
+    assert!(!page.contains("bob@acme.example"), "{page}");
+    let person = link_starting(page, "/console/people/");
+    assert_eq!(person, format!("/console/people/{ada}"));
+
+    let r = browse(&app, Method::GET, &person, Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let page = html(&r);
+    for shown in [
+        "<td>Organization</td><td>org_admin</td>",
+        "member of group Engineering, by rule “Engineers administer”",
+        "<td>test directory</td><td>ada</td><td>yes</td>",
+    ] {
+        assert!(page.contains(shown), "{shown} not in {page}");
+    }
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/people/no-such-person",
+        Some(&session),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    for _ in 0..2 {
+        app.store
+            .create_session(&app.org_scope(), &ada, Duration::from_secs(3600))
+            .await
+            .unwrap();
+    }
+    let sign_out = format!("{person}/sign-out");
+    let r = post_form(&app, &sign_out, &session, "csrf=forged").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = post_form(&app, &sign_out, &session, "").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(live_sessions(&app, &admin, &ada).await, 2);
+
+    let r = post_form(&app, &sign_out, &session, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(
+        html(&r).contains("2 sessions of ada ended."),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(live_sessions(&app, &admin, &ada).await, 0);
+}
