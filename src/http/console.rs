@@ -29,6 +29,7 @@ use crate::service::sso as sso_svc;
 use crate::store::admin::AuditFilter;
 use crate::store::rfc3339;
 
+mod mapping;
 mod people;
 
 pub const CONSOLE_COOKIE: &str = "idbridge_console";
@@ -64,7 +65,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/domains", get(domains_page).post(claim_domain))
         .route("/console/domains/{domain}/verify", post(verify_domain))
-        .route("/console/mapping", get(mapping_page))
+        .route("/console/mapping", get(mapping::mapping_page))
+        .route("/console/mapping/preview", post(mapping::preview))
+        .route("/console/mapping/rules", post(mapping::save))
+        .route("/console/mapping/rules/{id}/delete", post(mapping::delete))
         .route("/console/people", get(people::people_page))
         .route("/console/people/{id}", get(people::person_page))
         .route(
@@ -125,6 +129,28 @@ impl Console {
     ) -> Result<svc::Caller, PageError> {
         self.check(&form(f)?.csrf)?;
         Ok(self.session.caller(intent)?)
+    }
+}
+
+/// A search box's query: `?q=`, trimmed.
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// The trimmed text of a search box (`?q=`), blank when none; a query that cannot be read is a
+/// page saying so.
+struct Search(String);
+
+impl FromRequestParts<AppState> for Search {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let Query(q) = Query::<SearchQuery>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| PageError::BadForm(e.body_text()))?;
+        Ok(Search(q.q.trim().to_string()))
     }
 }
 
@@ -1072,31 +1098,6 @@ async fn verify_domain(
         Err(e) => return Err(e.into()),
     };
     render_domains(&s, &console, Some(said)).await
-}
-
-async fn mapping_page(State(s): State<AppState>, console: Console) -> Result<Response, PageError> {
-    let caller = console.session.caller(Intent::Mapping)?;
-    let rules = svc::list_rules(&s.store, &caller).await?;
-    ok(
-        "Group to role mapping",
-        &console,
-        html! {
-            h2 { "Rules" }
-            @if rules.is_empty() {
-                p { "No rule yet: people get the organization's default role." }
-            } @else {
-                ul {
-                    @for r in &rules {
-                        li {
-                            code { (serde_json::to_string(&r.matcher).unwrap_or_default()) }
-                            " grants "
-                            code { (serde_json::to_string(&r.grant).unwrap_or_default()) }
-                        }
-                    }
-                }
-            }
-        },
-    )
 }
 
 #[derive(Deserialize)]

@@ -5,13 +5,12 @@
 use std::collections::BTreeMap;
 
 use axum::Form;
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use maud::{Markup, html};
-use serde::Deserialize;
 
-use super::{Console, CsrfOnly, PageError, ok, thead};
+use super::{Console, CsrfOnly, PageError, Search, ok, thead};
 use crate::app::AppState;
 use crate::mapping::Reason;
 use crate::mapping::rule::Matched;
@@ -22,20 +21,12 @@ use crate::store::admin::UserQuery;
 /// How many people one search lists: a search box narrows, it does not page.
 const RESULTS: i64 = 50;
 
-#[derive(Deserialize)]
-pub(super) struct PeopleQuery {
-    #[serde(default)]
-    q: String,
-}
-
 pub(super) async fn people_page(
     State(s): State<AppState>,
     console: Console,
-    q: Result<Query<PeopleQuery>, QueryRejection>,
+    Search(q): Search,
 ) -> Result<Response, PageError> {
-    let Query(q) = q.map_err(|e| PageError::BadForm(e.body_text()))?;
     let caller = console.session.caller(Intent::Mapping)?;
-    let q = q.q.trim().to_string();
     let found = if q.is_empty() {
         None
     } else {
