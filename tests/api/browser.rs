@@ -150,24 +150,37 @@ async fn portal_link(base: &str, platform: &str, org: &str, intent: &str) -> Str
     made["url"].as_str().unwrap().to_string()
 }
 
-#[tokio::test]
-async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_in_chromium() {
+/// The console served with its database, chromedriver and a Chromium session; `None` when the
+/// test is skipped.
+async fn console_in_chromium() -> Option<(crate::console::Served, Driver, Client)> {
     if !available() || !browser_available() {
-        return;
+        return None;
     }
-    let crate::console::Served {
-        base,
-        org,
-        platform,
-        // Kept to the end of the test: the server's database.
-        _store,
-        _dir,
-    } = crate::console::served().await;
+    let served = crate::console::served().await;
     let driver = chromedriver().await;
     let c = chromium(&driver).await;
+    Some((served, driver, c))
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_in_chromium() {
+    let Some((served, _driver, c)) = console_in_chromium().await else {
+        return;
+    };
+    // `served` keeps the server's database to the end of the test.
+    let (base, org, platform) = (&served.base, &served.org, &served.platform);
 
     // The SaaS sends its admin to a portal link.
-    c.goto(&portal_link(&base, &platform, &org.id, "sso").await)
+    c.goto(&portal_link(base, platform, &org.id, "sso").await)
         .await
         .unwrap();
     assert_eq!(h1(&c).await, "Single sign-on");
@@ -210,12 +223,7 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
         &json!({"endpoints": {"sp_entity_id": entity, "acs_url": acs}, "config": {}}),
     )
     .await;
-    c.find(Locator::Css("#metadata_url"))
-        .await
-        .unwrap()
-        .send_keys(&format!("{}/metadata", idp.url))
-        .await
-        .unwrap();
+    type_into(&c, "#metadata_url", &format!("{}/metadata", idp.url)).await;
     c.find(Locator::Css(
         "form[action$='/metadata'] button[type=submit]",
     ))
@@ -261,17 +269,12 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
     screenshot(&c, "test-sign-in").await;
 
     // A second link, for directory sync: a directory and its token, shown once.
-    c.goto(&portal_link(&base, &platform, &org.id, "scim").await)
+    c.goto(&portal_link(base, platform, &org.id, "scim").await)
         .await
         .unwrap();
     assert_eq!(h1(&c).await, "Directory sync (SCIM)");
     assert_accessible(&c, "the directories page").await;
-    c.find(Locator::Css("#name"))
-        .await
-        .unwrap()
-        .send_keys("Okta")
-        .await
-        .unwrap();
+    type_into(&c, "#name", "Okta").await;
     c.find(Locator::Css(
         "form[action='/console/directories'] button[type=submit]",
     ))
@@ -294,5 +297,132 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
     assert_eq!(h1(&c).await, "Directory sync (SCIM)");
     assert!(!c.source().await.unwrap().contains(&token), "shown once");
     screenshot(&c, "directories").await;
+    c.close().await.unwrap();
+}
+
+/// A SCIM request of a directory's IdP; the created resource's id.
+async fn scim_push(base: &str, dir: &str, token: &str, path: &str, body: Value) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/scim/v2/{dir}/{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{path}");
+    let made: Value = r.json().await.unwrap();
+    made["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_it_admin_maps_a_group_with_its_preview_and_finds_the_person_in_chromium() {
+    let Some((served, _driver, c)) = console_in_chromium().await else {
+        return;
+    };
+    let (base, org, platform) = (&served.base, &served.org, &served.platform);
+    // The IdP pushes a person and their group.
+    let made = api(
+        base,
+        &org.admin,
+        &format!("{}/directories", org.id),
+        json!({"name": "Okta"}),
+    )
+    .await;
+    let dir = made["directory"]["id"].as_str().unwrap();
+    let token = made["token"]["token"].as_str().unwrap();
+    let ada = scim_push(
+        base,
+        dir,
+        token,
+        "Users",
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "ada@example.org",
+            "displayName": "Ada Lovelace",
+            "emails": [{"value": "ada@example.org", "type": "work"}],
+            "active": true
+        }),
+    )
+    .await;
+    scim_push(
+        base,
+        dir,
+        token,
+        "Groups",
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Engineering",
+            "members": [{"value": ada}]
+        }),
+    )
+    .await;
+
+    c.goto(&portal_link(base, platform, &org.id, "mapping").await)
+        .await
+        .unwrap();
+    assert_eq!(h1(&c).await, "Group to role mapping");
+    assert_accessible(&c, "the mapping page").await;
+    type_into(&c, "#q", "engin").await;
+    click(&c, "form[action='/console/mapping'] button[type=submit]").await;
+    assert_eq!(h1(&c).await, "Group to role mapping");
+    click(&c, "#group-0").await;
+    click(&c, "#grant-org").await;
+    click(&c, "#org_role option[value='org_admin']").await;
+    click(
+        &c,
+        "form[action='/console/mapping/preview'] button[type=submit]",
+    )
+    .await;
+    assert_eq!(h1(&c).await, "Preview of the rule");
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains("gains: organization role: nothing → org_admin"),
+        "{page}"
+    );
+    assert_accessible(&c, "the preview").await;
+    screenshot(&c, "mapping-preview").await;
+    click(
+        &c,
+        "form[action='/console/mapping/rules'] button[type=submit]",
+    )
+    .await;
+    assert_eq!(h1(&c).await, "Group to role mapping");
+    // The organization had rules already: the new one's row.
+    let reach = c
+        .find(Locator::XPath(
+            "//tr[td[2][text()='group Engineering']]/td[@class='reach']",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(reach, "1");
+    assert_accessible(&c, "the rules").await;
+    screenshot(&c, "mapping").await;
+
+    // The person's access, with the rule that gives it.
+    c.find(Locator::LinkText("People"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(h1(&c).await, "People");
+    type_into(&c, "#q", "lovelace").await;
+    click(&c, "form[action='/console/people'] button[type=submit]").await;
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::LinkText("Ada Lovelace"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(h1(&c).await, "Ada Lovelace");
+    let page = c.source().await.unwrap();
+    assert!(page.contains("member of group Engineering"), "{page}");
+    assert_accessible(&c, "a person's page").await;
+    screenshot(&c, "people").await;
     c.close().await.unwrap();
 }

@@ -76,7 +76,8 @@ pub(super) async fn people_page(
     )
 }
 
-/// A rule's reason in words, naming the group or claim it matched.
+/// A reason in words, naming the group or claim a rule matched and the rule by its description
+/// (`rules`, by id); a rule without one is named by what it matched only.
 fn reason_text(reason: &Reason, rules: &BTreeMap<String, String>) -> Markup {
     match reason {
         Reason::Owner => html! { "owner of the organization" },
@@ -91,10 +92,10 @@ fn reason_text(reason: &Reason, rules: &BTreeMap<String, String>) -> Markup {
                 }
             };
             html! {
-                (what) ", by rule "
+                (what) ", by "
                 @match rules.get(rule_id) {
-                    Some(d) => { "“" (d) "”" }
-                    None => code { (rule_id) }
+                    Some(d) => { "rule “" (d) "”" }
+                    None => { "a mapping rule" }
                 }
             }
         }
@@ -112,10 +113,7 @@ pub(super) async fn person_page(
     let rules: BTreeMap<String, String> = svc::list_rules(&s.store, &caller)
         .await?
         .into_iter()
-        .map(|r| {
-            let d = r.description.unwrap_or_else(|| r.id.clone());
-            (r.id, d)
-        })
+        .filter_map(|r| Some((r.id, r.description?)))
         .collect();
     let sub_accounts: BTreeMap<&str, &str> = access
         .sub_accounts
