@@ -110,15 +110,19 @@ async fn screenshot(c: &Client, name: &str) {
     std::fs::write(format!("docs/console-{name}.png"), png).unwrap();
 }
 
-async fn h1(c: &Client) -> String {
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("main h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+/// Waits for the page a click leads to: until its h1 reads `expected` (reading the page being
+/// left, or an element it no longer has, is waiting too).
+async fn wait_h1(c: &Client, expected: &str) {
+    for _ in 0..200 {
+        if let Ok(e) = c.find(Locator::Css("main h1")).await
+            && let Ok(t) = e.text().await
+            && t == expected
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no page with the h1 {expected:?}");
 }
 
 async fn click(c: &Client, css: &str) {
@@ -183,7 +187,7 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
     c.goto(&portal_link(base, platform, &org.id, "sso").await)
         .await
         .unwrap();
-    assert_eq!(h1(&c).await, "Single sign-on");
+    wait_h1(&c, "Single sign-on").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/console/sso");
     assert_accessible(&c, "the SSO page").await;
     screenshot(&c, "sso").await;
@@ -198,7 +202,7 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
     .click()
     .await
     .unwrap();
-    assert_eq!(h1(&c).await, "Set up Okta (SAML)");
+    wait_h1(&c, "Set up Okta (SAML)").await;
     let acs = text_of(&c, "#value-0").await;
     let entity = text_of(&c, "#value-1").await;
     assert!(acs.ends_with("/acs"), "{acs}");
@@ -259,7 +263,7 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
         .click()
         .await
         .unwrap();
-    assert_eq!(h1(&c).await, "The test sign-in worked");
+    wait_h1(&c, "The test sign-in worked").await;
     let page = c.source().await.unwrap();
     for seen in ["bob@example.org", "Bob Example", "Engineering", "Admins"] {
         assert!(page.contains(seen), "{seen} in {page}");
@@ -272,7 +276,7 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
     c.goto(&portal_link(base, platform, &org.id, "scim").await)
         .await
         .unwrap();
-    assert_eq!(h1(&c).await, "Directory sync (SCIM)");
+    wait_h1(&c, "Directory sync (SCIM)").await;
     assert_accessible(&c, "the directories page").await;
     type_into(&c, "#name", "Okta").await;
     c.find(Locator::Css(
@@ -283,7 +287,7 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
     .click()
     .await
     .unwrap();
-    assert_eq!(h1(&c).await, "Directory Okta created");
+    wait_h1(&c, "Directory Okta created").await;
     let token = text_of(&c, "#scim-token").await;
     assert!(token.starts_with("idb_"), "{token}");
     assert_accessible(&c, "the new token").await;
@@ -294,7 +298,7 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
         .click()
         .await
         .unwrap();
-    assert_eq!(h1(&c).await, "Directory sync (SCIM)");
+    wait_h1(&c, "Directory sync (SCIM)").await;
     assert!(!c.source().await.unwrap().contains(&token), "shown once");
     screenshot(&c, "directories").await;
     c.close().await.unwrap();
@@ -360,11 +364,18 @@ async fn an_it_admin_maps_a_group_with_its_preview_and_finds_the_person_in_chrom
     c.goto(&portal_link(base, platform, &org.id, "mapping").await)
         .await
         .unwrap();
-    assert_eq!(h1(&c).await, "Group to role mapping");
+    wait_h1(&c, "Group to role mapping").await;
     assert_accessible(&c, "the mapping page").await;
     type_into(&c, "#q", "engin").await;
     click(&c, "form[action='/console/mapping'] button[type=submit]").await;
-    assert_eq!(h1(&c).await, "Group to role mapping");
+    // The same page, now listing what the search found.
+    for _ in 0..200 {
+        if c.current_url().await.unwrap().query() == Some("q=engin") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_h1(&c, "Group to role mapping").await;
     click(&c, "#group-0").await;
     click(&c, "#grant-org").await;
     click(&c, "#org_role option[value='org_admin']").await;
@@ -373,7 +384,7 @@ async fn an_it_admin_maps_a_group_with_its_preview_and_finds_the_person_in_chrom
         "form[action='/console/mapping/preview'] button[type=submit]",
     )
     .await;
-    assert_eq!(h1(&c).await, "Preview of the rule");
+    wait_h1(&c, "Preview of the rule").await;
     let page = c.source().await.unwrap();
     assert!(
         page.contains("gains: organization role: nothing → org_admin"),
@@ -386,7 +397,7 @@ async fn an_it_admin_maps_a_group_with_its_preview_and_finds_the_person_in_chrom
         "form[action='/console/mapping/rules'] button[type=submit]",
     )
     .await;
-    assert_eq!(h1(&c).await, "Group to role mapping");
+    wait_h1(&c, "Group to role mapping").await;
     // The organization had rules already: the new one's row.
     let reach = c
         .find(Locator::XPath(
@@ -408,7 +419,7 @@ async fn an_it_admin_maps_a_group_with_its_preview_and_finds_the_person_in_chrom
         .click()
         .await
         .unwrap();
-    assert_eq!(h1(&c).await, "People");
+    wait_h1(&c, "People").await;
     type_into(&c, "#q", "lovelace").await;
     click(&c, "form[action='/console/people'] button[type=submit]").await;
     c.wait()
@@ -419,7 +430,7 @@ async fn an_it_admin_maps_a_group_with_its_preview_and_finds_the_person_in_chrom
         .click()
         .await
         .unwrap();
-    assert_eq!(h1(&c).await, "Ada Lovelace");
+    wait_h1(&c, "Ada Lovelace").await;
     let page = c.source().await.unwrap();
     assert!(page.contains("member of group Engineering"), "{page}");
     assert_accessible(&c, "a person's page").await;
