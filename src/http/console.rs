@@ -95,6 +95,15 @@ fn intent_page(intent: Intent) -> (&'static str, &'static str) {
 pub struct Console {
     pub session: ConsoleSession,
     csrf: String,
+    /// The request's path, so the navigation marks the page the admin is on.
+    path: String,
+}
+
+impl Console {
+    /// `aria-current` for a navigation link: the page at `href` or one below it is shown.
+    fn current(&self, href: &str) -> Option<&'static str> {
+        self.path.starts_with(href).then_some("page")
+    }
 }
 
 /// The CSRF token of a session: a hash of its secret under a label of its own, so it is tied to
@@ -175,6 +184,7 @@ impl FromRequestParts<AppState> for Console {
             Some(session) => Ok(Console {
                 session,
                 csrf: csrf_token(&secret),
+                path: parts.uri.path().to_string(),
             }),
             None => Err(PageError::NoSession),
         }
@@ -279,10 +289,10 @@ fn page(status: StatusCode, title: &str, console: Option<&Console>, body: Markup
                         @let (href, label) = intent_page(c.session.intent());
                         nav aria-label="Console" {
                             ul {
-                                li { a href=(href) aria-current="page" { (label) } }
+                                li { a href=(href) aria-current=[c.current(href)] { (label) } }
                                 // The People page shows what the mapping gives each person.
                                 @if c.session.intent() == Intent::Mapping {
-                                    li { a href="/console/people" { "People" } }
+                                    li { a href="/console/people" aria-current=[c.current("/console/people")] { "People" } }
                                 }
                                 @if let Some(back) = c.session.return_url() {
                                     li { a href=(back) { "Back to the application" } }

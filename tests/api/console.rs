@@ -860,7 +860,10 @@ async fn the_people_page_finds_a_person_explains_their_access_and_signs_them_out
     let (session, csrf) = session_of(&app, "mapping").await;
     let r = browse(&app, Method::GET, "/console/mapping", Some(&session), None).await;
     assert!(
-        html(&r).contains("href=\"/console/people\""),
+        html(&r).contains(
+            "<a href=\"/console/mapping\" aria-current=\"page\">Group to role mapping</a>\
+             </li><li><a href=\"/console/people\">People</a>"
+        ),
         "{:?}",
         r.body
     );
@@ -874,6 +877,10 @@ async fn the_people_page_finds_a_person_explains_their_access_and_signs_them_out
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let page = html(&r);
+    assert!(
+        page.contains("<a href=\"/console/people\" aria-current=\"page\">People</a>"),
+        "{page}"
+    );
     assert!(page.contains("Ada Lovelace"), "{page}");
     assert!(!page.contains("bob@acme.example"), "{page}");
     let person = link_starting(page, "/console/people/");
