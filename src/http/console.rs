@@ -29,6 +29,9 @@ use crate::service::sso as sso_svc;
 use crate::store::admin::AuditFilter;
 use crate::store::rfc3339;
 
+mod mapping;
+mod people;
+
 pub const CONSOLE_COOKIE: &str = "idbridge_console";
 
 /// Only what idbridge serves: the stylesheet and the one script file, no inline script or
@@ -62,7 +65,16 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/domains", get(domains_page).post(claim_domain))
         .route("/console/domains/{domain}/verify", post(verify_domain))
-        .route("/console/mapping", get(mapping_page))
+        .route("/console/mapping", get(mapping::mapping_page))
+        .route("/console/mapping/preview", post(mapping::preview))
+        .route("/console/mapping/rules", post(mapping::save))
+        .route("/console/mapping/rules/{id}/delete", post(mapping::delete))
+        .route("/console/people", get(people::people_page))
+        .route("/console/people/{id}", get(people::person_page))
+        .route(
+            "/console/people/{id}/sign-out",
+            post(people::sign_out_everywhere),
+        )
         .route("/console/activity", get(activity_page))
 }
 
@@ -83,6 +95,15 @@ fn intent_page(intent: Intent) -> (&'static str, &'static str) {
 pub struct Console {
     pub session: ConsoleSession,
     csrf: String,
+    /// The request's path, so the navigation marks the page the admin is on.
+    path: String,
+}
+
+impl Console {
+    /// `aria-current` for a navigation link: the page at `href` or one below it is shown.
+    fn current(&self, href: &str) -> Option<&'static str> {
+        self.path.starts_with(href).then_some("page")
+    }
 }
 
 /// The CSRF token of a session: a hash of its secret under a label of its own, so it is tied to
@@ -108,6 +129,47 @@ impl Console {
     }
 }
 
+impl Console {
+    /// The caller of a button's form (a CSRF token and nothing else), for the page's intent.
+    fn act(
+        &self,
+        f: Result<Form<CsrfOnly>, FormRejection>,
+        intent: Intent,
+    ) -> Result<svc::Caller, PageError> {
+        self.check(&form(f)?.csrf)?;
+        Ok(self.session.caller(intent)?)
+    }
+}
+
+/// A search box's query: `?q=`, trimmed.
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// The trimmed text of a search box (`?q=`), blank when none; a query that cannot be read is a
+/// page saying so.
+struct Search(String);
+
+impl FromRequestParts<AppState> for Search {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let Query(q) = Query::<SearchQuery>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| PageError::BadForm(e.body_text()))?;
+        Ok(Search(q.q.trim().to_string()))
+    }
+}
+
+/// A table's header row, each cell a column header.
+fn thead(columns: &[&str]) -> Markup {
+    html! {
+        thead { tr { @for c in columns { th scope="col" { (c) } } } }
+    }
+}
+
 impl FromRequestParts<AppState> for Console {
     type Rejection = PageError;
 
@@ -122,6 +184,7 @@ impl FromRequestParts<AppState> for Console {
             Some(session) => Ok(Console {
                 session,
                 csrf: csrf_token(&secret),
+                path: parts.uri.path().to_string(),
             }),
             None => Err(PageError::NoSession),
         }
@@ -226,7 +289,11 @@ fn page(status: StatusCode, title: &str, console: Option<&Console>, body: Markup
                         @let (href, label) = intent_page(c.session.intent());
                         nav aria-label="Console" {
                             ul {
-                                li { a href=(href) aria-current="page" { (label) } }
+                                li { a href=(href) aria-current=[c.current(href)] { (label) } }
+                                // The People page shows what the mapping gives each person.
+                                @if c.session.intent() == Intent::Mapping {
+                                    li { a href="/console/people" aria-current=[c.current("/console/people")] { "People" } }
+                                }
                                 @if let Some(back) = c.session.return_url() {
                                     li { a href=(back) { "Back to the application" } }
                                 }
@@ -1041,31 +1108,6 @@ async fn verify_domain(
         Err(e) => return Err(e.into()),
     };
     render_domains(&s, &console, Some(said)).await
-}
-
-async fn mapping_page(State(s): State<AppState>, console: Console) -> Result<Response, PageError> {
-    let caller = console.session.caller(Intent::Mapping)?;
-    let rules = svc::list_rules(&s.store, &caller).await?;
-    ok(
-        "Group to role mapping",
-        &console,
-        html! {
-            h2 { "Rules" }
-            @if rules.is_empty() {
-                p { "No rule yet: people get the organization's default role." }
-            } @else {
-                ul {
-                    @for r in &rules {
-                        li {
-                            code { (serde_json::to_string(&r.matcher).unwrap_or_default()) }
-                            " grants "
-                            code { (serde_json::to_string(&r.grant).unwrap_or_default()) }
-                        }
-                    }
-                }
-            }
-        },
-    )
 }
 
 #[derive(Deserialize)]

@@ -110,15 +110,19 @@ async fn screenshot(c: &Client, name: &str) {
     std::fs::write(format!("docs/console-{name}.png"), png).unwrap();
 }
 
-async fn h1(c: &Client) -> String {
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("main h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+/// Waits for the page a click leads to: until its h1 reads `expected` (reading the page being
+/// left, or an element it no longer has, is waiting too).
+async fn wait_h1(c: &Client, expected: &str) {
+    for _ in 0..200 {
+        if let Ok(e) = c.find(Locator::Css("main h1")).await
+            && let Ok(t) = e.text().await
+            && t == expected
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no page with the h1 {expected:?}");
 }
 
 async fn click(c: &Client, css: &str) {
@@ -150,27 +154,40 @@ async fn portal_link(base: &str, platform: &str, org: &str, intent: &str) -> Str
     made["url"].as_str().unwrap().to_string()
 }
 
-#[tokio::test]
-async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_in_chromium() {
+/// The console served with its database, chromedriver and a Chromium session; `None` when the
+/// test is skipped.
+async fn console_in_chromium() -> Option<(crate::console::Served, Driver, Client)> {
     if !available() || !browser_available() {
-        return;
+        return None;
     }
-    let crate::console::Served {
-        base,
-        org,
-        platform,
-        // Kept to the end of the test: the server's database.
-        _store,
-        _dir,
-    } = crate::console::served().await;
+    let served = crate::console::served().await;
     let driver = chromedriver().await;
     let c = chromium(&driver).await;
+    Some((served, driver, c))
+}
 
-    // The SaaS sends its admin to a portal link.
-    c.goto(&portal_link(&base, &platform, &org.id, "sso").await)
+async fn type_into(c: &Client, css: &str, text: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .send_keys(text)
         .await
         .unwrap();
-    assert_eq!(h1(&c).await, "Single sign-on");
+}
+
+#[tokio::test]
+async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_in_chromium() {
+    let Some((served, _driver, c)) = console_in_chromium().await else {
+        return;
+    };
+    // `served` keeps the server's database to the end of the test.
+    let (base, org, platform) = (&served.base, &served.org, &served.platform);
+
+    // The SaaS sends its admin to a portal link.
+    c.goto(&portal_link(base, platform, &org.id, "sso").await)
+        .await
+        .unwrap();
+    wait_h1(&c, "Single sign-on").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/console/sso");
     assert_accessible(&c, "the SSO page").await;
     screenshot(&c, "sso").await;
@@ -185,7 +202,7 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
     .click()
     .await
     .unwrap();
-    assert_eq!(h1(&c).await, "Set up Okta (SAML)");
+    wait_h1(&c, "Set up Okta (SAML)").await;
     let acs = text_of(&c, "#value-0").await;
     let entity = text_of(&c, "#value-1").await;
     assert!(acs.ends_with("/acs"), "{acs}");
@@ -210,12 +227,7 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
         &json!({"endpoints": {"sp_entity_id": entity, "acs_url": acs}, "config": {}}),
     )
     .await;
-    c.find(Locator::Css("#metadata_url"))
-        .await
-        .unwrap()
-        .send_keys(&format!("{}/metadata", idp.url))
-        .await
-        .unwrap();
+    type_into(&c, "#metadata_url", &format!("{}/metadata", idp.url)).await;
     c.find(Locator::Css(
         "form[action$='/metadata'] button[type=submit]",
     ))
@@ -251,7 +263,7 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
         .click()
         .await
         .unwrap();
-    assert_eq!(h1(&c).await, "The test sign-in worked");
+    wait_h1(&c, "The test sign-in worked").await;
     let page = c.source().await.unwrap();
     for seen in ["bob@example.org", "Bob Example", "Engineering", "Admins"] {
         assert!(page.contains(seen), "{seen} in {page}");
@@ -261,17 +273,12 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
     screenshot(&c, "test-sign-in").await;
 
     // A second link, for directory sync: a directory and its token, shown once.
-    c.goto(&portal_link(&base, &platform, &org.id, "scim").await)
+    c.goto(&portal_link(base, platform, &org.id, "scim").await)
         .await
         .unwrap();
-    assert_eq!(h1(&c).await, "Directory sync (SCIM)");
+    wait_h1(&c, "Directory sync (SCIM)").await;
     assert_accessible(&c, "the directories page").await;
-    c.find(Locator::Css("#name"))
-        .await
-        .unwrap()
-        .send_keys("Okta")
-        .await
-        .unwrap();
+    type_into(&c, "#name", "Okta").await;
     c.find(Locator::Css(
         "form[action='/console/directories'] button[type=submit]",
     ))
@@ -280,7 +287,7 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
     .click()
     .await
     .unwrap();
-    assert_eq!(h1(&c).await, "Directory Okta created");
+    wait_h1(&c, "Directory Okta created").await;
     let token = text_of(&c, "#scim-token").await;
     assert!(token.starts_with("idb_"), "{token}");
     assert_accessible(&c, "the new token").await;
@@ -291,8 +298,142 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
         .click()
         .await
         .unwrap();
-    assert_eq!(h1(&c).await, "Directory sync (SCIM)");
+    wait_h1(&c, "Directory sync (SCIM)").await;
     assert!(!c.source().await.unwrap().contains(&token), "shown once");
     screenshot(&c, "directories").await;
+    c.close().await.unwrap();
+}
+
+/// A SCIM request of a directory's IdP; the created resource's id.
+async fn scim_push(base: &str, dir: &str, token: &str, path: &str, body: Value) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/scim/v2/{dir}/{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{path}");
+    let made: Value = r.json().await.unwrap();
+    made["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_it_admin_maps_a_group_with_its_preview_and_finds_the_person_in_chromium() {
+    let Some((served, _driver, c)) = console_in_chromium().await else {
+        return;
+    };
+    let (base, org, platform) = (&served.base, &served.org, &served.platform);
+    // The IdP pushes a person and their group.
+    let made = api(
+        base,
+        &org.admin,
+        &format!("{}/directories", org.id),
+        json!({"name": "Okta"}),
+    )
+    .await;
+    let dir = made["directory"]["id"].as_str().unwrap();
+    let token = made["token"]["token"].as_str().unwrap();
+    let ada = scim_push(
+        base,
+        dir,
+        token,
+        "Users",
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "ada@example.org",
+            "displayName": "Ada Lovelace",
+            "emails": [{"value": "ada@example.org", "type": "work"}],
+            "active": true
+        }),
+    )
+    .await;
+    scim_push(
+        base,
+        dir,
+        token,
+        "Groups",
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Engineering",
+            "members": [{"value": ada}]
+        }),
+    )
+    .await;
+
+    c.goto(&portal_link(base, platform, &org.id, "mapping").await)
+        .await
+        .unwrap();
+    wait_h1(&c, "Group to role mapping").await;
+    assert_accessible(&c, "the mapping page").await;
+    type_into(&c, "#q", "engin").await;
+    click(&c, "form[action='/console/mapping'] button[type=submit]").await;
+    // The same page, now listing what the search found.
+    for _ in 0..200 {
+        if c.current_url().await.unwrap().query() == Some("q=engin") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_h1(&c, "Group to role mapping").await;
+    click(&c, "#group-0").await;
+    click(&c, "#grant-org").await;
+    click(&c, "#org_role option[value='org_admin']").await;
+    click(
+        &c,
+        "form[action='/console/mapping/preview'] button[type=submit]",
+    )
+    .await;
+    wait_h1(&c, "Preview of the rule").await;
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains("gains: organization role: nothing → org_admin"),
+        "{page}"
+    );
+    assert_accessible(&c, "the preview").await;
+    screenshot(&c, "mapping-preview").await;
+    click(
+        &c,
+        "form[action='/console/mapping/rules'] button[type=submit]",
+    )
+    .await;
+    wait_h1(&c, "Group to role mapping").await;
+    // The organization had rules already: the new one's row.
+    let reach = c
+        .find(Locator::XPath(
+            "//tr[td[2][text()='group Engineering']]/td[@class='reach']",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(reach, "1");
+    assert_accessible(&c, "the rules").await;
+    screenshot(&c, "mapping").await;
+
+    // The person's access, with the rule that gives it.
+    c.find(Locator::LinkText("People"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_h1(&c, "People").await;
+    type_into(&c, "#q", "lovelace").await;
+    click(&c, "form[action='/console/people'] button[type=submit]").await;
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::LinkText("Ada Lovelace"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_h1(&c, "Ada Lovelace").await;
+    let page = c.source().await.unwrap();
+    assert!(page.contains("member of group Engineering"), "{page}");
+    assert_accessible(&c, "a person's page").await;
+    screenshot(&c, "people").await;
     c.close().await.unwrap();
 }

@@ -795,3 +795,285 @@ async fn the_domains_page_claims_a_domain_and_verifies_it_saying_what_dns_answer
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(html(&r).contains("role=\"alert\""), "{:?}", r.body);
 }
+
+// ---- people ------------------------------------------------------------------------------------
+
+/// The path of the first link on `page` that starts with `prefix`.
+fn link_starting(page: &str, prefix: &str) -> String {
+    link_after(page, &format!("href=\"{prefix}"))
+}
+
+/// How many sessions of `user` are not revoked.
+async fn live_sessions(app: &TestApp, admin: &str, user: &str) -> usize {
+    let list = app
+        .api_ok(&app.org_path(&format!("/users/{user}/sessions")), admin)
+        .await;
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["revoked_reason"].is_null())
+        .count()
+}
+
+#[tokio::test]
+async fn the_people_page_finds_a_person_explains_their_access_and_signs_them_out_everywhere() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token("org_admin", None).await;
+    // Found by the email only: the userName does not contain it.
+    let r = app
+        .post(
+            "/Users",
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "ada",
+                "displayName": "Ada Lovelace",
+                "emails": [{"value": "a.lovelace@acme.example", "type": "work"}],
+                "active": true
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let scim_ada = r.id();
+    app.user("bob@acme.example").await;
+    app.group("Engineering", &[&scim_ada]).await;
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/mappings"),
+            &admin,
+            Some(json!({
+                "description": "Engineers administer",
+                "matcher": {"type": "display_name", "display_name": "Engineering"},
+                "grant": {"type": "org_role", "role": "org_admin"}
+            })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let ada = app.org_user_id(&admin, "ada").await;
+
+    // Another intent's session does not see people.
+    let (domains, _) = session_of(&app, "domains").await;
+    let r = browse(&app, Method::GET, "/console/people", Some(&domains), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let (session, csrf) = session_of(&app, "mapping").await;
+    let r = browse(&app, Method::GET, "/console/mapping", Some(&session), None).await;
+    assert!(
+        html(&r).contains(
+            "<a href=\"/console/mapping\" aria-current=\"page\">Group to role mapping</a>\
+             </li><li><a href=\"/console/people\">People</a>"
+        ),
+        "{:?}",
+        r.body
+    );
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/people?q=LOVELACE%40acme",
+        Some(&session),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let page = html(&r);
+    assert!(
+        page.contains("<a href=\"/console/people\" aria-current=\"page\">People</a>"),
+        "{page}"
+    );
+    assert!(page.contains("Ada Lovelace"), "{page}");
+    assert!(!page.contains("bob@acme.example"), "{page}");
+    let person = link_starting(page, "/console/people/");
+    assert_eq!(person, format!("/console/people/{ada}"));
+
+    let r = browse(&app, Method::GET, &person, Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let page = html(&r);
+    for shown in [
+        "<td>Organization</td><td>org_admin</td>",
+        "member of group Engineering, by rule “Engineers administer”",
+        "<td>test directory</td><td>ada</td><td>yes</td>",
+    ] {
+        assert!(page.contains(shown), "{shown} not in {page}");
+    }
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/people/no-such-person",
+        Some(&session),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    for _ in 0..2 {
+        app.store
+            .create_session(&app.org_scope(), &ada, Duration::from_secs(3600))
+            .await
+            .unwrap();
+    }
+    let sign_out = format!("{person}/sign-out");
+    let r = post_form(&app, &sign_out, &session, "csrf=forged").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = post_form(&app, &sign_out, &session, "").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(live_sessions(&app, &admin, &ada).await, 2);
+
+    let r = post_form(&app, &sign_out, &session, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(
+        html(&r).contains("2 sessions of ada ended."),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(live_sessions(&app, &admin, &ada).await, 0);
+}
+
+// ---- mapping -----------------------------------------------------------------------------------
+
+/// The value of the first `name` attribute's input after `after` on `page`, unescaped.
+fn input_value(page: &str, after: &str) -> String {
+    let at = page
+        .find(after)
+        .unwrap_or_else(|| panic!("no {after} in {page}"));
+    let at = at + page[at..].find("value=\"").unwrap() + 7;
+    page[at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn the_mapping_page_previews_a_rule_saves_it_lists_its_reach_and_deletes_it() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/sub-accounts"),
+            &admin,
+            Some(json!({"name": "EU"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let sa = r.id();
+    let scim_ada = app.user("ada@acme.example").await;
+    app.user("bob@acme.example").await;
+    app.group("Engineering", &[&scim_ada]).await;
+    app.group("Sales", &[]).await;
+    let ada = app.org_user_id(&admin, "ada@acme.example").await;
+    assert_eq!(
+        crate::sso::role_in(&app, &admin, &ada, &sa).await,
+        Value::Null
+    );
+
+    let (session, csrf) = session_of(&app, "mapping").await;
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/mapping?q=engin",
+        Some(&session),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let page = html(&r);
+    assert!(page.contains("No rule yet"), "{page}");
+    assert!(
+        page.contains("Engineering (SCIM group from test directory)"),
+        "{page}"
+    );
+    assert!(!page.contains("Sales (SCIM group"), "{page}");
+    let group = input_value(page, "name=\"group\"");
+    let rule_form = format!(
+        "group={}&grant=sub_account_role&sub_account={sa}&sub_account_role=admin\
+         &org_role=org_viewer&email_api=none&description=Engineers+run+EU",
+        enc(&group)
+    );
+
+    let r = post_form(
+        &app,
+        "/console/mapping/preview",
+        &session,
+        &format!("csrf=forged&{rule_form}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = post_form(
+        &app,
+        "/console/mapping/preview",
+        &session,
+        &format!("csrf={csrf}&grant=org_role&org_role=org_admin"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("Choose the IdP group"), "{:?}", r.body);
+
+    let r = post_form(
+        &app,
+        "/console/mapping/preview",
+        &session,
+        &format!("csrf={csrf}&{rule_form}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let preview = html(&r);
+    assert!(
+        preview.contains(
+            "<td>ada@acme.example</td><td>gains: role in sub-account EU: nothing → admin</td>"
+        ),
+        "{preview}"
+    );
+    assert!(!preview.contains("bob@acme.example"), "{preview}");
+    // A preview saves nothing.
+    let rules = app.api_ok(&app.org_path("/mappings"), &admin).await;
+    assert_eq!(rules["items"], json!([]), "{rules}");
+    assert_eq!(
+        crate::sso::role_in(&app, &admin, &ada, &sa).await,
+        Value::Null
+    );
+
+    let rule = input_value(preview, "name=\"rule\"");
+    let r = post_form(
+        &app,
+        "/console/mapping/rules",
+        &session,
+        &format!("csrf={csrf}&rule={}", enc(&rule)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", r.body);
+    assert_eq!(r.header("location"), Some("/console/mapping"));
+    assert_eq!(crate::sso::role_in(&app, &admin, &ada, &sa).await, "admin");
+
+    let r = browse(&app, Method::GET, "/console/mapping", Some(&session), None).await;
+    let page = html(&r);
+    assert!(
+        page.contains("<td>Engineers run EU</td><td>group Engineering</td><td>admin in sub-account EU</td><td class=\"reach\">1</td>"),
+        "{page}"
+    );
+    let delete = link_after(page, "action=\"/console/mapping/rules/");
+    let r = post_form(&app, &delete, &session, "").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(crate::sso::role_in(&app, &admin, &ada, &sa).await, "admin");
+    let r = post_form(&app, &delete, &session, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", r.body);
+    assert_eq!(
+        crate::sso::role_in(&app, &admin, &ada, &sa).await,
+        Value::Null
+    );
+    let r = browse(&app, Method::GET, "/console/mapping", Some(&session), None).await;
+    assert!(html(&r).contains("No rule yet"), "{:?}", r.body);
+}
+
+/// The attribute value that starts at `prefix` (`attr="…`) on `page`.
+fn link_after(page: &str, prefix: &str) -> String {
+    let at = page
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} in {page}"));
+    let at = at + page[at..].find('"').unwrap() + 1;
+    page[at..].split('"').next().unwrap().to_string()
+}
