@@ -554,6 +554,7 @@ async fn new_connection(
         jit: false,
         enabled: true,
         signs_in_owner: false,
+        allow_other_domains: false,
         oidc: None,
         saml: Some(Default::default()),
     };
@@ -736,6 +737,7 @@ async fn give_metadata(
         jit: None,
         enabled: None,
         signs_in_owner: None,
+        allow_other_domains: None,
         oidc: None,
         saml: Some(saml),
     };

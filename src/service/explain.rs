@@ -49,6 +49,16 @@ pub fn explain_failure(code: &str, detail: &str) -> String {
             "This person is the organization's owner, who signs in only through a connection the \
              owner has approved for that."
         }
+        "domain_not_routed" => {
+            "This person's email domain is routed to another of the organization's connections, \
+             and signs in only through that one. Sign in through that connection, or route the \
+             domain to this one on the Domains page."
+        }
+        "domain_not_verified" => {
+            "This person's email domain is not one the organization has verified, and this \
+             connection signs in only people of verified domains. Verify the domain on the \
+             Domains page, or let the connection sign in people of other domains."
+        }
         "seat_limit" => {
             "Every seat of the organization is taken, so no one new can sign in. Free a seat or \
              raise the seat limit."

@@ -678,6 +678,14 @@ pub enum SignInError {
         "{0:?} is the organization's owner, who signs in only through a connection the owner marked (signs_in_owner)"
     )]
     OwnerConnection(String),
+    #[error(
+        "{0:?} is of a domain the organization routed to another connection ({1}); it signs in only there"
+    )]
+    DomainNotRouted(String, String),
+    #[error(
+        "{0:?} is of a domain the organization has not verified, and the connection does not allow other domains (allow_other_domains)"
+    )]
+    DomainNotVerified(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -705,6 +713,8 @@ impl SignInError {
             SignInError::Deprovisioned(_) => "deprovisioned",
             SignInError::Inactive(_) => "inactive",
             SignInError::OwnerConnection(_) => "owner_connection",
+            SignInError::DomainNotRouted(..) => "domain_not_routed",
+            SignInError::DomainNotVerified(_) => "domain_not_verified",
             SignInError::Provision(ProvisionError::SeatLimit(_)) => "seat_limit",
             SignInError::Store(_) | SignInError::Provision(_) => "store",
         }
@@ -727,6 +737,9 @@ impl SignInError {
             }
             SignInError::OwnerConnection(_) => {
                 Some("the organization's owner does not sign in through this connection")
+            }
+            SignInError::DomainNotRouted(..) | SignInError::DomainNotVerified(_) => {
+                Some("the user's email domain does not sign in through this connection")
             }
             SignInError::Provision(ProvisionError::SeatLimit(_)) => {
                 Some("the organization has no seat left for the user")
@@ -864,6 +877,18 @@ async fn admit(
     let org_id = conn.org_id.as_str();
     let actor = format!("sso:{}", conn.id);
     let mut tx = store.begin().await?;
+    // A connection signs in only the users it is entitled to (see the README's trust model), so
+    // that one of the organization's IdPs cannot sign in, or create, the users of another.
+    let domain = db::email_domain(email).unwrap_or_default();
+    match db::domain_standing(&mut tx, org_id, &domain).await? {
+        db::DomainStanding::RoutedTo(routed) if routed != conn.id => {
+            return Err(SignInError::DomainNotRouted(email.to_string(), routed));
+        }
+        db::DomainStanding::Unverified if !conn.allow_other_domains => {
+            return Err(SignInError::DomainNotVerified(email.to_string()));
+        }
+        _ => {}
+    }
     let managed_by_scim = db::org_has_directory(&mut tx, org_id).await?;
     let existing = db::find_sign_in_user(&mut tx, org_id, &key).await?;
     let mut p = Provision::new(org_id, &actor);

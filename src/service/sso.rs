@@ -68,6 +68,10 @@ pub struct ConnectionInput {
     /// owner sets it, and only the owner changes or deletes a connection that has it.
     #[serde(default)]
     pub signs_in_owner: bool,
+    /// Sign in users whose email domain the organization has not verified (off by default).
+    /// Users of a verified domain routed to another connection never sign in through this one.
+    #[serde(default)]
+    pub allow_other_domains: bool,
     pub oidc: Option<OidcInput>,
     pub saml: Option<SamlInput>,
 }
@@ -86,6 +90,7 @@ pub struct ConnectionPatch {
     pub jit: Option<bool>,
     pub enabled: Option<bool>,
     pub signs_in_owner: Option<bool>,
+    pub allow_other_domains: Option<bool>,
     pub oidc: Option<OidcInput>,
     pub saml: Option<SamlInput>,
 }
@@ -403,6 +408,7 @@ pub async fn create_connection(
         jit: body.jit,
         enabled: body.enabled,
         signs_in_owner: body.signs_in_owner,
+        allow_other_domains: body.allow_other_domains,
     };
     Ok(store.create_connection(caller.scope(), &write).await?)
 }
@@ -440,6 +446,9 @@ pub async fn update_connection(
         jit: body.jit.unwrap_or(before.jit),
         enabled: body.enabled.unwrap_or(before.enabled),
         signs_in_owner: body.signs_in_owner.unwrap_or(before.signs_in_owner),
+        allow_other_domains: body
+            .allow_other_domains
+            .unwrap_or(before.allow_other_domains),
     };
     Ok(store.update_connection(caller.scope(), id, &write).await?)
 }
@@ -499,6 +508,7 @@ mod tests {
             jit: false,
             enabled: true,
             signs_in_owner: false,
+            allow_other_domains: false,
             created_at: 0,
             updated_at: 0,
         };

@@ -42,6 +42,9 @@ pub struct Connection {
     pub enabled: bool,
     /// Whether the organization's owner may sign in through it; only the owner sets it.
     pub signs_in_owner: bool,
+    /// Whether it signs in users of domains the organization has not verified. Users of a verified
+    /// domain routed to another connection never sign in through it.
+    pub allow_other_domains: bool,
     #[serde(with = "crate::store::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
@@ -57,7 +60,7 @@ impl Connection {
     }
 }
 
-const CONNECTION_COLUMNS: &str = "SELECT id, org_id, kind, name, config, secret IS NOT NULL, jit, enabled, created_at, updated_at, signs_in_owner FROM sso_connections";
+const CONNECTION_COLUMNS: &str = "SELECT id, org_id, kind, name, config, secret IS NOT NULL, jit, enabled, created_at, updated_at, signs_in_owner, allow_other_domains FROM sso_connections";
 
 fn connection_from(r: &impl ConnRow) -> StoreResult<Connection> {
     r.connection()
@@ -86,6 +89,7 @@ macro_rules! impl_conn_row {
                     created_at: self.get(8),
                     updated_at: self.get(9),
                     signs_in_owner: self.get(10),
+                    allow_other_domains: self.get(11),
                 })
             }
         }
@@ -105,6 +109,7 @@ pub struct ConnectionWrite<'a> {
     pub jit: bool,
     pub enabled: bool,
     pub signs_in_owner: bool,
+    pub allow_other_domains: bool,
 }
 
 fn secret_context(connection_id: &str) -> String {
@@ -129,10 +134,10 @@ impl Store {
         let now = now_micros();
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO sso_connections (id, org_id, kind, name, config, secret, jit, enabled, created_at, updated_at, signs_in_owner) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)")
+            "INSERT INTO sso_connections (id, org_id, kind, name, config, secret, jit, enabled, created_at, updated_at, signs_in_owner, allow_other_domains) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)")
             .bind(&id).bind(scope.org_id()).bind(w.kind.as_str()).bind(w.name).bind(w.config.to_string())
-            .bind(&sealed).bind(w.jit).bind(w.enabled).bind(now).bind(w.signs_in_owner).execute(&mut *c).await?.rows_affected());
+            .bind(&sealed).bind(w.jit).bind(w.enabled).bind(now).bind(w.signs_in_owner).bind(w.allow_other_domains).execute(&mut *c).await?.rows_affected());
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
@@ -162,9 +167,9 @@ impl Store {
         }
         on_tx!(&mut tx, c => sqlx::query(
             "UPDATE sso_connections SET name = $3, config = $4, jit = $5, enabled = $6, updated_at = $7, \
-             signs_in_owner = $8 WHERE org_id = $1 AND id = $2")
+             signs_in_owner = $8, allow_other_domains = $9 WHERE org_id = $1 AND id = $2")
             .bind(scope.org_id()).bind(id).bind(w.name).bind(w.config.to_string()).bind(w.jit)
-            .bind(w.enabled).bind(now_micros()).bind(w.signs_in_owner).execute(&mut *c).await?.rows_affected());
+            .bind(w.enabled).bind(now_micros()).bind(w.signs_in_owner).bind(w.allow_other_domains).execute(&mut *c).await?.rows_affected());
         if let Some(secret) = w.secret {
             let sealed = match secret {
                 Some(s) => Some(
@@ -631,6 +636,33 @@ pub async fn find_sign_in_user(
         active,
         scim_links,
     }))
+}
+
+/// What the organization says of an email domain at sign-in: whether it verified the domain,
+/// and the connection it routed the domain to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainStanding {
+    /// Not verified by the organization (perhaps by another one, which does not bind this one).
+    Unverified,
+    /// Verified, and not routed to a connection.
+    Verified,
+    /// Verified and routed to this connection.
+    RoutedTo(String),
+}
+
+pub async fn domain_standing(
+    tx: &mut Tx,
+    org_id: &str,
+    domain: &str,
+) -> StoreResult<DomainStanding> {
+    let row: Option<Option<String>> = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT connection_id FROM org_domains WHERE org_id = $1 AND domain = $2 AND verified_at IS NOT NULL")
+        .bind(org_id).bind(domain).fetch_optional(&mut *c).await?);
+    Ok(match row {
+        None => DomainStanding::Unverified,
+        Some(None) => DomainStanding::Verified,
+        Some(Some(conn)) => DomainStanding::RoutedTo(conn),
+    })
 }
 
 /// Whether any SCIM directory provisions this organization: then SCIM, not sign-ins, decides

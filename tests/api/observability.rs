@@ -480,6 +480,7 @@ async fn verified_oidc_sign_ins_count_as_success_or_denied() {
         let input = json!({
             "name": format!("OIDC jit={jit}"),
             "jit": jit,
+            "allow_other_domains": true,
             "oidc": {
                 "issuer": idp.issuer,
                 "client_id": "idbridge-at-idp",

@@ -321,6 +321,8 @@ async fn connection(app: &TestApp, jit: bool) -> idbridge::store::sso::Connectio
                 jit,
                 enabled: true,
                 signs_in_owner: true,
+                // The people these tests sign in are of example domains no one verified.
+                allow_other_domains: true,
             },
         )
         .await
@@ -688,6 +690,8 @@ async fn the_named_owner_of_an_organization_without_a_directory_is_linked_by_the
                 jit: false,
                 enabled: true,
                 signs_in_owner: true,
+                // The people these tests sign in are of example domains no one verified.
+                allow_other_domains: true,
             },
         )
         .await

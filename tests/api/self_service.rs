@@ -60,6 +60,8 @@ async fn oidc_connection(app: &TestApp, token: &str, idp: &OidcIdp, jit: bool) -
         json!({
             "name": "Okta OIDC",
             "jit": jit,
+            // The test IdP's people are of a domain no one verifies.
+            "allow_other_domains": true,
             "oidc": {
                 "issuer": idp.issuer,
                 "client_id": "idbridge-at-idp",

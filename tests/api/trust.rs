@@ -351,3 +351,218 @@ async fn a_claim_from_another_connection_does_not_match_a_rule_bound_to_one() {
     let rules = app.api_ok(&path, &admin).await;
     assert_eq!(rules["items"], json!([]), "{rules}");
 }
+
+// ---- which users a connection signs in ----------------------------------------------------------
+
+/// An OIDC connection of the app's organization to `issuer`, made over the admin API with
+/// `extra` settings (none: the defaults), read back from the store for `sign_in`.
+async fn oidc_connection(
+    app: &TestApp,
+    admin: &str,
+    issuer: &str,
+    extra: Value,
+) -> idbridge::store::sso::Connection {
+    let mut body = json!({
+        "name": "Okta",
+        "jit": true,
+        "oidc": {"issuer": issuer, "client_id": "idbridge-at-idp", "client_secret": "idp-secret"}
+    });
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let id = crate::observability::create_connection(app, admin, body).await;
+    app.store
+        .get_connection(&OrgScope::for_org(&app.org_id, "test"), &id)
+        .await
+        .unwrap()
+}
+
+/// Claims `domain` for the organization, routed to `connection` (or to none), and proves it
+/// in DNS.
+async fn verified_domain(app: &TestApp, admin: &str, domain: &str, connection: Option<&str>) {
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/domains"),
+            admin,
+            Some(json!({ "domain": domain, "connection_id": connection })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    crate::dns::publish(
+        r.body["verification"]["name"].as_str().unwrap(),
+        r.body["verification"]["value"].as_str().unwrap(),
+    );
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path(&format!("/domains/{domain}/verify")),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["verified"], true, "{}", r.body);
+}
+
+fn unique_domain(label: &str) -> String {
+    format!("{label}{}.example", uuid::Uuid::now_v7().simple())
+}
+
+async fn user_exists(app: &TestApp, admin: &str, email: &str) -> bool {
+    let users = app.api_ok(&app.org_path("/users?limit=1000"), admin).await;
+    users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["user_name"] == email)
+}
+
+#[tokio::test]
+async fn a_contractors_idp_cannot_sign_in_the_users_of_a_domain_routed_to_the_companys_idp() {
+    let app = TestApp::without_directory().await.reaching_fakes();
+    let admin = app.admin_token("org_owner", None).await;
+    let fake = crate::harness::fake_issuer();
+    let corp = oidc_connection(&app, &admin, &fake, json!({})).await;
+    // The contractor's IdP signs in people of domains the organization does not own.
+    let contractor =
+        oidc_connection(&app, &admin, &fake, json!({"allow_other_domains": true})).await;
+    assert!(!corp.allow_other_domains, "off unless asked for");
+    assert!(contractor.allow_other_domains);
+    let company = unique_domain("corp");
+    verified_domain(&app, &admin, &company, Some(&corp.id)).await;
+
+    let ada = format!("ada@{company}");
+    let claim = || crate::sso::groups(&["eng"]);
+    // The contractor's IdP asserting a company address neither creates nor signs in anyone.
+    let e = crate::sso::sign_in_as(&app, &contractor, &ada, claim())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "domain_not_routed", "{e}");
+    assert!(!user_exists(&app, &admin, &ada).await);
+    crate::sso::sign_in_as(&app, &corp, &ada, claim())
+        .await
+        .unwrap();
+    assert!(user_exists(&app, &admin, &ada).await);
+    // Nor once she exists, whatever case the address is written in.
+    let e = crate::sso::sign_in_as(&app, &contractor, &ada.to_uppercase(), claim())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "domain_not_routed", "{e}");
+
+    // The company's IdP signs in only the domains the organization verified.
+    let outsider = "bob@contractor.example";
+    let e = crate::sso::sign_in_as(&app, &corp, outsider, claim())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "domain_not_verified", "{e}");
+    assert!(!user_exists(&app, &admin, outsider).await);
+    crate::sso::sign_in_as(&app, &contractor, outsider, claim())
+        .await
+        .unwrap();
+    assert!(user_exists(&app, &admin, outsider).await);
+
+    // Turned on later, the setting lets the company's IdP sign in other domains too.
+    let r = app
+        .api(
+            Method::PATCH,
+            &app.org_path(&format!("/sso/connections/{}", corp.id)),
+            &admin,
+            Some(json!({"allow_other_domains": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["allow_other_domains"], true);
+    let corp = app
+        .store
+        .get_connection(&OrgScope::for_org(&app.org_id, "test"), &corp.id)
+        .await
+        .unwrap();
+    crate::sso::sign_in_as(&app, &corp, outsider, claim())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_verified_domain_routed_to_no_connection_signs_in_through_each_and_can_be_pinned() {
+    let app = TestApp::without_directory().await.reaching_fakes();
+    let admin = app.admin_token("org_owner", None).await;
+    let fake = crate::harness::fake_issuer();
+    let first = oidc_connection(&app, &admin, &fake, json!({})).await;
+    let second = oidc_connection(&app, &admin, &fake, json!({})).await;
+    let domain = unique_domain("both");
+    verified_domain(&app, &admin, &domain, None).await;
+    let claim = || crate::sso::groups(&[]);
+    for conn in [&first, &second] {
+        crate::sso::sign_in_as(&app, conn, &format!("ada@{domain}"), claim())
+            .await
+            .unwrap();
+    }
+    // Routing the domain to one connection pins its users there from the next sign-in.
+    let r = app
+        .api(
+            Method::PATCH,
+            &app.org_path(&format!("/domains/{domain}")),
+            &admin,
+            Some(json!({"connection_id": second.id})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let e = crate::sso::sign_in_as(&app, &first, &format!("ada@{domain}"), claim())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "domain_not_routed", "{e}");
+    crate::sso::sign_in_as(&app, &second, &format!("ada@{domain}"), claim())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn connections_made_before_the_upgrade_keep_signing_in_other_domains() {
+    let (_dir, url, pool) = crate::sso::sqlite_migrated_below(15).await;
+    sqlx::query(
+        "INSERT INTO organizations (id, name, name_ci, created_at) VALUES ('o1', 'One', 'one', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO sso_connections (id, org_id, kind, name, config, jit, enabled, created_at, \
+         updated_at, signs_in_owner) VALUES ('c1', 'o1', 'oidc', 'Okta', '{}', TRUE, TRUE, 1, 1, TRUE)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let store = crate::sso::upgraded(&url, pool).await;
+    let conn = store
+        .get_connection(&OrgScope::for_org("o1", "t"), "c1")
+        .await
+        .unwrap();
+    assert!(
+        conn.allow_other_domains,
+        "no one is locked out by the upgrade"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_domain_creates_no_one_and_is_audited_and_explained() {
+    let app = TestApp::without_directory().await.reaching_fakes();
+    let admin = app.admin_token("org_owner", None).await;
+    let idp = crate::harness::OidcIdp::start().await;
+    let conn = oidc_connection(&app, &admin, &idp.issuer, json!({}))
+        .await
+        .id;
+    let outsider = "eve@elsewhere.example";
+    idp.set_user(json!({"email": outsider, "email_verified": true}));
+    let r = crate::harness::oidc_sign_in(&app, &idp, &conn).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    assert!(!user_exists(&app, &admin, outsider).await);
+
+    let failed = app
+        .api_ok(&app.org_path("/audit?operation=sso.sign_in_failed"), &admin)
+        .await;
+    let item = &failed["items"][0];
+    let detail: Value = serde_json::from_str(item["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["reason"], "domain_not_verified", "{detail}");
+    let said = item["explanation"].as_str().unwrap();
+    assert!(said.contains("Domains page"), "{said}");
+}
