@@ -21,6 +21,9 @@ use crate::store::{Store, micros};
 /// Events sent per claim before the lease is renewed by claiming again.
 const BATCH: i64 = 100;
 const LEASE: Duration = Duration::from_secs(60);
+/// Webhooks one replica delivers to at once: a receiver that hangs holds one of them until the
+/// outbound deadline, and the others' deliveries go on.
+const PARALLEL: usize = 8;
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// The signature header's value: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. The
@@ -56,7 +59,14 @@ async fn deliver(store: &Store, http: &Outbound, job: &WebhookJob) -> bool {
         }
     };
     let mut delivered = job.delivered_seq;
+    let claimed = std::time::Instant::now();
+    let mut sent = 0;
     for event in &events {
+        // A slow receiver must not outlive the lease, or another replica would claim the webhook
+        // and send the same events again: stop at half of it, and claim again.
+        if claimed.elapsed() > LEASE / 2 {
+            break;
+        }
         let body = serde_json::to_vec(event).unwrap_or_default();
         let t = time::OffsetDateTime::now_utc().unix_timestamp();
         let request = http
@@ -94,29 +104,40 @@ async fn deliver(store: &Store, http: &Outbound, job: &WebhookJob) -> bool {
             return false;
         }
         delivered = event.seq;
+        sent += 1;
     }
     if let Err(e) = store.webhook_delivered(&job.id, delivered).await {
         tracing::error!(error = %e, "webhook: cannot record delivery");
     }
-    (events.len() as i64) < BATCH
+    sent == events.len() && (events.len() as i64) < BATCH
 }
 
-/// Claims and delivers due webhooks until none is due; returns how many claims it made.
+/// Claims and delivers due webhooks until none is due, up to [`PARALLEL`] at once; returns how
+/// many claims it made.
 pub async fn run_once(store: &Store, http: &Outbound) -> usize {
     let mut claims = 0;
+    let mut in_flight = tokio::task::JoinSet::new();
     loop {
-        let now = time::OffsetDateTime::now_utc();
-        let lease = micros(now) + LEASE.as_micros() as i64;
-        match store.claim_webhook(micros(now), lease).await {
-            Ok(Some(job)) => {
-                claims += 1;
-                deliver(store, http, &job).await;
+        while in_flight.len() < PARALLEL {
+            let now = time::OffsetDateTime::now_utc();
+            let lease = micros(now) + LEASE.as_micros() as i64;
+            match store.claim_webhook(micros(now), lease).await {
+                Ok(Some(job)) => {
+                    claims += 1;
+                    let (store, http) = (store.clone(), http.clone());
+                    in_flight.spawn(async move { deliver(&store, &http, &job).await });
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook: cannot claim");
+                    break;
+                }
             }
-            Ok(None) => return claims,
-            Err(e) => {
-                tracing::error!(error = %e, "webhook: cannot claim");
-                return claims;
-            }
+        }
+        // Each finished delivery frees a slot, and may leave its webhook due again (a full
+        // batch): claim again then; none in flight and none due ends the round.
+        if in_flight.join_next().await.is_none() {
+            return claims;
         }
     }
 }

@@ -192,3 +192,92 @@ async fn two_workers_deliver_each_event_once() {
     seqs.dedup();
     assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
 }
+
+/// A receiver that accepts connections and never answers; how many it holds.
+async fn hanging_receiver() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = Arc::new(AtomicUsize::new(0));
+    let h = held.clone();
+    tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            h.fetch_add(1, Ordering::SeqCst);
+            sockets.push(socket);
+        }
+    });
+    (format!("http://{addr}/hook"), held)
+}
+
+/// A receiver that hangs holds its own delivery until the outbound deadline, and nothing else:
+/// provisioning goes on, and another webhook's events arrive meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receiver_that_hangs_slows_neither_provisioning_nor_other_webhooks() {
+    let (app, owner, _, received, _) = setup().await;
+    let (hanging, held) = hanging_receiver().await;
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/webhooks"),
+            &owner,
+            Some(json!({ "url": hanging })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let hung_id = r.body["webhook"]["id"].as_str().unwrap().to_string();
+    // Healthy receivers on both sides of it, whichever order webhooks are claimed in.
+    let (after, received_after) = receiver().await;
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/webhooks"),
+            &owner,
+            Some(json!({ "url": after })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    app.user("first@example.com").await;
+
+    let store = app.store.clone();
+    let round =
+        tokio::spawn(async move { idbridge::webhook::run_once(&store, &reaching_fakes()).await });
+    // The healthy receivers get the event while the other delivery is still held.
+    let deadline = std::time::Instant::now() + idbridge::net::TOTAL_TIMEOUT;
+    while received.calls.lock().unwrap().is_empty()
+        || received_after.calls.lock().unwrap().is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "nothing delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        held.load(Ordering::SeqCst),
+        1,
+        "the hanging receiver holds a request"
+    );
+    assert!(!round.is_finished(), "the hung delivery is still waiting");
+    // Provisioning goes on meanwhile.
+    for i in 0..20 {
+        app.user(&format!("during{i}@example.com")).await;
+    }
+    assert!(!round.is_finished(), "the hung delivery is still waiting");
+
+    // The hung delivery ends at the outbound deadline, as a failure retried later.
+    round.await.unwrap();
+    let hooks = app.api_ok(&app.org_path("/webhooks"), &owner).await;
+    let hung = hooks["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == hung_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(hung["delivered_seq"], 0, "{hung}");
+    assert_eq!(hung["attempts"], 1, "{hung}");
+    assert!(
+        hung["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer"),
+        "{hung}"
+    );
+}
