@@ -643,7 +643,7 @@ pub enum PortalLinkCommand {
         #[arg(long)]
         org: String,
         /// The pages the link's session reaches.
-        #[arg(long, value_parser = ["sso", "scim", "domains", "mapping", "activity"])]
+        #[arg(long, value_parser = ["sso", "scim", "domains", "mapping", "activity", "people"])]
         intent: String,
         /// Where the console's back link leads (an absolute http or https URL).
         #[arg(long)]

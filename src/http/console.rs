@@ -26,9 +26,9 @@ use crate::service::admin::{self as svc, AdminError};
 use crate::service::console::{self as console_svc, ConsoleSession, Intent, SESSION_LIFETIME};
 use crate::service::sign_in;
 use crate::service::sso as sso_svc;
-use crate::store::admin::AuditFilter;
 use crate::store::rfc3339;
 
+mod activity;
 mod mapping;
 mod people;
 
@@ -69,13 +69,30 @@ pub fn routes() -> Router<AppState> {
         .route("/console/mapping/preview", post(mapping::preview))
         .route("/console/mapping/rules", post(mapping::save))
         .route("/console/mapping/rules/{id}/delete", post(mapping::delete))
+        .route(
+            "/console/mapping/default-role/preview",
+            post(mapping::preview_default_role),
+        )
+        .route(
+            "/console/mapping/default-role",
+            post(mapping::save_default_role),
+        )
         .route("/console/people", get(people::people_page))
         .route("/console/people/{id}", get(people::person_page))
         .route(
             "/console/people/{id}/sign-out",
             post(people::sign_out_everywhere),
         )
-        .route("/console/activity", get(activity_page))
+        .route(
+            "/console/people/{id}/sessions/{session}/sign-out",
+            post(people::sign_out_session),
+        )
+        .route("/console/people/{id}/grants", post(people::add_grant))
+        .route(
+            "/console/people/{id}/grants/{grant}/delete",
+            post(people::remove_grant),
+        )
+        .route("/console/activity", get(activity::activity_page))
 }
 
 /// The page each intent opens on, and its name in the navigation.
@@ -86,6 +103,7 @@ fn intent_page(intent: Intent) -> (&'static str, &'static str) {
         Intent::Domains => ("/console/domains", "Domains"),
         Intent::Mapping => ("/console/mapping", "Group to role mapping"),
         Intent::Activity => ("/console/activity", "Activity"),
+        Intent::People => ("/console/people", "People"),
     }
 }
 
@@ -129,15 +147,36 @@ impl Console {
     }
 }
 
+/// A form that carries a CSRF token.
+trait CsrfForm {
+    fn csrf(&self) -> &str;
+}
+
+impl CsrfForm for CsrfOnly {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 impl Console {
+    /// A form whose CSRF token is this session's, with the caller of the page's intent.
+    fn accept<T: CsrfForm>(
+        &self,
+        f: Result<Form<T>, FormRejection>,
+        intent: Intent,
+    ) -> Result<(T, svc::Caller), PageError> {
+        let f = form(f)?;
+        self.check(f.csrf())?;
+        Ok((f, self.session.caller(intent)?))
+    }
+
     /// The caller of a button's form (a CSRF token and nothing else), for the page's intent.
     fn act(
         &self,
         f: Result<Form<CsrfOnly>, FormRejection>,
         intent: Intent,
     ) -> Result<svc::Caller, PageError> {
-        self.check(&form(f)?.csrf)?;
-        Ok(self.session.caller(intent)?)
+        Ok(self.accept(f, intent)?.1)
     }
 }
 
@@ -903,6 +942,26 @@ async fn directories_page(
                             }
                         }
                     }
+                    h3 { "Recent errors" }
+                    @if d.failures.is_empty() {
+                        p { "No failed request among the last ones." }
+                    } @else {
+                        table {
+                            caption.visually-hidden { "The last failed SCIM requests of " (d.directory.name) ", newest first" }
+                            (thead(&["When", "Request", "Status", "scimType", "Detail"]))
+                            tbody {
+                                @for f in &d.failures {
+                                    tr {
+                                        td { (rfc3339::format(f.at)) }
+                                        td { code { (f.method) " " (f.path) } }
+                                        td { (f.status) }
+                                        td { (f.scim_type.as_deref().unwrap_or("")) }
+                                        td { (f.detail.as_deref().unwrap_or("")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
                     form method="post" action={ "/console/directories/" (d.directory.id) "/rotate" } {
                         input type="hidden" name="csrf" value=(console.csrf);
                         button.secondary type="submit" { "New token for " (d.directory.name) }
@@ -1110,51 +1169,4 @@ async fn verify_domain(
         Err(e) => return Err(e.into()),
     };
     render_domains(&s, &console, Some(said)).await
-}
-
-#[derive(Deserialize)]
-struct ActivityQuery {
-    after: Option<i64>,
-}
-
-async fn activity_page(
-    State(s): State<AppState>,
-    console: Console,
-    q: Result<Query<ActivityQuery>, QueryRejection>,
-) -> Result<Response, PageError> {
-    let Query(q) = q.map_err(|e| PageError::BadForm(e.body_text()))?;
-    let caller = console.session.caller(Intent::Activity)?;
-    let filter = AuditFilter {
-        after: q.after.unwrap_or(0),
-        limit: 200,
-        ..Default::default()
-    };
-    let entries = svc::audit(&s.store, &caller, &filter).await?;
-    ok(
-        "Activity",
-        &console,
-        html! {
-            h2 { "Audit log" }
-            @if entries.is_empty() {
-                p { "Nothing recorded yet." }
-            } @else {
-                table {
-                    thead { tr {
-                        th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" }
-                        th scope="col" { "Detail" }
-                    } }
-                    tbody {
-                        @for e in &entries {
-                            tr {
-                                td { (rfc3339::format(e.entry.at)) }
-                                td { (e.entry.actor) }
-                                td { (e.entry.operation) " " (e.entry.resource_type) }
-                                td { (e.explanation.as_deref().or(e.entry.detail.as_deref()).unwrap_or("")) }
-                            }
-                        }
-                    }
-                }
-            }
-        },
-    )
 }

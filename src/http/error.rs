@@ -115,10 +115,25 @@ impl IntoResponse for AdminError {
     }
 }
 
+/// What a SCIM error answered, carried on its response so that the directory's record of failed
+/// requests has the scimType and detail without reading the body back.
+#[derive(Debug, Clone)]
+pub struct ScimErrorSaid {
+    pub scim_type: Option<String>,
+    pub detail: String,
+}
+
 // RFC 7644 §3.12: the SCIM error body, with its own media type; RFC 6750 §3 asks a 401 to name
 // the scheme.
 impl IntoResponse for ScimError {
     fn into_response(self) -> Response {
+        let said = ScimErrorSaid {
+            scim_type: self
+                .scim_type
+                .and_then(|t| serde_json::to_value(t).ok())
+                .and_then(|v| v.as_str().map(str::to_string)),
+            detail: self.detail.clone(),
+        };
         let status = axum::http::StatusCode::from_u16(self.status)
             .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (
@@ -136,6 +151,7 @@ impl IntoResponse for ScimError {
                 header::HeaderValue::from_static("Bearer realm=\"idbridge\""),
             );
         }
+        resp.extensions_mut().insert(said);
         resp
     }
 }

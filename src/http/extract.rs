@@ -87,8 +87,32 @@ pub async fn authenticate(
             {
                 return super::error::too_many_scim(wait);
             }
+            let directory_id = scope.directory_id().to_string();
+            let (method, path) = (req.method().to_string(), req.uri().path().to_string());
             req.extensions_mut().insert(scope);
-            next.run(req).await
+            let resp = next.run(req).await;
+            // Only a failure writes, once answered; a success never waits on this. The 429 above
+            // is not kept: a flood would turn into as many writes.
+            let status = resp.status();
+            if status.is_client_error() || status.is_server_error() {
+                let said = resp.extensions().get::<super::error::ScimErrorSaid>();
+                let failure = crate::store::console::ScimFailure {
+                    at: crate::store::now_micros(),
+                    method,
+                    path,
+                    status: status.as_u16(),
+                    scim_type: said.and_then(|s| s.scim_type.clone()),
+                    detail: said.map(|s| s.detail.clone()),
+                };
+                if let Err(e) = state
+                    .store
+                    .record_scim_failure(&directory_id, &failure)
+                    .await
+                {
+                    tracing::warn!(error = %e, "a failed SCIM request could not be kept");
+                }
+            }
+            resp
         }
         Ok(None) => ScimError::unauthorized().into_response(),
         Err(e) => store_error(e).into_response(),

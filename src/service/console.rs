@@ -14,7 +14,7 @@ use crate::service::sign_in;
 use crate::sso::identity::GroupClaim;
 use crate::store::admin::OrgScope;
 use crate::store::audit::{self, Actor};
-use crate::store::console::{self as db, ConsoleSessionRow};
+use crate::store::console::{self as db, ConsoleSessionRow, ScimFailure};
 use crate::store::directory::{DirectoryRecord, TokenInfo};
 use crate::store::{Store, now_micros};
 
@@ -34,19 +34,22 @@ pub enum Intent {
     Scim,
     /// Email domains: claim and verify.
     Domains,
-    /// IdP group to role mapping rules.
+    /// IdP group to role mapping rules (and the People page, read only: what the rules give).
     Mapping,
-    /// The audit log.
+    /// The audit log and the access change events.
     Activity,
+    /// People: their access, sessions (sign out) and grants made by hand.
+    People,
 }
 
 impl Intent {
-    pub const ALL: [Intent; 5] = [
+    pub const ALL: [Intent; 6] = [
         Intent::Sso,
         Intent::Scim,
         Intent::Domains,
         Intent::Mapping,
         Intent::Activity,
+        Intent::People,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -55,6 +58,7 @@ impl Intent {
             Intent::Domains => "domains",
             Intent::Mapping => "mapping",
             Intent::Activity => "activity",
+            Intent::People => "people",
         }
     }
 }
@@ -71,7 +75,9 @@ impl FromStr for Intent {
         Intent::ALL
             .into_iter()
             .find(|i| i.as_str() == s)
-            .ok_or_else(|| format!("unknown intent {s:?}: sso, scim, domains, mapping or activity"))
+            .ok_or_else(|| {
+                format!("unknown intent {s:?}: sso, scim, domains, mapping, activity or people")
+            })
     }
 }
 
@@ -203,7 +209,14 @@ impl ConsoleSession {
     }
     /// The caller the admin operations see, acting for the page's intent.
     pub fn caller(&self, intent: Intent) -> AdminResult<Caller> {
-        self.require(intent)?;
+        self.caller_of(&[intent])
+    }
+    /// The caller for a page that several intents reach (the People page: read by a mapping
+    /// session, which checks what its rules give, and changed by a people session only).
+    pub fn caller_of(&self, intents: &[Intent]) -> AdminResult<Caller> {
+        if !intents.contains(&self.intent) {
+            return Err(AdminError::Forbidden);
+        }
         Ok(Caller::console(
             OrgScope::for_org(&self.row.org_id, &self.actor()),
             &self.row.link_id,
@@ -444,6 +457,8 @@ pub struct DirectorySummary {
     pub last_request_at: Option<i64>,
     pub users: i64,
     pub groups: i64,
+    /// Its last failed SCIM requests, newest first, so the admin sees why their IdP fails.
+    pub failures: Vec<ScimFailure>,
 }
 
 pub async fn directory_summaries(
@@ -457,6 +472,7 @@ pub async fn directory_summaries(
         let (users, groups) = store
             .directory_counts(caller.scope(), &directory.id)
             .await?;
+        let failures = store.scim_failures(caller.scope(), &directory.id).await?;
         out.push(DirectorySummary {
             scim_base_url: format!("{public_url}/scim/v2/{}", directory.id),
             last_request_at: tokens.iter().filter_map(|t| t.last_used_at).max(),
@@ -464,6 +480,7 @@ pub async fn directory_summaries(
             directory,
             users,
             groups,
+            failures,
         });
     }
     Ok(out)

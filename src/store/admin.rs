@@ -894,6 +894,8 @@ pub struct SessionInfo {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
+    /// The SSO connection the person signed in through; none for a session made otherwise.
+    pub connection_id: Option<String>,
 }
 
 impl Store {
@@ -929,11 +931,12 @@ impl Store {
         user_id: &str,
     ) -> StoreResult<Vec<SessionInfo>> {
         Ok(on_read!(self, c => sqlx::query(
-            "SELECT id, org_user_id, created_at, last_seen_at, expires_at, revoked_at, revoked_reason \
-             FROM sessions WHERE org_id = $1 AND org_user_id = $2 ORDER BY id")
+            "SELECT id, org_user_id, created_at, last_seen_at, expires_at, revoked_at, revoked_reason, \
+             connection_id FROM sessions WHERE org_id = $1 AND org_user_id = $2 ORDER BY id")
             .bind(scope.org_id()).bind(user_id).fetch_all(c).await?.into_iter()
             .map(|r| SessionInfo { id: r.get(0), user_id: r.get(1), created_at: r.get(2), last_seen_at: r.get(3),
-                                   expires_at: r.get(4), revoked_at: r.get(5), revoked_reason: r.get(6) })
+                                   expires_at: r.get(4), revoked_at: r.get(5), revoked_reason: r.get(6),
+                                   connection_id: r.get(7) })
             .collect()))
     }
 }

@@ -182,3 +182,81 @@ impl Store {
             .bind(directory_id).bind(scope.org_id()).fetch_one(c).await?))
     }
 }
+
+// ---- failed SCIM requests ----------------------------------------------------------------------
+
+/// How many failed SCIM requests a directory keeps: enough to see a pattern, too few to matter.
+pub const SCIM_ERRORS_KEPT: i64 = 10;
+/// A detail longer than this is cut: it is read on a page, and a body can be echoed into it.
+const MAX_DETAIL_CHARS: usize = 500;
+const MAX_PATH_CHARS: usize = 300;
+
+/// A SCIM request of a directory that failed, as its error answered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimFailure {
+    pub at: i64,
+    pub method: String,
+    /// The request's path, without its query.
+    pub path: String,
+    pub status: u16,
+    pub scim_type: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// at, method, path, status, scimType, detail.
+type ScimFailureRow = (i64, String, String, i32, Option<String>, Option<String>);
+
+fn cut(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+impl Store {
+    /// Keeps a failed request of the directory, and forgets those beyond the newest
+    /// [`SCIM_ERRORS_KEPT`]. Its own short transaction, after the request was answered.
+    pub async fn record_scim_failure(
+        &self,
+        directory_id: &str,
+        f: &ScimFailure,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO scim_errors (id, directory_id, at, method, path, status, scim_type, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(new_id()).bind(directory_id).bind(f.at).bind(cut(&f.method, 16))
+            .bind(cut(&f.path, MAX_PATH_CHARS)).bind(i32::from(f.status))
+            .bind(f.scim_type.as_deref().map(|t| cut(t, 40)))
+            .bind(f.detail.as_deref().map(|d| cut(d, MAX_DETAIL_CHARS)))
+            .execute(&mut *c).await?.rows_affected());
+        on_tx!(&mut tx, c => sqlx::query(
+            "DELETE FROM scim_errors WHERE directory_id = $1 AND id NOT IN \
+             (SELECT id FROM scim_errors WHERE directory_id = $1 ORDER BY at DESC, id DESC LIMIT $2)")
+            .bind(directory_id).bind(SCIM_ERRORS_KEPT).execute(&mut *c).await?.rows_affected());
+        tx.commit().await
+    }
+
+    /// The failed requests a directory of the scope's organization keeps, newest first.
+    pub async fn scim_failures(
+        &self,
+        scope: &OrgScope,
+        directory_id: &str,
+    ) -> StoreResult<Vec<ScimFailure>> {
+        let rows: Vec<ScimFailureRow> = on_read!(self, c => sqlx::query_as(
+            "SELECT e.at, e.method, e.path, e.status, e.scim_type, e.detail \
+             FROM scim_errors e JOIN directories d ON d.id = e.directory_id \
+             WHERE e.directory_id = $1 AND d.org_id = $2 ORDER BY e.at DESC, e.id DESC")
+            .bind(directory_id).bind(scope.org_id()).fetch_all(c).await?);
+        Ok(rows
+            .into_iter()
+            .map(
+                |(at, method, path, status, scim_type, detail)| ScimFailure {
+                    at,
+                    method,
+                    path,
+                    status: u16::try_from(status).unwrap_or(0),
+                    scim_type,
+                    detail,
+                },
+            )
+            .collect())
+    }
+}

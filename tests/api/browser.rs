@@ -320,7 +320,7 @@ async fn scim_push(base: &str, dir: &str, token: &str, path: &str, body: Value) 
 }
 
 #[tokio::test]
-async fn an_it_admin_maps_a_group_with_its_preview_and_finds_the_person_in_chromium() {
+async fn an_it_admin_maps_a_group_with_its_preview_finds_the_person_and_the_events_in_chromium() {
     let Some((served, _driver, c)) = console_in_chromium().await else {
         return;
     };
@@ -436,5 +436,39 @@ async fn an_it_admin_maps_a_group_with_its_preview_and_finds_the_person_in_chrom
     assert!(page.contains("member of group Engineering"), "{page}");
     assert_accessible(&c, "a person's page").await;
     screenshot(&c, "people").await;
+
+    // What happened, on the Activity page: the grant the rule made, and the rule's audit entry.
+    c.goto(&portal_link(base, platform, &org.id, "activity").await)
+        .await
+        .unwrap();
+    wait_h1(&c, "Activity").await;
+    click(&c, "#event option[value='access.granted']").await;
+    type_into(&c, "#resource", "MappingRule").await;
+    click(&c, "form[action='/console/activity'] button[type=submit]").await;
+    for _ in 0..200 {
+        if c.current_url()
+            .await
+            .unwrap()
+            .query()
+            .is_some_and(|q| q.contains("resource=MappingRule"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_h1(&c, "Activity").await;
+    let granted = c
+        .find(Locator::XPath("//tr[td[2][text()='access.granted']]/td[3]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(granted, "ada@example.org");
+    let page = c.source().await.unwrap();
+    assert!(page.contains("create MappingRule"), "{page}");
+    assert!(!page.contains("user.provisioned</td>"), "{page}");
+    assert_accessible(&c, "the activity page").await;
+    screenshot(&c, "activity").await;
     c.close().await.unwrap();
 }

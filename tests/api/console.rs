@@ -750,6 +750,88 @@ async fn the_directory_page_creates_a_directory_shows_its_token_once_rotates_and
 }
 
 #[tokio::test]
+async fn the_directory_page_shows_the_last_failed_scim_requests_newest_first_ten_at_most() {
+    let app = TestApp::new().await;
+    let user = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name});
+    assert_eq!(
+        app.post("/Users", user("ada@acme.example")).await.status,
+        StatusCode::CREATED
+    );
+    app.post("/Users", user("ada@acme.example"))
+        .await
+        .assert_error(409, Some("uniqueness"));
+    app.get("/Users?filter=userName%20zz%20%22x%22")
+        .await
+        .assert_error(400, Some("invalidFilter"));
+    app.get("/Users/no-such-user").await.assert_error(404, None);
+    // A wrong token is not kept: anyone can send one, and it names no directory it may write to.
+    let r = app
+        .send(
+            Method::GET,
+            "/Users",
+            None,
+            &[("authorization", "Bearer idbs_wrong")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/Users").await.status, StatusCode::OK);
+
+    let (session, _) = session_of(&app, "scim").await;
+    let dir = format!("/scim/v2/{}", app.directory_id);
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/directories",
+        Some(&session),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let page = html(&r);
+    let rows = [
+        format!("<code>GET {dir}/Users/no-such-user</code></td><td>404</td><td></td><td>"),
+        format!("<code>GET {dir}/Users</code></td><td>400</td><td>invalidFilter</td><td>"),
+        format!("<code>POST {dir}/Users</code></td><td>409</td><td>uniqueness</td><td>"),
+    ];
+    let at: Vec<usize> = rows
+        .iter()
+        .map(|row| {
+            page.find(row.as_str())
+                .unwrap_or_else(|| panic!("{row} not in {page}"))
+        })
+        .collect();
+    assert!(at[0] < at[1] && at[1] < at[2], "newest first: {page}");
+    assert!(
+        page.contains(
+            "<td>409</td><td>uniqueness</td><td>a user with this userName already exists</td>"
+        ),
+        "the error's detail: {page}"
+    );
+    assert!(!page.contains("<td>401</td>"), "{page}");
+    assert!(!page.contains("idbs_"), "never a token: {page}");
+
+    for i in 0..12 {
+        app.get(&format!("/Users/missing-{i}"))
+            .await
+            .assert_error(404, None);
+    }
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/directories",
+        Some(&session),
+        None,
+    )
+    .await;
+    let page = html(&r);
+    assert_eq!(page.matches("<td>404</td>").count(), 10, "{page}");
+    assert!(page.contains("/Users/missing-11</code>"), "{page}");
+    assert!(page.contains("/Users/missing-2</code>"), "{page}");
+    assert!(!page.contains("/Users/missing-1</code>"), "{page}");
+    assert!(!page.contains("invalidFilter"), "{page}");
+}
+
+#[tokio::test]
 async fn the_domains_page_claims_a_domain_and_verifies_it_saying_what_dns_answered() {
     let app = TestApp::without_directory().await;
     let (session, csrf) = session_of(&app, "domains").await;
@@ -912,7 +994,16 @@ async fn the_people_page_finds_a_person_explains_their_access_and_signs_them_out
             .await
             .unwrap();
     }
+    // A mapping link reads people; it does not sign them out.
+    assert!(!page.contains("Sign out everywhere"), "{page}");
     let sign_out = format!("{person}/sign-out");
+    let r = post_form(&app, &sign_out, &session, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert_eq!(live_sessions(&app, &admin, &ada).await, 2);
+
+    let (session, csrf) = session_of(&app, "people").await;
+    let r = browse(&app, Method::GET, &person, Some(&session), None).await;
+    assert!(html(&r).contains("Sign out everywhere"), "{:?}", r.body);
     let r = post_form(&app, &sign_out, &session, "csrf=forged").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = post_form(&app, &sign_out, &session, "").await;
@@ -927,6 +1018,280 @@ async fn the_people_page_finds_a_person_explains_their_access_and_signs_them_out
         r.body
     );
     assert_eq!(live_sessions(&app, &admin, &ada).await, 0);
+}
+
+/// The grants made by hand of `user`, as the admin API lists them.
+async fn grants_of(app: &TestApp, admin: &str, user: &str) -> Vec<Value> {
+    let list = app
+        .api_ok(&app.org_path(&format!("/users/{user}/grants")), admin)
+        .await;
+    list["items"].as_array().unwrap().clone()
+}
+
+/// A sub-account "EU" with a project "Atlas", made through the admin API: (their ids).
+async fn eu_with_atlas(app: &TestApp, admin: &str) -> (String, String) {
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/sub-accounts"),
+            admin,
+            Some(json!({"name": "EU"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let sa = r.id();
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path(&format!("/sub-accounts/{sa}/projects")),
+            admin,
+            Some(json!({"name": "Atlas"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let project = r.id();
+    (sa, project)
+}
+
+#[tokio::test]
+async fn a_people_link_signs_one_session_out_and_grants_by_hand_what_a_mapping_link_only_reads() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let (sa, project) = eu_with_atlas(&app, &admin).await;
+    app.user("ada@acme.example").await;
+    app.user("bob@acme.example").await;
+    let ada = app.org_user_id(&admin, "ada@acme.example").await;
+    let bob = app.org_user_id(&admin, "bob@acme.example").await;
+    let scope = app.org_scope();
+    let life = Duration::from_secs(3600);
+    let first = app.store.create_session(&scope, &ada, life).await.unwrap();
+    app.store.create_session(&scope, &ada, life).await.unwrap();
+    let bobs = app.store.create_session(&scope, &bob, life).await.unwrap();
+    let person = format!("/console/people/{ada}");
+
+    let (session, csrf) = session_of(&app, "people").await;
+    let r = browse(&app, Method::GET, &person, Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let page = html(&r);
+    assert_eq!(
+        page.matches("<td>no connection (made by the application)</td>")
+            .count(),
+        2,
+        "{page}"
+    );
+    assert!(
+        page.contains("None: this person's access comes from"),
+        "{page}"
+    );
+    let one = format!("{person}/sessions/{}/sign-out", first.id);
+    assert!(page.contains(&format!("action=\"{one}\"")), "{page}");
+
+    let r = post_form(&app, &one, &session, "csrf=forged").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(live_sessions(&app, &admin, &ada).await, 2);
+    let r = post_form(&app, &one, &session, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", r.body);
+    assert_eq!(r.header("location"), Some(person.as_str()));
+    assert_eq!(live_sessions(&app, &admin, &ada).await, 1);
+    let audit = app
+        .api_ok(
+            &app.org_path(&format!("/audit?operation=revoke&resource_id={}", first.id)),
+            &admin,
+        )
+        .await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+    // Signed out already; and Bob's session is not Ada's to end.
+    let r = post_form(&app, &one, &session, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
+    let r = post_form(
+        &app,
+        &format!("{person}/sessions/{}/sign-out", bobs.id),
+        &session,
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
+    assert_eq!(live_sessions(&app, &admin, &bob).await, 1);
+
+    // Grants by hand: bad ones are refused in words and nothing is kept.
+    let grants = format!("{person}/grants");
+    for (form, said) in [
+        (
+            "grant=sub_account_role&sub_account=no-such&sub_account_role=admin".to_string(),
+            "no sub-account &quot;no-such&quot;",
+        ),
+        (
+            format!("grant=project_role&project={sa}/no-such&project_role=member"),
+            "no project &quot;no-such&quot;",
+        ),
+        (
+            "grant=org_role&org_role=org_owner".to_string(),
+            "org_owner cannot be granted",
+        ),
+        (
+            format!("grant=sub_account_role&sub_account={sa}&sub_account_role=emperor"),
+            "This grant cannot be made",
+        ),
+        (
+            "grant=project_role&project_role=member".to_string(),
+            "Choose the project.",
+        ),
+    ] {
+        let r = post_form(&app, &grants, &session, &format!("csrf={csrf}&{form}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{form}: {:?}", r.body);
+        assert!(html(&r).contains(said), "{said} not in {:?}", r.body);
+    }
+    let form = format!("grant=project_role&project={sa}/{project}&project_role=member");
+    let r = post_form(&app, &grants, &session, &format!("csrf=forged&{form}")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(grants_of(&app, &admin, &ada).await.is_empty());
+    let r = post_form(&app, &grants, &session, &format!("csrf={csrf}&{form}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", r.body);
+    let made = grants_of(&app, &admin, &ada).await;
+    assert_eq!(
+        made[0]["grant"],
+        json!({"type": "project_role", "sub_account_id": sa, "project_id": project, "role": "member"})
+    );
+    let r = browse(&app, Method::GET, &person, Some(&session), None).await;
+    let page = html(&r);
+    assert!(
+        page.contains("<td>member of project Atlas in sub-account EU</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td>Project "),
+        "the grant is in the access too: {page}"
+    );
+    let remove = link_after(page, &format!("action=\"{person}/grants/"));
+
+    // A mapping link sees the same, and can change none of it.
+    let (mapping, mapping_csrf) = session_of(&app, "mapping").await;
+    let r = browse(&app, Method::GET, &person, Some(&mapping), None).await;
+    let page = html(&r);
+    assert!(
+        page.contains("<td>member of project Atlas in sub-account EU</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Your link lets you see people, not change them."),
+        "{page}"
+    );
+    assert!(
+        !page.contains("method=\"post\" action=\"/console/people"),
+        "{page}"
+    );
+    let second = app
+        .api_ok(&app.org_path(&format!("/users/{ada}/sessions")), &admin)
+        .await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["revoked_reason"].is_null())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (path, form) in [
+        (
+            format!("{person}/sessions/{second}/sign-out"),
+            String::new(),
+        ),
+        (format!("{person}/sign-out"), String::new()),
+        (grants.clone(), format!("&{form}")),
+        (remove.clone(), String::new()),
+    ] {
+        let r = post_form(&app, &path, &mapping, &format!("csrf={mapping_csrf}{form}")).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}: {:?}", r.body);
+    }
+    assert_eq!(live_sessions(&app, &admin, &ada).await, 1);
+    assert_eq!(grants_of(&app, &admin, &ada).await.len(), 1);
+
+    let r = post_form(&app, &remove, &session, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", r.body);
+    assert!(grants_of(&app, &admin, &ada).await.is_empty());
+    let r = post_form(&app, &remove, &session, &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
+}
+
+// ---- activity ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_activity_page_lists_the_access_events_and_the_audit_log_filtered() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let scim_ada = app.user("ada@acme.example").await;
+    app.group("Engineering", &[&scim_ada]).await;
+    let r = app
+        .api(
+            Method::POST,
+            &app.org_path("/mappings"),
+            &admin,
+            Some(json!({
+                "matcher": {"type": "display_name", "display_name": "Engineering"},
+                "grant": {"type": "org_role", "role": "org_admin"}
+            })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let (mapping, _) = session_of(&app, "mapping").await;
+    let r = browse(&app, Method::GET, "/console/activity", Some(&mapping), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let (session, _) = session_of(&app, "activity").await;
+    let r = browse(&app, Method::GET, "/console/activity", Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let page = html(&r);
+    for shown in [
+        "<td>user.provisioned</td><td>ada@acme.example</td>",
+        "<td>access.granted</td><td>ada@acme.example</td><td><code>{&quot;change&quot;:&quot;org_role_changed&quot;",
+        "<td>create MappingRule</td>",
+        "<td>open ConsoleSession</td>",
+    ] {
+        assert!(page.contains(shown), "{shown} not in {page}");
+    }
+
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/activity?event=access.granted&operation=&resource=MappingRule",
+        Some(&session),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let page = html(&r);
+    assert!(
+        page.contains("<td>access.granted</td><td>ada@acme.example</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<option value=\"access.granted\" selected>"),
+        "{page}"
+    );
+    assert!(page.contains("<td>create MappingRule</td>"), "{page}");
+    assert!(!page.contains("<td>user.provisioned</td>"), "{page}");
+    assert!(!page.contains("ConsoleSession"), "{page}");
+
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/activity?event=access.lost",
+        Some(&session),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("is not an event type"), "{:?}", r.body);
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/activity?after=soon",
+        Some(&session),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
 // ---- mapping -----------------------------------------------------------------------------------
@@ -1067,6 +1432,169 @@ async fn the_mapping_page_previews_a_rule_saves_it_lists_its_reach_and_deletes_i
     );
     let r = browse(&app, Method::GET, "/console/mapping", Some(&session), None).await;
     assert!(html(&r).contains("No rule yet"), "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn the_mapping_page_grants_a_project_role_and_sets_the_default_role_after_their_previews() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token("org_admin", None).await;
+    let (sa, project) = eu_with_atlas(&app, &admin).await;
+    let scim_ada = app.user("ada@acme.example").await;
+    app.user("bob@acme.example").await;
+    app.group("Engineering", &[&scim_ada]).await;
+    let bob = app.org_user_id(&admin, "bob@acme.example").await;
+
+    let (session, csrf) = session_of(&app, "mapping").await;
+    let r = browse(
+        &app,
+        Method::GET,
+        "/console/mapping?q=engin",
+        Some(&session),
+        None,
+    )
+    .await;
+    let page = html(&r);
+    assert!(
+        page.contains(&format!(
+            "<option value=\"{sa}/{project}\">Atlas in EU</option>"
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains("Everyone whose groups match no rule gets <strong>nothing</strong>"),
+        "{page}"
+    );
+    let group = input_value(page, "name=\"group\"");
+    let rule_form = |project_field: &str, role: &str| {
+        format!(
+            "csrf={csrf}&group={}&grant=project_role&project={project_field}&project_role={role}",
+            enc(&group)
+        )
+    };
+    for (form, said) in [
+        (
+            rule_form(&format!("{sa}/no-such"), "admin"),
+            "no project &quot;no-such&quot;",
+        ),
+        (
+            rule_form(&format!("{sa}/{project}"), "owner"),
+            "This rule cannot be made",
+        ),
+    ] {
+        let r = post_form(&app, "/console/mapping/preview", &session, &form).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{form}: {:?}", r.body);
+        assert!(html(&r).contains(said), "{said} not in {:?}", r.body);
+    }
+    let r = post_form(
+        &app,
+        "/console/mapping/preview",
+        &session,
+        &rule_form(&format!("{sa}/{project}"), "admin"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let preview = html(&r);
+    assert!(
+        preview.contains(
+            "<td>ada@acme.example</td><td>gains: project Atlas in sub-account EU: nothing → admin</td>"
+        ),
+        "{preview}"
+    );
+    let rule = input_value(preview, "name=\"rule\"");
+    let r = post_form(
+        &app,
+        "/console/mapping/rules",
+        &session,
+        &format!("csrf={csrf}&rule={}", enc(&rule)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", r.body);
+    let rules = app.api_ok(&app.org_path("/mappings"), &admin).await;
+    assert_eq!(
+        rules["items"][0]["grant"],
+        json!({"type": "project_role", "sub_account_id": sa, "project_id": project, "role": "admin"})
+    );
+
+    // The default role: previewed (Bob matches no rule, Ada does), then saved.
+    let r = post_form(
+        &app,
+        "/console/mapping/default-role/preview",
+        &session,
+        &format!("csrf={csrf}&default_role=emperor"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        html(&r).contains("&quot;emperor&quot; is not a role"),
+        "{:?}",
+        r.body
+    );
+    let r = post_form(
+        &app,
+        "/console/mapping/default-role/preview",
+        &session,
+        &format!("csrf={csrf}&default_role=member"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let preview = html(&r);
+    assert!(
+        preview.contains(
+            "<td>bob@acme.example</td><td>gains: role in every sub-account: nothing → member</td>"
+        ),
+        "{preview}"
+    );
+    assert!(!preview.contains("<td>ada@acme.example</td>"), "{preview}");
+    let org = app.api_ok(&app.org_path(""), &admin).await;
+    assert_eq!(
+        org["default_role"],
+        Value::Null,
+        "a preview changes nothing"
+    );
+    let save = format!(
+        "default_role={}",
+        input_value(preview, "name=\"default_role\"")
+    );
+    let r = post_form(
+        &app,
+        "/console/mapping/default-role",
+        &session,
+        &format!("csrf=forged&{save}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let (people, people_csrf) = session_of(&app, "people").await;
+    let r = post_form(
+        &app,
+        "/console/mapping/default-role",
+        &people,
+        &format!("csrf={people_csrf}&{save}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        crate::sso::role_in(&app, &admin, &bob, &sa).await,
+        Value::Null
+    );
+    let r = post_form(
+        &app,
+        "/console/mapping/default-role",
+        &session,
+        &format!("csrf={csrf}&{save}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", r.body);
+    let org = app.api_ok(&app.org_path(""), &admin).await;
+    assert_eq!(org["default_role"], "member");
+    assert_eq!(crate::sso::role_in(&app, &admin, &bob, &sa).await, "member");
+    let r = browse(&app, Method::GET, "/console/mapping", Some(&session), None).await;
+    assert!(
+        html(&r).contains(
+            "Everyone whose groups match no rule gets <strong>member</strong> in every sub-account."
+        ),
+        "{:?}",
+        r.body
+    );
 }
 
 /// The attribute value that starts at `prefix` (`attr="…`) on `page`.

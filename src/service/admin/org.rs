@@ -136,15 +136,51 @@ pub async fn update_org(store: &Store, caller: &Caller, patch: &OrgPatch) -> Adm
     {
         db::set_default_role(&mut tx, scope, role.map(|r| r.as_str())).await?;
         org.settings.default_role = role;
-        // The default role reaches every user whose groups match no rule: anyone.
-        let everyone = access_db::all_org_users(&mut tx, scope.org_id()).await?;
-        let mut prov = Provision::with_org(scope.org_id(), scope.actor(), org);
-        prov.touch(everyone);
-        changes = prov.finish(&mut tx).await?;
+        changes = default_role_reach(&mut tx, scope, org)
+            .await?
+            .finish(&mut tx)
+            .await?;
         updated(&mut tx, scope, &format!("default_role {role:?}")).await?;
     }
     tx.commit().await?;
     changed(store, caller, changes).await
+}
+
+/// The recomputation a new default role asks for, in `org` (which already has it): the default
+/// role reaches every user whose groups match no rule, so anyone.
+async fn default_role_reach(
+    tx: &mut crate::store::Tx,
+    scope: &db::OrgScope,
+    org: access_db::OrgAccess,
+) -> AdminResult<Provision> {
+    let everyone = access_db::all_org_users(tx, scope.org_id()).await?;
+    let mut prov = Provision::with_org(scope.org_id(), scope.actor(), org);
+    prov.touch(everyone);
+    Ok(prov)
+}
+
+/// Who would gain and lose what if the default role became `role`, computed as [`update_org`]
+/// makes the change, in a read-only snapshot that locks nothing (a read, like a rule's preview).
+pub async fn preview_default_role(
+    store: &Store,
+    caller: &Caller,
+    role: Option<SubAccountRole>,
+) -> AdminResult<Vec<UserOutcome>> {
+    caller.require(Action::Read)?;
+    let scope = caller.scope();
+    let mut tx = store.begin_read().await?;
+    let result: AdminResult<Vec<UserOutcome>> = async {
+        let mut org = access_db::load_org(&mut tx, scope.org_id(), OrgLock::None).await?;
+        if org.settings.default_role == role {
+            return Ok(Vec::new());
+        }
+        org.settings.default_role = role;
+        let prov = default_role_reach(&mut tx, scope, org).await?;
+        Ok(prov.preview(&mut tx).await?)
+    }
+    .await;
+    tx.rollback().await?;
+    result
 }
 
 /// A new organization, and its owner when one was named.

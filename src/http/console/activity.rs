@@ -1,0 +1,161 @@
+//! The Activity page: the organization's access change events (who gained or lost what, who was
+//! provisioned or deprovisioned) and its audit log (who changed what), each filtered, with failed
+//! sign-ins explained. The same reads as the admin API's `/events` and `/audit`.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use maud::html;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Console, PageError, ok, thead};
+use crate::app::AppState;
+use crate::domain::access::EventType;
+use crate::service::admin as svc;
+use crate::service::console::Intent;
+use crate::store::access::EventFilter;
+use crate::store::admin::AuditFilter;
+use crate::store::rfc3339;
+
+/// How many of each the page lists: filters narrow, the page does not scroll forever.
+const SHOWN: i64 = 200;
+
+#[derive(Deserialize)]
+pub(super) struct ActivityQuery {
+    after: Option<i64>,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    operation: String,
+    #[serde(default)]
+    resource: String,
+}
+
+/// A filter field left blank filters nothing.
+fn given(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+/// What an event says beyond its type and person, in one line.
+fn event_detail(data: &Value) -> String {
+    match data.get("change") {
+        Some(change) => change.to_string(),
+        None => {
+            let mut rest = data.clone();
+            if let Some(o) = rest.as_object_mut() {
+                o.remove("user_id");
+                o.remove("user_name");
+                if o.is_empty() {
+                    return String::new();
+                }
+            }
+            rest.to_string()
+        }
+    }
+}
+
+pub(super) async fn activity_page(
+    State(s): State<AppState>,
+    console: Console,
+    q: Result<Query<ActivityQuery>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let Query(q) = q.map_err(|e| PageError::BadForm(e.body_text()))?;
+    let caller = console.session.caller(Intent::Activity)?;
+    let event = given(&q.event)
+        .map(|e| {
+            e.parse::<EventType>().map_err(|_| {
+                PageError::BadForm(format!(
+                    "{e:?} is not an event type: choose one in the list."
+                ))
+            })
+        })
+        .transpose()?;
+    let events = svc::events(
+        &s.store,
+        &caller,
+        &EventFilter {
+            limit: SHOWN,
+            ty: event,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let filter = AuditFilter {
+        after: q.after.unwrap_or(0),
+        limit: SHOWN,
+        operation: given(&q.operation),
+        resource_type: given(&q.resource),
+        ..Default::default()
+    };
+    let entries = svc::audit(&s.store, &caller, &filter).await?;
+    ok(
+        "Activity",
+        &console,
+        html! {
+            form.stack role="search" method="get" action="/console/activity" {
+                div {
+                    label for="event" { "Access change" }
+                    select id="event" name="event" {
+                        option value="" { "any" }
+                        @for t in EventType::ALL {
+                            option value=(t.as_str()) selected[event == Some(*t)] { (t.as_str()) }
+                        }
+                    }
+                }
+                div {
+                    label for="operation" { "Audit operation" }
+                    input type="text" id="operation" name="operation" value=(q.operation)
+                        autocomplete="off";
+                    p.hint { "For example create, delete, revoke or sso.sign_in_failed." }
+                }
+                div {
+                    label for="resource" { "Audit resource" }
+                    input type="text" id="resource" name="resource" value=(q.resource)
+                        autocomplete="off";
+                    p.hint { "For example MappingRule, Grant, Session or Directory." }
+                }
+                div { button type="submit" { "Filter" } }
+            }
+            h2 { "Access changes" }
+            @if events.is_empty() {
+                p { "None recorded that match." }
+            } @else {
+                table {
+                    caption.visually-hidden { "Access change events, oldest first" }
+                    (thead(&["When", "Event", "Person", "Detail"]))
+                    tbody {
+                        @for e in &events {
+                            tr {
+                                td { (rfc3339::format(e.at)) }
+                                td { (e.ty) }
+                                td { (e.data.get("user_name").and_then(Value::as_str).unwrap_or("")) }
+                                td { code { (event_detail(&e.data)) } }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Audit log" }
+            @if entries.is_empty() {
+                p { "Nothing recorded that matches." }
+            } @else {
+                table {
+                    caption.visually-hidden { "Audit log entries, oldest first" }
+                    (thead(&["When", "Who", "What", "Detail"]))
+                    tbody {
+                        @for e in &entries {
+                            tr {
+                                td { (rfc3339::format(e.entry.at)) }
+                                td { (e.entry.actor) }
+                                td { (e.entry.operation) " " (e.entry.resource_type) }
+                                td { (e.explanation.as_deref().or(e.entry.detail.as_deref()).unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
