@@ -49,8 +49,14 @@ pub(crate) async fn migrated_database(dir: &tempfile::TempDir, file: &str) -> St
 
 /// Starts `idbridge serve` on a free port; returns the process and the address it printed.
 pub(crate) fn serve(db: &str) -> (std::process::Child, String) {
+    serve_with(db, &[])
+}
+
+/// [`serve`] with more environment variables.
+pub(crate) fn serve_with(db: &str, env: &[(&str, &str)]) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_idbridge"))
         .arg("serve")
+        .envs(env.iter().copied())
         .env("IDBRIDGE_DATABASE_URL", db)
         .env("IDBRIDGE_SECRETS_KEY", SECRETS_KEY)
         .env("IDBRIDGE_LISTEN", "127.0.0.1:0")

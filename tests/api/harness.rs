@@ -645,6 +645,11 @@ impl OidcIdp {
 
     /// The claims (besides iss, sub, aud, times and nonce) of the next ID tokens: `email`,
     /// `email_verified`, `groups`...
+    /// The nonce of the next ID tokens: the one of the sign-in a test started by hand.
+    pub fn set_nonce(&self, nonce: &str) {
+        *self.nonce.lock().unwrap() = nonce.to_string();
+    }
+
     pub fn set_user(&self, claims: Value) {
         *self.user.lock().unwrap() = claims;
     }
@@ -687,6 +692,30 @@ pub async fn oidc_sign_in(app: &TestApp, idp: &OidcIdp, connection: &str) -> Res
     app.send_raw(callback).await
 }
 
+/// The PKCE verifier of the code requests tests make.
+pub const VERIFIER: &str = "a-code-verifier-of-at-least-forty-three-characters-0123456789";
+
+/// The query of a code request of `client_id` with [`VERIFIER`]'s challenge, plus `extra`.
+pub fn code_request_query(client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(VERIFIER.as_bytes()));
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("response_type", "code"),
+            ("scope", "openid email"),
+            ("state", "st"),
+            ("nonce", "n"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .extend_pairs(extra)
+        .finish()
+}
+
 /// A code request of `client_id` (plus `extra` parameters) that must not show a sign-in page, from
 /// a browser with this session cookie: with a live session it answers a code, without one
 /// `login_required`. The Location it redirects to.
@@ -697,25 +726,9 @@ pub async fn silent_authorize(
     extra: &[(&str, &str)],
     session: &str,
 ) -> url::Url {
-    use base64::Engine;
-    use sha2::Digest;
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(
-        b"a-code-verifier-of-at-least-forty-three-characters-0123456789",
-    ));
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("client_id", client_id),
-            ("redirect_uri", redirect_uri),
-            ("response_type", "code"),
-            ("scope", "openid email"),
-            ("state", "st"),
-            ("nonce", "n"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("prompt", "none"),
-        ])
-        .extend_pairs(extra)
-        .finish();
+    let mut extra = extra.to_vec();
+    extra.insert(0, ("prompt", "none"));
+    let q = code_request_query(client_id, redirect_uri, &extra);
     let req = Request::builder()
         .uri(format!("/oauth/authorize?{q}"))
         .header("cookie", format!("idbridge_session={session}"))

@@ -154,14 +154,11 @@ where
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_replicas_on_one_database_lose_no_member_overwrite_no_update_and_agree_on_events() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = migrated_database(&dir, "replicas.db").await;
-    let org = cli(&db, &["org", "create", "--name", "Two", "--json"]);
-    let directory = cli(&db, &["directory", "create", "--org", "Two", "--json"]);
+/// The organization "Two" and an owner's admin token, made with the CLI.
+fn org_and_owner(db: &str) -> (Value, Value) {
+    let org = cli(db, &["org", "create", "--name", "Two", "--json"]);
     let owner = cli(
-        &db,
+        db,
         &[
             "admin-token",
             "create",
@@ -172,6 +169,15 @@ async fn two_replicas_on_one_database_lose_no_member_overwrite_no_update_and_agr
             "--json",
         ],
     );
+    (org, owner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_on_one_database_lose_no_member_overwrite_no_update_and_agree_on_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated_database(&dir, "replicas.db").await;
+    let (org, owner) = org_and_owner(&db);
+    let directory = cli(&db, &["directory", "create", "--org", "Two", "--json"]);
     let (mut first, a) = serve(&db);
     let (mut second, b) = serve(&db);
     let r = Arc::new(Replicas {
@@ -417,6 +423,158 @@ async fn two_replicas_on_one_database_lose_no_member_overwrite_no_update_and_agr
             grant < revocation,
             "{user}: granted at {grant}, revoked at {revocation}"
         );
+    }
+
+    for p in [&mut first, &mut second] {
+        p.kill().unwrap();
+        p.wait().unwrap();
+    }
+}
+
+/// The form of a 303's `Location`, and the query parameter `name` of it.
+fn location(r: &reqwest::Response) -> url::Url {
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{r:?}");
+    url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap()
+}
+
+fn query(url: &url::Url, name: &str) -> String {
+    crate::harness::query(url, name).unwrap_or_else(|| panic!("no {name} in {url}"))
+}
+
+/// A sign-in started on one replica finishes on the other; the IdP's answer, our code and our
+/// session each work once across both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sign_in_and_its_code_work_once_across_two_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated_database(&dir, "sign-in.db").await;
+    let (org, owner) = org_and_owner(&db);
+    let owner = owner["token"].as_str().unwrap().to_string();
+    let api = format!("/api/v1/orgs/{}", org["id"].as_str().unwrap());
+    let env = [
+        ("IDBRIDGE_ALLOW_PRIVATE_URLS", "1"),
+        ("IDBRIDGE_PUBLIC_URL", "http://idbridge.test"),
+    ];
+    let (mut first, a) = crate::crash::serve_with(&db, &env);
+    let (mut second, b) = crate::crash::serve_with(&db, &env);
+    let http = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let idp = crate::harness::OidcIdp::start().await;
+    let post = |at: &str, path: String, body: Value| {
+        http.post(format!("http://{at}{path}"))
+            .bearer_auth(&owner)
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        &a,
+        format!("{api}/sso/connections"),
+        json!({"name": "Okta", "jit": true, "allow_other_domains": true,
+               "oidc": {"issuer": idp.issuer, "client_id": "idbridge-at-idp",
+                        "client_secret": "idp-secret"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let conn = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let redirect_uri = "https://app.example.test/callback";
+    let r = post(
+        &b,
+        format!("{api}/clients"),
+        json!({"name": "SaaS", "redirect_uris": [redirect_uri]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let client: Value = r.json().await.unwrap();
+    let client_id = client["client"]["id"].as_str().unwrap().to_string();
+    let secret = client["client_secret"].as_str().unwrap().to_string();
+
+    // Started on the first replica, answered by the IdP to the second.
+    let start = http
+        .get(format!("http://{a}/sso/{conn}/start"))
+        .send()
+        .await
+        .unwrap();
+    let to_idp = location(&start);
+    idp.set_nonce(&query(&to_idp, "nonce"));
+    let flow = start.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let callback = format!(
+        "/sso/oidc/callback?code=c1&state={}",
+        url::form_urlencoded::byte_serialize(query(&to_idp, "state").as_bytes())
+            .collect::<String>()
+    );
+    let finish = |at: String| {
+        http.get(format!("http://{at}{callback}"))
+            .header("cookie", &flow)
+            .send()
+    };
+    let done = finish(b.clone()).await.unwrap();
+    // Signed in (no application asked, so a page says so).
+    assert_eq!(done.status(), StatusCode::OK, "{done:?}");
+    let session = done
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("idbridge_session="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    // The same answer again, on either replica: the sign-in was used up.
+    for at in [&a, &b] {
+        let again = finish(at.clone()).await.unwrap();
+        assert_eq!(again.status(), StatusCode::FORBIDDEN, "{again:?}");
+        assert!(
+            again
+                .headers()
+                .get("set-cookie")
+                .is_none_or(|c| !c.to_str().unwrap().starts_with("idbridge_session="))
+        );
+    }
+
+    // The session made on the second replica is known to the first, whose code the second
+    // exchanges once.
+    let verifier = crate::harness::VERIFIER;
+    let authorize = crate::harness::code_request_query(&client_id, redirect_uri, &[]);
+    let r = http
+        .get(format!("http://{a}/oauth/authorize?{authorize}"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    let code = query(&location(&r), "code");
+    let exchange = |at: String| {
+        http.post(format!("http://{at}/oauth/token"))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier),
+            ])
+            .send()
+    };
+    let r = exchange(b.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let tokens: Value = r.json().await.unwrap();
+    assert!(tokens["id_token"].is_string(), "{tokens}");
+    for at in [&a, &b] {
+        let r = exchange(at.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
     }
 
     for p in [&mut first, &mut second] {
