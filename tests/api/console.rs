@@ -455,7 +455,7 @@ pub(crate) async fn served() -> Served {
 }
 
 /// Turns just-in-time creation on for a connection, as the SaaS's admin would through the API.
-async fn create_users_just_in_time(base: &str, org: &crate::interop::Org, id: &str) {
+pub(crate) async fn create_users_just_in_time(base: &str, org: &crate::interop::Org, id: &str) {
     reqwest::Client::new()
         .patch(format!(
             "{base}/api/v1/orgs/{}/sso/connections/{id}",
