@@ -1627,3 +1627,45 @@ async fn an_admin_signs_in_to_the_console_through_the_organizations_sso_until_sc
     let r = vic.get(format!("{base}/console/sso")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// The upgrade that lets a sign-in open a console session rebuilds the SQLite table: the
+/// sessions portal links opened, and their test results, are all still there after it.
+#[tokio::test]
+async fn console_sessions_and_their_test_results_survive_the_upgrade_to_signed_in_sessions() {
+    use crate::sso::{sqlite_migrated_below, upgraded};
+    let (_dir, url, pool) = sqlite_migrated_below(16).await;
+    let token = "idbc_an-open-session-from-before";
+    for sql in [
+        "INSERT INTO organizations (id, name, name_ci, created_at) VALUES ('o1', 'Acme', 'acme', 1)"
+            .to_string(),
+        "INSERT INTO portal_links (id, org_id, token_hash, intent, created_by, created_at, \
+         expires_at, used_at) VALUES ('l1', 'o1', 'h', 'sso', 'platform-token:p', 1, 2, 2)"
+            .to_string(),
+        format!(
+            "INSERT INTO console_sessions (id, org_id, link_id, token_hash, intent, created_at, \
+             expires_at) VALUES ('s1', 'o1', 'l1', '{}', 'sso', 2, 9000000000000000)",
+            idbridge::store::directory::hash_token(token)
+        ),
+        "INSERT INTO console_tests (id, session_id, connection_id, result, created_at) \
+         VALUES ('t1', 's1', 'c1', '{\"ok\": true}', 3)"
+            .to_string(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let store = upgraded(&url, pool).await;
+    let session = store.console_session(token).await.unwrap().expect("kept");
+    assert_eq!(session.link_id.as_deref(), Some("l1"));
+    assert_eq!(session.org_user_id, None);
+    assert_eq!(session.intent, "sso");
+    let (conn, result) = store.console_test("s1", "t1").await.unwrap().expect("kept");
+    assert_eq!((conn.as_str(), result), ("c1", json!({"ok": true})));
+    // The session still opens the console of its link.
+    let s = console_svc::authenticate(&store, token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.intents(), [Intent::Sso]);
+}
