@@ -516,5 +516,17 @@ async fn an_it_admin_sets_up_entra_oidc_and_tests_the_sign_in_in_chromium() {
         assert!(page.contains(seen), "{seen} in {page}");
     }
     assert_accessible(&c, "the OIDC test sign-in result").await;
+    // The page where owners and admins sign in with their organization's SSO.
+    c.goto(&format!("{base}/console/sign-in?org={}", org.id))
+        .await
+        .unwrap();
+    wait_h1(&c, "Sign in to the console").await;
+    assert!(
+        c.source()
+            .await
+            .unwrap()
+            .contains("Sign in with Microsoft Entra ID (OIDC)")
+    );
+    assert_accessible(&c, "the console sign-in page").await;
     c.close().await.unwrap();
 }

@@ -1623,9 +1623,36 @@ async fn an_admin_signs_in_to_the_console_through_the_organizations_sso_until_sc
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    // The viewer's session is untouched.
+    // The viewer's session is untouched, until an admin signs them out everywhere.
     let r = vic.get(format!("{base}/console/sso")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    let users: Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/orgs/{}/users?limit=100", org.id))
+        .bearer_auth(&org.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let vic_id = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u.to_string().contains("vic@example.org"))
+        .unwrap_or_else(|| panic!("{users}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api(
+        &base,
+        &org.admin,
+        &o(&format!("/users/{vic_id}/sessions/revoke")),
+        json!({}),
+    )
+    .await;
+    let r = vic.get(format!("{base}/console/sso")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
 }
 
 /// The upgrade that lets a sign-in open a console session rebuilds the SQLite table: the
