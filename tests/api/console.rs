@@ -625,15 +625,7 @@ async fn the_sso_wizard_sets_up_okta_saml_and_its_test_sign_in_shows_the_groups_
         "{page}"
     );
     // ...and kept nothing: no user, so no session either.
-    let users: Value = reqwest::Client::new()
-        .get(format!("{base}/api/v1/orgs/{}/users", org.id))
-        .bearer_auth(&org.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let users = org_get(&base, &org, "/users").await;
     assert_eq!(users["items"], json!([]), "{users}");
     // Another browser (without the console session) cannot read the result.
     let other = browser()
@@ -1294,18 +1286,7 @@ async fn the_oidc_wizard_sets_up_a_provider_and_its_test_sign_in_shows_subject_e
         .next()
         .unwrap()
         .to_string();
-    let conn: Value = reqwest::Client::new()
-        .get(format!(
-            "{base}/api/v1/orgs/{}/sso/connections/{id}",
-            org.id
-        ))
-        .bearer_auth(&org.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conn = org_get(&base, &org, &format!("/sso/connections/{id}")).await;
     assert_eq!(conn["kind"], "oidc", "{conn}");
     assert_eq!(conn["has_secret"], true, "{conn}");
     assert_eq!(conn["config"]["issuer"], idp.url.as_str(), "{conn}");
@@ -1626,15 +1607,7 @@ async fn an_admin_signs_in_to_the_console_through_the_organizations_sso_until_sc
     // The viewer's session is untouched, until an admin signs them out everywhere.
     let r = vic.get(format!("{base}/console/sso")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let users: Value = reqwest::Client::new()
-        .get(format!("{base}/api/v1/orgs/{}/users?limit=100", org.id))
-        .bearer_auth(&org.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let users = org_get(&base, &org, "/users?limit=100").await;
     let vic_id = users["items"]
         .as_array()
         .unwrap()

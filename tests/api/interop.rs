@@ -336,6 +336,19 @@ pub(crate) async fn oidc_idp(redirect_uri: &str, secret: &str, accounts: &Value)
     .await
 }
 
+/// A GET of the organization's admin API (`path` after `/api/v1/orgs/{org}`), as its admin.
+pub(crate) async fn org_get(base: &str, org: &Org, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{base}/api/v1/orgs/{}{path}", org.id))
+        .bearer_auth(&org.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The organization's audit log, as its admin reads it through the API.
 pub(crate) async fn org_audit(base: &str, org: &Org) -> String {
     reqwest::Client::new()
