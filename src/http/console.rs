@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::sso::{cookies, no_store, secure_context};
 use crate::app::AppState;
+use crate::domain::access::OrgRole;
 use crate::service::admin::{self as svc, AdminError};
 use crate::service::console::{self as console_svc, ConsoleSession, Intent, SESSION_LIFETIME};
 use crate::service::sign_in;
@@ -30,7 +31,9 @@ use crate::store::rfc3339;
 
 mod activity;
 mod mapping;
+mod oidc;
 mod people;
+pub(super) mod sign_in_page;
 
 pub const CONSOLE_COOKIE: &str = "idbridge_console";
 
@@ -46,11 +49,15 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/console", get(home))
         .route("/console/open/{token}", get(open))
+        .route("/console/sign-in", get(sign_in_page::sign_in_page))
+        .route("/console/sign-in/start", get(sign_in_page::start))
         .route("/console/sign-out", post(sign_out))
         .route("/console/static/console.css", get(css))
         .route("/console/static/console.js", get(js))
         .route("/console/sso", get(sso_page).post(new_connection))
+        .route("/console/sso/oidc", get(oidc::new_page).post(oidc::create))
         .route("/console/sso/{id}", get(wizard))
+        .route("/console/sso/{id}/oidc", post(oidc::update))
         .route("/console/sso/{id}/metadata", post(give_metadata))
         .route("/console/sso/{id}/test", get(start_test))
         .route("/console/sso/{id}/tests/{test}", get(test_page))
@@ -93,6 +100,15 @@ pub fn routes() -> Router<AppState> {
             post(people::remove_grant),
         )
         .route("/console/activity", get(activity::activity_page))
+}
+
+/// A console role as the footer says it.
+fn role_name(role: OrgRole) -> &'static str {
+    match role {
+        OrgRole::OrgOwner => "the owner",
+        OrgRole::OrgAdmin => "an admin",
+        _ => "a viewer",
+    }
 }
 
 /// The page each intent opens on, and its name in the navigation.
@@ -264,7 +280,7 @@ impl IntoResponse for PageError {
             PageError::NoSession => (
                 StatusCode::UNAUTHORIZED,
                 "You are not signed in to the console, or your session has ended. Open a new \
-                 link from the application you came from."
+                 link from the application you came from, or sign in again at /console/sign-in."
                     .to_string(),
             ),
             PageError::Csrf => (
@@ -276,8 +292,8 @@ impl IntoResponse for PageError {
             PageError::BadForm(why) => (StatusCode::BAD_REQUEST, why),
             PageError::Admin(AdminError::Forbidden) => (
                 StatusCode::FORBIDDEN,
-                "Your link does not open this page. Ask the application you came from for a \
-                 link to it."
+                "Your link does not open this page, or your role does not allow this. Ask the \
+                 application you came from for a link to it, or an organization admin."
                     .to_string(),
             ),
             PageError::Admin(AdminError::Unauthorized) => (
@@ -325,13 +341,15 @@ fn page(status: StatusCode, title: &str, console: Option<&Console>, body: Markup
                 header {
                     p.brand { "idbridge console" }
                     @if let Some(c) = console {
-                        @let (href, label) = intent_page(c.session.intent());
                         nav aria-label="Console" {
                             ul {
-                                li { a href=(href) aria-current=[c.current(href)] { (label) } }
-                                // The People page shows what the mapping gives each person.
-                                @if c.session.intent() == Intent::Mapping {
-                                    li { a href="/console/people" aria-current=[c.current("/console/people")] { "People" } }
+                                @for intent in c.session.intents() {
+                                    @let (href, label) = intent_page(*intent);
+                                    li { a href=(href) aria-current=[c.current(href)] { (label) } }
+                                    // The People page shows what the mapping gives each person.
+                                    @if *intent == Intent::Mapping {
+                                        li { a href="/console/people" aria-current=[c.current("/console/people")] { "People" } }
+                                    }
                                 }
                                 @if let Some(back) = c.session.return_url() {
                                     li { a href=(back) { "Back to the application" } }
@@ -350,6 +368,10 @@ fn page(status: StatusCode, title: &str, console: Option<&Console>, body: Markup
                 }
                 @if let Some(c) = console {
                     footer {
+                        @if let Some(role) = c.session.role() {
+                            p { "You signed in as " (role_name(role)) " of this organization."
+                                @if role == OrgRole::OrgViewer { " You can read these pages; changes need an owner or an admin." } }
+                        }
                         p { "This session ends at " (rfc3339::format(c.session.expires_at())) "." }
                     }
                 }
@@ -400,7 +422,7 @@ fn static_file(content_type: &'static str, body: &'static str) -> Response {
 async fn open(State(s): State<AppState>, Path(token): Path<String>) -> Response {
     match console_svc::open_portal_link(&s.store, &token).await {
         Ok(Some(opened)) => {
-            let (href, _) = intent_page(opened.session.intent());
+            let (href, _) = intent_page(opened.session.intents()[0]);
             let mut resp = Redirect::to(href).into_response();
             if let Some(cookie) = session_cookie(&s, &opened.token, SESSION_LIFETIME.as_secs()) {
                 resp.headers_mut().append(header::SET_COOKIE, cookie);
@@ -425,7 +447,7 @@ async fn open(State(s): State<AppState>, Path(token): Path<String>) -> Response 
 }
 
 async fn home(console: Console) -> Response {
-    Redirect::to(intent_page(console.session.intent()).0).into_response()
+    Redirect::to(intent_page(console.session.intents()[0]).0).into_response()
 }
 
 #[derive(Deserialize)]
@@ -504,6 +526,13 @@ async fn sso_page(State(s): State<AppState>, console: Console) -> Result<Respons
                     @for (i, idp) in IDPS.iter().enumerate() {
                         div {
                             input type="radio" name="idp" id={ "idp-" (idp.key) } value=(idp.key) checked[i == 0];
+                            " "
+                            label.inline for={ "idp-" (idp.key) } { (idp.label) }
+                        }
+                    }
+                    @for idp in oidc::OIDC_IDPS {
+                        div {
+                            input type="radio" name="idp" id={ "idp-" (idp.key) } value=(idp.key);
                             " "
                             label.inline for={ "idp-" (idp.key) } { (idp.label) }
                         }
@@ -587,6 +616,10 @@ async fn new_connection(
     let f = form(f)?;
     console.check(&f.csrf)?;
     let caller = console.session.caller(Intent::Sso)?;
+    // An OIDC connection is made with the IdP's details, on the wizard's first page.
+    if let Some(idp) = oidc::oidc_idp(Some(&f.idp)) {
+        return Ok(Redirect::to(&format!("/console/sso/oidc?idp={}", idp.key)).into_response());
+    }
     let idp = idp(Some(&f.idp));
     let input = sso_svc::ConnectionInput {
         name: idp.label.to_string(),
@@ -627,6 +660,9 @@ async fn wizard_page(
 ) -> Result<Response, PageError> {
     let caller = console.session.caller(Intent::Sso)?;
     let conn = svc::get_connection(&s.store, &caller, id).await?;
+    if conn.kind == crate::domain::access::ConnectionKind::Oidc {
+        return Ok(oidc::wizard(s, console, &conn, idp_key));
+    }
     let view = sso_svc::connection_view(&s.public_url, conn);
     let idp = idp(idp_key);
     let value = |which: &str| -> String {

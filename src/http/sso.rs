@@ -95,7 +95,7 @@ pub(super) async fn fail(state: &AppState, failure: Failure) -> Response {
 /// The sign-in endpoints' limits, checked before anything is read or written: per client
 /// address, then per connection when the request names one. Past either, the failure page says to
 /// wait, with 429 and `Retry-After`.
-fn sign_in_limited(
+pub(super) fn sign_in_limited(
     state: &AppState,
     client: &ClientAddr,
     connection: Option<&str>,
@@ -278,6 +278,9 @@ async fn finish_sign_in(state: &AppState, verified: Result<Verified, Failure>) -
     };
     if verified.test.is_some() {
         return super::console::test_answered(state, &verified).await;
+    }
+    if verified.console {
+        return super::console::sign_in_page::answered(state, &verified).await;
     }
     let Verified {
         connection: conn,

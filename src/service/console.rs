@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::access::OrgRole;
 use crate::service::admin::{self, Action, AdminError, AdminResult, Caller};
 use crate::service::sign_in;
 use crate::sso::identity::GroupClaim;
@@ -168,17 +169,52 @@ pub async fn create_portal_link(
     })
 }
 
-/// An open console session: one organization, one intent, until it expires.
+/// What a console session reaches.
+#[derive(Debug, Clone)]
+enum Reach {
+    /// A portal link's: the pages of its intent, as an org admin.
+    Link { link_id: String, intent: Intent },
+    /// A person's who signed in: every page, with their organization role.
+    Person { org_user_id: String, role: OrgRole },
+}
+
+/// The organization role that lets a person into the console, from their effective access (as
+/// stored: `org_roles` maps each role to its reasons): the owner, an admin, or a viewer (who
+/// reads only). `None` for everyone else.
+pub fn console_role(access: &serde_json::Value) -> Option<OrgRole> {
+    let roles = access.get("org_roles")?.as_object()?;
+    [OrgRole::OrgOwner, OrgRole::OrgAdmin, OrgRole::OrgViewer]
+        .into_iter()
+        .find(|r| roles.contains_key(r.as_str()))
+}
+
+/// An open console session: one organization, until it expires; a portal link's reaches the
+/// pages of its intent, a person's those their role allows.
 #[derive(Debug, Clone)]
 pub struct ConsoleSession {
     row: ConsoleSessionRow,
-    intent: Intent,
+    reach: Reach,
 }
 
 impl ConsoleSession {
+    /// `None` for a row that no longer opens anything: a person no longer active, or whose role
+    /// no longer reaches the console.
     fn from_row(row: ConsoleSessionRow) -> Option<ConsoleSession> {
-        let intent = row.intent.parse().ok()?;
-        Some(ConsoleSession { row, intent })
+        let reach = match (&row.link_id, &row.org_user_id) {
+            (Some(link_id), _) => Reach::Link {
+                link_id: link_id.clone(),
+                intent: row.intent.parse().ok()?,
+            },
+            (None, Some(user)) => {
+                let access = serde_json::from_str(row.access.as_deref()?).ok()?;
+                Reach::Person {
+                    org_user_id: user.clone(),
+                    role: console_role(&access)?,
+                }
+            }
+            (None, None) => return None,
+        };
+        Some(ConsoleSession { row, reach })
     }
     pub fn id(&self) -> &str {
         &self.row.id
@@ -186,8 +222,19 @@ impl ConsoleSession {
     pub fn org_id(&self) -> &str {
         &self.row.org_id
     }
-    pub fn intent(&self) -> Intent {
-        self.intent
+    /// The pages' intents the session reaches, the first being where it opens.
+    pub fn intents(&self) -> &[Intent] {
+        match &self.reach {
+            Reach::Link { intent, .. } => std::slice::from_ref(intent),
+            Reach::Person { .. } => &Intent::ALL,
+        }
+    }
+    /// The organization role of the person who signed in; `None` for a portal link's session.
+    pub fn role(&self) -> Option<OrgRole> {
+        match &self.reach {
+            Reach::Link { .. } => None,
+            Reach::Person { role, .. } => Some(*role),
+        }
     }
     pub fn return_url(&self) -> Option<&str> {
         self.row.return_url.as_deref()
@@ -197,11 +244,14 @@ impl ConsoleSession {
     }
     /// How the session is named in the audit log.
     pub fn actor(&self) -> String {
-        format!("portal-link:{}", self.row.link_id)
+        match &self.reach {
+            Reach::Link { link_id, .. } => format!("portal-link:{link_id}"),
+            Reach::Person { org_user_id, .. } => format!("console-user:{org_user_id}"),
+        }
     }
     /// Refuses (403) the pages of another intent than the link's.
     pub fn require(&self, intent: Intent) -> AdminResult<()> {
-        if intent == self.intent {
+        if self.intents().contains(&intent) {
             Ok(())
         } else {
             Err(AdminError::Forbidden)
@@ -214,13 +264,14 @@ impl ConsoleSession {
     /// The caller for a page that several intents reach (the People page: read by a mapping
     /// session, which checks what its rules give, and changed by a people session only).
     pub fn caller_of(&self, intents: &[Intent]) -> AdminResult<Caller> {
-        if !intents.contains(&self.intent) {
+        if !intents.iter().any(|i| self.intents().contains(i)) {
             return Err(AdminError::Forbidden);
         }
-        Ok(Caller::console(
-            OrgScope::for_org(&self.row.org_id, &self.actor()),
-            &self.row.link_id,
-        ))
+        let scope = OrgScope::for_org(&self.row.org_id, &self.actor());
+        Ok(match &self.reach {
+            Reach::Link { link_id, .. } => Caller::console(scope, link_id),
+            Reach::Person { org_user_id, role } => Caller::console_user(scope, *role, org_user_id),
+        })
     }
 }
 
@@ -258,7 +309,9 @@ pub async fn open_portal_link(store: &Store, token: &str) -> AdminResult<Option<
     let row = ConsoleSessionRow {
         id: secret.id,
         org_id: link.org_id,
-        link_id: link.id,
+        link_id: Some(link.id),
+        org_user_id: None,
+        access: None,
         intent: link.intent,
         return_url: link.return_url,
         expires_at,
@@ -268,6 +321,88 @@ pub async fn open_portal_link(store: &Store, token: &str) -> AdminResult<Option<
         session,
         token: secret.token,
     }))
+}
+
+/// How a sign-in to the console ended.
+#[derive(Debug)]
+pub enum ConsoleSignIn {
+    /// A session for the person, with the secret for its cookie.
+    Opened(Opened),
+    /// The person signed in, but their role does not reach the console: nothing was kept.
+    NoAccess { email: String },
+    /// The organization did not admit the person (not provisioned, deactivated...): said and
+    /// audited like any refused sign-in.
+    Refused(sign_in::SignInError),
+}
+
+/// Opens a console session for whoever signed in through `verified` (a console sign-in) when the
+/// mapping makes them the organization's owner, an admin or a viewer, in the transaction of their
+/// admission (audited as `console.sign_in`). Anyone else is refused and nothing of the sign-in
+/// is kept: no session of any kind, no claim.
+pub async fn sign_in(store: &Store, verified: &sign_in::Verified) -> AdminResult<ConsoleSignIn> {
+    let conn = &verified.connection;
+    let (mut tx, user_id, email) =
+        match sign_in::admit_for_console(store, conn, &verified.identity).await {
+            Ok(admitted) => admitted,
+            Err(e) if e.is_unavailable() => return Err(AdminError::Unavailable(e.to_string())),
+            Err(e) => return Ok(ConsoleSignIn::Refused(e)),
+        };
+    let access = db::user_access(&mut tx, &conn.org_id, &user_id).await?;
+    let Some(role) = console_role(&access) else {
+        // Dropped without a commit: the admission is rolled back.
+        drop(tx);
+        let reason = format!("{email} has no organization role that opens the console");
+        sign_in::record_failure(store, conn, "console_no_access", &reason).await;
+        return Ok(ConsoleSignIn::NoAccess { email });
+    };
+    let expires_at = now_micros() + SESSION_LIFETIME.as_micros() as i64;
+    let secret = db::create_signed_in_session(&mut tx, &conn.org_id, &user_id, expires_at).await?;
+    let actor = format!("sso:{}", conn.id);
+    let detail = serde_json::json!({"email": email, "role": role.as_str(), "user": user_id});
+    audit::record_as(
+        &mut tx,
+        &Actor {
+            org_id: &conn.org_id,
+            directory_id: None,
+            actor: &actor,
+        },
+        "console.sign_in",
+        "ConsoleSession",
+        Some(&secret.id),
+        Some(&detail.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
+    let row = ConsoleSessionRow {
+        id: secret.id,
+        org_id: conn.org_id.clone(),
+        link_id: None,
+        org_user_id: Some(user_id),
+        access: Some(access.to_string()),
+        intent: db::SIGNED_IN_INTENT.to_string(),
+        return_url: None,
+        expires_at,
+    };
+    let session = ConsoleSession::from_row(row).ok_or(AdminError::Internal)?;
+    Ok(ConsoleSignIn::Opened(Opened {
+        session,
+        token: secret.token,
+    }))
+}
+
+/// The connections a person of `org_id` can sign in to the console through: enabled and
+/// complete. Connection ids are public (each has a start URL), and so are their names here.
+pub async fn sign_in_connections(
+    store: &Store,
+    org_id: &str,
+) -> AdminResult<Vec<crate::store::sso::Connection>> {
+    let scope = OrgScope::for_org(org_id, "console");
+    Ok(store
+        .list_connections(&scope)
+        .await?
+        .into_iter()
+        .filter(|c| c.enabled && c.is_complete())
+        .collect())
 }
 
 /// The open session behind a cookie's secret, if any.

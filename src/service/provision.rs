@@ -183,7 +183,7 @@ impl Provision {
             }
             if user.outcome.status == Some(StatusChange::Deprovisioned) {
                 let reason = self.deprovision_reason(user);
-                let sessions = db::revoke_sessions(tx, &row.id, reason, now).await?;
+                let sessions = db::revoke_all_sessions(tx, &row.id, reason, now).await?;
                 push(
                     &mut events,
                     EventType::UserDeprovisioned,

@@ -57,6 +57,10 @@ pub struct Flow {
     /// signs no one in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<String>,
+    /// A sign-in to the console: its answer opens a console session when the person's role
+    /// allows, and no session of the application.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub console: bool,
 }
 
 /// What the IdP's answer is checked against.
@@ -245,7 +249,23 @@ pub async fn start(
     authz: Option<AuthzRequest>,
     login_hint: Option<&str>,
 ) -> Result<Started, Failure> {
-    start_flow(ctx, conn, authz, login_hint, None).await
+    start_flow(ctx, conn, authz, login_hint, None, false).await
+}
+
+/// Starts a sign-in to the console through `conn` (enabled and complete, as for any sign-in).
+pub async fn start_console(
+    ctx: Ctx<'_>,
+    conn: &Connection,
+    login_hint: Option<&str>,
+) -> Result<Started, Failure> {
+    if !conn.enabled {
+        return Err(Failure::new(
+            Some(conn),
+            "connection_disabled",
+            "connection is disabled",
+        ));
+    }
+    start_flow(ctx, conn, None, login_hint, None, true).await
 }
 
 /// Starts the console's test sign-in through `conn` for the console session `console_session`:
@@ -256,7 +276,15 @@ pub async fn start_test(
     conn: &Connection,
     console_session: &str,
 ) -> Result<Started, Failure> {
-    start_flow(ctx, conn, None, None, Some(console_session.to_string())).await
+    start_flow(
+        ctx,
+        conn,
+        None,
+        None,
+        Some(console_session.to_string()),
+        false,
+    )
+    .await
 }
 
 async fn start_flow(
@@ -265,6 +293,7 @@ async fn start_flow(
     authz: Option<AuthzRequest>,
     login_hint: Option<&str>,
     test: Option<String>,
+    console: bool,
 ) -> Result<Started, Failure> {
     let flow_state = crate::store::directory::mint_token("");
     let expires = now_micros() + micros(FLOW_TTL);
@@ -298,7 +327,12 @@ async fn start_flow(
             .await
             .map_err(|e| fail("idp_unreachable", e))?,
     };
-    let flow = Flow { check, authz, test };
+    let flow = Flow {
+        check,
+        authz,
+        test,
+        console,
+    };
     let data = serde_json::to_value(&flow).map_err(|e| fail("internal", e.to_string()))?;
     ctx.store
         .put_flow(&flow_state, &conn.id, &data, expires)
@@ -396,6 +430,8 @@ pub struct Verified {
     pub authz: Option<AuthzRequest>,
     /// The console session whose test sign-in this answers, if it is one.
     pub test: Option<String>,
+    /// A sign-in to the console (see [`Flow::console`]).
+    pub console: bool,
 }
 
 fn parse_flow(data: serde_json::Value) -> Result<Flow, String> {
@@ -487,6 +523,7 @@ pub async fn finish_saml(
         }
     }
     let test = flow.as_ref().and_then(|f| f.test.clone());
+    let console = flow.as_ref().is_some_and(|f| f.console);
     let fail = |code, reason: String| fail(code, reason).in_test(&test);
     let expected = match flow.as_ref().map(|f| &f.check) {
         Some(FlowCheck::Saml { saml_request_id }) => Some(saml_request_id.as_str()),
@@ -520,6 +557,7 @@ pub async fn finish_saml(
         authz: flow.and_then(|f| f.authz),
         connection: conn,
         test,
+        console,
     })
 }
 
@@ -608,6 +646,7 @@ pub async fn finish_oidc(ctx: Ctx<'_>, answer: OidcAnswer<'_>) -> Result<Verifie
         authz: flow.authz,
         connection: conn,
         test,
+        console: flow.console,
     })
 }
 
@@ -847,6 +886,23 @@ pub async fn test_sign_in(
         created,
         access,
     })
+}
+
+/// The console's sign-in: the same admission as [`sign_in`], left open in its transaction for
+/// the caller to open a console session in (and commit), or to drop. Returns the transaction, the
+/// user and their email.
+pub async fn admit_for_console(
+    store: &Store,
+    conn: &Connection,
+    identity: &SsoIdentity,
+) -> Result<(crate::store::Tx, String, String), SignInError> {
+    if !conn.enabled {
+        return Err(SignInError::Disabled);
+    }
+    let Admitted {
+        tx, email, user_id, ..
+    } = admit(store, conn, identity).await?;
+    Ok((tx, user_id, email))
 }
 
 /// An admission made and not yet committed.

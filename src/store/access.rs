@@ -518,6 +518,20 @@ pub async fn revoke_sessions(
         .bind(org_user_id).bind(now).bind(reason).execute(&mut *c).await?.rows_affected()))
 }
 
+/// [`revoke_sessions`], and the console sessions the person opened by signing in: whoever loses
+/// access to the application loses the console with it, in the same transaction. Returns the
+/// number of application sessions revoked.
+pub async fn revoke_all_sessions(
+    tx: &mut Tx,
+    org_user_id: &str,
+    reason: &str,
+    now: i64,
+) -> StoreResult<u64> {
+    let n = revoke_sessions(tx, org_user_id, reason, now).await?;
+    super::console::end_user_console_sessions(tx, org_user_id, now).await?;
+    Ok(n)
+}
+
 /// An event waiting for its sequence number.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewEvent {

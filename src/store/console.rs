@@ -20,12 +20,21 @@ pub struct TakenLink {
     pub return_url: Option<String>,
 }
 
+/// The intent of a console session opened by a sign-in: every page the person's role allows.
+pub const SIGNED_IN_INTENT: &str = "all";
+
 /// A console session that is neither expired nor ended.
 #[derive(Debug, Clone)]
 pub struct ConsoleSessionRow {
     pub id: String,
     pub org_id: String,
-    pub link_id: String,
+    /// The portal link that opened it, or `None` when a sign-in did.
+    pub link_id: Option<String>,
+    /// The person who signed in, for a session a sign-in opened.
+    pub org_user_id: Option<String>,
+    /// That person's effective access as now stored (JSON); `None` when they are no longer
+    /// active, which ends the session.
+    pub access: Option<String>,
     pub intent: String,
     pub return_url: Option<String>,
     pub expires_at: i64,
@@ -91,6 +100,38 @@ pub async fn create_console_session(
     Ok(session)
 }
 
+/// Opens a console session for the organization user `org_user_id`, who signed in through their
+/// organization's SSO, ending at `expires_at`.
+pub async fn create_signed_in_session(
+    tx: &mut Tx,
+    org_id: &str,
+    org_user_id: &str,
+    expires_at: i64,
+) -> StoreResult<NewToken> {
+    let session = NewToken {
+        id: new_id(),
+        token: mint_token(CONSOLE_SESSION_PREFIX),
+    };
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO console_sessions (id, org_id, org_user_id, token_hash, intent, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(&session.id).bind(org_id).bind(org_user_id).bind(hash_token(&session.token))
+        .bind(SIGNED_IN_INTENT).bind(now_micros()).bind(expires_at)
+        .execute(&mut *c).await?.rows_affected());
+    Ok(session)
+}
+
+/// Ends the console sessions a sign-in of `org_user_id` opened; returns how many were open.
+pub async fn end_user_console_sessions(
+    tx: &mut Tx,
+    org_user_id: &str,
+    now: i64,
+) -> StoreResult<u64> {
+    Ok(on_tx!(tx, c => sqlx::query(
+        "UPDATE console_sessions SET revoked_at = $2 WHERE org_user_id = $1 AND revoked_at IS NULL")
+        .bind(org_user_id).bind(now).execute(&mut *c).await?.rows_affected()))
+}
+
 /// Ends a session; true when it was still open.
 pub async fn end_console_session(tx: &mut Tx, id: &str) -> StoreResult<bool> {
     let n = on_tx!(tx, c => sqlx::query(
@@ -105,19 +146,37 @@ impl Store {
         if token.len() > 256 || !token.starts_with(CONSOLE_SESSION_PREFIX) {
             return Ok(None);
         }
-        type Row = (String, String, String, String, Option<String>, i64);
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<String>,
+            i64,
+        );
+        // The person's access is read with the session, so that a role the mapping took away,
+        // or a deactivation, counts from the next request on.
         let row: Option<Row> = on_read!(self, c => sqlx::query_as(
-            "SELECT id, org_id, link_id, intent, return_url, expires_at FROM console_sessions \
-             WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2")
+            "SELECT s.id, s.org_id, s.link_id, s.org_user_id, u.access, s.intent, s.return_url, \
+                    s.expires_at \
+             FROM console_sessions s \
+             LEFT JOIN org_users u ON u.id = s.org_user_id AND u.org_id = s.org_id AND u.active \
+             WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2")
             .bind(hash_token(token)).bind(now_micros()).fetch_optional(c).await?);
         Ok(row.map(
-            |(id, org_id, link_id, intent, return_url, expires_at)| ConsoleSessionRow {
-                id,
-                org_id,
-                link_id,
-                intent,
-                return_url,
-                expires_at,
+            |(id, org_id, link_id, org_user_id, access, intent, return_url, expires_at)| {
+                ConsoleSessionRow {
+                    id,
+                    org_id,
+                    link_id,
+                    org_user_id,
+                    access,
+                    intent,
+                    return_url,
+                    expires_at,
+                }
             },
         ))
     }

@@ -974,6 +974,8 @@ impl Store {
             "UPDATE sessions SET revoked_at = $3, revoked_reason = 'admin' \
              WHERE org_id = $1 AND org_user_id = $2 AND revoked_at IS NULL")
             .bind(scope.org_id()).bind(user_id).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+        // Their console, if they signed in to it, goes too.
+        super::console::end_user_console_sessions(&mut tx, user_id, now_micros()).await?;
         let detail = serde_json::json!({ "sessions": n }).to_string();
         super::audit::record_as(
             &mut tx,

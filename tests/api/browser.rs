@@ -472,3 +472,95 @@ async fn an_it_admin_maps_a_group_with_its_preview_finds_the_person_and_the_even
     screenshot(&c, "activity").await;
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_it_admin_sets_up_entra_oidc_and_tests_the_sign_in_in_chromium() {
+    let Some((served, _driver, c)) = console_in_chromium().await else {
+        return;
+    };
+    let (base, org, platform) = (&served.base, &served.org, &served.platform);
+    c.goto(&portal_link(base, platform, &org.id, "sso").await)
+        .await
+        .unwrap();
+    wait_h1(&c, "Single sign-on").await;
+    click(&c, "#idp-entra-oidc").await;
+    click(&c, "form[action='/console/sso'] button[type=submit]").await;
+    wait_h1(&c, "Set up Microsoft Entra ID (OIDC)").await;
+    let redirect_uri = text_of(&c, "#redirect-uri").await;
+    assert_eq!(redirect_uri, format!("{base}/sso/oidc/callback"));
+    assert!(
+        c.find(Locator::Css("button[data-copy='redirect-uri']"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    assert_accessible(&c, "the Entra OIDC wizard").await;
+    screenshot(&c, "oidc-wizard").await;
+
+    // The admin registers the application at the IdP, then gives us its details.
+    let secret = "entra-client-secret-value";
+    let accounts = json!({"alice": {"email": "alice@example.org", "name": "Alice Example",
+                                    "groups": ["Engineering", "Admins"]}});
+    let idp = oidc_idp(&redirect_uri, secret, &accounts).await;
+    type_into(&c, "#issuer", &idp.url).await;
+    type_into(&c, "#client_id", "idbridge").await;
+    type_into(&c, "#client_secret", secret).await;
+    // The test provider sends groups for a scope of that name only (Entra needs none).
+    click(&c, "details summary").await;
+    type_into(&c, "#scopes", "openid email profile groups").await;
+    click(&c, "form[action='/console/sso/oidc'] button[type=submit]").await;
+    let test = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::LinkText("Test sign-in"))
+        .await
+        .unwrap();
+    assert!(!c.source().await.unwrap().contains(secret));
+    let conn_id = c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .trim_start_matches("/console/sso/")
+        .to_string();
+    crate::console::create_users_just_in_time(base, org, &conn_id).await;
+
+    // The test sign-in: the provider's login form, then back to the console.
+    test.click().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("input[name=login]"))
+        .await
+        .unwrap()
+        .send_keys("alice")
+        .await
+        .unwrap();
+    type_into(&c, "input[name=password]", "x").await;
+    click(&c, "button[type=submit]").await;
+    wait_h1(&c, "The test sign-in worked").await;
+    let page = c.source().await.unwrap();
+    for seen in [
+        "alice@example.org",
+        "Alice Example",
+        "Engineering",
+        "Admins",
+    ] {
+        assert!(page.contains(seen), "{seen} in {page}");
+    }
+    assert_accessible(&c, "the OIDC test sign-in result").await;
+    // The page where owners and admins sign in with their organization's SSO.
+    c.goto(&format!("{base}/console/sign-in?org={}", org.id))
+        .await
+        .unwrap();
+    wait_h1(&c, "Sign in to the console").await;
+    assert!(
+        c.source()
+            .await
+            .unwrap()
+            .contains("Sign in with Microsoft Entra ID (OIDC)")
+    );
+    assert_accessible(&c, "the console sign-in page").await;
+    c.close().await.unwrap();
+}

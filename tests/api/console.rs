@@ -454,6 +454,22 @@ pub(crate) async fn served() -> Served {
     }
 }
 
+/// Turns just-in-time creation on for a connection, as the SaaS's admin would through the API.
+pub(crate) async fn create_users_just_in_time(base: &str, org: &crate::interop::Org, id: &str) {
+    reqwest::Client::new()
+        .patch(format!(
+            "{base}/api/v1/orgs/{}/sso/connections/{id}",
+            org.id
+        ))
+        .bearer_auth(&org.admin)
+        .json(&json!({"jit": true}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+}
+
 /// The value of the wizard's field labelled `label` (`<dt>label</dt><dd><span ...>value</span>`).
 fn wizard_value(page: &str, label: &str) -> String {
     let at = page
@@ -600,18 +616,7 @@ async fn the_sso_wizard_sets_up_okta_saml_and_its_test_sign_in_shows_the_groups_
     assert!(page.contains("just in time"), "{page}");
 
     // With just-in-time creation, the test shows the user it would create and their access.
-    reqwest::Client::new()
-        .patch(format!(
-            "{base}/api/v1/orgs/{}/sso/connections/{id}",
-            org.id
-        ))
-        .bearer_auth(&org.admin)
-        .json(&json!({"jit": true}))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    create_users_just_in_time(&base, &org, &id).await;
     let page = test(b.clone()).await;
     assert!(page.contains("The test sign-in worked"), "{page}");
     assert!(page.contains("It would create the user"), "{page}");
@@ -620,15 +625,7 @@ async fn the_sso_wizard_sets_up_okta_saml_and_its_test_sign_in_shows_the_groups_
         "{page}"
     );
     // ...and kept nothing: no user, so no session either.
-    let users: Value = reqwest::Client::new()
-        .get(format!("{base}/api/v1/orgs/{}/users", org.id))
-        .bearer_auth(&org.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let users = org_get(&base, &org, "/users").await;
     assert_eq!(users["items"], json!([]), "{users}");
     // Another browser (without the console session) cannot read the result.
     let other = browser()
@@ -1604,4 +1601,599 @@ fn link_after(page: &str, prefix: &str) -> String {
         .unwrap_or_else(|| panic!("no {prefix} in {page}"));
     let at = at + page[at..].find('"').unwrap() + 1;
     page[at..].split('"').next().unwrap().to_string()
+}
+
+/// The connections of the app's organization, as the admin API lists them.
+async fn connections(app: &TestApp) -> Vec<Value> {
+    let admin = app.admin_token("org_admin", None).await;
+    let listed = app.api_ok(&app.org_path("/sso/connections"), &admin).await;
+    listed["items"]
+        .as_array()
+        .or_else(|| listed.as_array())
+        .cloned()
+        .unwrap_or_else(|| panic!("{listed}"))
+}
+
+/// The Entra ID (OIDC) wizard gives our redirect URI first, in the order of Entra's screens,
+/// and a refused form says why, keeps what was typed but the secret, and makes nothing.
+#[tokio::test]
+async fn the_entra_oidc_wizard_gives_the_redirect_uri_first_and_a_refused_form_keeps_all_but_the_secret()
+ {
+    let app = TestApp::new().await;
+    let (session, csrf) = session_of(&app, "sso").await;
+    let r = browse(&app, Method::GET, "/console/sso", Some(&session), None).await;
+    let page = html(&r);
+    assert!(page.contains("Microsoft Entra ID (OIDC)"), "{page}");
+    assert!(page.contains("Another OpenID Connect provider"), "{page}");
+
+    let r = post_form(
+        &app,
+        "/console/sso",
+        &session,
+        &format!("csrf={csrf}&idp=entra-oidc"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let wizard = r.header("location").unwrap().to_string();
+    assert_eq!(wizard, "/console/sso/oidc?idp=entra-oidc");
+    let r = browse(&app, Method::GET, &wizard, Some(&session), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = html(&r).to_string();
+    assert_eq!(
+        wizard_value(&page, "Redirect URI (Web)"),
+        format!("{PUBLIC_URL}/sso/oidc/callback")
+    );
+    // Entra's order: the app registration and its redirect URI, its secret, then the issuer.
+    let at = |s: &str| page.find(s).unwrap_or_else(|| panic!("no {s} in {page}"));
+    assert!(at("App registrations") < at("Redirect URI (Web)"));
+    assert!(at("Redirect URI (Web)") < at("Certificates &amp; secrets"));
+    assert!(at("Certificates &amp; secrets") < at("login.microsoftonline.com/{tenant}/v2.0"));
+    assert!(page.contains("Token configuration") && page.contains("overage"));
+    assert!(page.contains("Application (client) ID"), "{page}");
+    assert!(
+        !page.contains("/test\""),
+        "no test before a connection: {page}"
+    );
+    assert!(
+        page.contains("type=\"password\" id=\"client_secret\""),
+        "{page}"
+    );
+
+    // Nothing given.
+    let r = post_form(
+        &app,
+        "/console/sso/oidc",
+        &session,
+        &format!("csrf={csrf}&idp=entra-oidc&issuer=&client_id=&client_secret="),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        html(&r).contains("Give the issuer URL, the client ID and the client secret."),
+        "{:?}",
+        r.body
+    );
+    // No secret.
+    let r = post_form(
+        &app,
+        "/console/sso/oidc",
+        &session,
+        &format!(
+            "csrf={csrf}&idp=entra-oidc&issuer=https%3A%2F%2Flogin.example.test%2Ft%2Fv2.0&client_id=app-1"
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("Give the client secret."), "{:?}", r.body);
+    // An issuer that is not https: refused, with what was typed kept, except the secret.
+    let r = post_form(
+        &app,
+        "/console/sso/oidc",
+        &session,
+        &format!(
+            "csrf={csrf}&idp=entra-oidc&issuer=http%3A%2F%2Flogin.example.test%2Ft%2Fv2.0\
+             &client_id=app-1&client_secret=typed-secret-value"
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let page = html(&r);
+    assert!(page.contains("role=\"alert\""), "{page}");
+    assert!(page.contains("only https"), "{page}");
+    assert!(
+        page.contains("value=\"http://login.example.test/t/v2.0\""),
+        "{page}"
+    );
+    assert!(page.contains("value=\"app-1\""), "{page}");
+    assert!(!page.contains("typed-secret-value"), "{page}");
+    assert!(page.contains("Redirect URI (Web)"), "still Entra's wizard");
+    // A form from elsewhere is refused.
+    let r = post_form(
+        &app,
+        "/console/sso/oidc",
+        &session,
+        "csrf=0000&idp=oidc&issuer=https%3A%2F%2Fa.test&client_id=a&client_secret=b",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(connections(&app).await, Vec::<Value>::new());
+}
+
+/// An issuer whose discovery document cannot be read is said on the page; nothing is made.
+#[tokio::test]
+async fn the_oidc_wizard_says_when_the_issuers_discovery_fails() {
+    let app = TestApp::new().await.reaching_fakes();
+    let (session, csrf) = session_of(&app, "sso").await;
+    // A port nothing listens on.
+    let issuer = format!("http://127.0.0.1:{}", crate::interop::free_port());
+    let form = format!(
+        "csrf={csrf}&idp=oidc&issuer={}&client_id=idbridge&client_secret=s3cret-typed&scopes=openid+groups",
+        urlencoding(&issuer)
+    );
+    let r = post_form(&app, "/console/sso/oidc", &session, &form).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    let page = html(&r);
+    assert!(page.contains("discovery failed"), "{page}");
+    assert!(page.contains(&format!("value=\"{issuer}\"")), "{page}");
+    assert!(page.contains("value=\"openid groups\""), "{page}");
+    assert!(!page.contains("s3cret-typed"), "{page}");
+    assert_eq!(connections(&app).await, Vec::<Value>::new());
+}
+
+fn urlencoding(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A browser with a console session of an `sso` portal link, and its CSRF token.
+async fn sso_console(
+    base: &str,
+    platform: &str,
+    org: &crate::interop::Org,
+) -> (reqwest::Client, String) {
+    let path = format!("{}/portal-links", org.id);
+    let made = crate::interop::api(base, platform, &path, json!({"intent": "sso"})).await;
+    let b = crate::interop::browser();
+    b.get(made["url"].as_str().unwrap()).send().await.unwrap();
+    let page = text_of(&b, &format!("{base}/console/sso")).await;
+    let csrf = csrf_of(&page);
+    (b, csrf)
+}
+
+/// The generic OIDC wizard against the OpenID provider of `tests/interop`: the redirect URI the
+/// page gives is the one the provider accepts, the details make the connection (its secret kept
+/// sealed, never shown), and the test sign-in shows the subject, email and groups that came back.
+#[tokio::test]
+async fn the_oidc_wizard_sets_up_a_provider_and_its_test_sign_in_shows_subject_email_and_groups() {
+    use crate::interop::*;
+    if !available() {
+        return;
+    }
+    let Served {
+        base,
+        org,
+        platform,
+        _store,
+        _dir,
+    } = served().await;
+    let (b, csrf) = sso_console(&base, &platform, &org).await;
+    let r = b
+        .post(format!("{base}/console/sso"))
+        .form(&[("csrf", csrf.as_str()), ("idp", "oidc")])
+        .send()
+        .await
+        .unwrap();
+    let first = location(&base, &r);
+    assert_eq!(first, format!("{base}/console/sso/oidc?idp=oidc"));
+    let page = text_of(&b, &first).await;
+    let redirect_uri = wizard_value(&page, "Redirect URI");
+    assert_eq!(redirect_uri, format!("{base}/sso/oidc/callback"));
+
+    let secret = "the-client-secret-of-idbridge";
+    let accounts = json!({"alice": {"email": "alice@example.org", "name": "Alice Example",
+                                    "groups": ["Engineering", "Admins"]}});
+    let idp = oidc_idp(&redirect_uri, secret, &accounts).await;
+    let r = b
+        .post(format!("{base}/console/sso/oidc"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("idp", "oidc"),
+            ("issuer", idp.url.as_str()),
+            ("client_id", "idbridge"),
+            ("client_secret", secret),
+            ("scopes", "openid email profile groups"),
+            ("groups_claim", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let wizard_url = location(&base, &r);
+    let id = wizard_url
+        .trim_start_matches(&format!("{base}/console/sso/"))
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let conn = org_get(&base, &org, &format!("/sso/connections/{id}")).await;
+    assert_eq!(conn["kind"], "oidc", "{conn}");
+    assert_eq!(conn["has_secret"], true, "{conn}");
+    assert_eq!(conn["config"]["issuer"], idp.url.as_str(), "{conn}");
+    assert!(!conn.to_string().contains(secret), "{conn}");
+    let page = text_of(&b, &wizard_url).await;
+    assert!(page.contains("value=\"idbridge\""), "{page}");
+    assert!(!page.contains(secret), "{page}");
+    assert!(
+        page.contains(&format!("/console/sso/{id}/test\"")),
+        "{page}"
+    );
+
+    // Saving again with the secret left blank keeps the stored one: the test below needs it.
+    let r = b
+        .post(format!("{base}/console/sso/{id}/oidc"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("idp", "oidc"),
+            ("issuer", idp.url.as_str()),
+            ("client_id", "idbridge"),
+            ("client_secret", ""),
+            ("scopes", "openid email profile groups"),
+            ("groups_claim", "groups"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&base, &r), wizard_url);
+
+    let test = |b: reqwest::Client| {
+        let (base, id) = (base.clone(), id.clone());
+        async move {
+            let mut url = format!("{base}/console/sso/{id}/test");
+            loop {
+                let r = b.get(&url).send().await.unwrap();
+                if url.starts_with(&format!("{base}/sso/oidc/callback")) {
+                    assert_eq!(r.status(), 303);
+                    assert!(r.headers().get("set-cookie").is_none(), "no session");
+                    let result = location(&url, &r);
+                    assert!(
+                        result.contains(&format!("/console/sso/{id}/tests/")),
+                        "{result}"
+                    );
+                    return text_of(&b, &result).await;
+                }
+                assert!(r.status().is_redirection(), "{url}: {}", r.status());
+                url = past_login(&b, location(&url, &r), "alice").await;
+            }
+        }
+    };
+    // The connection does not create users: the page says why, with what came back.
+    let page = test(b.clone()).await;
+    assert!(page.contains("did not work"), "{page}");
+    assert!(
+        page.contains("<span class=\"value\">alice</span>"),
+        "{page}"
+    );
+    assert!(page.contains("alice@example.org"), "{page}");
+    assert!(page.contains("Alice Example"), "{page}");
+    assert!(
+        page.contains("<li><span class=\"value\">Engineering</span></li>")
+            && page.contains("<li><span class=\"value\">Admins</span></li>"),
+        "{page}"
+    );
+    create_users_just_in_time(&base, &org, &id).await;
+    let page = test(b.clone()).await;
+    assert!(page.contains("The test sign-in worked"), "{page}");
+    assert!(page.contains("It would create the user"), "{page}");
+    assert!(page.contains("org_viewer"), "{page}");
+}
+
+/// The sign-in page asks for a work email, and says plainly when no sign-in can start from it.
+#[tokio::test]
+async fn the_console_sign_in_page_says_when_no_organization_signs_in_an_address() {
+    let app = TestApp::new().await;
+    let r = browse(&app, Method::GET, "/console/sign-in", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = html(&r);
+    assert!(
+        page.contains("<label for=\"email\">Work email address</label>"),
+        "{page}"
+    );
+    assert!(page.contains("action=\"/console/sign-in/start\""), "{page}");
+    // An organization without a ready connection says so rather than listing nothing.
+    let r = browse(
+        &app,
+        Method::GET,
+        &format!("/console/sign-in?org={}", app.org_id),
+        None,
+        None,
+    )
+    .await;
+    assert!(
+        html(&r).contains("no single sign-on connection ready"),
+        "{:?}",
+        r.body
+    );
+
+    for (query, status, said) in [
+        (
+            "email=someone%40nowhere.example.test",
+            404,
+            "No organization signs in people",
+        ),
+        ("email=", 400, "Give your work email address."),
+        ("connection=no-such-connection", 404, "does not exist"),
+    ] {
+        let r = browse(
+            &app,
+            Method::GET,
+            &format!("/console/sign-in/start?{query}"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), status, "{query}");
+        assert!(html(&r).contains(said), "{query}: {:?}", r.body);
+        assert!(r.header("set-cookie").is_none(), "{query}");
+    }
+}
+
+/// Follows a console sign-in from `start` through the OpenID provider as `login`, to the answer
+/// of our callback.
+async fn console_sign_in(
+    b: &reqwest::Client,
+    base: &str,
+    start: &str,
+    login: &str,
+) -> reqwest::Response {
+    use crate::interop::*;
+    let mut url = start.to_string();
+    loop {
+        let r = b.get(&url).send().await.unwrap();
+        if url.starts_with(&format!("{base}/sso/oidc/callback")) {
+            return r;
+        }
+        assert!(r.status().is_redirection(), "{url}: {}", r.status());
+        url = past_login(b, location(&url, &r), login).await;
+    }
+}
+
+/// The organization's admin signs in to the console through its own OIDC provider and reaches
+/// every page; a viewer reads but cannot change; a member is refused and gets nothing; SCIM
+/// deactivating the admin ends their console session at their next request.
+#[tokio::test]
+async fn an_admin_signs_in_to_the_console_through_the_organizations_sso_until_scim_deactivates_them()
+ {
+    use crate::interop::*;
+    if !available() {
+        return;
+    }
+    let Served {
+        base,
+        org,
+        _store,
+        _dir,
+        ..
+    } = served().await;
+    let o = |p: &str| format!("{}{p}", org.id);
+    // The IdP's `IT` group makes organization admins; `Admins` (of the interop organization)
+    // makes viewers; `Engineering` gives a sub-account only.
+    api(
+        &base,
+        &org.admin,
+        &o("/mappings"),
+        json!({"matcher": {"type": "claim", "value": "IT"},
+               "grant": {"type": "org_role", "role": "org_admin"}}),
+    )
+    .await;
+    let secret = "console-sign-in-secret";
+    let accounts = json!({
+        "carol": {"email": "carol@example.org", "name": "Carol", "groups": ["IT"]},
+        "vic": {"email": "vic@example.org", "name": "Vic", "groups": ["Admins"]},
+        "dave": {"email": "dave@example.org", "name": "Dave", "groups": ["Engineering"]},
+    });
+    let idp = oidc_idp(&format!("{base}/sso/oidc/callback"), secret, &accounts).await;
+    let conn = api(
+        &base,
+        &org.admin,
+        &o("/sso/connections"),
+        json!({"name": "Company SSO",
+               "oidc": {"issuer": idp.url, "client_id": "idbridge", "client_secret": secret,
+                        "scopes": ["openid", "email", "profile", "groups"]}}),
+    )
+    .await;
+    let conn_id = conn["id"].as_str().unwrap().to_string();
+    // A SCIM directory provisions the people: only they may sign in.
+    let dir = api(&base, &org.admin, &o("/directories"), json!({"name": "HR"})).await;
+    let scim = format!(
+        "{base}/scim/v2/{}",
+        dir["directory"]["id"].as_str().unwrap()
+    );
+    let scim_token = dir["token"]["token"].as_str().unwrap().to_string();
+    let mut scim_ids = std::collections::HashMap::new();
+    for name in ["carol", "vic", "dave"] {
+        let r = reqwest::Client::new()
+            .post(format!("{scim}/Users"))
+            .bearer_auth(&scim_token)
+            .header("content-type", "application/scim+json")
+            .body(
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                       "userName": format!("{name}@example.org"), "active": true,
+                       "emails": [{"value": format!("{name}@example.org"), "primary": true}]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let body: Value = r.json().await.unwrap();
+        scim_ids.insert(name, body["id"].as_str().unwrap().to_string());
+    }
+
+    // The organization's sign-in page offers its connection.
+    let page = text_of(
+        &browser(),
+        &format!("{base}/console/sign-in?org={}", org.id),
+    )
+    .await;
+    assert!(
+        page.contains(&format!("/console/sign-in/start?connection={conn_id}")),
+        "{page}"
+    );
+    assert!(page.contains("Sign in with Company SSO"), "{page}");
+
+    // The admin, by their email's verified domain.
+    let carol = browser();
+    let start = format!("{base}/console/sign-in/start?email=carol%40example.org");
+    let r = console_sign_in(&carol, &base, &start, "carol").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&base, &r), format!("{base}/console/sso"));
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("idbridge_console=") && cookie.contains("Max-Age=3600"),
+        "{cookie}"
+    );
+    for (path, h1) in [
+        ("/console/sso", "Single sign-on"),
+        ("/console/directories", "Directory sync (SCIM)"),
+        ("/console/domains", "Domains"),
+        ("/console/mapping", "Group to role mapping"),
+        ("/console/people", "People"),
+        ("/console/activity", "Activity"),
+    ] {
+        let r = carol.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains(&format!("<h1>{h1}</h1>")), "{path}: {page}");
+        assert!(page.contains("You signed in as an admin"), "{path}");
+    }
+    // An admin changes things: a directory made from the console.
+    let page = text_of(&carol, &format!("{base}/console/directories")).await;
+    let r = carol
+        .post(format!("{base}/console/directories"))
+        .form(&[("csrf", csrf_of(&page).as_str()), ("name", "Second")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let activity = text_of(&carol, &format!("{base}/console/activity")).await;
+    assert!(activity.contains("console.sign_in"), "{activity}");
+
+    // A viewer reads, and may not change anything.
+    let vic = browser();
+    let start = format!("{base}/console/sign-in/start?connection={conn_id}");
+    let r = console_sign_in(&vic, &base, &start, "vic").await;
+    assert_eq!(r.status(), 303);
+    let page = text_of(&vic, &format!("{base}/console/domains")).await;
+    assert!(page.contains("You signed in as a viewer"), "{page}");
+    let r = vic
+        .post(format!("{base}/console/domains"))
+        .form(&[
+            ("csrf", csrf_of(&page).as_str()),
+            ("domain", "vic.example.org"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // A member gets a page saying so, and no session.
+    let dave = browser();
+    let r = console_sign_in(&dave, &base, &start, "dave").await;
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("set-cookie").is_none());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("You have no access to the console"), "{page}");
+    assert!(page.contains("dave@example.org"), "{page}");
+    let r = dave
+        .get(format!("{base}/console/sso"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let audit = org_audit(&base, &org).await;
+    assert!(audit.contains("console_no_access"), "{audit}");
+
+    // The directory deactivates the admin: their console session ends at the next request.
+    let r = reqwest::Client::new()
+        .patch(format!("{scim}/Users/{}", scim_ids["carol"]))
+        .bearer_auth(&scim_token)
+        .header("content-type", "application/scim+json")
+        .body(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "replace", "path": "active", "value": false}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = carol
+        .get(format!("{base}/console/sso"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The viewer's session is untouched, until an admin signs them out everywhere.
+    let r = vic.get(format!("{base}/console/sso")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let users = org_get(&base, &org, "/users?limit=100").await;
+    let vic_id = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u.to_string().contains("vic@example.org"))
+        .unwrap_or_else(|| panic!("{users}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api(
+        &base,
+        &org.admin,
+        &o(&format!("/users/{vic_id}/sessions/revoke")),
+        json!({}),
+    )
+    .await;
+    let r = vic.get(format!("{base}/console/sso")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+/// The upgrade that lets a sign-in open a console session rebuilds the SQLite table: the
+/// sessions portal links opened, and their test results, are all still there after it.
+#[tokio::test]
+async fn console_sessions_and_their_test_results_survive_the_upgrade_to_signed_in_sessions() {
+    use crate::sso::{sqlite_migrated_below, upgraded};
+    let (_dir, url, pool) = sqlite_migrated_below(17).await;
+    let token = "idbc_an-open-session-from-before";
+    for sql in [
+        "INSERT INTO organizations (id, name, name_ci, created_at) VALUES ('o1', 'Acme', 'acme', 1)"
+            .to_string(),
+        "INSERT INTO portal_links (id, org_id, token_hash, intent, created_by, created_at, \
+         expires_at, used_at) VALUES ('l1', 'o1', 'h', 'sso', 'platform-token:p', 1, 2, 2)"
+            .to_string(),
+        format!(
+            "INSERT INTO console_sessions (id, org_id, link_id, token_hash, intent, created_at, \
+             expires_at) VALUES ('s1', 'o1', 'l1', '{}', 'sso', 2, 9000000000000000)",
+            idbridge::store::directory::hash_token(token)
+        ),
+        "INSERT INTO console_tests (id, session_id, connection_id, result, created_at) \
+         VALUES ('t1', 's1', 'c1', '{\"ok\": true}', 3)"
+            .to_string(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let store = upgraded(&url, pool).await;
+    let session = store.console_session(token).await.unwrap().expect("kept");
+    assert_eq!(session.link_id.as_deref(), Some("l1"));
+    assert_eq!(session.org_user_id, None);
+    assert_eq!(session.intent, "sso");
+    let (conn, result) = store.console_test("s1", "t1").await.unwrap().expect("kept");
+    assert_eq!((conn.as_str(), result), ("c1", json!({"ok": true})));
+    // The session still opens the console of its link.
+    let s = console_svc::authenticate(&store, token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.intents(), [Intent::Sso]);
 }

@@ -306,7 +306,7 @@ fn assert_mapped(claims: &Value, org: &Org, email: &str, name: &str) {
 
 /// The OpenID provider's login form, when `next` is one: one POST signs `login` in and grants
 /// consent; returns where the browser goes next.
-async fn past_login(browser: &reqwest::Client, next: String, login: &str) -> String {
+pub(crate) async fn past_login(browser: &reqwest::Client, next: String, login: &str) -> String {
     if !next.contains("/interaction/") {
         return next;
     }
@@ -320,6 +320,48 @@ async fn past_login(browser: &reqwest::Client, next: String, login: &str) -> Str
     location(&next, &r)
 }
 
+/// The OpenID provider of `tests/interop` with one client, `idbridge`, whose secret is `secret`
+/// and redirect URI `redirect_uri`, holding `accounts` (id -> claims).
+pub(crate) async fn oidc_idp(redirect_uri: &str, secret: &str, accounts: &Value) -> Idp {
+    start_idp(
+        "oidc-idp.mjs",
+        &[
+            ("PORT", free_port().to_string()),
+            ("CLIENT_ID", "idbridge".into()),
+            ("CLIENT_SECRET", secret.into()),
+            ("REDIRECT_URI", redirect_uri.into()),
+            ("ACCOUNTS", accounts.to_string()),
+        ],
+    )
+    .await
+}
+
+/// A GET of the organization's admin API (`path` after `/api/v1/orgs/{org}`), as its admin.
+pub(crate) async fn org_get(base: &str, org: &Org, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{base}/api/v1/orgs/{}{path}", org.id))
+        .bearer_auth(&org.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The organization's audit log, as its admin reads it through the API.
+pub(crate) async fn org_audit(base: &str, org: &Org) -> String {
+    reqwest::Client::new()
+        .get(format!("{base}/api/v1/orgs/{}/audit", org.id))
+        .bearer_auth(&org.admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A real OpenID provider holding `accounts`, and the organization's connection to it; returns the
 /// provider and the connection as the admin API shows it.
 async fn oidc_connection(
@@ -329,17 +371,7 @@ async fn oidc_connection(
     accounts: Value,
     jit: bool,
 ) -> (Idp, Value) {
-    let idp = start_idp(
-        "oidc-idp.mjs",
-        &[
-            ("PORT", free_port().to_string()),
-            ("CLIENT_ID", "idbridge".into()),
-            ("CLIENT_SECRET", secret.into()),
-            ("REDIRECT_URI", format!("{base}/sso/oidc/callback")),
-            ("ACCOUNTS", accounts.to_string()),
-        ],
-    )
-    .await;
+    let idp = oidc_idp(&format!("{base}/sso/oidc/callback"), secret, &accounts).await;
     let conn = api(
         base,
         &org.admin,
@@ -435,15 +467,7 @@ async fn oidc_sign_in_through_oidc_provider_hands_the_mapped_access_to_the_saas(
         .await
         .unwrap();
     assert_eq!(r.status(), 403, "a sign-in finished in another browser");
-    let audit = reqwest::Client::new()
-        .get(format!("{base}/api/v1/orgs/{}/audit", org.id))
-        .bearer_auth(&org.admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let audit = org_audit(&base, &org).await;
     assert!(audit.contains("flow_unbound"), "{audit}");
 }
 
@@ -604,15 +628,7 @@ async fn saml_round(
 }
 
 async fn audit(s: &SamlSetup) -> String {
-    reqwest::Client::new()
-        .get(format!("{}/api/v1/orgs/{}/audit", s.base, s.org.id))
-        .bearer_auth(&s.org.admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    org_audit(&s.base, &s.org).await
 }
 
 #[tokio::test]

@@ -29,8 +29,9 @@ const READERS: [Intent; 2] = [Intent::People, Intent::Mapping];
 /// with a role that manages the organization.
 fn reader(console: &Console) -> Result<(Caller, bool), PageError> {
     let caller = console.session.caller_of(&READERS)?;
-    let writes =
-        console.session.intent() == Intent::People && caller.require(svc::Action::Manage).is_ok();
+    // A person signed in with their own role reaches every intent; their role decides.
+    let writes = console.session.intents().contains(&Intent::People)
+        && caller.require(svc::Action::Manage).is_ok();
     Ok((caller, writes))
 }
 

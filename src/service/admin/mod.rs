@@ -173,7 +173,8 @@ pub enum Authority {
     Operator,
     /// A platform token: the SaaS's backend, which reaches every organization.
     Platform,
-    /// A console session opened by a portal link, limited to the pages of its intent.
+    /// A console session: opened by a portal link (limited to the pages of its intent), or by a
+    /// person's sign-in (limited by their role).
     Console,
 }
 
@@ -234,6 +235,18 @@ impl Caller {
             role: AdminRole::Org(OrgRole::OrgAdmin),
             sub_account_id: None,
             token_id: Some(link_id.to_string()),
+            authority: Authority::Console,
+        }
+    }
+    /// A console session a person opened by signing in through their organization's SSO: their
+    /// organization role (owner, admin or viewer, from the mapping) decides what it may do.
+    /// Named in the audit log by the scope's actor; `org_user_id` is who they are.
+    pub fn console_user(scope: OrgScope, role: OrgRole, org_user_id: &str) -> Caller {
+        Caller {
+            scope,
+            role: AdminRole::Org(role),
+            sub_account_id: None,
+            token_id: Some(org_user_id.to_string()),
             authority: Authority::Console,
         }
     }
