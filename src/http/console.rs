@@ -34,6 +34,7 @@ mod mapping;
 mod oidc;
 mod people;
 pub(super) mod sign_in_page;
+mod who_signs_in;
 
 pub const CONSOLE_COOKIE: &str = "idbridge_console";
 
@@ -59,6 +60,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/sso/{id}", get(wizard))
         .route("/console/sso/{id}/oidc", post(oidc::update))
         .route("/console/sso/{id}/metadata", post(give_metadata))
+        .route("/console/sso/{id}/who-signs-in", post(who_signs_in::save))
         .route("/console/sso/{id}/test", get(start_test))
         .route("/console/sso/{id}/tests/{test}", get(test_page))
         .route(
@@ -684,7 +686,7 @@ async fn wizard_page(
         StatusCode::OK
     };
     let body = html! {
-        p { "Set up single sign-on with " (idp.label) ", in three steps." }
+        p { "Set up single sign-on with " (idp.label) ", in four steps." }
         ol.steps {
             li {
                 h2 { "Give your identity provider our values" }
@@ -715,6 +717,13 @@ async fn wizard_page(
                     input type="hidden" name="csrf" value=(console.csrf);
                     input type="hidden" name="idp" value=(idp.key);
                     (field("metadata_url", "Metadata URL", "url"))
+                    // Shown by the script, which reads the file into the box below: without it,
+                    // the XML is pasted.
+                    div data-needs-script hidden {
+                        label for="metadata_file" { "Or upload the metadata file" }
+                        input type="file" id="metadata_file" accept=".xml,application/xml,text/xml"
+                            data-into="metadata_xml";
+                    }
                     (field("metadata_xml", "Or the metadata XML", "textarea"))
                     details {
                         summary { "Or the certificate and single sign-on URL" }
@@ -725,7 +734,8 @@ async fn wizard_page(
                     div { button type="submit" { "Save" } }
                 }
             }
-            li {
+            (who_signs_in::step(console, &view.connection, idp.key))
+            li #test {
                 h2 { "Test the sign-in" }
                 @if complete {
                     p { "Sign in through " (idp.label) " as one of your users: we show what it sends \

@@ -218,7 +218,8 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
     assert_accessible(&c, "the SAML wizard").await;
     screenshot(&c, "sso-wizard").await;
 
-    // The admin puts our values into the IdP and gives us its metadata URL.
+    // The admin puts our values into the IdP, downloads its metadata file and uploads it: the
+    // page's script reads it into the metadata box.
     let (_keys, key, cert) = idp_keys();
     let idp = saml_idp(
         free_port(),
@@ -227,7 +228,32 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
         &json!({"endpoints": {"sp_entity_id": entity, "acs_url": acs}, "config": {}}),
     )
     .await;
-    type_into(&c, "#metadata_url", &format!("{}/metadata", idp.url)).await;
+    let metadata = reqwest::get(format!("{}/metadata", idp.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let file = downloads.path().join("okta-metadata.xml");
+    std::fs::write(&file, &metadata).unwrap();
+    type_into(&c, "#metadata_file", file.to_str().unwrap()).await;
+    let mut filled = String::new();
+    for _ in 0..100 {
+        filled = c
+            .find(Locator::Id("metadata_xml"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        if !filled.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(filled, metadata, "the file's XML in the box");
     c.find(Locator::Css(
         "form[action$='/metadata'] button[type=submit]",
     ))
@@ -236,24 +262,29 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
     .click()
     .await
     .unwrap();
-    let wizard = c.current_url().await.unwrap();
-    let conn_id = wizard
-        .path()
-        .trim_start_matches("/console/sso/")
-        .to_string();
-    // Users are created at their first sign-in, as the SaaS set the connection up to, whatever
-    // their domain (the test IdP's people are of a domain no one verifies).
-    let r = reqwest::Client::new()
-        .patch(format!(
-            "{base}/api/v1/orgs/{}/sso/connections/{conn_id}",
-            org.id
-        ))
-        .bearer_auth(&org.admin)
-        .json(&json!({"jit": true, "allow_other_domains": true}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    // People are created at their first sign-in: the admin ticks it on the wizard.
+    click(&c, "#jit").await;
+    click(&c, "form[action$='/who-signs-in'] button[type=submit]").await;
+    // Saved, the wizard opens again at its next step, read anew from the server.
+    for _ in 0..100 {
+        if c.current_url().await.unwrap().fragment() == Some("test") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(c.current_url().await.unwrap().fragment(), Some("test"));
+    wait_h1(&c, "Set up Okta (SAML)").await;
+    assert!(
+        c.find(Locator::Id("jit"))
+            .await
+            .unwrap()
+            .prop("checked")
+            .await
+            .unwrap()
+            .as_deref()
+            == Some("true"),
+        "saved ticked"
+    );
 
     // The test sign-in: through the IdP and back to the console.
     c.wait()

@@ -615,8 +615,34 @@ async fn the_sso_wizard_sets_up_okta_saml_and_its_test_sign_in_shows_the_groups_
     );
     assert!(page.contains("just in time"), "{page}");
 
+    // The admin lets the connection create people at their first sign-in, on the wizard; a
+    // form without the session's CSRF token changes nothing.
+    let who = format!("{base}/console/sso/{id}/who-signs-in");
+    let r = b
+        .post(&who)
+        .form(&[("csrf", "forged"), ("idp", "okta"), ("jit", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let conn = org_get(&base, &org, &format!("/sso/connections/{id}")).await;
+    assert_eq!(conn["jit"], false, "{conn}");
+    let r = b
+        .post(&who)
+        .form(&[("csrf", csrf.as_str()), ("idp", "okta"), ("jit", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&base, &r), format!("{wizard_url}#test"));
+    let conn = org_get(&base, &org, &format!("/sso/connections/{id}")).await;
+    assert_eq!(conn["jit"], true, "{conn}");
+    assert_eq!(conn["allow_other_domains"], false, "unticked: {conn}");
+    let page = text_of(&b, &wizard_url).await;
+    assert!(
+        page.contains(r#"id="jit" name="jit" value="on" checked"#),
+        "{page}"
+    );
     // With just-in-time creation, the test shows the user it would create and their access.
-    create_users_just_in_time(&base, &org, &id).await;
     let page = test(b.clone()).await;
     assert!(page.contains("The test sign-in worked"), "{page}");
     assert!(page.contains("It would create the user"), "{page}");

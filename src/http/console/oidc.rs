@@ -268,7 +268,11 @@ fn render(
         "Redirect URI"
     };
     let body = html! {
-        p { "Set up single sign-on with " (idp.label) ", in three steps." }
+        p {
+            "Set up single sign-on with " (idp.label) ", in "
+            @if conn.is_some() { "four" } @else { "three" }
+            " steps."
+        }
         ol.steps {
             li {
                 h2 { "Give your identity provider our redirect URI" }
@@ -342,7 +346,10 @@ fn render(
                     div { button type="submit" { "Save" } }
                 }
             }
-            li {
+            @if let Some(c) = conn {
+                (super::who_signs_in::step(console, c, idp.key))
+            }
+            li #test {
                 h2 { "Test the sign-in" }
                 @if let Some(c) = conn {
                     p { "Sign in through " (idp.label) " as one of your users: we show what it sends \
