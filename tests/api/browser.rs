@@ -262,6 +262,12 @@ async fn an_it_admin_sets_up_okta_saml_tests_the_sign_in_and_gets_a_scim_token_i
     .click()
     .await
     .unwrap();
+    // The wizard again, now with the IdP's details: only it has the test sign-in's link.
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::LinkText("Test sign-in"))
+        .await
+        .unwrap();
     // People are created at their first sign-in: the admin ticks it on the wizard.
     click(&c, "#jit").await;
     click(&c, "form[action$='/who-signs-in'] button[type=submit]").await;
