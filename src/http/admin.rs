@@ -815,7 +815,9 @@ pub async fn audit(
         since: time_param("since", q.since.as_deref())?,
         until: time_param("until", q.until.as_deref())?,
         after: seq_cursor(q.after.as_deref())?,
+        before: None,
         limit,
+        newest_first: false,
     };
     let items = svc::audit(&s.store, &c, &filter).await?;
     Ok(Json(page(items, limit, |e| e.entry.seq.to_string())))
@@ -868,6 +870,7 @@ pub async fn events(
         user_id: q.user_id,
         since: time_param("since", q.since.as_deref())?,
         until: time_param("until", q.until.as_deref())?,
+        ..EventFilter::default()
     };
     let items = svc::events(&s.store, &c, &filter).await?;
     // Like every list, `next` is null on the last page; a consumer polls on with the `seq` of the

@@ -623,6 +623,10 @@ pub struct EventFilter {
     pub user_id: Option<String>,
     pub since: Option<i64>,
     pub until: Option<i64>,
+    /// Only events before this sequence number (the page before one shown newest first).
+    pub before: Option<i64>,
+    /// Newest first (a page of recent activity), rather than in order from `after`.
+    pub newest_first: bool,
 }
 
 impl super::Store {
@@ -665,7 +669,7 @@ impl super::Store {
         if let Some(t) = f.until {
             b.push(" AND at < ").bind(Bind::Int(t));
         }
-        b.push(" ORDER BY seq LIMIT ").bind(Bind::Int(f.limit));
+        b.seq_page(f.before, f.newest_first, f.limit);
         let rows: Vec<(i64, String, String, Option<String>, String, i64)> = on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
             .fetch_all(c).await?
             .into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect());

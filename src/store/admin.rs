@@ -1152,7 +1152,11 @@ pub struct AuditFilter {
     pub since: Option<i64>,
     pub until: Option<i64>,
     pub after: i64,
+    /// Only entries before this sequence number (the page before one shown newest first).
+    pub before: Option<i64>,
     pub limit: i64,
+    /// Newest first (a page of recent activity), rather than in order from `after`.
+    pub newest_first: bool,
 }
 
 impl Store {
@@ -1184,7 +1188,7 @@ impl Store {
         if let Some(t) = f.until {
             b.push(" AND at < ").bind(Bind::Int(t));
         }
-        b.push(" ORDER BY seq LIMIT ").bind(Bind::Int(f.limit));
+        b.seq_page(f.before, f.newest_first, f.limit);
         Ok(
             on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
             .fetch_all(c).await?.into_iter()

@@ -45,6 +45,20 @@ impl SqlBuilder {
         self.sql.push_str(&self.binds.len().to_string());
         self
     }
+    /// The end of a log's page (events, audit): before `before` if given, in order or newest
+    /// first, at most `limit`.
+    pub fn seq_page(&mut self, before: Option<i64>, newest_first: bool, limit: i64) -> &mut Self {
+        if let Some(seq) = before {
+            self.push(" AND seq < ").bind(Bind::Int(seq));
+        }
+        self.push(if newest_first {
+            " ORDER BY seq DESC LIMIT "
+        } else {
+            " ORDER BY seq LIMIT "
+        })
+        .bind(Bind::Int(limit))
+    }
+
     pub fn bind_text(&mut self, s: impl Into<String>) -> &mut Self {
         self.bind(Bind::Text(s.into()))
     }

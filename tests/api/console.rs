@@ -1265,6 +1265,10 @@ async fn the_activity_page_lists_the_access_events_and_the_audit_log_filtered() 
     let r = browse(&app, Method::GET, "/console/activity", Some(&session), None).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let page = html(&r);
+    // Newest first: the grant the rule made, then Ada's provisioning before it.
+    let granted = page.find("<td>access.granted</td><td>ada@acme.example</td>");
+    let provisioned = page.find("<td>user.provisioned</td><td>ada@acme.example</td>");
+    assert!(granted.is_some() && granted < provisioned, "{page}");
     for shown in [
         "<td>user.provisioned</td><td>ada@acme.example</td>",
         "<td>access.granted</td><td>ada@acme.example</td><td><code>{&quot;change&quot;:&quot;org_role_changed&quot;",
@@ -1309,12 +1313,47 @@ async fn the_activity_page_lists_the_access_events_and_the_audit_log_filtered() 
     let r = browse(
         &app,
         Method::GET,
-        "/console/activity?after=soon",
+        "/console/activity?audit_before=soon",
         Some(&session),
         None,
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+/// A busy organization sees its latest activity first, and pages back to the older.
+#[tokio::test]
+async fn the_activity_page_shows_the_latest_two_hundred_and_links_to_the_older() {
+    let app = TestApp::new().await;
+    for i in 0..203 {
+        app.user(&format!("p{i:03}@acme.example")).await;
+    }
+    let (session, _) = session_of(&app, "activity").await;
+    let get = |path: String| {
+        let (app, session) = (&app, &session);
+        async move {
+            let r = browse(app, Method::GET, &path, Some(session), None).await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            html(&r).to_string()
+        }
+    };
+    let row = |i: usize| format!("<td>user.provisioned</td><td>p{i:03}@acme.example</td>");
+    let page = get("/console/activity?event=user.provisioned".into()).await;
+    assert!(page.find(&row(202)) < page.find(&row(201)), "{page}");
+    assert!(page.contains(&row(3)), "{page}");
+    assert!(!page.contains(&row(2)), "two hundred shown: {page}");
+    let at = page
+        .find("Older access changes")
+        .expect("a link to the older");
+    let href = page[..at].rsplit("href=\"").next().unwrap();
+    let href = href[..href.find('"').unwrap()].replace("&amp;", "&");
+    assert!(href.contains("event=user.provisioned"), "{href}");
+    let older = get(href).await;
+    for i in 0..3 {
+        assert!(older.contains(&row(i)), "{older}");
+    }
+    assert!(!older.contains(&row(3)), "{older}");
+    assert!(!older.contains("Older access changes"), "{older}");
 }
 
 // ---- mapping -----------------------------------------------------------------------------------

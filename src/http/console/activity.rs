@@ -23,13 +23,26 @@ const SHOWN: i64 = 200;
 
 #[derive(Deserialize)]
 pub(super) struct ActivityQuery {
-    after: Option<i64>,
+    /// The older page of each list: entries before these sequence numbers.
+    events_before: Option<i64>,
+    audit_before: Option<i64>,
     #[serde(default)]
     event: String,
     #[serde(default)]
     operation: String,
     #[serde(default)]
     resource: String,
+}
+
+/// The page with the same filters and one list's entries before `seq`.
+fn older(q: &ActivityQuery, which: &str, seq: i64) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("event", &q.event)
+        .append_pair("operation", &q.operation)
+        .append_pair("resource", &q.resource)
+        .append_pair(which, &seq.to_string())
+        .finish();
+    format!("/console/activity?{query}")
 }
 
 /// A filter field left blank filters nothing.
@@ -78,12 +91,15 @@ pub(super) async fn activity_page(
         &EventFilter {
             limit: SHOWN,
             ty: event,
+            before: q.events_before,
+            newest_first: true,
             ..Default::default()
         },
     )
     .await?;
     let filter = AuditFilter {
-        after: q.after.unwrap_or(0),
+        before: q.audit_before,
+        newest_first: true,
         limit: SHOWN,
         operation: given(&q.operation),
         resource_type: given(&q.resource),
@@ -123,7 +139,7 @@ pub(super) async fn activity_page(
                 p { "None recorded that match." }
             } @else {
                 table {
-                    caption.visually-hidden { "Access change events, oldest first" }
+                    caption.visually-hidden { "Access change events, newest first" }
                     (thead(&["When", "Event", "Person", "Detail"]))
                     tbody {
                         @for e in &events {
@@ -137,12 +153,17 @@ pub(super) async fn activity_page(
                     }
                 }
             }
+            @if events.len() as i64 == SHOWN {
+                @if let Some(last) = events.last() {
+                    p { a href=(older(&q, "events_before", last.seq)) { "Older access changes" } }
+                }
+            }
             h2 { "Audit log" }
             @if entries.is_empty() {
                 p { "Nothing recorded that matches." }
             } @else {
                 table {
-                    caption.visually-hidden { "Audit log entries, oldest first" }
+                    caption.visually-hidden { "Audit log entries, newest first" }
                     (thead(&["When", "Who", "What", "Detail"]))
                     tbody {
                         @for e in &entries {
@@ -154,6 +175,11 @@ pub(super) async fn activity_page(
                             }
                         }
                     }
+                }
+            }
+            @if entries.len() as i64 == SHOWN {
+                @if let Some(last) = entries.last() {
+                    p { a href=(older(&q, "audit_before", last.entry.seq)) { "Older audit entries" } }
                 }
             }
         },
