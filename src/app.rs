@@ -31,6 +31,8 @@ pub struct AppState {
     pub metrics_token: Option<Arc<str>>,
     /// Request rate limits, in this replica's memory.
     pub rate: Arc<crate::rate::RateLimits>,
+    /// Request sizes: bodies, bulk, pages.
+    pub sizes: crate::domain::limits::Sizes,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             rate: Arc::new(crate::rate::RateLimits::new(
                 &crate::rate::RateConfig::default(),
             )),
+            sizes: crate::domain::limits::Sizes::default(),
         }
     }
 }
@@ -95,6 +98,7 @@ pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
     state.dns.server = global.dns_server;
     state.metrics_token = global.metrics_token.as_deref().map(Arc::from);
     state.rate = Arc::new(crate::rate::RateLimits::new(&global.rates()));
+    state.sizes = global.sizes();
     let forget = tokio::spawn(forget_idle_keys(state.rate.clone()));
     if state.metrics_token.is_none() {
         tracing::info!("/metrics is off: set IDBRIDGE_METRICS_TOKEN to serve it");

@@ -110,6 +110,42 @@ pub struct Global {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub max_connections: u32,
+    /// The largest SCIM request body outside /Bulk, in bytes.
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_SCIM_MAX_BODY_BYTES",
+        default_value_t = 4 * 1024 * 1024,
+        value_parser = clap::value_parser!(u64).range(65_536..=67_108_864)
+    )]
+    pub scim_max_body_bytes: u64,
+    /// Operations one SCIM /Bulk request may carry (`bulk.maxOperations`).
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_SCIM_BULK_MAX_OPERATIONS",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(1..=100_000)
+    )]
+    pub scim_bulk_max_operations: u64,
+    /// The largest SCIM /Bulk request body, in bytes (`bulk.maxPayloadSize`).
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_SCIM_BULK_MAX_PAYLOAD_BYTES",
+        default_value_t = 1024 * 1024,
+        value_parser = clap::value_parser!(u64).range(65_536..=67_108_864)
+    )]
+    pub scim_bulk_max_payload_bytes: u64,
+    /// Resources in one page of a SCIM list or search (`filter.maxResults`).
+    #[arg(
+        long,
+        global = true,
+        env = "IDBRIDGE_SCIM_MAX_PAGE_SIZE",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(1..=10_000)
+    )]
+    pub scim_max_page_size: u64,
     /// Seconds a client has to send a request's headers, and that an idle kept-alive connection
     /// stays open; the body of a request must arrive within 30 seconds more.
     #[arg(
@@ -220,6 +256,16 @@ impl Global {
                 Err(_) => url,
             },
             _ => url,
+        }
+    }
+
+    pub fn sizes(&self) -> crate::domain::limits::Sizes {
+        // The ranges above keep every value within usize on any platform this runs on.
+        crate::domain::limits::Sizes {
+            body_bytes: self.scim_max_body_bytes as usize,
+            bulk_operations: self.scim_bulk_max_operations as usize,
+            bulk_payload_bytes: self.scim_bulk_max_payload_bytes as usize,
+            page_size: self.scim_max_page_size,
         }
     }
 
@@ -903,6 +949,32 @@ mod tests {
             "https://user:pw@sso.example.test",
         ] {
             assert!(public_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_read_from_flags_and_bounded() {
+        use clap::Parser as _;
+        let cli = super::Cli::try_parse_from([
+            "idbridge",
+            "--scim-max-page-size",
+            "50",
+            "--scim-bulk-max-operations",
+            "10",
+            "serve",
+        ])
+        .unwrap();
+        let sizes = cli.global.sizes();
+        assert_eq!(sizes.page_size, 50);
+        assert_eq!(sizes.bulk_operations, 10);
+        assert_eq!(sizes.body_bytes, 4 * 1024 * 1024, "the default");
+        for bad in [
+            ["--scim-max-page-size", "0"],
+            ["--scim-max-body-bytes", "1024"],
+            ["--scim-bulk-max-operations", "many"],
+        ] {
+            let args = ["idbridge", bad[0], bad[1], "serve"];
+            assert!(super::Cli::try_parse_from(args).is_err(), "{bad:?}");
         }
     }
 

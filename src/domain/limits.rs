@@ -12,6 +12,32 @@ pub const METADATA: usize = 1024 * 1024;
 /// One string attribute of a SCIM resource (RFC 7643 sets no bound; IdPs send short values).
 pub const SCIM_VALUE: usize = 16 * 1024;
 
+/// The sizes an operator sets (Configuration), each advertised in ServiceProviderConfig where
+/// SCIM has a place for it (RFC 7643 §5: `bulk.maxOperations`, `bulk.maxPayloadSize`,
+/// `filter.maxResults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// A SCIM request body outside /Bulk: a PUT of a large group fits, a runaway does not.
+    pub body_bytes: usize,
+    /// Operations in one /Bulk request.
+    pub bulk_operations: usize,
+    /// A /Bulk request body.
+    pub bulk_payload_bytes: usize,
+    /// Resources in one page of a list or search, whatever `count` asks.
+    pub page_size: u64,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Sizes {
+            body_bytes: 4 * 1024 * 1024,
+            bulk_operations: 1000,
+            bulk_payload_bytes: 1024 * 1024,
+            page_size: 1000,
+        }
+    }
+}
+
 /// The limit for a field of the admin API, by the name of the member that holds it.
 pub fn for_field(name: &str) -> usize {
     match name {

@@ -11,21 +11,18 @@ use crate::app::AppState;
 use crate::scim::error::ScimError;
 use crate::service::store_error;
 
-/// The largest request body accepted outside /Bulk: a PUT of a large group fits, a runaway does not.
-pub const MAX_BODY: usize = 4 * 1024 * 1024;
-
 /// A JSON request body whose every failure (too large, not JSON, not an object) is an RFC 7644
 /// §3.12 error rather than the framework's plain-text rejection.
 pub struct ScimBody(pub Value);
 
-impl<S: Send + Sync> FromRequest<S> for ScimBody {
+impl FromRequest<AppState> for ScimBody {
     type Rejection = ScimError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let limit = if req.uri().path().ends_with("/Bulk") {
-            crate::service::bulk::MAX_PAYLOAD_SIZE
+            state.sizes.bulk_payload_bytes
         } else {
-            MAX_BODY
+            state.sizes.body_bytes
         };
         let bytes: Bytes = axum::body::to_bytes(req.into_body(), limit)
             .await

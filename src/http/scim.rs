@@ -88,6 +88,7 @@ macro_rules! ctx {
             store: &$state.store,
             scope: &$scope,
             base_url: &$base,
+            sizes: &$state.sizes,
         }
     }};
 }
@@ -308,10 +309,10 @@ pub async fn service_provider_config(
     Extension(scope): Extension<DirectoryScope>,
 ) -> Response {
     let limits = Limits {
-        max_results: list::MAX_RESULTS,
-        default_page_size: list::DEFAULT_COUNT,
-        bulk_max_operations: bulk::MAX_OPERATIONS,
-        bulk_max_payload: bulk::MAX_PAYLOAD_SIZE,
+        max_results: st.sizes.page_size,
+        default_page_size: list::DEFAULT_COUNT.min(st.sizes.page_size),
+        bulk_max_operations: st.sizes.bulk_operations,
+        bulk_max_payload: st.sizes.bulk_payload_bytes,
     };
     json_response(StatusCode::OK, &spc(&base_url(&st, &scope), &limits))
 }

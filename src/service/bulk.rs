@@ -12,9 +12,6 @@ use crate::scim::error::{ScimError, ScimResult};
 
 pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 pub const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
-/// Advertised in ServiceProviderConfig `bulk`.
-pub const MAX_OPERATIONS: usize = 1000;
-pub const MAX_PAYLOAD_SIZE: usize = 1024 * 1024;
 
 struct Op {
     method: String,
@@ -24,7 +21,7 @@ struct Op {
     data: Option<Value>,
 }
 
-fn parse(body: &Value) -> ScimResult<(Vec<Op>, Option<usize>)> {
+fn parse(body: &Value, max_operations: usize) -> ScimResult<(Vec<Op>, Option<usize>)> {
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("a BulkRequest must be a JSON object"))?;
@@ -53,11 +50,11 @@ fn parse(body: &Value) -> ScimResult<(Vec<Op>, Option<usize>)> {
         .get("Operations")
         .and_then(Value::as_array)
         .ok_or_else(|| ScimError::invalid_syntax("Operations must be an array"))?;
-    if ops.len() > MAX_OPERATIONS {
+    if ops.len() > max_operations {
         return Err(ScimError::new(
             413,
             None,
-            format!("a bulk request may carry at most {MAX_OPERATIONS} operations"),
+            format!("a bulk request may carry at most {max_operations} operations"),
         ));
     }
     let mut out = Vec::with_capacity(ops.len());
@@ -170,7 +167,7 @@ async fn run(
 }
 
 pub async fn bulk(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Value> {
-    let (ops, fail_on_errors) = parse(body)?;
+    let (ops, fail_on_errors) = parse(body, ctx.sizes.bulk_operations)?;
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut results: Vec<Option<Value>> = vec![None; ops.len()];
     let mut errors = 0usize;

@@ -13,10 +13,9 @@ use crate::scim::schema::{GROUP, ResourceType, USER};
 use crate::store::scim::{ListQuery, Member, PageStart, SortOrder};
 
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-/// Page size when the client names none, and the most one page returns (advertised as
-/// `filter.maxResults`).
+/// Page size when the client names none (the most one page returns is the operator's
+/// `Sizes::page_size`, advertised as `filter.maxResults`).
 pub const DEFAULT_COUNT: u64 = 100;
-pub const MAX_RESULTS: u64 = 1000;
 
 /// A list request, from query parameters or a `.search` body.
 #[derive(Debug, Default, Clone)]
@@ -168,7 +167,12 @@ fn parse(req: &ListRequest, rt: &ResourceType) -> ScimResult<Option<Filter>> {
         .transpose()
 }
 
-fn plan(req: &ListRequest, filter: Option<Filter>, rt: &ResourceType) -> ScimResult<Plan> {
+fn plan(
+    req: &ListRequest,
+    filter: Option<Filter>,
+    rt: &ResourceType,
+    max_results: u64,
+) -> ScimResult<Plan> {
     let sort_by: Option<AttrPath> = match req.sort_by.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
@@ -196,7 +200,7 @@ fn plan(req: &ListRequest, filter: Option<Filter>, rt: &ResourceType) -> ScimRes
         .count
         .map(|c| c.max(0) as u64)
         .unwrap_or(DEFAULT_COUNT)
-        .min(MAX_RESULTS);
+        .min(max_results);
     // Unsorted ascending lists page by keyset on the id; anything sorted pages by position.
     let keyset = sort_by.is_none() && sort_order == SortOrder::Ascending;
     let (start, cursor_mode, start_index) = match &req.cursor {
@@ -288,7 +292,7 @@ async fn list_users_filtered(
     req: &ListRequest,
     filter: Option<Filter>,
 ) -> ScimResult<Value> {
-    let plan = plan(req, filter, &USER)?;
+    let plan = plan(req, filter, &USER, ctx.sizes.page_size)?;
     let needs = req.needs();
     let sql = ctx.store.users_query(ctx.scope, &plan.query)?;
     let page = ctx.store.list_users(sql, &plan.query).await?;
@@ -333,7 +337,7 @@ async fn list_groups_filtered(
     req: &ListRequest,
     filter: Option<Filter>,
 ) -> ScimResult<Value> {
-    let plan = plan(req, filter, &GROUP)?;
+    let plan = plan(req, filter, &GROUP, ctx.sizes.page_size)?;
     let needs = req.needs();
     let sql = ctx.store.groups_query(ctx.scope, &plan.query)?;
     let page = ctx.store.list_groups(sql, &plan.query).await?;
@@ -405,7 +409,7 @@ pub async fn search_root(ctx: &Ctx<'_>, req: &ListRequest) -> ScimResult<Value> 
         .count
         .map(|c| c.max(0))
         .unwrap_or(DEFAULT_COUNT as i64)
-        .min(MAX_RESULTS as i64);
+        .min(ctx.sizes.page_size as i64);
     let mut resources = Vec::new();
     let mut total = 0i64;
     let mut skip = start - 1;

@@ -72,6 +72,7 @@ pub struct Ctx<'a> {
     pub store: &'a Store,
     pub scope: &'a DirectoryScope,
     pub base_url: &'a str,
+    pub sizes: &'a crate::domain::limits::Sizes,
 }
 
 /// A resource as sent to the client, before `attributes`/`excludedAttributes` projection.

@@ -222,6 +222,14 @@ impl TestApp {
         self
     }
 
+    /// This app with these request sizes instead of the defaults.
+    pub fn with_sizes(mut self, sizes: idbridge::domain::limits::Sizes) -> TestApp {
+        let mut state = Self::state(&self.store, PUBLIC_URL);
+        state.sizes = sizes;
+        self.router = build_router(state);
+        self
+    }
+
     /// Another replica: its own router (and caches) on the same database.
     pub fn replica(&self, public_url: &str) -> Router {
         build_router(Self::state(&self.store, public_url))

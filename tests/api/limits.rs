@@ -366,3 +366,78 @@ async fn the_openapi_document_lists_429_with_retry_after_on_every_operation() {
     }
     assert!(seen > 40, "{seen}");
 }
+
+/// The operator's sizes hold on every request and are what ServiceProviderConfig advertises.
+#[tokio::test]
+async fn the_configured_sizes_bound_pages_bulk_and_bodies_and_are_advertised() {
+    let app = TestApp::new()
+        .await
+        .with_sizes(idbridge::domain::limits::Sizes {
+            body_bytes: 64 * 1024,
+            bulk_operations: 5,
+            bulk_payload_bytes: 64 * 1024,
+            page_size: 3,
+        });
+    let spc = app.get("/ServiceProviderConfig").await.body;
+    assert_eq!(spc["bulk"]["maxOperations"], 5, "{spc}");
+    assert_eq!(spc["bulk"]["maxPayloadSize"], 64 * 1024, "{spc}");
+    assert_eq!(spc["filter"]["maxResults"], 3, "{spc}");
+    assert_eq!(spc["pagination"]["maxPageSize"], 3, "{spc}");
+    assert_eq!(spc["pagination"]["defaultPageSize"], 3, "{spc}");
+
+    for i in 0..4 {
+        let r = app.post("/Users", user(&format!("u{i}@example.com"))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    }
+    // A page never holds more than the size, whatever count asks.
+    for path in [
+        "/Users?count=10",
+        "/Users",
+        "/Users?startIndex=2&count=1000",
+    ] {
+        let page = app.get(path).await.body;
+        assert_eq!(page["totalResults"], 4, "{path}: {page}");
+        assert_eq!(page["Resources"].as_array().unwrap().len(), 3, "{path}");
+        assert_eq!(page["itemsPerPage"], 3, "{path}");
+    }
+
+    let op = |i: usize| {
+        json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"),
+               "data": user(&format!("bulk{i}@example.com"))})
+    };
+    let bulk = |n: usize| {
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+               "Operations": (0..n).map(op).collect::<Vec<_>>()})
+    };
+    let r = app.post("/Bulk", bulk(6)).await;
+    r.assert_error(413, None);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 5 operations"),
+        "{r:?}"
+    );
+    assert_eq!(
+        app.get("/Users").await.body["totalResults"],
+        4,
+        "nothing kept"
+    );
+    assert_eq!(app.post("/Bulk", bulk(5)).await.status, StatusCode::OK);
+
+    // A body over the size is refused before it is read whole, in SCIM's format.
+    let mut big = user("big@example.com");
+    big["displayName"] = json!("x".repeat(10 * 1024));
+    big["nickName"] = json!("x".repeat(10 * 1024));
+    big["title"] = json!("x".repeat(10 * 1024));
+    big["profileUrl"] = json!("x".repeat(10 * 1024));
+    big["preferredLanguage"] = json!("x".repeat(10 * 1024));
+    big["locale"] = json!("x".repeat(10 * 1024));
+    big["timezone"] = json!("x".repeat(10 * 1024));
+    let r = app.post("/Users", big).await;
+    r.assert_error(413, None);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("65536"),
+        "{r:?}"
+    );
+}
