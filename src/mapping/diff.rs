@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::access::{Feature, Level, OrgRole, OrgRoleFamily, ProjectRole, SubAccountRole};
 use crate::mapping::effective::{EffectiveAccess, SubAccountAccess, effective_access};
@@ -19,7 +19,7 @@ use crate::mapping::rule::{ManualGrant, MappingRule, OrgSettings, SubAccountScop
 /// `scope: All` is the baseline every sub-account receives, including future ones. `scope:
 /// One(id)` is listed for each sub-account with grants of its own (before or after) whose resolved
 /// access changed, with resolved values, so it may repeat an `All` change that reaches it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum AccessChange {
     /// Within one [`OrgRoleFamily`]: both roles, when present, are of the same family.

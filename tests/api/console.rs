@@ -1271,7 +1271,8 @@ async fn the_activity_page_lists_the_access_events_and_the_audit_log_filtered() 
     assert!(granted.is_some() && granted < provisioned, "{page}");
     for shown in [
         "<td>user.provisioned</td><td>ada@acme.example</td>",
-        "<td>access.granted</td><td>ada@acme.example</td><td><code>{&quot;change&quot;:&quot;org_role_changed&quot;",
+        // The change in words, as the mapping page's preview says it.
+        "<td>access.granted</td><td>ada@acme.example</td><td>organization role: nothing → org_admin</td>",
         "<td>create MappingRule</td>",
         "<td>open ConsoleSession</td>",
     ] {

@@ -9,9 +9,11 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::mapping::{Names, names};
 use super::{Console, PageError, ok, thead};
 use crate::app::AppState;
 use crate::domain::access::EventType;
+use crate::mapping::AccessChange;
 use crate::service::admin as svc;
 use crate::service::console::Intent;
 use crate::store::access::EventFilter;
@@ -51,22 +53,24 @@ fn given(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_string())
 }
 
-/// What an event says beyond its type and person, in one line.
-fn event_detail(data: &Value) -> String {
-    match data.get("change") {
-        Some(change) => change.to_string(),
-        None => {
-            let mut rest = data.clone();
-            if let Some(o) = rest.as_object_mut() {
-                o.remove("user_id");
-                o.remove("user_name");
-                if o.is_empty() {
-                    return String::new();
-                }
-            }
-            rest.to_string()
+/// What an event says beyond its type and person, in one line: an access change in words, with
+/// the organization's names for sub-accounts and projects.
+fn event_detail(names: &Names, data: &Value) -> String {
+    if let Some(change) = data
+        .get("change")
+        .and_then(|c| serde_json::from_value::<AccessChange>(c.clone()).ok())
+    {
+        return names.change(&change);
+    }
+    let mut rest = data.clone();
+    if let Some(o) = rest.as_object_mut() {
+        o.remove("user_id");
+        o.remove("user_name");
+        if o.is_empty() {
+            return String::new();
         }
     }
+    rest.to_string()
 }
 
 pub(super) async fn activity_page(
@@ -106,6 +110,7 @@ pub(super) async fn activity_page(
         ..Default::default()
     };
     let entries = svc::audit(&s.store, &caller, &filter).await?;
+    let names = names(&s, &caller).await?;
     ok(
         "Activity",
         &console,
@@ -147,7 +152,7 @@ pub(super) async fn activity_page(
                                 td { (rfc3339::format(e.at)) }
                                 td { (e.ty) }
                                 td { (e.data.get("user_name").and_then(Value::as_str).unwrap_or("")) }
-                                td { code { (event_detail(&e.data)) } }
+                                td { (event_detail(&names, &e.data)) }
                             }
                         }
                     }

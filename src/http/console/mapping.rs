@@ -94,7 +94,7 @@ impl Names {
             .map_or(project_id, String::as_str)
     }
 
-    fn change(&self, c: &AccessChange) -> String {
+    pub(super) fn change(&self, c: &AccessChange) -> String {
         fn or_nothing<T: std::fmt::Display>(v: &Option<T>) -> String {
             v.as_ref().map_or("nothing".to_string(), T::to_string)
         }
