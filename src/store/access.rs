@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::sql::{Bind, CHUNK, ROWS_CHUNK, SqlBuilder, bind_all, id_set, push_id_set, push_list};
+use super::sql::{Bind, CHUNK, ROWS_CHUNK, SqlBuilder, bind_all, push_id_set, push_list};
 use super::{Backend, StoreError, StoreResult, Tx, on_read, on_tx};
 use crate::domain::access::EventType;
 use crate::domain::access::SubAccountRole;
@@ -397,7 +397,7 @@ pub struct UserFacts {
 }
 
 /// Reads the facts of many users in one statement: their SCIM faces, groups, claims and grants
-/// made by hand, told apart by the first column. The ids are bound once, as one JSON array.
+/// made by hand, told apart by the first column.
 pub async fn user_facts(tx: &mut Tx, ids: &[String]) -> StoreResult<HashMap<String, UserFacts>> {
     let mut facts: HashMap<String, UserFacts> = ids
         .iter()
@@ -407,24 +407,30 @@ pub async fn user_facts(tx: &mut Tx, ids: &[String]) -> StoreResult<HashMap<Stri
         return Ok(facts);
     }
     {
-        let mut b = SqlBuilder::new("");
-        b.binds.push(Bind::Text(
-            serde_json::Value::from(ids.to_vec()).to_string(),
-        ));
-        let set = id_set(tx.backend(), 1);
-        b.push(&format!(
+        let backend = tx.backend();
+        let mut b = SqlBuilder::new(
             "SELECT 1 AS kind, org_user_id, directory_id AS a, CAST(NULL AS TEXT) AS b, \
              CAST(NULL AS TEXT) AS c, CAST(CASE WHEN active THEN 1 ELSE 0 END AS BIGINT) AS n, \
-             CAST(NULL AS TEXT) AS source FROM scim_users WHERE org_user_id IN {set} \
-             UNION ALL SELECT 2, su.org_user_id, g.id, g.external_id, g.display_name, 0, \
+             CAST(NULL AS TEXT) AS source FROM scim_users WHERE org_user_id IN ",
+        );
+        push_id_set(&mut b, backend, ids);
+        b.push(
+            " UNION ALL SELECT 2, su.org_user_id, g.id, g.external_id, g.display_name, 0, \
              g.directory_id \
              FROM scim_users su JOIN scim_group_members m ON m.member_id = su.id \
-             JOIN scim_groups g ON g.id = m.group_id WHERE su.active AND su.org_user_id IN {set} \
-             UNION ALL SELECT 3, org_user_id, value, NULL, NULL, 0, connection_id \
-             FROM org_user_claims WHERE org_user_id IN {set} \
-             UNION ALL SELECT 4, org_user_id, id, grant_json, granted_by, 0, NULL \
-             FROM manual_grants WHERE org_user_id IN {set}"
-        ));
+             JOIN scim_groups g ON g.id = m.group_id WHERE su.active AND su.org_user_id IN ",
+        );
+        push_id_set(&mut b, backend, ids);
+        b.push(
+            " UNION ALL SELECT 3, org_user_id, value, NULL, NULL, 0, connection_id \
+             FROM org_user_claims WHERE org_user_id IN ",
+        );
+        push_id_set(&mut b, backend, ids);
+        b.push(
+            " UNION ALL SELECT 4, org_user_id, id, grant_json, granted_by, 0, NULL \
+             FROM manual_grants WHERE org_user_id IN ",
+        );
+        push_id_set(&mut b, backend, ids);
         // Grants in id order, as they were made; the rest in any order.
         b.push(" ORDER BY 1, 3");
         type Row = (

@@ -59,25 +59,29 @@ pub(crate) const CHUNK: usize = 500;
 /// the square of its parameters: 100 rows of six keep that small and still spare 99 round trips.
 pub(crate) const ROWS_CHUNK: usize = 100;
 
-/// SQL for the set of ids bound as one JSON array at `$n`, usable as `id IN <it>`: one parameter
-/// however many ids, where an `IN ($1, ..., $500)` list costs SQLite the square of its length to
-/// bind and PostgreSQL a plan per length.
-pub(crate) fn id_set(backend: Backend, n: usize) -> String {
-    match backend {
-        Backend::Sqlite => format!("(SELECT value FROM json_each(${n}))"),
-        Backend::Postgres => {
-            format!("(SELECT value FROM json_array_elements_text(CAST(${n} AS JSON)))")
-        }
-    }
-}
+/// Up to this many ids are bound one by one (`IN ($1, $2)`): PostgreSQL plans such a short list
+/// with the index, where it guesses 100 rows for a JSON array and may scan the table instead.
+const ID_LIST_MAX: usize = 50;
 
-/// Binds `ids` as the JSON array [`id_set`] reads, and appends the set.
+/// Appends a non-empty set of ids, usable as `id IN <it>`. A long one is bound as one JSON array:
+/// an `IN ($1, ..., $500)` list costs SQLite the square of its length to bind (it looks each
+/// `$N` up in a list), and one parameter reads 10,000 ids in one statement.
 pub(crate) fn push_id_set(b: &mut SqlBuilder, backend: Backend, ids: &[String]) {
-    b.bind_text(serde_json::Value::from(ids.to_vec()).to_string());
-    let n = b.binds.len();
-    // `bind` appended `$n`; the set replaces it.
-    b.sql.truncate(b.sql.len() - format!("${n}").len());
-    b.push(&id_set(backend, n));
+    if ids.len() <= ID_LIST_MAX {
+        b.push("(");
+        push_list(b, ids);
+        b.push(")");
+        return;
+    }
+    let json = serde_json::Value::from(ids.to_vec()).to_string();
+    match backend {
+        Backend::Sqlite => b.push("(SELECT value FROM json_each(").bind_text(json),
+        Backend::Postgres => b
+            .push("(SELECT value FROM json_array_elements_text(CAST(")
+            .bind_text(json)
+            .push(" AS JSON)"),
+    };
+    b.push("))");
 }
 
 /// Appends `$a, $b, ...` binding each id.
