@@ -125,6 +125,13 @@ pub enum Table {
 }
 
 impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Users => "scim_users",
+            Table::Groups => "scim_groups",
+        }
+    }
+
     pub fn alias(self) -> &'static str {
         match self {
             Table::Users => "u",
