@@ -68,6 +68,36 @@ impl SqlBuilder {
 /// PostgreSQL's 65,535, and short enough for the planner to use an index.
 pub(crate) const CHUNK: usize = 500;
 
+/// How many rows one multi-row write (`VALUES (...), (...)`) carries. Each row binds several
+/// values, and SQLite looks every `$N` up in a list as it binds it, so binding a statement costs
+/// the square of its parameters: 100 rows of six keep that small and still spare 99 round trips.
+pub(crate) const ROWS_CHUNK: usize = 100;
+
+/// Up to this many ids are bound one by one (`IN ($1, $2)`): PostgreSQL plans such a short list
+/// with the index, where it guesses 100 rows for a JSON array and may scan the table instead.
+const ID_LIST_MAX: usize = 50;
+
+/// Appends a non-empty set of ids, usable as `id IN <it>`. A long one is bound as one JSON array:
+/// an `IN ($1, ..., $500)` list costs SQLite the square of its length to bind (it looks each
+/// `$N` up in a list), and one parameter reads 10,000 ids in one statement.
+pub(crate) fn push_id_set(b: &mut SqlBuilder, backend: Backend, ids: &[String]) {
+    if ids.len() <= ID_LIST_MAX {
+        b.push("(");
+        push_list(b, ids);
+        b.push(")");
+        return;
+    }
+    let json = serde_json::Value::from(ids.to_vec()).to_string();
+    match backend {
+        Backend::Sqlite => b.push("(SELECT value FROM json_each(").bind_text(json),
+        Backend::Postgres => b
+            .push("(SELECT value FROM json_array_elements_text(CAST(")
+            .bind_text(json)
+            .push(" AS JSON)"),
+    };
+    b.push("))");
+}
+
 /// Appends `$a, $b, ...` binding each id.
 pub(crate) fn push_list(b: &mut SqlBuilder, ids: &[String]) {
     for (i, id) in ids.iter().enumerate() {
@@ -109,6 +139,13 @@ pub enum Table {
 }
 
 impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Users => "scim_users",
+            Table::Groups => "scim_groups",
+        }
+    }
+
     pub fn alias(self) -> &'static str {
         match self {
             Table::Users => "u",

@@ -1,4 +1,4 @@
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::harness::*;
@@ -235,6 +235,55 @@ async fn index_pagination() {
     app.get("/Users?count=abc")
         .await
         .assert_error(400, Some("invalidValue"));
+}
+
+/// The total of a paged list is kept by creates and deletes rather than counted: a refused
+/// create or a delete of nobody leaves it alone, another directory's users are not in it, and a
+/// page far into the list holds the same users as the whole list at that place, in both orders.
+#[tokio::test]
+async fn paged_totals_follow_creates_and_deletes() {
+    let (app, _) = fixture().await;
+    let (other, other_token) = app.other_directory().await;
+    let auth = format!("Bearer {other_token}");
+    let r = app
+        .send(
+            Method::POST,
+            &format!("/scim/v2/{other}/Users"),
+            Some(json!({"schemas": [USER], "userName": "zed@example.com"})),
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    app.post(
+        "/Users",
+        json!({"schemas": [USER], "userName": "ANN@example.com"}),
+    )
+    .await
+    .assert_error(409, Some("uniqueness"));
+    let all = app.get("/Users").await.body;
+    let gone = all["Resources"][1]["id"].as_str().unwrap().to_string();
+    assert_eq!(app.delete(&format!("/Users/{gone}")).await.status, 204);
+    assert_eq!(app.delete(&format!("/Users/{gone}")).await.status, 404);
+    let page = app.get("/Users?startIndex=2&count=2").await.body;
+    assert_eq!(page["totalResults"], 4, "{page}");
+    assert_eq!(page["Resources"][0]["id"], all["Resources"][2]["id"]);
+    assert_eq!(page["Resources"][1]["id"], all["Resources"][3]["id"]);
+    let desc = app
+        .get("/Users?startIndex=2&count=2&sortOrder=descending")
+        .await
+        .body;
+    assert_eq!(desc["totalResults"], 4, "{desc}");
+    assert_eq!(desc["Resources"][0]["id"], all["Resources"][3]["id"]);
+    assert_eq!(desc["Resources"][1]["id"], all["Resources"][2]["id"]);
+    let r = app
+        .send(
+            Method::GET,
+            &format!("/scim/v2/{other}/Users?startIndex=1&count=0"),
+            None,
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 1, "{}", r.body);
 }
 
 #[tokio::test]
