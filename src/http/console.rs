@@ -176,6 +176,18 @@ impl CsrfForm for CsrfOnly {
     }
 }
 
+/// The forms of this file, each carrying its CSRF token in `csrf`.
+macro_rules! csrf_form {
+    ($($form:ty),*) => {$(
+        impl CsrfForm for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        }
+    )*};
+}
+csrf_form!(NewConnectionForm, MetadataForm, NameForm, DomainForm);
+
 impl Console {
     /// A form whose CSRF token is this session's, with the caller of the page's intent.
     fn accept<T: CsrfForm>(
@@ -615,9 +627,7 @@ async fn new_connection(
     console: Console,
     f: Result<Form<NewConnectionForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let f = form(f)?;
-    console.check(&f.csrf)?;
-    let caller = console.session.caller(Intent::Sso)?;
+    let (f, caller) = console.accept(f, Intent::Sso)?;
     // An OIDC connection is made with the IdP's details, on the wizard's first page.
     if let Some(idp) = oidc::oidc_idp(Some(&f.idp)) {
         return Ok(Redirect::to(&format!("/console/sso/oidc?idp={}", idp.key)).into_response());
@@ -793,9 +803,7 @@ async fn give_metadata(
     Path(id): Path<String>,
     f: Result<Form<MetadataForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let f = form(f)?;
-    console.check(&f.csrf)?;
-    let caller = console.session.caller(Intent::Sso)?;
+    let (f, caller) = console.accept(f, Intent::Sso)?;
     let given = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
     let mut saml = sso_svc::SamlInput::default();
     if let Some(url) = given(&f.metadata_url) {
@@ -1067,9 +1075,7 @@ async fn create_directory(
     console: Console,
     f: Result<Form<NameForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let f = form(f)?;
-    console.check(&f.csrf)?;
-    let caller = console.session.caller(Intent::Scim)?;
+    let (f, caller) = console.accept(f, Intent::Scim)?;
     let made = svc::create_directory(&s.store, &caller, &s.public_url, &f.name).await?;
     Ok(token_page(
         &console,
@@ -1184,9 +1190,7 @@ async fn claim_domain(
     console: Console,
     f: Result<Form<DomainForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let f = form(f)?;
-    console.check(&f.csrf)?;
-    let caller = console.session.caller(Intent::Domains)?;
+    let (f, caller) = console.accept(f, Intent::Domains)?;
     match svc::add_domain(&s.store, &caller, f.domain.trim(), None).await {
         Ok(_) => Ok(Redirect::to("/console/domains").into_response()),
         Err(AdminError::Invalid(why)) => {

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Console, PageError, form, page};
+use super::{Console, CsrfForm, PageError, page};
 use crate::app::AppState;
 use crate::service::admin::{self as svc, AdminError};
 use crate::service::console::Intent;
@@ -66,6 +66,12 @@ pub(super) struct OidcForm {
     scopes: String,
     #[serde(default)]
     groups_claim: String,
+}
+
+impl CsrfForm for OidcForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 impl OidcForm {
@@ -152,9 +158,7 @@ pub(super) async fn create(
     console: Console,
     f: Result<Form<OidcForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let f = form(f)?;
-    console.check(&f.csrf)?;
-    let caller = console.session.caller(Intent::Sso)?;
+    let (f, caller) = console.accept(f, Intent::Sso)?;
     let idp = oidc_idp(f.idp.as_deref()).unwrap_or(&OIDC_IDPS[OIDC_IDPS.len() - 1]);
     if let Some(why) = f.missing(true) {
         return Ok(render(&s, &console, idp, None, &f, Some(&why)));
@@ -205,9 +209,7 @@ pub(super) async fn update(
     Path(id): Path<String>,
     f: Result<Form<OidcForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let f = form(f)?;
-    console.check(&f.csrf)?;
-    let caller = console.session.caller(Intent::Sso)?;
+    let (f, caller) = console.accept(f, Intent::Sso)?;
     let conn = svc::get_connection(&s.store, &caller, &id).await?;
     let idp = oidc_idp(f.idp.as_deref()).unwrap_or(&OIDC_IDPS[OIDC_IDPS.len() - 1]);
     if let Some(why) = f.missing(false) {
