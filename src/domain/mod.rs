@@ -2,6 +2,7 @@
 //! of these types are valid by construction, so the layers above never re-check strings.
 
 pub mod access;
+pub mod clock;
 pub mod limits;
 
 /// The key a person's name or email is compared by: ASCII letters folded, everything else kept.

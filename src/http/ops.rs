@@ -119,9 +119,9 @@ pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderM
     // A database that does not answer leaves these out; /readyz says why.
     match state.store.webhook_backlog().await {
         Ok(b) => {
-            let age = b.oldest_at.map_or(0.0, |at| {
-                (crate::store::now_micros() - at).max(0) as f64 / 1e6
-            });
+            let age = b
+                .oldest_at
+                .map_or(0.0, |at| (state.store.now() - at).max(0) as f64 / 1e6);
             family(
                 "idbridge_webhook_pending_deliveries",
                 "gauge",

@@ -24,7 +24,6 @@ use crate::service::oauth::{self, Authorize, AuthzError, TokenError, UserinfoErr
 use crate::service::sign_in::{
     self, FLOW_TTL, Failure, MetadataError, OidcAnswer, SamlAnswer, Started, Verified,
 };
-use crate::store::now_micros;
 
 pub const SESSION_COOKIE: &str = "idbridge_session";
 
@@ -323,7 +322,13 @@ async fn finish_sign_in(state: &AppState, verified: Result<Verified, Failure>) -
     let cookie = session_cookie(state, &signed.session_token, state.session_lifetime);
     let mut resp = match authz {
         Some(authz) => {
-            match oauth::issue_code(state.sign_in(), &signed.session_id, now_micros(), &authz).await
+            match oauth::issue_code(
+                state.sign_in(),
+                &signed.session_id,
+                state.store.now(),
+                &authz,
+            )
+            .await
             {
                 Ok(url) => Redirect::to(&url).into_response(),
                 Err(e) => return fail(state, Failure::new(Some(&conn), "store", e)).await,

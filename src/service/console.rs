@@ -13,11 +13,11 @@ use crate::domain::access::OrgRole;
 use crate::service::admin::{self, Action, AdminError, AdminResult, Caller};
 use crate::service::sign_in;
 use crate::sso::identity::GroupClaim;
+use crate::store::Store;
 use crate::store::admin::OrgScope;
 use crate::store::audit::{self, Actor};
 use crate::store::console::{self as db, ConsoleSessionRow, ScimFailure};
 use crate::store::directory::{DirectoryRecord, TokenInfo};
-use crate::store::{Store, now_micros};
 
 /// How long a portal link can be opened: enough to follow it from the SaaS's page, too short to
 /// be worth forwarding or leaking.
@@ -140,7 +140,7 @@ pub async fn create_portal_link(
         .as_deref()
         .map(check_return_url)
         .transpose()?;
-    let expires_at = now_micros() + valid_for.as_micros() as i64;
+    let expires_at = store.now() + valid_for.as_micros() as i64;
     let scope = caller.scope();
     let mut tx = store.begin().await?;
     let link = db::create_portal_link(
@@ -289,7 +289,7 @@ pub async fn open_portal_link(store: &Store, token: &str) -> AdminResult<Option<
     let Some(link) = db::take_portal_link(&mut tx, token).await? else {
         return Ok(None);
     };
-    let expires_at = now_micros() + SESSION_LIFETIME.as_micros() as i64;
+    let expires_at = store.now() + SESSION_LIFETIME.as_micros() as i64;
     let secret = db::create_console_session(&mut tx, &link, expires_at).await?;
     let actor = format!("portal-link:{}", link.id);
     audit::record_as(
@@ -355,7 +355,7 @@ pub async fn sign_in(store: &Store, verified: &sign_in::Verified) -> AdminResult
         sign_in::record_failure(store, conn, "console_no_access", &reason).await;
         return Ok(ConsoleSignIn::NoAccess { email });
     };
-    let expires_at = now_micros() + SESSION_LIFETIME.as_micros() as i64;
+    let expires_at = store.now() + SESSION_LIFETIME.as_micros() as i64;
     let secret = db::create_signed_in_session(&mut tx, &conn.org_id, &user_id, expires_at).await?;
     let actor = format!("sso:{}", conn.id);
     let detail = serde_json::json!({"email": email, "role": role.as_str(), "user": user_id});

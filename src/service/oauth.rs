@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::oauth::token::{self, SigningKey};
 use crate::service::{SsoCtx as Ctx, micros};
 use crate::store::sso::{Connection, LiveSession};
-use crate::store::{Store, StoreError, now_micros};
+use crate::store::{Store, StoreError};
 
 /// RFC 6749 §4.1.2 recommends at most 10 minutes; a browser redirect needs seconds.
 const CODE_TTL: Duration = Duration::from_secs(60);
@@ -332,7 +332,7 @@ pub async fn issue_code(
             &authz.client_id,
             session_id,
             &data,
-            now_micros() + micros(CODE_TTL),
+            ctx.store.now() + micros(CODE_TTL),
         )
         .await?;
     let mut url = url::Url::parse(&authz.redirect_uri)
@@ -480,7 +480,7 @@ async fn mint_tokens(
     session: &LiveSession,
     record: &CodeRecord,
 ) -> Result<Value, String> {
-    let now = now_micros();
+    let now = ctx.store.now();
     let access_expires = (now + micros(ACCESS_TOKEN_TTL)).min(session.expires_at);
     let scope = record.scope.as_str();
     let access_token = ctx

@@ -17,7 +17,7 @@ use crate::mapping::{
     AccessChange, EffectiveAccess, GroupRef, MappingRule, UserGroups, diff, effective_access,
 };
 use crate::store::access::{self as db, NewEvent, OrgAccess, OrgLock};
-use crate::store::{StoreError, StoreResult, Tx, now_micros};
+use crate::store::{StoreError, StoreResult, Tx};
 
 /// Why recomputation refused a change: the business rules it enforces, or the storage failing.
 /// Nothing was written; the caller's transaction must be dropped.
@@ -144,7 +144,7 @@ impl Provision {
         if self.touched.is_empty() && self.extra_events.is_empty() {
             return Ok(Vec::new());
         }
-        let now = now_micros();
+        let now = tx.now();
         let plan = self.recompute(tx, RowLock::ForUpdate).await?;
         let mut events = Vec::new();
         let mut updates = Vec::new();
@@ -447,7 +447,7 @@ pub async fn record_owner_refusal(
             org_user_id: Some(user_id.to_string()),
             data: json!({ "user_id": user_id, "actor": actor }),
         };
-        let now = now_micros();
+        let now = tx.now();
         db::take_turn(&mut tx, org_id).await?;
         db::append_events(&mut tx, org_id, &[event], now).await?;
         tx.commit().await

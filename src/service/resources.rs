@@ -13,7 +13,7 @@ use crate::scim::resource::{self, MemberRef};
 use crate::scim::schema::{GROUP, USER};
 use crate::store::access as org_db;
 use crate::store::scim::{self as db, GroupRecord, Member, NewMember, UserGroup, UserRecord};
-use crate::store::{Tx, audit, from_micros, new_id, now_micros};
+use crate::store::{Tx, audit, from_micros, new_id};
 
 fn timestamp(us: i64) -> String {
     from_micros(us).format(&Rfc3339).unwrap_or_default()
@@ -189,9 +189,9 @@ fn user_columns(id: String, data: Value, version: i64, created: i64, updated: i6
 
 pub async fn create_user(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     let data = resource::normalize(body, &USER)?;
-    let t = now_micros();
-    let rec = user_columns(new_id(), data, 1, t, t);
     let mut tx = ctx.store.begin().await?;
+    let t = tx.now();
+    let rec = user_columns(new_id(), data, 1, t, t);
     let (org_user, created) = org_db::link_org_user(
         &mut tx,
         ctx.scope.org_id(),
@@ -266,13 +266,7 @@ pub async fn replace_user(
     let data = resource::normalize(body, &USER)?;
     let mut tx = ctx.store.begin().await?;
     let old = lock_user(ctx, &mut tx, id, if_match).await?;
-    let rec = user_columns(
-        old.id.clone(),
-        data,
-        old.version,
-        old.created_at,
-        now_micros(),
-    );
+    let rec = user_columns(old.id.clone(), data, old.version, old.created_at, tx.now());
     db::update_user(&mut tx, ctx.scope, &rec).await?;
     let (mut tx, detail) = user_changed(ctx, tx, &old, &rec).await?;
     audit::record(
@@ -308,13 +302,7 @@ pub async fn patch_user(
     let mut tx = ctx.store.begin().await?;
     let old = lock_user(ctx, &mut tx, id, if_match).await?;
     let data = apply_with_id(&old.data, &old.id, &ops, &USER)?;
-    let rec = user_columns(
-        old.id.clone(),
-        data,
-        old.version,
-        old.created_at,
-        now_micros(),
-    );
+    let rec = user_columns(old.id.clone(), data, old.version, old.created_at, tx.now());
     db::update_user(&mut tx, ctx.scope, &rec).await?;
     let (mut tx, detail) = user_changed(ctx, tx, &old, &rec).await?;
     audit::record(
@@ -442,7 +430,7 @@ async fn relink(
     people.extend(target.clone());
     org_db::lock_org_users(tx, org_id, &people).await?;
     let shared = org_db::scim_links(tx, from).await? > 1;
-    let now = now_micros();
+    let now = tx.now();
     let (what, to) = match target {
         Some(to) if to == from => {
             // The same name in another case.
@@ -593,9 +581,9 @@ fn group_columns(id: String, data: Value, version: i64, created: i64, updated: i
 pub async fn create_group(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     let mut data = resource::normalize(body, &GROUP)?;
     let members = new_members(resource::take_members(&mut data));
-    let t = now_micros();
-    let rec = group_columns(new_id(), data, 1, t, t);
     let mut tx = ctx.store.begin().await?;
+    let t = tx.now();
+    let rec = group_columns(new_id(), data, 1, t, t);
     db::insert_group(&mut tx, ctx.scope, &rec).await?;
     db::add_members(&mut tx, ctx.scope, &rec.id, &members).await?;
     let mut prov = provisioner(ctx);
@@ -661,13 +649,7 @@ pub async fn replace_group(
     let members = new_members(resource::take_members(&mut data));
     let mut tx = ctx.store.begin().await?;
     let old = lock_group(ctx, &mut tx, id, if_match).await?;
-    let rec = group_columns(
-        old.id.clone(),
-        data,
-        old.version,
-        old.created_at,
-        now_micros(),
-    );
+    let rec = group_columns(old.id.clone(), data, old.version, old.created_at, tx.now());
     let mut prov = provisioner(ctx);
     let mapped = group_impact(
         &mut prov,
@@ -715,13 +697,7 @@ pub async fn patch_group(
     } else {
         apply_with_id(&old.data, &old.id, &doc_ops, &GROUP)?
     };
-    let rec = group_columns(
-        old.id.clone(),
-        data,
-        old.version,
-        old.created_at,
-        now_micros(),
-    );
+    let rec = group_columns(old.id.clone(), data, old.version, old.created_at, tx.now());
     let mut prov = provisioner(ctx);
     let impact = group_impact(
         &mut prov,
@@ -809,7 +785,8 @@ async fn patch_members(
     needs: Needs,
 ) -> ScimResult<Rendered> {
     let mut tx = ctx.store.begin().await?;
-    let rec = db::touch_group(&mut tx, ctx.scope, id, now_micros())
+    let now = tx.now();
+    let rec = db::touch_group(&mut tx, ctx.scope, id, now)
         .await?
         .ok_or_else(|| group_not_found(id))?;
     if !if_match_ok(if_match, rec.version - 1) {

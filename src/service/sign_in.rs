@@ -30,7 +30,7 @@ use crate::sso::oidc::{self, Callback, HttpClient, OidcConnection, Provider};
 use crate::sso::saml::{self, sp};
 use crate::store::audit::{Actor, record_as};
 use crate::store::sso::{self as db, Connection};
-use crate::store::{Store, StoreError, now_micros};
+use crate::store::{Store, StoreError};
 
 /// How long a sign-in may take at the IdP.
 pub const FLOW_TTL: Duration = Duration::from_secs(600);
@@ -296,7 +296,7 @@ async fn start_flow(
     console: bool,
 ) -> Result<Started, Failure> {
     let flow_state = crate::store::directory::mint_token("");
-    let expires = now_micros() + micros(FLOW_TTL);
+    let expires = ctx.store.now() + micros(FLOW_TTL);
     let missing = missing_settings(conn.kind, &conn.config);
     if !missing.is_empty() {
         return Err(Failure::incomplete(conn, &missing));
@@ -311,7 +311,7 @@ async fn start_flow(
                 &validator,
                 &request_id,
                 &settings.idp_sso_url,
-                time::OffsetDateTime::now_utc(),
+                ctx.store.clock().now(),
             );
             let url = request
                 .redirect_url(Some(&flow_state))
@@ -529,7 +529,7 @@ pub async fn finish_saml(
         Some(FlowCheck::Saml { saml_request_id }) => Some(saml_request_id.as_str()),
         _ => None,
     };
-    let now = time::OffsetDateTime::now_utc();
+    let now = ctx.store.clock().now();
     let assertion = saml::validate_response(response, &validator, expected, now)
         .map_err(|e| fail("saml_invalid", e.to_string()))?;
     // SAML Profiles §4.1.4.5: an assertion is good for one sign-in, on every replica.
@@ -637,7 +637,7 @@ pub async fn finish_oidc(ctx: Ctx<'_>, answer: OidcAnswer<'_>) -> Result<Verifie
     let p = provider(ctx, &conn, &oidc_conn, true)
         .await
         .map_err(|e| fail("idp_unreachable", e))?;
-    let now = time::OffsetDateTime::now_utc();
+    let now = ctx.store.clock().now();
     let token = oidc::finish(&http(ctx), &p, &oidc_conn, cb, nonce, verifier, now)
         .await
         .map_err(|e| fail("oidc_invalid", e.to_string()))?;
@@ -988,7 +988,7 @@ async fn admit(
                 org_id,
                 email,
                 identity.name.as_deref(),
-                crate::store::now_micros(),
+                store.now(),
             )
             .await?;
             if created {
@@ -1003,7 +1003,7 @@ async fn admit(
         GroupClaim::Values(values) => {
             db::replace_claims(&mut tx, org_id, &user_id, &conn.id, values).await?;
             // Kept per connection for the admins who pick what a rule matches.
-            let now = crate::store::now_micros();
+            let now = store.now();
             db::record_claims_seen(&mut tx, org_id, &conn.id, values, now).await?;
         }
         GroupClaim::Overage => tracing::warn!(

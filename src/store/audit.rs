@@ -1,6 +1,6 @@
 //! The append-only audit log: one row per write, in the same transaction as the write.
 
-use super::{DirectoryScope, StoreResult, Tx, micros, on_tx};
+use super::{DirectoryScope, StoreResult, Tx, on_tx};
 
 pub async fn record(
     tx: &mut Tx,
@@ -34,7 +34,7 @@ pub async fn record_as(
     resource_id: Option<&str>,
     detail: Option<&str>,
 ) -> StoreResult<()> {
-    let at = micros(time::OffsetDateTime::now_utc());
+    let at = tx.now();
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO audit_log (org_id, directory_id, actor, operation, resource_type, resource_id, detail, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")

@@ -20,7 +20,7 @@ use crate::mapping::rule::{Grant, Matched};
 use crate::service::admin::{self as svc, AdminError, Caller};
 use crate::service::console::Intent;
 use crate::store::admin::UserQuery;
-use crate::store::{now_micros, rfc3339};
+use crate::store::rfc3339;
 
 /// The intents whose sessions read the People pages.
 const READERS: [Intent; 2] = [Intent::People, Intent::Mapping];
@@ -127,7 +127,7 @@ pub(super) async fn person_page(
     let (caller, writes) = reader(&console)?;
     let person = svc::get_user(&s.store, &caller, &id).await?;
     let access = svc::user_access(&s.store, &caller, &id).await?;
-    let now = now_micros();
+    let now = s.store.now();
     let sessions: Vec<_> = svc::list_sessions(&s.store, &caller, &id)
         .await?
         .into_iter()

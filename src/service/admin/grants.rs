@@ -5,7 +5,7 @@ use super::{Action, AdminError, AdminResult, Caller};
 use crate::mapping::Grant;
 use crate::service::provision::{Provision, UserOutcome};
 use crate::store::admin::{self as db, GrantRecord, grant_sub_account};
-use crate::store::{Store, audit, new_id, now_micros};
+use crate::store::{Store, audit, new_id};
 
 pub async fn create_grant(
     store: &Store,
@@ -26,7 +26,7 @@ pub async fn create_grant(
         sub_account_id: grant_sub_account(&grant).map(str::to_string),
         grant,
         granted_by: scope.actor().to_string(),
-        created_at: now_micros(),
+        created_at: store.now(),
     };
     db::insert_grant(&mut tx, scope, &rec).await?;
     let mut prov = Provision::new(scope.org_id(), scope.actor());

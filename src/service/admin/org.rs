@@ -9,7 +9,7 @@ use crate::service::provision::{Provision, UserOutcome};
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::{self as db, OrgDetails};
 use crate::store::platform as platform_db;
-use crate::store::{Store, audit, now_micros};
+use crate::store::{Store, audit};
 
 /// The organization as the caller may see it: the billing and sub-account roles see its name and
 /// seats, not who owns it or the default role.
@@ -267,7 +267,7 @@ pub async fn create_org(store: &Store, new: &NewOrg, actor: &str) -> AdminResult
     let mut owner_user_id = None;
     if let Some(email) = owner_email {
         let (user_id, _) =
-            access_db::link_org_user(&mut tx, &org.id, email, None, now_micros()).await?;
+            access_db::link_org_user(&mut tx, &org.id, email, None, store.now()).await?;
         db::set_owner(&mut tx, &scope, &user_id).await?;
         let mut prov = Provision::new(&org.id, actor);
         prov.touch([user_id.clone()]);

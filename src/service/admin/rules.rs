@@ -10,7 +10,7 @@ use crate::mapping::{Grant, GroupMatcher, MappingRule};
 use crate::service::provision::{Provision, UserOutcome};
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::{self as db, OrgScope, RuleRecord, grant_sub_account};
-use crate::store::{Store, Tx, audit, new_id, now_micros};
+use crate::store::{Store, Tx, audit, new_id};
 
 // ---- validation --------------------------------------------------------------------------------
 
@@ -253,6 +253,7 @@ async fn rule_change(
     change: &RuleChange,
     mode: Mode,
 ) -> AdminResult<RuleChangeResult> {
+    let now = tx.now();
     let lock = match mode {
         Mode::Apply => OrgLock::Exclusive,
         Mode::Preview => OrgLock::None,
@@ -260,7 +261,7 @@ async fn rule_change(
     let apply = mode == Mode::Apply;
     let mut org = access_db::load_org(tx, scope.org_id(), lock).await?;
     let mut affected: BTreeSet<String> = BTreeSet::new();
-    let t = now_micros();
+    let t = now;
     let (rule, op) = match change {
         RuleChange::Create { rule } => {
             validate_matcher(tx, scope, &rule.matcher).await?;
