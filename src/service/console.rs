@@ -3,6 +3,7 @@
 //! opens, and what that session may reach. The console's pages then call the same admin
 //! operations as the API and the CLI, with the session's [`Caller`].
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -154,8 +155,8 @@ pub async fn create_portal_link(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "PortalLink",
+        AuditOp::Create,
+        AuditResource::PortalLink,
         Some(&link.id),
         Some(&format!("intent {}", input.intent)),
     )
@@ -299,8 +300,8 @@ pub async fn open_portal_link(store: &Store, token: &str) -> AdminResult<Option<
             directory_id: None,
             actor: &actor,
         },
-        "open",
-        "ConsoleSession",
+        AuditOp::Open,
+        AuditResource::ConsoleSession,
         Some(&secret.id),
         Some(&format!("intent {}", link.intent)),
     )
@@ -366,8 +367,8 @@ pub async fn sign_in(store: &Store, verified: &sign_in::Verified) -> AdminResult
             directory_id: None,
             actor: &actor,
         },
-        "console.sign_in",
-        "ConsoleSession",
+        AuditOp::ConsoleSignIn,
+        AuditResource::ConsoleSession,
         Some(&secret.id),
         Some(&detail.to_string()),
     )
@@ -425,8 +426,8 @@ pub async fn sign_out(store: &Store, session: &ConsoleSession) -> AdminResult<()
                 directory_id: None,
                 actor: &actor,
             },
-            "end",
-            "ConsoleSession",
+            AuditOp::End,
+            AuditResource::ConsoleSession,
             Some(session.id()),
             None,
         )

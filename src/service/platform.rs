@@ -4,6 +4,7 @@
 //! changing it and minting its admin tokens are the admin operations in [`crate::service::admin`],
 //! which the CLI calls too; a platform token reaches them as [`Caller::platform`].
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use crate::service::admin::{Action, AdminError, AdminResult, Caller};
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::{OrgDetails, OrgScope};
@@ -76,8 +77,8 @@ pub async fn delete_org(store: &Store, caller: &Caller) -> AdminResult<()> {
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "delete",
-        "Organization",
+        AuditOp::Delete,
+        AuditResource::Organization,
         Some(scope.org_id()),
         Some(&format!(
             "{} directories, {} users, {} connections, {} admin tokens, {} sessions, {} webhooks",

@@ -7,6 +7,7 @@
 //! the change or none of it does, and the cost is proportional to the users touched, never to the
 //! organization.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -196,8 +197,8 @@ impl Provision {
                         directory_id: None,
                         actor: &self.actor,
                     },
-                    "deprovision",
-                    "OrgUser",
+                    AuditOp::Deprovision,
+                    AuditResource::OrgUser,
                     Some(&row.id),
                     Some(&format!(
                         "{reason}: {} access changes, {sessions} sessions revoked",
@@ -436,8 +437,8 @@ pub async fn record_owner_refusal(
         crate::store::audit::record_as(
             &mut tx,
             &who,
-            "deprovision_refused",
-            "OrgUser",
+            AuditOp::DeprovisionRefused,
+            AuditResource::OrgUser,
             Some(user_id),
             Some("the user is the organization's owner; transfer ownership first"),
         )

@@ -1,5 +1,6 @@
 //! Create, read, replace, patch and delete of Users and Groups (RFC 7644 §3.3-§3.6).
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
@@ -211,14 +212,14 @@ pub async fn create_user(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     audit::record(
         &mut tx,
         ctx.scope,
-        "create",
-        "User",
+        AuditOp::Create,
+        AuditResource::User,
         Some(&rec.id),
         Some(&rec.user_name),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "User", "create");
+    count_op(ctx.scope, AuditResource::User, AuditOp::Create);
     Ok(render_user(ctx, &rec, None))
 }
 
@@ -278,14 +279,14 @@ pub async fn replace_user(
     audit::record(
         &mut tx,
         ctx.scope,
-        "replace",
-        "User",
+        AuditOp::Replace,
+        AuditResource::User,
         Some(id),
         detail.as_deref(),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "User", "replace");
+    count_op(ctx.scope, AuditResource::User, AuditOp::Replace);
     render_user_loaded(ctx, &rec, needs).await
 }
 
@@ -320,14 +321,14 @@ pub async fn patch_user(
     audit::record(
         &mut tx,
         ctx.scope,
-        "patch",
-        "User",
+        AuditOp::Patch,
+        AuditResource::User,
         Some(id),
         detail.as_deref(),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "User", "patch");
+    count_op(ctx.scope, AuditResource::User, AuditOp::Patch);
     render_user_loaded(ctx, &rec, needs).await
 }
 
@@ -347,9 +348,17 @@ pub async fn delete_user(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sci
         prov.unlinked(u);
     }
     let mut tx = finish(ctx, tx, prov).await?;
-    audit::record(&mut tx, ctx.scope, "delete", "User", Some(id), None).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        AuditOp::Delete,
+        AuditResource::User,
+        Some(id),
+        None,
+    )
+    .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "User", "delete");
+    count_op(ctx.scope, AuditResource::User, AuditOp::Delete);
     Ok(())
 }
 
@@ -443,11 +452,11 @@ async fn relink(
     org_db::lock_org_users(tx, org_id, &people).await?;
     let shared = org_db::scim_links(tx, from).await? > 1;
     let now = now_micros();
-    let (what, to) = match target {
+    let (what, operation, to) = match target {
         Some(to) if to == from => {
             // The same name in another case.
             org_db::rename_org_user(tx, org_id, from, &new.user_name, now).await?;
-            (EventType::UserRenamed, to)
+            (EventType::UserRenamed, AuditOp::Renamed, to)
         }
         Some(to) => {
             if !shared && owner.as_deref() == Some(from) {
@@ -464,7 +473,7 @@ async fn relink(
             } else {
                 prov.merged(from);
             }
-            (EventType::UserMerged, to)
+            (EventType::UserMerged, AuditOp::Merged, to)
         }
         None if shared => {
             let (to, created) =
@@ -477,11 +486,11 @@ async fn relink(
                 prov.touch([to.clone()]);
             }
             prov.touch([from.to_string()]);
-            (EventType::UserMoved, to)
+            (EventType::UserMoved, AuditOp::Moved, to)
         }
         None => {
             org_db::rename_org_user(tx, org_id, from, &new.user_name, now).await?;
-            (EventType::UserRenamed, from.to_string())
+            (EventType::UserRenamed, AuditOp::Renamed, from.to_string())
         }
     };
     prov.event(
@@ -496,15 +505,21 @@ async fn relink(
             "scim_user_id": new.id,
         }),
     );
-    // The audit names the operation without the event's `user.` prefix, as it always has.
-    let operation = what.as_str().trim_start_matches("user.");
     let detail = format!("{operation}: {:?} -> {:?}", old.user_name, new.user_name);
     let who = audit::Actor {
         org_id,
         directory_id: Some(ctx.scope.directory_id()),
         actor: ctx.scope.token_id(),
     };
-    audit::record_as(tx, &who, operation, "OrgUser", Some(&to), Some(&detail)).await?;
+    audit::record_as(
+        tx,
+        &who,
+        operation,
+        AuditResource::OrgUser,
+        Some(&to),
+        Some(&detail),
+    )
+    .await?;
     Ok(detail)
 }
 
@@ -615,14 +630,14 @@ pub async fn create_group(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     audit::record(
         &mut tx,
         ctx.scope,
-        "create",
-        "Group",
+        AuditOp::Create,
+        AuditResource::Group,
         Some(&rec.id),
         Some(&rec.display_name),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "Group", "create");
+    count_op(ctx.scope, AuditResource::Group, AuditOp::Create);
     render_group_loaded(ctx, &rec, Needs::ALL).await
 }
 
@@ -688,9 +703,17 @@ pub async fn replace_group(
         touch_members(ctx, &mut prov, &mut tx, id).await?;
     }
     let mut tx = finish(ctx, tx, prov).await?;
-    audit::record(&mut tx, ctx.scope, "replace", "Group", Some(id), None).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        AuditOp::Replace,
+        AuditResource::Group,
+        Some(id),
+        None,
+    )
+    .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "Group", "replace");
+    count_op(ctx.scope, AuditResource::Group, AuditOp::Replace);
     render_group_loaded(ctx, &rec, needs).await
 }
 
@@ -785,14 +808,14 @@ async fn commit_group_patch(
     audit::record(
         &mut tx,
         ctx.scope,
-        "patch",
-        "Group",
+        AuditOp::Patch,
+        AuditResource::Group,
         Some(id),
         detail.as_deref(),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "Group", "patch");
+    count_op(ctx.scope, AuditResource::Group, AuditOp::Patch);
     Ok(())
 }
 
@@ -877,9 +900,17 @@ pub async fn delete_group(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sc
         return Err(group_not_found(id));
     }
     let mut tx = finish(ctx, tx, prov).await?;
-    audit::record(&mut tx, ctx.scope, "delete", "Group", Some(id), None).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        AuditOp::Delete,
+        AuditResource::Group,
+        Some(id),
+        None,
+    )
+    .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "Group", "delete");
+    count_op(ctx.scope, AuditResource::Group, AuditOp::Delete);
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 //! SCIM is the source of truth when a directory provisions the organization: a sign-in never
 //! creates a user there, and never reactivates one SCIM deactivated or deleted.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -838,8 +839,8 @@ pub async fn sign_in(
     record_as(
         &mut tx,
         &who,
-        "sso.sign_in",
-        "Session",
+        AuditOp::SsoSignIn,
+        AuditResource::Session,
         Some(&session.id),
         Some(&detail),
     )
@@ -1035,8 +1036,8 @@ pub async fn record_failure(store: &Store, conn: &Connection, code: &str, reason
         record_as(
             &mut tx,
             &who,
-            crate::service::explain::SIGN_IN_FAILED,
-            "SsoConnection",
+            AuditOp::SsoSignInFailed,
+            AuditResource::SsoConnection,
             Some(&conn.id),
             Some(&detail),
         )

@@ -1,5 +1,6 @@
 //! SCIM directories of the organization and their bearer tokens.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use serde::Serialize;
 
 use super::{Action, AdminError, AdminResult, Caller};
@@ -120,8 +121,8 @@ pub async fn delete_directory(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "delete",
-        "Directory",
+        AuditOp::Delete,
+        AuditResource::Directory,
         Some(directory_id),
         Some(&format!("{} users recomputed", users.len())),
     )

@@ -2,6 +2,7 @@
 
 use super::rules::validate_grant;
 use super::{Action, AdminError, AdminResult, Caller};
+use crate::domain::audit::{AuditOp, AuditResource};
 use crate::mapping::Grant;
 use crate::service::provision::{Provision, UserOutcome};
 use crate::store::admin::{self as db, GrantRecord, grant_sub_account};
@@ -35,8 +36,8 @@ pub async fn create_grant(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "Grant",
+        AuditOp::Create,
+        AuditResource::Grant,
         Some(&rec.id),
         Some(&format!("user {user_id}")),
     )
@@ -61,8 +62,8 @@ pub async fn delete_grant(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "delete",
-        "Grant",
+        AuditOp::Delete,
+        AuditResource::Grant,
         Some(grant_id),
         Some(&format!("user {}", rec.user_id)),
     )

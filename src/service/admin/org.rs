@@ -1,5 +1,6 @@
 //! The organization: its settings, its creation with an owner, and ownership.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use serde::{Deserialize, Serialize};
 
 use super::{Action, AdminError, AdminResult, Caller};
@@ -92,8 +93,8 @@ async fn updated(tx: &mut crate::store::Tx, scope: &db::OrgScope, detail: &str) 
     audit::record_as(
         tx,
         &scope.audit(),
-        "update",
-        "Organization",
+        AuditOp::Update,
+        AuditResource::Organization,
         Some(scope.org_id()),
         Some(detail),
     )
@@ -292,8 +293,8 @@ pub async fn create_org(store: &Store, new: &NewOrg, actor: &str) -> AdminResult
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "Organization",
+        AuditOp::Create,
+        AuditResource::Organization,
         Some(&org.id),
         Some(&detail),
     )
@@ -347,8 +348,8 @@ pub async fn transfer_owner(store: &Store, caller: &Caller, user_id: &str) -> Ad
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "transfer_owner",
-        "Organization",
+        AuditOp::TransferOwner,
+        AuditResource::Organization,
         Some(scope.org_id()),
         Some(&format!("{previous:?} -> {user_id}")),
     )

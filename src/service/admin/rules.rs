@@ -1,5 +1,6 @@
 //! Mapping rules: changes and their preview, each recomputing the users it can affect.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
@@ -137,8 +138,8 @@ pub(super) async fn delete_rules_bound_to(
         audit::record_as(
             tx,
             &scope.audit(),
-            "delete",
-            "MappingRule",
+            AuditOp::Delete,
+            AuditResource::MappingRule,
             Some(id),
             Some(&what),
         )
@@ -286,7 +287,7 @@ async fn rule_change(
                 grant: rec.grant.clone(),
                 source: rec.source.clone(),
             });
-            (Some(rec), "create")
+            (Some(rec), AuditOp::Create)
         }
         RuleChange::Update { id, rule } => {
             let old = db::get_rule_tx(tx, scope, id).await?;
@@ -311,7 +312,7 @@ async fn rule_change(
                 r.grant = rec.grant.clone();
                 r.source = rec.source.clone();
             }
-            (Some(rec), "update")
+            (Some(rec), AuditOp::Update)
         }
         RuleChange::Delete { id } => {
             let old = db::get_rule_tx(tx, scope, id).await?;
@@ -320,7 +321,7 @@ async fn rule_change(
             }
             affected.extend(access_db::org_users_matching(tx, scope.org_id(), &old.matcher).await?);
             org.rules.retain(|r| r.id != *id);
-            (None, "delete")
+            (None, AuditOp::Delete)
         }
     };
     let rule_id = match change {
@@ -338,7 +339,7 @@ async fn rule_change(
         tx,
         &scope.audit(),
         op,
-        "MappingRule",
+        AuditResource::MappingRule,
         Some(&rule_id),
         Some(&format!("{} users' access changed", changes.len())),
     )

@@ -1,6 +1,7 @@
 //! Sub-accounts and their projects.
 
 use super::{Action, AdminError, AdminResult, Caller};
+use crate::domain::audit::{AuditOp, AuditResource};
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::{self as db};
 use crate::store::{Store, audit};
@@ -17,8 +18,8 @@ pub async fn create_sub_account(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "SubAccount",
+        AuditOp::Create,
+        AuditResource::SubAccount,
         Some(&sa.id),
         Some(&sa.name),
     )
@@ -46,8 +47,8 @@ pub async fn delete_sub_account(store: &Store, caller: &Caller, id: &str) -> Adm
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "delete",
-        "SubAccount",
+        AuditOp::Delete,
+        AuditResource::SubAccount,
         Some(id),
         None,
     )
@@ -75,8 +76,8 @@ pub async fn create_project(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "Project",
+        AuditOp::Create,
+        AuditResource::Project,
         Some(&p.id),
         Some(&p.name),
     )
@@ -104,7 +105,15 @@ pub async fn delete_project(
     if !db::delete_project(&mut tx, scope, sub_account_id, id).await? {
         return Err(AdminError::NotFound(format!("no project {id:?}")));
     }
-    audit::record_as(&mut tx, &scope.audit(), "delete", "Project", Some(id), None).await?;
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::Delete,
+        AuditResource::Project,
+        Some(id),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
