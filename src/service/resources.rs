@@ -916,6 +916,7 @@ pub async fn delete_group(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sc
 
 // ---- by kind -----------------------------------------------------------------------------------
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind))]
 pub async fn create(ctx: &Ctx<'_>, kind: Kind, body: &Value) -> ScimResult<Rendered> {
     match kind {
         Kind::User => create_user(ctx, body).await,
@@ -923,6 +924,7 @@ pub async fn create(ctx: &Ctx<'_>, kind: Kind, body: &Value) -> ScimResult<Rende
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = %id))]
 pub async fn get(ctx: &Ctx<'_>, kind: Kind, id: &str, needs: Needs) -> ScimResult<Rendered> {
     match kind {
         Kind::User => get_user(ctx, id, needs).await,
@@ -930,6 +932,7 @@ pub async fn get(ctx: &Ctx<'_>, kind: Kind, id: &str, needs: Needs) -> ScimResul
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = %id))]
 pub async fn replace(
     ctx: &Ctx<'_>,
     kind: Kind,
@@ -944,6 +947,7 @@ pub async fn replace(
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = %id))]
 pub async fn patch(
     ctx: &Ctx<'_>,
     kind: Kind,
@@ -958,6 +962,7 @@ pub async fn patch(
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = %id))]
 pub async fn delete(ctx: &Ctx<'_>, kind: Kind, id: &str, if_match: Option<&str>) -> ScimResult<()> {
     match kind {
         Kind::User => delete_user(ctx, id, if_match).await,

@@ -34,6 +34,7 @@ fn explained(entry: AuditEntry) -> AuditView {
     AuditView { entry, explanation }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn audit(
     store: &Store,
     caller: &Caller,
@@ -45,6 +46,7 @@ pub async fn audit(
 }
 
 /// Up to `filter.limit` events after sequence number `filter.after` that pass it, in commit order.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn events(
     store: &Store,
     caller: &Caller,

@@ -348,6 +348,7 @@ async fn rule_change(
 }
 
 /// Applies a rule change and recomputes the users it can affect, in one transaction.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn change_rule(
     store: &Store,
     caller: &Caller,
@@ -363,6 +364,7 @@ pub async fn change_rule(
 /// What a rule change would do, computed by the same code as [`change_rule`] in a read-only
 /// snapshot, so applying the change right after produces exactly this. A preview is a read
 /// (viewers run them): it takes neither the organization's lock nor SQLite's one writer.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn preview_rule(
     store: &Store,
     caller: &Caller,
@@ -375,11 +377,13 @@ pub async fn preview_rule(
     result
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_rules(store: &Store, caller: &Caller) -> AdminResult<Vec<RuleRecord>> {
     caller.require(Action::Read)?;
     Ok(store.list_rules(caller.scope()).await?)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), rule_id = %id))]
 pub async fn get_rule(store: &Store, caller: &Caller, id: &str) -> AdminResult<RuleRecord> {
     caller.require(Action::Read)?;
     Ok(store.get_rule(caller.scope(), id).await?)
