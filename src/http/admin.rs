@@ -317,7 +317,7 @@ pub async fn create_sub_account(
 /// Get a sub-account
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/sub-accounts/{id}", tag = "sub-accounts",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = SubAccount)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = id))]
 pub async fn get_sub_account(
     State(s): State<AppState>,
     c: Caller,
@@ -329,7 +329,7 @@ pub async fn get_sub_account(
 /// Delete a sub-account
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/sub-accounts/{id}", tag = "sub-accounts",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 409, body = Problem)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = id))]
 pub async fn delete_sub_account(
     State(s): State<AppState>,
     c: Caller,
@@ -342,7 +342,7 @@ pub async fn delete_sub_account(
 /// List a sub-account's projects
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/sub-accounts/{id}/projects", tag = "sub-accounts",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<Project>)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = id))]
 pub async fn list_projects(
     State(s): State<AppState>,
     c: Caller,
@@ -357,7 +357,7 @@ pub async fn list_projects(
 /// Create a project in a sub-account
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/sub-accounts/{id}/projects", tag = "sub-accounts", request_body = NameInput,
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = Project)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = id))]
 pub async fn create_project(
     State(s): State<AppState>,
     c: Caller,
@@ -371,7 +371,7 @@ pub async fn create_project(
 /// Delete a project
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/sub-accounts/{id}/projects/{project}", tag = "sub-accounts",
     params(("org" = String, Path), ("id" = String, Path), ("project" = String, Path)), responses((status = 204)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = %id, project_id = %project))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = id, project_id = project))]
 pub async fn delete_project(
     State(s): State<AppState>,
     c: Caller,
@@ -413,7 +413,7 @@ pub async fn create_directory(
 /// List a directory's SCIM tokens
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/directories/{id}/tokens", tag = "directories",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<TokenInfo>)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), directory_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), directory_id = id))]
 pub async fn list_directory_tokens(
     State(s): State<AppState>,
     c: Caller,
@@ -429,7 +429,7 @@ pub async fn list_directory_tokens(
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/directories/{id}/tokens", tag = "directories",
     description = "Rotates: a new token, the previous one stays valid until revoked.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = NewToken)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), directory_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), directory_id = id))]
 pub async fn rotate_directory_token(
     State(s): State<AppState>,
     c: Caller,
@@ -444,7 +444,7 @@ pub async fn rotate_directory_token(
 /// Revoke a SCIM token
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/directories/{id}/tokens/{token}", tag = "directories",
     params(("org" = String, Path), ("id" = String, Path), ("token" = String, Path)), responses((status = 204)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), directory_id = %id, token_id = %token))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), directory_id = id, token_id = token))]
 pub async fn revoke_directory_token(
     State(s): State<AppState>,
     c: Caller,
@@ -473,7 +473,7 @@ pub async fn list_groups(
 /// Get a group
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/groups/{id}", tag = "users",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = GroupDetails)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), group_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), group_id = id))]
 pub async fn get_group(
     State(s): State<AppState>,
     c: Caller,
@@ -528,7 +528,7 @@ pub async fn list_users(
 /// Get a user
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}", tag = "users",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = UserDetail)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn get_user(
     State(s): State<AppState>,
     c: Caller,
@@ -541,7 +541,7 @@ pub async fn get_user(
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/access", tag = "users",
     description = "The user's effective access in every sub-account, with the reason for each grant.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = AccessView)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn user_access(
     State(s): State<AppState>,
     c: Caller,
@@ -553,7 +553,7 @@ pub async fn user_access(
 /// List a user's sign-in sessions
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/sessions", tag = "users",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<SessionInfo>)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn list_sessions(
     State(s): State<AppState>,
     c: Caller,
@@ -569,7 +569,7 @@ pub async fn list_sessions(
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/scim-users", tag = "users",
     description = "The SCIM users that make up this person, one per directory that provisioned them (directory id and name, SCIM id, userName, active). Only active ones give access.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<LinkedScimUser>), (status = 404, body = Problem)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn list_user_scim_users(
     State(s): State<AppState>,
     c: Caller,
@@ -585,7 +585,7 @@ pub async fn list_user_scim_users(
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/users/{id}/sessions/revoke", tag = "users",
     description = "Revokes every session of the user: their cookies, and the codes and access tokens issued from them, stop working at the next request. Recorded in the audit log (`revoke_sessions`, with how many), even when there was none. Org owner and admins.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = SessionsRevoked), (status = 403, body = Problem), (status = 404, body = Problem)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn revoke_user_sessions(
     State(s): State<AppState>,
     c: Caller,
@@ -611,7 +611,7 @@ pub struct GrantCreated {
 /// List a user's grants made by hand
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/grants", tag = "grants",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<GrantRecord>)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn list_grants(
     State(s): State<AppState>,
     c: Caller,
@@ -624,7 +624,7 @@ pub async fn list_grants(
 /// Grant access to a user by hand
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/users/{id}/grants", tag = "grants", request_body = GrantInput,
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = GrantCreated)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn create_grant(
     State(s): State<AppState>,
     c: Caller,
@@ -638,7 +638,7 @@ pub async fn create_grant(
 /// Remove a grant made by hand
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/grants/{id}", tag = "grants",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), grant_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), grant_id = id))]
 pub async fn delete_grant(
     State(s): State<AppState>,
     c: Caller,
@@ -711,7 +711,7 @@ pub async fn search_rule_groups(
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings/{id}/reach", tag = "mappings",
     description = "How many active users the rule applies to now (`count`), and one page of them in id order, each with what in their groups or claims it matched. Page with `after` = `next`.",
     params(("org" = String, Path), ("id" = String, Path), PageParams), responses((status = 200, body = RuleReach), (status = 404, body = Problem)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), rule_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), rule_id = id))]
 pub async fn rule_reach(
     State(s): State<AppState>,
     c: Caller,
@@ -741,7 +741,7 @@ pub async fn create_rule(
 /// Get a mapping rule
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings/{id}", tag = "mappings",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleRecord)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), rule_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), rule_id = id))]
 pub async fn get_rule(
     State(s): State<AppState>,
     c: Caller,
@@ -753,7 +753,7 @@ pub async fn get_rule(
 /// Replace a mapping rule
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/mappings/{id}", tag = "mappings", request_body = RuleInput,
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), rule_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), rule_id = id))]
 pub async fn replace_rule(
     State(s): State<AppState>,
     c: Caller,
@@ -767,7 +767,7 @@ pub async fn replace_rule(
 /// Delete a mapping rule
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/mappings/{id}", tag = "mappings",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), rule_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), rule_id = id))]
 pub async fn delete_rule(
     State(s): State<AppState>,
     c: Caller,
@@ -934,7 +934,7 @@ pub async fn list_admin_tokens(
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/admin-tokens/{id}", tag = "admin tokens",
     description = "The token is refused from the next request on.",
     security(("admin_token" = []), ("platform_token" = [])), params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), token_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), token_id = id))]
 pub async fn revoke_admin_token(
     State(s): State<AppState>,
     OrgCaller(c): OrgCaller,
@@ -982,7 +982,7 @@ pub async fn create_webhook(
 /// Delete a webhook
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/webhooks/{id}", tag = "webhooks",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), webhook_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), webhook_id = id))]
 pub async fn delete_webhook(
     State(s): State<AppState>,
     c: Caller,

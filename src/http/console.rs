@@ -658,7 +658,7 @@ struct WizardQuery {
     idp: Option<String>,
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = id))]
 async fn wizard(
     State(s): State<AppState>,
     console: Console,
@@ -805,7 +805,7 @@ struct MetadataForm {
 
 /// Takes the IdP's details in whichever form they were given, through the same update as the
 /// admin API's PATCH; a refusal is said on the wizard, above the form.
-#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = id))]
 async fn give_metadata(
     State(s): State<AppState>,
     console: Console,
@@ -857,7 +857,7 @@ async fn give_metadata(
 }
 
 /// Sends the admin's browser to their IdP for a test sign-in bound to this console session.
-#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = id))]
 async fn start_test(
     State(s): State<AppState>,
     console: Console,
@@ -894,7 +894,7 @@ pub(super) async fn test_failed(state: &AppState, failure: sign_in::Failure) -> 
     }
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = %id, test_id = %test))]
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = id, test_id = test))]
 async fn test_page(
     State(s): State<AppState>,
     console: Console,
@@ -1098,7 +1098,7 @@ async fn create_directory(
     ))
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), directory_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), directory_id = id))]
 async fn rotate_token(
     State(s): State<AppState>,
     console: Console,
@@ -1116,7 +1116,7 @@ async fn rotate_token(
     ))
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), directory_id = %id, token_id = %token))]
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), directory_id = id, token_id = token))]
 async fn revoke_token(
     State(s): State<AppState>,
     console: Console,
@@ -1221,7 +1221,7 @@ async fn claim_domain(
 }
 
 /// Looks the TXT record up and says what DNS answered.
-#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), domain = %domain))]
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), domain = domain))]
 async fn verify_domain(
     State(s): State<AppState>,
     console: Console,

@@ -196,7 +196,7 @@ pub async fn mint_admin_token(
     params(("org" = String, Path), ("id" = String, Path)),
     security(("admin_token" = []), ("platform_token" = [])),
     responses((status = 200, body = DirectoryDeleted), (status = 404, body = Problem), (status = 409, body = Problem)))]
-#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), directory_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), directory_id = id))]
 pub async fn delete_directory(
     State(s): State<AppState>,
     OrgCaller(c): OrgCaller,

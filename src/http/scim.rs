@@ -119,7 +119,7 @@ fn kind(segment: &str) -> ScimResult<Kind> {
 }
 
 // RFC 7644 §3.3
-#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = %resource))]
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource))]
 pub async fn create(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -140,7 +140,7 @@ pub async fn create(
 }
 
 // RFC 7644 §3.4.1
-#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = %resource, resource_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource, resource_id = id))]
 pub async fn get(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -156,7 +156,7 @@ pub async fn get(
 }
 
 // RFC 7644 §3.5.1
-#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = %resource, resource_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource, resource_id = id))]
 pub async fn replace(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -174,7 +174,7 @@ pub async fn replace(
 }
 
 // RFC 7644 §3.5.2
-#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = %resource, resource_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource, resource_id = id))]
 pub async fn patch(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -214,7 +214,7 @@ pub async fn patch(
 }
 
 // RFC 7644 §3.6
-#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = %resource, resource_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource, resource_id = id))]
 pub async fn delete(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -229,7 +229,7 @@ pub async fn delete(
 }
 
 // RFC 7644 §3.4.2
-#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = %resource))]
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource))]
 pub async fn list(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -247,7 +247,7 @@ pub async fn list(
 }
 
 // RFC 7644 §3.4.3
-#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = %resource))]
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource))]
 pub async fn search(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,

@@ -255,7 +255,7 @@ pub async fn start_by_email(
     redirect_to_idp(&s, started).await
 }
 
-#[tracing::instrument(skip_all, fields(connection_id = %id))]
+#[tracing::instrument(skip_all, fields(connection_id = id))]
 pub async fn start_connection(
     State(s): State<AppState>,
     client: ClientAddr,
@@ -369,7 +369,7 @@ pub struct AcsForm {
 }
 
 /// The assertion consumer service (SAML Bindings §3.5, HTTP-POST).
-#[tracing::instrument(skip_all, fields(connection_id = %id))]
+#[tracing::instrument(skip_all, fields(connection_id = id))]
 pub async fn saml_acs(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -434,7 +434,7 @@ pub async fn oidc_callback(
 }
 
 /// Our SP metadata for the IdP's admin (SAML Metadata §2.4.4).
-#[tracing::instrument(skip_all, fields(connection_id = %id))]
+#[tracing::instrument(skip_all, fields(connection_id = id))]
 pub async fn saml_metadata(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match sign_in::sp_metadata(s.sign_in(), &id).await {
         Ok(xml) => (

@@ -396,7 +396,7 @@ pub async fn sign_in(store: &Store, verified: &sign_in::Verified) -> AdminResult
 
 /// The connections a person of `org_id` can sign in to the console through: enabled and
 /// complete. Connection ids are public (each has a start URL), and so are their names here.
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %org_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = org_id))]
 pub async fn sign_in_connections(
     store: &Store,
     org_id: &str,
@@ -575,7 +575,7 @@ pub async fn test_failed(
 }
 
 /// A test result the session ran, with its connection id; another session's is not found.
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %session.org_id(), test_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %session.org_id(), test_id = id))]
 pub async fn test_result(
     store: &Store,
     session: &ConsoleSession,

@@ -312,7 +312,7 @@ struct CodeRecord {
 
 /// A code for a signed-in session (§3.1.2.5): the client's redirect URI with the code, its state
 /// and the issuer (RFC 9207 §2). `signed_in_at` is the session's start, in microseconds.
-#[tracing::instrument(level = "debug", skip_all, fields(session_id = %session_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(session_id = session_id))]
 pub async fn issue_code(
     ctx: Ctx<'_>,
     session_id: &str,
@@ -625,7 +625,7 @@ pub async fn jwks(ctx: Ctx<'_>) -> Result<Value, ()> {
 /// What idbridge says of a signed-in user to the SaaS (id_token and userinfo): who they are, their
 /// organization roles, and their access in each sub-account where they have any, from the
 /// effective access the mapping last computed.
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %org_id, org_user_id = %org_user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = org_id, org_user_id = org_user_id))]
 pub async fn user_claims(
     store: &Store,
     org_id: &str,

@@ -39,7 +39,7 @@ pub async fn authenticate(store: &Store, token: &str) -> AdminResult<Option<Plat
 }
 
 /// The platform token acting on organization `org_id`, which must exist (404 otherwise).
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %org_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = org_id))]
 pub async fn org_caller(store: &Store, platform: &Platform, org_id: &str) -> AdminResult<Caller> {
     let scope = OrgScope::for_org(org_id, &platform.actor());
     match store.org_details(&scope).await {
@@ -125,7 +125,7 @@ pub async fn list_platform_tokens(store: &Store) -> AdminResult<Vec<PlatformToke
 }
 
 /// Revokes a platform token: it is refused from the next request on.
-#[tracing::instrument(level = "debug", skip_all, fields(token_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(token_id = id))]
 pub async fn revoke_platform_token(store: &Store, id: &str) -> AdminResult<()> {
     store.revoke_platform_token(id).await.map_err(|e| match e {
         StoreError::NotFound => AdminError::NotFound(format!("no active platform token {id:?}")),

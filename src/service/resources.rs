@@ -924,7 +924,7 @@ pub async fn create(ctx: &Ctx<'_>, kind: Kind, body: &Value) -> ScimResult<Rende
     }
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = id))]
 pub async fn get(ctx: &Ctx<'_>, kind: Kind, id: &str, needs: Needs) -> ScimResult<Rendered> {
     match kind {
         Kind::User => get_user(ctx, id, needs).await,
@@ -932,7 +932,7 @@ pub async fn get(ctx: &Ctx<'_>, kind: Kind, id: &str, needs: Needs) -> ScimResul
     }
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = id))]
 pub async fn replace(
     ctx: &Ctx<'_>,
     kind: Kind,
@@ -947,7 +947,7 @@ pub async fn replace(
     }
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = id))]
 pub async fn patch(
     ctx: &Ctx<'_>,
     kind: Kind,
@@ -962,7 +962,7 @@ pub async fn patch(
     }
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = id))]
 pub async fn delete(ctx: &Ctx<'_>, kind: Kind, id: &str, if_match: Option<&str>) -> ScimResult<()> {
     match kind {
         Kind::User => delete_user(ctx, id, if_match).await,

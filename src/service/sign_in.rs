@@ -211,7 +211,7 @@ pub async fn start_by_email(ctx: Ctx<'_>, email: Option<&str>) -> Result<Started
 }
 
 /// A sign-in through the connection `id` names, if it is enabled.
-#[tracing::instrument(level = "debug", skip_all, fields(connection_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(connection_id = id))]
 pub async fn start_with(ctx: Ctx<'_>, id: &str) -> Result<Started, Failure> {
     match ctx.store.connection_by_id(id).await {
         Ok(conn) if conn.enabled => start(ctx, &conn, None, None).await,
@@ -455,7 +455,7 @@ pub struct SamlAnswer<'a> {
 }
 
 /// Checks a SAML Response posted to the ACS of connection `id`.
-#[tracing::instrument(level = "debug", skip_all, fields(connection_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(connection_id = id))]
 pub async fn finish_saml(
     ctx: Ctx<'_>,
     id: &str,
@@ -672,7 +672,7 @@ pub enum MetadataError {
 
 /// Our SP metadata for the IdP's admin (SAML Metadata §2.4.4). Served before the IdP's details
 /// are known: the IdP's admin needs it to make the app that shows them.
-#[tracing::instrument(level = "debug", skip_all, fields(connection_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(connection_id = id))]
 pub async fn sp_metadata(ctx: Ctx<'_>, id: &str) -> Result<String, MetadataError> {
     let conn = match ctx.store.connection_by_id(id).await {
         Ok(c) if c.kind == ConnectionKind::Saml => c,

@@ -555,7 +555,7 @@ pub(super) async fn save(
     Ok(Redirect::to("/console/mapping").into_response())
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), rule_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), rule_id = id))]
 pub(super) async fn delete(
     State(s): State<AppState>,
     console: Console,

@@ -205,7 +205,7 @@ pub(super) fn wizard(
 
 /// Replaces the connection's settings through the same operation as the admin API's PATCH; a
 /// blank secret keeps the one stored.
-#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = %id))]
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = id))]
 pub(super) async fn update(
     State(s): State<AppState>,
     console: Console,

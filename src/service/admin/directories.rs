@@ -53,7 +53,7 @@ async fn directory(store: &Store, caller: &Caller, id: &str) -> AdminResult<Dire
         })
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = %directory_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = directory_id))]
 pub async fn list_directory_tokens(
     store: &Store,
     caller: &Caller,
@@ -67,7 +67,7 @@ pub async fn list_directory_tokens(
 }
 
 /// A new token; the previous one stays valid until revoked.
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = %directory_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = directory_id))]
 pub async fn rotate_directory_token(
     store: &Store,
     caller: &Caller,
@@ -80,7 +80,7 @@ pub async fn rotate_directory_token(
         .await?)
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = %directory_id, token_id = %token_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = directory_id, token_id = token_id))]
 pub async fn revoke_directory_token(
     store: &Store,
     caller: &Caller,
@@ -101,7 +101,7 @@ pub async fn revoke_directory_token(
 /// from its groups removed, sessions revoked, events written) and one another directory still
 /// provisions keeps what that directory gives. Refused (409) when it would deprovision the owner:
 /// transfer ownership first, as for any deprovisioning of the owner.
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = %directory_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = directory_id))]
 pub async fn delete_directory(
     store: &Store,
     caller: &Caller,

@@ -8,7 +8,7 @@ use crate::service::provision::{Provision, UserOutcome};
 use crate::store::admin::{self as db, GrantRecord, grant_sub_account};
 use crate::store::{Store, audit, new_id, now_micros};
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = %user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
 pub async fn create_grant(
     store: &Store,
     caller: &Caller,
@@ -47,7 +47,7 @@ pub async fn create_grant(
     Ok((rec, changes))
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), grant_id = %grant_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), grant_id = grant_id))]
 pub async fn delete_grant(
     store: &Store,
     caller: &Caller,
@@ -76,7 +76,7 @@ pub async fn delete_grant(
 
 /// A user's grants made by hand that the caller may see: all of them, or a sub-account admin's
 /// in their sub-account.
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = %user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
 pub async fn list_grants(
     store: &Store,
     caller: &Caller,

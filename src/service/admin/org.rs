@@ -325,7 +325,7 @@ fn is_email(s: &str) -> bool {
 }
 
 /// Makes `user_id` the owner. The previous owner keeps every other access they have.
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = %user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
 pub async fn transfer_owner(store: &Store, caller: &Caller, user_id: &str) -> AdminResult<Changes> {
     caller.require(Action::TransferOwner)?;
     let scope = caller.scope();

@@ -128,7 +128,7 @@ pub struct RuleReach {
     pub next: Option<String>,
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), rule_id = %rule_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), rule_id = rule_id))]
 pub async fn rule_reach(
     store: &Store,
     caller: &Caller,

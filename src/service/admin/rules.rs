@@ -383,7 +383,7 @@ pub async fn list_rules(store: &Store, caller: &Caller) -> AdminResult<Vec<RuleR
     Ok(store.list_rules(caller.scope()).await?)
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), rule_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), rule_id = id))]
 pub async fn get_rule(store: &Store, caller: &Caller, id: &str) -> AdminResult<RuleRecord> {
     caller.require(Action::Read)?;
     Ok(store.get_rule(caller.scope(), id).await?)

@@ -13,14 +13,14 @@ pub async fn list_connections(store: &Store, caller: &Caller) -> AdminResult<Vec
     Ok(store.list_connections(caller.scope()).await?)
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), connection_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), connection_id = id))]
 pub async fn get_connection(store: &Store, caller: &Caller, id: &str) -> AdminResult<Connection> {
     caller.require(Action::Read)?;
     Ok(store.get_connection(caller.scope(), id).await?)
 }
 
 /// Only the owner deletes the connection the owner signs in through.
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), connection_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), connection_id = id))]
 pub async fn delete_connection(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     if store
@@ -44,7 +44,7 @@ pub async fn delete_connection(store: &Store, caller: &Caller, id: &str) -> Admi
 }
 
 /// Claims a domain, unverified: it routes nobody until its TXT record is checked.
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), domain = %domain, connection_id = connection_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), domain = domain, connection_id = connection_id))]
 pub async fn add_domain(
     store: &Store,
     caller: &Caller,
@@ -63,7 +63,7 @@ pub async fn list_domains(store: &Store, caller: &Caller) -> AdminResult<Vec<Dom
     Ok(store.list_domains(caller.scope()).await?)
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), domain = %domain))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), domain = domain))]
 pub async fn delete_domain(store: &Store, caller: &Caller, domain: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     Ok(store.delete_domain(caller.scope(), domain).await?)
@@ -115,14 +115,14 @@ pub async fn list_clients(store: &Store, caller: &Caller) -> AdminResult<Vec<Cli
 }
 
 /// Revokes a client and every access token it holds.
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), client_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), client_id = id))]
 pub async fn revoke_client(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     Ok(store.revoke_client(Some(caller.scope()), id).await?)
 }
 
 /// Signs a session out: its cookie and the access tokens issued from it stop working.
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), session_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), session_id = id))]
 pub async fn revoke_session(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     Ok(store.revoke_session(caller.scope(), id).await?)

@@ -31,7 +31,7 @@ pub async fn create_sub_account(
 
 /// Refused while a rule or a grant made by hand names the sub-account: deleting it would silently
 /// change what those mean.
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = id))]
 pub async fn delete_sub_account(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     let scope = caller.scope();
@@ -60,7 +60,7 @@ pub async fn delete_sub_account(store: &Store, caller: &Caller, id: &str) -> Adm
     Ok(())
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = %sub_account_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = sub_account_id))]
 pub async fn create_project(
     store: &Store,
     caller: &Caller,
@@ -89,7 +89,7 @@ pub async fn create_project(
     Ok(p)
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = %sub_account_id, project_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = sub_account_id, project_id = id))]
 pub async fn delete_project(
     store: &Store,
     caller: &Caller,
@@ -136,7 +136,7 @@ pub async fn list_sub_accounts(store: &Store, caller: &Caller) -> AdminResult<Ve
     Ok(items)
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = id))]
 pub async fn get_sub_account(
     store: &Store,
     caller: &Caller,
@@ -146,7 +146,7 @@ pub async fn get_sub_account(
     Ok(store.get_sub_account(caller.scope(), id).await?)
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = %sub_account_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = sub_account_id))]
 pub async fn list_projects(
     store: &Store,
     caller: &Caller,

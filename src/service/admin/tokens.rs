@@ -107,7 +107,7 @@ pub async fn list_admin_tokens(
 }
 
 /// Revokes a token; the next request that presents it is refused.
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), token_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), token_id = id))]
 pub async fn revoke_admin_token(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     let tokens = store.list_admin_tokens(caller.scope()).await?;

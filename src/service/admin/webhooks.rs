@@ -38,7 +38,7 @@ pub async fn create_webhook(
     Ok(WebhookCreated { webhook, secret })
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), webhook_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), webhook_id = id))]
 pub async fn delete_webhook(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     Ok(store.delete_webhook(caller.scope(), id).await?)
