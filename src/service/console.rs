@@ -3,6 +3,7 @@
 //! opens, and what that session may reach. The console's pages then call the same admin
 //! operations as the API and the CLI, with the session's [`Caller`].
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -127,6 +128,7 @@ fn check_return_url(raw: &str) -> AdminResult<String> {
 /// Makes a single-use link to the console of the caller's organization, valid for `valid_for`
 /// ([`LINK_VALIDITY`] from the API and the CLI). Only the SaaS (a platform token) and the operator make links: whoever
 /// opens one administers the organization's SSO or SCIM.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn create_portal_link(
     store: &Store,
     caller: &Caller,
@@ -154,8 +156,8 @@ pub async fn create_portal_link(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "PortalLink",
+        AuditOp::Create,
+        AuditResource::PortalLink,
         Some(&link.id),
         Some(&format!("intent {}", input.intent)),
     )
@@ -284,6 +286,7 @@ pub struct Opened {
 
 /// Takes a portal link and opens its console session, audited in the organization's log. `None`
 /// when the link is unknown, used or expired: the page says so without telling which.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn open_portal_link(store: &Store, token: &str) -> AdminResult<Option<Opened>> {
     let mut tx = store.begin().await?;
     let Some(link) = db::take_portal_link(&mut tx, token).await? else {
@@ -299,8 +302,8 @@ pub async fn open_portal_link(store: &Store, token: &str) -> AdminResult<Option<
             directory_id: None,
             actor: &actor,
         },
-        "open",
-        "ConsoleSession",
+        AuditOp::Open,
+        AuditResource::ConsoleSession,
         Some(&secret.id),
         Some(&format!("intent {}", link.intent)),
     )
@@ -339,6 +342,7 @@ pub enum ConsoleSignIn {
 /// mapping makes them the organization's owner, an admin or a viewer, in the transaction of their
 /// admission (audited as `console.sign_in`). Anyone else is refused and nothing of the sign-in
 /// is kept: no session of any kind, no claim.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %verified.connection.org_id, connection_id = %verified.connection.id))]
 pub async fn sign_in(store: &Store, verified: &sign_in::Verified) -> AdminResult<ConsoleSignIn> {
     let conn = &verified.connection;
     let (mut tx, user_id, email) =
@@ -366,8 +370,8 @@ pub async fn sign_in(store: &Store, verified: &sign_in::Verified) -> AdminResult
             directory_id: None,
             actor: &actor,
         },
-        "console.sign_in",
-        "ConsoleSession",
+        AuditOp::ConsoleSignIn,
+        AuditResource::ConsoleSession,
         Some(&secret.id),
         Some(&detail.to_string()),
     )
@@ -392,6 +396,7 @@ pub async fn sign_in(store: &Store, verified: &sign_in::Verified) -> AdminResult
 
 /// The connections a person of `org_id` can sign in to the console through: enabled and
 /// complete. Connection ids are public (each has a start URL), and so are their names here.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = org_id))]
 pub async fn sign_in_connections(
     store: &Store,
     org_id: &str,
@@ -406,6 +411,7 @@ pub async fn sign_in_connections(
 }
 
 /// The open session behind a cookie's secret, if any.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn authenticate(store: &Store, token: &str) -> AdminResult<Option<ConsoleSession>> {
     Ok(store
         .console_session(token)
@@ -414,6 +420,7 @@ pub async fn authenticate(store: &Store, token: &str) -> AdminResult<Option<Cons
 }
 
 /// Ends the session (sign out), audited.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %session.org_id()))]
 pub async fn sign_out(store: &Store, session: &ConsoleSession) -> AdminResult<()> {
     let mut tx = store.begin().await?;
     if db::end_console_session(&mut tx, session.id()).await? {
@@ -425,8 +432,8 @@ pub async fn sign_out(store: &Store, session: &ConsoleSession) -> AdminResult<()
                 directory_id: None,
                 actor: &actor,
             },
-            "end",
-            "ConsoleSession",
+            AuditOp::End,
+            AuditResource::ConsoleSession,
             Some(session.id()),
             None,
         )
@@ -505,6 +512,7 @@ async fn keep_test(
 /// Admits the verified answer of a test sign-in without keeping anything of it (see
 /// [`sign_in::test_sign_in`]) and keeps what came back for the console session that ran it.
 /// Returns the connection and the result's id.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %verified.connection.org_id, connection_id = %verified.connection.id))]
 pub async fn answer_test(
     store: &Store,
     verified: &sign_in::Verified,
@@ -549,6 +557,7 @@ pub async fn answer_test(
 
 /// Keeps why a test sign-in failed before its answer could be admitted (a signature, an
 /// audience, a clock), for the console session that ran it.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn test_failed(
     store: &Store,
     failure: &sign_in::Failure,
@@ -566,6 +575,7 @@ pub async fn test_failed(
 }
 
 /// A test result the session ran, with its connection id; another session's is not found.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %session.org_id(), test_id = id))]
 pub async fn test_result(
     store: &Store,
     session: &ConsoleSession,
@@ -596,6 +606,7 @@ pub struct DirectorySummary {
     pub failures: Vec<ScimFailure>,
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn directory_summaries(
     store: &Store,
     caller: &Caller,

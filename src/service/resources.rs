@@ -1,5 +1,6 @@
 //! Create, read, replace, patch and delete of Users and Groups (RFC 7644 §3.3-§3.6).
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
@@ -211,14 +212,14 @@ pub async fn create_user(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     audit::record(
         &mut tx,
         ctx.scope,
-        "create",
-        "User",
+        AuditOp::Create,
+        AuditResource::User,
         Some(&rec.id),
         Some(&rec.user_name),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "User", "create");
+    count_op(ctx.scope, AuditResource::User, AuditOp::Create);
     Ok(render_user(ctx, &rec, None))
 }
 
@@ -272,14 +273,14 @@ pub async fn replace_user(
     audit::record(
         &mut tx,
         ctx.scope,
-        "replace",
-        "User",
+        AuditOp::Replace,
+        AuditResource::User,
         Some(id),
         detail.as_deref(),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "User", "replace");
+    count_op(ctx.scope, AuditResource::User, AuditOp::Replace);
     render_user_loaded(ctx, &rec, needs).await
 }
 
@@ -308,14 +309,14 @@ pub async fn patch_user(
     audit::record(
         &mut tx,
         ctx.scope,
-        "patch",
-        "User",
+        AuditOp::Patch,
+        AuditResource::User,
         Some(id),
         detail.as_deref(),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "User", "patch");
+    count_op(ctx.scope, AuditResource::User, AuditOp::Patch);
     render_user_loaded(ctx, &rec, needs).await
 }
 
@@ -335,9 +336,17 @@ pub async fn delete_user(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sci
         prov.unlinked(u);
     }
     let mut tx = finish(ctx, tx, prov).await?;
-    audit::record(&mut tx, ctx.scope, "delete", "User", Some(id), None).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        AuditOp::Delete,
+        AuditResource::User,
+        Some(id),
+        None,
+    )
+    .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "User", "delete");
+    count_op(ctx.scope, AuditResource::User, AuditOp::Delete);
     Ok(())
 }
 
@@ -431,11 +440,11 @@ async fn relink(
     org_db::lock_org_users(tx, org_id, &people).await?;
     let shared = org_db::scim_links(tx, from).await? > 1;
     let now = tx.now();
-    let (what, to) = match target {
+    let (what, operation, to) = match target {
         Some(to) if to == from => {
             // The same name in another case.
             org_db::rename_org_user(tx, org_id, from, &new.user_name, now).await?;
-            (EventType::UserRenamed, to)
+            (EventType::UserRenamed, AuditOp::Renamed, to)
         }
         Some(to) => {
             if !shared && owner.as_deref() == Some(from) {
@@ -452,7 +461,7 @@ async fn relink(
             } else {
                 prov.merged(from);
             }
-            (EventType::UserMerged, to)
+            (EventType::UserMerged, AuditOp::Merged, to)
         }
         None if shared => {
             let (to, created) =
@@ -465,11 +474,11 @@ async fn relink(
                 prov.touch([to.clone()]);
             }
             prov.touch([from.to_string()]);
-            (EventType::UserMoved, to)
+            (EventType::UserMoved, AuditOp::Moved, to)
         }
         None => {
             org_db::rename_org_user(tx, org_id, from, &new.user_name, now).await?;
-            (EventType::UserRenamed, from.to_string())
+            (EventType::UserRenamed, AuditOp::Renamed, from.to_string())
         }
     };
     prov.event(
@@ -484,15 +493,21 @@ async fn relink(
             "scim_user_id": new.id,
         }),
     );
-    // The audit names the operation without the event's `user.` prefix, as it always has.
-    let operation = what.as_str().trim_start_matches("user.");
     let detail = format!("{operation}: {:?} -> {:?}", old.user_name, new.user_name);
     let who = audit::Actor {
         org_id,
         directory_id: Some(ctx.scope.directory_id()),
         actor: ctx.scope.token_id(),
     };
-    audit::record_as(tx, &who, operation, "OrgUser", Some(&to), Some(&detail)).await?;
+    audit::record_as(
+        tx,
+        &who,
+        operation,
+        AuditResource::OrgUser,
+        Some(&to),
+        Some(&detail),
+    )
+    .await?;
     Ok(detail)
 }
 
@@ -603,14 +618,14 @@ pub async fn create_group(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     audit::record(
         &mut tx,
         ctx.scope,
-        "create",
-        "Group",
+        AuditOp::Create,
+        AuditResource::Group,
         Some(&rec.id),
         Some(&rec.display_name),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "Group", "create");
+    count_op(ctx.scope, AuditResource::Group, AuditOp::Create);
     render_group_loaded(ctx, &rec, Needs::ALL).await
 }
 
@@ -670,9 +685,17 @@ pub async fn replace_group(
         touch_members(ctx, &mut prov, &mut tx, id).await?;
     }
     let mut tx = finish(ctx, tx, prov).await?;
-    audit::record(&mut tx, ctx.scope, "replace", "Group", Some(id), None).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        AuditOp::Replace,
+        AuditResource::Group,
+        Some(id),
+        None,
+    )
+    .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "Group", "replace");
+    count_op(ctx.scope, AuditResource::Group, AuditOp::Replace);
     render_group_loaded(ctx, &rec, needs).await
 }
 
@@ -761,14 +784,14 @@ async fn commit_group_patch(
     audit::record(
         &mut tx,
         ctx.scope,
-        "patch",
-        "Group",
+        AuditOp::Patch,
+        AuditResource::Group,
         Some(id),
         detail.as_deref(),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "Group", "patch");
+    count_op(ctx.scope, AuditResource::Group, AuditOp::Patch);
     Ok(())
 }
 
@@ -854,14 +877,23 @@ pub async fn delete_group(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sc
         return Err(group_not_found(id));
     }
     let mut tx = finish(ctx, tx, prov).await?;
-    audit::record(&mut tx, ctx.scope, "delete", "Group", Some(id), None).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        AuditOp::Delete,
+        AuditResource::Group,
+        Some(id),
+        None,
+    )
+    .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "Group", "delete");
+    count_op(ctx.scope, AuditResource::Group, AuditOp::Delete);
     Ok(())
 }
 
 // ---- by kind -----------------------------------------------------------------------------------
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind))]
 pub async fn create(ctx: &Ctx<'_>, kind: Kind, body: &Value) -> ScimResult<Rendered> {
     match kind {
         Kind::User => create_user(ctx, body).await,
@@ -869,6 +901,7 @@ pub async fn create(ctx: &Ctx<'_>, kind: Kind, body: &Value) -> ScimResult<Rende
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = id))]
 pub async fn get(ctx: &Ctx<'_>, kind: Kind, id: &str, needs: Needs) -> ScimResult<Rendered> {
     match kind {
         Kind::User => get_user(ctx, id, needs).await,
@@ -876,6 +909,7 @@ pub async fn get(ctx: &Ctx<'_>, kind: Kind, id: &str, needs: Needs) -> ScimResul
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = id))]
 pub async fn replace(
     ctx: &Ctx<'_>,
     kind: Kind,
@@ -890,6 +924,7 @@ pub async fn replace(
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = id))]
 pub async fn patch(
     ctx: &Ctx<'_>,
     kind: Kind,
@@ -904,6 +939,7 @@ pub async fn patch(
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = id))]
 pub async fn delete(ctx: &Ctx<'_>, kind: Kind, id: &str, if_match: Option<&str>) -> ScimResult<()> {
     match kind {
         Kind::User => delete_user(ctx, id, if_match).await,

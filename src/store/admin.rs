@@ -5,6 +5,7 @@
 //! [`Store::authenticate_admin`] (or the operator's CLI) makes, and binds its organization id, so a
 //! query for another organization's id finds nothing.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -795,8 +796,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "create",
-            "AdminToken",
+            AuditOp::Create,
+            AuditResource::AdminToken,
             Some(&token.id),
             Some(role),
         )
@@ -863,8 +864,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "revoke",
-            "AdminToken",
+            AuditOp::Revoke,
+            AuditResource::AdminToken,
             Some(id),
             None,
         )
@@ -1018,8 +1019,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "create",
-            "Webhook",
+            AuditOp::Create,
+            AuditResource::Webhook,
             Some(&info.id),
             Some(url),
         )
@@ -1045,8 +1046,15 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound);
         }
-        super::audit::record_as(&mut tx, &scope.audit(), "delete", "Webhook", Some(id), None)
-            .await?;
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            AuditOp::Delete,
+            AuditResource::Webhook,
+            Some(id),
+            None,
+        )
+        .await?;
         tx.commit().await
     }
 

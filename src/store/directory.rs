@@ -1,5 +1,6 @@
 //! Organizations, SCIM directories and their bearer tokens.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -193,8 +194,8 @@ impl Store {
         super::audit::record(
             &mut tx,
             &audit_actor(&dir),
-            "create",
-            "Directory",
+            AuditOp::Create,
+            AuditResource::Directory,
             Some(&dir.id),
             None,
         )
@@ -251,8 +252,8 @@ impl Store {
         super::audit::record(
             &mut tx,
             &audit_actor(&dir),
-            "rotate",
-            "Token",
+            AuditOp::Rotate,
+            AuditResource::Token,
             Some(&token.id),
             None,
         )
@@ -290,7 +291,15 @@ impl Store {
         });
         let actor = audit_actor(&dir);
         for t in &revoked {
-            super::audit::record(&mut tx, &actor, "revoke", "Token", Some(t), None).await?;
+            super::audit::record(
+                &mut tx,
+                &actor,
+                AuditOp::Revoke,
+                AuditResource::Token,
+                Some(t),
+                None,
+            )
+            .await?;
         }
         tx.commit().await?;
         self.tokens_changed();

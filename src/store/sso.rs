@@ -8,6 +8,7 @@
 //! tables never hold them in clear. Tokens, codes and states are stored as SHA-256 hashes.
 
 use crate::domain::access::ConnectionKind;
+use crate::domain::audit::{AuditOp, AuditResource};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Row};
@@ -141,8 +142,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "create",
-            "SsoConnection",
+            AuditOp::Create,
+            AuditResource::SsoConnection,
             Some(&id),
             Some(w.name),
         )
@@ -186,8 +187,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "update",
-            "SsoConnection",
+            AuditOp::Update,
+            AuditResource::SsoConnection,
             Some(id),
             Some(w.name),
         )
@@ -410,8 +411,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "create",
-            "Domain",
+            AuditOp::Create,
+            AuditResource::Domain,
             Some(&domain),
             verified.then_some("verified by the operator"),
         )
@@ -454,8 +455,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "verify",
-            "Domain",
+            AuditOp::Verify,
+            AuditResource::Domain,
             Some(&domain),
             None,
         )
@@ -491,8 +492,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "move",
-            "Domain",
+            AuditOp::Move,
+            AuditResource::Domain,
             Some(&domain),
             Some(&detail),
         )
@@ -522,8 +523,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "delete",
-            "Domain",
+            AuditOp::Delete,
+            AuditResource::Domain,
             Some(&domain),
             None,
         )
@@ -685,8 +686,8 @@ pub async fn delete_connection(tx: &mut Tx, scope: &OrgScope, id: &str) -> Store
     super::audit::record_as(
         tx,
         &scope.audit(),
-        "delete",
-        "SsoConnection",
+        AuditOp::Delete,
+        AuditResource::SsoConnection,
         Some(id),
         None,
     )
@@ -958,8 +959,15 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound);
         }
-        super::audit::record_as(&mut tx, &scope.audit(), "revoke", "Session", Some(id), None)
-            .await?;
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            AuditOp::Revoke,
+            AuditResource::Session,
+            Some(id),
+            None,
+        )
+        .await?;
         tx.commit().await
     }
 
@@ -980,8 +988,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "revoke_sessions",
-            "User",
+            AuditOp::RevokeSessions,
+            AuditResource::User,
             Some(user_id),
             Some(&detail),
         )
@@ -1069,8 +1077,8 @@ impl Store {
             super::audit::record_as(
                 &mut tx,
                 &scope.audit(),
-                "create",
-                "Client",
+                AuditOp::Create,
+                AuditResource::Client,
                 Some(&id),
                 Some(name),
             )
@@ -1119,8 +1127,15 @@ impl Store {
         on_tx!(&mut tx, c => sqlx::query("DELETE FROM oauth_tokens WHERE client_id = $1")
             .bind(id).execute(&mut *c).await?.rows_affected());
         if let Some(scope) = scope {
-            super::audit::record_as(&mut tx, &scope.audit(), "revoke", "Client", Some(id), None)
-                .await?;
+            super::audit::record_as(
+                &mut tx,
+                &scope.audit(),
+                AuditOp::Revoke,
+                AuditResource::Client,
+                Some(id),
+                None,
+            )
+            .await?;
         }
         tx.commit().await
     }

@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 use super::{Action, AdminResult, Caller};
-use crate::service::explain::{SIGN_IN_FAILED, explain_failure};
+use crate::domain::audit::AuditOp;
+use crate::service::explain::explain_failure;
 use crate::store::Store;
 use crate::store::access::{EventFilter, EventRecord};
 use crate::store::admin::AuditFilter;
@@ -21,7 +22,7 @@ pub struct AuditView {
 }
 
 fn explained(entry: AuditEntry) -> AuditView {
-    let explanation = (entry.operation == SIGN_IN_FAILED)
+    let explanation = (entry.operation == AuditOp::SsoSignInFailed.as_str())
         .then(|| {
             let detail: serde_json::Value =
                 serde_json::from_str(entry.detail.as_deref().unwrap_or("")).ok()?;
@@ -33,6 +34,7 @@ fn explained(entry: AuditEntry) -> AuditView {
     AuditView { entry, explanation }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn audit(
     store: &Store,
     caller: &Caller,
@@ -44,6 +46,7 @@ pub async fn audit(
 }
 
 /// Up to `filter.limit` events after sequence number `filter.after` that pass it, in commit order.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn events(
     store: &Store,
     caller: &Caller,

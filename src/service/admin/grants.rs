@@ -2,11 +2,13 @@
 
 use super::rules::validate_grant;
 use super::{Action, AdminError, AdminResult, Caller};
+use crate::domain::audit::{AuditOp, AuditResource};
 use crate::mapping::Grant;
 use crate::service::provision::{Provision, UserOutcome};
 use crate::store::admin::{self as db, GrantRecord, grant_sub_account};
 use crate::store::{Store, audit, new_id};
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
 pub async fn create_grant(
     store: &Store,
     caller: &Caller,
@@ -35,8 +37,8 @@ pub async fn create_grant(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "Grant",
+        AuditOp::Create,
+        AuditResource::Grant,
         Some(&rec.id),
         Some(&format!("user {user_id}")),
     )
@@ -45,6 +47,7 @@ pub async fn create_grant(
     Ok((rec, changes))
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), grant_id = grant_id))]
 pub async fn delete_grant(
     store: &Store,
     caller: &Caller,
@@ -61,8 +64,8 @@ pub async fn delete_grant(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "delete",
-        "Grant",
+        AuditOp::Delete,
+        AuditResource::Grant,
         Some(grant_id),
         Some(&format!("user {}", rec.user_id)),
     )
@@ -73,6 +76,7 @@ pub async fn delete_grant(
 
 /// A user's grants made by hand that the caller may see: all of them, or a sub-account admin's
 /// in their sub-account.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
 pub async fn list_grants(
     store: &Store,
     caller: &Caller,

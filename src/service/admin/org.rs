@@ -1,5 +1,6 @@
 //! The organization: its settings, its creation with an owner, and ownership.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use serde::{Deserialize, Serialize};
 
 use super::{Action, AdminError, AdminResult, Caller};
@@ -13,6 +14,7 @@ use crate::store::{Store, audit};
 
 /// The organization as the caller may see it: the billing and sub-account roles see its name and
 /// seats, not who owns it or the default role.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn org_details(store: &Store, caller: &Caller) -> AdminResult<OrgDetails> {
     caller.require(Action::ReadSeats)?;
     let mut org = store.org_details(caller.scope()).await?;
@@ -29,6 +31,7 @@ pub struct Seats {
     pub limit: Option<i64>,
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn seats(store: &Store, caller: &Caller) -> AdminResult<Seats> {
     caller.require(Action::ReadSeats)?;
     let org = store.org_details(caller.scope()).await?;
@@ -92,8 +95,8 @@ async fn updated(tx: &mut crate::store::Tx, scope: &db::OrgScope, detail: &str) 
     audit::record_as(
         tx,
         &scope.audit(),
-        "update",
-        "Organization",
+        AuditOp::Update,
+        AuditResource::Organization,
         Some(scope.org_id()),
         Some(detail),
     )
@@ -101,6 +104,7 @@ async fn updated(tx: &mut crate::store::Tx, scope: &db::OrgScope, detail: &str) 
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn update_org(store: &Store, caller: &Caller, patch: &OrgPatch) -> AdminResult<Changes> {
     if patch.seat_limit.is_some() {
         caller.require(Action::ManageSeats)?;
@@ -161,6 +165,7 @@ async fn default_role_reach(
 
 /// Who would gain and lose what if the default role became `role`, computed as [`update_org`]
 /// makes the change, in a read-only snapshot that locks nothing (a read, like a rule's preview).
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn preview_default_role(
     store: &Store,
     caller: &Caller,
@@ -241,6 +246,7 @@ pub fn check_external_key(key: &str) -> AdminResult<()> {
 /// every userName is), which links and activates them. One transaction: the organization never
 /// exists without the owner, key and seat limit it was created with. The operator's CLI and the
 /// platform API call this.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn create_org(store: &Store, new: &NewOrg, actor: &str) -> AdminResult<CreatedOrg> {
     let owner_email = match new.owner_email.as_deref().map(str::trim) {
         None => None,
@@ -292,8 +298,8 @@ pub async fn create_org(store: &Store, new: &NewOrg, actor: &str) -> AdminResult
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "Organization",
+        AuditOp::Create,
+        AuditResource::Organization,
         Some(&org.id),
         Some(&detail),
     )
@@ -319,6 +325,7 @@ fn is_email(s: &str) -> bool {
 }
 
 /// Makes `user_id` the owner. The previous owner keeps every other access they have.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
 pub async fn transfer_owner(store: &Store, caller: &Caller, user_id: &str) -> AdminResult<Changes> {
     caller.require(Action::TransferOwner)?;
     let scope = caller.scope();
@@ -347,8 +354,8 @@ pub async fn transfer_owner(store: &Store, caller: &Caller, user_id: &str) -> Ad
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "transfer_owner",
-        "Organization",
+        AuditOp::TransferOwner,
+        AuditResource::Organization,
         Some(scope.org_id()),
         Some(&format!("{previous:?} -> {user_id}")),
     )

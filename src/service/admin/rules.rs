@@ -1,5 +1,6 @@
 //! Mapping rules: changes and their preview, each recomputing the users it can affect.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
@@ -137,8 +138,8 @@ pub(super) async fn delete_rules_bound_to(
         audit::record_as(
             tx,
             &scope.audit(),
-            "delete",
-            "MappingRule",
+            AuditOp::Delete,
+            AuditResource::MappingRule,
             Some(id),
             Some(&what),
         )
@@ -287,7 +288,7 @@ async fn rule_change(
                 grant: rec.grant.clone(),
                 source: rec.source.clone(),
             });
-            (Some(rec), "create")
+            (Some(rec), AuditOp::Create)
         }
         RuleChange::Update { id, rule } => {
             let old = db::get_rule_tx(tx, scope, id).await?;
@@ -312,7 +313,7 @@ async fn rule_change(
                 r.grant = rec.grant.clone();
                 r.source = rec.source.clone();
             }
-            (Some(rec), "update")
+            (Some(rec), AuditOp::Update)
         }
         RuleChange::Delete { id } => {
             let old = db::get_rule_tx(tx, scope, id).await?;
@@ -321,7 +322,7 @@ async fn rule_change(
             }
             affected.extend(access_db::org_users_matching(tx, scope.org_id(), &old.matcher).await?);
             org.rules.retain(|r| r.id != *id);
-            (None, "delete")
+            (None, AuditOp::Delete)
         }
     };
     let rule_id = match change {
@@ -339,7 +340,7 @@ async fn rule_change(
         tx,
         &scope.audit(),
         op,
-        "MappingRule",
+        AuditResource::MappingRule,
         Some(&rule_id),
         Some(&format!("{} users' access changed", changes.len())),
     )
@@ -348,6 +349,7 @@ async fn rule_change(
 }
 
 /// Applies a rule change and recomputes the users it can affect, in one transaction.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn change_rule(
     store: &Store,
     caller: &Caller,
@@ -363,6 +365,7 @@ pub async fn change_rule(
 /// What a rule change would do, computed by the same code as [`change_rule`] in a read-only
 /// snapshot, so applying the change right after produces exactly this. A preview is a read
 /// (viewers run them): it takes neither the organization's lock nor SQLite's one writer.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn preview_rule(
     store: &Store,
     caller: &Caller,
@@ -375,11 +378,13 @@ pub async fn preview_rule(
     result
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_rules(store: &Store, caller: &Caller) -> AdminResult<Vec<RuleRecord>> {
     caller.require(Action::Read)?;
     Ok(store.list_rules(caller.scope()).await?)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), rule_id = id))]
 pub async fn get_rule(store: &Store, caller: &Caller, id: &str) -> AdminResult<RuleRecord> {
     caller.require(Action::Read)?;
     Ok(store.get_rule(caller.scope(), id).await?)

@@ -7,17 +7,20 @@ use crate::service::sso::{check_name, invalid};
 use crate::store::Store;
 use crate::store::sso::{Client, Connection, Domain};
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_connections(store: &Store, caller: &Caller) -> AdminResult<Vec<Connection>> {
     caller.require(Action::Read)?;
     Ok(store.list_connections(caller.scope()).await?)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), connection_id = id))]
 pub async fn get_connection(store: &Store, caller: &Caller, id: &str) -> AdminResult<Connection> {
     caller.require(Action::Read)?;
     Ok(store.get_connection(caller.scope(), id).await?)
 }
 
 /// Only the owner deletes the connection the owner signs in through.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), connection_id = id))]
 pub async fn delete_connection(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     if store
@@ -41,6 +44,7 @@ pub async fn delete_connection(store: &Store, caller: &Caller, id: &str) -> Admi
 }
 
 /// Claims a domain, unverified: it routes nobody until its TXT record is checked.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), domain = domain, connection_id = connection_id))]
 pub async fn add_domain(
     store: &Store,
     caller: &Caller,
@@ -53,11 +57,13 @@ pub async fn add_domain(
         .await?)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_domains(store: &Store, caller: &Caller) -> AdminResult<Vec<Domain>> {
     caller.require(Action::Read)?;
     Ok(store.list_domains(caller.scope()).await?)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), domain = domain))]
 pub async fn delete_domain(store: &Store, caller: &Caller, domain: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     Ok(store.delete_domain(caller.scope(), domain).await?)
@@ -87,6 +93,7 @@ pub fn check_redirect_uris(uris: &[String]) -> Result<(), AdminError> {
 }
 
 /// Registers an OpenID client of the organization; returns it and its secret, shown once.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn create_client(
     store: &Store,
     caller: &Caller,
@@ -101,18 +108,21 @@ pub async fn create_client(
         .await?)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_clients(store: &Store, caller: &Caller) -> AdminResult<Vec<Client>> {
     caller.require(Action::Read)?;
     Ok(store.list_clients(Some(caller.scope())).await?)
 }
 
 /// Revokes a client and every access token it holds.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), client_id = id))]
 pub async fn revoke_client(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     Ok(store.revoke_client(Some(caller.scope()), id).await?)
 }
 
 /// Signs a session out: its cookie and the access tokens issued from it stop working.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), session_id = id))]
 pub async fn revoke_session(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     Ok(store.revoke_session(caller.scope(), id).await?)

@@ -1,10 +1,12 @@
 //! Sub-accounts and their projects.
 
 use super::{Action, AdminError, AdminResult, Caller};
+use crate::domain::audit::{AuditOp, AuditResource};
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::{self as db};
 use crate::store::{Store, audit};
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn create_sub_account(
     store: &Store,
     caller: &Caller,
@@ -17,8 +19,8 @@ pub async fn create_sub_account(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "SubAccount",
+        AuditOp::Create,
+        AuditResource::SubAccount,
         Some(&sa.id),
         Some(&sa.name),
     )
@@ -29,6 +31,7 @@ pub async fn create_sub_account(
 
 /// Refused while a rule or a grant made by hand names the sub-account: deleting it would silently
 /// change what those mean.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = id))]
 pub async fn delete_sub_account(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     let scope = caller.scope();
@@ -46,8 +49,8 @@ pub async fn delete_sub_account(store: &Store, caller: &Caller, id: &str) -> Adm
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "delete",
-        "SubAccount",
+        AuditOp::Delete,
+        AuditResource::SubAccount,
         Some(id),
         None,
     )
@@ -57,6 +60,7 @@ pub async fn delete_sub_account(store: &Store, caller: &Caller, id: &str) -> Adm
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = sub_account_id))]
 pub async fn create_project(
     store: &Store,
     caller: &Caller,
@@ -75,8 +79,8 @@ pub async fn create_project(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "Project",
+        AuditOp::Create,
+        AuditResource::Project,
         Some(&p.id),
         Some(&p.name),
     )
@@ -85,6 +89,7 @@ pub async fn create_project(
     Ok(p)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = sub_account_id, project_id = id))]
 pub async fn delete_project(
     store: &Store,
     caller: &Caller,
@@ -104,13 +109,22 @@ pub async fn delete_project(
     if !db::delete_project(&mut tx, scope, sub_account_id, id).await? {
         return Err(AdminError::NotFound(format!("no project {id:?}")));
     }
-    audit::record_as(&mut tx, &scope.audit(), "delete", "Project", Some(id), None).await?;
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::Delete,
+        AuditResource::Project,
+        Some(id),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// The sub-accounts the caller may read: all of them, or a sub-account admin's own. A caller that
 /// may read none is refused.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_sub_accounts(store: &Store, caller: &Caller) -> AdminResult<Vec<db::SubAccount>> {
     let mut items = store.list_sub_accounts(caller.scope()).await?;
     if caller.require(Action::Read).is_err() {
@@ -122,6 +136,7 @@ pub async fn list_sub_accounts(store: &Store, caller: &Caller) -> AdminResult<Ve
     Ok(items)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = id))]
 pub async fn get_sub_account(
     store: &Store,
     caller: &Caller,
@@ -131,6 +146,7 @@ pub async fn get_sub_account(
     Ok(store.get_sub_account(caller.scope(), id).await?)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = sub_account_id))]
 pub async fn list_projects(
     store: &Store,
     caller: &Caller,
