@@ -748,18 +748,7 @@ async fn saml_assertions_encrypted_to_our_key_sign_in_like_plain_ones() {
         return;
     }
     let s = saml_setup(false, true).await;
-    let conns: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/orgs/{}/sso/connections",
-            s.base, s.org.id
-        ))
-        .bearer_auth(&s.org.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conns = org_get(&s.base, &s.org, "/sso/connections").await;
     let metadata_url = conns["items"][0]["endpoints"]["sp_metadata_url"]
         .as_str()
         .unwrap();
@@ -890,18 +879,7 @@ async fn a_saml_user_the_organization_refuses_goes_back_to_the_saas_with_access_
         return;
     }
     let s = saml_setup(false, false).await;
-    let conns: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/orgs/{}/sso/connections",
-            s.base, s.org.id
-        ))
-        .bearer_auth(&s.org.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conns = org_get(&s.base, &s.org, "/sso/connections").await;
     let id = conns["items"][0]["id"].as_str().unwrap();
     // No just-in-time users: bob was never provisioned.
     patch_api(
@@ -1255,4 +1233,68 @@ async fn no_credential_code_state_nonce_or_assertion_reaches_the_log_even_at_tra
         .map(|(what, _)| *what)
         .collect();
     assert!(leaked.is_empty(), "in the trace log: {leaked:?}");
+}
+
+/// The console's sign-in through a SAML connection, as an organization whose IdP speaks only
+/// SAML has it: the IdP's group attribute makes the person an admin, they reach the console with
+/// that role, and the same answer posted again, from another browser, opens nothing.
+#[tokio::test]
+async fn an_admin_signs_in_to_the_console_through_a_saml_connection() {
+    if !available() {
+        return;
+    }
+    let s = saml_setup(false, false).await;
+    // bob's `Admins` group, an attribute of the signed assertion, makes organization admins.
+    api(
+        &s.base,
+        &s.org.admin,
+        &format!("{}/mappings", s.org.id),
+        json!({"matcher": {"type": "claim", "value": "Admins"},
+               "grant": {"type": "org_role", "role": "org_admin"}}),
+    )
+    .await;
+    let conns = org_get(&s.base, &s.org, "/sso/connections").await;
+    let conn_id = conns["items"][0]["id"].as_str().unwrap().to_string();
+
+    let b = browser();
+    let start = format!("{}/console/sign-in/start?connection={conn_id}", s.base);
+    let to_idp = location(&start, &b.get(&start).send().await.unwrap());
+    assert!(
+        to_idp.starts_with(&format!("{}/sso?SAMLRequest=", s.idp.url)),
+        "{to_idp}"
+    );
+    let (action, response, relay) = idp_form(b.get(&to_idp).send().await.unwrap()).await;
+    let r = post_acs(&b, &action, &response, relay.as_deref()).await;
+    assert_eq!(r.status(), 303, "{:?}", r.headers());
+    assert_eq!(location(&s.base, &r), format!("{}/console/sso", s.base));
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("idbridge_console="), "{cookie}");
+    for path in ["/console/sso", "/console/people"] {
+        let r = b.get(format!("{}{path}", s.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("You signed in as an admin"), "{path}: {page}");
+    }
+    let people = b
+        .get(format!("{}/console/people?q=bob", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(people.contains("bob@example.org"), "{people}");
+
+    // The same answer again, from a browser that started nothing: refused, and no session.
+    let other = browser();
+    let r = post_acs(&other, &action, &response, relay.as_deref()).await;
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("set-cookie").is_none());
+    let r = other
+        .get(format!("{}/console/sso", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(audit(&s).await.contains("console.sign_in"));
 }
