@@ -136,6 +136,14 @@ pub struct Console {
 }
 
 impl Console {
+    /// Whether this session may change what the page of `intent` shows. A viewer gets the
+    /// same page without its forms, rather than forms that answer 403.
+    pub(super) fn writes(&self, intent: Intent) -> bool {
+        self.session
+            .caller(intent)
+            .is_ok_and(|c| c.require(svc::Action::Manage).is_ok())
+    }
+
     /// `aria-current` for a navigation link: the page at `href` or one below it is shown.
     fn current(&self, href: &str) -> Option<&'static str> {
         self.path.starts_with(href).then_some("page")
@@ -538,27 +546,29 @@ async fn sso_page(State(s): State<AppState>, console: Console) -> Result<Respons
                     }
                 }
             }
-            h2 { "Set up a new connection" }
-            form.stack method="post" action="/console/sso" {
-                input type="hidden" name="csrf" value=(console.csrf);
-                fieldset {
-                    legend { "Your identity provider" }
-                    @for (i, idp) in IDPS.iter().enumerate() {
-                        div {
-                            input type="radio" name="idp" id={ "idp-" (idp.key) } value=(idp.key) checked[i == 0];
-                            " "
-                            label.inline for={ "idp-" (idp.key) } { (idp.label) }
+            @if console.writes(Intent::Sso) {
+                h2 { "Set up a new connection" }
+                form.stack method="post" action="/console/sso" {
+                    input type="hidden" name="csrf" value=(console.csrf);
+                    fieldset {
+                        legend { "Your identity provider" }
+                        @for (i, idp) in IDPS.iter().enumerate() {
+                            div {
+                                input type="radio" name="idp" id={ "idp-" (idp.key) } value=(idp.key) checked[i == 0];
+                                " "
+                                label.inline for={ "idp-" (idp.key) } { (idp.label) }
+                            }
+                        }
+                        @for idp in oidc::OIDC_IDPS {
+                            div {
+                                input type="radio" name="idp" id={ "idp-" (idp.key) } value=(idp.key);
+                                " "
+                                label.inline for={ "idp-" (idp.key) } { (idp.label) }
+                            }
                         }
                     }
-                    @for idp in oidc::OIDC_IDPS {
-                        div {
-                            input type="radio" name="idp" id={ "idp-" (idp.key) } value=(idp.key);
-                            " "
-                            label.inline for={ "idp-" (idp.key) } { (idp.label) }
-                        }
-                    }
+                    div { button type="submit" { "Start" } }
                 }
-                div { button type="submit" { "Start" } }
             }
         },
     )
@@ -731,25 +741,27 @@ async fn wizard_page(
                     p.notice { "We have your identity provider's details. Give them again to replace them." }
                 }
                 p { (idp.metadata_hint) }
-                form.stack method="post" action={ "/console/sso/" (view.connection.id) "/metadata" } {
-                    input type="hidden" name="csrf" value=(console.csrf);
-                    input type="hidden" name="idp" value=(idp.key);
-                    (field("metadata_url", "Metadata URL", "url"))
-                    // Shown by the script, which reads the file into the box below: without it,
-                    // the XML is pasted.
-                    div data-needs-script hidden {
-                        label for="metadata_file" { "Or upload the metadata file" }
-                        input type="file" id="metadata_file" accept=".xml,application/xml,text/xml"
-                            data-into="metadata_xml";
+                @if console.writes(Intent::Sso) {
+                    form.stack method="post" action={ "/console/sso/" (view.connection.id) "/metadata" } {
+                        input type="hidden" name="csrf" value=(console.csrf);
+                        input type="hidden" name="idp" value=(idp.key);
+                        (field("metadata_url", "Metadata URL", "url"))
+                        // Shown by the script, which reads the file into the box below: without it,
+                        // the XML is pasted.
+                        div data-needs-script hidden {
+                            label for="metadata_file" { "Or upload the metadata file" }
+                            input type="file" id="metadata_file" accept=".xml,application/xml,text/xml"
+                                data-into="metadata_xml";
+                        }
+                        (field("metadata_xml", "Or the metadata XML", "textarea"))
+                        details {
+                            summary { "Or the certificate and single sign-on URL" }
+                            (field("idp_entity_id", "Identity provider entity ID (issuer)", "text"))
+                            (field("idp_sso_url", "Single sign-on URL", "url"))
+                            (field("idp_certificate", "Signing certificate (PEM)", "textarea"))
+                        }
+                        div { button type="submit" { "Save" } }
                     }
-                    (field("metadata_xml", "Or the metadata XML", "textarea"))
-                    details {
-                        summary { "Or the certificate and single sign-on URL" }
-                        (field("idp_entity_id", "Identity provider entity ID (issuer)", "text"))
-                        (field("idp_sso_url", "Single sign-on URL", "url"))
-                        (field("idp_certificate", "Signing certificate (PEM)", "textarea"))
-                    }
-                    div { button type="submit" { "Save" } }
                 }
             }
             (who_signs_in::step(console, &view.connection, idp.key))
@@ -998,9 +1010,11 @@ async fn directories_page(
                                     td { @if t.revoked_at.is_some() { "revoked" } @else { "valid" } }
                                     td {
                                         @if t.revoked_at.is_none() {
-                                            form method="post" action={ "/console/directories/" (d.directory.id) "/tokens/" (t.id) "/revoke" } {
-                                                input type="hidden" name="csrf" value=(console.csrf);
-                                                button.danger type="submit" aria-label={ "Revoke token " (t.id) } { "Revoke" }
+                                            @if console.writes(Intent::Scim) {
+                                                form method="post" action={ "/console/directories/" (d.directory.id) "/tokens/" (t.id) "/revoke" } {
+                                                    input type="hidden" name="csrf" value=(console.csrf);
+                                                    button.danger type="submit" aria-label={ "Revoke token " (t.id) } { "Revoke" }
+                                                }
                                             }
                                         }
                                     }
@@ -1028,22 +1042,40 @@ async fn directories_page(
                             }
                         }
                     }
-                    form method="post" action={ "/console/directories/" (d.directory.id) "/rotate" } {
-                        input type="hidden" name="csrf" value=(console.csrf);
-                        button.secondary type="submit" { "New token for " (d.directory.name) }
+                    @if console.writes(Intent::Scim) {
+                        form method="post" action={ "/console/directories/" (d.directory.id) "/rotate" } {
+                            input type="hidden" name="csrf" value=(console.csrf);
+                            button.secondary type="submit" { "New token for " (d.directory.name) }
+                        }
+                        p.hint { "A new token does not end the old one: give the new one to your \
+                                  identity provider, then revoke the old one." }
                     }
-                    p.hint { "A new token does not end the old one: give the new one to your \
-                              identity provider, then revoke the old one." }
                 }
             }
-            h2 { "Create a directory" }
-            form.stack method="post" action="/console/directories" {
-                input type="hidden" name="csrf" value=(console.csrf);
-                (field("name", "Name (for example, the identity provider's name)", "text"))
-                div { button type="submit" { "Create" } }
+            @if console.writes(Intent::Scim) {
+                (add_form(&console, "Create a directory", "/console/directories",
+                    ("name", "Name (for example, the identity provider's name)"), "Create"))
             }
         },
     )
+}
+
+/// A heading and a form of one text field that adds something to the page's list.
+fn add_form(
+    console: &Console,
+    heading: &str,
+    action: &str,
+    (name, label): (&str, &str),
+    button: &str,
+) -> Markup {
+    html! {
+        h2 { (heading) }
+        form.stack method="post" action=(action) {
+            input type="hidden" name="csrf" value=(console.csrf);
+            (field(name, label, "text"))
+            div { button type="submit" { (button) } }
+        }
+    }
 }
 
 /// The page that shows a token, once: it is stored only as a hash.
@@ -1176,18 +1208,18 @@ async fn render_domains(
                                 aria-label={ "Copy the record value for " (d.domain) } { "Copy" }
                         }
                     }
-                    form method="post" action={ "/console/domains/" (d.domain) "/verify" } {
-                        input type="hidden" name="csrf" value=(console.csrf);
-                        button type="submit" { "Verify " (d.domain) }
+                    @if console.writes(Intent::Domains) {
+                        form method="post" action={ "/console/domains/" (d.domain) "/verify" } {
+                            input type="hidden" name="csrf" value=(console.csrf);
+                            button type="submit" { "Verify " (d.domain) }
+                        }
                     }
                 }
             }
         }
-        h2 { "Claim a domain" }
-        form.stack method="post" action="/console/domains" {
-            input type="hidden" name="csrf" value=(console.csrf);
-            (field("domain", "Domain (for example, example.com)", "text"))
-            div { button type="submit" { "Claim" } }
+        @if console.writes(Intent::Domains) {
+            (add_form(console, "Claim a domain", "/console/domains",
+                ("domain", "Domain (for example, example.com)"), "Claim"))
         }
     };
     let status = said.as_ref().map_or(StatusCode::OK, |(status, _)| *status);

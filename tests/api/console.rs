@@ -2150,6 +2150,19 @@ async fn an_admin_signs_in_to_the_console_through_the_organizations_sso_until_sc
     assert_eq!(r.status(), 303);
     let page = text_of(&vic, &format!("{base}/console/domains")).await;
     assert!(page.contains("You signed in as a viewer"), "{page}");
+    // The pages show a viewer no form that would answer 403: only reading, and signing out.
+    for (path, form) in [
+        ("/console/domains", "action=\"/console/domains\""),
+        ("/console/directories", "action=\"/console/directories\""),
+        ("/console/sso", "action=\"/console/sso\""),
+        ("/console/mapping", "/delete\""),
+    ] {
+        let viewer = text_of(&vic, &format!("{base}{path}")).await;
+        assert!(!viewer.contains(form), "{path}: {viewer}");
+        assert!(viewer.contains("action=\"/console/sign-out\""), "{path}");
+        let admin = text_of(&carol, &format!("{base}{path}")).await;
+        assert!(admin.contains(form), "{path}: the admin has it: {admin}");
+    }
     let r = vic
         .post(format!("{base}/console/domains"))
         .form(&[

@@ -223,9 +223,11 @@ pub(super) async fn mapping_page(
                             td { (names.grant(&r.rule.grant)) }
                             td.reach { (r.reach.unwrap_or(0)) }
                             td {
-                                form method="post" action={ "/console/mapping/rules/" (r.rule.id) "/delete" } {
-                                    input type="hidden" name="csrf" value=(console.csrf);
-                                    button.danger type="submit" aria-label={ "Delete the rule " (label) } { "Delete" }
+                                @if console.writes(Intent::Mapping) {
+                                    form method="post" action={ "/console/mapping/rules/" (r.rule.id) "/delete" } {
+                                        input type="hidden" name="csrf" value=(console.csrf);
+                                        button.danger type="submit" aria-label={ "Delete the rule " (label) } { "Delete" }
+                                    }
                                 }
                             }
                         }
@@ -491,12 +493,16 @@ pub(super) async fn preview(
             strong { (names.matcher(&input.matcher)) } "."
         }
         (changes_table(&names, &result.changes))
-        form method="post" action="/console/mapping/rules" {
-            input type="hidden" name="csrf" value=(console.csrf);
-            input type="hidden" name="rule" value=(rule.to_string());
-            button type="submit" { "Save" }
-            " "
-            a href="/console/mapping" { "Cancel" }
+        @if console.writes(Intent::Mapping) {
+            form method="post" action="/console/mapping/rules" {
+                input type="hidden" name="csrf" value=(console.csrf);
+                input type="hidden" name="rule" value=(rule.to_string());
+                button type="submit" { "Save" }
+                " "
+                a href="/console/mapping" { "Cancel" }
+            }
+        } @else {
+            a href="/console/mapping" { "Back to the mapping" }
         }
     };
     Ok(page(
@@ -623,12 +629,16 @@ pub(super) async fn preview_default_role(
             }
         }
         (changes_table(&names, &changes))
-        form method="post" action="/console/mapping/default-role" {
-            input type="hidden" name="csrf" value=(console.csrf);
-            input type="hidden" name="default_role" value=(role_name);
-            button type="submit" { "Save" }
-            " "
-            a href="/console/mapping" { "Cancel" }
+        @if console.writes(Intent::Mapping) {
+            form method="post" action="/console/mapping/default-role" {
+                input type="hidden" name="csrf" value=(console.csrf);
+                input type="hidden" name="default_role" value=(role_name);
+                button type="submit" { "Save" }
+                " "
+                a href="/console/mapping" { "Cancel" }
+            }
+        } @else {
+            a href="/console/mapping" { "Back to the mapping" }
         }
     };
     Ok(page(

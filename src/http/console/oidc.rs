@@ -320,35 +320,37 @@ fn render(
                 @if conn.is_some() && error.is_none() {
                     p.notice { "We have your identity provider's details. Change them here if you need to." }
                 }
-                form.stack method="post" action=(action) {
-                    input type="hidden" name="csrf" value=(console.csrf);
-                    input type="hidden" name="idp" value=(idp.key);
-                    @if entra(idp) {
-                        (input("issuer", "Issuer URL", "url", &typed.issuer, Some(html! {
-                            code { "https://login.microsoftonline.com/{tenant}/v2.0" } ", where "
-                            code { "{tenant}" } " is the Directory (tenant) ID on the app's Overview page."
-                        })))
-                        (input("client_id", "Application (client) ID", "text", &typed.client_id,
-                            Some(html! { "On the app's Overview page." })))
-                    } @else {
-                        (input("issuer", "Issuer URL", "url", &typed.issuer, Some(html! {
-                            "We read " code { "/.well-known/openid-configuration" } " under it."
-                        })))
-                        (input("client_id", "Client ID", "text", &typed.client_id, None))
+                @if console.writes(Intent::Sso) {
+                    form.stack method="post" action=(action) {
+                        input type="hidden" name="csrf" value=(console.csrf);
+                        input type="hidden" name="idp" value=(idp.key);
+                        @if entra(idp) {
+                            (input("issuer", "Issuer URL", "url", &typed.issuer, Some(html! {
+                                code { "https://login.microsoftonline.com/{tenant}/v2.0" } ", where "
+                                code { "{tenant}" } " is the Directory (tenant) ID on the app's Overview page."
+                            })))
+                            (input("client_id", "Application (client) ID", "text", &typed.client_id,
+                                Some(html! { "On the app's Overview page." })))
+                        } @else {
+                            (input("issuer", "Issuer URL", "url", &typed.issuer, Some(html! {
+                                "We read " code { "/.well-known/openid-configuration" } " under it."
+                            })))
+                            (input("client_id", "Client ID", "text", &typed.client_id, None))
+                        }
+                        (input("client_secret", if entra(idp) { "Client secret value" } else { "Client secret" },
+                            "password", "", Some(html! {
+                                @if conn.is_some() { "Leave it blank to keep the one we have. " }
+                                "We keep it encrypted and never show it again."
+                            })))
+                        details open[!typed.scopes.is_empty() && conn.is_none()] {
+                            summary { "More options" }
+                            (input("scopes", "Scopes (separated by spaces)", "text", &typed.scopes,
+                                Some(html! { "Blank: openid email profile." })))
+                            (input("groups_claim", "Claim with the user's groups", "text", &typed.groups_claim,
+                                Some(html! { "Blank: groups." })))
+                        }
+                        div { button type="submit" { "Save" } }
                     }
-                    (input("client_secret", if entra(idp) { "Client secret value" } else { "Client secret" },
-                        "password", "", Some(html! {
-                            @if conn.is_some() { "Leave it blank to keep the one we have. " }
-                            "We keep it encrypted and never show it again."
-                        })))
-                    details open[!typed.scopes.is_empty() && conn.is_none()] {
-                        summary { "More options" }
-                        (input("scopes", "Scopes (separated by spaces)", "text", &typed.scopes,
-                            Some(html! { "Blank: openid email profile." })))
-                        (input("groups_claim", "Claim with the user's groups", "text", &typed.groups_claim,
-                            Some(html! { "Blank: groups." })))
-                    }
-                    div { button type="submit" { "Save" } }
                 }
             }
             @if let Some(c) = conn {

@@ -21,35 +21,37 @@ pub(super) fn step(console: &Console, conn: &Connection, idp_key: &str) -> Marku
     html! {
         li {
             h2 { "Choose who signs in" }
-            form.stack method="post" action={ "/console/sso/" (conn.id) "/who-signs-in" } {
-                input type="hidden" name="csrf" value=(console.csrf);
-                input type="hidden" name="idp" value=(idp_key);
-                div {
-                    input type="checkbox" id="jit" name="jit" value="on" checked[conn.jit]
-                        aria-describedby="jit-hint";
-                    " "
-                    label.inline for="jit" { "Create people at their first sign-in" }
-                    p.hint id="jit-hint" {
-                        "Off: only people already in the organization sign in. While a directory \
-                         (SCIM) manages the organization, only the people it pushed sign in."
+            @if console.writes(Intent::Sso) {
+                form.stack method="post" action={ "/console/sso/" (conn.id) "/who-signs-in" } {
+                    input type="hidden" name="csrf" value=(console.csrf);
+                    input type="hidden" name="idp" value=(idp_key);
+                    div {
+                        input type="checkbox" id="jit" name="jit" value="on" checked[conn.jit]
+                            aria-describedby="jit-hint";
+                        " "
+                        label.inline for="jit" { "Create people at their first sign-in" }
+                        p.hint id="jit-hint" {
+                            "Off: only people already in the organization sign in. While a directory \
+                             (SCIM) manages the organization, only the people it pushed sign in."
+                        }
                     }
+                    div {
+                        input type="checkbox" id="allow_other_domains" name="allow_other_domains"
+                            value="on" checked[conn.allow_other_domains]
+                            aria-describedby="allow_other_domains-hint";
+                        " "
+                        label.inline for="allow_other_domains" {
+                            "Also sign in people of email domains the organization has not verified"
+                        }
+                        p.hint id="allow_other_domains-hint" {
+                            "Off: only people whose email domain the organization verified sign in \
+                             here (verify a domain on the "
+                            @if domains_page { a href="/console/domains" { "Domains" } } @else { "Domains" }
+                            " page). A domain routed to another connection never signs in here."
+                        }
+                    }
+                    div { button type="submit" { "Save who signs in" } }
                 }
-                div {
-                    input type="checkbox" id="allow_other_domains" name="allow_other_domains"
-                        value="on" checked[conn.allow_other_domains]
-                        aria-describedby="allow_other_domains-hint";
-                    " "
-                    label.inline for="allow_other_domains" {
-                        "Also sign in people of email domains the organization has not verified"
-                    }
-                    p.hint id="allow_other_domains-hint" {
-                        "Off: only people whose email domain the organization verified sign in \
-                         here (verify a domain on the "
-                        @if domains_page { a href="/console/domains" { "Domains" } } @else { "Domains" }
-                        " page). A domain routed to another connection never signs in here."
-                    }
-                }
-                div { button type="submit" { "Save who signs in" } }
             }
         }
     }
