@@ -308,6 +308,7 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
+            let tokens: Vec<svc::AdminTokenInfo> = tokens.into_iter().map(Into::into).collect();
             print(
                 json,
                 json!({"org_id": org.id, "items": tokens, "next": null}),
@@ -503,6 +504,7 @@ pub async fn sub_account(store: &Store, cmd: SubAccountCommand) -> anyhow::Resul
                 .map(|s| format!("{} {}", s.id, s.name))
                 .collect::<Vec<_>>()
                 .join("\n");
+            let items: Vec<svc::SubAccount> = items.into_iter().map(Into::into).collect();
             print(json, json!({"items": items}), human);
         }
     }
@@ -558,6 +560,7 @@ pub async fn mapping(store: &Store, cmd: MappingCommand) -> anyhow::Result<()> {
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
+            let items: Vec<svc::RuleRecord> = items.into_iter().map(Into::into).collect();
             print(json, json!({"items": items}), human);
         }
         MappingCommand::Delete { org, id, json } => {

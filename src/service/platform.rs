@@ -4,9 +4,9 @@
 //! changing it and minting its admin tokens are the admin operations in [`crate::service::admin`],
 //! which the CLI calls too; a platform token reaches them as [`Caller::platform`].
 
-use crate::service::admin::{Action, AdminError, AdminResult, Caller};
+use crate::service::admin::{Action, AdminError, AdminResult, Caller, OrgDetails};
 use crate::store::access::{self as access_db, OrgLock};
-use crate::store::admin::{OrgDetails, OrgScope};
+use crate::store::admin::OrgScope;
 use crate::store::platform::{self as db, PlatformPrincipal, PlatformTokenInfo};
 use crate::store::{NewToken, Store, StoreError, audit};
 
@@ -55,7 +55,8 @@ pub async fn list_orgs(
     limit: i64,
     external_key: Option<&str>,
 ) -> AdminResult<Vec<OrgDetails>> {
-    Ok(store.list_orgs(after, limit, external_key).await?)
+    let orgs = store.list_orgs(after, limit, external_key).await?;
+    Ok(orgs.into_iter().map(Into::into).collect())
 }
 
 /// Deletes the organization and everything it owns (see [`db::delete_org`]): its admin, SCIM and

@@ -9,7 +9,7 @@
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::admin::{ORG_COLUMNS, OrgDetails, OrgRow, OrgScope, check_name, org_from};
+use super::admin::{ORG_COLUMNS, OrgDetails, OrgScope, check_name};
 use super::directory::{NewToken, TokenKind, check_org_name, hash_token, mint_token};
 use super::{Store, StoreError, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
 
@@ -135,9 +135,8 @@ impl Store {
              ORDER BY o.id LIMIT $2"
         );
         Ok(
-            on_read!(self, c => sqlx::query_as::<_, OrgRow>(AssertSqlSafe(sql))
-            .bind(after).bind(limit).bind(external_key).fetch_all(c).await?
-            .into_iter().map(org_from).collect()),
+            on_read!(self, c => sqlx::query_as::<_, OrgDetails>(AssertSqlSafe(sql))
+            .bind(after).bind(limit).bind(external_key).fetch_all(c).await?),
         )
     }
 }

@@ -1,10 +1,11 @@
 //! Grants made by hand.
 
 use super::rules::validate_grant;
+use super::views::GrantRecord;
 use super::{Action, AdminError, AdminResult, Caller};
 use crate::mapping::Grant;
 use crate::service::provision::{Provision, UserOutcome};
-use crate::store::admin::{self as db, GrantRecord, grant_sub_account};
+use crate::store::admin::{self as db, grant_sub_account};
 use crate::store::{Store, audit, new_id, now_micros};
 
 pub async fn create_grant(
@@ -20,7 +21,7 @@ pub async fn create_grant(
         return Err(AdminError::NotFound(format!("no user {user_id:?}")));
     }
     validate_grant(&mut tx, scope, &grant).await?;
-    let rec = GrantRecord {
+    let rec = db::GrantRecord {
         id: new_id(),
         user_id: user_id.to_string(),
         sub_account_id: grant_sub_account(&grant).map(str::to_string),
@@ -42,7 +43,7 @@ pub async fn create_grant(
     )
     .await?;
     tx.commit().await?;
-    Ok((rec, changes))
+    Ok((rec.into(), changes))
 }
 
 pub async fn delete_grant(
@@ -89,5 +90,5 @@ pub async fn list_grants(
             return Err(AdminError::Forbidden);
         }
     }
-    Ok(items)
+    Ok(items.into_iter().map(Into::into).collect())
 }

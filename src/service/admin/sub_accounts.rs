@@ -1,5 +1,6 @@
 //! Sub-accounts and their projects.
 
+use super::views::{Project, SubAccount};
 use super::{Action, AdminError, AdminResult, Caller};
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::{self as db};
@@ -9,7 +10,7 @@ pub async fn create_sub_account(
     store: &Store,
     caller: &Caller,
     name: &str,
-) -> AdminResult<db::SubAccount> {
+) -> AdminResult<SubAccount> {
     caller.require(Action::Manage)?;
     let scope = caller.scope();
     let mut tx = store.begin().await?;
@@ -24,7 +25,7 @@ pub async fn create_sub_account(
     )
     .await?;
     tx.commit().await?;
-    Ok(sa)
+    Ok(sa.into())
 }
 
 /// Refused while a rule or a grant made by hand names the sub-account: deleting it would silently
@@ -62,7 +63,7 @@ pub async fn create_project(
     caller: &Caller,
     sub_account_id: &str,
     name: &str,
-) -> AdminResult<db::Project> {
+) -> AdminResult<Project> {
     caller.require(Action::Manage)?;
     let scope = caller.scope();
     let mut tx = store.begin().await?;
@@ -82,7 +83,7 @@ pub async fn create_project(
     )
     .await?;
     tx.commit().await?;
-    Ok(p)
+    Ok(p.into())
 }
 
 pub async fn delete_project(
@@ -111,7 +112,7 @@ pub async fn delete_project(
 
 /// The sub-accounts the caller may read: all of them, or a sub-account admin's own. A caller that
 /// may read none is refused.
-pub async fn list_sub_accounts(store: &Store, caller: &Caller) -> AdminResult<Vec<db::SubAccount>> {
+pub async fn list_sub_accounts(store: &Store, caller: &Caller) -> AdminResult<Vec<SubAccount>> {
     let mut items = store.list_sub_accounts(caller.scope()).await?;
     if caller.require(Action::Read).is_err() {
         items.retain(|sa| caller.require(Action::ReadSubAccount(&sa.id)).is_ok());
@@ -119,26 +120,23 @@ pub async fn list_sub_accounts(store: &Store, caller: &Caller) -> AdminResult<Ve
             return Err(AdminError::Forbidden);
         }
     }
-    Ok(items)
+    Ok(items.into_iter().map(Into::into).collect())
 }
 
-pub async fn get_sub_account(
-    store: &Store,
-    caller: &Caller,
-    id: &str,
-) -> AdminResult<db::SubAccount> {
+pub async fn get_sub_account(store: &Store, caller: &Caller, id: &str) -> AdminResult<SubAccount> {
     caller.require(Action::ReadSubAccount(id))?;
-    Ok(store.get_sub_account(caller.scope(), id).await?)
+    Ok(store.get_sub_account(caller.scope(), id).await?.into())
 }
 
 pub async fn list_projects(
     store: &Store,
     caller: &Caller,
     sub_account_id: &str,
-) -> AdminResult<Vec<db::Project>> {
+) -> AdminResult<Vec<Project>> {
     caller.require(Action::ReadSubAccount(sub_account_id))?;
     store
         .get_sub_account(caller.scope(), sub_account_id)
         .await?;
-    Ok(store.list_projects(caller.scope(), sub_account_id).await?)
+    let projects = store.list_projects(caller.scope(), sub_account_id).await?;
+    Ok(projects.into_iter().map(Into::into).collect())
 }

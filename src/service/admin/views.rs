@@ -1,0 +1,311 @@
+//! The admin API's views of stored records: what the API returns and the OpenAPI document names
+//! (`Serialize`, `ToSchema`), each made from its record in `store/` with `From`. A view keeps the
+//! name the API has always given it, so its schema's name does not change with the record's.
+
+use serde::Serialize;
+
+use crate::mapping::rule::Source;
+use crate::mapping::{Grant, GroupMatcher};
+use crate::store::admin as db;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrgDetails {
+    pub id: String,
+    pub name: String,
+    pub seat_limit: Option<i64>,
+    /// Active users, each counted once however many directories and sub-accounts they reach.
+    pub seats_used: i64,
+    pub owner_user_id: Option<String>,
+    pub default_role: Option<String>,
+    /// The SaaS's own key for the organization (set through the platform API), unique across
+    /// the deployment; null when none was given.
+    pub external_key: Option<String>,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+impl From<db::OrgDetails> for OrgDetails {
+    fn from(r: db::OrgDetails) -> Self {
+        OrgDetails {
+            id: r.id,
+            name: r.name,
+            seat_limit: r.seat_limit,
+            seats_used: r.seats_used,
+            owner_user_id: r.owner_user_id,
+            default_role: r.default_role,
+            external_key: r.external_key,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SubAccount {
+    pub id: String,
+    pub name: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+impl From<db::SubAccount> for SubAccount {
+    fn from(r: db::SubAccount) -> Self {
+        SubAccount {
+            id: r.id,
+            name: r.name,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Project {
+    pub id: String,
+    pub sub_account_id: String,
+    pub name: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+impl From<db::Project> for Project {
+    fn from(r: db::Project) -> Self {
+        Project {
+            id: r.id,
+            sub_account_id: r.sub_account_id,
+            name: r.name,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RuleRecord {
+    pub id: String,
+    pub description: Option<String>,
+    pub matcher: GroupMatcher,
+    pub grant: Grant,
+    /// The directory or connection whose groups or claims the rule matches.
+    pub source: Source,
+    pub created_by: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: i64,
+}
+
+impl From<db::RuleRecord> for RuleRecord {
+    fn from(r: db::RuleRecord) -> Self {
+        RuleRecord {
+            id: r.id,
+            description: r.description,
+            matcher: r.matcher,
+            grant: r.grant,
+            source: r.source,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GrantRecord {
+    pub id: String,
+    pub user_id: String,
+    pub grant: Grant,
+    /// The one sub-account the grant is in; none for organization-wide grants.
+    pub sub_account_id: Option<String>,
+    pub granted_by: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+impl From<db::GrantRecord> for GrantRecord {
+    fn from(r: db::GrantRecord) -> Self {
+        GrantRecord {
+            id: r.id,
+            user_id: r.user_id,
+            grant: r.grant,
+            sub_account_id: r.sub_account_id,
+            granted_by: r.granted_by,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrgUser {
+    pub id: String,
+    pub user_name: String,
+    pub display_name: Option<String>,
+    pub active: bool,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: i64,
+}
+
+impl From<db::OrgUser> for OrgUser {
+    fn from(r: db::OrgUser) -> Self {
+        OrgUser {
+            id: r.id,
+            user_name: r.user_name,
+            display_name: r.display_name,
+            active: r.active,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// One SCIM user of an organization user: who provisioned it, and whether it is active.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LinkedScimUser {
+    pub directory_id: String,
+    pub directory_name: String,
+    /// The SCIM id in that directory.
+    pub id: String,
+    pub user_name: String,
+    pub active: bool,
+}
+
+impl From<db::LinkedScimUser> for LinkedScimUser {
+    fn from(r: db::LinkedScimUser) -> Self {
+        LinkedScimUser {
+            directory_id: r.directory_id,
+            directory_name: r.directory_name,
+            id: r.id,
+            user_name: r.user_name,
+            active: r.active,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrgGroup {
+    pub id: String,
+    pub directory_id: String,
+    pub display_name: String,
+    pub external_id: Option<String>,
+}
+
+impl From<db::OrgGroup> for OrgGroup {
+    fn from(r: db::OrgGroup) -> Self {
+        OrgGroup {
+            id: r.id,
+            directory_id: r.directory_id,
+            display_name: r.display_name,
+            external_id: r.external_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AdminTokenInfo {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub sub_account_id: Option<String>,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    /// Null: never expires.
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<i64>,
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<i64>,
+    /// When the token last authenticated a request, to the minute; null if never.
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<i64>,
+}
+
+impl From<db::AdminTokenInfo> for AdminTokenInfo {
+    fn from(r: db::AdminTokenInfo) -> Self {
+        AdminTokenInfo {
+            id: r.id,
+            name: r.name,
+            role: r.role,
+            sub_account_id: r.sub_account_id,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            last_used_at: r.last_used_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SessionInfo {
+    pub id: String,
+    pub user_id: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen_at: i64,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: i64,
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+    /// The SSO connection the person signed in through; none for a session made otherwise.
+    pub connection_id: Option<String>,
+}
+
+impl From<db::SessionInfo> for SessionInfo {
+    fn from(r: db::SessionInfo) -> Self {
+        SessionInfo {
+            id: r.id,
+            user_id: r.user_id,
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            revoked_reason: r.revoked_reason,
+            connection_id: r.connection_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WebhookInfo {
+    pub id: String,
+    pub url: String,
+    /// The last event sequence number delivered.
+    pub delivered_seq: i64,
+    pub attempts: i64,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+impl From<db::WebhookInfo> for WebhookInfo {
+    fn from(r: db::WebhookInfo) -> Self {
+        WebhookInfo {
+            id: r.id,
+            url: r.url,
+            delivered_seq: r.delivered_seq,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+            created_at: r.created_at,
+        }
+    }
+}
