@@ -3,10 +3,13 @@
 //! name the API has always given it, so its schema's name does not change with the record's.
 
 use serde::Serialize;
+use serde_json::Value;
 
+use crate::domain::access::ConnectionKind;
 use crate::mapping::rule::Source;
 use crate::mapping::{Grant, GroupMatcher};
 use crate::store::admin as db;
+use crate::store::sso as sso_db;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrgDetails {
@@ -306,6 +309,136 @@ impl From<db::WebhookInfo> for WebhookInfo {
             next_attempt_at: r.next_attempt_at,
             last_error: r.last_error,
             created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Connection {
+    pub id: String,
+    pub org_id: String,
+    #[schema(value_type = String)]
+    pub kind: ConnectionKind,
+    pub name: String,
+    /// The settings, without secrets.
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// Whether a client secret is stored (it is never returned).
+    pub has_secret: bool,
+    /// Just-in-time provisioning: a first sign-in creates the user (when no SCIM directory
+    /// manages the organization).
+    pub jit: bool,
+    pub enabled: bool,
+    /// Whether the organization's owner may sign in through it; only the owner sets it.
+    pub signs_in_owner: bool,
+    /// Whether it signs in users of domains the organization has not verified. Users of a verified
+    /// domain routed to another connection never sign in through it.
+    pub allow_other_domains: bool,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: i64,
+}
+
+impl From<sso_db::Connection> for Connection {
+    fn from(r: sso_db::Connection) -> Self {
+        Connection {
+            id: r.id,
+            org_id: r.org_id,
+            kind: r.kind,
+            name: r.name,
+            config: r.config,
+            has_secret: r.has_secret,
+            jit: r.jit,
+            enabled: r.enabled,
+            signs_in_owner: r.signs_in_owner,
+            allow_other_domains: r.allow_other_domains,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// An organization's claim on an email domain. Only a verified claim routes sign-ins; one
+/// organization at most holds a verified claim on a domain.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Domain {
+    pub domain: String,
+    /// The connection users of this domain sign in with; none means the organization's first
+    /// enabled connection.
+    pub connection_id: Option<String>,
+    pub verified: bool,
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub verified_at: Option<i64>,
+    /// The DNS record that proves the organization controls the domain.
+    pub verification: DomainVerification,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+impl From<sso_db::Domain> for Domain {
+    fn from(r: sso_db::Domain) -> Self {
+        Domain {
+            domain: r.domain,
+            connection_id: r.connection_id,
+            verified: r.verified,
+            verified_at: r.verified_at,
+            verification: r.verification.into(),
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DomainVerification {
+    /// Always `TXT`.
+    pub record_type: &'static str,
+    /// `_idbridge-verification.<domain>`
+    pub name: String,
+    /// `idbridge-verification=<token>`
+    pub value: String,
+}
+
+impl From<sso_db::DomainVerification> for DomainVerification {
+    fn from(r: sso_db::DomainVerification) -> Self {
+        DomainVerification {
+            record_type: r.record_type,
+            name: r.name,
+            value: r.value,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Client {
+    /// The `client_id`.
+    pub id: String,
+    /// The organization whose users it signs in; none for the operator's clients, which sign in
+    /// users of any organization.
+    pub org_id: Option<String>,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<i64>,
+}
+
+impl From<sso_db::Client> for Client {
+    fn from(r: sso_db::Client) -> Self {
+        Client {
+            id: r.id,
+            org_id: r.org_id,
+            name: r.name,
+            redirect_uris: r.redirect_uris,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
         }
     }
 }
