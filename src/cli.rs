@@ -696,6 +696,7 @@ pub async fn directory(
                     })
                     .collect::<Vec<_>>()
                     .join("\n");
+                let tokens: Vec<svc::TokenInfo> = tokens.into_iter().map(Into::into).collect();
                 print(
                     json,
                     json!({"directory_id": directory, "tokens": tokens}),

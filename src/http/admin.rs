@@ -16,15 +16,14 @@ use crate::app::AppState;
 use crate::domain::access::EventType;
 use crate::mapping::Grant;
 use crate::service::admin::{
-    self as svc, AccessView, AdminError, AdminTokenInfo, AuditView, Caller, Changes, GrantRecord,
-    GroupChoice, GroupDetails, LinkedScimUser, NewDirectory, OrgDetails, OrgGroup, OrgPatch,
-    OrgUser, Project, RuleChange, RuleChangeResult, RuleInput, RuleReach, RuleRecord,
-    RuleWithReach, Seats, SessionInfo, SessionsRevoked, SubAccount, UserDetail, WebhookCreated,
-    WebhookInfo,
+    self as svc, AccessView, AdminError, AdminTokenInfo, AuditView, Caller, Changes,
+    DirectoryRecord, GrantRecord, GroupChoice, GroupDetails, LinkedScimUser, NewDirectory,
+    NewToken, OrgDetails, OrgGroup, OrgPatch, OrgUser, Project, RuleChange, RuleChangeResult,
+    RuleInput, RuleReach, RuleRecord, RuleWithReach, Seats, SessionInfo, SessionsRevoked,
+    SubAccount, TokenInfo, UserDetail, WebhookCreated, WebhookInfo,
 };
 use crate::store::access::{EventFilter, EventRecord};
 use crate::store::admin::{AuditFilter, UserQuery};
-use crate::store::directory::{DirectoryRecord, NewToken, TokenInfo};
 
 pub(super) type ApiResult<T> = Result<T, AdminError>;
 

@@ -672,11 +672,11 @@ impl Store {
         &self,
         scope: &OrgScope,
     ) -> StoreResult<Vec<super::directory::DirectoryRecord>> {
-        Ok(on_read!(self, c => sqlx::query(
+        Ok(
+            on_read!(self, c => sqlx::query_as::<_, super::directory::DirectoryRecord>(
             "SELECT id, org_id, name, created_at FROM directories WHERE org_id = $1 ORDER BY id")
-            .bind(scope.org_id()).fetch_all(c).await?.into_iter()
-            .map(|r| super::directory::DirectoryRecord { id: r.get(0), org_id: r.get(1), name: r.get(2), created_at: r.get(3) })
-            .collect()))
+            .bind(scope.org_id()).fetch_all(c).await?),
+        )
     }
 }
 

@@ -9,6 +9,7 @@ use crate::domain::access::ConnectionKind;
 use crate::mapping::rule::Source;
 use crate::mapping::{Grant, GroupMatcher};
 use crate::store::admin as db;
+use crate::store::directory as dir_db;
 use crate::store::sso as sso_db;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -439,6 +440,78 @@ impl From<sso_db::Client> for Client {
             redirect_uris: r.redirect_uris,
             created_at: r.created_at,
             revoked_at: r.revoked_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DirectoryRecord {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+impl From<dir_db::DirectoryRecord> for DirectoryRecord {
+    fn from(r: dir_db::DirectoryRecord) -> Self {
+        DirectoryRecord {
+            id: r.id,
+            org_id: r.org_id,
+            name: r.name,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// A freshly minted token: the secret is returned once and only its hash is stored.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NewToken {
+    pub id: String,
+    pub token: String,
+}
+
+/// The secret stays out of logs: only the id is shown.
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<dir_db::NewToken> for NewToken {
+    fn from(r: dir_db::NewToken) -> Self {
+        NewToken {
+            id: r.id,
+            token: r.token,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    pub id: String,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<i64>,
+    /// When the token last authenticated a request, to the minute; null if never.
+    #[serde(with = "crate::store::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<i64>,
+}
+
+impl From<dir_db::TokenInfo> for TokenInfo {
+    fn from(r: dir_db::TokenInfo) -> Self {
+        TokenInfo {
+            id: r.id,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+            last_used_at: r.last_used_at,
         }
     }
 }
