@@ -17,12 +17,12 @@ use crate::domain::access::EventType;
 use crate::mapping::Grant;
 use crate::service::admin::{
     self as svc, AccessView, AdminError, AdminTokenInfo, AuditView, Caller, Changes,
-    DirectoryRecord, GrantRecord, GroupChoice, GroupDetails, LinkedScimUser, NewDirectory,
-    NewToken, OrgDetails, OrgGroup, OrgPatch, OrgUser, Project, RuleChange, RuleChangeResult,
-    RuleInput, RuleReach, RuleRecord, RuleWithReach, Seats, SessionInfo, SessionsRevoked,
-    SubAccount, TokenInfo, UserDetail, WebhookCreated, WebhookInfo,
+    DirectoryRecord, EventRecord, GrantRecord, GroupChoice, GroupDetails, LinkedScimUser,
+    NewDirectory, NewToken, OrgDetails, OrgGroup, OrgPatch, OrgUser, Project, RuleChange,
+    RuleChangeResult, RuleInput, RuleReach, RuleRecord, RuleWithReach, Seats, SessionInfo,
+    SessionsRevoked, SubAccount, TokenInfo, UserDetail, WebhookCreated, WebhookInfo,
 };
-use crate::store::access::{EventFilter, EventRecord};
+use crate::store::access::EventFilter;
 use crate::store::admin::{AuditFilter, UserQuery};
 
 pub(super) type ApiResult<T> = Result<T, AdminError>;

@@ -2,10 +2,11 @@
 
 use serde::Serialize;
 
+use super::views::EventRecord;
 use super::{Action, AdminResult, Caller};
 use crate::service::explain::{SIGN_IN_FAILED, explain_failure};
 use crate::store::Store;
-use crate::store::access::{EventFilter, EventRecord};
+use crate::store::access::EventFilter;
 use crate::store::admin::AuditFilter;
 use crate::store::audit::AuditEntry;
 
@@ -50,5 +51,6 @@ pub async fn events(
     filter: &EventFilter,
 ) -> AdminResult<Vec<EventRecord>> {
     caller.require(Action::Read)?;
-    Ok(store.events_filtered(caller.scope(), filter).await?)
+    let events = store.events_filtered(caller.scope(), filter).await?;
+    Ok(events.into_iter().map(Into::into).collect())
 }

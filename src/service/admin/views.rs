@@ -515,3 +515,29 @@ impl From<dir_db::TokenInfo> for TokenInfo {
         }
     }
 }
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EventRecord {
+    pub seq: i64,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub user_id: Option<String>,
+    pub data: Value,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: i64,
+}
+
+impl From<crate::store::access::EventRecord> for EventRecord {
+    fn from(r: crate::store::access::EventRecord) -> Self {
+        EventRecord {
+            seq: r.seq,
+            id: r.id,
+            ty: r.ty,
+            user_id: r.user_id,
+            data: r.data,
+            at: r.at,
+        }
+    }
+}
