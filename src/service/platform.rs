@@ -4,10 +4,11 @@
 //! changing it and minting its admin tokens are the admin operations in [`crate::service::admin`],
 //! which the CLI calls too; a platform token reaches them as [`Caller::platform`].
 
+use crate::service::admin::PlatformTokenInfo;
 use crate::service::admin::{Action, AdminError, AdminResult, Caller, OrgDetails};
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::OrgScope;
-use crate::store::platform::{self as db, PlatformPrincipal, PlatformTokenInfo};
+use crate::store::platform::{self as db, PlatformPrincipal};
 use crate::store::{NewToken, Store, StoreError, audit};
 
 /// An authenticated platform token: only [`authenticate`] makes one, so every operation that
@@ -115,7 +116,8 @@ pub async fn create_platform_token(
 
 /// Every platform token, never a secret or a hash.
 pub async fn list_platform_tokens(store: &Store) -> AdminResult<Vec<PlatformTokenInfo>> {
-    Ok(store.list_platform_tokens().await?)
+    let tokens = store.list_platform_tokens().await?;
+    Ok(tokens.into_iter().map(Into::into).collect())
 }
 
 /// Revokes a platform token: it is refused from the next request on.
