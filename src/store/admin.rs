@@ -5,7 +5,7 @@
 //! [`Store::authenticate_admin`] (or the operator's CLI) makes, and binds its organization id, so a
 //! query for another organization's id finds nothing.
 
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, FromRow};
 
 use super::access::to_json;
 use super::auth_cache::{Accepted, AuthCache};
@@ -1132,12 +1132,7 @@ impl Store {
         b.seq_page(f.before, f.newest_first, f.limit);
         Ok(
             on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-            .fetch_all(c).await?.into_iter()
-            .map(|r| super::audit::AuditEntry {
-                seq: r.get(0), directory_id: r.get(1), actor: r.get(2), operation: r.get(3),
-                resource_type: r.get(4), resource_id: r.get(5), detail: r.get(6), at: r.get(7),
-            })
-            .collect()),
+            .try_map(|r| super::audit::AuditEntry::from_row(&r)).fetch_all(c).await?),
         )
     }
 }

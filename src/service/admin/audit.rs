@@ -2,13 +2,14 @@
 
 use serde::Serialize;
 
+use super::views::AuditEntry;
 use super::views::EventRecord;
 use super::{Action, AdminResult, Caller};
 use crate::service::explain::{SIGN_IN_FAILED, explain_failure};
 use crate::store::Store;
 use crate::store::access::EventFilter;
 use crate::store::admin::AuditFilter;
-use crate::store::audit::AuditEntry;
+use crate::store::audit as audit_db;
 
 /// An audit entry as the admin API shows it: a failed sign-in also says why in plain words.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -21,7 +22,7 @@ pub struct AuditView {
     pub explanation: Option<String>,
 }
 
-fn explained(entry: AuditEntry) -> AuditView {
+fn explained(entry: audit_db::AuditEntry) -> AuditView {
     let explanation = (entry.operation == SIGN_IN_FAILED)
         .then(|| {
             let detail: serde_json::Value =
@@ -31,7 +32,10 @@ fn explained(entry: AuditEntry) -> AuditView {
             Some(explain_failure(code, said))
         })
         .flatten();
-    AuditView { entry, explanation }
+    AuditView {
+        entry: entry.into(),
+        explanation,
+    }
 }
 
 pub async fn audit(

@@ -574,3 +574,32 @@ impl From<crate::store::platform::PlatformTokenInfo> for PlatformTokenInfo {
         }
     }
 }
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub directory_id: Option<String>,
+    pub actor: String,
+    pub operation: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub detail: Option<String>,
+    #[serde(with = "crate::store::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: i64,
+}
+
+impl From<crate::store::audit::AuditEntry> for AuditEntry {
+    fn from(r: crate::store::audit::AuditEntry) -> Self {
+        AuditEntry {
+            seq: r.seq,
+            directory_id: r.directory_id,
+            actor: r.actor,
+            operation: r.operation,
+            resource_type: r.resource_type,
+            resource_id: r.resource_id,
+            detail: r.detail,
+            at: r.at,
+        }
+    }
+}
