@@ -9,7 +9,7 @@
 
 use crate::domain::access::ConnectionKind;
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 
 use super::admin::OrgScope;
 use super::directory::{NewToken, hash_token, mint_token};
@@ -702,6 +702,13 @@ pub async fn users_with_claims_from(
         .bind(org_id).bind(connection_id).fetch_all(&mut *c).await?))
 }
 
+/// A group-claim value of a user's last sign-in, as stored.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    value: String,
+    connection_id: Option<String>,
+}
+
 /// Replaces the group-claim values of the user's last sign-in, and the connection they came
 /// through (rules bound to a connection match only its claims).
 pub async fn replace_claims(
@@ -711,10 +718,9 @@ pub async fn replace_claims(
     connection_id: &str,
     values: &[String],
 ) -> StoreResult<bool> {
-    let before: Vec<(String, Option<String>)> = on_tx!(tx, c => sqlx::query(
+    let before = on_tx!(tx, c => sqlx::query_as::<_, ClaimRow>(
         "SELECT value, connection_id FROM org_user_claims WHERE org_user_id = $1 ORDER BY value")
-        .bind(org_user_id).fetch_all(&mut *c).await?
-        .into_iter().map(|r| (r.get(0), r.get(1))).collect());
+        .bind(org_user_id).fetch_all(&mut *c).await?);
     let mut after: Vec<String> = values.to_vec();
     after.sort();
     after.dedup();
@@ -722,7 +728,7 @@ pub async fn replace_claims(
         && before
             .iter()
             .zip(&after)
-            .all(|((v, c), a)| v == a && c.as_deref() == Some(connection_id));
+            .all(|(r, a)| r.value == *a && r.connection_id.as_deref() == Some(connection_id));
     if same {
         return Ok(false);
     }
@@ -872,7 +878,7 @@ pub async fn insert_session(
 // ---- sessions ----------------------------------------------------------------------------------
 
 /// A live session and its user.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LiveSession {
     pub id: String,
     pub org_id: String,
@@ -880,6 +886,21 @@ pub struct LiveSession {
     pub created_at: i64,
     pub expires_at: i64,
 }
+
+/// A session not revoked, with what tells whether it is still live.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    session: LiveSession,
+    last_seen_at: i64,
+    /// Whether its user is active.
+    active: bool,
+}
+
+/// The columns of [`SessionRow`], over `sessions s` and its user `u`.
+const SESSION_COLUMNS: &str = "SELECT s.id AS id, s.org_id AS org_id, s.org_user_id AS org_user_id, \
+     s.created_at AS created_at, s.last_seen_at AS last_seen_at, s.expires_at AS expires_at, \
+     u.active AS active FROM sessions s JOIN org_users u ON u.id = s.org_user_id";
 
 impl Store {
     /// The session behind a cookie, if it is neither revoked, past its absolute lifetime, nor
@@ -891,30 +912,27 @@ impl Store {
         idle: std::time::Duration,
     ) -> StoreResult<Option<LiveSession>> {
         let now = now_micros();
-        let row: Option<(String, String, String, i64, i64, i64, bool)> = on_read!(self, c => sqlx::query_as(
-            "SELECT s.id, s.org_id, s.org_user_id, s.created_at, s.last_seen_at, s.expires_at, u.active \
-             FROM sessions s JOIN org_users u ON u.id = s.org_user_id \
-             WHERE s.token_hash = $1 AND s.revoked_at IS NULL")
+        let sql = format!("{SESSION_COLUMNS} WHERE s.token_hash = $1 AND s.revoked_at IS NULL");
+        let row = on_read!(self, c => sqlx::query_as::<_, SessionRow>(AssertSqlSafe(sql))
             .bind(hash_token(token)).fetch_optional(c).await?);
-        let Some((id, org_id, org_user_id, created_at, last_seen, expires_at, active)) = row else {
+        let Some(SessionRow {
+            session,
+            last_seen_at: last_seen,
+            active,
+        }) = row
+        else {
             return Ok(None);
         };
-        if !active || now >= expires_at || now - last_seen > idle.as_micros() as i64 {
+        if !active || now >= session.expires_at || now - last_seen > idle.as_micros() as i64 {
             return Ok(None);
         }
         if now - last_seen > 60_000_000 {
             let mut tx = self.begin().await?;
             on_tx!(&mut tx, c => sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
-                .bind(&id).bind(now).execute(&mut *c).await?.rows_affected());
+                .bind(&session.id).bind(now).execute(&mut *c).await?.rows_affected());
             tx.commit().await?;
         }
-        Ok(Some(LiveSession {
-            id,
-            org_id,
-            org_user_id,
-            created_at,
-            expires_at,
-        }))
+        Ok(Some(session))
     }
 
     /// Whether a session is still good for issuing tokens (the token endpoint, userinfo).
@@ -924,23 +942,15 @@ impl Store {
         idle: std::time::Duration,
     ) -> StoreResult<Option<LiveSession>> {
         let now = now_micros();
-        let row: Option<(String, String, String, i64, i64, i64, bool)> = on_read!(self, c => sqlx::query_as(
-            "SELECT s.id, s.org_id, s.org_user_id, s.created_at, s.last_seen_at, s.expires_at, u.active \
-             FROM sessions s JOIN org_users u ON u.id = s.org_user_id \
-             WHERE s.id = $1 AND s.revoked_at IS NULL")
+        let sql = format!("{SESSION_COLUMNS} WHERE s.id = $1 AND s.revoked_at IS NULL");
+        let row = on_read!(self, c => sqlx::query_as::<_, SessionRow>(AssertSqlSafe(sql))
             .bind(session_id).fetch_optional(c).await?);
-        Ok(row.and_then(
-            |(id, org_id, org_user_id, created_at, last_seen, expires_at, active)| {
-                (active && now < expires_at && now - last_seen <= idle.as_micros() as i64)
-                    .then_some(LiveSession {
-                        id,
-                        org_id,
-                        org_user_id,
-                        created_at,
-                        expires_at,
-                    })
-            },
-        ))
+        Ok(row.and_then(|r| {
+            (r.active
+                && now < r.session.expires_at
+                && now - r.last_seen_at <= idle.as_micros() as i64)
+                .then_some(r.session)
+        }))
     }
 
     pub async fn revoke_session(&self, scope: &OrgScope, id: &str) -> StoreResult<()> {
