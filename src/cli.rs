@@ -269,7 +269,7 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
                 role,
                 sub_account_id: sub_account,
                 name,
-                expires_at: expires(expiry)?.map(crate::store::rfc3339::format),
+                expires_at: expires(store, expiry)?.map(crate::store::rfc3339::format),
             };
             let t = svc::mint_admin_token(store, &caller, &input)
                 .await
@@ -294,7 +294,7 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
             let human = tokens
                 .iter()
                 .map(|t| {
-                    let state = token_state(t.revoked_at, t.expires_at);
+                    let state = token_state(store.now(), t.revoked_at, t.expires_at);
                     format!(
                         "{}  {}{}  {:?}  created {}  {state}",
                         t.id,
@@ -337,9 +337,9 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
 }
 
 /// When a token made with `--expires-in` or `--expires-at` expires (microseconds); none: never.
-fn expires(expiry: Expiry) -> anyhow::Result<Option<i64>> {
+fn expires(store: &Store, expiry: Expiry) -> anyhow::Result<Option<i64>> {
     Ok(match (expiry.expires_in, expiry.expires_at) {
-        (Some(d), _) => Some(crate::store::now_micros() + parse_duration(&d)?),
+        (Some(d), _) => Some(store.now() + parse_duration(&d)?),
         (None, Some(t)) => Some(
             crate::store::rfc3339::parse(&t).map_err(|e| anyhow::anyhow!("--expires-at: {e}"))?,
         ),
@@ -348,8 +348,7 @@ fn expires(expiry: Expiry) -> anyhow::Result<Option<i64>> {
 }
 
 /// A token's state for a list: revoked, expired, or when it expires.
-fn token_state(revoked_at: Option<i64>, expires_at: Option<i64>) -> String {
-    let now = crate::store::now_micros();
+fn token_state(now: i64, revoked_at: Option<i64>, expires_at: Option<i64>) -> String {
     match (revoked_at, expires_at) {
         (Some(r), _) => format!("revoked {}", crate::store::rfc3339::format(r)),
         (None, Some(e)) if e <= now => format!("expired {}", crate::store::rfc3339::format(e)),
@@ -362,7 +361,7 @@ pub async fn platform_token(store: &Store, cmd: PlatformTokenCommand) -> anyhow:
     use crate::service::platform as platform_svc;
     match cmd {
         PlatformTokenCommand::Create { name, expiry, json } => {
-            let expires_at = expires(expiry)?;
+            let expires_at = expires(store, expiry)?;
             let token = platform_svc::create_platform_token(store, &name, expires_at)
                 .await
                 .map_err(admin_error)?;
@@ -391,7 +390,7 @@ pub async fn platform_token(store: &Store, cmd: PlatformTokenCommand) -> anyhow:
                         t.id,
                         t.name,
                         crate::store::rfc3339::format(t.created_at),
-                        token_state(t.revoked_at, t.expires_at)
+                        token_state(store.now(), t.revoked_at, t.expires_at)
                     )
                 })
                 .collect::<Vec<_>>()

@@ -71,7 +71,7 @@ async fn deliver(store: &Store, http: &Outbound, job: &WebhookJob) -> bool {
             break;
         }
         let body = serde_json::to_vec(event).unwrap_or_default();
-        let t = time::OffsetDateTime::now_utc().unix_timestamp();
+        let t = store.clock().now().unix_timestamp();
         let request = http
             .request(reqwest::Method::POST, &job.url)
             .header("content-type", "application/json")
@@ -95,8 +95,7 @@ async fn deliver(store: &Store, http: &Outbound, job: &WebhookJob) -> bool {
         };
         if let Some(error) = failure {
             let attempts = job.attempts + 1;
-            let next =
-                micros(time::OffsetDateTime::now_utc()) + backoff(attempts).as_micros() as i64;
+            let next = store.now() + backoff(attempts).as_micros() as i64;
             tracing::warn!(webhook = %job.id, seq = event.seq, attempts, %error, "webhook delivery failed");
             if let Err(e) = store
                 .webhook_failed(&job.id, delivered, attempts, next, &error)
@@ -122,7 +121,7 @@ pub async fn run_once(store: &Store, http: &Outbound) -> usize {
     let mut in_flight = tokio::task::JoinSet::new();
     loop {
         while in_flight.len() < PARALLEL {
-            let now = time::OffsetDateTime::now_utc();
+            let now = store.clock().now();
             let lease = micros(now) + LEASE.as_micros() as i64;
             match store.claim_webhook(micros(now), lease).await {
                 Ok(Some(job)) => {

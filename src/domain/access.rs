@@ -8,15 +8,15 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::str::FromStr;
 
-use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Serialize};
 
 /// A string that names no variant of the expected type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
-    kind: &'static str,
-    value: String,
-    expected: &'static [&'static str],
+    pub(super) kind: &'static str,
+    pub(super) value: String,
+    pub(super) expected: &'static [&'static str],
 }
 
 impl ParseError {
@@ -48,7 +48,7 @@ impl std::error::Error for ParseError {}
 /// Lets every enum here deserialize from borrowed or owned strings (values and map keys alike)
 /// through its `FromStr`, so serde and the rest of the code share one table of names and one error
 /// message.
-struct FromStrVisitor<T>(PhantomData<T>);
+pub(crate) struct FromStrVisitor<T>(pub(crate) PhantomData<T>);
 
 impl<T: FromStr<Err = ParseError>> Visitor<'_> for FromStrVisitor<T> {
     type Value = T;
@@ -86,19 +86,19 @@ macro_rules! string_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = ParseError;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::domain::access::ParseError;
 
-            fn from_str(s: &str) -> Result<Self, ParseError> {
+            fn from_str(s: &str) -> Result<Self, $crate::domain::access::ParseError> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(ParseError {
+                    _ => Err($crate::domain::access::ParseError {
                         kind: $kind,
                         value: s.to_owned(),
                         expected: &[$($text),+],
@@ -107,15 +107,15 @@ macro_rules! string_enum {
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(self.as_str())
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                deserializer.deserialize_str(FromStrVisitor(PhantomData))
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_str($crate::domain::access::FromStrVisitor(::std::marker::PhantomData))
             }
         }
 
@@ -132,6 +132,9 @@ macro_rules! string_enum {
         impl utoipa::ToSchema for $name {}
     };
 }
+
+/// For the other vocabularies of `domain` (the audit names).
+pub(crate) use string_enum;
 
 string_enum! {
     /// A role valid in every current and future sub-account of an organization.
@@ -263,19 +266,9 @@ mod tests {
     /// Webhook receivers depend on these spellings, and the README is where they read them.
     #[test]
     fn every_event_type_is_documented_with_its_spelling() {
-        let readme = include_str!("../../README.md");
-        for ty in EventType::ALL {
-            assert!(
-                readme.contains(&format!("`{ty}`")),
-                "{ty} is not in the README"
-            );
-        }
-        assert_eq!(
-            EventType::ALL
-                .iter()
-                .map(|t| t.as_str())
-                .collect::<Vec<_>>(),
-            [
+        crate::domain::assert_published(
+            EventType::ALL,
+            &[
                 "user.provisioned",
                 "user.reactivated",
                 "user.deprovisioned",
@@ -286,7 +279,7 @@ mod tests {
                 "access.revoked",
                 "owner.transferred",
                 "owner.deprovision_refused",
-            ]
+            ],
         );
     }
 

@@ -230,6 +230,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
 /// Get the organization
 #[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "organization",
     security(("admin_token" = []), ("platform_token" = [])), params(("org" = String, Path)), responses((status = 200, body = OrgDetails), (status = 404, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn get_org(
     State(s): State<AppState>,
     OrgCaller(c): OrgCaller,
@@ -240,6 +241,7 @@ pub async fn get_org(
 /// Count the seats in use
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/seats", tag = "organization",
     params(("org" = String, Path)), responses((status = 200, body = Seats)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn seats(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Seats>> {
     Ok(Json(svc::seats(&s.store, &c).await?))
 }
@@ -248,6 +250,7 @@ pub async fn seats(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Seats
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "organization", request_body = OrgPatch,
     description = "Fields left out are kept. `seat_limit` takes an org owner, admin or billing admin token, `default_role` an owner or admin; `name` and `external_key` a platform token only (403 for any admin token). A name or key another organization has is 409. The owner changes only by `POST /owner`.",
     security(("admin_token" = []), ("platform_token" = [])), params(("org" = String, Path)), responses((status = 200, body = Changes), (status = 403, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn patch_org(
     State(s): State<AppState>,
     OrgCaller(c): OrgCaller,
@@ -265,6 +268,7 @@ pub struct OwnerTransfer {
 /// Transfer ownership of the organization
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/owner", tag = "organization", request_body = OwnerTransfer,
     params(("org" = String, Path)), responses((status = 200, body = Changes), (status = 403, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn transfer_owner(
     State(s): State<AppState>,
     c: Caller,
@@ -286,6 +290,7 @@ pub struct NameInput {
 /// List sub-accounts
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/sub-accounts", tag = "sub-accounts",
     params(("org" = String, Path)), responses((status = 200, body = Items<SubAccount>)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn list_sub_accounts(
     State(s): State<AppState>,
     c: Caller,
@@ -297,6 +302,7 @@ pub async fn list_sub_accounts(
 /// Create a sub-account
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/sub-accounts", tag = "sub-accounts", request_body = NameInput,
     params(("org" = String, Path)), responses((status = 201, body = SubAccount), (status = 409, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn create_sub_account(
     State(s): State<AppState>,
     c: Caller,
@@ -309,6 +315,7 @@ pub async fn create_sub_account(
 /// Get a sub-account
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/sub-accounts/{id}", tag = "sub-accounts",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = SubAccount)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = id))]
 pub async fn get_sub_account(
     State(s): State<AppState>,
     c: Caller,
@@ -320,6 +327,7 @@ pub async fn get_sub_account(
 /// Delete a sub-account
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/sub-accounts/{id}", tag = "sub-accounts",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 409, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = id))]
 pub async fn delete_sub_account(
     State(s): State<AppState>,
     c: Caller,
@@ -332,6 +340,7 @@ pub async fn delete_sub_account(
 /// List a sub-account's projects
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/sub-accounts/{id}/projects", tag = "sub-accounts",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<Project>)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = id))]
 pub async fn list_projects(
     State(s): State<AppState>,
     c: Caller,
@@ -346,6 +355,7 @@ pub async fn list_projects(
 /// Create a project in a sub-account
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/sub-accounts/{id}/projects", tag = "sub-accounts", request_body = NameInput,
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = Project)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = id))]
 pub async fn create_project(
     State(s): State<AppState>,
     c: Caller,
@@ -359,6 +369,7 @@ pub async fn create_project(
 /// Delete a project
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/sub-accounts/{id}/projects/{project}", tag = "sub-accounts",
     params(("org" = String, Path), ("id" = String, Path), ("project" = String, Path)), responses((status = 204)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), sub_account_id = id, project_id = project))]
 pub async fn delete_project(
     State(s): State<AppState>,
     c: Caller,
@@ -373,6 +384,7 @@ pub async fn delete_project(
 /// List SCIM directories
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/directories", tag = "directories",
     security(("admin_token" = []), ("platform_token" = [])), params(("org" = String, Path)), responses((status = 200, body = Items<DirectoryRecord>)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn list_directories(
     State(s): State<AppState>,
     OrgCaller(c): OrgCaller,
@@ -386,6 +398,7 @@ pub async fn list_directories(
 /// Create a SCIM directory
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/directories", tag = "directories", request_body = NameInput,
     params(("org" = String, Path)), responses((status = 201, body = NewDirectory)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn create_directory(
     State(s): State<AppState>,
     c: Caller,
@@ -398,6 +411,7 @@ pub async fn create_directory(
 /// List a directory's SCIM tokens
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/directories/{id}/tokens", tag = "directories",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<TokenInfo>)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), directory_id = id))]
 pub async fn list_directory_tokens(
     State(s): State<AppState>,
     c: Caller,
@@ -413,6 +427,7 @@ pub async fn list_directory_tokens(
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/directories/{id}/tokens", tag = "directories",
     description = "Rotates: a new token, the previous one stays valid until revoked.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = NewToken)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), directory_id = id))]
 pub async fn rotate_directory_token(
     State(s): State<AppState>,
     c: Caller,
@@ -427,6 +442,7 @@ pub async fn rotate_directory_token(
 /// Revoke a SCIM token
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/directories/{id}/tokens/{token}", tag = "directories",
     params(("org" = String, Path), ("id" = String, Path), ("token" = String, Path)), responses((status = 204)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), directory_id = id, token_id = token))]
 pub async fn revoke_directory_token(
     State(s): State<AppState>,
     c: Caller,
@@ -441,6 +457,7 @@ pub async fn revoke_directory_token(
 /// List groups
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/groups", tag = "users",
     params(("org" = String, Path), PageParams), responses((status = 200, body = Page<OrgGroup>)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn list_groups(
     State(s): State<AppState>,
     c: Caller,
@@ -454,6 +471,7 @@ pub async fn list_groups(
 /// Get a group
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/groups/{id}", tag = "users",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = GroupDetails)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), group_id = id))]
 pub async fn get_group(
     State(s): State<AppState>,
     c: Caller,
@@ -484,6 +502,7 @@ pub struct UserListParams {
 /// List users
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users", tag = "users",
     params(("org" = String, Path), UserListParams), responses((status = 200, body = Page<OrgUser>), (status = 400, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn list_users(
     State(s): State<AppState>,
     c: Caller,
@@ -507,6 +526,7 @@ pub async fn list_users(
 /// Get a user
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}", tag = "users",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = UserDetail)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn get_user(
     State(s): State<AppState>,
     c: Caller,
@@ -519,6 +539,7 @@ pub async fn get_user(
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/access", tag = "users",
     description = "The user's effective access in every sub-account, with the reason for each grant.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = AccessView)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn user_access(
     State(s): State<AppState>,
     c: Caller,
@@ -530,6 +551,7 @@ pub async fn user_access(
 /// List a user's sign-in sessions
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/sessions", tag = "users",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<SessionInfo>)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn list_sessions(
     State(s): State<AppState>,
     c: Caller,
@@ -545,6 +567,7 @@ pub async fn list_sessions(
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/scim-users", tag = "users",
     description = "The SCIM users that make up this person, one per directory that provisioned them (directory id and name, SCIM id, userName, active). Only active ones give access.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<LinkedScimUser>), (status = 404, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn list_user_scim_users(
     State(s): State<AppState>,
     c: Caller,
@@ -560,6 +583,7 @@ pub async fn list_user_scim_users(
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/users/{id}/sessions/revoke", tag = "users",
     description = "Revokes every session of the user: their cookies, and the codes and access tokens issued from them, stop working at the next request. Recorded in the audit log (`revoke_sessions`, with how many), even when there was none. Org owner and admins.",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = SessionsRevoked), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn revoke_user_sessions(
     State(s): State<AppState>,
     c: Caller,
@@ -585,6 +609,7 @@ pub struct GrantCreated {
 /// List a user's grants made by hand
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/users/{id}/grants", tag = "grants",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Items<GrantRecord>)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn list_grants(
     State(s): State<AppState>,
     c: Caller,
@@ -597,6 +622,7 @@ pub async fn list_grants(
 /// Grant access to a user by hand
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/users/{id}/grants", tag = "grants", request_body = GrantInput,
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 201, body = GrantCreated)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), user_id = id))]
 pub async fn create_grant(
     State(s): State<AppState>,
     c: Caller,
@@ -610,6 +636,7 @@ pub async fn create_grant(
 /// Remove a grant made by hand
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/grants/{id}", tag = "grants",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), grant_id = id))]
 pub async fn delete_grant(
     State(s): State<AppState>,
     c: Caller,
@@ -631,6 +658,7 @@ pub struct RuleListParams {
 /// List mapping rules
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings", tag = "mappings",
     params(("org" = String, Path), RuleListParams), responses((status = 200, body = Items<RuleWithReach>)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn list_rules(
     State(s): State<AppState>,
     c: Caller,
@@ -662,6 +690,7 @@ pub struct GroupSearchParams {
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings/groups", tag = "mappings",
     description = "The organization's SCIM groups whose display name (without case) or externalId contains `q` (`source: scim_group`), then the group-claim values its sign-ins brought that contain `q` (`source: claim`, with the connection and when it was last seen), each with the `matcher` a rule would use. Up to `limit` of each source.",
     params(("org" = String, Path), GroupSearchParams), responses((status = 200, body = Items<GroupChoice>), (status = 400, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn search_rule_groups(
     State(s): State<AppState>,
     c: Caller,
@@ -680,6 +709,7 @@ pub async fn search_rule_groups(
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings/{id}/reach", tag = "mappings",
     description = "How many active users the rule applies to now (`count`), and one page of them in id order, each with what in their groups or claims it matched. Page with `after` = `next`.",
     params(("org" = String, Path), ("id" = String, Path), PageParams), responses((status = 200, body = RuleReach), (status = 404, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), rule_id = id))]
 pub async fn rule_reach(
     State(s): State<AppState>,
     c: Caller,
@@ -696,6 +726,7 @@ pub async fn rule_reach(
 /// Create a mapping rule
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/mappings", tag = "mappings", request_body = RuleInput,
     params(("org" = String, Path)), responses((status = 201, body = RuleChangeResult)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn create_rule(
     State(s): State<AppState>,
     c: Caller,
@@ -708,6 +739,7 @@ pub async fn create_rule(
 /// Get a mapping rule
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/mappings/{id}", tag = "mappings",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleRecord)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), rule_id = id))]
 pub async fn get_rule(
     State(s): State<AppState>,
     c: Caller,
@@ -719,6 +751,7 @@ pub async fn get_rule(
 /// Replace a mapping rule
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/mappings/{id}", tag = "mappings", request_body = RuleInput,
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), rule_id = id))]
 pub async fn replace_rule(
     State(s): State<AppState>,
     c: Caller,
@@ -732,6 +765,7 @@ pub async fn replace_rule(
 /// Delete a mapping rule
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/mappings/{id}", tag = "mappings",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), rule_id = id))]
 pub async fn delete_rule(
     State(s): State<AppState>,
     c: Caller,
@@ -745,6 +779,7 @@ pub async fn delete_rule(
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/mappings/preview", tag = "mappings", request_body = svc::RuleChangeSchema,
     description = "Who would gain and who would lose which access if the change were applied; changes nothing.",
     params(("org" = String, Path)), responses((status = 200, body = RuleChangeResult)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn preview_rule(
     State(s): State<AppState>,
     c: Caller,
@@ -795,6 +830,7 @@ fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<i64>> {
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/audit", tag = "audit",
     description = "Oldest first; every filter narrows. A failed sign-in (`sso.sign_in_failed`) also has an `explanation`: what went wrong and what usually fixes it, in plain words.",
     params(("org" = String, Path), AuditParams), responses((status = 200, body = Page<AuditView>)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn audit(
     State(s): State<AppState>,
     c: Caller,
@@ -844,6 +880,7 @@ pub struct EventParams {
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/events", tag = "audit",
     description = "Every access change, in commit order. Page with `after` = `next`; once `next` is null, poll with `after` = the `seq` of the last event processed. `type`, `user_id`, `since` and `until` narrow; an unknown type is a 400 naming the known ones.",
     params(("org" = String, Path), EventParams), responses((status = 200, body = Page<EventRecord>), (status = 400, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn events(
     State(s): State<AppState>,
     c: Caller,
@@ -882,6 +919,7 @@ pub async fn events(
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/admin-tokens", tag = "admin tokens",
     description = "Id, name, role, sub-account, creation, expiry and revocation of each token; never the secret. Org owner and admins only; an admin does not see owner tokens.",
     security(("admin_token" = []), ("platform_token" = [])), params(("org" = String, Path)), responses((status = 200, body = Page<AdminTokenInfo>), (status = 403, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn list_admin_tokens(
     State(s): State<AppState>,
     OrgCaller(c): OrgCaller,
@@ -894,6 +932,7 @@ pub async fn list_admin_tokens(
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/admin-tokens/{id}", tag = "admin tokens",
     description = "The token is refused from the next request on.",
     security(("admin_token" = []), ("platform_token" = [])), params(("org" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), token_id = id))]
 pub async fn revoke_admin_token(
     State(s): State<AppState>,
     OrgCaller(c): OrgCaller,
@@ -914,6 +953,7 @@ pub struct WebhookInput {
 /// List webhooks
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/webhooks", tag = "webhooks",
     params(("org" = String, Path)), responses((status = 200, body = Items<WebhookInfo>)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn list_webhooks(
     State(s): State<AppState>,
     c: Caller,
@@ -927,6 +967,7 @@ pub async fn list_webhooks(
 /// Register a webhook
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/webhooks", tag = "webhooks", request_body = WebhookInput,
     params(("org" = String, Path)), responses((status = 201, body = WebhookCreated)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn create_webhook(
     State(s): State<AppState>,
     c: Caller,
@@ -939,6 +980,7 @@ pub async fn create_webhook(
 /// Delete a webhook
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/webhooks/{id}", tag = "webhooks",
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 204)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), webhook_id = id))]
 pub async fn delete_webhook(
     State(s): State<AppState>,
     c: Caller,
@@ -1044,10 +1086,12 @@ pub fn document() -> Value {
     serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}))
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn openapi() -> Json<Value> {
     Json(document())
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn not_found() -> Response {
     problem(StatusCode::NOT_FOUND, "no such endpoint")
 }

@@ -21,6 +21,7 @@ const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 /// shallow, and the bound keeps a recursive schema from recursing here.
 const MAX_DEPTH: usize = 6;
 
+#[tracing::instrument(skip_all)]
 pub async fn docs() -> Response {
     let html = render(&super::admin::document());
     (

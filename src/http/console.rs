@@ -410,10 +410,12 @@ fn ok(title: &str, console: &Console, body: Markup) -> Result<Response, PageErro
     Ok(page(StatusCode::OK, title, Some(console), body))
 }
 
+#[tracing::instrument(skip_all)]
 async fn css() -> Response {
     static_file("text/css; charset=utf-8", CSS)
 }
 
+#[tracing::instrument(skip_all)]
 async fn js() -> Response {
     static_file("text/javascript; charset=utf-8", JS)
 }
@@ -433,6 +435,7 @@ fn static_file(content_type: &'static str, body: &'static str) -> Response {
 
 /// Opens the session of a portal link (once) and goes to its intent's page. The cookie is
 /// scoped to `/console` and lives as long as the session.
+#[tracing::instrument(skip_all)]
 async fn open(State(s): State<AppState>, Path(token): Path<String>) -> Response {
     match console_svc::open_portal_link(&s.store, &token).await {
         Ok(Some(opened)) => {
@@ -460,6 +463,7 @@ async fn open(State(s): State<AppState>, Path(token): Path<String>) -> Response 
     }
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 async fn home(console: Console) -> Response {
     Redirect::to(intent_page(console.session.intents()[0]).0).into_response()
 }
@@ -474,6 +478,7 @@ fn form<T>(f: Result<Form<T>, FormRejection>) -> Result<T, PageError> {
         .map_err(|e| PageError::BadForm(format!("This form could not be read: {}", e.body_text())))
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 async fn sign_out(
     State(s): State<AppState>,
     console: Console,
@@ -500,6 +505,7 @@ async fn sign_out(
 
 // ---- the pages of each intent ------------------------------------------------------------------
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 async fn sso_page(State(s): State<AppState>, console: Console) -> Result<Response, PageError> {
     let caller = console.session.caller(Intent::Sso)?;
     let connections = svc::list_connections(&s.store, &caller).await?;
@@ -622,6 +628,7 @@ struct NewConnectionForm {
 
 /// Starts a SAML connection for the chosen IdP, without its details yet: our values come first,
 /// since Okta and Entra show their metadata only once they have them.
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 async fn new_connection(
     State(s): State<AppState>,
     console: Console,
@@ -651,6 +658,7 @@ struct WizardQuery {
     idp: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = id))]
 async fn wizard(
     State(s): State<AppState>,
     console: Console,
@@ -797,6 +805,7 @@ struct MetadataForm {
 
 /// Takes the IdP's details in whichever form they were given, through the same update as the
 /// admin API's PATCH; a refusal is said on the wizard, above the form.
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = id))]
 async fn give_metadata(
     State(s): State<AppState>,
     console: Console,
@@ -848,6 +857,7 @@ async fn give_metadata(
 }
 
 /// Sends the admin's browser to their IdP for a test sign-in bound to this console session.
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = id))]
 async fn start_test(
     State(s): State<AppState>,
     console: Console,
@@ -884,6 +894,7 @@ pub(super) async fn test_failed(state: &AppState, failure: sign_in::Failure) -> 
     }
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = id, test_id = test))]
 async fn test_page(
     State(s): State<AppState>,
     console: Console,
@@ -940,6 +951,7 @@ async fn test_page(
     )
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 async fn directories_page(
     State(s): State<AppState>,
     console: Console,
@@ -1070,6 +1082,7 @@ struct NameForm {
     name: String,
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 async fn create_directory(
     State(s): State<AppState>,
     console: Console,
@@ -1085,6 +1098,7 @@ async fn create_directory(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), directory_id = id))]
 async fn rotate_token(
     State(s): State<AppState>,
     console: Console,
@@ -1102,6 +1116,7 @@ async fn rotate_token(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), directory_id = id, token_id = token))]
 async fn revoke_token(
     State(s): State<AppState>,
     console: Console,
@@ -1114,6 +1129,7 @@ async fn revoke_token(
     Ok(Redirect::to("/console/directories").into_response())
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 async fn domains_page(State(s): State<AppState>, console: Console) -> Result<Response, PageError> {
     render_domains(&s, &console, None).await
 }
@@ -1185,6 +1201,7 @@ struct DomainForm {
     domain: String,
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 async fn claim_domain(
     State(s): State<AppState>,
     console: Console,
@@ -1204,6 +1221,7 @@ async fn claim_domain(
 }
 
 /// Looks the TXT record up and says what DNS answered.
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), domain = domain))]
 async fn verify_domain(
     State(s): State<AppState>,
     console: Console,

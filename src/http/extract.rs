@@ -94,7 +94,7 @@ pub async fn authenticate(
             if status.is_client_error() || status.is_server_error() {
                 let said = resp.extensions().get::<super::error::ScimErrorSaid>();
                 let failure = crate::store::console::ScimFailure {
-                    at: crate::store::now_micros(),
+                    at: state.store.now(),
                     method,
                     path,
                     status: status.as_u16(),

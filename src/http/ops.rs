@@ -11,11 +11,13 @@ use tracing::Instrument;
 use crate::app::AppState;
 use crate::scim::error::ScimError;
 
+#[tracing::instrument(skip_all)]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 /// Ready only when the database answers.
+#[tracing::instrument(skip_all)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
@@ -29,6 +31,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// The recorder's series, then readings taken now: the process, the database pools and the
 /// webhook backlog. These are read per scrape rather than kept as gauges in the process-wide
 /// recorder, which every app in the process shares.
+#[tracing::instrument(skip_all)]
 pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     // The series name every directory, route and connection: for the operator's scraper only.
     let Some(token) = state.metrics_token.as_deref() else {
@@ -119,9 +122,9 @@ pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderM
     // A database that does not answer leaves these out; /readyz says why.
     match state.store.webhook_backlog().await {
         Ok(b) => {
-            let age = b.oldest_at.map_or(0.0, |at| {
-                (crate::store::now_micros() - at).max(0) as f64 / 1e6
-            });
+            let age = b
+                .oldest_at
+                .map_or(0.0, |at| (state.store.now() - at).max(0) as f64 / 1e6);
             family(
                 "idbridge_webhook_pending_deliveries",
                 "gauge",
@@ -141,6 +144,7 @@ pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderM
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn not_found(req: Request) -> Response {
     if req.uri().path().starts_with("/scim/") {
         ScimError::not_found(format!("no such endpoint {}", req.uri().path())).into_response()
@@ -149,6 +153,7 @@ pub async fn not_found(req: Request) -> Response {
     }
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn method_not_allowed(req: Request) -> Response {
     let detail = format!("{} is not allowed on {}", req.method(), req.uri().path());
     if req.uri().path().starts_with("/scim/") {

@@ -115,6 +115,7 @@ pub struct OrgListParams {
     description = "Every organization in creation order, paged with `after` and `limit`; with `external_key`, the one organization the SaaS knows by that key (an empty page when none has it). A platform token only: an organization admin token is refused with 403.",
     params(OrgListParams), security(("platform_token" = [])),
     responses((status = 200, body = Page<OrgDetails>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[tracing::instrument(skip_all)]
 pub async fn list_orgs(
     State(s): State<AppState>,
     platform: Platform,
@@ -141,6 +142,7 @@ pub async fn list_orgs(
     description = "With its owner when `owner_email` is given (a person of the organization at once, inactive and taking no seat until SCIM or a sign-in brings them), its key in the SaaS and its seat limit, all in one transaction. A name or key another organization has is 409. Recorded in the new organization's audit log as `platform-token:{id}`.",
     security(("platform_token" = [])),
     responses((status = 201, body = OrgDetails), (status = 400, body = Problem), (status = 409, body = Problem)))]
+#[tracing::instrument(skip_all)]
 pub async fn create_org(
     State(s): State<AppState>,
     platform: Platform,
@@ -163,6 +165,7 @@ pub async fn create_org(
     description = "Deletes the organization and everything it owns, in one transaction: its directories with their SCIM tokens, users, groups and memberships; its sub-accounts and projects; its users with their grants, claims and sign-in sessions (and the codes and access tokens issued for those sessions); its mapping rules; its admin tokens; its webhooks and undelivered events; its SSO connections, sign-ins in flight and domains; its own OAuth clients. Every one of its tokens and sessions is refused from the next request on. Its audit log is kept, with this deletion recorded in it. A platform token only (403 for any admin token).",
     params(("org" = String, Path)), security(("platform_token" = [])),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn delete_org(
     State(s): State<AppState>,
     OrgCaller(c): OrgCaller,
@@ -176,6 +179,7 @@ pub async fn delete_org(
     description = "The secret (`idba_...`) is in this answer only; the token is stored hashed. A platform token only (an admin token cannot mint admin tokens).",
     params(("org" = String, Path)), security(("platform_token" = [])),
     responses((status = 201, body = AdminTokenCreated), (status = 400, body = Problem), (status = 403, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn mint_admin_token(
     State(s): State<AppState>,
     OrgCaller(c): OrgCaller,
@@ -191,6 +195,7 @@ pub async fn mint_admin_token(
     params(("org" = String, Path), ("id" = String, Path)),
     security(("admin_token" = []), ("platform_token" = [])),
     responses((status = 200, body = DirectoryDeleted), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id(), directory_id = id))]
 pub async fn delete_directory(
     State(s): State<AppState>,
     OrgCaller(c): OrgCaller,
@@ -204,6 +209,7 @@ pub async fn delete_directory(
     description = "A single-use link, valid five minutes, that the SaaS hands the organization's IT admin: opening it starts a console session (one hour, HttpOnly cookie) of this organization only, limited to the pages of `intent` (`sso`: the SSO set-up wizard and test sign-in; `scim`: directories and their tokens; `domains`; `mapping`; `activity`). The console's back link leads to `return_url`. The link is in this answer only (stored hashed); making and opening it are recorded in the organization's audit log. A platform token only (403 for any admin token).",
     params(("org" = String, Path)), security(("platform_token" = [])),
     responses((status = 201, body = PortalLink), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[tracing::instrument(skip_all, fields(org_id = %c.scope().org_id()))]
 pub async fn create_portal_link(
     State(s): State<AppState>,
     OrgCaller(c): OrgCaller,

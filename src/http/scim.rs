@@ -119,6 +119,7 @@ fn kind(segment: &str) -> ScimResult<Kind> {
 }
 
 // RFC 7644 §3.3
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource))]
 pub async fn create(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -139,6 +140,7 @@ pub async fn create(
 }
 
 // RFC 7644 §3.4.1
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource, resource_id = id))]
 pub async fn get(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -154,6 +156,7 @@ pub async fn get(
 }
 
 // RFC 7644 §3.5.1
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource, resource_id = id))]
 pub async fn replace(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -171,6 +174,7 @@ pub async fn replace(
 }
 
 // RFC 7644 §3.5.2
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource, resource_id = id))]
 pub async fn patch(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -210,6 +214,7 @@ pub async fn patch(
 }
 
 // RFC 7644 §3.6
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource, resource_id = id))]
 pub async fn delete(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -224,6 +229,7 @@ pub async fn delete(
 }
 
 // RFC 7644 §3.4.2
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource))]
 pub async fn list(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -241,6 +247,7 @@ pub async fn list(
 }
 
 // RFC 7644 §3.4.3
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id(), resource = resource))]
 pub async fn search(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -275,6 +282,7 @@ fn search_request(body: &Value) -> ScimResult<ListRequest> {
     ListRequest::from_search_body(body)
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id()))]
 pub async fn search_root(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -289,6 +297,7 @@ pub async fn search_root(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id()))]
 pub async fn bulk(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -304,6 +313,7 @@ pub async fn bulk(
 
 // ---- discovery (RFC 7644 §4) -------------------------------------------------------------------
 
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id()))]
 pub async fn service_provider_config(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -327,6 +337,7 @@ fn discovery_list(resources: Vec<Value>) -> Value {
     })
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id()))]
 pub async fn resource_types(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -337,6 +348,7 @@ pub async fn resource_types(
     )
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id()))]
 pub async fn resource_type(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -353,6 +365,7 @@ pub async fn resource_type(
         .ok_or_else(|| ScimError::not_found(format!("no resource type {name:?}")))
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id()))]
 pub async fn schemas(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,
@@ -363,6 +376,7 @@ pub async fn schemas(
     )
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %scope.org_id(), directory_id = %scope.directory_id()))]
 pub async fn schema(
     State(st): State<AppState>,
     Extension(scope): Extension<DirectoryScope>,

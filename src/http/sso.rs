@@ -24,7 +24,6 @@ use crate::service::oauth::{self, Authorize, AuthzError, TokenError, UserinfoErr
 use crate::service::sign_in::{
     self, FLOW_TTL, Failure, MetadataError, OidcAnswer, SamlAnswer, Started, Verified,
 };
-use crate::store::now_micros;
 
 pub const SESSION_COOKIE: &str = "idbridge_session";
 
@@ -242,6 +241,7 @@ pub struct StartByEmail {
 }
 
 /// Home-realm discovery: the connection of the organization that verified the address's domain.
+#[tracing::instrument(skip_all)]
 pub async fn start_by_email(
     State(s): State<AppState>,
     client: ClientAddr,
@@ -254,6 +254,7 @@ pub async fn start_by_email(
     redirect_to_idp(&s, started).await
 }
 
+#[tracing::instrument(skip_all, fields(connection_id = id))]
 pub async fn start_connection(
     State(s): State<AppState>,
     client: ClientAddr,
@@ -323,7 +324,13 @@ async fn finish_sign_in(state: &AppState, verified: Result<Verified, Failure>) -
     let cookie = session_cookie(state, &signed.session_token, state.session_lifetime);
     let mut resp = match authz {
         Some(authz) => {
-            match oauth::issue_code(state.sign_in(), &signed.session_id, now_micros(), &authz).await
+            match oauth::issue_code(
+                state.sign_in(),
+                &signed.session_id,
+                state.store.now(),
+                &authz,
+            )
+            .await
             {
                 Ok(url) => Redirect::to(&url).into_response(),
                 Err(e) => return fail(state, Failure::new(Some(&conn), "store", e)).await,
@@ -367,6 +374,7 @@ pub struct AcsForm {
 }
 
 /// The assertion consumer service (SAML Bindings §3.5, HTTP-POST).
+#[tracing::instrument(skip_all, fields(connection_id = id))]
 pub async fn saml_acs(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -400,6 +408,7 @@ pub struct CallbackParams {
 }
 
 /// The redirect URI of every OIDC connection (Core §3.1.2.5); `state` finds the sign-in.
+#[tracing::instrument(skip_all)]
 pub async fn oidc_callback(
     State(s): State<AppState>,
     client: ClientAddr,
@@ -430,6 +439,7 @@ pub async fn oidc_callback(
 }
 
 /// Our SP metadata for the IdP's admin (SAML Metadata §2.4.4).
+#[tracing::instrument(skip_all, fields(connection_id = id))]
 pub async fn saml_metadata(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match sign_in::sp_metadata(s.sign_in(), &id).await {
         Ok(xml) => (
@@ -451,6 +461,7 @@ pub async fn saml_metadata(State(s): State<AppState>, Path(id): Path<String>) ->
 
 /// Asks before signing out: a GET must change nothing, or any page could sign a user out with an
 /// image tag.
+#[tracing::instrument(skip_all)]
 pub async fn logout_page() -> Response {
     let mut resp = Html(
         "<!doctype html><meta charset=utf-8><title>Sign out</title><h1>Sign out</h1>\
@@ -481,6 +492,7 @@ fn cross_site(headers: &HeaderMap, public_url: &str) -> bool {
 }
 
 /// Ends the browser's session, when the browser itself asks.
+#[tracing::instrument(skip_all)]
 pub async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if cross_site(&headers, &s.public_url) {
         let mut resp = (
@@ -511,10 +523,12 @@ pub async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
 // ---- OpenID provider ---------------------------------------------------------------------------
 
 /// OpenID Connect Discovery 1.0 §3.
+#[tracing::instrument(skip_all)]
 pub async fn discovery(State(s): State<AppState>) -> Response {
     Json(oauth::discovery_document(&s.public_url)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn jwks(State(s): State<AppState>) -> Response {
     match oauth::jwks(s.sign_in()).await {
         Ok(keys) => Json(keys).into_response(),
@@ -531,6 +545,7 @@ fn authz_error(state: &AppState, error: &AuthzError) -> Response {
 }
 
 /// The authorization endpoint (OpenID Connect Core §3.1.2).
+#[tracing::instrument(skip_all)]
 pub async fn authorize(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -558,6 +573,7 @@ pub async fn authorize(
 }
 
 /// The token endpoint (OpenID Connect Core §3.1.3), errors as RFC 6749 §5.2 has them.
+#[tracing::instrument(skip_all)]
 pub async fn token_endpoint(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -618,6 +634,7 @@ pub async fn token_endpoint(
 }
 
 /// The UserInfo endpoint (OpenID Connect Core §5.3), a bearer token's errors as RFC 6750 §3.
+#[tracing::instrument(skip_all)]
 pub async fn userinfo(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let unauthorized = |challenge: &'static str| {
         let mut r = StatusCode::UNAUTHORIZED.into_response();

@@ -166,6 +166,7 @@ async fn run(
     Ok((Some(r.location.clone()), Some(r.etag()), status))
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id()))]
 pub async fn bulk(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Value> {
     let (ops, fail_on_errors) = parse(body, ctx.sizes.bulk_operations)?;
     let mut ids: HashMap<String, String> = HashMap::new();

@@ -3,6 +3,7 @@
 //! opens, and what that session may reach. The console's pages then call the same admin
 //! operations as the API and the CLI, with the session's [`Caller`].
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,10 +16,10 @@ use crate::service::admin::{
 };
 use crate::service::sign_in;
 use crate::sso::identity::GroupClaim;
+use crate::store::Store;
 use crate::store::admin::OrgScope;
 use crate::store::audit::{self, Actor};
 use crate::store::console::{self as db, ConsoleSessionRow, ScimFailure};
-use crate::store::{Store, now_micros};
 
 /// How long a portal link can be opened: enough to follow it from the SaaS's page, too short to
 /// be worth forwarding or leaking.
@@ -128,6 +129,7 @@ fn check_return_url(raw: &str) -> AdminResult<String> {
 /// Makes a single-use link to the console of the caller's organization, valid for `valid_for`
 /// ([`LINK_VALIDITY`] from the API and the CLI). Only the SaaS (a platform token) and the operator make links: whoever
 /// opens one administers the organization's SSO or SCIM.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn create_portal_link(
     store: &Store,
     caller: &Caller,
@@ -141,7 +143,7 @@ pub async fn create_portal_link(
         .as_deref()
         .map(check_return_url)
         .transpose()?;
-    let expires_at = now_micros() + valid_for.as_micros() as i64;
+    let expires_at = store.now() + valid_for.as_micros() as i64;
     let scope = caller.scope();
     let mut tx = store.begin().await?;
     let link = db::create_portal_link(
@@ -155,8 +157,8 @@ pub async fn create_portal_link(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "PortalLink",
+        AuditOp::Create,
+        AuditResource::PortalLink,
         Some(&link.id),
         Some(&format!("intent {}", input.intent)),
     )
@@ -285,12 +287,13 @@ pub struct Opened {
 
 /// Takes a portal link and opens its console session, audited in the organization's log. `None`
 /// when the link is unknown, used or expired: the page says so without telling which.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn open_portal_link(store: &Store, token: &str) -> AdminResult<Option<Opened>> {
     let mut tx = store.begin().await?;
     let Some(link) = db::take_portal_link(&mut tx, token).await? else {
         return Ok(None);
     };
-    let expires_at = now_micros() + SESSION_LIFETIME.as_micros() as i64;
+    let expires_at = store.now() + SESSION_LIFETIME.as_micros() as i64;
     let secret = db::create_console_session(&mut tx, &link, expires_at).await?;
     let actor = format!("portal-link:{}", link.id);
     audit::record_as(
@@ -300,8 +303,8 @@ pub async fn open_portal_link(store: &Store, token: &str) -> AdminResult<Option<
             directory_id: None,
             actor: &actor,
         },
-        "open",
-        "ConsoleSession",
+        AuditOp::Open,
+        AuditResource::ConsoleSession,
         Some(&secret.id),
         Some(&format!("intent {}", link.intent)),
     )
@@ -340,6 +343,7 @@ pub enum ConsoleSignIn {
 /// mapping makes them the organization's owner, an admin or a viewer, in the transaction of their
 /// admission (audited as `console.sign_in`). Anyone else is refused and nothing of the sign-in
 /// is kept: no session of any kind, no claim.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %verified.connection.org_id, connection_id = %verified.connection.id))]
 pub async fn sign_in(store: &Store, verified: &sign_in::Verified) -> AdminResult<ConsoleSignIn> {
     let conn = &verified.connection;
     let (mut tx, user_id, email) =
@@ -356,7 +360,7 @@ pub async fn sign_in(store: &Store, verified: &sign_in::Verified) -> AdminResult
         sign_in::record_failure(store, conn, "console_no_access", &reason).await;
         return Ok(ConsoleSignIn::NoAccess { email });
     };
-    let expires_at = now_micros() + SESSION_LIFETIME.as_micros() as i64;
+    let expires_at = store.now() + SESSION_LIFETIME.as_micros() as i64;
     let secret = db::create_signed_in_session(&mut tx, &conn.org_id, &user_id, expires_at).await?;
     let actor = format!("sso:{}", conn.id);
     let detail = serde_json::json!({"email": email, "role": role.as_str(), "user": user_id});
@@ -367,8 +371,8 @@ pub async fn sign_in(store: &Store, verified: &sign_in::Verified) -> AdminResult
             directory_id: None,
             actor: &actor,
         },
-        "console.sign_in",
-        "ConsoleSession",
+        AuditOp::ConsoleSignIn,
+        AuditResource::ConsoleSession,
         Some(&secret.id),
         Some(&detail.to_string()),
     )
@@ -393,6 +397,7 @@ pub async fn sign_in(store: &Store, verified: &sign_in::Verified) -> AdminResult
 
 /// The connections a person of `org_id` can sign in to the console through: enabled and
 /// complete. Connection ids are public (each has a start URL), and so are their names here.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = org_id))]
 pub async fn sign_in_connections(
     store: &Store,
     org_id: &str,
@@ -407,6 +412,7 @@ pub async fn sign_in_connections(
 }
 
 /// The open session behind a cookie's secret, if any.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn authenticate(store: &Store, token: &str) -> AdminResult<Option<ConsoleSession>> {
     Ok(store
         .console_session(token)
@@ -415,6 +421,7 @@ pub async fn authenticate(store: &Store, token: &str) -> AdminResult<Option<Cons
 }
 
 /// Ends the session (sign out), audited.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %session.org_id()))]
 pub async fn sign_out(store: &Store, session: &ConsoleSession) -> AdminResult<()> {
     let mut tx = store.begin().await?;
     if db::end_console_session(&mut tx, session.id()).await? {
@@ -426,8 +433,8 @@ pub async fn sign_out(store: &Store, session: &ConsoleSession) -> AdminResult<()
                 directory_id: None,
                 actor: &actor,
             },
-            "end",
-            "ConsoleSession",
+            AuditOp::End,
+            AuditResource::ConsoleSession,
             Some(session.id()),
             None,
         )
@@ -506,6 +513,7 @@ async fn keep_test(
 /// Admits the verified answer of a test sign-in without keeping anything of it (see
 /// [`sign_in::test_sign_in`]) and keeps what came back for the console session that ran it.
 /// Returns the connection and the result's id.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %verified.connection.org_id, connection_id = %verified.connection.id))]
 pub async fn answer_test(
     store: &Store,
     verified: &sign_in::Verified,
@@ -550,6 +558,7 @@ pub async fn answer_test(
 
 /// Keeps why a test sign-in failed before its answer could be admitted (a signature, an
 /// audience, a clock), for the console session that ran it.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn test_failed(
     store: &Store,
     failure: &sign_in::Failure,
@@ -567,6 +576,7 @@ pub async fn test_failed(
 }
 
 /// A test result the session ran, with its connection id; another session's is not found.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %session.org_id(), test_id = id))]
 pub async fn test_result(
     store: &Store,
     session: &ConsoleSession,
@@ -597,6 +607,7 @@ pub struct DirectorySummary {
     pub failures: Vec<ScimFailure>,
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn directory_summaries(
     store: &Store,
     caller: &Caller,

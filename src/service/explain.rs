@@ -3,9 +3,6 @@
 //! activity of their organization is rarely an identity expert, so each code is also said as what
 //! happened and what usually fixes it.
 
-/// The audit operation of a failed sign-in, whose detail is `{"reason": CODE, "detail": ...}`.
-pub const SIGN_IN_FAILED: &str = "sso.sign_in_failed";
-
 /// A sentence for the failure `code` (and, for the protocol failures, what `detail` says went
 /// wrong) that someone who is not an identity expert understands.
 pub fn explain_failure(code: &str, detail: &str) -> String {

@@ -279,6 +279,7 @@ fn next_cursor(plan: &Plan, more: bool, last_id: Option<&str>, page_len: usize) 
     }))
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind))]
 pub async fn list(ctx: &Ctx<'_>, kind: Kind, req: &ListRequest) -> ScimResult<Value> {
     let filter = parse(req, kind.rt())?;
     match kind {
@@ -387,6 +388,7 @@ async fn list_groups_filtered(
 
 /// RFC 7644 §3.4.3 at the root: Users then Groups, as one sequence. A filter that names an
 /// attribute only one type has applies to that type alone.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id()))]
 pub async fn search_root(ctx: &Ctx<'_>, req: &ListRequest) -> ScimResult<Value> {
     if req.cursor.is_some() {
         return Err(invalid_cursor(

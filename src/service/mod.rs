@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::schema::{GROUP, ResourceType, USER};
 use crate::store::{DirectoryScope, Store, StoreError};
@@ -154,12 +155,12 @@ pub fn invalid_cursor(detail: &str) -> ScimError {
 }
 
 /// Counts SCIM operations per directory for /metrics.
-pub fn count_op(scope: &DirectoryScope, resource: &'static str, op: &'static str) {
+pub fn count_op(scope: &DirectoryScope, resource: AuditResource, op: AuditOp) {
     metrics::counter!(
         "idbridge_scim_operations_total",
         "directory" => scope.directory_id().to_string(),
-        "resource" => resource,
-        "operation" => op
+        "resource" => resource.as_str(),
+        "operation" => op.as_str()
     )
     .increment(1);
 }

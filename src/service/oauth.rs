@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::oauth::token::{self, SigningKey};
 use crate::service::{SsoCtx as Ctx, micros};
 use crate::store::sso::{Connection, LiveSession};
-use crate::store::{Store, StoreError, now_micros};
+use crate::store::{Store, StoreError};
 
 /// RFC 6749 §4.1.2 recommends at most 10 minutes; a browser redirect needs seconds.
 const CODE_TTL: Duration = Duration::from_secs(60);
@@ -141,6 +141,7 @@ async fn current_session(ctx: Ctx<'_>, token: Option<&str>) -> Option<LiveSessio
 
 /// The authorization endpoint (OpenID Connect Core §3.1.2): code flow with PKCE S256 only.
 /// `session_token` is the browser's session cookie.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn authorize(ctx: Ctx<'_>, p: AuthorizeParams, session_token: Option<&str>) -> Authorize {
     let fail = |code, reason: String| Authorize::Fail { code, reason };
     let client = match p.client_id.as_deref() {
@@ -311,6 +312,7 @@ struct CodeRecord {
 
 /// A code for a signed-in session (§3.1.2.5): the client's redirect URI with the code, its state
 /// and the issuer (RFC 9207 §2). `signed_in_at` is the session's start, in microseconds.
+#[tracing::instrument(level = "debug", skip_all, fields(session_id = session_id))]
 pub async fn issue_code(
     ctx: Ctx<'_>,
     session_id: &str,
@@ -332,7 +334,7 @@ pub async fn issue_code(
             &authz.client_id,
             session_id,
             &data,
-            now_micros() + micros(CODE_TTL),
+            ctx.store.now() + micros(CODE_TTL),
         )
         .await?;
     let mut url = url::Url::parse(&authz.redirect_uri)
@@ -401,6 +403,7 @@ fn server_error(e: impl std::fmt::Display) -> TokenError {
 
 /// The token endpoint (OpenID Connect Core §3.1.3): a code for an access token and an id_token.
 /// `basic` is the client's HTTP Basic credentials, if it sent them.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn exchange_code(
     ctx: Ctx<'_>,
     basic: Option<(String, String)>,
@@ -480,7 +483,7 @@ async fn mint_tokens(
     session: &LiveSession,
     record: &CodeRecord,
 ) -> Result<Value, String> {
-    let now = now_micros();
+    let now = ctx.store.now();
     let access_expires = (now + micros(ACCESS_TOKEN_TTL)).min(session.expires_at);
     let scope = record.scope.as_str();
     let access_token = ctx
@@ -531,6 +534,7 @@ pub enum UserinfoError {
 }
 
 /// The UserInfo endpoint (OpenID Connect Core §5.3): the same claims as the id_token's, current.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn userinfo(ctx: Ctx<'_>, access_token: &str) -> Result<Value, UserinfoError> {
     let server = |e: StoreError| {
         tracing::error!(error = %e, "userinfo");
@@ -586,6 +590,7 @@ async fn load_signing_key(store: &Store) -> Result<SigningKey, String> {
 
 /// Makes a new signing key; with `retire`, the current ones stop signing (and stay published
 /// until their tokens have expired).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn rotate_signing_key(store: &Store, retire: bool) -> Result<SigningKey, String> {
     let key = SigningKey::generate().map_err(|e| e.to_string())?;
     store
@@ -597,6 +602,7 @@ pub async fn rotate_signing_key(store: &Store, retire: bool) -> Result<SigningKe
 
 /// The JWKS (RFC 7517 §5): the key that signs now, made if there is none yet, and the retired
 /// ones whose tokens may still be in use. Errors are logged.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn jwks(ctx: Ctx<'_>) -> Result<Value, ()> {
     if let Err(e) = signing_key(ctx).await {
         tracing::error!(error = %e, "signing key");
@@ -619,6 +625,7 @@ pub async fn jwks(ctx: Ctx<'_>) -> Result<Value, ()> {
 /// What idbridge says of a signed-in user to the SaaS (id_token and userinfo): who they are, their
 /// organization roles, and their access in each sub-account where they have any, from the
 /// effective access the mapping last computed.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = org_id, org_user_id = org_user_id))]
 pub async fn user_claims(
     store: &Store,
     org_id: &str,

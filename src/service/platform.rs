@@ -4,8 +4,10 @@
 //! changing it and minting its admin tokens are the admin operations in [`crate::service::admin`],
 //! which the CLI calls too; a platform token reaches them as [`Caller::platform`].
 
-use crate::service::admin::PlatformTokenInfo;
-use crate::service::admin::{Action, AdminError, AdminResult, Caller, OrgDetails};
+use crate::domain::audit::{AuditOp, AuditResource};
+use crate::service::admin::{
+    Action, AdminError, AdminResult, Caller, OrgDetails, PlatformTokenInfo,
+};
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::OrgScope;
 use crate::store::platform::{self as db, PlatformPrincipal};
@@ -30,6 +32,7 @@ impl Platform {
 
 /// The platform token behind a bearer token, or `None` for anything else (an admin, SCIM or
 /// session token; a revoked or expired platform token).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn authenticate(store: &Store, token: &str) -> AdminResult<Option<Platform>> {
     Ok(store
         .authenticate_platform(token)
@@ -38,6 +41,7 @@ pub async fn authenticate(store: &Store, token: &str) -> AdminResult<Option<Plat
 }
 
 /// The platform token acting on organization `org_id`, which must exist (404 otherwise).
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = org_id))]
 pub async fn org_caller(store: &Store, platform: &Platform, org_id: &str) -> AdminResult<Caller> {
     let scope = OrgScope::for_org(org_id, &platform.actor());
     match store.org_details(&scope).await {
@@ -49,6 +53,7 @@ pub async fn org_caller(store: &Store, platform: &Platform, org_id: &str) -> Adm
 
 /// A page of organizations in creation order after `after` (an organization id), or with
 /// `external_key` the one organization with that key (none when no organization has it).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list_orgs(
     store: &Store,
     _platform: &Platform,
@@ -64,6 +69,7 @@ pub async fn list_orgs(
 /// session tokens stop working with the commit, since the rows they name are gone. The
 /// organization row is locked first, so provisioning under way finishes before, or finds nothing
 /// after. The deletion is recorded in the organization's audit log, which is kept.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn delete_org(store: &Store, caller: &Caller) -> AdminResult<()> {
     caller.require(Action::Operate)?;
     let scope = caller.scope();
@@ -78,8 +84,8 @@ pub async fn delete_org(store: &Store, caller: &Caller) -> AdminResult<()> {
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "delete",
-        "Organization",
+        AuditOp::Delete,
+        AuditResource::Organization,
         Some(scope.org_id()),
         Some(&format!(
             "{} directories, {} users, {} connections, {} admin tokens, {} sessions, {} webhooks",
@@ -104,6 +110,7 @@ pub async fn delete_org(store: &Store, caller: &Caller) -> AdminResult<()> {
 
 /// Mints a platform token, shown once. The operator alone does this, on the machine with the
 /// database: a platform token reaches every organization, so no API mints one.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn create_platform_token(
     store: &Store,
     name: &str,
@@ -115,12 +122,14 @@ pub async fn create_platform_token(
 }
 
 /// Every platform token, never a secret or a hash.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list_platform_tokens(store: &Store) -> AdminResult<Vec<PlatformTokenInfo>> {
     let tokens = store.list_platform_tokens().await?;
     Ok(tokens.into_iter().map(Into::into).collect())
 }
 
 /// Revokes a platform token: it is refused from the next request on.
+#[tracing::instrument(level = "debug", skip_all, fields(token_id = id))]
 pub async fn revoke_platform_token(store: &Store, id: &str) -> AdminResult<()> {
     store.revoke_platform_token(id).await.map_err(|e| match e {
         StoreError::NotFound => AdminError::NotFound(format!("no active platform token {id:?}")),

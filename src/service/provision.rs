@@ -7,6 +7,7 @@
 //! the change or none of it does, and the cost is proportional to the users touched, never to the
 //! organization.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -17,7 +18,7 @@ use crate::mapping::{
     AccessChange, EffectiveAccess, GroupRef, MappingRule, UserGroups, diff, effective_access,
 };
 use crate::store::access::{self as db, NewEvent, OrgAccess, OrgLock};
-use crate::store::{StoreError, StoreResult, Tx, now_micros};
+use crate::store::{StoreError, StoreResult, Tx};
 
 /// Why recomputation refused a change: the business rules it enforces, or the storage failing.
 /// Nothing was written; the caller's transaction must be dropped.
@@ -88,6 +89,7 @@ impl Provision {
     }
 
     /// The organization's rules and settings, read (and share-locked) once per transaction.
+    #[tracing::instrument(level = "debug", skip_all, fields(org_id = %self.org_id))]
     pub async fn org(&mut self, tx: &mut Tx) -> StoreResult<&mut OrgAccess> {
         let org = match self.org.take() {
             Some(org) => org,
@@ -140,11 +142,12 @@ impl Provision {
     /// Recomputes every touched user, stores the changes, and flushes the outbox. Fails without
     /// writing when the owner would be deprovisioned or the seat limit would be passed; the caller's
     /// transaction must then be dropped.
+    #[tracing::instrument(level = "debug", skip_all, fields(org_id = %self.org_id))]
     pub async fn finish(mut self, tx: &mut Tx) -> Result<Vec<UserOutcome>, ProvisionError> {
         if self.touched.is_empty() && self.extra_events.is_empty() {
             return Ok(Vec::new());
         }
-        let now = now_micros();
+        let now = tx.now();
         let plan = self.recompute(tx, RowLock::ForUpdate).await?;
         let mut events = Vec::new();
         let mut updates = Vec::new();
@@ -196,8 +199,8 @@ impl Provision {
                         directory_id: None,
                         actor: &self.actor,
                     },
-                    "deprovision",
-                    "OrgUser",
+                    AuditOp::Deprovision,
+                    AuditResource::OrgUser,
                     Some(&row.id),
                     Some(&format!(
                         "{reason}: {} access changes, {sessions} sessions revoked",
@@ -232,6 +235,7 @@ impl Provision {
     /// What [`Provision::finish`] would answer, computed by the same code in a read-only snapshot
     /// ([`crate::store::Store::begin_read`]) and written nowhere: a preview, which takes no lock
     /// that provisioning waits for.
+    #[tracing::instrument(level = "debug", skip_all, fields(org_id = %self.org_id))]
     pub async fn preview(mut self, tx: &mut Tx) -> Result<Vec<UserOutcome>, ProvisionError> {
         if self.touched.is_empty() {
             return Ok(Vec::new());
@@ -436,8 +440,8 @@ pub async fn record_owner_refusal(
         crate::store::audit::record_as(
             &mut tx,
             &who,
-            "deprovision_refused",
-            "OrgUser",
+            AuditOp::DeprovisionRefused,
+            AuditResource::OrgUser,
             Some(user_id),
             Some("the user is the organization's owner; transfer ownership first"),
         )
@@ -447,7 +451,7 @@ pub async fn record_owner_refusal(
             org_user_id: Some(user_id.to_string()),
             data: json!({ "user_id": user_id, "actor": actor }),
         };
-        let now = now_micros();
+        let now = tx.now();
         db::take_turn(&mut tx, org_id).await?;
         db::append_events(&mut tx, org_id, &[event], now).await?;
         tx.commit().await

@@ -1,5 +1,6 @@
 //! Create, read, replace, patch and delete of Users and Groups (RFC 7644 §3.3-§3.6).
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
@@ -13,7 +14,7 @@ use crate::scim::resource::{self, MemberRef};
 use crate::scim::schema::{GROUP, USER};
 use crate::store::access as org_db;
 use crate::store::scim::{self as db, GroupRecord, Member, NewMember, UserGroup, UserRecord};
-use crate::store::{Tx, audit, from_micros, new_id, now_micros};
+use crate::store::{Tx, audit, from_micros, new_id};
 
 fn timestamp(us: i64) -> String {
     from_micros(us).format(&Rfc3339).unwrap_or_default()
@@ -189,9 +190,9 @@ fn user_columns(id: String, data: Value, version: i64, created: i64, updated: i6
 
 pub async fn create_user(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     let data = resource::normalize(body, &USER)?;
-    let t = now_micros();
-    let rec = user_columns(new_id(), data, 1, t, t);
     let mut tx = ctx.store.begin().await?;
+    let t = tx.now();
+    let rec = user_columns(new_id(), data, 1, t, t);
     let (org_user, created) = org_db::link_org_user(
         &mut tx,
         ctx.scope.org_id(),
@@ -211,14 +212,14 @@ pub async fn create_user(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     audit::record(
         &mut tx,
         ctx.scope,
-        "create",
-        "User",
+        AuditOp::Create,
+        AuditResource::User,
         Some(&rec.id),
         Some(&rec.user_name),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "User", "create");
+    count_op(ctx.scope, AuditResource::User, AuditOp::Create);
     Ok(render_user(ctx, &rec, None))
 }
 
@@ -266,26 +267,20 @@ pub async fn replace_user(
     let data = resource::normalize(body, &USER)?;
     let mut tx = ctx.store.begin().await?;
     let old = lock_user(ctx, &mut tx, id, if_match).await?;
-    let rec = user_columns(
-        old.id.clone(),
-        data,
-        old.version,
-        old.created_at,
-        now_micros(),
-    );
+    let rec = user_columns(old.id.clone(), data, old.version, old.created_at, tx.now());
     db::update_user(&mut tx, ctx.scope, &rec).await?;
     let (mut tx, detail) = user_changed(ctx, tx, &old, &rec).await?;
     audit::record(
         &mut tx,
         ctx.scope,
-        "replace",
-        "User",
+        AuditOp::Replace,
+        AuditResource::User,
         Some(id),
         detail.as_deref(),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "User", "replace");
+    count_op(ctx.scope, AuditResource::User, AuditOp::Replace);
     render_user_loaded(ctx, &rec, needs).await
 }
 
@@ -308,26 +303,20 @@ pub async fn patch_user(
     let mut tx = ctx.store.begin().await?;
     let old = lock_user(ctx, &mut tx, id, if_match).await?;
     let data = apply_with_id(&old.data, &old.id, &ops, &USER)?;
-    let rec = user_columns(
-        old.id.clone(),
-        data,
-        old.version,
-        old.created_at,
-        now_micros(),
-    );
+    let rec = user_columns(old.id.clone(), data, old.version, old.created_at, tx.now());
     db::update_user(&mut tx, ctx.scope, &rec).await?;
     let (mut tx, detail) = user_changed(ctx, tx, &old, &rec).await?;
     audit::record(
         &mut tx,
         ctx.scope,
-        "patch",
-        "User",
+        AuditOp::Patch,
+        AuditResource::User,
         Some(id),
         detail.as_deref(),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "User", "patch");
+    count_op(ctx.scope, AuditResource::User, AuditOp::Patch);
     render_user_loaded(ctx, &rec, needs).await
 }
 
@@ -347,9 +336,17 @@ pub async fn delete_user(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sci
         prov.unlinked(u);
     }
     let mut tx = finish(ctx, tx, prov).await?;
-    audit::record(&mut tx, ctx.scope, "delete", "User", Some(id), None).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        AuditOp::Delete,
+        AuditResource::User,
+        Some(id),
+        None,
+    )
+    .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "User", "delete");
+    count_op(ctx.scope, AuditResource::User, AuditOp::Delete);
     Ok(())
 }
 
@@ -442,12 +439,12 @@ async fn relink(
     people.extend(target.clone());
     org_db::lock_org_users(tx, org_id, &people).await?;
     let shared = org_db::scim_links(tx, from).await? > 1;
-    let now = now_micros();
-    let (what, to) = match target {
+    let now = tx.now();
+    let (what, operation, to) = match target {
         Some(to) if to == from => {
             // The same name in another case.
             org_db::rename_org_user(tx, org_id, from, &new.user_name, now).await?;
-            (EventType::UserRenamed, to)
+            (EventType::UserRenamed, AuditOp::Renamed, to)
         }
         Some(to) => {
             if !shared && owner.as_deref() == Some(from) {
@@ -464,7 +461,7 @@ async fn relink(
             } else {
                 prov.merged(from);
             }
-            (EventType::UserMerged, to)
+            (EventType::UserMerged, AuditOp::Merged, to)
         }
         None if shared => {
             let (to, created) =
@@ -477,11 +474,11 @@ async fn relink(
                 prov.touch([to.clone()]);
             }
             prov.touch([from.to_string()]);
-            (EventType::UserMoved, to)
+            (EventType::UserMoved, AuditOp::Moved, to)
         }
         None => {
             org_db::rename_org_user(tx, org_id, from, &new.user_name, now).await?;
-            (EventType::UserRenamed, from.to_string())
+            (EventType::UserRenamed, AuditOp::Renamed, from.to_string())
         }
     };
     prov.event(
@@ -496,15 +493,21 @@ async fn relink(
             "scim_user_id": new.id,
         }),
     );
-    // The audit names the operation without the event's `user.` prefix, as it always has.
-    let operation = what.as_str().trim_start_matches("user.");
     let detail = format!("{operation}: {:?} -> {:?}", old.user_name, new.user_name);
     let who = audit::Actor {
         org_id,
         directory_id: Some(ctx.scope.directory_id()),
         actor: ctx.scope.token_id(),
     };
-    audit::record_as(tx, &who, operation, "OrgUser", Some(&to), Some(&detail)).await?;
+    audit::record_as(
+        tx,
+        &who,
+        operation,
+        AuditResource::OrgUser,
+        Some(&to),
+        Some(&detail),
+    )
+    .await?;
     Ok(detail)
 }
 
@@ -593,9 +596,9 @@ fn group_columns(id: String, data: Value, version: i64, created: i64, updated: i
 pub async fn create_group(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     let mut data = resource::normalize(body, &GROUP)?;
     let members = new_members(resource::take_members(&mut data));
-    let t = now_micros();
-    let rec = group_columns(new_id(), data, 1, t, t);
     let mut tx = ctx.store.begin().await?;
+    let t = tx.now();
+    let rec = group_columns(new_id(), data, 1, t, t);
     db::insert_group(&mut tx, ctx.scope, &rec).await?;
     db::add_members(&mut tx, ctx.scope, &rec.id, &members).await?;
     let mut prov = provisioner(ctx);
@@ -615,14 +618,14 @@ pub async fn create_group(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     audit::record(
         &mut tx,
         ctx.scope,
-        "create",
-        "Group",
+        AuditOp::Create,
+        AuditResource::Group,
         Some(&rec.id),
         Some(&rec.display_name),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "Group", "create");
+    count_op(ctx.scope, AuditResource::Group, AuditOp::Create);
     render_group_loaded(ctx, &rec, Needs::ALL).await
 }
 
@@ -661,13 +664,7 @@ pub async fn replace_group(
     let members = new_members(resource::take_members(&mut data));
     let mut tx = ctx.store.begin().await?;
     let old = lock_group(ctx, &mut tx, id, if_match).await?;
-    let rec = group_columns(
-        old.id.clone(),
-        data,
-        old.version,
-        old.created_at,
-        now_micros(),
-    );
+    let rec = group_columns(old.id.clone(), data, old.version, old.created_at, tx.now());
     let mut prov = provisioner(ctx);
     let mapped = group_impact(
         &mut prov,
@@ -688,9 +685,17 @@ pub async fn replace_group(
         touch_members(ctx, &mut prov, &mut tx, id).await?;
     }
     let mut tx = finish(ctx, tx, prov).await?;
-    audit::record(&mut tx, ctx.scope, "replace", "Group", Some(id), None).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        AuditOp::Replace,
+        AuditResource::Group,
+        Some(id),
+        None,
+    )
+    .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "Group", "replace");
+    count_op(ctx.scope, AuditResource::Group, AuditOp::Replace);
     render_group_loaded(ctx, &rec, needs).await
 }
 
@@ -715,13 +720,7 @@ pub async fn patch_group(
     } else {
         apply_with_id(&old.data, &old.id, &doc_ops, &GROUP)?
     };
-    let rec = group_columns(
-        old.id.clone(),
-        data,
-        old.version,
-        old.created_at,
-        now_micros(),
-    );
+    let rec = group_columns(old.id.clone(), data, old.version, old.created_at, tx.now());
     let mut prov = provisioner(ctx);
     let impact = group_impact(
         &mut prov,
@@ -785,14 +784,14 @@ async fn commit_group_patch(
     audit::record(
         &mut tx,
         ctx.scope,
-        "patch",
-        "Group",
+        AuditOp::Patch,
+        AuditResource::Group,
         Some(id),
         detail.as_deref(),
     )
     .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "Group", "patch");
+    count_op(ctx.scope, AuditResource::Group, AuditOp::Patch);
     Ok(())
 }
 
@@ -809,7 +808,8 @@ async fn patch_members(
     needs: Needs,
 ) -> ScimResult<Rendered> {
     let mut tx = ctx.store.begin().await?;
-    let rec = db::touch_group(&mut tx, ctx.scope, id, now_micros())
+    let now = tx.now();
+    let rec = db::touch_group(&mut tx, ctx.scope, id, now)
         .await?
         .ok_or_else(|| group_not_found(id))?;
     if !if_match_ok(if_match, rec.version - 1) {
@@ -877,14 +877,23 @@ pub async fn delete_group(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sc
         return Err(group_not_found(id));
     }
     let mut tx = finish(ctx, tx, prov).await?;
-    audit::record(&mut tx, ctx.scope, "delete", "Group", Some(id), None).await?;
+    audit::record(
+        &mut tx,
+        ctx.scope,
+        AuditOp::Delete,
+        AuditResource::Group,
+        Some(id),
+        None,
+    )
+    .await?;
     tx.commit().await?;
-    count_op(ctx.scope, "Group", "delete");
+    count_op(ctx.scope, AuditResource::Group, AuditOp::Delete);
     Ok(())
 }
 
 // ---- by kind -----------------------------------------------------------------------------------
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind))]
 pub async fn create(ctx: &Ctx<'_>, kind: Kind, body: &Value) -> ScimResult<Rendered> {
     match kind {
         Kind::User => create_user(ctx, body).await,
@@ -892,6 +901,7 @@ pub async fn create(ctx: &Ctx<'_>, kind: Kind, body: &Value) -> ScimResult<Rende
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = id))]
 pub async fn get(ctx: &Ctx<'_>, kind: Kind, id: &str, needs: Needs) -> ScimResult<Rendered> {
     match kind {
         Kind::User => get_user(ctx, id, needs).await,
@@ -899,6 +909,7 @@ pub async fn get(ctx: &Ctx<'_>, kind: Kind, id: &str, needs: Needs) -> ScimResul
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = id))]
 pub async fn replace(
     ctx: &Ctx<'_>,
     kind: Kind,
@@ -913,6 +924,7 @@ pub async fn replace(
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = id))]
 pub async fn patch(
     ctx: &Ctx<'_>,
     kind: Kind,
@@ -927,6 +939,7 @@ pub async fn patch(
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %ctx.scope.org_id(), directory_id = %ctx.scope.directory_id(), resource = ?kind, resource_id = id))]
 pub async fn delete(ctx: &Ctx<'_>, kind: Kind, id: &str, if_match: Option<&str>) -> ScimResult<()> {
     match kind {
         Kind::User => delete_user(ctx, id, if_match).await,

@@ -13,6 +13,7 @@
 //! SCIM is the source of truth when a directory provisions the organization: a sign-in never
 //! creates a user there, and never reactivates one SCIM deactivated or deleted.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -30,7 +31,7 @@ use crate::sso::oidc::{self, Callback, HttpClient, OidcConnection, Provider};
 use crate::sso::saml::{self, sp};
 use crate::store::audit::{Actor, record_as};
 use crate::store::sso::{self as db, Connection};
-use crate::store::{Store, StoreError, now_micros};
+use crate::store::{Store, StoreError};
 
 /// How long a sign-in may take at the IdP.
 pub const FLOW_TTL: Duration = Duration::from_secs(600);
@@ -159,6 +160,7 @@ impl Failure {
 /// reference the log line has. Connection ids are public, so anyone can make failures: each
 /// connection writes at most its allowance of audit rows (`limits`), and the rest are logged and
 /// counted in `idbridge_sign_in_audit_skipped_total` without a database write.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn report(store: &Store, limits: &RateLimits, failure: &Failure) -> String {
     let reference = crate::store::new_id();
     let connection = failure.connection.as_ref().map(|c| c.id.as_str());
@@ -188,6 +190,7 @@ pub struct Started {
 }
 
 /// Home-realm discovery: the connection of the organization that verified the address's domain.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn start_by_email(ctx: Ctx<'_>, email: Option<&str>) -> Result<Started, Failure> {
     let Some(email) = email.filter(|e| e.len() <= 320) else {
         return Err(Failure::new(
@@ -208,6 +211,7 @@ pub async fn start_by_email(ctx: Ctx<'_>, email: Option<&str>) -> Result<Started
 }
 
 /// A sign-in through the connection `id` names, if it is enabled.
+#[tracing::instrument(level = "debug", skip_all, fields(connection_id = id))]
 pub async fn start_with(ctx: Ctx<'_>, id: &str) -> Result<Started, Failure> {
     match ctx.store.connection_by_id(id).await {
         Ok(conn) if conn.enabled => start(ctx, &conn, None, None).await,
@@ -243,6 +247,7 @@ fn saml_settings(
 }
 
 /// Starts a sign-in at the IdP, keeping what the answer will be checked against.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %conn.org_id, connection_id = %conn.id))]
 pub async fn start(
     ctx: Ctx<'_>,
     conn: &Connection,
@@ -253,6 +258,7 @@ pub async fn start(
 }
 
 /// Starts a sign-in to the console through `conn` (enabled and complete, as for any sign-in).
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %conn.org_id, connection_id = %conn.id))]
 pub async fn start_console(
     ctx: Ctx<'_>,
     conn: &Connection,
@@ -271,6 +277,7 @@ pub async fn start_console(
 /// Starts the console's test sign-in through `conn` for the console session `console_session`:
 /// the real sign-in at the IdP, whose answer [`test_sign_in`] then admits without committing.
 /// A disabled connection can be tested, so that it is tried before anyone is sent to it.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %conn.org_id, connection_id = %conn.id))]
 pub async fn start_test(
     ctx: Ctx<'_>,
     conn: &Connection,
@@ -296,7 +303,7 @@ async fn start_flow(
     console: bool,
 ) -> Result<Started, Failure> {
     let flow_state = crate::store::directory::mint_token("");
-    let expires = now_micros() + micros(FLOW_TTL);
+    let expires = ctx.store.now() + micros(FLOW_TTL);
     let missing = missing_settings(conn.kind, &conn.config);
     if !missing.is_empty() {
         return Err(Failure::incomplete(conn, &missing));
@@ -311,7 +318,7 @@ async fn start_flow(
                 &validator,
                 &request_id,
                 &settings.idp_sso_url,
-                time::OffsetDateTime::now_utc(),
+                ctx.store.clock().now(),
             );
             let url = request
                 .redirect_url(Some(&flow_state))
@@ -448,6 +455,7 @@ pub struct SamlAnswer<'a> {
 }
 
 /// Checks a SAML Response posted to the ACS of connection `id`.
+#[tracing::instrument(level = "debug", skip_all, fields(connection_id = id))]
 pub async fn finish_saml(
     ctx: Ctx<'_>,
     id: &str,
@@ -529,7 +537,7 @@ pub async fn finish_saml(
         Some(FlowCheck::Saml { saml_request_id }) => Some(saml_request_id.as_str()),
         _ => None,
     };
-    let now = time::OffsetDateTime::now_utc();
+    let now = ctx.store.clock().now();
     let assertion = saml::validate_response(response, &validator, expected, now)
         .map_err(|e| fail("saml_invalid", e.to_string()))?;
     // SAML Profiles §4.1.4.5: an assertion is good for one sign-in, on every replica.
@@ -575,6 +583,7 @@ pub struct OidcAnswer<'a> {
 
 /// Checks the IdP's answer at the redirect URI every OIDC connection shares; `state` finds the
 /// sign-in.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn finish_oidc(ctx: Ctx<'_>, answer: OidcAnswer<'_>) -> Result<Verified, Failure> {
     let Some(flow_state) = answer.state else {
         return Err(Failure::new(None, "oidc_invalid", "callback without state"));
@@ -637,7 +646,7 @@ pub async fn finish_oidc(ctx: Ctx<'_>, answer: OidcAnswer<'_>) -> Result<Verifie
     let p = provider(ctx, &conn, &oidc_conn, true)
         .await
         .map_err(|e| fail("idp_unreachable", e))?;
-    let now = time::OffsetDateTime::now_utc();
+    let now = ctx.store.clock().now();
     let token = oidc::finish(&http(ctx), &p, &oidc_conn, cb, nonce, verifier, now)
         .await
         .map_err(|e| fail("oidc_invalid", e.to_string()))?;
@@ -663,6 +672,7 @@ pub enum MetadataError {
 
 /// Our SP metadata for the IdP's admin (SAML Metadata §2.4.4). Served before the IdP's details
 /// are known: the IdP's admin needs it to make the app that shows them.
+#[tracing::instrument(level = "debug", skip_all, fields(connection_id = id))]
 pub async fn sp_metadata(ctx: Ctx<'_>, id: &str) -> Result<String, MetadataError> {
     let conn = match ctx.store.connection_by_id(id).await {
         Ok(c) if c.kind == ConnectionKind::Saml => c,
@@ -689,6 +699,7 @@ pub async fn sp_metadata(ctx: Ctx<'_>, id: &str) -> Result<String, MetadataError
 }
 
 /// Ends the session the browser's cookie names.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn sign_out(store: &Store, session_token: &str) {
     if let Err(e) = store.end_session(session_token).await {
         tracing::error!(error = %e, "logout");
@@ -801,6 +812,7 @@ pub struct SignedIn {
 
 /// Signs a verified identity in through `conn`: one transaction that links or creates the user,
 /// stores the group claims, recomputes access, and opens a session.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %conn.org_id, connection_id = %conn.id))]
 pub async fn sign_in(
     store: &Store,
     conn: &Connection,
@@ -838,8 +850,8 @@ pub async fn sign_in(
     record_as(
         &mut tx,
         &who,
-        "sso.sign_in",
-        "Session",
+        AuditOp::SsoSignIn,
+        AuditResource::Session,
         Some(&session.id),
         Some(&detail),
     )
@@ -867,6 +879,7 @@ pub struct TestAdmission {
 
 /// The console's test sign-in: the same admission as [`sign_in`], with every check, in a
 /// transaction that is rolled back, so no user, claim, grant, session or audit entry is kept.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %conn.org_id, connection_id = %conn.id))]
 pub async fn test_sign_in(
     store: &Store,
     conn: &Connection,
@@ -891,6 +904,7 @@ pub async fn test_sign_in(
 /// The console's sign-in: the same admission as [`sign_in`], left open in its transaction for
 /// the caller to open a console session in (and commit), or to drop. Returns the transaction, the
 /// user and their email.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %conn.org_id, connection_id = %conn.id))]
 pub async fn admit_for_console(
     store: &Store,
     conn: &Connection,
@@ -988,7 +1002,7 @@ async fn admit(
                 org_id,
                 email,
                 identity.name.as_deref(),
-                crate::store::now_micros(),
+                store.now(),
             )
             .await?;
             if created {
@@ -1003,7 +1017,7 @@ async fn admit(
         GroupClaim::Values(values) => {
             db::replace_claims(&mut tx, org_id, &user_id, &conn.id, values).await?;
             // Kept per connection for the admins who pick what a rule matches.
-            let now = crate::store::now_micros();
+            let now = store.now();
             db::record_claims_seen(&mut tx, org_id, &conn.id, values, now).await?;
         }
         GroupClaim::Overage => tracing::warn!(
@@ -1022,6 +1036,7 @@ async fn admit(
 }
 
 /// Writes why a sign-in through `conn` failed to the organization's audit log.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %conn.org_id, connection_id = %conn.id))]
 pub async fn record_failure(store: &Store, conn: &Connection, code: &str, reason: &str) {
     let actor = format!("sso:{}", conn.id);
     let detail = serde_json::json!({ "reason": code, "detail": reason }).to_string();
@@ -1035,8 +1050,8 @@ pub async fn record_failure(store: &Store, conn: &Connection, code: &str, reason
         record_as(
             &mut tx,
             &who,
-            crate::service::explain::SIGN_IN_FAILED,
-            "SsoConnection",
+            AuditOp::SsoSignInFailed,
+            AuditResource::SsoConnection,
             Some(&conn.id),
             Some(&detail),
         )

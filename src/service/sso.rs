@@ -311,6 +311,7 @@ pub fn check_name(name: &str) -> Result<(), AdminError> {
 /// Looks for the organization's TXT record of a claimed domain and, when it is there, verifies
 /// the claim: from then on the domain's users are sent to the organization's IdP. Proof of
 /// control is what keeps one organization from routing another's employees to its own IdP.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), domain = domain))]
 pub async fn verify_domain(
     store: &Store,
     dns: &crate::sso::dns::Dns,
@@ -349,6 +350,7 @@ pub async fn verify_domain(
 /// first complete one). No new DNS proof: the organization proved it controls the domain, and the
 /// connection is its own. A connection of another organization is refused, and so is one still
 /// waiting for its IdP's details, which would leave the domain's users nowhere to sign in.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), domain = domain, connection_id = connection_id))]
 pub async fn move_domain(
     store: &Store,
     caller: &Caller,
@@ -383,6 +385,7 @@ pub async fn move_domain(
 }
 
 /// Creates a connection from the admin's settings, checked as a sign-in will use them.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn create_connection(
     store: &Store,
     caller: &Caller,
@@ -415,6 +418,7 @@ pub async fn create_connection(
     Ok(store.create_connection(caller.scope(), &write).await?)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), connection_id = id))]
 pub async fn update_connection(
     store: &Store,
     caller: &Caller,

@@ -5,13 +5,14 @@
 //! [`Store::authenticate_admin`] (or the operator's CLI) makes, and binds its organization id, so a
 //! query for another organization's id finds nothing.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::access::to_json;
 use super::auth_cache::{Accepted, AuthCache};
 use super::directory::{NewToken, TokenKind, hash_token, mint_token};
 use super::sql::{Bind, SqlBuilder, bind_all};
-use super::{Store, StoreError, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
+use super::{Store, StoreError, StoreResult, Tx, new_id, on_read, on_tx};
 use crate::mapping::rule::Source;
 use crate::mapping::{Grant, GroupMatcher, SubAccountScope};
 
@@ -137,11 +138,12 @@ pub async fn insert_sub_account(
     scope: &OrgScope,
     name: &str,
 ) -> StoreResult<SubAccount> {
+    let now = tx.now();
     let name = check_name(name, "sub-account")?;
     let sa = SubAccount {
         id: new_id(),
         name,
-        created_at: now_micros(),
+        created_at: now,
     };
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO sub_accounts (id, org_id, name, name_ci, created_at) VALUES ($1, $2, $3, $4, $5)")
@@ -157,12 +159,13 @@ pub async fn insert_project(
     sub_account_id: &str,
     name: &str,
 ) -> StoreResult<Project> {
+    let now = tx.now();
     let name = check_name(name, "project")?;
     let p = Project {
         id: new_id(),
         sub_account_id: sub_account_id.to_string(),
         name,
-        created_at: now_micros(),
+        created_at: now,
     };
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO projects (id, org_id, sub_account_id, name, name_ci, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -740,7 +743,7 @@ impl Store {
         expires_at: Option<i64>,
     ) -> StoreResult<NewToken> {
         let name = check_name(name, "token")?;
-        if expires_at.is_some_and(|e| e <= now_micros()) {
+        if expires_at.is_some_and(|e| e <= self.now()) {
             return Err(StoreError::Invalid(
                 "the token's expiry must be in the future".into(),
             ));
@@ -761,12 +764,12 @@ impl Store {
             "INSERT INTO admin_tokens (id, org_id, role, sub_account_id, name, token_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&token.id).bind(scope.org_id()).bind(role).bind(sub_account_id).bind(&name)
-            .bind(hash_token(&token.token)).bind(now_micros()).bind(expires_at).execute(&mut *c).await?.rows_affected());
+            .bind(hash_token(&token.token)).bind(self.now()).bind(expires_at).execute(&mut *c).await?.rows_affected());
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "create",
-            "AdminToken",
+            AuditOp::Create,
+            AuditResource::AdminToken,
             Some(&token.id),
             Some(role),
         )
@@ -781,11 +784,11 @@ impl Store {
         }
         let hash = hash_token(token);
         let key = AuthCache::key(&hash, None);
-        if let Some(Accepted::Admin(principal)) = self.auth_cache.get(&key) {
+        let now = self.now();
+        if let Some(Accepted::Admin(principal)) = self.auth_cache.get(&key, now) {
             return Ok(Some(principal));
         }
         let generation = self.auth_cache.generation();
-        let now = now_micros();
         let found = on_read!(self, c => sqlx::query_as::<_, TokenRow>(
         "SELECT id, org_id, role, sub_account_id, last_used_at, expires_at FROM admin_tokens \
          WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)")
@@ -802,13 +805,11 @@ impl Store {
         self.note_token_use(TokenKind::Admin, &principal.token_id, last_used_at)
             .await;
         // A token about to expire is kept no longer than it is valid.
-        let valid_for = expires_at
-            .map(|at| std::time::Duration::from_micros(u64::try_from(at - now).unwrap_or(0)));
         self.auth_cache.put(
             key,
             generation,
             Accepted::Admin(principal.clone()),
-            valid_for,
+            expires_at,
         );
         Ok(Some(principal))
     }
@@ -824,15 +825,15 @@ impl Store {
         let mut tx = self.begin().await?;
         let n = on_tx!(&mut tx, c => sqlx::query(
             "UPDATE admin_tokens SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL")
-            .bind(scope.org_id()).bind(id).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+            .bind(scope.org_id()).bind(id).bind(self.now()).execute(&mut *c).await?.rows_affected());
         if n == 0 {
             return Err(StoreError::NotFound);
         }
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "revoke",
-            "AdminToken",
+            AuditOp::Revoke,
+            AuditResource::AdminToken,
             Some(id),
             None,
         )
@@ -871,7 +872,7 @@ impl Store {
             id: new_id(),
             token: mint_token("idbs_"),
         };
-        let t = now_micros();
+        let t = self.now();
         let mut tx = self.begin().await?;
         if !org_user_exists(&mut tx, scope, user_id).await? {
             return Err(StoreError::NotFound);
@@ -949,7 +950,7 @@ impl Store {
             .secrets()?
             .seal(&webhook_secret_context(&id), secret.as_bytes())
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let t = now_micros();
+        let t = self.now();
         let mut tx = self.begin().await?;
         let seq: i64 = on_tx!(&mut tx, c => sqlx::query_scalar(
             "SELECT COALESCE(MAX(seq), 0) FROM events WHERE org_id = $1")
@@ -970,8 +971,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "create",
-            "Webhook",
+            AuditOp::Create,
+            AuditResource::Webhook,
             Some(&info.id),
             Some(url),
         )
@@ -994,8 +995,15 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound);
         }
-        super::audit::record_as(&mut tx, &scope.audit(), "delete", "Webhook", Some(id), None)
-            .await?;
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            AuditOp::Delete,
+            AuditResource::Webhook,
+            Some(id),
+            None,
+        )
+        .await?;
         tx.commit().await
     }
 

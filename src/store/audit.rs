@@ -1,12 +1,13 @@
 //! The append-only audit log: one row per write, in the same transaction as the write.
 
-use super::{DirectoryScope, StoreResult, Tx, micros, on_tx};
+use super::{DirectoryScope, StoreResult, Tx, on_tx};
+use crate::domain::audit::{AuditOp, AuditResource};
 
 pub async fn record(
     tx: &mut Tx,
     scope: &DirectoryScope,
-    operation: &str,
-    resource_type: &str,
+    operation: AuditOp,
+    resource_type: AuditResource,
     resource_id: Option<&str>,
     detail: Option<&str>,
 ) -> StoreResult<()> {
@@ -29,17 +30,17 @@ pub struct Actor<'a> {
 pub async fn record_as(
     tx: &mut Tx,
     who: &Actor<'_>,
-    operation: &str,
-    resource_type: &str,
+    operation: AuditOp,
+    resource_type: AuditResource,
     resource_id: Option<&str>,
     detail: Option<&str>,
 ) -> StoreResult<()> {
-    let at = micros(time::OffsetDateTime::now_utc());
+    let at = tx.now();
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO audit_log (org_id, directory_id, actor, operation, resource_type, resource_id, detail, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(who.org_id).bind(who.directory_id).bind(who.actor)
-        .bind(operation).bind(resource_type).bind(resource_id).bind(detail).bind(at)
+        .bind(operation.as_str()).bind(resource_type.as_str()).bind(resource_id).bind(detail).bind(at)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }

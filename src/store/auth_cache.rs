@@ -28,7 +28,15 @@ pub(crate) enum Accepted {
 pub(crate) struct AuthCache {
     ttl: Duration,
     generation: AtomicU64,
-    entries: Mutex<HashMap<String, (Instant, Accepted)>>,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+/// Kept until `until` on this replica's monotonic clock, and never past the token's own expiry
+/// on the store's clock (which a test can move forward, and an operator's rehearsal too).
+struct Entry {
+    until: Instant,
+    expires_at: Option<i64>,
+    accepted: Accepted,
 }
 
 impl AuthCache {
@@ -48,14 +56,15 @@ impl AuthCache {
         }
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<Accepted> {
+    /// The acceptance kept for `key`, if it is fresh and its token has not expired by `now`.
+    pub(crate) fn get(&self, key: &str, now: i64) -> Option<Accepted> {
         if self.ttl.is_zero() {
             return None;
         }
         self.lock()
             .get(key)
-            .filter(|(until, _)| Instant::now() < *until)
-            .map(|(_, a)| a.clone())
+            .filter(|e| Instant::now() < e.until && e.expires_at.is_none_or(|at| now < at))
+            .map(|e| e.accepted.clone())
     }
 
     /// Where a lookup starts: what [`AuthCache::put`] needs to know whether a revocation
@@ -64,14 +73,14 @@ impl AuthCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Keeps an acceptance read at `generation` until the TTL ends, or `valid_for` if sooner
-    /// (an admin token's own expiry).
+    /// Keeps an acceptance read at `generation` until the TTL ends, or the token's own expiry
+    /// (`expires_at`, an admin token's) if sooner.
     pub(crate) fn put(
         &self,
         key: String,
         generation: u64,
         accepted: Accepted,
-        valid_for: Option<Duration>,
+        expires_at: Option<i64>,
     ) {
         if self.ttl.is_zero() {
             return;
@@ -84,8 +93,14 @@ impl AuthCache {
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        let ttl = valid_for.map_or(self.ttl, |v| v.min(self.ttl));
-        entries.insert(key, (Instant::now() + ttl, accepted));
+        entries.insert(
+            key,
+            Entry {
+                until: Instant::now() + self.ttl,
+                expires_at,
+                accepted,
+            },
+        );
     }
 
     /// Called after a write that can end a token has committed.
@@ -96,7 +111,7 @@ impl AuthCache {
     }
 
     /// Nothing panics while holding the lock; should something ever, the map is still sound.
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Accepted)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

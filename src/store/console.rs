@@ -4,7 +4,7 @@
 
 use super::admin::OrgScope;
 use super::directory::{NewToken, hash_token, mint_token};
-use super::{Store, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
+use super::{Store, StoreResult, Tx, new_id, on_read, on_tx};
 
 /// What every portal link's secret starts with (no other token does).
 pub const PORTAL_LINK_PREFIX: &str = "idbl_";
@@ -48,6 +48,7 @@ pub async fn create_portal_link(
     return_url: Option<&str>,
     expires_at: i64,
 ) -> StoreResult<NewToken> {
+    let now = tx.now();
     let link = NewToken {
         id: new_id(),
         token: mint_token(PORTAL_LINK_PREFIX),
@@ -56,7 +57,7 @@ pub async fn create_portal_link(
         "INSERT INTO portal_links (id, org_id, token_hash, intent, return_url, created_by, \
          created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(&link.id).bind(scope.org_id()).bind(hash_token(&link.token)).bind(intent)
-        .bind(return_url).bind(scope.actor()).bind(now_micros()).bind(expires_at)
+        .bind(return_url).bind(scope.actor()).bind(now).bind(expires_at)
         .execute(&mut *c).await?.rows_affected());
     Ok(link)
 }
@@ -67,7 +68,7 @@ pub async fn take_portal_link(tx: &mut Tx, token: &str) -> StoreResult<Option<Ta
     if token.len() > 256 || !token.starts_with(PORTAL_LINK_PREFIX) {
         return Ok(None);
     }
-    let now = now_micros();
+    let now = tx.now();
     let row: Option<(String, String, String, Option<String>)> = on_tx!(tx, c => sqlx::query_as(
         "UPDATE portal_links SET used_at = $2 \
          WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
@@ -87,6 +88,7 @@ pub async fn create_console_session(
     link: &TakenLink,
     expires_at: i64,
 ) -> StoreResult<NewToken> {
+    let now = tx.now();
     let session = NewToken {
         id: new_id(),
         token: mint_token(CONSOLE_SESSION_PREFIX),
@@ -95,7 +97,7 @@ pub async fn create_console_session(
         "INSERT INTO console_sessions (id, org_id, link_id, token_hash, intent, return_url, \
          created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(&session.id).bind(&link.org_id).bind(&link.id).bind(hash_token(&session.token))
-        .bind(&link.intent).bind(&link.return_url).bind(now_micros()).bind(expires_at)
+        .bind(&link.intent).bind(&link.return_url).bind(now).bind(expires_at)
         .execute(&mut *c).await?.rows_affected());
     Ok(session)
 }
@@ -108,6 +110,7 @@ pub async fn create_signed_in_session(
     org_user_id: &str,
     expires_at: i64,
 ) -> StoreResult<NewToken> {
+    let now = tx.now();
     let session = NewToken {
         id: new_id(),
         token: mint_token(CONSOLE_SESSION_PREFIX),
@@ -116,7 +119,7 @@ pub async fn create_signed_in_session(
         "INSERT INTO console_sessions (id, org_id, org_user_id, token_hash, intent, \
          created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(&session.id).bind(org_id).bind(org_user_id).bind(hash_token(&session.token))
-        .bind(SIGNED_IN_INTENT).bind(now_micros()).bind(expires_at)
+        .bind(SIGNED_IN_INTENT).bind(now).bind(expires_at)
         .execute(&mut *c).await?.rows_affected());
     Ok(session)
 }
@@ -134,9 +137,10 @@ pub async fn end_user_console_sessions(
 
 /// Ends a session; true when it was still open.
 pub async fn end_console_session(tx: &mut Tx, id: &str) -> StoreResult<bool> {
+    let now = tx.now();
     let n = on_tx!(tx, c => sqlx::query(
         "UPDATE console_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-        .bind(id).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+        .bind(id).bind(now).execute(&mut *c).await?.rows_affected());
     Ok(n > 0)
 }
 
@@ -164,7 +168,7 @@ impl Store {
              FROM console_sessions s \
              LEFT JOIN org_users u ON u.id = s.org_user_id AND u.org_id = s.org_id AND u.active \
              WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2")
-            .bind(hash_token(token)).bind(now_micros()).fetch_optional(c).await?);
+            .bind(hash_token(token)).bind(self.now()).fetch_optional(c).await?);
         Ok(row.map(
             |(id, org_id, link_id, org_user_id, access, intent, return_url, expires_at)| {
                 ConsoleSessionRow {
@@ -203,12 +207,13 @@ pub async fn put_test(
     connection_id: &str,
     result: &serde_json::Value,
 ) -> StoreResult<String> {
+    let now = tx.now();
     let id = new_id();
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO console_tests (id, session_id, connection_id, result, created_at) \
          VALUES ($1, $2, $3, $4, $5)")
         .bind(&id).bind(session_id).bind(connection_id).bind(result.to_string())
-        .bind(now_micros()).execute(&mut *c).await?.rows_affected());
+        .bind(now).execute(&mut *c).await?.rows_affected());
     Ok(id)
 }
 

@@ -1,11 +1,12 @@
 //! Organizations, SCIM directories and their bearer tokens.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use super::admin::OrgScope;
 use super::auth_cache::{Accepted, AuthCache};
-use super::{Store, StoreError, StoreResult, new_id, now_micros, on_read, on_tx};
+use super::{Store, StoreError, StoreResult, new_id, on_read, on_tx};
 
 /// Directory and token changes are recorded as the operator's (`cli`), whoever made them: what the
 /// audit log has always said of them.
@@ -126,7 +127,7 @@ pub async fn insert_org(tx: &mut super::Tx, name: &str) -> StoreResult<OrgRecord
     let org = OrgRecord {
         id: new_id(),
         name,
-        created_at: now_micros(),
+        created_at: tx.now(),
     };
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO organizations (id, name, name_ci, created_at) VALUES ($1, $2, $3, $4)")
@@ -170,7 +171,7 @@ impl Store {
             id: new_id(),
             org_id: scope.org_id().to_string(),
             name: name.to_string(),
-            created_at: now_micros(),
+            created_at: self.now(),
         };
         let token = NewToken {
             id: new_id(),
@@ -188,8 +189,8 @@ impl Store {
         super::audit::record(
             &mut tx,
             &audit_actor(&dir),
-            "create",
-            "Directory",
+            AuditOp::Create,
+            AuditResource::Directory,
             Some(&dir.id),
             None,
         )
@@ -228,7 +229,7 @@ impl Store {
             id: new_id(),
             token: mint_token("idb_"),
         };
-        let now = now_micros();
+        let now = self.now();
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => {
             sqlx::query("INSERT INTO directory_tokens (id, directory_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
@@ -245,8 +246,8 @@ impl Store {
         super::audit::record(
             &mut tx,
             &audit_actor(&dir),
-            "rotate",
-            "Token",
+            AuditOp::Rotate,
+            AuditResource::Token,
             Some(&token.id),
             None,
         )
@@ -265,7 +266,7 @@ impl Store {
         token_id: Option<&str>,
     ) -> StoreResult<Vec<String>> {
         let dir = self.directory(scope, directory_id).await?;
-        let now = now_micros();
+        let now = self.now();
         let mut tx = self.begin().await?;
         let revoked: Vec<String> = on_tx!(&mut tx, c => {
             let active: Vec<String> = sqlx::query_scalar(
@@ -284,7 +285,15 @@ impl Store {
         });
         let actor = audit_actor(&dir);
         for t in &revoked {
-            super::audit::record(&mut tx, &actor, "revoke", "Token", Some(t), None).await?;
+            super::audit::record(
+                &mut tx,
+                &actor,
+                AuditOp::Revoke,
+                AuditResource::Token,
+                Some(t),
+                None,
+            )
+            .await?;
         }
         tx.commit().await?;
         self.tokens_changed();
@@ -316,7 +325,7 @@ impl Store {
         }
         let hash = hash_token(token);
         let key = AuthCache::key(&hash, Some(directory_id));
-        if let Some(Accepted::Directory(scope)) = self.auth_cache.get(&key) {
+        if let Some(Accepted::Directory(scope)) = self.auth_cache.get(&key, self.now()) {
             return Ok(Some(scope));
         }
         let generation = self.auth_cache.generation();
@@ -351,7 +360,7 @@ impl Store {
         last_used_at: Option<i64>,
     ) {
         const GRAIN: i64 = 60_000_000;
-        let now = now_micros();
+        let now = self.now();
         if last_used_at.is_some_and(|at| now - at < GRAIN) {
             return;
         }

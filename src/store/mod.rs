@@ -9,6 +9,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::domain::clock::Clock;
+
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
@@ -122,11 +124,19 @@ pub struct Store {
     secrets: Option<Arc<secrets::SecretBox>>,
     /// This replica's accepted tokens (see auth_cache.rs).
     auth_cache: Arc<auth_cache::AuthCache>,
+    /// The time every expiry and timestamp is read from (see domain/clock.rs).
+    clock: Clock,
 }
 
-/// A write transaction on either backend. Everything a request changes goes through one of these, so
-/// a request commits whole or not at all.
-pub enum Tx {
+/// A transaction on either backend. Everything a request changes goes through one of these, so
+/// a request commits whole or not at all; and everything it writes or checks against the time
+/// uses [`Tx::now`], read once from the store's clock when the transaction began.
+pub struct Tx {
+    conn: TxConn,
+    now: i64,
+}
+
+pub(crate) enum TxConn {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
 }
@@ -134,12 +144,12 @@ pub enum Tx {
 /// Runs the same query code against whichever backend `$tx` holds; `$c` is the concrete connection.
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $body:expr) => {
-        match $tx {
-            $crate::store::Tx::Sqlite(t) => {
+        match &mut ($tx).conn {
+            $crate::store::TxConn::Sqlite(t) => {
                 let $c = &mut **t;
                 $body
             }
-            $crate::store::Tx::Postgres(t) => {
+            $crate::store::TxConn::Postgres(t) => {
                 let $c = &mut **t;
                 $body
             }
@@ -165,27 +175,33 @@ pub(crate) enum ReadPool<'a> {
 }
 
 impl Tx {
+    /// The time this transaction acts at, in microseconds since the Unix epoch: read from the
+    /// store's clock when it began, so every row it writes and every expiry it checks agree.
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
     pub async fn commit(self) -> StoreResult<()> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+        match self.conn {
+            TxConn::Sqlite(t) => t.commit().await?,
+            TxConn::Postgres(t) => t.commit().await?,
         }
         Ok(())
     }
 
     /// Undoes everything the transaction did (dropping it does the same, later).
     pub async fn rollback(self) -> StoreResult<()> {
-        match self {
-            Tx::Sqlite(t) => t.rollback().await?,
-            Tx::Postgres(t) => t.rollback().await?,
+        match self.conn {
+            TxConn::Sqlite(t) => t.rollback().await?,
+            TxConn::Postgres(t) => t.rollback().await?,
         }
         Ok(())
     }
 
     pub fn backend(&self) -> Backend {
-        match self {
-            Tx::Sqlite(_) => Backend::Sqlite,
-            Tx::Postgres(_) => Backend::Postgres,
+        match self.conn {
+            TxConn::Sqlite(_) => Backend::Sqlite,
+            TxConn::Postgres(_) => Backend::Postgres,
         }
     }
 }
@@ -312,7 +328,24 @@ impl Store {
             pools: Arc::new(pools),
             secrets: None,
             auth_cache: Arc::new(auth_cache::AuthCache::new(opts.auth_cache)),
+            clock: Clock::system(),
         })
+    }
+
+    /// The clock every expiry and timestamp reads (the system's unless a test or a rehearsal
+    /// passes another).
+    pub fn with_clock(mut self, clock: Clock) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The store's time in microseconds, for reads outside a transaction; inside one, [`Tx::now`].
+    pub fn now(&self) -> i64 {
+        self.clock.now_micros()
     }
 
     /// After a commit that can end a token: this replica stops trusting what it had accepted.
@@ -371,9 +404,16 @@ impl Store {
     /// Begins a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so a second process (the CLI
     /// beside a running server) waits for the write lock instead of failing half-way.
     pub async fn begin(&self) -> StoreResult<Tx> {
-        Ok(match &*self.pools {
-            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
-            Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        let conn = match &*self.pools {
+            Pools::Sqlite { writer, .. } => {
+                TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            Pools::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        };
+        // Read once the write lock is held, so later transactions never act at an earlier time.
+        Ok(Tx {
+            conn,
+            now: self.now(),
         })
     }
 
@@ -381,12 +421,16 @@ impl Store {
     /// lock, so it neither waits for writers (the organization's lock, SQLite's one writer) nor
     /// holds them up. Any write in it fails.
     pub async fn begin_read(&self) -> StoreResult<Tx> {
-        Ok(match &*self.pools {
-            Pools::Sqlite { reader, .. } => Tx::Sqlite(reader.begin().await?),
-            Pools::Postgres(pool) => Tx::Postgres(
+        let conn = match &*self.pools {
+            Pools::Sqlite { reader, .. } => TxConn::Sqlite(reader.begin().await?),
+            Pools::Postgres(pool) => TxConn::Postgres(
                 pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await?,
             ),
+        };
+        Ok(Tx {
+            conn,
+            now: self.now(),
         })
     }
 
@@ -505,11 +549,6 @@ pub fn micros(t: time::OffsetDateTime) -> i64 {
 pub fn from_micros(us: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
-
-/// Now, in the unit of every stored time.
-pub fn now_micros() -> i64 {
-    micros(time::OffsetDateTime::now_utc())
 }
 
 /// A new time-ordered id.

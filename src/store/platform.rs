@@ -10,7 +10,7 @@ use sqlx::AssertSqlSafe;
 
 use super::admin::{ORG_COLUMNS, OrgDetails, OrgScope, check_name};
 use super::directory::{NewToken, TokenKind, check_org_name, hash_token, mint_token};
-use super::{Store, StoreError, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
+use super::{Store, StoreError, StoreResult, Tx, new_id, on_read, on_tx};
 
 /// What every platform token starts with, and no other token does: admin tokens start with
 /// `idba_`, SCIM tokens with `idb_`, sessions with `idbs_`.
@@ -50,7 +50,7 @@ impl Store {
         expires_at: Option<i64>,
     ) -> StoreResult<NewToken> {
         let name = check_name(name, "token")?;
-        if expires_at.is_some_and(|e| e <= now_micros()) {
+        if expires_at.is_some_and(|e| e <= self.now()) {
             return Err(StoreError::Invalid(
                 "the token's expiry must be in the future".into(),
             ));
@@ -63,7 +63,7 @@ impl Store {
         on_tx!(&mut tx, c => sqlx::query(
             "INSERT INTO platform_tokens (id, name, token_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5)")
-            .bind(&token.id).bind(&name).bind(hash_token(&token.token)).bind(now_micros())
+            .bind(&token.id).bind(&name).bind(hash_token(&token.token)).bind(self.now())
             .bind(expires_at).execute(&mut *c).await?.rows_affected());
         tx.commit().await?;
         Ok(token)
@@ -81,7 +81,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let n = on_tx!(&mut tx, c => sqlx::query(
             "UPDATE platform_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+            .bind(id).bind(self.now()).execute(&mut *c).await?.rows_affected());
         if n == 0 {
             return Err(StoreError::NotFound);
         }
@@ -101,7 +101,7 @@ impl Store {
         let found: Option<(String, Option<i64>)> = on_read!(self, c => sqlx::query_as(
             "SELECT id, last_used_at FROM platform_tokens \
              WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)")
-            .bind(hash_token(token)).bind(now_micros()).fetch_optional(c).await?);
+            .bind(hash_token(token)).bind(self.now()).fetch_optional(c).await?);
         let Some((token_id, last_used_at)) = found else {
             return Ok(None);
         };

@@ -8,13 +8,14 @@
 //! tables never hold them in clear. Tokens, codes and states are stored as SHA-256 hashes.
 
 use crate::domain::access::ConnectionKind;
+use crate::domain::audit::{AuditOp, AuditResource};
 use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
 use super::admin::OrgScope;
 use super::directory::{NewToken, hash_token, mint_token};
 use super::sql::{Bind, CHUNK, SqlBuilder, bind_all};
-use super::{Store, StoreError, StoreResult, Tx, new_id, now_micros, on_read, on_tx};
+use super::{Store, StoreError, StoreResult, Tx, new_id, on_read, on_tx};
 use crate::sso::connection::missing_settings;
 
 fn parse_json(s: &str) -> StoreResult<Value> {
@@ -125,7 +126,7 @@ impl Store {
             ),
             None => None,
         };
-        let now = now_micros();
+        let now = self.now();
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => sqlx::query(
             "INSERT INTO sso_connections (id, org_id, kind, name, config, secret, jit, enabled, created_at, updated_at, signs_in_owner, allow_other_domains) \
@@ -135,8 +136,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "create",
-            "SsoConnection",
+            AuditOp::Create,
+            AuditResource::SsoConnection,
             Some(&id),
             Some(w.name),
         )
@@ -163,7 +164,7 @@ impl Store {
             "UPDATE sso_connections SET name = $3, config = $4, jit = $5, enabled = $6, updated_at = $7, \
              signs_in_owner = $8, allow_other_domains = $9 WHERE org_id = $1 AND id = $2")
             .bind(scope.org_id()).bind(id).bind(w.name).bind(w.config.to_string()).bind(w.jit)
-            .bind(w.enabled).bind(now_micros()).bind(w.signs_in_owner).bind(w.allow_other_domains).execute(&mut *c).await?.rows_affected());
+            .bind(w.enabled).bind(self.now()).bind(w.signs_in_owner).bind(w.allow_other_domains).execute(&mut *c).await?.rows_affected());
         if let Some(secret) = w.secret {
             let sealed = match secret {
                 Some(s) => Some(
@@ -180,8 +181,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "update",
-            "SsoConnection",
+            AuditOp::Update,
+            AuditResource::SsoConnection,
             Some(id),
             Some(w.name),
         )
@@ -384,7 +385,7 @@ impl Store {
         verified: bool,
     ) -> StoreResult<Domain> {
         let domain = normalize_domain(domain)?;
-        let now = now_micros();
+        let now = self.now();
         let token = mint_token("");
         let mut tx = self.begin().await?;
         if let Some(cid) = connection_id {
@@ -408,8 +409,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "create",
-            "Domain",
+            AuditOp::Create,
+            AuditResource::Domain,
             Some(&domain),
             verified.then_some("verified by the operator"),
         )
@@ -435,7 +436,7 @@ impl Store {
         domain: &str,
     ) -> StoreResult<Domain> {
         let domain = domain.to_ascii_lowercase();
-        let now = now_micros();
+        let now = self.now();
         let mut tx = self.begin().await?;
         let current = domain_in(&mut tx, scope, &domain).await?;
         if current.verified {
@@ -452,8 +453,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "verify",
-            "Domain",
+            AuditOp::Verify,
+            AuditResource::Domain,
             Some(&domain),
             None,
         )
@@ -489,8 +490,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "move",
-            "Domain",
+            AuditOp::Move,
+            AuditResource::Domain,
             Some(&domain),
             Some(&detail),
         )
@@ -520,8 +521,8 @@ impl Store {
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "delete",
-            "Domain",
+            AuditOp::Delete,
+            AuditResource::Domain,
             Some(&domain),
             None,
         )
@@ -554,7 +555,7 @@ impl Store {
         data: &Value,
         expires_at: i64,
     ) -> StoreResult<()> {
-        let now = now_micros();
+        let now = self.now();
         let mut tx = self.begin().await?;
         // Abandoned sign-ins go here rather than in a sweeper: every replica does a little.
         on_tx!(&mut tx, c => sqlx::query("DELETE FROM sso_flows WHERE expires_at < $1")
@@ -571,7 +572,7 @@ impl Store {
     pub async fn flow_connection(&self, state: &str) -> StoreResult<Option<String>> {
         let row: Option<(String,)> = on_read!(self, c => sqlx::query_as(
             "SELECT connection_id FROM sso_flows WHERE state_hash = $1 AND expires_at >= $2")
-            .bind(hash_token(state)).bind(now_micros()).fetch_optional(c).await?);
+            .bind(hash_token(state)).bind(self.now()).fetch_optional(c).await?);
         Ok(row.map(|(id,)| id))
     }
 
@@ -584,7 +585,7 @@ impl Store {
             .bind(hash_token(state)).fetch_optional(&mut *c).await?);
         tx.commit().await?;
         match row {
-            Some((connection_id, data, expires_at)) if expires_at >= now_micros() => {
+            Some((connection_id, data, expires_at)) if expires_at >= self.now() => {
                 Ok(Some((connection_id, parse_json(&data)?)))
             }
             _ => Ok(None),
@@ -599,7 +600,7 @@ pub async fn remember_assertion(
     assertion_id: &str,
     until: i64,
 ) -> StoreResult<bool> {
-    let now = now_micros();
+    let now = tx.now();
     on_tx!(tx, c => sqlx::query("DELETE FROM saml_replay WHERE expires_at < $1")
         .bind(now).execute(&mut *c).await?.rows_affected());
     let n = on_tx!(tx, c => sqlx::query(
@@ -683,8 +684,8 @@ pub async fn delete_connection(tx: &mut Tx, scope: &OrgScope, id: &str) -> Store
     super::audit::record_as(
         tx,
         &scope.audit(),
-        "delete",
-        "SsoConnection",
+        AuditOp::Delete,
+        AuditResource::SsoConnection,
         Some(id),
         None,
     )
@@ -865,7 +866,7 @@ pub async fn insert_session(
         id: new_id(),
         token: mint_token("idbs_"),
     };
-    let now = now_micros();
+    let now = tx.now();
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO sessions (id, org_id, org_user_id, token_hash, created_at, last_seen_at, expires_at, connection_id) \
          VALUES ($1, $2, $3, $4, $5, $5, $6, $7)")
@@ -911,7 +912,7 @@ impl Store {
         token: &str,
         idle: std::time::Duration,
     ) -> StoreResult<Option<LiveSession>> {
-        let now = now_micros();
+        let now = self.now();
         let sql = format!("{SESSION_COLUMNS} WHERE s.token_hash = $1 AND s.revoked_at IS NULL");
         let row = on_read!(self, c => sqlx::query_as::<_, SessionRow>(AssertSqlSafe(sql))
             .bind(hash_token(token)).fetch_optional(c).await?);
@@ -941,7 +942,7 @@ impl Store {
         session_id: &str,
         idle: std::time::Duration,
     ) -> StoreResult<Option<LiveSession>> {
-        let now = now_micros();
+        let now = self.now();
         let sql = format!("{SESSION_COLUMNS} WHERE s.id = $1 AND s.revoked_at IS NULL");
         let row = on_read!(self, c => sqlx::query_as::<_, SessionRow>(AssertSqlSafe(sql))
             .bind(session_id).fetch_optional(c).await?);
@@ -958,12 +959,19 @@ impl Store {
         let n = on_tx!(&mut tx, c => sqlx::query(
             "UPDATE sessions SET revoked_at = $3, revoked_reason = 'admin' \
              WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL")
-            .bind(scope.org_id()).bind(id).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+            .bind(scope.org_id()).bind(id).bind(self.now()).execute(&mut *c).await?.rows_affected());
         if n == 0 {
             return Err(StoreError::NotFound);
         }
-        super::audit::record_as(&mut tx, &scope.audit(), "revoke", "Session", Some(id), None)
-            .await?;
+        super::audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            AuditOp::Revoke,
+            AuditResource::Session,
+            Some(id),
+            None,
+        )
+        .await?;
         tx.commit().await
     }
 
@@ -977,15 +985,15 @@ impl Store {
         let n = on_tx!(&mut tx, c => sqlx::query(
             "UPDATE sessions SET revoked_at = $3, revoked_reason = 'admin' \
              WHERE org_id = $1 AND org_user_id = $2 AND revoked_at IS NULL")
-            .bind(scope.org_id()).bind(user_id).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+            .bind(scope.org_id()).bind(user_id).bind(self.now()).execute(&mut *c).await?.rows_affected());
         // Their console, if they signed in to it, goes too.
-        super::console::end_user_console_sessions(&mut tx, user_id, now_micros()).await?;
+        super::console::end_user_console_sessions(&mut tx, user_id, self.now()).await?;
         let detail = serde_json::json!({ "sessions": n }).to_string();
         super::audit::record_as(
             &mut tx,
             &scope.audit(),
-            "revoke_sessions",
-            "User",
+            AuditOp::RevokeSessions,
+            AuditResource::User,
             Some(user_id),
             Some(&detail),
         )
@@ -1000,7 +1008,7 @@ impl Store {
         on_tx!(&mut tx, c => sqlx::query(
             "UPDATE sessions SET revoked_at = $2, revoked_reason = 'logout' \
              WHERE token_hash = $1 AND revoked_at IS NULL")
-            .bind(hash_token(token)).bind(now_micros()).execute(&mut *c).await?.rows_affected());
+            .bind(hash_token(token)).bind(self.now()).execute(&mut *c).await?.rows_affected());
         tx.commit().await
     }
 }
@@ -1058,7 +1066,7 @@ impl Store {
     ) -> StoreResult<(Client, String)> {
         let id = format!("idbc_{}", new_id().replace('-', ""));
         let secret = mint_token("idbcs_");
-        let now = now_micros();
+        let now = self.now();
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => sqlx::query(
             "INSERT INTO oauth_clients (id, org_id, name, redirect_uris, secret_hash, created_at) \
@@ -1070,8 +1078,8 @@ impl Store {
             super::audit::record_as(
                 &mut tx,
                 &scope.audit(),
-                "create",
-                "Client",
+                AuditOp::Create,
+                AuditResource::Client,
                 Some(&id),
                 Some(name),
             )
@@ -1111,7 +1119,7 @@ impl Store {
         let n = on_tx!(&mut tx, c => sqlx::query(
             "UPDATE oauth_clients SET revoked_at = $3 WHERE id = $1 AND revoked_at IS NULL \
              AND COALESCE(org_id, '') = COALESCE($2, '')")
-            .bind(id).bind(scope.map(OrgScope::org_id)).bind(now_micros())
+            .bind(id).bind(scope.map(OrgScope::org_id)).bind(self.now())
             .execute(&mut *c).await?.rows_affected());
         if n == 0 {
             return Err(StoreError::NotFound);
@@ -1120,8 +1128,15 @@ impl Store {
         on_tx!(&mut tx, c => sqlx::query("DELETE FROM oauth_tokens WHERE client_id = $1")
             .bind(id).execute(&mut *c).await?.rows_affected());
         if let Some(scope) = scope {
-            super::audit::record_as(&mut tx, &scope.audit(), "revoke", "Client", Some(id), None)
-                .await?;
+            super::audit::record_as(
+                &mut tx,
+                &scope.audit(),
+                AuditOp::Revoke,
+                AuditResource::Client,
+                Some(id),
+                None,
+            )
+            .await?;
         }
         tx.commit().await
     }
@@ -1149,7 +1164,7 @@ impl Store {
         let code = mint_token("idbac_");
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => sqlx::query("DELETE FROM oauth_codes WHERE expires_at < $1")
-            .bind(now_micros()).execute(&mut *c).await?.rows_affected());
+            .bind(self.now()).execute(&mut *c).await?.rows_affected());
         on_tx!(&mut tx, c => sqlx::query(
             "INSERT INTO oauth_codes (code_hash, client_id, session_id, data, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(hash_token(&code)).bind(client_id).bind(session_id).bind(data.to_string())
@@ -1188,7 +1203,7 @@ impl Store {
         }
         tx.commit().await?;
         match row {
-            Some((client, session, data, expires_at)) if expires_at >= now_micros() => {
+            Some((client, session, data, expires_at)) if expires_at >= self.now() => {
                 Ok(Some((client, session, parse_json(&data)?)))
             }
             _ => Ok(None),
@@ -1205,7 +1220,7 @@ impl Store {
         let token = mint_token("idbat_");
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, c => sqlx::query("DELETE FROM oauth_tokens WHERE expires_at < $1")
-            .bind(now_micros()).execute(&mut *c).await?.rows_affected());
+            .bind(self.now()).execute(&mut *c).await?.rows_affected());
         on_tx!(&mut tx, c => sqlx::query(
             "INSERT INTO oauth_tokens (token_hash, client_id, session_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(hash_token(&token)).bind(client_id).bind(session_id).bind(scope).bind(expires_at)
@@ -1220,7 +1235,7 @@ impl Store {
             "SELECT session_id, scope, expires_at FROM oauth_tokens WHERE token_hash = $1")
             .bind(hash_token(token)).fetch_optional(c).await?);
         Ok(row
-            .filter(|(_, _, expires_at)| *expires_at > now_micros())
+            .filter(|(_, _, expires_at)| *expires_at > self.now())
             .map(|(session, scope, _)| (session, scope)))
     }
 
@@ -1272,7 +1287,7 @@ impl Store {
             .secrets()?
             .seal(&key_context(kid), private_pem)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let now = now_micros();
+        let now = self.now();
         let mut tx = self.begin().await?;
         if retire_others {
             on_tx!(&mut tx, c => sqlx::query(
@@ -1287,7 +1302,7 @@ impl Store {
 
     /// Keys still published: unretired, or retired less than `keep` ago. Newest first.
     pub async fn signing_keys(&self, keep: std::time::Duration) -> StoreResult<Vec<StoredKey>> {
-        let horizon = now_micros() - keep.as_micros() as i64;
+        let horizon = self.now() - keep.as_micros() as i64;
         let rows: Vec<(String, String, String, i64, Option<i64>)> = on_read!(self, c => sqlx::query_as(
             "SELECT kid, private_key, public_jwk, created_at, retired_at FROM signing_keys \
              WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, kid")

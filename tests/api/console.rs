@@ -186,11 +186,11 @@ async fn an_expired_portal_link_opens_nothing() {
         &caller,
         PUBLIC_URL,
         &input,
-        Duration::from_secs(1),
+        Duration::from_secs(15 * 60),
     )
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.advance(Duration::from_secs(15 * 60));
     let r = browse(&app, Method::GET, &path_of(&short.url), None, None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.header("set-cookie").is_none());

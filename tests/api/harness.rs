@@ -99,6 +99,8 @@ pub async fn connect(url: &str, opts: &StoreOptions) -> Store {
         .await
         .expect("connect")
         .with_secrets(SecretBox::generate())
+        // Runs with the system's time until a test moves it forward (`TestApp::advance`).
+        .with_clock(idbridge::store::Clock::adjustable())
 }
 
 /// A schema of its own in the shared test database, empty; returns the URL that works in it.
@@ -139,6 +141,14 @@ pub async fn pg_schema(url: &str) -> String {
 }
 
 impl TestApp {
+    /// Moves the service's clock forward (every store `connect` made shares it only if given it).
+    pub fn advance(&self, by: std::time::Duration) {
+        assert!(
+            self.store.clock().advance(by),
+            "the test store's clock is adjustable"
+        );
+    }
+
     pub async fn new() -> TestApp {
         let (store, dir) = fresh_store().await;
         Self::with_store(store, dir).await

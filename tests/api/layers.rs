@@ -54,6 +54,15 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// `src/` and every Rust file under it, in path order.
+fn source_files() -> (PathBuf, Vec<PathBuf>) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    (src, files)
+}
+
 /// The code a release build compiles: everything above the file's first `#[cfg(test)]` item, and
 /// nothing of a file that is itself a test module.
 fn shipped_code(path: &Path) -> String {
@@ -129,10 +138,7 @@ fn names_crate(code: &str, krate: &str) -> bool {
 
 #[test]
 fn dependencies_run_one_way_and_the_pure_modules_stay_pure() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    files.sort();
+    let (src, files) = source_files();
     let mut broken = Vec::new();
     for path in &files {
         let rel = path.strip_prefix(&src).unwrap();
@@ -206,4 +212,37 @@ fn scim_modules_build_on_each_other_in_one_order() {
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// Expiries, timestamps and retry schedules read the store's clock (`domain/clock.rs`), which a
+/// test moves forward; code that read the system's time instead would not move with it, and a
+/// transaction would see two times. Only the clock itself and the logs' own timestamps read it.
+#[test]
+fn only_the_clock_reads_the_wall_clock() {
+    const READS: &[&str] = &["OffsetDateTime::now_utc", "SystemTime::now", "Utc::now"];
+    const MAY: &[&str] = &["domain/clock.rs", "telemetry.rs"];
+    let (src, files) = source_files();
+    let mut broken = Vec::new();
+    for path in &files {
+        let rel = path
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        // The load tool is a client of its own and measures with the machine's clock.
+        if rel.starts_with("bin/") || MAY.contains(&rel.as_str()) {
+            continue;
+        }
+        let code = shipped_code(path);
+        for read in READS {
+            if code.contains(read) {
+                broken.push(format!("{rel}: {read}"));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "reads the system's time instead of the store's clock:\n{}",
+        broken.join("\n")
+    );
 }

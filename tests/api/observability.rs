@@ -135,23 +135,39 @@ impl Server {
 
 /// A raw HTTP/1.1 GET with these headers; returns the status line.
 fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let response = http_send(addr, "GET", path, headers, None);
+    response.lines().next().unwrap_or_default().to_string()
+}
+
+/// A raw HTTP/1.1 request with these headers and a JSON body; returns the whole response.
+fn http_send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    req.push_str("\r\n");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    if !body.is_empty() {
+        req.push_str("content-type: application/scim+json\r\n");
+    }
+    req.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
     s.write_all(req.as_bytes()).unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).unwrap();
-    buf.lines().next().unwrap_or_default().to_string()
+    buf
 }
 
-#[test]
-fn the_json_request_line_is_flat_and_names_the_route_never_the_query_or_token() {
-    let dir = tempfile::tempdir().unwrap();
+/// A SQLite database in `dir` that `idbridge migrate` made (these tests read a served binary's
+/// stderr, whatever backend the suite runs on).
+fn migrated_sqlite(dir: &tempfile::TempDir) -> String {
     let db = format!("sqlite://{}", dir.path().join("logs.db").display());
     let migrated = Command::new(env!("CARGO_BIN_EXE_idbridge"))
         .args(["migrate"])
@@ -159,6 +175,13 @@ fn the_json_request_line_is_flat_and_names_the_route_never_the_query_or_token() 
         .output()
         .expect("run idbridge");
     assert!(migrated.status.success(), "{migrated:?}");
+    db
+}
+
+#[test]
+fn the_json_request_line_is_flat_and_names_the_route_never_the_query_or_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated_sqlite(&dir);
     idbridge(&db, &["org", "create", "--name", "Acme", "--json"]);
     let d = idbridge(&db, &["directory", "create", "--org", "Acme", "--json"]);
     let (directory, token) = (d["id"].as_str().unwrap(), d["token"].as_str().unwrap());
@@ -228,6 +251,77 @@ fn the_json_request_line_is_flat_and_names_the_route_never_the_query_or_token() 
     ] {
         assert!(!stderr.contains(secret), "{secret:?} logged: {stderr}");
     }
+}
+
+/// A line logged inside a SCIM request carries the organization and directory of the spans it
+/// runs in (here the warning that the owner was not deprovisioned), so an operator can tell which
+/// tenant it is about; and no span, at any level, ever holds the directory's bearer token.
+#[test]
+fn a_line_logged_while_provisioning_names_its_organization_and_directory_never_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated_sqlite(&dir);
+    let create = "org create --name Acme --owner owner@acme.example --json";
+    let org = idbridge(&db, &create.split(' ').collect::<Vec<_>>());
+    let org_id = org["id"].as_str().unwrap();
+    let d = idbridge(&db, &["directory", "create", "--org", "Acme", "--json"]);
+    let (directory, token) = (d["id"].as_str().unwrap(), d["token"].as_str().unwrap());
+
+    // Everything idbridge logs, at every level, with the fields of every span an event is in.
+    let server = serve(
+        &db,
+        &[
+            ("IDBRIDGE_LOG_FORMAT", "json"),
+            ("IDBRIDGE_LOG", "idbridge=trace,info"),
+        ],
+    );
+    let bearer = format!("Bearer {token}");
+    let auth = [("authorization", bearer.as_str())];
+    let users = format!("/scim/v2/{directory}/Users");
+    let created = http_send(
+        &server.addr,
+        "POST",
+        &users,
+        &auth,
+        Some(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "owner@acme.example",
+            "active": true,
+        })),
+    );
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let body = &created[created.find("\r\n\r\n").unwrap() + 4..];
+    let scim_id = serde_json::from_str::<Value>(body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refused = http_send(
+        &server.addr,
+        "DELETE",
+        &format!("{users}/{scim_id}"),
+        &auth,
+        None,
+    );
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    let stderr = server.stop();
+
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let warning = lines
+        .iter()
+        .find(|l| l["message"] == "refused to deprovision the organization's owner")
+        .unwrap_or_else(|| panic!("the refusal is logged: {stderr}"));
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert_eq!(warning["org_id"], org_id, "{warning}");
+    assert_eq!(warning["directory_id"], directory, "{warning}");
+    assert_eq!(warning["resource_id"], scim_id.as_str(), "{warning}");
+    assert!(warning["request_id"].is_string(), "{warning}");
+    assert!(!stderr.contains(token), "the token logged: {stderr}");
+    assert!(
+        !stderr.contains("Bearer"),
+        "an authorization header logged: {stderr}"
+    );
 }
 
 #[test]

@@ -155,7 +155,7 @@ async fn platform_tokens_and_organization_tokens_are_never_taken_for_each_other(
 #[tokio::test]
 async fn a_platform_token_is_listed_without_its_secret_and_refused_once_revoked_or_expired() {
     let app = TestApp::new().await;
-    let soon = idbridge::store::now_micros() + 1_500_000;
+    let soon = app.store.now() + 86_400_000_000;
     let expiring = platform_svc::create_platform_token(&app.store, "short", Some(soon))
         .await
         .unwrap();
@@ -201,12 +201,13 @@ async fn a_platform_token_is_listed_without_its_secret_and_refused_once_revoked_
         Err(idbridge::service::admin::AdminError::NotFound(_))
     ));
 
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    app.api_ok("/api/v1/orgs", &expiring.token).await;
+    app.advance(Duration::from_secs(86_400));
     app.api(Method::GET, "/api/v1/orgs", &expiring.token, None)
         .await
         .assert_problem(401);
     // An expiry in the past or a blank name is refused.
-    let past = idbridge::store::now_micros() - 1;
+    let past = app.store.now() - 1;
     assert!(
         platform_svc::create_platform_token(&app.store, "late", Some(past))
             .await

@@ -1970,7 +1970,7 @@ async fn a_stolen_state_cannot_cancel_the_sign_in_it_names() {
     // The OIDC callback, for a sign-in in flight on an OIDC connection.
     let oidc = connection(&app, &admin, false).await;
     let state = "a-state-of-a-sign-in-in-flight-0123456789";
-    let later = idbridge::store::now_micros() + 600_000_000;
+    let later = app.store.now() + 600_000_000;
     app.store
         .put_flow(state, &oidc.id, &json!({}), later)
         .await

@@ -160,7 +160,14 @@ async fn a_failed_delivery_is_retried_after_a_backoff() {
     idbridge::webhook::run_once(&app.store, &http).await;
     assert_eq!(received.calls.lock().unwrap().len(), 1);
 
-    tokio::time::sleep(idbridge::webhook::backoff(1) + Duration::from_millis(200)).await;
+    app.advance(idbridge::webhook::backoff(1) - Duration::from_millis(500));
+    idbridge::webhook::run_once(&app.store, &http).await;
+    assert_eq!(
+        received.calls.lock().unwrap().len(),
+        1,
+        "not due until the backoff ends"
+    );
+    app.advance(Duration::from_millis(500));
     idbridge::webhook::run_once(&app.store, &http).await;
     let calls = received.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 2);

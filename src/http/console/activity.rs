@@ -73,6 +73,7 @@ fn event_detail(names: &Names, data: &Value) -> String {
     rest.to_string()
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 pub(super) async fn activity_page(
     State(s): State<AppState>,
     console: Console,

@@ -193,6 +193,7 @@ fn choice_value(c: &GroupChoice) -> (String, String) {
     )
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 pub(super) async fn mapping_page(
     State(s): State<AppState>,
     console: Console,
@@ -466,6 +467,7 @@ fn rule_input(rule: &Value) -> Result<RuleInput, PageError> {
         .map_err(|e| PageError::BadForm(format!("This rule cannot be made: {e}")))
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 pub(super) async fn preview(
     State(s): State<AppState>,
     console: Console,
@@ -539,6 +541,7 @@ pub(super) struct SaveForm {
     rule: String,
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 pub(super) async fn save(
     State(s): State<AppState>,
     console: Console,
@@ -552,6 +555,7 @@ pub(super) async fn save(
     Ok(Redirect::to("/console/mapping").into_response())
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), rule_id = id))]
 pub(super) async fn delete(
     State(s): State<AppState>,
     console: Console,
@@ -599,6 +603,7 @@ fn chosen_role(f: &DefaultRoleForm) -> Result<Option<SubAccountRole>, PageError>
     }
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 pub(super) async fn preview_default_role(
     State(s): State<AppState>,
     console: Console,
@@ -634,6 +639,7 @@ pub(super) async fn preview_default_role(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 pub(super) async fn save_default_role(
     State(s): State<AppState>,
     console: Console,

@@ -141,6 +141,7 @@ pub(super) struct NewQuery {
 }
 
 /// The wizard before the connection exists: our values, and the form for theirs.
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 pub(super) async fn new_page(
     State(s): State<AppState>,
     console: Console,
@@ -153,6 +154,7 @@ pub(super) async fn new_page(
 }
 
 /// Makes the connection through the same operation as the admin API's POST.
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 pub(super) async fn create(
     State(s): State<AppState>,
     console: Console,
@@ -203,6 +205,7 @@ pub(super) fn wizard(
 
 /// Replaces the connection's settings through the same operation as the admin API's PATCH; a
 /// blank secret keeps the one stored.
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = id))]
 pub(super) async fn update(
     State(s): State<AppState>,
     console: Console,

@@ -20,7 +20,7 @@ use crate::mapping::rule::{Grant, Matched};
 use crate::service::admin::{self as svc, AdminError, Caller};
 use crate::service::console::Intent;
 use crate::store::admin::UserQuery;
-use crate::store::{now_micros, rfc3339};
+use crate::store::rfc3339;
 
 /// The intents whose sessions read the People pages.
 const READERS: [Intent; 2] = [Intent::People, Intent::Mapping];
@@ -38,6 +38,7 @@ fn reader(console: &Console) -> Result<(Caller, bool), PageError> {
 /// How many people one search lists: a search box narrows, it does not page.
 const RESULTS: i64 = 50;
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id()))]
 pub(super) async fn people_page(
     State(s): State<AppState>,
     console: Console,
@@ -119,6 +120,7 @@ fn reason_text(reason: &Reason, rules: &BTreeMap<String, String>) -> Markup {
     }
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), user_id = id))]
 pub(super) async fn person_page(
     State(s): State<AppState>,
     console: Console,
@@ -127,7 +129,7 @@ pub(super) async fn person_page(
     let (caller, writes) = reader(&console)?;
     let person = svc::get_user(&s.store, &caller, &id).await?;
     let access = svc::user_access(&s.store, &caller, &id).await?;
-    let now = now_micros();
+    let now = s.store.now();
     let sessions: Vec<_> = svc::list_sessions(&s.store, &caller, &id)
         .await?
         .into_iter()
@@ -302,6 +304,7 @@ pub(super) async fn person_page(
     )
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), user_id = id))]
 pub(super) async fn sign_out_everywhere(
     State(s): State<AppState>,
     console: Console,
@@ -328,6 +331,7 @@ pub(super) async fn sign_out_everywhere(
 }
 
 /// Signs one session of the person out, as the admin API's session revoke does (audited there).
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), user_id = id, session_id = session))]
 pub(super) async fn sign_out_session(
     State(s): State<AppState>,
     console: Console,
@@ -352,6 +356,7 @@ pub(super) async fn sign_out_session(
 
 /// Adds a grant made by hand, with the admin API's operation (validated, recomputed and audited
 /// there).
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), user_id = id))]
 pub(super) async fn add_grant(
     State(s): State<AppState>,
     console: Console,
@@ -366,6 +371,7 @@ pub(super) async fn add_grant(
 }
 
 /// Removes a grant made by hand from the person whose page the button was on.
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), user_id = id, grant_id = grant))]
 pub(super) async fn remove_grant(
     State(s): State<AppState>,
     console: Console,

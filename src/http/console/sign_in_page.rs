@@ -29,6 +29,7 @@ pub(super) struct SignInQuery {
 }
 
 /// The sign-in page: a work email address, or with `?org=` that organization's connections.
+#[tracing::instrument(skip_all)]
 pub(super) async fn sign_in_page(
     State(s): State<AppState>,
     q: Result<Query<SignInQuery>, QueryRejection>,
@@ -84,6 +85,7 @@ fn not_started(status: StatusCode, why: &str) -> Response {
 }
 
 /// Starts the sign-in at the IdP of the connection named, or of the email's verified domain.
+#[tracing::instrument(skip_all)]
 pub(super) async fn start(
     State(s): State<AppState>,
     client: ClientAddr,

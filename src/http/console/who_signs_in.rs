@@ -71,6 +71,7 @@ impl CsrfForm for WhoForm {
     }
 }
 
+#[tracing::instrument(skip_all, fields(org_id = %console.session.org_id(), connection_id = id))]
 pub(super) async fn save(
     State(s): State<AppState>,
     console: Console,

@@ -39,6 +39,7 @@ pub struct AccessView {
     pub scopes: Vec<ScopeReasons>,
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
 pub async fn user_access(store: &Store, caller: &Caller, user_id: &str) -> AdminResult<AccessView> {
     let own = caller.sub_account();
     match (caller.role, own) {

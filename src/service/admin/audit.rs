@@ -5,7 +5,8 @@ use serde::Serialize;
 use super::views::AuditEntry;
 use super::views::EventRecord;
 use super::{Action, AdminResult, Caller};
-use crate::service::explain::{SIGN_IN_FAILED, explain_failure};
+use crate::domain::audit::AuditOp;
+use crate::service::explain::explain_failure;
 use crate::store::Store;
 use crate::store::access::EventFilter;
 use crate::store::admin::AuditFilter;
@@ -23,7 +24,7 @@ pub struct AuditView {
 }
 
 fn explained(entry: audit_db::AuditEntry) -> AuditView {
-    let explanation = (entry.operation == SIGN_IN_FAILED)
+    let explanation = (entry.operation == AuditOp::SsoSignInFailed.as_str())
         .then(|| {
             let detail: serde_json::Value =
                 serde_json::from_str(entry.detail.as_deref().unwrap_or("")).ok()?;
@@ -38,6 +39,7 @@ fn explained(entry: audit_db::AuditEntry) -> AuditView {
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn audit(
     store: &Store,
     caller: &Caller,
@@ -49,6 +51,7 @@ pub async fn audit(
 }
 
 /// Up to `filter.limit` events after sequence number `filter.after` that pass it, in commit order.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn events(
     store: &Store,
     caller: &Caller,

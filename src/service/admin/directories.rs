@@ -1,5 +1,6 @@
 //! SCIM directories of the organization and their bearer tokens.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use serde::Serialize;
 
 use super::views::{DirectoryRecord, NewToken, TokenInfo};
@@ -8,6 +9,7 @@ use crate::service::provision::Provision;
 use crate::store::directory as db;
 use crate::store::{Store, StoreError, audit};
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_directories(store: &Store, caller: &Caller) -> AdminResult<Vec<DirectoryRecord>> {
     caller.require(Action::Read)?;
     let directories = store.list_org_directories(caller.scope()).await?;
@@ -24,6 +26,7 @@ pub struct NewDirectory {
 }
 
 /// A new directory with its first token; `public_url` is the service's, for the SCIM base URL.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn create_directory(
     store: &Store,
     caller: &Caller,
@@ -52,6 +55,7 @@ async fn directory(store: &Store, caller: &Caller, id: &str) -> AdminResult<db::
         })
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = directory_id))]
 pub async fn list_directory_tokens(
     store: &Store,
     caller: &Caller,
@@ -66,6 +70,7 @@ pub async fn list_directory_tokens(
 }
 
 /// A new token; the previous one stays valid until revoked.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = directory_id))]
 pub async fn rotate_directory_token(
     store: &Store,
     caller: &Caller,
@@ -79,6 +84,7 @@ pub async fn rotate_directory_token(
         .into())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = directory_id, token_id = token_id))]
 pub async fn revoke_directory_token(
     store: &Store,
     caller: &Caller,
@@ -99,6 +105,7 @@ pub async fn revoke_directory_token(
 /// from its groups removed, sessions revoked, events written) and one another directory still
 /// provisions keeps what that directory gives. Refused (409) when it would deprovision the owner:
 /// transfer ownership first, as for any deprovisioning of the owner.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = directory_id))]
 pub async fn delete_directory(
     store: &Store,
     caller: &Caller,
@@ -124,8 +131,8 @@ pub async fn delete_directory(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "delete",
-        "Directory",
+        AuditOp::Delete,
+        AuditResource::Directory,
         Some(directory_id),
         Some(&format!("{} users recomputed", users.len())),
     )

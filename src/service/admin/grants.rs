@@ -3,11 +3,13 @@
 use super::rules::validate_grant;
 use super::views::GrantRecord;
 use super::{Action, AdminError, AdminResult, Caller};
+use crate::domain::audit::{AuditOp, AuditResource};
 use crate::mapping::Grant;
 use crate::service::provision::{Provision, UserOutcome};
 use crate::store::admin::{self as db, grant_sub_account};
-use crate::store::{Store, audit, new_id, now_micros};
+use crate::store::{Store, audit, new_id};
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
 pub async fn create_grant(
     store: &Store,
     caller: &Caller,
@@ -27,7 +29,7 @@ pub async fn create_grant(
         sub_account_id: grant_sub_account(&grant).map(str::to_string),
         grant,
         granted_by: scope.actor().to_string(),
-        created_at: now_micros(),
+        created_at: store.now(),
     };
     db::insert_grant(&mut tx, scope, &rec).await?;
     let mut prov = Provision::new(scope.org_id(), scope.actor());
@@ -36,8 +38,8 @@ pub async fn create_grant(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "Grant",
+        AuditOp::Create,
+        AuditResource::Grant,
         Some(&rec.id),
         Some(&format!("user {user_id}")),
     )
@@ -46,6 +48,7 @@ pub async fn create_grant(
     Ok((rec.into(), changes))
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), grant_id = grant_id))]
 pub async fn delete_grant(
     store: &Store,
     caller: &Caller,
@@ -62,8 +65,8 @@ pub async fn delete_grant(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "delete",
-        "Grant",
+        AuditOp::Delete,
+        AuditResource::Grant,
         Some(grant_id),
         Some(&format!("user {}", rec.user_id)),
     )
@@ -74,6 +77,7 @@ pub async fn delete_grant(
 
 /// A user's grants made by hand that the caller may see: all of them, or a sub-account admin's
 /// in their sub-account.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
 pub async fn list_grants(
     store: &Store,
     caller: &Caller,

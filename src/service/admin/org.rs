@@ -1,5 +1,6 @@
 //! The organization: its settings, its creation with an owner, and ownership.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use serde::{Deserialize, Serialize};
 
 use super::views::OrgDetails;
@@ -10,10 +11,11 @@ use crate::service::provision::{Provision, UserOutcome};
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::{self as db};
 use crate::store::platform as platform_db;
-use crate::store::{Store, audit, now_micros};
+use crate::store::{Store, audit};
 
 /// The organization as the caller may see it: the billing and sub-account roles see its name and
 /// seats, not who owns it or the default role.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn org_details(store: &Store, caller: &Caller) -> AdminResult<OrgDetails> {
     caller.require(Action::ReadSeats)?;
     let mut org = OrgDetails::from(store.org_details(caller.scope()).await?);
@@ -30,6 +32,7 @@ pub struct Seats {
     pub limit: Option<i64>,
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn seats(store: &Store, caller: &Caller) -> AdminResult<Seats> {
     caller.require(Action::ReadSeats)?;
     let org = store.org_details(caller.scope()).await?;
@@ -93,8 +96,8 @@ async fn updated(tx: &mut crate::store::Tx, scope: &db::OrgScope, detail: &str) 
     audit::record_as(
         tx,
         &scope.audit(),
-        "update",
-        "Organization",
+        AuditOp::Update,
+        AuditResource::Organization,
         Some(scope.org_id()),
         Some(detail),
     )
@@ -102,6 +105,7 @@ async fn updated(tx: &mut crate::store::Tx, scope: &db::OrgScope, detail: &str) 
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn update_org(store: &Store, caller: &Caller, patch: &OrgPatch) -> AdminResult<Changes> {
     if patch.seat_limit.is_some() {
         caller.require(Action::ManageSeats)?;
@@ -162,6 +166,7 @@ async fn default_role_reach(
 
 /// Who would gain and lose what if the default role became `role`, computed as [`update_org`]
 /// makes the change, in a read-only snapshot that locks nothing (a read, like a rule's preview).
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn preview_default_role(
     store: &Store,
     caller: &Caller,
@@ -242,6 +247,7 @@ pub fn check_external_key(key: &str) -> AdminResult<()> {
 /// every userName is), which links and activates them. One transaction: the organization never
 /// exists without the owner, key and seat limit it was created with. The operator's CLI and the
 /// platform API call this.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn create_org(store: &Store, new: &NewOrg, actor: &str) -> AdminResult<CreatedOrg> {
     let owner_email = match new.owner_email.as_deref().map(str::trim) {
         None => None,
@@ -268,7 +274,7 @@ pub async fn create_org(store: &Store, new: &NewOrg, actor: &str) -> AdminResult
     let mut owner_user_id = None;
     if let Some(email) = owner_email {
         let (user_id, _) =
-            access_db::link_org_user(&mut tx, &org.id, email, None, now_micros()).await?;
+            access_db::link_org_user(&mut tx, &org.id, email, None, store.now()).await?;
         db::set_owner(&mut tx, &scope, &user_id).await?;
         let mut prov = Provision::new(&org.id, actor);
         prov.touch([user_id.clone()]);
@@ -293,8 +299,8 @@ pub async fn create_org(store: &Store, new: &NewOrg, actor: &str) -> AdminResult
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "Organization",
+        AuditOp::Create,
+        AuditResource::Organization,
         Some(&org.id),
         Some(&detail),
     )
@@ -320,6 +326,7 @@ fn is_email(s: &str) -> bool {
 }
 
 /// Makes `user_id` the owner. The previous owner keeps every other access they have.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
 pub async fn transfer_owner(store: &Store, caller: &Caller, user_id: &str) -> AdminResult<Changes> {
     caller.require(Action::TransferOwner)?;
     let scope = caller.scope();
@@ -348,8 +355,8 @@ pub async fn transfer_owner(store: &Store, caller: &Caller, user_id: &str) -> Ad
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "transfer_owner",
-        "Organization",
+        AuditOp::TransferOwner,
+        AuditResource::Organization,
         Some(scope.org_id()),
         Some(&format!("{previous:?} -> {user_id}")),
     )

@@ -8,6 +8,7 @@ use crate::store::Store;
 use crate::store::admin::UserQuery;
 
 /// One page of groups after the id `after`.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_groups(
     store: &Store,
     caller: &Caller,
@@ -26,6 +27,7 @@ pub struct GroupDetails {
     pub member_count: i64,
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), group_id = id))]
 pub async fn get_group(store: &Store, caller: &Caller, id: &str) -> AdminResult<GroupDetails> {
     caller.require(Action::Read)?;
     let (group, member_count) = store.get_org_group(caller.scope(), id).await?;
@@ -54,6 +56,7 @@ pub(super) fn search_text(q: Option<&str>) -> AdminResult<Option<String>> {
 /// One page of the users that match `filter`, after the id `after`. A search (`filter.search`)
 /// finds a part of the userName, display name or any email, ASCII letters without case, as every
 /// name of the product compares; blank, it finds everyone.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_users(
     store: &Store,
     caller: &Caller,
@@ -82,6 +85,7 @@ pub struct UserDetail {
     pub claims: Vec<String>,
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = id))]
 pub async fn get_user(store: &Store, caller: &Caller, id: &str) -> AdminResult<UserDetail> {
     caller.require(Action::Read)?;
     let scope = caller.scope();
@@ -96,6 +100,7 @@ pub async fn get_user(store: &Store, caller: &Caller, id: &str) -> AdminResult<U
 }
 
 /// The SCIM users that make up a person, one per directory that provisioned them.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
 pub async fn user_scim_users(
     store: &Store,
     caller: &Caller,
@@ -117,6 +122,7 @@ pub struct SessionsRevoked {
 
 /// Signs a person out everywhere: every session not yet revoked, with the access tokens and
 /// codes issued from them, stops working at the next request. Audited, even when there was none.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
 pub async fn revoke_user_sessions(
     store: &Store,
     caller: &Caller,
@@ -130,6 +136,7 @@ pub async fn revoke_user_sessions(
     })
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
 pub async fn list_sessions(
     store: &Store,
     caller: &Caller,

@@ -40,6 +40,7 @@ pub enum GroupChoice {
 
 /// Up to `limit` of each source whose name contains `q` (every group when `q` is blank): SCIM
 /// groups by display name or externalId, then claim values seen at sign-in.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn search_rule_groups(
     store: &Store,
     caller: &Caller,
@@ -127,6 +128,7 @@ pub struct RuleReach {
     pub next: Option<String>,
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), rule_id = rule_id))]
 pub async fn rule_reach(
     store: &Store,
     caller: &Caller,
@@ -175,6 +177,7 @@ pub struct RuleWithReach {
 }
 
 /// Every rule of the organization with its reach, counted in one snapshot.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_rules_with_reach(
     store: &Store,
     caller: &Caller,

@@ -1,5 +1,6 @@
 //! Mapping rules: changes and their preview, each recomputing the users it can affect.
 
+use crate::domain::audit::{AuditOp, AuditResource};
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,7 @@ use crate::mapping::{Grant, GroupMatcher, MappingRule};
 use crate::service::provision::{Provision, UserOutcome};
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::{self as db, OrgScope, grant_sub_account};
-use crate::store::{Store, Tx, audit, new_id, now_micros};
+use crate::store::{Store, Tx, audit, new_id};
 
 // ---- validation --------------------------------------------------------------------------------
 
@@ -138,8 +139,8 @@ pub(super) async fn delete_rules_bound_to(
         audit::record_as(
             tx,
             &scope.audit(),
-            "delete",
-            "MappingRule",
+            AuditOp::Delete,
+            AuditResource::MappingRule,
             Some(id),
             Some(&what),
         )
@@ -254,6 +255,7 @@ async fn rule_change(
     change: &RuleChange,
     mode: Mode,
 ) -> AdminResult<RuleChangeResult> {
+    let now = tx.now();
     let lock = match mode {
         Mode::Apply => OrgLock::Exclusive,
         Mode::Preview => OrgLock::None,
@@ -261,7 +263,7 @@ async fn rule_change(
     let apply = mode == Mode::Apply;
     let mut org = access_db::load_org(tx, scope.org_id(), lock).await?;
     let mut affected: BTreeSet<String> = BTreeSet::new();
-    let t = now_micros();
+    let t = now;
     let (rule, op) = match change {
         RuleChange::Create { rule } => {
             validate_matcher(tx, scope, &rule.matcher).await?;
@@ -287,7 +289,7 @@ async fn rule_change(
                 grant: rec.grant.clone(),
                 source: rec.source.clone(),
             });
-            (Some(rec), "create")
+            (Some(rec), AuditOp::Create)
         }
         RuleChange::Update { id, rule } => {
             let old = db::get_rule_tx(tx, scope, id).await?;
@@ -312,7 +314,7 @@ async fn rule_change(
                 r.grant = rec.grant.clone();
                 r.source = rec.source.clone();
             }
-            (Some(rec), "update")
+            (Some(rec), AuditOp::Update)
         }
         RuleChange::Delete { id } => {
             let old = db::get_rule_tx(tx, scope, id).await?;
@@ -321,7 +323,7 @@ async fn rule_change(
             }
             affected.extend(access_db::org_users_matching(tx, scope.org_id(), &old.matcher).await?);
             org.rules.retain(|r| r.id != *id);
-            (None, "delete")
+            (None, AuditOp::Delete)
         }
     };
     let rule_id = match change {
@@ -342,7 +344,7 @@ async fn rule_change(
         tx,
         &scope.audit(),
         op,
-        "MappingRule",
+        AuditResource::MappingRule,
         Some(&rule_id),
         Some(&format!("{} users' access changed", changes.len())),
     )
@@ -354,6 +356,7 @@ async fn rule_change(
 }
 
 /// Applies a rule change and recomputes the users it can affect, in one transaction.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn change_rule(
     store: &Store,
     caller: &Caller,
@@ -369,6 +372,7 @@ pub async fn change_rule(
 /// What a rule change would do, computed by the same code as [`change_rule`] in a read-only
 /// snapshot, so applying the change right after produces exactly this. A preview is a read
 /// (viewers run them): it takes neither the organization's lock nor SQLite's one writer.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn preview_rule(
     store: &Store,
     caller: &Caller,
@@ -381,12 +385,14 @@ pub async fn preview_rule(
     result
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_rules(store: &Store, caller: &Caller) -> AdminResult<Vec<RuleRecord>> {
     caller.require(Action::Read)?;
     let rules = store.list_rules(caller.scope()).await?;
     Ok(rules.into_iter().map(Into::into).collect())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), rule_id = id))]
 pub async fn get_rule(store: &Store, caller: &Caller, id: &str) -> AdminResult<RuleRecord> {
     caller.require(Action::Read)?;
     Ok(store.get_rule(caller.scope(), id).await?.into())

@@ -8,17 +8,20 @@ use crate::service::sso::{check_name, invalid};
 use crate::store::Store;
 use crate::store::sso::Connection;
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_connections(store: &Store, caller: &Caller) -> AdminResult<Vec<Connection>> {
     caller.require(Action::Read)?;
     Ok(store.list_connections(caller.scope()).await?)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), connection_id = id))]
 pub async fn get_connection(store: &Store, caller: &Caller, id: &str) -> AdminResult<Connection> {
     caller.require(Action::Read)?;
     Ok(store.get_connection(caller.scope(), id).await?)
 }
 
 /// Only the owner deletes the connection the owner signs in through.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), connection_id = id))]
 pub async fn delete_connection(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     if store
@@ -42,6 +45,7 @@ pub async fn delete_connection(store: &Store, caller: &Caller, id: &str) -> Admi
 }
 
 /// Claims a domain, unverified: it routes nobody until its TXT record is checked.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), domain = domain, connection_id = connection_id))]
 pub async fn add_domain(
     store: &Store,
     caller: &Caller,
@@ -55,12 +59,14 @@ pub async fn add_domain(
         .into())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_domains(store: &Store, caller: &Caller) -> AdminResult<Vec<Domain>> {
     caller.require(Action::Read)?;
     let domains = store.list_domains(caller.scope()).await?;
     Ok(domains.into_iter().map(Into::into).collect())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), domain = domain))]
 pub async fn delete_domain(store: &Store, caller: &Caller, domain: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     Ok(store.delete_domain(caller.scope(), domain).await?)
@@ -90,6 +96,7 @@ pub fn check_redirect_uris(uris: &[String]) -> Result<(), AdminError> {
 }
 
 /// Registers an OpenID client of the organization; returns it and its secret, shown once.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn create_client(
     store: &Store,
     caller: &Caller,
@@ -105,6 +112,7 @@ pub async fn create_client(
     Ok((client.into(), secret))
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_clients(store: &Store, caller: &Caller) -> AdminResult<Vec<Client>> {
     caller.require(Action::Read)?;
     let clients = store.list_clients(Some(caller.scope())).await?;
@@ -112,12 +120,14 @@ pub async fn list_clients(store: &Store, caller: &Caller) -> AdminResult<Vec<Cli
 }
 
 /// Revokes a client and every access token it holds.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), client_id = id))]
 pub async fn revoke_client(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     Ok(store.revoke_client(Some(caller.scope()), id).await?)
 }
 
 /// Signs a session out: its cookie and the access tokens issued from it stop working.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), session_id = id))]
 pub async fn revoke_session(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     Ok(store.revoke_session(caller.scope(), id).await?)

@@ -2,10 +2,12 @@
 
 use super::views::{Project, SubAccount};
 use super::{Action, AdminError, AdminResult, Caller};
+use crate::domain::audit::{AuditOp, AuditResource};
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::{self as db};
 use crate::store::{Store, audit};
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn create_sub_account(
     store: &Store,
     caller: &Caller,
@@ -18,8 +20,8 @@ pub async fn create_sub_account(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "SubAccount",
+        AuditOp::Create,
+        AuditResource::SubAccount,
         Some(&sa.id),
         Some(&sa.name),
     )
@@ -30,6 +32,7 @@ pub async fn create_sub_account(
 
 /// Refused while a rule or a grant made by hand names the sub-account: deleting it would silently
 /// change what those mean.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = id))]
 pub async fn delete_sub_account(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     let scope = caller.scope();
@@ -47,8 +50,8 @@ pub async fn delete_sub_account(store: &Store, caller: &Caller, id: &str) -> Adm
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "delete",
-        "SubAccount",
+        AuditOp::Delete,
+        AuditResource::SubAccount,
         Some(id),
         None,
     )
@@ -58,6 +61,7 @@ pub async fn delete_sub_account(store: &Store, caller: &Caller, id: &str) -> Adm
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = sub_account_id))]
 pub async fn create_project(
     store: &Store,
     caller: &Caller,
@@ -76,8 +80,8 @@ pub async fn create_project(
     audit::record_as(
         &mut tx,
         &scope.audit(),
-        "create",
-        "Project",
+        AuditOp::Create,
+        AuditResource::Project,
         Some(&p.id),
         Some(&p.name),
     )
@@ -86,6 +90,7 @@ pub async fn create_project(
     Ok(p.into())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = sub_account_id, project_id = id))]
 pub async fn delete_project(
     store: &Store,
     caller: &Caller,
@@ -105,13 +110,22 @@ pub async fn delete_project(
     if !db::delete_project(&mut tx, scope, sub_account_id, id).await? {
         return Err(AdminError::NotFound(format!("no project {id:?}")));
     }
-    audit::record_as(&mut tx, &scope.audit(), "delete", "Project", Some(id), None).await?;
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::Delete,
+        AuditResource::Project,
+        Some(id),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// The sub-accounts the caller may read: all of them, or a sub-account admin's own. A caller that
 /// may read none is refused.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_sub_accounts(store: &Store, caller: &Caller) -> AdminResult<Vec<SubAccount>> {
     let mut items = store.list_sub_accounts(caller.scope()).await?;
     if caller.require(Action::Read).is_err() {
@@ -123,11 +137,13 @@ pub async fn list_sub_accounts(store: &Store, caller: &Caller) -> AdminResult<Ve
     Ok(items.into_iter().map(Into::into).collect())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = id))]
 pub async fn get_sub_account(store: &Store, caller: &Caller, id: &str) -> AdminResult<SubAccount> {
     caller.require(Action::ReadSubAccount(id))?;
     Ok(store.get_sub_account(caller.scope(), id).await?.into())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = sub_account_id))]
 pub async fn list_projects(
     store: &Store,
     caller: &Caller,

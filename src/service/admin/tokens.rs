@@ -47,6 +47,7 @@ pub struct AdminTokenCreated {
 
 /// Mints an admin token of the caller's organization: the operator (CLI) and a platform token
 /// only, never another admin token, so no admin can give themselves a wider role.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn mint_admin_token(
     store: &Store,
     caller: &Caller,
@@ -94,6 +95,7 @@ fn token_visible(caller: &Caller, role: &str) -> bool {
 }
 
 /// The organization's admin tokens the caller may see: never a secret or a hash.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_admin_tokens(store: &Store, caller: &Caller) -> AdminResult<Vec<AdminTokenInfo>> {
     caller.require(Action::Manage)?;
     let mut items = store.list_admin_tokens(caller.scope()).await?;
@@ -102,6 +104,7 @@ pub async fn list_admin_tokens(store: &Store, caller: &Caller) -> AdminResult<Ve
 }
 
 /// Revokes a token; the next request that presents it is refused.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), token_id = id))]
 pub async fn revoke_admin_token(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     let tokens = store.list_admin_tokens(caller.scope()).await?;

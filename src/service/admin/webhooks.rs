@@ -7,6 +7,7 @@ use super::{Action, AdminError, AdminResult, Caller};
 use crate::net::Outbound;
 use crate::store::Store;
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_webhooks(store: &Store, caller: &Caller) -> AdminResult<Vec<WebhookInfo>> {
     caller.require(Action::Read)?;
     let hooks = store.list_webhooks(caller.scope()).await?;
@@ -22,6 +23,7 @@ pub struct WebhookCreated {
 
 /// Registers a webhook. Its URL is resolved now under the outbound policy, so a destination that
 /// delivery would refuse is refused at once.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn create_webhook(
     store: &Store,
     caller: &Caller,
@@ -40,6 +42,7 @@ pub async fn create_webhook(
     })
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), webhook_id = id))]
 pub async fn delete_webhook(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
     Ok(store.delete_webhook(caller.scope(), id).await?)
