@@ -308,6 +308,7 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
+            let tokens: Vec<svc::AdminTokenInfo> = tokens.into_iter().map(Into::into).collect();
             print(
                 json,
                 json!({"org_id": org.id, "items": tokens, "next": null}),
@@ -502,6 +503,7 @@ pub async fn sub_account(store: &Store, cmd: SubAccountCommand) -> anyhow::Resul
                 .map(|s| format!("{} {}", s.id, s.name))
                 .collect::<Vec<_>>()
                 .join("\n");
+            let items: Vec<svc::SubAccount> = items.into_iter().map(Into::into).collect();
             print(json, json!({"items": items}), human);
         }
     }
@@ -557,6 +559,7 @@ pub async fn mapping(store: &Store, cmd: MappingCommand) -> anyhow::Result<()> {
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
+            let items: Vec<svc::RuleRecord> = items.into_iter().map(Into::into).collect();
             print(json, json!({"items": items}), human);
         }
         MappingCommand::Delete { org, id, json } => {
@@ -692,6 +695,7 @@ pub async fn directory(
                     })
                     .collect::<Vec<_>>()
                     .join("\n");
+                let tokens: Vec<svc::TokenInfo> = tokens.into_iter().map(Into::into).collect();
                 print(
                     json,
                     json!({"directory_id": directory, "tokens": tokens}),
@@ -813,7 +817,7 @@ fn connection_text(done: &str, view: &crate::service::sso::ConnectionView) -> St
 }
 
 pub async fn domain(store: &Store, global: &Global, cmd: DomainCommand) -> anyhow::Result<()> {
-    let human = |d: &crate::store::sso::Domain| {
+    let human = |d: &svc::Domain| {
         if d.verified {
             format!("{} (verified)", d.domain)
         } else {
@@ -832,9 +836,10 @@ pub async fn domain(store: &Store, global: &Global, cmd: DomainCommand) -> anyho
             json,
         } => {
             let caller = operator(store, &org).await?;
-            let d = store
+            let d: svc::Domain = store
                 .add_domain(caller.scope(), &domain, connection.as_deref(), verified)
-                .await?;
+                .await?
+                .into();
             print(json, json!(d), format!("added domain {}", human(&d)));
         }
         DomainCommand::Verify { org, domain, json } => {
@@ -866,6 +871,7 @@ pub async fn domain(store: &Store, global: &Global, cmd: DomainCommand) -> anyho
         DomainCommand::List { org, json } => {
             let caller = operator(store, &org).await?;
             let items = store.list_domains(caller.scope()).await?;
+            let items: Vec<svc::Domain> = items.into_iter().map(Into::into).collect();
             let text = items.iter().map(human).collect::<Vec<_>>().join("\n");
             print(json, json!({ "items": items }), text);
         }
@@ -893,6 +899,7 @@ pub async fn client(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
             let (client, secret) = store
                 .create_client(scope.as_ref(), name.trim(), &redirect_uris)
                 .await?;
+            let client = svc::Client::from(client);
             print(
                 json,
                 json!({ "client": client, "client_secret": secret }),
@@ -905,6 +912,7 @@ pub async fn client(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::List { org, json } => {
             let scope = scope(store, org.as_deref()).await?;
             let items = store.list_clients(scope.as_ref()).await?;
+            let items: Vec<svc::Client> = items.into_iter().map(Into::into).collect();
             let human = items
                 .iter()
                 .map(|c| format!("{} {} {}", c.id, c.name, c.redirect_uris.join(" ")))

@@ -15,6 +15,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::net::{Outbound, OutboundError};
+use crate::service::admin::EventRecord;
 use crate::store::admin::WebhookJob;
 use crate::store::{Store, micros};
 
@@ -51,8 +52,10 @@ pub fn backoff(attempts: i64) -> Duration {
 async fn deliver(store: &Store, http: &Outbound, job: &WebhookJob) -> bool {
     // The claimed webhook is the organization's own: its events are what it was registered for.
     let scope = crate::store::admin::OrgScope::for_org(&job.org_id, "webhook");
-    let events = match store.events_after(&scope, job.delivered_seq, BATCH).await {
-        Ok(e) => e,
+    // Each event is sent as the admin API shows it.
+    let events: Vec<EventRecord> = match store.events_after(&scope, job.delivered_seq, BATCH).await
+    {
+        Ok(e) => e.into_iter().map(Into::into).collect(),
         Err(e) => {
             tracing::error!(error = %e, "webhook: cannot read events");
             return false;

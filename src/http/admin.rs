@@ -16,16 +16,14 @@ use crate::app::AppState;
 use crate::domain::access::EventType;
 use crate::mapping::Grant;
 use crate::service::admin::{
-    self as svc, AccessView, AdminError, AuditView, Caller, Changes, GroupChoice, GroupDetails,
-    NewDirectory, OrgPatch, RuleChange, RuleChangeResult, RuleInput, RuleReach, RuleWithReach,
-    Seats, SessionsRevoked, UserDetail, WebhookCreated,
+    self as svc, AccessView, AdminError, AdminTokenInfo, AuditView, Caller, Changes,
+    DirectoryRecord, EventRecord, GrantRecord, GroupChoice, GroupDetails, LinkedScimUser,
+    NewDirectory, NewToken, OrgDetails, OrgGroup, OrgPatch, OrgUser, Project, RuleChange,
+    RuleChangeResult, RuleInput, RuleReach, RuleRecord, RuleWithReach, Seats, SessionInfo,
+    SessionsRevoked, SubAccount, TokenInfo, UserDetail, WebhookCreated, WebhookInfo,
 };
-use crate::store::access::{EventFilter, EventRecord};
-use crate::store::admin::{
-    AdminTokenInfo, AuditFilter, GrantRecord, LinkedScimUser, OrgDetails, OrgGroup, OrgUser,
-    Project, RuleRecord, SessionInfo, SubAccount, UserQuery, WebhookInfo,
-};
-use crate::store::directory::{DirectoryRecord, NewToken, TokenInfo};
+use crate::store::access::EventFilter;
+use crate::store::admin::{AuditFilter, UserQuery};
 
 pub(super) type ApiResult<T> = Result<T, AdminError>;
 

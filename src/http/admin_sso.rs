@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::admin::{ApiJson, ApiResult, Items, OrgCaller};
 use super::error::Problem;
 use crate::app::AppState;
-use crate::service::admin::{self, Caller};
+use crate::service::admin::{self, Caller, Client, Domain};
 use crate::service::sso::{self, ConnectionInput, ConnectionPatch, ConnectionView};
-use crate::store::sso::{Client, Connection, Domain};
+use crate::store::sso::Connection;
 
 fn view(state: &AppState, connection: Connection) -> ConnectionView {
     sso::connection_view(&state.public_url, connection)

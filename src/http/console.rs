@@ -693,7 +693,7 @@ async fn wizard_page(
     if conn.kind == crate::domain::access::ConnectionKind::Oidc {
         return Ok(oidc::wizard(s, console, &conn, idp_key));
     }
-    let view = sso_svc::connection_view(&s.public_url, conn);
+    let view = sso_svc::connection_view(&s.public_url, conn.clone());
     let idp = idp(idp_key);
     let value = |which: &str| -> String {
         let key = match which {
@@ -764,7 +764,7 @@ async fn wizard_page(
                     }
                 }
             }
-            (who_signs_in::step(console, &view.connection, idp.key))
+            (who_signs_in::step(console, &conn, idp.key))
             li #test {
                 h2 { "Test the sign-in" }
                 @if complete {

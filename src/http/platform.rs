@@ -17,11 +17,10 @@ use super::admin::{ApiJson, ApiQuery, ApiResult, OrgCaller, Page, page};
 use super::error::{Problem, problem, unauthorized};
 use crate::app::AppState;
 use crate::service::admin::{
-    self as svc, AdminTokenCreated, AdminTokenInput, Caller, DirectoryDeleted, NewOrg,
+    self as svc, AdminTokenCreated, AdminTokenInput, Caller, DirectoryDeleted, NewOrg, OrgDetails,
 };
 use crate::service::console::{self as console_svc, PortalLink, PortalLinkInput};
 use crate::service::platform::{self as platform_svc, Platform};
-use crate::store::admin::OrgDetails;
 
 const UNAUTHORIZED: &str = "a valid platform token is required (Authorization: Bearer idbp_...)";
 

@@ -11,14 +11,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::access::OrgRole;
-use crate::service::admin::{self, Action, AdminError, AdminResult, Caller};
+use crate::service::admin::{
+    self, Action, AdminError, AdminResult, Caller, DirectoryRecord, TokenInfo,
+};
 use crate::service::sign_in;
 use crate::sso::identity::GroupClaim;
 use crate::store::Store;
 use crate::store::admin::OrgScope;
 use crate::store::audit::{self, Actor};
 use crate::store::console::{self as db, ConsoleSessionRow, ScimFailure};
-use crate::store::directory::{DirectoryRecord, TokenInfo};
 
 /// How long a portal link can be opened: enough to follow it from the SaaS's page, too short to
 /// be worth forwarding or leaking.

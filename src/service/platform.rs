@@ -5,10 +5,12 @@
 //! which the CLI calls too; a platform token reaches them as [`Caller::platform`].
 
 use crate::domain::audit::{AuditOp, AuditResource};
-use crate::service::admin::{Action, AdminError, AdminResult, Caller};
+use crate::service::admin::{
+    Action, AdminError, AdminResult, Caller, OrgDetails, PlatformTokenInfo,
+};
 use crate::store::access::{self as access_db, OrgLock};
-use crate::store::admin::{OrgDetails, OrgScope};
-use crate::store::platform::{self as db, PlatformPrincipal, PlatformTokenInfo};
+use crate::store::admin::OrgScope;
+use crate::store::platform::{self as db, PlatformPrincipal};
 use crate::store::{NewToken, Store, StoreError, audit};
 
 /// An authenticated platform token: only [`authenticate`] makes one, so every operation that
@@ -59,7 +61,8 @@ pub async fn list_orgs(
     limit: i64,
     external_key: Option<&str>,
 ) -> AdminResult<Vec<OrgDetails>> {
-    Ok(store.list_orgs(after, limit, external_key).await?)
+    let orgs = store.list_orgs(after, limit, external_key).await?;
+    Ok(orgs.into_iter().map(Into::into).collect())
 }
 
 /// Deletes the organization and everything it owns (see [`db::delete_org`]): its admin, SCIM and
@@ -121,7 +124,8 @@ pub async fn create_platform_token(
 /// Every platform token, never a secret or a hash.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list_platform_tokens(store: &Store) -> AdminResult<Vec<PlatformTokenInfo>> {
-    Ok(store.list_platform_tokens().await?)
+    let tokens = store.list_platform_tokens().await?;
+    Ok(tokens.into_iter().map(Into::into).collect())
 }
 
 /// Revokes a platform token: it is refused from the next request on.

@@ -8,12 +8,12 @@ use serde_json::Value;
 
 use crate::domain::access::ConnectionKind;
 use crate::net::Outbound;
-use crate::service::admin::{Action, AdminError, AdminResult, Caller};
+use crate::service::admin::{self as views, Action, AdminError, AdminResult, Caller, Domain};
 use crate::sso::connection::{
     MAX_METADATA_BYTES, OidcSettings, SamlSettings, Settings, SettingsError, parse_idp_metadata,
 };
+use crate::store::sso::Connection;
 use crate::store::sso::ConnectionWrite;
-use crate::store::sso::{self as db, Connection};
 use crate::store::{Store, StoreError};
 
 // ---- connections, as the admin API and the CLI write them ----------------------------------------
@@ -264,7 +264,7 @@ async fn check_settings(
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ConnectionView {
     #[serde(flatten)]
-    pub connection: Connection,
+    pub connection: views::Connection,
     /// `complete`, or `incomplete` until the IdP's details in `missing` are given.
     pub status: &'static str,
     pub missing: Vec<&'static str>,
@@ -296,7 +296,7 @@ pub fn connection_view(public_url: &str, connection: Connection) -> ConnectionVi
         },
         missing,
         endpoints,
-        connection,
+        connection: connection.into(),
     }
 }
 
@@ -317,11 +317,11 @@ pub async fn verify_domain(
     dns: &crate::sso::dns::Dns,
     caller: &Caller,
     domain: &str,
-) -> AdminResult<db::Domain> {
+) -> AdminResult<Domain> {
     caller.require(Action::Manage)?;
     let claim = store.domain(caller.scope(), domain).await?;
     if claim.verified {
-        return Ok(claim);
+        return Ok(claim.into());
     }
     let record = &claim.verification;
     let found = dns.txt(&record.name).await.map_err(|e| {
@@ -342,7 +342,8 @@ pub async fn verify_domain(
     }
     Ok(store
         .mark_domain_verified(caller.scope(), &claim.domain)
-        .await?)
+        .await?
+        .into())
 }
 
 /// Sends a domain's users to another connection of the organization (`None`: the organization's
@@ -355,7 +356,7 @@ pub async fn move_domain(
     caller: &Caller,
     domain: &str,
     connection_id: Option<&str>,
-) -> AdminResult<db::Domain> {
+) -> AdminResult<Domain> {
     caller.require(Action::Manage)?;
     // The claim first: an unknown domain is a 404 whatever the connection.
     store.domain(caller.scope(), domain).await?;
@@ -379,7 +380,8 @@ pub async fn move_domain(
     }
     Ok(store
         .set_domain_connection(caller.scope(), domain, connection_id)
-        .await?)
+        .await?
+        .into())
 }
 
 /// Creates a connection from the admin's settings, checked as a sign-in will use them.

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, FromRow, Row};
 
 use super::sql::{Bind, CHUNK, ROWS_CHUNK, SqlBuilder, bind_all, push_id_set, push_list};
 use super::{Backend, StoreError, StoreResult, Tx, on_read, on_tx};
@@ -59,6 +59,23 @@ pub fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
+/// What [`load_org`] reads of the organization row.
+#[derive(FromRow)]
+struct OrgRow {
+    owner_user_id: Option<String>,
+    default_role: Option<String>,
+    seat_limit: Option<i64>,
+}
+
+/// A mapping rule as stored, its JSON columns still text.
+#[derive(FromRow)]
+struct RuleRow {
+    id: String,
+    matcher: String,
+    grant_json: String,
+    source: String,
+}
+
 /// Locks the organization row as `lock` says and reads its owner, settings and rules.
 ///
 /// Two statements on purpose: on PostgreSQL (READ COMMITTED) the rules must be read by a statement
@@ -69,9 +86,13 @@ pub async fn load_org(tx: &mut Tx, org_id: &str, lock: OrgLock) -> StoreResult<O
         "SELECT owner_user_id, default_role, seat_limit FROM organizations WHERE id = $1{}",
         lock_suffix(tx, lock)
     );
-    let row = on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(org_id).fetch_optional(&mut *c).await?
-        .map(|r| (r.get::<Option<String>, _>(0), r.get::<Option<String>, _>(1), r.get::<Option<i64>, _>(2))));
-    let (owner_user_id, default_role, seat_limit) = row.ok_or(StoreError::NotFound)?;
+    let row = on_tx!(tx, c => sqlx::query_as::<_, OrgRow>(AssertSqlSafe(sql)).bind(org_id)
+        .fetch_optional(&mut *c).await?);
+    let OrgRow {
+        owner_user_id,
+        default_role,
+        seat_limit,
+    } = row.ok_or(StoreError::NotFound)?;
     let default_role = match default_role {
         Some(r) => Some(
             r.parse::<SubAccountRole>()
@@ -79,17 +100,16 @@ pub async fn load_org(tx: &mut Tx, org_id: &str, lock: OrgLock) -> StoreResult<O
         ),
         None => None,
     };
-    let rows: Vec<(String, String, String, String)> = on_tx!(tx, c => sqlx::query(
+    let rows = on_tx!(tx, c => sqlx::query_as::<_, RuleRow>(
         "SELECT id, matcher, grant_json, source FROM mapping_rules WHERE org_id = $1 ORDER BY id")
-        .bind(org_id).fetch_all(&mut *c).await?
-        .into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect());
+        .bind(org_id).fetch_all(&mut *c).await?);
     let mut rules = Vec::with_capacity(rows.len());
-    for (id, matcher, grant, source) in rows {
+    for r in rows {
         rules.push(MappingRule {
-            id,
-            matcher: parse_json(&matcher, "matcher")?,
-            grant: parse_json(&grant, "grant")?,
-            source: parse_json(&source, "source")?,
+            id: r.id,
+            matcher: parse_json(&r.matcher, "matcher")?,
+            grant: parse_json(&r.grant_json, "grant")?,
+            source: parse_json(&r.source, "source")?,
         });
     }
     Ok(OrgAccess {
@@ -317,7 +337,7 @@ pub async fn all_org_users(tx: &mut Tx, org_id: &str) -> StoreResult<Vec<String>
 }
 
 /// An organization user as the recomputation sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct OrgUserRow {
     pub id: String,
     pub user_name: String,
@@ -369,12 +389,7 @@ async fn org_users(
     b.push(" ORDER BY id").push(lock);
     Ok(
         on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-        .fetch_all(&mut *c).await?.into_iter().map(|r| OrgUserRow {
-            id: r.get(0),
-            user_name: r.get(1),
-            active: r.get(2),
-            access: r.get(3),
-        }).collect()),
+        .try_map(|r| OrgUserRow::from_row(&r)).fetch_all(&mut *c).await?),
     )
 }
 
@@ -394,6 +409,18 @@ pub struct UserFacts {
     /// The connection whose sign-in brought `claims`.
     pub claims_from: Option<String>,
     pub manual: Vec<ManualGrant>,
+}
+
+/// One row of [`user_facts`]: what `a`, `b`, `c`, `n` and `source` hold depends on `kind`.
+#[derive(FromRow)]
+struct FactRow {
+    kind: i32,
+    org_user_id: String,
+    a: String,
+    b: Option<String>,
+    c: Option<String>,
+    n: i64,
+    source: Option<String>,
 }
 
 /// Reads the facts of many users in one statement: their SCIM faces, groups, claims and grants
@@ -433,19 +460,18 @@ pub async fn user_facts(tx: &mut Tx, ids: &[String]) -> StoreResult<HashMap<Stri
         push_id_set(&mut b, backend, ids);
         // Grants in id order, as they were made; the rest in any order.
         b.push(" ORDER BY 1, 3");
-        type Row = (
-            i32,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            i64,
-            Option<String>,
-        );
-        let rows: Vec<Row> = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-            .fetch_all(&mut *c).await?.into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))).collect());
-        for (kind, user, a, b, c, n, source) in rows {
+        let rows = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .try_map(|r| FactRow::from_row(&r)).fetch_all(&mut *c).await?);
+        for FactRow {
+            kind,
+            org_user_id: user,
+            a,
+            b,
+            c,
+            n,
+            source,
+        } in rows
+        {
             let f = facts.entry(user).or_default();
             match kind {
                 1 => {
@@ -604,17 +630,26 @@ pub async fn append_events(
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct EventRecord {
     pub seq: i64,
     pub id: String,
-    #[serde(rename = "type")]
     pub ty: String,
     pub user_id: Option<String>,
     pub data: Value,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub at: i64,
+}
+
+/// A row of `events` as stored, its data still JSON text.
+#[derive(FromRow)]
+struct EventRow {
+    seq: i64,
+    id: String,
+    #[sqlx(rename = "type")]
+    ty: String,
+    user_id: Option<String>,
+    data: String,
+    at: i64,
 }
 
 /// Which events to return, after `after` in order; every other field narrows.
@@ -655,7 +690,7 @@ impl super::Store {
         f: &EventFilter,
     ) -> StoreResult<Vec<EventRecord>> {
         let mut b = SqlBuilder::new(
-            "SELECT seq, id, type, org_user_id, data, at FROM events WHERE org_id = ",
+            "SELECT seq, id, type, org_user_id AS user_id, data, at FROM events WHERE org_id = ",
         );
         b.bind_text(scope.org_id())
             .push(" AND seq > ")
@@ -673,18 +708,17 @@ impl super::Store {
             b.push(" AND at < ").bind(Bind::Int(t));
         }
         b.seq_page(f.before, f.newest_first, f.limit);
-        let rows: Vec<(i64, String, String, Option<String>, String, i64)> = on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-            .fetch_all(c).await?
-            .into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect());
+        let rows = on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+            .try_map(|r| EventRow::from_row(&r)).fetch_all(c).await?);
         rows.into_iter()
-            .map(|(seq, id, ty, user_id, data, at)| {
+            .map(|r| {
                 Ok(EventRecord {
-                    seq,
-                    id,
-                    ty,
-                    user_id,
-                    data: parse_json(&data, "event")?,
-                    at,
+                    seq: r.seq,
+                    id: r.id,
+                    ty: r.ty,
+                    user_id: r.user_id,
+                    data: parse_json(&r.data, "event")?,
+                    at: r.at,
                 })
             })
             .collect()

@@ -6,8 +6,7 @@
 //! query for another organization's id finds nothing.
 
 use crate::domain::audit::{AuditOp, AuditResource};
-use serde::Serialize;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, FromRow};
 
 use super::access::to_json;
 use super::auth_cache::{Accepted, AuthCache};
@@ -66,7 +65,7 @@ pub(super) fn check_name(name: &str, what: &str) -> StoreResult<String> {
 
 // ---- organization ------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrgDetails {
     pub id: String,
     pub name: String,
@@ -78,45 +77,19 @@ pub struct OrgDetails {
     /// The SaaS's own key for the organization (set through the platform API), unique across
     /// the deployment; null when none was given.
     pub external_key: Option<String>,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
-/// The columns of [`OrgDetails`], for [`org_from`], over `organizations o`.
+/// The columns of [`OrgDetails`], over `organizations o`.
 pub(super) const ORG_COLUMNS: &str = "SELECT o.id, o.name, o.seat_limit, \
-     (SELECT COUNT(*) FROM org_users u WHERE u.org_id = o.id AND u.active), \
+     (SELECT COUNT(*) FROM org_users u WHERE u.org_id = o.id AND u.active) AS seats_used, \
      o.owner_user_id, o.default_role, o.external_key, o.created_at FROM organizations o";
-
-pub(super) type OrgRow = (
-    String,
-    String,
-    Option<i64>,
-    i64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i64,
-);
-
-pub(super) fn org_from(r: OrgRow) -> OrgDetails {
-    OrgDetails {
-        id: r.0,
-        name: r.1,
-        seat_limit: r.2,
-        seats_used: r.3,
-        owner_user_id: r.4,
-        default_role: r.5,
-        external_key: r.6,
-        created_at: r.7,
-    }
-}
 
 impl Store {
     pub async fn org_details(&self, scope: &OrgScope) -> StoreResult<OrgDetails> {
         let sql = format!("{ORG_COLUMNS} WHERE o.id = $1");
-        on_read!(self, c => sqlx::query_as::<_, OrgRow>(AssertSqlSafe(sql))
-        .bind(scope.org_id()).fetch_optional(c).await?.map(org_from))
+        on_read!(self, c => sqlx::query_as::<_, OrgDetails>(AssertSqlSafe(sql))
+        .bind(scope.org_id()).fetch_optional(c).await?)
         .ok_or(StoreError::NotFound)
     }
 }
@@ -145,22 +118,18 @@ pub async fn set_owner(tx: &mut Tx, scope: &OrgScope, user_id: &str) -> StoreRes
 
 // ---- sub-accounts and projects -----------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SubAccount {
     pub id: String,
     pub name: String,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Project {
     pub id: String,
     pub sub_account_id: String,
     pub name: String,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -256,17 +225,15 @@ pub async fn delete_project(
 
 impl Store {
     pub async fn list_sub_accounts(&self, scope: &OrgScope) -> StoreResult<Vec<SubAccount>> {
-        Ok(on_read!(self, c => sqlx::query(
+        Ok(on_read!(self, c => sqlx::query_as::<_, SubAccount>(
             "SELECT id, name, created_at FROM sub_accounts WHERE org_id = $1 ORDER BY id")
-            .bind(scope.org_id()).fetch_all(c).await?.into_iter()
-            .map(|r| SubAccount { id: r.get(0), name: r.get(1), created_at: r.get(2) }).collect()))
+            .bind(scope.org_id()).fetch_all(c).await?))
     }
 
     pub async fn get_sub_account(&self, scope: &OrgScope, id: &str) -> StoreResult<SubAccount> {
-        on_read!(self, c => sqlx::query(
+        on_read!(self, c => sqlx::query_as::<_, SubAccount>(
             "SELECT id, name, created_at FROM sub_accounts WHERE org_id = $1 AND id = $2")
-            .bind(scope.org_id()).bind(id).fetch_optional(c).await?
-            .map(|r| SubAccount { id: r.get(0), name: r.get(1), created_at: r.get(2) }))
+            .bind(scope.org_id()).bind(id).fetch_optional(c).await?)
         .ok_or(StoreError::NotFound)
     }
 
@@ -275,18 +242,17 @@ impl Store {
         scope: &OrgScope,
         sub_account_id: &str,
     ) -> StoreResult<Vec<Project>> {
-        Ok(on_read!(self, c => sqlx::query(
+        Ok(on_read!(self, c => sqlx::query_as::<_, Project>(
             "SELECT id, sub_account_id, name, created_at FROM projects \
              WHERE org_id = $1 AND sub_account_id = $2 ORDER BY id")
-            .bind(scope.org_id()).bind(sub_account_id).fetch_all(c).await?.into_iter()
-            .map(|r| Project { id: r.get(0), sub_account_id: r.get(1), name: r.get(2), created_at: r.get(3) })
-            .collect()))
+            .bind(scope.org_id()).bind(sub_account_id).fetch_all(c).await?))
     }
 }
 
 // ---- mapping rules -----------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A mapping rule; its matcher, grant and source are stored as JSON (see [`RuleRow`]).
+#[derive(Debug, Clone)]
 pub struct RuleRecord {
     pub id: String,
     pub description: Option<String>,
@@ -295,37 +261,35 @@ pub struct RuleRecord {
     /// The directory or connection whose groups or claims the rule matches.
     pub source: Source,
     pub created_by: String,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
 }
 
 const RULE_COLUMNS: &str = "SELECT id, description, matcher, grant_json, created_by, created_at, updated_at, source FROM mapping_rules";
 
-type RuleRow = (
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    String,
-);
+/// A row of `mapping_rules` as stored, its JSON columns still text.
+#[derive(sqlx::FromRow)]
+struct RuleRow {
+    id: String,
+    description: Option<String>,
+    matcher: String,
+    grant_json: String,
+    created_by: String,
+    created_at: i64,
+    updated_at: i64,
+    source: String,
+}
 
 fn rule_from(r: RuleRow) -> StoreResult<RuleRecord> {
     Ok(RuleRecord {
-        id: r.0,
-        description: r.1,
-        matcher: parse(&r.2)?,
-        grant: parse(&r.3)?,
-        source: parse(&r.7)?,
-        created_by: r.4,
-        created_at: r.5,
-        updated_at: r.6,
+        id: r.id,
+        description: r.description,
+        matcher: parse(&r.matcher)?,
+        grant: parse(&r.grant_json)?,
+        source: parse(&r.source)?,
+        created_by: r.created_by,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
     })
 }
 
@@ -358,33 +322,31 @@ pub async fn delete_rule(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult
 
 pub async fn get_rule_tx(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<RuleRecord> {
     let sql = format!("{RULE_COLUMNS} WHERE org_id = $1 AND id = $2");
-    let row: Option<RuleRow> = on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql))
-        .bind(scope.org_id()).bind(id).fetch_optional(&mut *c).await?
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7))));
+    let row = on_tx!(tx, c => sqlx::query_as::<_, RuleRow>(AssertSqlSafe(sql))
+        .bind(scope.org_id()).bind(id).fetch_optional(&mut *c).await?);
     rule_from(row.ok_or(StoreError::NotFound)?)
 }
 
 impl Store {
     pub async fn list_rules(&self, scope: &OrgScope) -> StoreResult<Vec<RuleRecord>> {
         let sql = format!("{RULE_COLUMNS} WHERE org_id = $1 ORDER BY id");
-        let rows: Vec<RuleRow> = on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.org_id()).fetch_all(c).await?.into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7))).collect());
+        let rows = on_read!(self, c => sqlx::query_as::<_, RuleRow>(AssertSqlSafe(sql))
+            .bind(scope.org_id()).fetch_all(c).await?);
         rows.into_iter().map(rule_from).collect()
     }
 
     pub async fn get_rule(&self, scope: &OrgScope, id: &str) -> StoreResult<RuleRecord> {
         let sql = format!("{RULE_COLUMNS} WHERE org_id = $1 AND id = $2");
-        let row: Option<RuleRow> = on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.org_id()).bind(id).fetch_optional(c).await?
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7))));
+        let row = on_read!(self, c => sqlx::query_as::<_, RuleRow>(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(id).fetch_optional(c).await?);
         rule_from(row.ok_or(StoreError::NotFound)?)
     }
 }
 
 // ---- grants made by hand -----------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A grant made by hand; the grant is stored as JSON (see [`GrantRow`]).
+#[derive(Debug, Clone)]
 pub struct GrantRecord {
     pub id: String,
     pub user_id: String,
@@ -392,8 +354,6 @@ pub struct GrantRecord {
     /// The one sub-account the grant is in; none for organization-wide grants.
     pub sub_account_id: Option<String>,
     pub granted_by: String,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -421,16 +381,25 @@ pub async fn insert_grant(tx: &mut Tx, scope: &OrgScope, g: &GrantRecord) -> Sto
     Ok(())
 }
 
-type GrantRow = (String, String, Option<String>, String, String, i64);
+/// A row of `manual_grants` as stored, its grant still JSON text.
+#[derive(sqlx::FromRow)]
+struct GrantRow {
+    id: String,
+    org_user_id: String,
+    sub_account_id: Option<String>,
+    grant_json: String,
+    granted_by: String,
+    created_at: i64,
+}
 
 fn grant_from(r: GrantRow) -> StoreResult<GrantRecord> {
     Ok(GrantRecord {
-        id: r.0,
-        user_id: r.1,
-        sub_account_id: r.2,
-        grant: parse(&r.3)?,
-        granted_by: r.4,
-        created_at: r.5,
+        id: r.id,
+        user_id: r.org_user_id,
+        sub_account_id: r.sub_account_id,
+        grant: parse(&r.grant_json)?,
+        granted_by: r.granted_by,
+        created_at: r.created_at,
     })
 }
 
@@ -439,9 +408,8 @@ const GRANT_COLUMNS: &str =
 
 pub async fn get_grant_tx(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<GrantRecord> {
     let sql = format!("{GRANT_COLUMNS} WHERE org_id = $1 AND id = $2");
-    let row: Option<GrantRow> = on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql))
-        .bind(scope.org_id()).bind(id).fetch_optional(&mut *c).await?
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))));
+    let row = on_tx!(tx, c => sqlx::query_as::<_, GrantRow>(AssertSqlSafe(sql))
+        .bind(scope.org_id()).bind(id).fetch_optional(&mut *c).await?);
     grant_from(row.ok_or(StoreError::NotFound)?)
 }
 
@@ -458,48 +426,28 @@ impl Store {
         user_id: &str,
     ) -> StoreResult<Vec<GrantRecord>> {
         let sql = format!("{GRANT_COLUMNS} WHERE org_id = $1 AND org_user_id = $2 ORDER BY id");
-        let rows: Vec<GrantRow> = on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.org_id()).bind(user_id).fetch_all(c).await?.into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect());
+        let rows = on_read!(self, c => sqlx::query_as::<_, GrantRow>(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(user_id).fetch_all(c).await?);
         rows.into_iter().map(grant_from).collect()
     }
 }
 
 // ---- organization users and groups -------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrgUser {
     pub id: String,
     pub user_name: String,
     pub display_name: Option<String>,
     pub active: bool,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
     /// The stored effective access (JSON), resolved per sub-account by the service.
-    #[serde(skip)]
     pub access: String,
 }
 
 const USER_COLUMNS: &str =
     "SELECT id, user_name, display_name, active, created_at, updated_at, access FROM org_users";
-
-type UserRow = (String, String, Option<String>, bool, i64, i64, String);
-
-fn user_from(r: UserRow) -> OrgUser {
-    OrgUser {
-        id: r.0,
-        user_name: r.1,
-        display_name: r.2,
-        active: r.3,
-        created_at: r.4,
-        updated_at: r.5,
-        access: r.6,
-    }
-}
 
 pub async fn org_user_exists(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<bool> {
     let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
@@ -524,7 +472,7 @@ pub(super) fn contains_pattern(folded: &str) -> String {
 }
 
 /// One SCIM user of an organization user: who provisioned it, and whether it is active.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LinkedScimUser {
     pub directory_id: String,
     pub directory_name: String,
@@ -534,12 +482,32 @@ pub struct LinkedScimUser {
     pub active: bool,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrgGroup {
     pub id: String,
     pub directory_id: String,
     pub display_name: String,
     pub external_id: Option<String>,
+}
+
+/// The columns of [`OrgGroup`], over `scim_groups g`.
+const GROUP_COLUMNS: &str = "SELECT g.id AS id, g.directory_id AS directory_id, \
+     g.display_name AS display_name, g.external_id AS external_id";
+
+/// A group with its directory's name.
+#[derive(sqlx::FromRow)]
+struct GroupOf {
+    #[sqlx(flatten)]
+    group: OrgGroup,
+    directory_name: String,
+}
+
+/// A group with how many members it has.
+#[derive(sqlx::FromRow)]
+struct GroupCounted {
+    #[sqlx(flatten)]
+    group: OrgGroup,
+    member_count: i64,
 }
 
 impl Store {
@@ -600,11 +568,11 @@ impl Store {
             .search
             .as_deref()
             .map(|t| contains_pattern(&crate::domain::fold_key(t)));
-        Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
+        Ok(
+            on_read!(self, c => sqlx::query_as::<_, OrgUser>(AssertSqlSafe(sql))
             .bind(scope.org_id()).bind(after).bind(limit).bind(&user_name).bind(&email).bind(&search)
-            .fetch_all(c).await?.into_iter()
-            .map(|r| user_from((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))))
-            .collect()))
+            .fetch_all(c).await?),
+        )
     }
 
     /// The SCIM users that make up an organization user, with their directory.
@@ -613,14 +581,12 @@ impl Store {
         scope: &OrgScope,
         org_user_id: &str,
     ) -> StoreResult<Vec<LinkedScimUser>> {
-        Ok(on_read!(self, c => sqlx::query(
-            "SELECT d.id, d.name, s.id, s.user_name, s.active FROM scim_users s \
+        Ok(on_read!(self, c => sqlx::query_as::<_, LinkedScimUser>(
+            "SELECT d.id AS directory_id, d.name AS directory_name, s.id AS id, \
+             s.user_name AS user_name, s.active AS active FROM scim_users s \
              JOIN directories d ON d.id = s.directory_id \
              WHERE d.org_id = $1 AND s.org_user_id = $2 ORDER BY d.id, s.id")
-            .bind(scope.org_id()).bind(org_user_id).fetch_all(c).await?.into_iter()
-            .map(|r| LinkedScimUser { directory_id: r.get(0), directory_name: r.get(1), id: r.get(2),
-                                      user_name: r.get(3), active: r.get(4) })
-            .collect()))
+            .bind(scope.org_id()).bind(org_user_id).fetch_all(c).await?))
     }
 
     /// The group-claim values of the user's last sign-in.
@@ -632,18 +598,16 @@ impl Store {
 
     pub async fn get_org_user(&self, scope: &OrgScope, id: &str) -> StoreResult<OrgUser> {
         let sql = format!("{USER_COLUMNS} WHERE org_id = $1 AND id = $2");
-        on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.org_id()).bind(id).fetch_optional(c).await?
-            .map(|r| user_from((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)))))
+        on_read!(self, c => sqlx::query_as::<_, OrgUser>(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(id).fetch_optional(c).await?)
         .ok_or(StoreError::NotFound)
     }
 
     /// The organization user whose userName (case-insensitive) this is.
     pub async fn find_org_user(&self, scope: &OrgScope, user_name: &str) -> StoreResult<OrgUser> {
         let sql = format!("{USER_COLUMNS} WHERE org_id = $1 AND user_key = $2");
-        on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.org_id()).bind(crate::domain::fold_key(user_name)).fetch_optional(c).await?
-            .map(|r| user_from((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)))))
+        on_read!(self, c => sqlx::query_as::<_, OrgUser>(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(crate::domain::fold_key(user_name)).fetch_optional(c).await?)
         .ok_or(StoreError::NotFound)
     }
 
@@ -654,13 +618,14 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> StoreResult<Vec<OrgGroup>> {
-        Ok(on_read!(self, c => sqlx::query(
-            "SELECT g.id, g.directory_id, g.display_name, g.external_id FROM scim_groups g \
-             JOIN directories d ON d.id = g.directory_id \
-             WHERE d.org_id = $1 AND g.id > $2 ORDER BY g.id LIMIT $3")
-            .bind(scope.org_id()).bind(after).bind(limit).fetch_all(c).await?.into_iter()
-            .map(|r| OrgGroup { id: r.get(0), directory_id: r.get(1), display_name: r.get(2), external_id: r.get(3) })
-            .collect()))
+        let sql = format!(
+            "{GROUP_COLUMNS} FROM scim_groups g JOIN directories d ON d.id = g.directory_id \
+             WHERE d.org_id = $1 AND g.id > $2 ORDER BY g.id LIMIT $3"
+        );
+        Ok(
+            on_read!(self, c => sqlx::query_as::<_, OrgGroup>(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(after).bind(limit).fetch_all(c).await?),
+        )
     }
 
     /// Up to `limit` groups of the organization whose display name (Unicode lower case, as
@@ -675,7 +640,7 @@ impl Store {
     ) -> StoreResult<Vec<(OrgGroup, String)>> {
         let external = self.backend().ascii_lower("g.external_id");
         let sql = format!(
-            "SELECT g.id, g.directory_id, g.display_name, g.external_id, d.name FROM scim_groups g \
+            "{GROUP_COLUMNS}, d.name AS directory_name FROM scim_groups g \
              JOIN directories d ON d.id = g.directory_id \
              WHERE d.org_id = $1 AND (CAST($2 AS TEXT) IS NULL \
                 OR g.display_name_ci LIKE $2 ESCAPE '\\' OR {external} LIKE $3 ESCAPE '\\') \
@@ -683,22 +648,26 @@ impl Store {
         );
         let by_name = search.map(|t| contains_pattern(&t.to_lowercase()));
         let by_external = search.map(|t| contains_pattern(&crate::domain::fold_key(t)));
-        Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
+        Ok(
+            on_read!(self, c => sqlx::query_as::<_, GroupOf>(AssertSqlSafe(sql))
             .bind(scope.org_id()).bind(&by_name).bind(&by_external).bind(limit)
             .fetch_all(c).await?.into_iter()
-            .map(|r| (OrgGroup { id: r.get(0), directory_id: r.get(1), display_name: r.get(2), external_id: r.get(3) }, r.get(4)))
-            .collect()))
+            .map(|r| (r.group, r.directory_name))
+            .collect()),
+        )
     }
 
     /// One group and how many members it has.
     pub async fn get_org_group(&self, scope: &OrgScope, id: &str) -> StoreResult<(OrgGroup, i64)> {
-        on_read!(self, c => sqlx::query(
-            "SELECT g.id, g.directory_id, g.display_name, g.external_id, \
-             (SELECT COUNT(*) FROM scim_group_members m WHERE m.group_id = g.id) \
+        let sql = format!(
+            "{GROUP_COLUMNS}, \
+             (SELECT COUNT(*) FROM scim_group_members m WHERE m.group_id = g.id) AS member_count \
              FROM scim_groups g JOIN directories d ON d.id = g.directory_id \
-             WHERE d.org_id = $1 AND g.id = $2")
+             WHERE d.org_id = $1 AND g.id = $2"
+        );
+        on_read!(self, c => sqlx::query_as::<_, GroupCounted>(AssertSqlSafe(sql))
             .bind(scope.org_id()).bind(id).fetch_optional(c).await?
-            .map(|r| (OrgGroup { id: r.get(0), directory_id: r.get(1), display_name: r.get(2), external_id: r.get(3) }, r.get(4))))
+            .map(|r| (r.group, r.member_count)))
         .ok_or(StoreError::NotFound)
     }
 
@@ -706,11 +675,11 @@ impl Store {
         &self,
         scope: &OrgScope,
     ) -> StoreResult<Vec<super::directory::DirectoryRecord>> {
-        Ok(on_read!(self, c => sqlx::query(
+        Ok(
+            on_read!(self, c => sqlx::query_as::<_, super::directory::DirectoryRecord>(
             "SELECT id, org_id, name, created_at FROM directories WHERE org_id = $1 ORDER BY id")
-            .bind(scope.org_id()).fetch_all(c).await?.into_iter()
-            .map(|r| super::directory::DirectoryRecord { id: r.get(0), org_id: r.get(1), name: r.get(2), created_at: r.get(3) })
-            .collect()))
+            .bind(scope.org_id()).fetch_all(c).await?),
+        )
     }
 }
 
@@ -726,26 +695,29 @@ pub struct AdminPrincipal {
     pub sub_account_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AdminTokenInfo {
     pub id: String,
     pub name: String,
     pub role: String,
     pub sub_account_id: Option<String>,
-    #[serde(with = "super::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// Null: never expires.
-    #[serde(with = "super::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<i64>,
-    #[serde(with = "super::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
     /// When the token last authenticated a request, to the minute; null if never.
-    #[serde(with = "super::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<i64>,
+}
+
+/// The row of an admin token that authenticates a request.
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: String,
+    org_id: String,
+    role: String,
+    sub_account_id: Option<String>,
+    last_used_at: Option<i64>,
+    expires_at: Option<i64>,
 }
 
 impl Store {
@@ -817,16 +789,16 @@ impl Store {
             return Ok(Some(principal));
         }
         let generation = self.auth_cache.generation();
-        let found = on_read!(self, c => sqlx::query(
+        let found = on_read!(self, c => sqlx::query_as::<_, TokenRow>(
         "SELECT id, org_id, role, sub_account_id, last_used_at, expires_at FROM admin_tokens \
          WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)")
         .bind(&hash).bind(now).fetch_optional(c).await?
         .map(|r| (AdminPrincipal {
-            scope: OrgScope { org_id: r.get(1), actor: format!("admin-token:{}", r.get::<String, _>(0)) },
-            token_id: r.get(0),
-            role: r.get(2),
-            sub_account_id: r.get(3),
-        }, r.get::<Option<i64>, _>(4), r.get::<Option<i64>, _>(5))));
+            scope: OrgScope { org_id: r.org_id, actor: format!("admin-token:{}", r.id) },
+            token_id: r.id,
+            role: r.role,
+            sub_account_id: r.sub_account_id,
+        }, r.last_used_at, r.expires_at)));
         let Some((principal, last_used_at, expires_at)) = found else {
             return Ok(None);
         };
@@ -843,14 +815,10 @@ impl Store {
     }
 
     pub async fn list_admin_tokens(&self, scope: &OrgScope) -> StoreResult<Vec<AdminTokenInfo>> {
-        Ok(on_read!(self, c => sqlx::query(
+        Ok(on_read!(self, c => sqlx::query_as::<_, AdminTokenInfo>(
             "SELECT id, name, role, sub_account_id, created_at, expires_at, revoked_at, last_used_at FROM admin_tokens \
              WHERE org_id = $1 ORDER BY id")
-            .bind(scope.org_id()).fetch_all(c).await?.into_iter()
-            .map(|r| AdminTokenInfo { id: r.get(0), name: r.get(1), role: r.get(2), sub_account_id: r.get(3),
-                                      created_at: r.get(4), expires_at: r.get(5), revoked_at: r.get(6),
-                                      last_used_at: r.get(7) })
-            .collect()))
+            .bind(scope.org_id()).fetch_all(c).await?))
     }
 
     pub async fn revoke_admin_token(&self, scope: &OrgScope, id: &str) -> StoreResult<()> {
@@ -878,21 +846,13 @@ impl Store {
 
 // ---- sessions ----------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionInfo {
     pub id: String,
     pub user_id: String,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub last_seen_at: i64,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub expires_at: i64,
-    #[serde(with = "crate::store::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
     /// The SSO connection the person signed in through; none for a session made otherwise.
@@ -931,14 +891,10 @@ impl Store {
         scope: &OrgScope,
         user_id: &str,
     ) -> StoreResult<Vec<SessionInfo>> {
-        Ok(on_read!(self, c => sqlx::query(
-            "SELECT id, org_user_id, created_at, last_seen_at, expires_at, revoked_at, revoked_reason, \
-             connection_id FROM sessions WHERE org_id = $1 AND org_user_id = $2 ORDER BY id")
-            .bind(scope.org_id()).bind(user_id).fetch_all(c).await?.into_iter()
-            .map(|r| SessionInfo { id: r.get(0), user_id: r.get(1), created_at: r.get(2), last_seen_at: r.get(3),
-                                   expires_at: r.get(4), revoked_at: r.get(5), revoked_reason: r.get(6),
-                                   connection_id: r.get(7) })
-            .collect()))
+        Ok(on_read!(self, c => sqlx::query_as::<_, SessionInfo>(
+            "SELECT id, org_user_id AS user_id, created_at, last_seen_at, expires_at, revoked_at, \
+             revoked_reason, connection_id FROM sessions WHERE org_id = $1 AND org_user_id = $2 ORDER BY id")
+            .bind(scope.org_id()).bind(user_id).fetch_all(c).await?))
     }
 }
 
@@ -948,24 +904,20 @@ fn webhook_secret_context(id: &str) -> String {
     format!("webhooks.secret:{id}")
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WebhookInfo {
     pub id: String,
     pub url: String,
     /// The last event sequence number delivered.
     pub delivered_seq: i64,
     pub attempts: i64,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
 /// A webhook claimed by one worker for a while.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WebhookJob {
     pub id: String,
     pub org_id: String,
@@ -1030,13 +982,10 @@ impl Store {
     }
 
     pub async fn list_webhooks(&self, scope: &OrgScope) -> StoreResult<Vec<WebhookInfo>> {
-        Ok(on_read!(self, c => sqlx::query(
+        Ok(on_read!(self, c => sqlx::query_as::<_, WebhookInfo>(
             "SELECT id, url, delivered_seq, attempts, next_attempt_at, last_error, created_at \
              FROM webhooks WHERE org_id = $1 ORDER BY id")
-            .bind(scope.org_id()).fetch_all(c).await?.into_iter()
-            .map(|r| WebhookInfo { id: r.get(0), url: r.get(1), delivered_seq: r.get(2), attempts: r.get(3),
-                                   next_attempt_at: r.get(4), last_error: r.get(5), created_at: r.get(6) })
-            .collect()))
+            .bind(scope.org_id()).fetch_all(c).await?))
     }
 
     pub async fn delete_webhook(&self, scope: &OrgScope, id: &str) -> StoreResult<()> {
@@ -1083,18 +1032,10 @@ impl Store {
         let Some(id) = id else {
             return Ok(None);
         };
-        let job = on_tx!(&mut tx, c => sqlx::query(
+        let job = on_tx!(&mut tx, c => sqlx::query_as::<_, WebhookJob>(
             "UPDATE webhooks SET lease_until = $2 WHERE id = $1 \
              RETURNING id, org_id, url, secret, delivered_seq, attempts")
-            .bind(&id).bind(lease_until).fetch_one(&mut *c).await
-            .map(|job| WebhookJob {
-                id: job.get(0),
-                org_id: job.get(1),
-                url: job.get(2),
-                secret: job.get(3),
-                delivered_seq: job.get(4),
-                attempts: job.get(5),
-            })?);
+            .bind(&id).bind(lease_until).fetch_one(&mut *c).await?);
         tx.commit().await?;
         let mut job = job;
         // Webhooks made before secrets were sealed hold theirs in clear.
@@ -1199,12 +1140,7 @@ impl Store {
         b.seq_page(f.before, f.newest_first, f.limit);
         Ok(
             on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-            .fetch_all(c).await?.into_iter()
-            .map(|r| super::audit::AuditEntry {
-                seq: r.get(0), directory_id: r.get(1), actor: r.get(2), operation: r.get(3),
-                resource_type: r.get(4), resource_id: r.get(5), detail: r.get(6), at: r.get(7),
-            })
-            .collect()),
+            .try_map(|r| super::audit::AuditEntry::from_row(&r)).fetch_all(c).await?),
         )
     }
 }

@@ -45,7 +45,7 @@ pub async fn record_as(
     Ok(())
 }
 
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditEntry {
     pub seq: i64,
     pub directory_id: Option<String>,
@@ -54,8 +54,6 @@ pub struct AuditEntry {
     pub resource_type: String,
     pub resource_id: Option<String>,
     pub detail: Option<String>,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub at: i64,
 }
 
@@ -67,17 +65,10 @@ impl super::Store {
         after_seq: i64,
         limit: i64,
     ) -> StoreResult<Vec<AuditEntry>> {
-        use sqlx::Row;
-        Ok(super::on_read!(self, c => sqlx::query(
+        Ok(super::on_read!(self, c => sqlx::query_as::<_, AuditEntry>(
             "SELECT seq, directory_id, actor, operation, resource_type, resource_id, detail, at \
              FROM audit_log WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
             .bind(org_id).bind(after_seq).bind(limit)
-            .fetch_all(c).await?.into_iter()
-            .map(|r| AuditEntry {
-                seq: r.get("seq"), directory_id: r.get("directory_id"), actor: r.get("actor"),
-                operation: r.get("operation"), resource_type: r.get("resource_type"),
-                resource_id: r.get("resource_id"), detail: r.get("detail"), at: r.get("at"),
-            })
-            .collect()))
+            .fetch_all(c).await?))
     }
 }

@@ -2,9 +2,7 @@
 
 use crate::domain::audit::{AuditOp, AuditResource};
 use base64::Engine;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use super::admin::OrgScope;
 use super::auth_cache::{Accepted, AuthCache};
@@ -48,26 +46,22 @@ impl DirectoryScope {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrgRecord {
     pub id: String,
     pub name: String,
-    #[serde(with = "crate::store::rfc3339")]
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DirectoryRecord {
     pub id: String,
     pub org_id: String,
     pub name: String,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
 /// A freshly minted token: the secret is returned once and only its hash is stored.
-#[derive(Serialize, utoipa::ToSchema)]
 pub struct NewToken {
     pub id: String,
     pub token: String,
@@ -82,19 +76,21 @@ impl std::fmt::Debug for NewToken {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TokenInfo {
     pub id: String,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
-    #[serde(with = "crate::store::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
     /// When the token last authenticated a request, to the minute; null if never.
-    #[serde(with = "crate::store::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<i64>,
+}
+
+/// The row of a directory token that authenticates a request.
+#[derive(sqlx::FromRow)]
+struct DirectoryTokenRow {
+    token_id: String,
+    org_id: String,
+    last_used_at: Option<i64>,
 }
 
 /// How many tokens may be valid at once: the current one and the one being rotated out.
@@ -152,12 +148,11 @@ impl Store {
 
     /// Finds an organization by id or by (case-insensitive) name.
     pub async fn find_org(&self, id_or_name: &str) -> StoreResult<OrgRecord> {
-        let row = on_read!(self, c => sqlx::query(
+        let row = on_read!(self, c => sqlx::query_as::<_, OrgRecord>(
             "SELECT id, name, created_at FROM organizations WHERE id = $1 OR name_ci = $2 \
              ORDER BY (id = $1) DESC LIMIT 1")
             .bind(id_or_name).bind(id_or_name.to_lowercase())
-            .fetch_optional(c).await?
-            .map(|r| OrgRecord { id: r.get("id"), name: r.get("name"), created_at: r.get("created_at") }));
+            .fetch_optional(c).await?);
         row.ok_or(StoreError::NotFound)
     }
 
@@ -207,10 +202,9 @@ impl Store {
     /// Any organization's directory, by id: for the operator's CLI, whose directory commands name
     /// no organization, to find the scope to act in.
     pub async fn find_directory(&self, id: &str) -> StoreResult<DirectoryRecord> {
-        let row = on_read!(self, c => sqlx::query(
+        let row = on_read!(self, c => sqlx::query_as::<_, DirectoryRecord>(
             "SELECT id, org_id, name, created_at FROM directories WHERE id = $1")
-            .bind(id).fetch_optional(c).await?
-            .map(|r| DirectoryRecord { id: r.get("id"), org_id: r.get("org_id"), name: r.get("name"), created_at: r.get("created_at") }));
+            .bind(id).fetch_optional(c).await?);
         row.ok_or(StoreError::NotFound)
     }
 
@@ -311,15 +305,12 @@ impl Store {
         scope: &OrgScope,
         directory_id: &str,
     ) -> StoreResult<Vec<TokenInfo>> {
-        Ok(on_read!(self, c => sqlx::query(
-            "SELECT t.id, t.created_at, t.revoked_at, t.last_used_at FROM directory_tokens t \
+        Ok(on_read!(self, c => sqlx::query_as::<_, TokenInfo>(
+            "SELECT t.id AS id, t.created_at AS created_at, t.revoked_at AS revoked_at, \
+             t.last_used_at AS last_used_at FROM directory_tokens t \
              JOIN directories d ON d.id = t.directory_id \
              WHERE t.directory_id = $1 AND d.org_id = $2 ORDER BY t.id")
-            .bind(directory_id).bind(scope.org_id()).fetch_all(c).await?
-            .into_iter()
-            .map(|r| TokenInfo { id: r.get("id"), created_at: r.get("created_at"), revoked_at: r.get("revoked_at"),
-                                 last_used_at: r.get("last_used_at") })
-            .collect()))
+            .bind(directory_id).bind(scope.org_id()).fetch_all(c).await?))
     }
 
     /// Checks a bearer token against one directory. A token of another directory does not
@@ -338,17 +329,17 @@ impl Store {
             return Ok(Some(scope));
         }
         let generation = self.auth_cache.generation();
-        let found = on_read!(self, c => sqlx::query(
-        "SELECT t.id AS token_id, d.org_id, t.last_used_at FROM directory_tokens t \
+        let found = on_read!(self, c => sqlx::query_as::<_, DirectoryTokenRow>(
+        "SELECT t.id AS token_id, d.org_id AS org_id, t.last_used_at AS last_used_at FROM directory_tokens t \
          JOIN directories d ON d.id = t.directory_id \
          WHERE t.token_hash = $1 AND t.directory_id = $2 AND t.revoked_at IS NULL")
         .bind(&hash).bind(directory_id)
         .fetch_optional(c).await?
         .map(|r| (DirectoryScope {
-            org_id: r.get("org_id"),
+            org_id: r.org_id,
             directory_id: directory_id.to_string(),
-            token_id: r.get("token_id"),
-        }, r.get::<Option<i64>, _>("last_used_at"))));
+            token_id: r.token_id,
+        }, r.last_used_at)));
         let Some((scope, last_used_at)) = found else {
             return Ok(None);
         };

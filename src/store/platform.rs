@@ -6,10 +6,9 @@
 //! operations still take an [`OrgScope`], which the service makes for the organization the
 //! request names once it is known to exist.
 
-use serde::Serialize;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 
-use super::admin::{ORG_COLUMNS, OrgDetails, OrgRow, OrgScope, check_name, org_from};
+use super::admin::{ORG_COLUMNS, OrgDetails, OrgScope, check_name};
 use super::directory::{NewToken, TokenKind, check_org_name, hash_token, mint_token};
 use super::{Store, StoreError, StoreResult, Tx, new_id, on_read, on_tx};
 
@@ -30,23 +29,15 @@ impl PlatformPrincipal {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PlatformTokenInfo {
     pub id: String,
     pub name: String,
-    #[serde(with = "super::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// Null: never expires.
-    #[serde(with = "super::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<i64>,
-    #[serde(with = "super::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
     /// When the token last authenticated a request, to the minute; null if never.
-    #[serde(with = "super::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<i64>,
 }
 
@@ -79,13 +70,10 @@ impl Store {
     }
 
     pub async fn list_platform_tokens(&self) -> StoreResult<Vec<PlatformTokenInfo>> {
-        Ok(on_read!(self, c => sqlx::query(
+        Ok(on_read!(self, c => sqlx::query_as::<_, PlatformTokenInfo>(
             "SELECT id, name, created_at, expires_at, revoked_at, last_used_at FROM platform_tokens \
              ORDER BY id")
-            .fetch_all(c).await?.into_iter()
-            .map(|r| PlatformTokenInfo { id: r.get(0), name: r.get(1), created_at: r.get(2),
-                                         expires_at: r.get(3), revoked_at: r.get(4), last_used_at: r.get(5) })
-            .collect()))
+            .fetch_all(c).await?))
     }
 
     /// Revokes a token that is not revoked yet; [`StoreError::NotFound`] otherwise.
@@ -135,9 +123,8 @@ impl Store {
              ORDER BY o.id LIMIT $2"
         );
         Ok(
-            on_read!(self, c => sqlx::query_as::<_, OrgRow>(AssertSqlSafe(sql))
-            .bind(after).bind(limit).bind(external_key).fetch_all(c).await?
-            .into_iter().map(org_from).collect()),
+            on_read!(self, c => sqlx::query_as::<_, OrgDetails>(AssertSqlSafe(sql))
+            .bind(after).bind(limit).bind(external_key).fetch_all(c).await?),
         )
     }
 }
@@ -162,7 +149,7 @@ pub async fn set_external_key(tx: &mut Tx, scope: &OrgScope, key: Option<&str>) 
 }
 
 /// What deleting an organization took with it, for the audit log.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct OrgFootprint {
     pub directories: i64,
     pub users: i64,
@@ -173,22 +160,14 @@ pub struct OrgFootprint {
 }
 
 pub async fn org_footprint(tx: &mut Tx, scope: &OrgScope) -> StoreResult<OrgFootprint> {
-    let row: (i64, i64, i64, i64, i64, i64) = on_tx!(tx, c => sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM directories WHERE org_id = $1), \
-                (SELECT COUNT(*) FROM org_users WHERE org_id = $1), \
-                (SELECT COUNT(*) FROM sso_connections WHERE org_id = $1), \
-                (SELECT COUNT(*) FROM admin_tokens WHERE org_id = $1 AND revoked_at IS NULL), \
-                (SELECT COUNT(*) FROM sessions WHERE org_id = $1 AND revoked_at IS NULL), \
-                (SELECT COUNT(*) FROM webhooks WHERE org_id = $1)")
-        .bind(scope.org_id()).fetch_one(&mut *c).await?);
-    Ok(OrgFootprint {
-        directories: row.0,
-        users: row.1,
-        connections: row.2,
-        admin_tokens: row.3,
-        sessions: row.4,
-        webhooks: row.5,
-    })
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, OrgFootprint>(
+        "SELECT (SELECT COUNT(*) FROM directories WHERE org_id = $1) AS directories, \
+                (SELECT COUNT(*) FROM org_users WHERE org_id = $1) AS users, \
+                (SELECT COUNT(*) FROM sso_connections WHERE org_id = $1) AS connections, \
+                (SELECT COUNT(*) FROM admin_tokens WHERE org_id = $1 AND revoked_at IS NULL) AS admin_tokens, \
+                (SELECT COUNT(*) FROM sessions WHERE org_id = $1 AND revoked_at IS NULL) AS sessions, \
+                (SELECT COUNT(*) FROM webhooks WHERE org_id = $1) AS webhooks")
+        .bind(scope.org_id()).fetch_one(&mut *c).await?))
 }
 
 /// Deletes the organization and, through the schema's cascades, everything it owns: directories

@@ -2,7 +2,7 @@
 //! directory id, so one directory's token can never reach another's resources.
 
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, FromRow, Row};
 
 use super::sql::{Bind, CHUNK, Compiler, SqlBuilder, Table, bind_all, push_list, sort_expr};
 use super::{Backend, DirectoryScope, Store, StoreError, StoreResult, Tx, on_read, on_tx};
@@ -44,7 +44,7 @@ pub struct Member {
 }
 
 /// A user's group, for the read-only `groups` attribute.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct UserGroup {
     pub user_id: String,
     pub group_id: String,
@@ -273,7 +273,8 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut b = SqlBuilder::new(
-            "SELECT m.member_id, g.id, g.display_name FROM scim_group_members m \
+            "SELECT m.member_id AS user_id, g.id AS group_id, g.display_name AS display \
+             FROM scim_group_members m \
              JOIN scim_groups g ON g.id = m.group_id WHERE m.directory_id = ",
         );
         b.bind_text(scope.directory_id())
@@ -287,9 +288,7 @@ impl Store {
         b.push(") ORDER BY g.id");
         Ok(
             on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql.clone())), &b.binds)
-            .fetch_all(c).await?.into_iter()
-            .map(|r| UserGroup { user_id: r.get(0), group_id: r.get(1), display: r.get(2) })
-            .collect()),
+            .try_map(|r| UserGroup::from_row(&r)).fetch_all(c).await?),
         )
     }
 }
@@ -485,7 +484,17 @@ pub async fn clear_members(
         .bind(group_id).bind(scope.directory_id()).execute(c).await?.rows_affected()))
 }
 
-const MEMBER_SELECT: &str = "SELECT m.group_id, m.member_id, m.member_type, \
+/// A member of a group as [`MEMBER_SELECT`] reads it.
+#[derive(FromRow)]
+struct MemberRow {
+    group_id: String,
+    member_id: String,
+    member_type: String,
+    display: Option<String>,
+}
+
+const MEMBER_SELECT: &str = "SELECT m.group_id AS group_id, m.member_id AS member_id, \
+     m.member_type AS member_type, \
      COALESCE(m.display, mu.display_name, mu.user_name, mg.display_name) AS display \
      FROM scim_group_members m \
      LEFT JOIN scim_users mu ON mu.id = m.member_id \
@@ -538,8 +547,8 @@ impl Store {
         b.push(") ORDER BY m.group_id, m.member_id");
         Ok(
             on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-            .fetch_all(c).await?.into_iter()
-            .map(|r| (r.get(0), Member { value: r.get(1), r#type: r.get(2), display: r.get(3) }))
+            .try_map(|r| MemberRow::from_row(&r)).fetch_all(c).await?.into_iter()
+            .map(|r| (r.group_id, Member { value: r.member_id, r#type: r.member_type, display: r.display }))
             .collect()),
         )
     }

@@ -9,9 +9,8 @@
 
 use crate::domain::access::ConnectionKind;
 use crate::domain::audit::{AuditOp, AuditResource};
-use serde::Serialize;
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 
 use super::admin::OrgScope;
 use super::directory::{NewToken, hash_token, mint_token};
@@ -25,15 +24,13 @@ fn parse_json(s: &str) -> StoreResult<Value> {
 
 // ---- connections -------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Connection {
     pub id: String,
     pub org_id: String,
-    #[schema(value_type = String)]
     pub kind: ConnectionKind,
     pub name: String,
     /// The settings, without secrets.
-    #[schema(value_type = Object)]
     pub config: Value,
     /// Whether a client secret is stored (it is never returned).
     pub has_secret: bool,
@@ -46,11 +43,7 @@ pub struct Connection {
     /// Whether it signs in users of domains the organization has not verified. Users of a verified
     /// domain routed to another connection never sign in through it.
     pub allow_other_domains: bool,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
 }
 
@@ -61,43 +54,44 @@ impl Connection {
     }
 }
 
-const CONNECTION_COLUMNS: &str = "SELECT id, org_id, kind, name, config, secret IS NOT NULL, jit, enabled, created_at, updated_at, signs_in_owner, allow_other_domains FROM sso_connections";
+const CONNECTION_COLUMNS: &str = "SELECT id, org_id, kind, name, config, secret IS NOT NULL AS has_secret, jit, enabled, created_at, updated_at, signs_in_owner, allow_other_domains FROM sso_connections";
 
-fn connection_from(r: &impl ConnRow) -> StoreResult<Connection> {
-    r.connection()
+/// A row of `sso_connections` as stored: the kind and the settings still text.
+#[derive(sqlx::FromRow)]
+struct ConnectionRow {
+    id: String,
+    org_id: String,
+    kind: String,
+    name: String,
+    config: String,
+    has_secret: bool,
+    jit: bool,
+    enabled: bool,
+    created_at: i64,
+    updated_at: i64,
+    signs_in_owner: bool,
+    allow_other_domains: bool,
 }
 
-/// Reads a connection from a row of either backend.
-trait ConnRow {
-    fn connection(&self) -> StoreResult<Connection>;
+fn connection_from(r: ConnectionRow) -> StoreResult<Connection> {
+    Ok(Connection {
+        id: r.id,
+        org_id: r.org_id,
+        kind: r
+            .kind
+            .parse()
+            .map_err(|e: crate::domain::access::ParseError| StoreError::Invalid(e.to_string()))?,
+        name: r.name,
+        config: parse_json(&r.config)?,
+        has_secret: r.has_secret,
+        jit: r.jit,
+        enabled: r.enabled,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        signs_in_owner: r.signs_in_owner,
+        allow_other_domains: r.allow_other_domains,
+    })
 }
-
-macro_rules! impl_conn_row {
-    ($row:ty) => {
-        impl ConnRow for $row {
-            fn connection(&self) -> StoreResult<Connection> {
-                Ok(Connection {
-                    id: self.get(0),
-                    org_id: self.get(1),
-                    kind: self.get::<String, _>(2).parse().map_err(
-                        |e: crate::domain::access::ParseError| StoreError::Invalid(e.to_string()),
-                    )?,
-                    name: self.get(3),
-                    config: parse_json(&self.get::<String, _>(4))?,
-                    has_secret: self.get(5),
-                    jit: self.get(6),
-                    enabled: self.get(7),
-                    created_at: self.get(8),
-                    updated_at: self.get(9),
-                    signs_in_owner: self.get(10),
-                    allow_other_domains: self.get(11),
-                })
-            }
-        }
-    };
-}
-impl_conn_row!(sqlx::sqlite::SqliteRow);
-impl_conn_row!(sqlx::postgres::PgRow);
 
 /// A connection as the admin writes it; the secret in clear, sealed here.
 #[derive(Debug, Clone)]
@@ -206,22 +200,22 @@ impl Store {
 
     pub async fn list_connections(&self, scope: &OrgScope) -> StoreResult<Vec<Connection>> {
         let sql = format!("{CONNECTION_COLUMNS} WHERE org_id = $1 ORDER BY id");
-        on_read!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(scope.org_id())
-            .fetch_all(c).await?.iter().map(connection_from).collect())
+        on_read!(self, c => sqlx::query_as::<_, ConnectionRow>(sqlx::AssertSqlSafe(sql))
+            .bind(scope.org_id()).fetch_all(c).await?.into_iter().map(connection_from).collect())
     }
 
     pub async fn get_connection(&self, scope: &OrgScope, id: &str) -> StoreResult<Connection> {
         let sql = format!("{CONNECTION_COLUMNS} WHERE org_id = $1 AND id = $2");
-        on_read!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(scope.org_id()).bind(id)
-            .fetch_optional(c).await?.as_ref().map(connection_from))
+        on_read!(self, c => sqlx::query_as::<_, ConnectionRow>(sqlx::AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(id).fetch_optional(c).await?.map(connection_from))
         .ok_or(StoreError::NotFound)?
     }
 
     /// The sign-in path's read: a connection by its public id, enabled or not.
     pub async fn connection_by_id(&self, id: &str) -> StoreResult<Connection> {
         let sql = format!("{CONNECTION_COLUMNS} WHERE id = $1");
-        on_read!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id)
-            .fetch_optional(c).await?.as_ref().map(connection_from))
+        on_read!(self, c => sqlx::query_as::<_, ConnectionRow>(sqlx::AssertSqlSafe(sql)).bind(id)
+            .fetch_optional(c).await?.map(connection_from))
         .ok_or(StoreError::NotFound)?
     }
 
@@ -246,8 +240,8 @@ impl Store {
     /// complete (a SAML connection still waiting for its IdP's details signs nobody in).
     pub async fn connection_for_org(&self, org_id: &str) -> StoreResult<Option<Connection>> {
         let sql = format!("{CONNECTION_COLUMNS} WHERE org_id = $1 AND enabled ORDER BY id");
-        let all: Vec<Connection> = on_read!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(org_id).fetch_all(c).await?.iter().map(connection_from)
+        let all: Vec<Connection> = on_read!(self, c => sqlx::query_as::<_, ConnectionRow>(sqlx::AssertSqlSafe(sql))
+            .bind(org_id).fetch_all(c).await?.into_iter().map(connection_from)
             .collect::<StoreResult<_>>())?;
         Ok(all.into_iter().find(Connection::is_complete))
     }
@@ -285,8 +279,8 @@ impl Store {
 
 async fn connection_in(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<Connection> {
     let sql = format!("{CONNECTION_COLUMNS} WHERE id = $1 AND org_id = $2");
-    on_tx!(tx, c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(scope.org_id())
-        .fetch_optional(&mut *c).await?.as_ref().map(connection_from))
+    on_tx!(tx, c => sqlx::query_as::<_, ConnectionRow>(sqlx::AssertSqlSafe(sql))
+        .bind(id).bind(scope.org_id()).fetch_optional(&mut *c).await?.map(connection_from))
     .ok_or(StoreError::NotFound)?
 }
 
@@ -306,24 +300,20 @@ pub const VERIFICATION_PREFIX: &str = "idbridge-verification=";
 
 /// An organization's claim on an email domain. Only a verified claim routes sign-ins; one
 /// organization at most holds a verified claim on a domain.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Domain {
     pub domain: String,
     /// The connection users of this domain sign in with; none means the organization's first
     /// enabled connection.
     pub connection_id: Option<String>,
     pub verified: bool,
-    #[serde(with = "crate::store::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub verified_at: Option<i64>,
     /// The DNS record that proves the organization controls the domain.
     pub verification: DomainVerification,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct DomainVerification {
     /// Always `TXT`.
     pub record_type: &'static str,
@@ -333,21 +323,29 @@ pub struct DomainVerification {
     pub value: String,
 }
 
-type DomainRow = (String, Option<String>, String, Option<i64>, i64);
+/// A row of `org_domains` as stored.
+#[derive(sqlx::FromRow)]
+struct DomainRow {
+    domain: String,
+    connection_id: Option<String>,
+    verification_token: String,
+    verified_at: Option<i64>,
+    created_at: i64,
+}
 
 impl Domain {
-    fn from_row((domain, connection_id, token, verified_at, created_at): DomainRow) -> Self {
+    fn from_row(r: DomainRow) -> Self {
         Domain {
             verification: DomainVerification {
                 record_type: "TXT",
-                name: format!("{VERIFICATION_LABEL}.{domain}"),
-                value: format!("{VERIFICATION_PREFIX}{token}"),
+                name: format!("{VERIFICATION_LABEL}.{}", r.domain),
+                value: format!("{VERIFICATION_PREFIX}{}", r.verification_token),
             },
-            domain,
-            connection_id,
-            verified: verified_at.is_some(),
-            verified_at,
-            created_at,
+            domain: r.domain,
+            connection_id: r.connection_id,
+            verified: r.verified_at.is_some(),
+            verified_at: r.verified_at,
+            created_at: r.created_at,
         }
     }
 }
@@ -705,6 +703,13 @@ pub async fn users_with_claims_from(
         .bind(org_id).bind(connection_id).fetch_all(&mut *c).await?))
 }
 
+/// A group-claim value of a user's last sign-in, as stored.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    value: String,
+    connection_id: Option<String>,
+}
+
 /// Replaces the group-claim values of the user's last sign-in, and the connection they came
 /// through (rules bound to a connection match only its claims).
 pub async fn replace_claims(
@@ -714,10 +719,9 @@ pub async fn replace_claims(
     connection_id: &str,
     values: &[String],
 ) -> StoreResult<bool> {
-    let before: Vec<(String, Option<String>)> = on_tx!(tx, c => sqlx::query(
+    let before = on_tx!(tx, c => sqlx::query_as::<_, ClaimRow>(
         "SELECT value, connection_id FROM org_user_claims WHERE org_user_id = $1 ORDER BY value")
-        .bind(org_user_id).fetch_all(&mut *c).await?
-        .into_iter().map(|r| (r.get(0), r.get(1))).collect());
+        .bind(org_user_id).fetch_all(&mut *c).await?);
     let mut after: Vec<String> = values.to_vec();
     after.sort();
     after.dedup();
@@ -725,7 +729,7 @@ pub async fn replace_claims(
         && before
             .iter()
             .zip(&after)
-            .all(|((v, c), a)| v == a && c.as_deref() == Some(connection_id));
+            .all(|(r, a)| r.value == *a && r.connection_id.as_deref() == Some(connection_id));
     if same {
         return Ok(false);
     }
@@ -807,17 +811,13 @@ pub async fn record_claims_seen(
 }
 
 /// A group-claim value a sign-in brought through one of the organization's connections.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimSeen {
     pub value: String,
     pub connection_id: String,
     pub connection_name: String,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub first_seen_at: i64,
     /// Exact to the hour: a value seen again is not rewritten more often.
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub last_seen_at: i64,
 }
 
@@ -832,17 +832,17 @@ impl Store {
     ) -> StoreResult<Vec<ClaimSeen>> {
         let value = self.backend().ascii_lower("s.value");
         let sql = format!(
-            "SELECT s.value, s.connection_id, c.name, s.first_seen_at, s.last_seen_at \
+            "SELECT s.value AS value, s.connection_id AS connection_id, c.name AS connection_name, \
+             s.first_seen_at AS first_seen_at, s.last_seen_at AS last_seen_at \
              FROM group_claims_seen s JOIN sso_connections c ON c.id = s.connection_id \
              WHERE s.org_id = $1 AND (CAST($2 AS TEXT) IS NULL OR {value} LIKE $2 ESCAPE '\\') \
              ORDER BY s.value, s.connection_id LIMIT $3"
         );
         let pattern = search.map(|t| super::admin::contains_pattern(&crate::domain::fold_key(t)));
-        Ok(on_read!(self, c => sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.org_id()).bind(&pattern).bind(limit).fetch_all(c).await?.into_iter()
-            .map(|r| ClaimSeen { value: r.get(0), connection_id: r.get(1), connection_name: r.get(2),
-                                 first_seen_at: r.get(3), last_seen_at: r.get(4) })
-            .collect()))
+        Ok(
+            on_read!(self, c => sqlx::query_as::<_, ClaimSeen>(AssertSqlSafe(sql))
+            .bind(scope.org_id()).bind(&pattern).bind(limit).fetch_all(c).await?),
+        )
     }
 }
 
@@ -879,7 +879,7 @@ pub async fn insert_session(
 // ---- sessions ----------------------------------------------------------------------------------
 
 /// A live session and its user.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LiveSession {
     pub id: String,
     pub org_id: String,
@@ -887,6 +887,21 @@ pub struct LiveSession {
     pub created_at: i64,
     pub expires_at: i64,
 }
+
+/// A session not revoked, with what tells whether it is still live.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    session: LiveSession,
+    last_seen_at: i64,
+    /// Whether its user is active.
+    active: bool,
+}
+
+/// The columns of [`SessionRow`], over `sessions s` and its user `u`.
+const SESSION_COLUMNS: &str = "SELECT s.id AS id, s.org_id AS org_id, s.org_user_id AS org_user_id, \
+     s.created_at AS created_at, s.last_seen_at AS last_seen_at, s.expires_at AS expires_at, \
+     u.active AS active FROM sessions s JOIN org_users u ON u.id = s.org_user_id";
 
 impl Store {
     /// The session behind a cookie, if it is neither revoked, past its absolute lifetime, nor
@@ -898,30 +913,27 @@ impl Store {
         idle: std::time::Duration,
     ) -> StoreResult<Option<LiveSession>> {
         let now = self.now();
-        let row: Option<(String, String, String, i64, i64, i64, bool)> = on_read!(self, c => sqlx::query_as(
-            "SELECT s.id, s.org_id, s.org_user_id, s.created_at, s.last_seen_at, s.expires_at, u.active \
-             FROM sessions s JOIN org_users u ON u.id = s.org_user_id \
-             WHERE s.token_hash = $1 AND s.revoked_at IS NULL")
+        let sql = format!("{SESSION_COLUMNS} WHERE s.token_hash = $1 AND s.revoked_at IS NULL");
+        let row = on_read!(self, c => sqlx::query_as::<_, SessionRow>(AssertSqlSafe(sql))
             .bind(hash_token(token)).fetch_optional(c).await?);
-        let Some((id, org_id, org_user_id, created_at, last_seen, expires_at, active)) = row else {
+        let Some(SessionRow {
+            session,
+            last_seen_at: last_seen,
+            active,
+        }) = row
+        else {
             return Ok(None);
         };
-        if !active || now >= expires_at || now - last_seen > idle.as_micros() as i64 {
+        if !active || now >= session.expires_at || now - last_seen > idle.as_micros() as i64 {
             return Ok(None);
         }
         if now - last_seen > 60_000_000 {
             let mut tx = self.begin().await?;
             on_tx!(&mut tx, c => sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
-                .bind(&id).bind(now).execute(&mut *c).await?.rows_affected());
+                .bind(&session.id).bind(now).execute(&mut *c).await?.rows_affected());
             tx.commit().await?;
         }
-        Ok(Some(LiveSession {
-            id,
-            org_id,
-            org_user_id,
-            created_at,
-            expires_at,
-        }))
+        Ok(Some(session))
     }
 
     /// Whether a session is still good for issuing tokens (the token endpoint, userinfo).
@@ -931,23 +943,15 @@ impl Store {
         idle: std::time::Duration,
     ) -> StoreResult<Option<LiveSession>> {
         let now = self.now();
-        let row: Option<(String, String, String, i64, i64, i64, bool)> = on_read!(self, c => sqlx::query_as(
-            "SELECT s.id, s.org_id, s.org_user_id, s.created_at, s.last_seen_at, s.expires_at, u.active \
-             FROM sessions s JOIN org_users u ON u.id = s.org_user_id \
-             WHERE s.id = $1 AND s.revoked_at IS NULL")
+        let sql = format!("{SESSION_COLUMNS} WHERE s.id = $1 AND s.revoked_at IS NULL");
+        let row = on_read!(self, c => sqlx::query_as::<_, SessionRow>(AssertSqlSafe(sql))
             .bind(session_id).fetch_optional(c).await?);
-        Ok(row.and_then(
-            |(id, org_id, org_user_id, created_at, last_seen, expires_at, active)| {
-                (active && now < expires_at && now - last_seen <= idle.as_micros() as i64)
-                    .then_some(LiveSession {
-                        id,
-                        org_id,
-                        org_user_id,
-                        created_at,
-                        expires_at,
-                    })
-            },
-        ))
+        Ok(row.and_then(|r| {
+            (r.active
+                && now < r.session.expires_at
+                && now - r.last_seen_at <= idle.as_micros() as i64)
+                .then_some(r.session)
+        }))
     }
 
     pub async fn revoke_session(&self, scope: &OrgScope, id: &str) -> StoreResult<()> {
@@ -1011,7 +1015,7 @@ impl Store {
 
 // ---- OpenID provider: clients ------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Client {
     /// The `client_id`.
     pub id: String,
@@ -1020,36 +1024,33 @@ pub struct Client {
     pub org_id: Option<String>,
     pub name: String,
     pub redirect_uris: Vec<String>,
-    #[serde(with = "crate::store::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
-    #[serde(with = "crate::store::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
-    #[serde(skip)]
     pub secret_hash: String,
 }
 
-type ClientTuple = (
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-);
+/// A row of `oauth_clients` as stored: the redirect URIs still JSON text.
+#[derive(sqlx::FromRow)]
+struct ClientRow {
+    id: String,
+    org_id: Option<String>,
+    name: String,
+    redirect_uris: String,
+    secret_hash: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
 
-fn client_from(t: ClientTuple) -> StoreResult<Client> {
+fn client_from(r: ClientRow) -> StoreResult<Client> {
     Ok(Client {
-        id: t.0,
-        org_id: t.1,
-        name: t.2,
-        redirect_uris: serde_json::from_str(&t.3)
+        id: r.id,
+        org_id: r.org_id,
+        name: r.name,
+        redirect_uris: serde_json::from_str(&r.redirect_uris)
             .map_err(|e| StoreError::Invalid(format!("stored value: {e}")))?,
-        secret_hash: t.4,
-        created_at: t.5,
-        revoked_at: t.6,
+        secret_hash: r.secret_hash,
+        created_at: r.created_at,
+        revoked_at: r.revoked_at,
     })
 }
 
@@ -1100,7 +1101,7 @@ impl Store {
     }
 
     pub async fn list_clients(&self, scope: Option<&OrgScope>) -> StoreResult<Vec<Client>> {
-        let rows: Vec<ClientTuple> = match scope {
+        let rows: Vec<ClientRow> = match scope {
             Some(s) => {
                 let sql = format!("{CLIENT_COLUMNS} WHERE org_id = $1 ORDER BY id");
                 on_read!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(s.org_id()).fetch_all(c).await?)
@@ -1143,7 +1144,7 @@ impl Store {
     /// A client that is not revoked, by `client_id`.
     pub async fn client(&self, id: &str) -> StoreResult<Option<Client>> {
         let sql = format!("{CLIENT_COLUMNS} WHERE id = $1 AND revoked_at IS NULL");
-        let row: Option<ClientTuple> = on_read!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let row: Option<ClientRow> = on_read!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id).fetch_optional(c).await?);
         row.map(client_from).transpose()
     }

@@ -2,13 +2,15 @@
 
 use serde::Serialize;
 
+use super::views::AuditEntry;
+use super::views::EventRecord;
 use super::{Action, AdminResult, Caller};
 use crate::domain::audit::AuditOp;
 use crate::service::explain::explain_failure;
 use crate::store::Store;
-use crate::store::access::{EventFilter, EventRecord};
+use crate::store::access::EventFilter;
 use crate::store::admin::AuditFilter;
-use crate::store::audit::AuditEntry;
+use crate::store::audit as audit_db;
 
 /// An audit entry as the admin API shows it: a failed sign-in also says why in plain words.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -21,7 +23,7 @@ pub struct AuditView {
     pub explanation: Option<String>,
 }
 
-fn explained(entry: AuditEntry) -> AuditView {
+fn explained(entry: audit_db::AuditEntry) -> AuditView {
     let explanation = (entry.operation == AuditOp::SsoSignInFailed.as_str())
         .then(|| {
             let detail: serde_json::Value =
@@ -31,7 +33,10 @@ fn explained(entry: AuditEntry) -> AuditView {
             Some(explain_failure(code, said))
         })
         .flatten();
-    AuditView { entry, explanation }
+    AuditView {
+        entry: entry.into(),
+        explanation,
+    }
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
@@ -53,5 +58,6 @@ pub async fn events(
     filter: &EventFilter,
 ) -> AdminResult<Vec<EventRecord>> {
     caller.require(Action::Read)?;
-    Ok(store.events_filtered(caller.scope(), filter).await?)
+    let events = store.events_filtered(caller.scope(), filter).await?;
+    Ok(events.into_iter().map(Into::into).collect())
 }

@@ -3,15 +3,17 @@
 use crate::domain::audit::{AuditOp, AuditResource};
 use serde::Serialize;
 
+use super::views::{DirectoryRecord, NewToken, TokenInfo};
 use super::{Action, AdminError, AdminResult, Caller};
 use crate::service::provision::Provision;
-use crate::store::directory::{self as db, DirectoryRecord, NewToken, TokenInfo};
+use crate::store::directory as db;
 use crate::store::{Store, StoreError, audit};
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_directories(store: &Store, caller: &Caller) -> AdminResult<Vec<DirectoryRecord>> {
     caller.require(Action::Read)?;
-    Ok(store.list_org_directories(caller.scope()).await?)
+    let directories = store.list_org_directories(caller.scope()).await?;
+    Ok(directories.into_iter().map(Into::into).collect())
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -35,15 +37,15 @@ pub async fn create_directory(
     let (directory, token) = store.create_directory(caller.scope(), name).await?;
     let scim_base_url = format!("{public_url}/scim/v2/{}", directory.id);
     Ok(NewDirectory {
-        directory,
+        directory: directory.into(),
         scim_base_url,
-        token,
+        token: token.into(),
     })
 }
 
 /// The organization's directory `id`, or a 404 that names it (another organization's too: ids
 /// cannot be probed).
-async fn directory(store: &Store, caller: &Caller, id: &str) -> AdminResult<DirectoryRecord> {
+async fn directory(store: &Store, caller: &Caller, id: &str) -> AdminResult<db::DirectoryRecord> {
     store
         .directory(caller.scope(), id)
         .await
@@ -61,9 +63,10 @@ pub async fn list_directory_tokens(
 ) -> AdminResult<Vec<TokenInfo>> {
     caller.require(Action::Read)?;
     directory(store, caller, directory_id).await?;
-    Ok(store
+    let tokens = store
         .list_directory_tokens(caller.scope(), directory_id)
-        .await?)
+        .await?;
+    Ok(tokens.into_iter().map(Into::into).collect())
 }
 
 /// A new token; the previous one stays valid until revoked.
@@ -77,7 +80,8 @@ pub async fn rotate_directory_token(
     directory(store, caller, directory_id).await?;
     Ok(store
         .rotate_directory_token(caller.scope(), directory_id)
-        .await?)
+        .await?
+        .into())
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = directory_id, token_id = token_id))]

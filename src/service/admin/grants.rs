@@ -1,11 +1,12 @@
 //! Grants made by hand.
 
 use super::rules::validate_grant;
+use super::views::GrantRecord;
 use super::{Action, AdminError, AdminResult, Caller};
 use crate::domain::audit::{AuditOp, AuditResource};
 use crate::mapping::Grant;
 use crate::service::provision::{Provision, UserOutcome};
-use crate::store::admin::{self as db, GrantRecord, grant_sub_account};
+use crate::store::admin::{self as db, grant_sub_account};
 use crate::store::{Store, audit, new_id};
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), user_id = user_id))]
@@ -22,7 +23,7 @@ pub async fn create_grant(
         return Err(AdminError::NotFound(format!("no user {user_id:?}")));
     }
     validate_grant(&mut tx, scope, &grant).await?;
-    let rec = GrantRecord {
+    let rec = db::GrantRecord {
         id: new_id(),
         user_id: user_id.to_string(),
         sub_account_id: grant_sub_account(&grant).map(str::to_string),
@@ -44,7 +45,7 @@ pub async fn create_grant(
     )
     .await?;
     tx.commit().await?;
-    Ok((rec, changes))
+    Ok((rec.into(), changes))
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), grant_id = grant_id))]
@@ -93,5 +94,5 @@ pub async fn list_grants(
             return Err(AdminError::Forbidden);
         }
     }
-    Ok(items)
+    Ok(items.into_iter().map(Into::into).collect())
 }

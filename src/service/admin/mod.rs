@@ -22,6 +22,7 @@ mod rules;
 mod sso;
 mod sub_accounts;
 mod tokens;
+mod views;
 mod webhooks;
 
 pub use access::*;
@@ -35,6 +36,7 @@ pub use rules::*;
 pub use sso::*;
 pub use sub_accounts::*;
 pub use tokens::*;
+pub use views::*;
 pub use webhooks::*;
 
 /// The role of an admin token: an organization role, or the admin of one sub-account.

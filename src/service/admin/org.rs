@@ -3,12 +3,13 @@
 use crate::domain::audit::{AuditOp, AuditResource};
 use serde::{Deserialize, Serialize};
 
+use super::views::OrgDetails;
 use super::{Action, AdminError, AdminResult, Caller};
 use crate::domain::access::EventType;
 use crate::domain::access::SubAccountRole;
 use crate::service::provision::{Provision, UserOutcome};
 use crate::store::access::{self as access_db, OrgLock};
-use crate::store::admin::{self as db, OrgDetails};
+use crate::store::admin::{self as db};
 use crate::store::platform as platform_db;
 use crate::store::{Store, audit};
 
@@ -17,7 +18,7 @@ use crate::store::{Store, audit};
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn org_details(store: &Store, caller: &Caller) -> AdminResult<OrgDetails> {
     caller.require(Action::ReadSeats)?;
-    let mut org = store.org_details(caller.scope()).await?;
+    let mut org = OrgDetails::from(store.org_details(caller.scope()).await?);
     if caller.require(Action::Read).is_err() {
         org.owner_user_id = None;
         org.default_role = None;
@@ -53,7 +54,7 @@ async fn changed(
     caller: &Caller,
     changes: Vec<UserOutcome>,
 ) -> AdminResult<Changes> {
-    let organization = store.org_details(caller.scope()).await?;
+    let organization = store.org_details(caller.scope()).await?.into();
     Ok(Changes {
         organization,
         changes,

@@ -2,9 +2,10 @@
 
 use serde::Serialize;
 
+use super::views::{LinkedScimUser, OrgGroup, OrgUser, SessionInfo};
 use super::{Action, AdminError, AdminResult, Caller};
 use crate::store::Store;
-use crate::store::admin::{LinkedScimUser, OrgGroup, OrgUser, SessionInfo, UserQuery};
+use crate::store::admin::UserQuery;
 
 /// One page of groups after the id `after`.
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
@@ -15,7 +16,8 @@ pub async fn list_groups(
     limit: i64,
 ) -> AdminResult<Vec<OrgGroup>> {
     caller.require(Action::Read)?;
-    Ok(store.list_org_groups(caller.scope(), after, limit).await?)
+    let groups = store.list_org_groups(caller.scope(), after, limit).await?;
+    Ok(groups.into_iter().map(Into::into).collect())
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -30,7 +32,7 @@ pub async fn get_group(store: &Store, caller: &Caller, id: &str) -> AdminResult<
     caller.require(Action::Read)?;
     let (group, member_count) = store.get_org_group(caller.scope(), id).await?;
     Ok(GroupDetails {
-        group,
+        group: group.into(),
         member_count,
     })
 }
@@ -66,9 +68,10 @@ pub async fn list_users(
     let mut filter = filter.clone();
     filter.search = search_text(filter.search.as_deref())?;
     let filter = &filter;
-    Ok(store
+    let users = store
         .find_org_users(caller.scope(), filter, after, limit)
-        .await?)
+        .await?;
+    Ok(users.into_iter().map(Into::into).collect())
 }
 
 /// A user with what makes it up: its SCIM users and the claims of its last sign-in.
@@ -90,8 +93,8 @@ pub async fn get_user(store: &Store, caller: &Caller, id: &str) -> AdminResult<U
     let scim_users = store.scim_users_of(scope, id).await?;
     let claims = store.claims_of(scope, id).await?;
     Ok(UserDetail {
-        user,
-        scim_users,
+        user: user.into(),
+        scim_users: scim_users.into_iter().map(Into::into).collect(),
         claims,
     })
 }
@@ -105,7 +108,8 @@ pub async fn user_scim_users(
 ) -> AdminResult<Vec<LinkedScimUser>> {
     caller.require(Action::Read)?;
     store.get_org_user(caller.scope(), user_id).await?;
-    Ok(store.scim_users_of(caller.scope(), user_id).await?)
+    let linked = store.scim_users_of(caller.scope(), user_id).await?;
+    Ok(linked.into_iter().map(Into::into).collect())
 }
 
 /// How many sessions signing a person out everywhere ended.
@@ -140,5 +144,6 @@ pub async fn list_sessions(
 ) -> AdminResult<Vec<SessionInfo>> {
     caller.require(Action::Read)?;
     store.get_org_user(caller.scope(), user_id).await?;
-    Ok(store.list_sessions(caller.scope(), user_id).await?)
+    let sessions = store.list_sessions(caller.scope(), user_id).await?;
+    Ok(sessions.into_iter().map(Into::into).collect())
 }

@@ -4,11 +4,11 @@
 
 use serde::Serialize;
 
+use super::views::RuleRecord;
 use super::{Action, AdminResult, Caller};
 use crate::mapping::rule::Source;
 use crate::mapping::{GroupMatcher, Matched, UserGroups};
 use crate::store::access as access_db;
-use crate::store::admin::RuleRecord;
 use crate::store::{Store, Tx};
 
 /// An IdP group a rule can name, and the matcher that names it.
@@ -197,7 +197,7 @@ pub async fn list_rules_with_reach(
         {
             Ok(users) => out.push(RuleWithReach {
                 reach: Some(users.len()),
-                rule,
+                rule: rule.into(),
             }),
             Err(e) => {
                 tx.rollback().await?;

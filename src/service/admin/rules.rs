@@ -5,12 +5,13 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::views::RuleRecord;
 use super::{Action, AdminError, AdminResult, Caller};
 use crate::mapping::rule::Source;
 use crate::mapping::{Grant, GroupMatcher, MappingRule};
 use crate::service::provision::{Provision, UserOutcome};
 use crate::store::access::{self as access_db, OrgLock};
-use crate::store::admin::{self as db, OrgScope, RuleRecord, grant_sub_account};
+use crate::store::admin::{self as db, OrgScope, grant_sub_account};
 use crate::store::{Store, Tx, audit, new_id};
 
 // ---- validation --------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ async fn rule_change(
             validate_matcher(tx, scope, &rule.matcher).await?;
             validate_grant(tx, scope, &rule.grant).await?;
             let source = resolve_source(tx, scope, &rule.matcher, rule.source.as_ref()).await?;
-            let rec = RuleRecord {
+            let rec = db::RuleRecord {
                 id: new_id(),
                 description: rule.description.clone(),
                 matcher: rule.matcher.clone(),
@@ -295,7 +296,7 @@ async fn rule_change(
             validate_matcher(tx, scope, &rule.matcher).await?;
             validate_grant(tx, scope, &rule.grant).await?;
             let source = resolve_source(tx, scope, &rule.matcher, rule.source.as_ref()).await?;
-            let rec = RuleRecord {
+            let rec = db::RuleRecord {
                 description: rule.description.clone(),
                 matcher: rule.matcher.clone(),
                 grant: rule.grant.clone(),
@@ -333,7 +334,10 @@ async fn rule_change(
     prov.touch(affected);
     if !apply {
         let changes = prov.preview(tx).await?;
-        return Ok(RuleChangeResult { rule, changes });
+        return Ok(RuleChangeResult {
+            rule: rule.map(Into::into),
+            changes,
+        });
     }
     let changes = prov.finish(tx).await?;
     audit::record_as(
@@ -345,7 +349,10 @@ async fn rule_change(
         Some(&format!("{} users' access changed", changes.len())),
     )
     .await?;
-    Ok(RuleChangeResult { rule, changes })
+    Ok(RuleChangeResult {
+        rule: rule.map(Into::into),
+        changes,
+    })
 }
 
 /// Applies a rule change and recomputes the users it can affect, in one transaction.
@@ -381,11 +388,12 @@ pub async fn preview_rule(
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_rules(store: &Store, caller: &Caller) -> AdminResult<Vec<RuleRecord>> {
     caller.require(Action::Read)?;
-    Ok(store.list_rules(caller.scope()).await?)
+    let rules = store.list_rules(caller.scope()).await?;
+    Ok(rules.into_iter().map(Into::into).collect())
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), rule_id = id))]
 pub async fn get_rule(store: &Store, caller: &Caller, id: &str) -> AdminResult<RuleRecord> {
     caller.require(Action::Read)?;
-    Ok(store.get_rule(caller.scope(), id).await?)
+    Ok(store.get_rule(caller.scope(), id).await?.into())
 }

@@ -2,10 +2,11 @@
 //! [`crate::service::sso`] checks): reading and deleting connections, email domains, the
 //! organization's OpenID clients, and revoking sessions.
 
+use super::views::{Client, Domain};
 use super::{Action, AdminError, AdminResult, Caller};
 use crate::service::sso::{check_name, invalid};
 use crate::store::Store;
-use crate::store::sso::{Client, Connection, Domain};
+use crate::store::sso::Connection;
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_connections(store: &Store, caller: &Caller) -> AdminResult<Vec<Connection>> {
@@ -54,13 +55,15 @@ pub async fn add_domain(
     caller.require(Action::Manage)?;
     Ok(store
         .add_domain(caller.scope(), domain, connection_id, false)
-        .await?)
+        .await?
+        .into())
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_domains(store: &Store, caller: &Caller) -> AdminResult<Vec<Domain>> {
     caller.require(Action::Read)?;
-    Ok(store.list_domains(caller.scope()).await?)
+    let domains = store.list_domains(caller.scope()).await?;
+    Ok(domains.into_iter().map(Into::into).collect())
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), domain = domain))]
@@ -103,15 +106,17 @@ pub async fn create_client(
     caller.require(Action::Manage)?;
     check_name(name)?;
     check_redirect_uris(redirect_uris)?;
-    Ok(store
+    let (client, secret) = store
         .create_client(Some(caller.scope()), name.trim(), redirect_uris)
-        .await?)
+        .await?;
+    Ok((client.into(), secret))
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_clients(store: &Store, caller: &Caller) -> AdminResult<Vec<Client>> {
     caller.require(Action::Read)?;
-    Ok(store.list_clients(Some(caller.scope())).await?)
+    let clients = store.list_clients(Some(caller.scope())).await?;
+    Ok(clients.into_iter().map(Into::into).collect())
 }
 
 /// Revokes a client and every access token it holds.

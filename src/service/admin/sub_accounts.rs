@@ -1,5 +1,6 @@
 //! Sub-accounts and their projects.
 
+use super::views::{Project, SubAccount};
 use super::{Action, AdminError, AdminResult, Caller};
 use crate::domain::audit::{AuditOp, AuditResource};
 use crate::store::access::{self as access_db, OrgLock};
@@ -11,7 +12,7 @@ pub async fn create_sub_account(
     store: &Store,
     caller: &Caller,
     name: &str,
-) -> AdminResult<db::SubAccount> {
+) -> AdminResult<SubAccount> {
     caller.require(Action::Manage)?;
     let scope = caller.scope();
     let mut tx = store.begin().await?;
@@ -26,7 +27,7 @@ pub async fn create_sub_account(
     )
     .await?;
     tx.commit().await?;
-    Ok(sa)
+    Ok(sa.into())
 }
 
 /// Refused while a rule or a grant made by hand names the sub-account: deleting it would silently
@@ -66,7 +67,7 @@ pub async fn create_project(
     caller: &Caller,
     sub_account_id: &str,
     name: &str,
-) -> AdminResult<db::Project> {
+) -> AdminResult<Project> {
     caller.require(Action::Manage)?;
     let scope = caller.scope();
     let mut tx = store.begin().await?;
@@ -86,7 +87,7 @@ pub async fn create_project(
     )
     .await?;
     tx.commit().await?;
-    Ok(p)
+    Ok(p.into())
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = sub_account_id, project_id = id))]
@@ -125,7 +126,7 @@ pub async fn delete_project(
 /// The sub-accounts the caller may read: all of them, or a sub-account admin's own. A caller that
 /// may read none is refused.
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
-pub async fn list_sub_accounts(store: &Store, caller: &Caller) -> AdminResult<Vec<db::SubAccount>> {
+pub async fn list_sub_accounts(store: &Store, caller: &Caller) -> AdminResult<Vec<SubAccount>> {
     let mut items = store.list_sub_accounts(caller.scope()).await?;
     if caller.require(Action::Read).is_err() {
         items.retain(|sa| caller.require(Action::ReadSubAccount(&sa.id)).is_ok());
@@ -133,17 +134,13 @@ pub async fn list_sub_accounts(store: &Store, caller: &Caller) -> AdminResult<Ve
             return Err(AdminError::Forbidden);
         }
     }
-    Ok(items)
+    Ok(items.into_iter().map(Into::into).collect())
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = id))]
-pub async fn get_sub_account(
-    store: &Store,
-    caller: &Caller,
-    id: &str,
-) -> AdminResult<db::SubAccount> {
+pub async fn get_sub_account(store: &Store, caller: &Caller, id: &str) -> AdminResult<SubAccount> {
     caller.require(Action::ReadSubAccount(id))?;
-    Ok(store.get_sub_account(caller.scope(), id).await?)
+    Ok(store.get_sub_account(caller.scope(), id).await?.into())
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), sub_account_id = sub_account_id))]
@@ -151,10 +148,11 @@ pub async fn list_projects(
     store: &Store,
     caller: &Caller,
     sub_account_id: &str,
-) -> AdminResult<Vec<db::Project>> {
+) -> AdminResult<Vec<Project>> {
     caller.require(Action::ReadSubAccount(sub_account_id))?;
     store
         .get_sub_account(caller.scope(), sub_account_id)
         .await?;
-    Ok(store.list_projects(caller.scope(), sub_account_id).await?)
+    let projects = store.list_projects(caller.scope(), sub_account_id).await?;
+    Ok(projects.into_iter().map(Into::into).collect())
 }

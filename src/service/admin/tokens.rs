@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::views::AdminTokenInfo;
 use super::{Action, AdminError, AdminResult, AdminRole, Caller};
 use crate::domain::access::OrgRole;
-use crate::store::admin::{self as db};
 use crate::store::{Store, StoreError};
 
 /// An admin token to mint.
@@ -96,14 +96,11 @@ fn token_visible(caller: &Caller, role: &str) -> bool {
 
 /// The organization's admin tokens the caller may see: never a secret or a hash.
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
-pub async fn list_admin_tokens(
-    store: &Store,
-    caller: &Caller,
-) -> AdminResult<Vec<db::AdminTokenInfo>> {
+pub async fn list_admin_tokens(store: &Store, caller: &Caller) -> AdminResult<Vec<AdminTokenInfo>> {
     caller.require(Action::Manage)?;
     let mut items = store.list_admin_tokens(caller.scope()).await?;
     items.retain(|t| token_visible(caller, &t.role));
-    Ok(items)
+    Ok(items.into_iter().map(Into::into).collect())
 }
 
 /// Revokes a token; the next request that presents it is refused.

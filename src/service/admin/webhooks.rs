@@ -2,15 +2,16 @@
 
 use serde::Serialize;
 
+use super::views::WebhookInfo;
 use super::{Action, AdminError, AdminResult, Caller};
 use crate::net::Outbound;
 use crate::store::Store;
-use crate::store::admin::WebhookInfo;
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_webhooks(store: &Store, caller: &Caller) -> AdminResult<Vec<WebhookInfo>> {
     caller.require(Action::Read)?;
-    Ok(store.list_webhooks(caller.scope()).await?)
+    let hooks = store.list_webhooks(caller.scope()).await?;
+    Ok(hooks.into_iter().map(Into::into).collect())
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -35,7 +36,10 @@ pub async fn create_webhook(
         .await
         .map_err(|e| AdminError::Invalid(format!("url: {e}")))?;
     let (webhook, secret) = store.create_webhook(caller.scope(), url).await?;
-    Ok(WebhookCreated { webhook, secret })
+    Ok(WebhookCreated {
+        webhook: webhook.into(),
+        secret,
+    })
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), webhook_id = id))]
