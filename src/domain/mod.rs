@@ -5,6 +5,7 @@
 pub mod access;
 pub mod audit;
 pub mod clock;
+pub mod ids;
 pub mod limits;
 
 /// The key a person's name or email is compared by: ASCII letters folded, everything else kept.

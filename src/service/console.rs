@@ -382,7 +382,7 @@ pub async fn sign_in(store: &Store, verified: &sign_in::Verified) -> AdminResult
         id: secret.id,
         org_id: conn.org_id.clone(),
         link_id: None,
-        org_user_id: Some(user_id),
+        org_user_id: Some(user_id.into_string()),
         access: Some(access.to_string()),
         intent: db::SIGNED_IN_INTENT.to_string(),
         return_url: None,
@@ -546,7 +546,7 @@ pub async fn answer_test(
     match sign_in::test_sign_in(store, conn, &verified.identity).await {
         Ok(admitted) => {
             result.ok = true;
-            result.user_id = Some(admitted.org_user_id);
+            result.user_id = Some(admitted.org_user_id.into_string());
             result.created = admitted.created;
             result.access = admitted.access;
         }

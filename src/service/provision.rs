@@ -8,6 +8,7 @@
 //! organization.
 
 use crate::domain::audit::{AuditOp, AuditResource};
+use crate::domain::ids::OrgUserId;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -57,11 +58,11 @@ pub struct Provision {
     org_id: String,
     actor: String,
     org: Option<OrgAccess>,
-    touched: BTreeSet<String>,
-    created: BTreeSet<String>,
-    unlinked: BTreeSet<String>,
-    merged: BTreeSet<String>,
-    signed_in: BTreeSet<String>,
+    touched: BTreeSet<OrgUserId>,
+    created: BTreeSet<OrgUserId>,
+    unlinked: BTreeSet<OrgUserId>,
+    merged: BTreeSet<OrgUserId>,
+    signed_in: BTreeSet<OrgUserId>,
     extra_events: Vec<NewEvent>,
 }
 
@@ -98,43 +99,48 @@ impl Provision {
         Ok(self.org.insert(org))
     }
 
-    pub fn touch(&mut self, ids: impl IntoIterator<Item = String>) {
+    pub fn touch(&mut self, ids: impl IntoIterator<Item = OrgUserId>) {
         self.touched.extend(ids);
     }
 
     /// A user this transaction created: its activation is "provisioned", not "reactivated".
-    pub fn created(&mut self, id: &str) {
-        self.created.insert(id.to_string());
-        self.touched.insert(id.to_string());
+    pub fn created(&mut self, id: &OrgUserId) {
+        self.created.insert(id.clone());
+        self.touched.insert(id.clone());
     }
 
     /// A user whose SCIM face this transaction deleted: if no other directory provisions them,
     /// they are deprovisioned.
-    pub fn unlinked(&mut self, id: &str) {
-        self.unlinked.insert(id.to_string());
-        self.touched.insert(id.to_string());
+    pub fn unlinked(&mut self, id: &OrgUserId) {
+        self.unlinked.insert(id.clone());
+        self.touched.insert(id.clone());
     }
 
     /// A user whose SCIM face a userName change moved to another person (a merge): like
     /// [`Provision::unlinked`], but the deprovisioning, if any, says "merged".
-    pub fn merged(&mut self, id: &str) {
-        self.merged.insert(id.to_string());
+    pub fn merged(&mut self, id: &OrgUserId) {
+        self.merged.insert(id.clone());
         self.unlinked(id);
     }
 
     /// A user an SSO sign-in vouches for. It activates a user no directory provisions (just-in-time
     /// provisioning); a user some directory provisions keeps the status SCIM gave them.
-    pub fn signed_in(&mut self, id: &str) {
-        self.signed_in.insert(id.to_string());
-        self.touched.insert(id.to_string());
+    pub fn signed_in(&mut self, id: &OrgUserId) {
+        self.signed_in.insert(id.clone());
+        self.touched.insert(id.clone());
     }
 
     /// An event that is not a user's access change (an ownership transfer, say), numbered with the
     /// rest at flush.
-    pub fn event(&mut self, ty: EventType, org_user_id: Option<&str>, data: serde_json::Value) {
+    pub fn event(
+        &mut self,
+        ty: EventType,
+        org_user_id: Option<&OrgUserId>,
+        data: serde_json::Value,
+    ) {
         self.extra_events.push(NewEvent {
             ty,
-            org_user_id: org_user_id.map(str::to_string),
+            org_user_id: org_user_id.cloned(),
             data,
         });
     }
@@ -274,12 +280,12 @@ impl Provision {
                 db::load_org(tx, &self.org_id, org_lock).await?
             }
         };
-        let ids: Vec<String> = std::mem::take(&mut self.touched).into_iter().collect();
+        let ids: Vec<OrgUserId> = std::mem::take(&mut self.touched).into_iter().collect();
         let rows = match lock {
             RowLock::ForUpdate => db::lock_org_users(tx, &self.org_id, &ids).await?,
             RowLock::None => db::read_org_users(tx, &self.org_id, &ids).await?,
         };
-        let locked: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let locked: Vec<OrgUserId> = rows.iter().map(|r| r.id.clone()).collect();
         let mut facts = db::user_facts(tx, &locked).await?;
         let mut users = Vec::with_capacity(rows.len());
         let mut seat_delta = 0i64;
@@ -299,7 +305,7 @@ impl Provision {
             };
             let is_owner = org.owner_user_id.as_deref() == Some(row.id.as_str());
             if is_owner && row.active && !active {
-                return Err(ProvisionError::OwnerProtected(row.id));
+                return Err(ProvisionError::OwnerProtected(row.id.into_string()));
             }
             let groups = UserGroups {
                 directory_ids: f.directory_ids,
@@ -334,7 +340,7 @@ impl Provision {
             };
             users.push(Recomputed {
                 outcome: UserOutcome {
-                    user_id: row.id.clone(),
+                    user_id: row.id.to_string(),
                     user_name: row.user_name.clone(),
                     status,
                     changes,
@@ -422,11 +428,11 @@ pub async fn record_owner_refusal(
     org_id: &str,
     directory_id: Option<&str>,
     actor: &str,
-    user_id: &str,
+    user_id: &OrgUserId,
 ) {
     tracing::warn!(
         org_id,
-        user_id,
+        user_id = user_id.as_str(),
         actor,
         "refused to deprovision the organization's owner"
     );
@@ -442,13 +448,13 @@ pub async fn record_owner_refusal(
             &who,
             AuditOp::DeprovisionRefused,
             AuditResource::OrgUser,
-            Some(user_id),
+            Some(user_id.as_str()),
             Some("the user is the organization's owner; transfer ownership first"),
         )
         .await?;
         let event = NewEvent {
             ty: EventType::OwnerDeprovisionRefused,
-            org_user_id: Some(user_id.to_string()),
+            org_user_id: Some(user_id.clone()),
             data: json!({ "user_id": user_id, "actor": actor }),
         };
         let now = tx.now();

@@ -1,6 +1,7 @@
 //! Create, read, replace, patch and delete of Users and Groups (RFC 7644 §3.3-§3.6).
 
 use crate::domain::audit::{AuditOp, AuditResource};
+use crate::domain::ids::OrgUserId;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
@@ -369,7 +370,7 @@ async fn finish(ctx: &Ctx<'_>, mut tx: Tx, prov: Provision) -> ScimResult<Tx> {
                 ctx.scope.org_id(),
                 Some(ctx.scope.directory_id()),
                 ctx.scope.token_id(),
-                &user_id,
+                &OrgUserId::new(user_id.as_str()),
             )
             .await;
             Err(ProvisionError::OwnerProtected(user_id).into())
@@ -429,25 +430,25 @@ async fn relink(
     prov: &mut Provision,
     old: &UserRecord,
     new: &UserRecord,
-    from: &str,
+    from: &OrgUserId,
 ) -> ScimResult<String> {
     let org_id = ctx.scope.org_id();
     let owner = prov.org(tx).await?.owner_user_id.clone();
     let target = org_db::find_org_user(tx, org_id, &new.user_name).await?;
     // Both people are locked in id order before either is changed, as the recomputation does.
-    let mut people = vec![from.to_string()];
+    let mut people = vec![from.clone()];
     people.extend(target.clone());
     org_db::lock_org_users(tx, org_id, &people).await?;
     let shared = org_db::scim_links(tx, from).await? > 1;
     let now = tx.now();
     let (what, operation, to) = match target {
-        Some(to) if to == from => {
+        Some(to) if to == *from => {
             // The same name in another case.
             org_db::rename_org_user(tx, org_id, from, &new.user_name, now).await?;
             (EventType::UserRenamed, AuditOp::Renamed, to)
         }
         Some(to) => {
-            if !shared && owner.as_deref() == Some(from) {
+            if !shared && owner.as_deref() == Some(from.as_str()) {
                 return Err(ScimError::mutability(format!(
                     "userName {:?} is another person of the organization: renaming {:?} to it \
                      would merge the organization's owner into them; transfer ownership first",
@@ -457,7 +458,7 @@ async fn relink(
             org_db::relink_scim_user(tx, ctx.scope.directory_id(), &new.id, &to).await?;
             prov.touch([to.clone()]);
             if shared {
-                prov.touch([from.to_string()]);
+                prov.touch([from.clone()]);
             } else {
                 prov.merged(from);
             }
@@ -473,12 +474,12 @@ async fn relink(
             } else {
                 prov.touch([to.clone()]);
             }
-            prov.touch([from.to_string()]);
+            prov.touch([from.clone()]);
             (EventType::UserMoved, AuditOp::Moved, to)
         }
         None => {
             org_db::rename_org_user(tx, org_id, from, &new.user_name, now).await?;
-            (EventType::UserRenamed, AuditOp::Renamed, from.to_string())
+            (EventType::UserRenamed, AuditOp::Renamed, from.clone())
         }
     };
     prov.event(
@@ -504,7 +505,7 @@ async fn relink(
         &who,
         operation,
         AuditResource::OrgUser,
-        Some(&to),
+        Some(to.as_str()),
         Some(&detail),
     )
     .await?;

@@ -14,6 +14,7 @@
 //! creates a user there, and never reactivates one SCIM deactivated or deleted.
 
 use crate::domain::audit::{AuditOp, AuditResource};
+use crate::domain::ids::OrgUserId;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -805,7 +806,7 @@ pub struct SignedIn {
     /// For the cookie; only its hash is stored.
     pub session_token: String,
     pub org_id: String,
-    pub org_user_id: String,
+    pub org_user_id: OrgUserId,
     /// Whether this sign-in created the user.
     pub created: bool,
 }
@@ -870,7 +871,7 @@ pub async fn sign_in(
 /// mapping gives them, computed in the sign-in's own transaction and then rolled back.
 #[derive(Debug, Clone)]
 pub struct TestAdmission {
-    pub org_user_id: String,
+    pub org_user_id: OrgUserId,
     /// Whether the sign-in would have created the user (just in time).
     pub created: bool,
     /// The user's effective access after the sign-in's group claims.
@@ -909,7 +910,7 @@ pub async fn admit_for_console(
     store: &Store,
     conn: &Connection,
     identity: &SsoIdentity,
-) -> Result<(crate::store::Tx, String, String), SignInError> {
+) -> Result<(crate::store::Tx, OrgUserId, String), SignInError> {
     if !conn.enabled {
         return Err(SignInError::Disabled);
     }
@@ -923,7 +924,7 @@ pub async fn admit_for_console(
 struct Admitted {
     tx: crate::store::Tx,
     email: String,
-    user_id: String,
+    user_id: OrgUserId,
     created: bool,
 }
 

@@ -9,6 +9,7 @@
 //! overwrites. The outbox flush, last in the transaction, takes a per-organization advisory lock
 //! (see [`flush`]); nothing updates the organization row on the way, so it never turns hot.
 
+use crate::domain::ids::OrgUserId;
 use std::collections::HashMap;
 
 use serde::Serialize;
@@ -129,7 +130,7 @@ pub async fn link_org_user(
     user_name: &str,
     display_name: Option<&str>,
     now: i64,
-) -> StoreResult<(String, bool)> {
+) -> StoreResult<(OrgUserId, bool)> {
     let key = crate::domain::fold_key(user_name);
     let id = super::new_id();
     let created = on_tx!(tx, c => sqlx::query(
@@ -139,12 +140,12 @@ pub async fn link_org_user(
         .execute(&mut *c).await?.rows_affected())
         == 1;
     if created {
-        return Ok((id, true));
+        return Ok((OrgUserId::new(id), true));
     }
     let existing: String = on_tx!(tx, c => sqlx::query_scalar(
         "SELECT id FROM org_users WHERE org_id = $1 AND user_key = $2")
         .bind(org_id).bind(&key).fetch_one(&mut *c).await?);
-    Ok((existing, false))
+    Ok((OrgUserId::new(existing), false))
 }
 
 /// The organization user with this userName (case-insensitive), if any.
@@ -152,17 +153,18 @@ pub async fn find_org_user(
     tx: &mut Tx,
     org_id: &str,
     user_name: &str,
-) -> StoreResult<Option<String>> {
-    Ok(on_tx!(tx, c => sqlx::query_scalar(
+) -> StoreResult<Option<OrgUserId>> {
+    let id: Option<String> = on_tx!(tx, c => sqlx::query_scalar(
         "SELECT id FROM org_users WHERE org_id = $1 AND user_key = $2")
-        .bind(org_id).bind(crate::domain::fold_key(user_name)).fetch_optional(&mut *c).await?))
+        .bind(org_id).bind(crate::domain::fold_key(user_name)).fetch_optional(&mut *c).await?);
+    Ok(id.map(OrgUserId::new))
 }
 
 /// How many SCIM users, in any directory, are this person.
-pub async fn scim_links(tx: &mut Tx, org_user_id: &str) -> StoreResult<i64> {
+pub async fn scim_links(tx: &mut Tx, org_user_id: &OrgUserId) -> StoreResult<i64> {
     Ok(on_tx!(tx, c => sqlx::query_scalar(
         "SELECT COUNT(*) FROM scim_users WHERE org_user_id = $1")
-        .bind(org_user_id).fetch_one(&mut *c).await?))
+        .bind(org_user_id.as_str()).fetch_one(&mut *c).await?))
 }
 
 /// Makes a SCIM user the face of another organization user.
@@ -170,11 +172,11 @@ pub async fn relink_scim_user(
     tx: &mut Tx,
     directory_id: &str,
     scim_id: &str,
-    org_user_id: &str,
+    org_user_id: &OrgUserId,
 ) -> StoreResult<()> {
     on_tx!(tx, c => sqlx::query(
         "UPDATE scim_users SET org_user_id = $1 WHERE id = $2 AND directory_id = $3")
-        .bind(org_user_id).bind(scim_id).bind(directory_id).execute(&mut *c).await?.rows_affected());
+        .bind(org_user_id.as_str()).bind(scim_id).bind(directory_id).execute(&mut *c).await?.rows_affected());
     Ok(())
 }
 
@@ -184,23 +186,24 @@ pub async fn relink_scim_user(
 pub async fn rename_org_user(
     tx: &mut Tx,
     org_id: &str,
-    id: &str,
+    id: &OrgUserId,
     user_name: &str,
     now: i64,
 ) -> StoreResult<()> {
     on_tx!(tx, c => sqlx::query(
         "UPDATE org_users SET user_key = $1, user_name = $2, updated_at = $3, \
          email = CASE WHEN LOWER(email) = $1 THEN email ELSE NULL END WHERE org_id = $4 AND id = $5")
-        .bind(crate::domain::fold_key(user_name)).bind(user_name).bind(now).bind(org_id).bind(id)
+        .bind(crate::domain::fold_key(user_name)).bind(user_name).bind(now).bind(org_id).bind(id.as_str())
         .execute(&mut *c).await.map(|r| r.rows_affected()))
     .map_err(|e| StoreError::on_unique(e, "a user with this userName"))?;
     Ok(())
 }
 
-async fn ids_query(tx: &mut Tx, b: SqlBuilder) -> StoreResult<Vec<String>> {
+async fn ids_query(tx: &mut Tx, b: SqlBuilder) -> StoreResult<Vec<OrgUserId>> {
     Ok(
         on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-        .fetch_all(&mut *c).await?.into_iter().filter_map(|r| r.get::<Option<String>, _>(0)).collect()),
+        .fetch_all(&mut *c).await?.into_iter()
+        .filter_map(|r| r.get::<Option<String>, _>(0).map(OrgUserId::new)).collect()),
     )
 }
 
@@ -209,7 +212,7 @@ pub async fn org_users_of_scim_users(
     tx: &mut Tx,
     directory_id: &str,
     scim_ids: &[String],
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Vec<OrgUserId>> {
     let mut out = Vec::new();
     for chunk in scim_ids.chunks(CHUNK) {
         let mut b =
@@ -227,7 +230,7 @@ pub async fn org_users_of_group(
     tx: &mut Tx,
     directory_id: &str,
     group_id: &str,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Vec<OrgUserId>> {
     let mut b = SqlBuilder::new(
         "SELECT DISTINCT su.org_user_id FROM scim_group_members m \
          JOIN scim_users su ON su.id = m.member_id WHERE m.directory_id = ",
@@ -244,7 +247,7 @@ pub async fn org_users_matching(
     tx: &mut Tx,
     org_id: &str,
     matcher: &GroupMatcher,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Vec<OrgUserId>> {
     let by_group = |column: &str, value: String| {
         let mut b = SqlBuilder::new(
             "SELECT DISTINCT su.org_user_id FROM scim_groups g \
@@ -330,7 +333,7 @@ pub async fn delete_rules_of_source(
 }
 
 /// Every user of the organization (for a change of the default role, which can reach anyone).
-pub async fn all_org_users(tx: &mut Tx, org_id: &str) -> StoreResult<Vec<String>> {
+pub async fn all_org_users(tx: &mut Tx, org_id: &str) -> StoreResult<Vec<OrgUserId>> {
     let mut b = SqlBuilder::new("SELECT id FROM org_users WHERE org_id = ");
     b.bind_text(org_id);
     ids_query(tx, b).await
@@ -339,7 +342,8 @@ pub async fn all_org_users(tx: &mut Tx, org_id: &str) -> StoreResult<Vec<String>
 /// An organization user as the recomputation sees it.
 #[derive(Debug, Clone, FromRow)]
 pub struct OrgUserRow {
-    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub id: OrgUserId,
     pub user_name: String,
     pub active: bool,
     /// The stored effective access (JSON).
@@ -351,7 +355,7 @@ pub struct OrgUserRow {
 pub async fn lock_org_users(
     tx: &mut Tx,
     org_id: &str,
-    ids: &[String],
+    ids: &[OrgUserId],
 ) -> StoreResult<Vec<OrgUserRow>> {
     org_users(tx, org_id, ids, true).await
 }
@@ -360,7 +364,7 @@ pub async fn lock_org_users(
 pub async fn read_org_users(
     tx: &mut Tx,
     org_id: &str,
-    ids: &[String],
+    ids: &[OrgUserId],
 ) -> StoreResult<Vec<OrgUserRow>> {
     org_users(tx, org_id, ids, false).await
 }
@@ -368,10 +372,10 @@ pub async fn read_org_users(
 async fn org_users(
     tx: &mut Tx,
     org_id: &str,
-    ids: &[String],
+    ids: &[OrgUserId],
     for_update: bool,
 ) -> StoreResult<Vec<OrgUserRow>> {
-    let mut sorted: Vec<String> = ids.to_vec();
+    let mut sorted: Vec<&OrgUserId> = ids.iter().collect();
     sorted.sort();
     sorted.dedup();
     let lock = match tx.backend() {
@@ -425,8 +429,11 @@ struct FactRow {
 
 /// Reads the facts of many users in one statement: their SCIM faces, groups, claims and grants
 /// made by hand, told apart by the first column.
-pub async fn user_facts(tx: &mut Tx, ids: &[String]) -> StoreResult<HashMap<String, UserFacts>> {
-    let mut facts: HashMap<String, UserFacts> = ids
+pub async fn user_facts(
+    tx: &mut Tx,
+    ids: &[OrgUserId],
+) -> StoreResult<HashMap<OrgUserId, UserFacts>> {
+    let mut facts: HashMap<OrgUserId, UserFacts> = ids
         .iter()
         .map(|id| (id.clone(), UserFacts::default()))
         .collect();
@@ -472,7 +479,7 @@ pub async fn user_facts(tx: &mut Tx, ids: &[String]) -> StoreResult<HashMap<Stri
             source,
         } in rows
         {
-            let f = facts.entry(user).or_default();
+            let f = facts.entry(OrgUserId::new(user)).or_default();
             match kind {
                 1 => {
                     f.scim_links += 1;
@@ -507,7 +514,7 @@ pub async fn user_facts(tx: &mut Tx, ids: &[String]) -> StoreResult<HashMap<Stri
 /// The new state of one organization user, for [`update_org_users`].
 #[derive(Debug, Clone)]
 pub struct UserUpdate {
-    pub id: String,
+    pub id: OrgUserId,
     pub active: bool,
     pub access: String,
 }
@@ -521,7 +528,7 @@ pub async fn update_org_users(tx: &mut Tx, updates: &[UserUpdate], now: i64) -> 
             if i > 0 {
                 b.push(", ");
             }
-            b.push("(").bind_text(u.id.clone()).push(", ");
+            b.push("(").bind_text(u.id.as_str()).push(", ");
             b.bind(Bind::Bool(u.active)).push(", ");
             b.bind_text(u.access.clone()).push(")");
         }
@@ -537,14 +544,14 @@ pub async fn update_org_users(tx: &mut Tx, updates: &[UserUpdate], now: i64) -> 
 /// where issued tokens are revoked too once there are any.
 pub async fn revoke_sessions(
     tx: &mut Tx,
-    org_user_id: &str,
+    org_user_id: &OrgUserId,
     reason: &str,
     now: i64,
 ) -> StoreResult<u64> {
     Ok(on_tx!(tx, c => sqlx::query(
         "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
          WHERE org_user_id = $1 AND revoked_at IS NULL")
-        .bind(org_user_id).bind(now).bind(reason).execute(&mut *c).await?.rows_affected()))
+        .bind(org_user_id.as_str()).bind(now).bind(reason).execute(&mut *c).await?.rows_affected()))
 }
 
 /// [`revoke_sessions`], and the console sessions the person opened by signing in: whoever loses
@@ -552,7 +559,7 @@ pub async fn revoke_sessions(
 /// number of application sessions revoked.
 pub async fn revoke_all_sessions(
     tx: &mut Tx,
-    org_user_id: &str,
+    org_user_id: &OrgUserId,
     reason: &str,
     now: i64,
 ) -> StoreResult<u64> {
@@ -566,7 +573,7 @@ pub async fn revoke_all_sessions(
 pub struct NewEvent {
     #[serde(rename = "type")]
     pub ty: EventType,
-    pub org_user_id: Option<String>,
+    pub org_user_id: Option<OrgUserId>,
     pub data: Value,
 }
 
@@ -618,7 +625,7 @@ pub async fn append_events(
             b.bind_text(super::new_id()).push(", ");
             b.bind_text(e.ty.as_str().to_owned()).push(", ");
             match &e.org_user_id {
-                Some(u) => b.bind_text(u.clone()),
+                Some(u) => b.bind_text(u.as_str()),
                 None => b.push("CAST(NULL AS TEXT)"),
             };
             b.push(", ").bind_text(e.data.to_string()).push(", ");

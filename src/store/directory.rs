@@ -1,6 +1,7 @@
 //! Organizations, SCIM directories and their bearer tokens.
 
 use crate::domain::audit::{AuditOp, AuditResource};
+use crate::domain::ids::OrgUserId;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
@@ -405,11 +406,12 @@ pub async fn org_users_of_directory(
     tx: &mut super::Tx,
     scope: &OrgScope,
     directory_id: &str,
-) -> StoreResult<Vec<String>> {
-    Ok(on_tx!(tx, c => sqlx::query_scalar(
+) -> StoreResult<Vec<OrgUserId>> {
+    let ids: Vec<String> = on_tx!(tx, c => sqlx::query_scalar(
         "SELECT DISTINCT s.org_user_id FROM scim_users s JOIN directories d ON d.id = s.directory_id \
          WHERE d.org_id = $1 AND s.directory_id = $2 AND s.org_user_id IS NOT NULL")
-        .bind(scope.org_id()).bind(directory_id).fetch_all(&mut *c).await?))
+        .bind(scope.org_id()).bind(directory_id).fetch_all(&mut *c).await?);
+    Ok(ids.into_iter().map(OrgUserId::new).collect())
 }
 
 /// Deletes one of the organization's directories with its tokens, SCIM users, groups and

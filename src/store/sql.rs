@@ -80,14 +80,15 @@ const ID_LIST_MAX: usize = 50;
 /// Appends a non-empty set of ids, usable as `id IN <it>`. A long one is bound as one JSON array:
 /// an `IN ($1, ..., $500)` list costs SQLite the square of its length to bind (it looks each
 /// `$N` up in a list), and one parameter reads 10,000 ids in one statement.
-pub(crate) fn push_id_set(b: &mut SqlBuilder, backend: Backend, ids: &[String]) {
+pub(crate) fn push_id_set<S: AsRef<str>>(b: &mut SqlBuilder, backend: Backend, ids: &[S]) {
     if ids.len() <= ID_LIST_MAX {
         b.push("(");
         push_list(b, ids);
         b.push(")");
         return;
     }
-    let json = serde_json::Value::from(ids.to_vec()).to_string();
+    let json =
+        serde_json::Value::from(ids.iter().map(AsRef::as_ref).collect::<Vec<&str>>()).to_string();
     match backend {
         Backend::Sqlite => b.push("(SELECT value FROM json_each(").bind_text(json),
         Backend::Postgres => b
@@ -99,12 +100,12 @@ pub(crate) fn push_id_set(b: &mut SqlBuilder, backend: Backend, ids: &[String]) 
 }
 
 /// Appends `$a, $b, ...` binding each id.
-pub(crate) fn push_list(b: &mut SqlBuilder, ids: &[String]) {
+pub(crate) fn push_list<S: AsRef<str>>(b: &mut SqlBuilder, ids: &[S]) {
     for (i, id) in ids.iter().enumerate() {
         if i > 0 {
             b.push(", ");
         }
-        b.bind_text(id.clone());
+        b.bind_text(id.as_ref());
     }
 }
 

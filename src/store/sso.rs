@@ -9,6 +9,7 @@
 
 use crate::domain::access::ConnectionKind;
 use crate::domain::audit::{AuditOp, AuditResource};
+use crate::domain::ids::OrgUserId;
 use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
@@ -615,7 +616,7 @@ pub async fn remember_assertion(
 /// An organization user as the sign-in sees it.
 #[derive(Debug, Clone)]
 pub struct SignInUser {
-    pub id: String,
+    pub id: OrgUserId,
     pub active: bool,
     /// SCIM users of any directory linked to this person.
     pub scim_links: i64,
@@ -631,7 +632,7 @@ pub async fn find_sign_in_user(
          FROM org_users u WHERE u.org_id = $1 AND u.user_key = $2")
         .bind(org_id).bind(user_key).fetch_optional(&mut *c).await?);
     Ok(row.map(|(id, active, scim_links)| SignInUser {
-        id,
+        id: OrgUserId::new(id),
         active,
         scim_links,
     }))
@@ -697,10 +698,11 @@ pub async fn users_with_claims_from(
     tx: &mut Tx,
     org_id: &str,
     connection_id: &str,
-) -> StoreResult<Vec<String>> {
-    Ok(on_tx!(tx, c => sqlx::query_scalar(
+) -> StoreResult<Vec<OrgUserId>> {
+    let ids: Vec<String> = on_tx!(tx, c => sqlx::query_scalar(
         "SELECT DISTINCT org_user_id FROM org_user_claims WHERE org_id = $1 AND connection_id = $2")
-        .bind(org_id).bind(connection_id).fetch_all(&mut *c).await?))
+        .bind(org_id).bind(connection_id).fetch_all(&mut *c).await?);
+    Ok(ids.into_iter().map(OrgUserId::new).collect())
 }
 
 /// A group-claim value of a user's last sign-in, as stored.

@@ -1,5 +1,6 @@
 //! A user's effective access, explained.
 
+use crate::domain::ids::OrgUserId;
 use serde::Serialize;
 
 use super::{Action, AdminResult, AdminRole, Caller};
@@ -59,9 +60,10 @@ pub async fn user_access(store: &Store, caller: &Caller, user_id: &str) -> Admin
     // The same inputs the last recomputation read, to show the sources it discarded too.
     let mut tx = store.begin().await?;
     let org = access_db::load_org(&mut tx, scope.org_id(), OrgLock::Share).await?;
-    let facts = access_db::user_facts(&mut tx, std::slice::from_ref(&user.id))
+    let id = OrgUserId::new(user.id.clone());
+    let facts = access_db::user_facts(&mut tx, std::slice::from_ref(&id))
         .await?
-        .remove(&user.id)
+        .remove(&id)
         .unwrap_or_default();
     tx.rollback().await?;
     let groups = crate::mapping::UserGroups {

@@ -4,6 +4,7 @@ use super::rules::validate_grant;
 use super::views::GrantRecord;
 use super::{Action, AdminError, AdminResult, Caller};
 use crate::domain::audit::{AuditOp, AuditResource};
+use crate::domain::ids::OrgUserId;
 use crate::mapping::Grant;
 use crate::service::provision::{Provision, UserOutcome};
 use crate::store::admin::{self as db, grant_sub_account};
@@ -33,7 +34,7 @@ pub async fn create_grant(
     };
     db::insert_grant(&mut tx, scope, &rec).await?;
     let mut prov = Provision::new(scope.org_id(), scope.actor());
-    prov.touch([user_id.to_string()]);
+    prov.touch([OrgUserId::new(user_id)]);
     let changes = prov.finish(&mut tx).await?;
     audit::record_as(
         &mut tx,
@@ -60,7 +61,7 @@ pub async fn delete_grant(
     caller.require(Action::ManageGrant(rec.sub_account_id.as_deref()))?;
     db::delete_grant(&mut tx, scope, grant_id).await?;
     let mut prov = Provision::new(scope.org_id(), scope.actor());
-    prov.touch([rec.user_id.clone()]);
+    prov.touch([OrgUserId::new(rec.user_id.clone())]);
     let changes = prov.finish(&mut tx).await?;
     audit::record_as(
         &mut tx,

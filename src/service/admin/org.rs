@@ -1,6 +1,7 @@
 //! The organization: its settings, its creation with an owner, and ownership.
 
 use crate::domain::audit::{AuditOp, AuditResource};
+use crate::domain::ids::OrgUserId;
 use serde::{Deserialize, Serialize};
 
 use super::views::OrgDetails;
@@ -306,7 +307,10 @@ pub async fn create_org(store: &Store, new: &NewOrg, actor: &str) -> AdminResult
     )
     .await?;
     tx.commit().await?;
-    Ok(CreatedOrg { org, owner_user_id })
+    Ok(CreatedOrg {
+        org,
+        owner_user_id: owner_user_id.map(OrgUserId::into_string),
+    })
 }
 
 /// One `@` between a non-empty local part and a domain with a dot, without spaces: enough to
@@ -332,7 +336,9 @@ pub async fn transfer_owner(store: &Store, caller: &Caller, user_id: &str) -> Ad
     let scope = caller.scope();
     let mut tx = store.begin().await?;
     let mut org = access_db::load_org(&mut tx, scope.org_id(), OrgLock::Exclusive).await?;
-    let user = access_db::lock_org_users(&mut tx, scope.org_id(), &[user_id.to_string()]).await?;
+    let new_owner = OrgUserId::new(user_id);
+    let user = access_db::lock_org_users(&mut tx, scope.org_id(), std::slice::from_ref(&new_owner))
+        .await?;
     let Some(user) = user.first() else {
         return Err(AdminError::NotFound(format!("no user {user_id:?}")));
     };
@@ -344,11 +350,11 @@ pub async fn transfer_owner(store: &Store, caller: &Caller, user_id: &str) -> Ad
     let previous = org.owner_user_id.replace(user_id.to_string());
     db::set_owner(&mut tx, scope, user_id).await?;
     let mut prov = Provision::with_org(scope.org_id(), scope.actor(), org);
-    prov.touch([user_id.to_string()]);
-    prov.touch(previous.clone());
+    prov.touch([new_owner.clone()]);
+    prov.touch(previous.clone().map(OrgUserId::new));
     prov.event(
         EventType::OwnerTransferred,
-        Some(user_id),
+        Some(&new_owner),
         serde_json::json!({ "from": previous, "to": user_id }),
     );
     let changes = prov.finish(&mut tx).await?;

@@ -109,7 +109,7 @@ async fn reached(
         let matched = matcher.matches_from(source, &groups);
         if !matched.is_empty() {
             out.push(ReachedUser {
-                id: user.id,
+                id: user.id.into_string(),
                 user_name: user.user_name,
                 matched,
             });

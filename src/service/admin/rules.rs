@@ -1,6 +1,7 @@
 //! Mapping rules: changes and their preview, each recomputing the users it can affect.
 
 use crate::domain::audit::{AuditOp, AuditResource};
+use crate::domain::ids::OrgUserId;
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
@@ -262,7 +263,7 @@ async fn rule_change(
     };
     let apply = mode == Mode::Apply;
     let mut org = access_db::load_org(tx, scope.org_id(), lock).await?;
-    let mut affected: BTreeSet<String> = BTreeSet::new();
+    let mut affected: BTreeSet<OrgUserId> = BTreeSet::new();
     let t = now;
     let (rule, op) = match change {
         RuleChange::Create { rule } => {
