@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 pub struct OrgUserId(String);
 
 impl OrgUserId {
-    /// An id read from the store or a request path: only the store and the admin API's
-    /// routes, which look it up within the caller's organization, make one.
+    /// An id read from the store, or one an admin named (a grant's user, a new owner), which
+    /// the store then looks up within the caller's organization only.
     pub fn new(id: impl Into<String>) -> OrgUserId {
         OrgUserId(id.into())
     }

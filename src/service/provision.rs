@@ -30,7 +30,7 @@ pub enum ProvisionError {
     SeatLimit(i64),
     /// The change would deprovision the organization's owner, which only a transfer may change.
     #[error("user {0} is the organization's owner; transfer ownership before deprovisioning them")]
-    OwnerProtected(String),
+    OwnerProtected(OrgUserId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -305,7 +305,7 @@ impl Provision {
             };
             let is_owner = org.owner_user_id.as_deref() == Some(row.id.as_str());
             if is_owner && row.active && !active {
-                return Err(ProvisionError::OwnerProtected(row.id.into_string()));
+                return Err(ProvisionError::OwnerProtected(row.id));
             }
             let groups = UserGroups {
                 directory_ids: f.directory_ids,

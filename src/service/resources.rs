@@ -370,7 +370,7 @@ async fn finish(ctx: &Ctx<'_>, mut tx: Tx, prov: Provision) -> ScimResult<Tx> {
                 ctx.scope.org_id(),
                 Some(ctx.scope.directory_id()),
                 ctx.scope.token_id(),
-                &OrgUserId::new(user_id.as_str()),
+                &user_id,
             )
             .await;
             Err(ProvisionError::OwnerProtected(user_id).into())
