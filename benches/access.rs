@@ -10,6 +10,7 @@
 
 mod common;
 
+use idbridge::service::setup;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -79,14 +80,14 @@ async fn run() {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let org = store
-        .create_org(&format!("bench-{}", uuid::Uuid::now_v7()))
+    let org = setup::create_org(&store, &format!("bench-{}", uuid::Uuid::now_v7()))
         .await
         .unwrap();
     let scope = OrgScope::for_org(&org.id, "bench");
-    let (d, t) = store.create_directory(&scope, "bench").await.unwrap();
-    let admin = store
-        .create_admin_token(&scope, "org_owner", None, "bench")
+    let (d, t) = setup::create_directory(&store, &scope, "bench")
+        .await
+        .unwrap();
+    let admin = setup::create_admin_token(&store, &scope, "org_owner", None, "bench")
         .await
         .unwrap()
         .token;

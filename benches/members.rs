@@ -15,6 +15,7 @@
 mod common;
 
 use common::env_usize;
+use idbridge::service::setup;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -161,14 +162,14 @@ async fn run(store: Store, addr: std::net::SocketAddr, backend: &str, url: &str)
     }
     let largest = *sizes.last().unwrap();
 
-    let org = store
-        .create_org(&format!("bench-{}", uuid::Uuid::now_v7()))
+    let org = setup::create_org(&store, &format!("bench-{}", uuid::Uuid::now_v7()))
         .await
         .unwrap();
     let scope = idbridge::store::admin::OrgScope::for_org(&org.id, "bench");
-    let (d, t) = store.create_directory(&scope, "bench").await.unwrap();
-    let owner = store
-        .create_admin_token(&scope, "org_owner", None, "bench")
+    let (d, t) = setup::create_directory(&store, &scope, "bench")
+        .await
+        .unwrap();
+    let owner = setup::create_admin_token(&store, &scope, "org_owner", None, "bench")
         .await
         .unwrap()
         .token;

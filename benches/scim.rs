@@ -10,6 +10,7 @@
 
 mod common;
 
+use idbridge::service::setup;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,12 +38,13 @@ async fn run() {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let org = store
-        .create_org(&format!("bench-{}", uuid::Uuid::now_v7()))
+    let org = setup::create_org(&store, &format!("bench-{}", uuid::Uuid::now_v7()))
         .await
         .unwrap();
     let scope = idbridge::store::admin::OrgScope::for_org(&org.id, "bench");
-    let (d, t) = store.create_directory(&scope, "bench").await.unwrap();
+    let (d, t) = setup::create_directory(&store, &scope, "bench")
+        .await
+        .unwrap();
     let bench = Arc::new(Bench {
         router: build_router(AppState::new(store.clone(), "http://bench").without_rate_limits()),
         auth: format!("Bearer {}", t.token),

@@ -11,6 +11,7 @@
 
 mod common;
 
+use idbridge::service::setup;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -66,13 +67,11 @@ async fn run() {
         .unwrap()
         .with_secrets(SecretBox::generate());
     store.migrate().await.unwrap();
-    let org = store
-        .create_org(&format!("bench-{}", uuid::Uuid::now_v7()))
+    let org = setup::create_org(&store, &format!("bench-{}", uuid::Uuid::now_v7()))
         .await
         .unwrap();
     let scope = OrgScope::for_org(&org.id, "bench");
-    let admin = store
-        .create_admin_token(&scope, "org_owner", None, "bench")
+    let admin = setup::create_admin_token(&store, &scope, "org_owner", None, "bench")
         .await
         .unwrap()
         .token;

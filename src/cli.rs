@@ -124,9 +124,13 @@ fn not_found(what: &str, key: &str) -> impl FnOnce(StoreError) -> anyhow::Error 
     }
 }
 
-/// The SCIM base URL a directory is reached at.
-pub fn scim_url(public_url: &str, directory_id: &str) -> String {
-    format!("{public_url}/scim/v2/{directory_id}")
+/// [`not_found`] for what a service refuses.
+fn admin_not_found(what: &str, key: &str) -> impl FnOnce(AdminError) -> anyhow::Error {
+    let msg = format!("no {what} {key:?}");
+    move |e| match e {
+        AdminError::NotFound(_) => anyhow::anyhow!(msg),
+        e => admin_error(e),
+    }
 }
 
 fn admin_error(e: AdminError) -> anyhow::Error {
@@ -321,11 +325,15 @@ pub async fn admin_token(store: &Store, cmd: AdminTokenCommand) -> anyhow::Resul
         }
         AdminTokenCommand::Revoke { org, id, json } => {
             let org = find_org(store, &org).await?;
-            let scope = OrgScope::for_org(&org.id, "cli");
-            store
-                .revoke_admin_token(&scope, &id)
+            let caller = Caller::operator(OrgScope::for_org(&org.id, "cli"));
+            // A revoked token is no more an active one than one that never was.
+            svc::revoke_admin_token(store, &caller, &id)
                 .await
-                .map_err(not_found("active admin token", &id))?;
+                .map_err(|e| match e {
+                    AdminError::Conflict(_) => AdminError::NotFound(String::new()),
+                    e => e,
+                })
+                .map_err(admin_not_found("active admin token", &id))?;
             print(
                 json,
                 json!({"org_id": org.id, "revoked": id}),
@@ -631,10 +639,14 @@ pub async fn directory(
                 .find_org(&org)
                 .await
                 .map_err(not_found("organization", &org))?;
-            let (dir, token) = store
-                .create_directory(&OrgScope::for_org(&org.id, "cli"), &name)
-                .await?;
-            let url = scim_url(&global.public_url(), &dir.id);
+            let caller = Caller::operator(OrgScope::for_org(&org.id, "cli"));
+            let svc::NewDirectory {
+                directory: dir,
+                scim_base_url: url,
+                token,
+            } = svc::create_directory(store, &caller, &global.public_url(), &name)
+                .await
+                .map_err(admin_error)?;
             print(
                 json,
                 json!({"id": dir.id, "org_id": org.id, "name": dir.name, "scim_url": url,
@@ -648,10 +660,10 @@ pub async fn directory(
         DirectoryCommand::Token { command } => match command {
             TokenCommand::Rotate { directory, json } => {
                 let scope = directory_scope(store, &directory, "directory").await?;
-                let token = store
-                    .rotate_directory_token(&scope, &directory)
-                    .await
-                    .map_err(not_found("directory", &directory))?;
+                let token =
+                    svc::rotate_directory_token(store, &Caller::operator(scope), &directory)
+                        .await
+                        .map_err(admin_not_found("directory", &directory))?;
                 print(
                     json,
                     json!({"directory_id": directory, "token_id": token.id, "token": token.token}),
@@ -667,10 +679,11 @@ pub async fn directory(
                 json,
             } => {
                 let scope = directory_scope(store, &directory, "directory or token").await?;
-                let revoked = store
-                    .revoke_directory_tokens(&scope, &directory, token_id.as_deref())
-                    .await
-                    .map_err(not_found("directory or token", &directory))?;
+                let caller = Caller::operator(scope);
+                let revoked =
+                    svc::revoke_directory_tokens(store, &caller, &directory, token_id.as_deref())
+                        .await
+                        .map_err(admin_not_found("directory or token", &directory))?;
                 print(
                     json,
                     json!({"directory_id": directory, "revoked": revoked}),
@@ -836,10 +849,9 @@ pub async fn domain(store: &Store, global: &Global, cmd: DomainCommand) -> anyho
             json,
         } => {
             let caller = operator(store, &org).await?;
-            let d: svc::Domain = store
-                .add_domain(caller.scope(), &domain, connection.as_deref(), verified)
-                .await?
-                .into();
+            let d = svc::claim_domain(store, &caller, &domain, connection.as_deref(), verified)
+                .await
+                .map_err(admin_error)?;
             print(json, json!(d), format!("added domain {}", human(&d)));
         }
         DomainCommand::Verify { org, domain, json } => {
@@ -896,9 +908,10 @@ pub async fn client(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
             let scope = scope(store, org.as_deref()).await?;
             crate::service::admin::check_redirect_uris(&redirect_uris).map_err(admin_error)?;
             crate::service::sso::check_name(&name).map_err(admin_error)?;
-            let (client, secret) = store
-                .create_client(scope.as_ref(), name.trim(), &redirect_uris)
-                .await?;
+            let (client, secret) =
+                svc::register_client(store, scope.as_ref(), name.trim(), &redirect_uris)
+                    .await
+                    .map_err(admin_error)?;
             let client = svc::Client::from(client);
             print(
                 json,
@@ -922,10 +935,9 @@ pub async fn client(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
         }
         ClientCommand::Revoke { org, id } => {
             let scope = scope(store, org.as_deref()).await?;
-            store
-                .revoke_client(scope.as_ref(), &id)
+            svc::withdraw_client(store, scope.as_ref(), &id)
                 .await
-                .map_err(not_found("client", &id))?;
+                .map_err(admin_not_found("client", &id))?;
             println!("revoked client {id}");
         }
     }

@@ -11,6 +11,8 @@ pub mod oauth;
 pub mod platform;
 pub mod provision;
 pub mod resources;
+#[doc(hidden)]
+pub mod setup;
 pub mod sign_in;
 pub mod sso;
 

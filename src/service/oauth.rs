@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use crate::oauth::token::{self, SigningKey};
 use crate::service::{SsoCtx as Ctx, micros};
-use crate::store::sso::{Connection, LiveSession};
+use crate::store::directory::mint_token;
+use crate::store::sso::{self as db, Connection, LiveSession};
 use crate::store::{Store, StoreError};
 
 /// RFC 6749 §4.1.2 recommends at most 10 minutes; a browser redirect needs seconds.
@@ -328,15 +329,19 @@ pub async fn issue_code(
     };
     let data =
         serde_json::to_value(&record).map_err(|e| StoreError::Invalid(format!("code: {e}")))?;
-    let code = ctx
-        .store
-        .put_code(
-            &authz.client_id,
-            session_id,
-            &data,
-            ctx.store.now() + micros(CODE_TTL),
-        )
-        .await?;
+    let code = mint_token("idbac_");
+    let mut tx = ctx.store.begin().await?;
+    let expires_at = tx.now() + micros(CODE_TTL);
+    db::put_code(
+        &mut tx,
+        &code,
+        &authz.client_id,
+        session_id,
+        &data,
+        expires_at,
+    )
+    .await?;
+    tx.commit().await?;
     let mut url = url::Url::parse(&authz.redirect_uri)
         .map_err(|e| StoreError::Invalid(format!("redirect_uri: {e}")))?;
     {
@@ -396,6 +401,15 @@ impl TokenError {
     }
 }
 
+/// Takes a code in a transaction committed whether the code was live or not: a replayed code's
+/// revocation of the tokens it gave must stick.
+async fn take_code(store: &Store, code: &str) -> Result<Option<db::CodeGrant>, StoreError> {
+    let mut tx = store.begin().await?;
+    let grant = db::take_code(&mut tx, code).await?;
+    tx.commit().await?;
+    Ok(grant)
+}
+
 fn server_error(e: impl std::fmt::Display) -> TokenError {
     tracing::error!(error = %e, "token endpoint");
     TokenError::Server
@@ -437,8 +451,11 @@ pub async fn exchange_code(
     let Some(code) = f.code.as_deref() else {
         return Err(TokenError::InvalidRequest("code is required"));
     };
-    let Some((code_client, session_id, data)) =
-        ctx.store.take_code(code).await.map_err(server_error)?
+    let Some(db::CodeGrant {
+        client_id: code_client,
+        session_id,
+        data,
+    }) = take_code(ctx.store, code).await.map_err(server_error)?
     else {
         return Err(TokenError::InvalidGrant(
             "the code is unknown, used or expired",

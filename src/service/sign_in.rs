@@ -342,8 +342,7 @@ async fn start_flow(
         console,
     };
     let data = serde_json::to_value(&flow).map_err(|e| fail("internal", e.to_string()))?;
-    ctx.store
-        .put_flow(&flow_state, &conn.id, &data, expires)
+    put_flow(ctx.store, &flow_state, &conn.id, &data, expires)
         .await
         .map_err(|e| Failure::store(Some(conn), &e))?;
     Ok(Started {
@@ -517,7 +516,7 @@ pub async fn finish_saml(
             Ok(_) => {}
             Err(e) => return Err(Failure::store(Some(&conn), &e)),
         }
-        match ctx.store.take_flow(relay).await {
+        match take_flow(ctx.store, relay).await {
             Ok(Some((conn_id, data))) if conn_id == conn.id => {
                 flow = Some(parse_flow(data).map_err(|e| fail("store", e))?);
             }
@@ -599,7 +598,7 @@ pub async fn finish_oidc(ctx: Ctx<'_>, answer: OidcAnswer<'_>) -> Result<Verifie
         };
         return Err(Failure::new(conn.as_ref(), "flow_unbound", why));
     }
-    let (conn_id, data) = match ctx.store.take_flow(flow_state).await {
+    let (conn_id, data) = match take_flow(ctx.store, flow_state).await {
         Ok(Some(v)) => v,
         Ok(None) => {
             return Err(Failure::new(
@@ -699,10 +698,39 @@ pub async fn sp_metadata(ctx: Ctx<'_>, id: &str) -> Result<String, MetadataError
     })
 }
 
+/// Keeps a sign-in in flight for its callback.
+async fn put_flow(
+    store: &Store,
+    state: &str,
+    connection_id: &str,
+    data: &serde_json::Value,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    db::put_flow(&mut tx, state, connection_id, data, expires_at).await?;
+    tx.commit().await
+}
+
+/// Takes a sign-in in flight, once: (its connection, what it kept).
+async fn take_flow(
+    store: &Store,
+    state: &str,
+) -> Result<Option<(String, serde_json::Value)>, StoreError> {
+    let mut tx = store.begin().await?;
+    let flow = db::take_flow(&mut tx, state).await?;
+    tx.commit().await?;
+    Ok(flow)
+}
+
 /// Ends the session the browser's cookie names.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn sign_out(store: &Store, session_token: &str) {
-    if let Err(e) = store.end_session(session_token).await {
+    let ended = async {
+        let mut tx = store.begin().await?;
+        db::end_session(&mut tx, session_token).await?;
+        tx.commit().await
+    };
+    if let Err(e) = ended.await {
         tracing::error!(error = %e, "logout");
     }
 }

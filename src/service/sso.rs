@@ -7,14 +7,15 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::domain::access::ConnectionKind;
+use crate::domain::audit::{AuditOp, AuditResource};
 use crate::net::Outbound;
 use crate::service::admin::{self as views, Action, AdminError, AdminResult, Caller, Domain};
 use crate::sso::connection::{
     MAX_METADATA_BYTES, OidcSettings, SamlSettings, Settings, SettingsError, parse_idp_metadata,
 };
-use crate::store::sso::Connection;
-use crate::store::sso::ConnectionWrite;
-use crate::store::{Store, StoreError};
+use crate::store::admin::OrgScope;
+use crate::store::sso::{self as db, Connection, ConnectionWrite};
+use crate::store::{Store, StoreError, audit, new_id};
 
 // ---- connections, as the admin API and the CLI write them ----------------------------------------
 
@@ -340,10 +341,25 @@ pub async fn verify_domain(
             record.name, record.value
         )));
     }
-    Ok(store
-        .mark_domain_verified(caller.scope(), &claim.domain)
-        .await?
-        .into())
+    let scope = caller.scope();
+    let mut tx = store.begin().await?;
+    // Verified meanwhile (by a second request): nothing more to record.
+    let current = db::domain_in(&mut tx, scope, &claim.domain).await?;
+    if current.verified {
+        return Ok(current.into());
+    }
+    let d = db::set_domain_verified(&mut tx, scope, &claim.domain).await?;
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::Verify,
+        AuditResource::Domain,
+        Some(&claim.domain),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(d.into())
 }
 
 /// Sends a domain's users to another connection of the organization (`None`: the organization's
@@ -378,10 +394,30 @@ pub async fn move_domain(
             )));
         }
     }
-    Ok(store
-        .set_domain_connection(caller.scope(), domain, connection_id)
-        .await?
-        .into())
+    let scope = caller.scope();
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let mut tx = store.begin().await?;
+    let before = db::domain_in(&mut tx, scope, &domain).await?;
+    if let Some(cid) = connection_id {
+        db::connection_in(&mut tx, scope, cid).await?;
+    }
+    let d = db::set_domain_connection(&mut tx, scope, &domain, connection_id).await?;
+    let detail = serde_json::json!({
+        "from": before.connection_id,
+        "to": connection_id,
+    })
+    .to_string();
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::Move,
+        AuditResource::Domain,
+        Some(&domain),
+        Some(&detail),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(d.into())
 }
 
 /// Creates a connection from the admin's settings, checked as a sign-in will use them.
@@ -405,17 +441,46 @@ pub async fn create_connection(
     if kind == ConnectionKind::Oidc && secret.as_deref().is_none_or(str::is_empty) {
         return Err(invalid("oidc.client_secret is required"));
     }
+    let id = new_id();
+    let sealed = secret
+        .as_deref()
+        .map(|s| store.seal_connection_secret(&id, s))
+        .transpose()?;
     let write = ConnectionWrite {
         kind,
         name: body.name.trim(),
         config: &config,
-        secret: Some(secret.as_deref()),
+        secret: Some(sealed.as_deref()),
         jit: body.jit,
         enabled: body.enabled,
         signs_in_owner: body.signs_in_owner,
         allow_other_domains: body.allow_other_domains,
     };
-    Ok(store.create_connection(caller.scope(), &write).await?)
+    add_connection(store, caller.scope(), &id, &write).await
+}
+
+/// Stores a checked connection under `id` (its secret, if any, sealed under that id) with its
+/// audit row: what [`create_connection`] does once the caller may and the settings are checked,
+/// and what tests set up.
+pub async fn add_connection(
+    store: &Store,
+    scope: &OrgScope,
+    id: &str,
+    write: &ConnectionWrite<'_>,
+) -> AdminResult<Connection> {
+    let mut tx = store.begin().await?;
+    let conn = db::insert_connection(&mut tx, scope, id, write).await?;
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::Create,
+        AuditResource::SsoConnection,
+        Some(id),
+        Some(write.name),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(conn)
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), connection_id = id))]
@@ -444,11 +509,17 @@ pub async fn update_connection(
             "a connection's kind cannot change; create another connection",
         ));
     }
+    // `Some(None)` removes the secret; `None` keeps it.
+    let sealed = match secret {
+        Some(Some(s)) => Some(Some(store.seal_connection_secret(id, &s)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
     let write = ConnectionWrite {
         kind,
         name: body.name.as_deref().map(str::trim).unwrap_or(&before.name),
         config: &config,
-        secret: secret.as_ref().map(|s| s.as_deref()),
+        secret: sealed.as_ref().map(|s| s.as_deref()),
         jit: body.jit.unwrap_or(before.jit),
         enabled: body.enabled.unwrap_or(before.enabled),
         signs_in_owner: body.signs_in_owner.unwrap_or(before.signs_in_owner),
@@ -456,7 +527,20 @@ pub async fn update_connection(
             .allow_other_domains
             .unwrap_or(before.allow_other_domains),
     };
-    Ok(store.update_connection(caller.scope(), id, &write).await?)
+    let scope = caller.scope();
+    let mut tx = store.begin().await?;
+    let conn = db::update_connection(&mut tx, scope, id, &write).await?;
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::Update,
+        AuditResource::SsoConnection,
+        Some(id),
+        Some(write.name),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(conn)
 }
 
 #[cfg(test)]

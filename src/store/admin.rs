@@ -5,12 +5,11 @@
 //! [`Store::authenticate_admin`] (or the operator's CLI) makes, and binds its organization id, so a
 //! query for another organization's id finds nothing.
 
-use crate::domain::audit::{AuditOp, AuditResource};
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::access::to_json;
 use super::auth_cache::{Accepted, AuthCache};
-use super::directory::{NewToken, TokenKind, hash_token, mint_token};
+use super::directory::{NewToken, TokenKind, hash_token};
 use super::sql::{Bind, SqlBuilder, bind_all};
 use super::{Store, StoreError, StoreResult, Tx, new_id, on_read, on_tx};
 use crate::mapping::rule::Source;
@@ -53,7 +52,7 @@ fn parse<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Invalid(format!("stored value: {e}")))
 }
 
-pub(super) fn check_name(name: &str, what: &str) -> StoreResult<String> {
+pub fn check_name(name: &str, what: &str) -> StoreResult<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(StoreError::Invalid(format!(
@@ -720,64 +719,41 @@ struct TokenRow {
     expires_at: Option<i64>,
 }
 
+/// An admin token to store: only its hash is kept. The service checks the role, the name, the
+/// expiry and the sub-account, and mints the secret.
+pub struct AdminTokenRow<'a> {
+    pub token: &'a NewToken,
+    pub role: &'a str,
+    pub sub_account_id: Option<&'a str>,
+    pub name: &'a str,
+    /// Microseconds; none: never expires.
+    pub expires_at: Option<i64>,
+}
+
+pub async fn insert_admin_token(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    t: &AdminTokenRow<'_>,
+) -> StoreResult<()> {
+    let now = tx.now();
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO admin_tokens (id, org_id, role, sub_account_id, name, token_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(&t.token.id).bind(scope.org_id()).bind(t.role).bind(t.sub_account_id).bind(t.name)
+        .bind(hash_token(&t.token.token)).bind(now).bind(t.expires_at).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
+
+/// Revokes an active token; false when there is none of this id (or it is already revoked).
+pub async fn revoke_admin_token(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<bool> {
+    let now = tx.now();
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE admin_tokens SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL")
+        .bind(scope.org_id()).bind(id).bind(now).execute(&mut *c).await?.rows_affected());
+    Ok(n > 0)
+}
+
 impl Store {
-    /// Mints an admin token; only its hash is stored. `role` is checked by the caller.
-    pub async fn create_admin_token(
-        &self,
-        scope: &OrgScope,
-        role: &str,
-        sub_account_id: Option<&str>,
-        name: &str,
-    ) -> StoreResult<NewToken> {
-        self.create_admin_token_expiring(scope, role, sub_account_id, name, None)
-            .await
-    }
-
-    /// Mints an admin token that stops authenticating at `expires_at` (microseconds), if given.
-    pub async fn create_admin_token_expiring(
-        &self,
-        scope: &OrgScope,
-        role: &str,
-        sub_account_id: Option<&str>,
-        name: &str,
-        expires_at: Option<i64>,
-    ) -> StoreResult<NewToken> {
-        let name = check_name(name, "token")?;
-        if expires_at.is_some_and(|e| e <= self.now()) {
-            return Err(StoreError::Invalid(
-                "the token's expiry must be in the future".into(),
-            ));
-        }
-        let token = NewToken {
-            id: new_id(),
-            token: mint_token("idba_"),
-        };
-        let mut tx = self.begin().await?;
-        if let Some(sa) = sub_account_id
-            && !sub_account_exists(&mut tx, scope, sa).await?
-        {
-            return Err(StoreError::Invalid(format!(
-                "no sub-account {sa:?} in this organization"
-            )));
-        }
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO admin_tokens (id, org_id, role, sub_account_id, name, token_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(&token.id).bind(scope.org_id()).bind(role).bind(sub_account_id).bind(&name)
-            .bind(hash_token(&token.token)).bind(self.now()).bind(expires_at).execute(&mut *c).await?.rows_affected());
-        super::audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            AuditOp::Create,
-            AuditResource::AdminToken,
-            Some(&token.id),
-            Some(role),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(token)
-    }
-
     pub async fn authenticate_admin(&self, token: &str) -> StoreResult<Option<AdminPrincipal>> {
         if token.len() > 256 || !token.starts_with("idba_") {
             return Ok(None);
@@ -820,28 +796,6 @@ impl Store {
              WHERE org_id = $1 ORDER BY id")
             .bind(scope.org_id()).fetch_all(c).await?))
     }
-
-    pub async fn revoke_admin_token(&self, scope: &OrgScope, id: &str) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        let n = on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE admin_tokens SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL")
-            .bind(scope.org_id()).bind(id).bind(self.now()).execute(&mut *c).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        super::audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            AuditOp::Revoke,
-            AuditResource::AdminToken,
-            Some(id),
-            None,
-        )
-        .await?;
-        tx.commit().await?;
-        self.tokens_changed();
-        Ok(())
-    }
 }
 
 // ---- sessions ----------------------------------------------------------------------------------
@@ -859,33 +813,25 @@ pub struct SessionInfo {
     pub connection_id: Option<String>,
 }
 
-impl Store {
-    /// Opens a session for a user and returns its id and the secret for the cookie; only the hash
-    /// is stored.
-    pub async fn create_session(
-        &self,
-        scope: &OrgScope,
-        user_id: &str,
-        lifetime: std::time::Duration,
-    ) -> StoreResult<NewToken> {
-        let token = NewToken {
-            id: new_id(),
-            token: mint_token("idbs_"),
-        };
-        let t = self.now();
-        let mut tx = self.begin().await?;
-        if !org_user_exists(&mut tx, scope, user_id).await? {
-            return Err(StoreError::NotFound);
-        }
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO sessions (id, org_id, org_user_id, token_hash, created_at, last_seen_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6)")
-            .bind(&token.id).bind(scope.org_id()).bind(user_id).bind(hash_token(&token.token))
-            .bind(t).bind(t + lifetime.as_micros() as i64).execute(&mut *c).await?.rows_affected());
-        tx.commit().await?;
-        Ok(token)
-    }
+/// Opens a session for a user that ends at `expires_at`; only the hash of the cookie's secret is
+/// stored. The service checks that the user exists.
+pub async fn insert_session(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    token: &NewToken,
+    user_id: &str,
+    expires_at: i64,
+) -> StoreResult<()> {
+    let now = tx.now();
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO sessions (id, org_id, org_user_id, token_hash, created_at, last_seen_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $5, $6)")
+        .bind(&token.id).bind(scope.org_id()).bind(user_id).bind(hash_token(&token.token))
+        .bind(now).bind(expires_at).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
 
+impl Store {
     pub async fn list_sessions(
         &self,
         scope: &OrgScope,
@@ -935,50 +881,48 @@ pub struct WebhookBacklog {
     pub oldest_at: Option<i64>,
 }
 
+/// Registers a webhook, its secret already sealed (see [`Store::seal_webhook_secret`]), that
+/// delivers events from the next one on.
+pub async fn insert_webhook(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    id: &str,
+    url: &str,
+    sealed_secret: &str,
+) -> StoreResult<WebhookInfo> {
+    let now = tx.now();
+    let seq: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), 0) FROM events WHERE org_id = $1")
+        .bind(scope.org_id()).fetch_one(&mut *c).await?);
+    let info = WebhookInfo {
+        id: id.to_string(),
+        url: url.to_string(),
+        delivered_seq: seq,
+        attempts: 0,
+        next_attempt_at: 0,
+        last_error: None,
+        created_at: now,
+    };
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO webhooks (id, org_id, url, secret, delivered_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&info.id).bind(scope.org_id()).bind(url).bind(sealed_secret).bind(seq).bind(now)
+        .execute(&mut *c).await?.rows_affected());
+    Ok(info)
+}
+
+pub async fn delete_webhook(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<bool> {
+    let n = on_tx!(tx, c => sqlx::query("DELETE FROM webhooks WHERE org_id = $1 AND id = $2")
+        .bind(scope.org_id()).bind(id).execute(&mut *c).await?.rows_affected());
+    Ok(n > 0)
+}
+
 impl Store {
-    /// Registers a webhook that delivers events from the next one on; returns it and its signing
-    /// secret, shown once.
-    pub async fn create_webhook(
-        &self,
-        scope: &OrgScope,
-        url: &str,
-    ) -> StoreResult<(WebhookInfo, String)> {
-        let secret = mint_token("whsec_");
-        let id = new_id();
-        // Sealed like every secret at rest; the worker opens it to sign each delivery.
-        let sealed = self
-            .secrets()?
-            .seal(&webhook_secret_context(&id), secret.as_bytes())
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let t = self.now();
-        let mut tx = self.begin().await?;
-        let seq: i64 = on_tx!(&mut tx, c => sqlx::query_scalar(
-            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE org_id = $1")
-            .bind(scope.org_id()).fetch_one(&mut *c).await?);
-        let info = WebhookInfo {
-            id,
-            url: url.to_string(),
-            delivered_seq: seq,
-            attempts: 0,
-            next_attempt_at: 0,
-            last_error: None,
-            created_at: t,
-        };
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO webhooks (id, org_id, url, secret, delivered_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&info.id).bind(scope.org_id()).bind(url).bind(&sealed).bind(seq).bind(t)
-            .execute(&mut *c).await?.rows_affected());
-        super::audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            AuditOp::Create,
-            AuditResource::Webhook,
-            Some(&info.id),
-            Some(url),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok((info, secret))
+    /// A webhook's signing secret sealed like every secret at rest; the worker opens it to sign
+    /// each delivery.
+    pub fn seal_webhook_secret(&self, id: &str, secret: &str) -> StoreResult<String> {
+        self.secrets()?
+            .seal(&webhook_secret_context(id), secret.as_bytes())
+            .map_err(|e| StoreError::Invalid(e.to_string()))
     }
 
     pub async fn list_webhooks(&self, scope: &OrgScope) -> StoreResult<Vec<WebhookInfo>> {
@@ -988,24 +932,8 @@ impl Store {
             .bind(scope.org_id()).fetch_all(c).await?))
     }
 
-    pub async fn delete_webhook(&self, scope: &OrgScope, id: &str) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        let n = on_tx!(&mut tx, c => sqlx::query("DELETE FROM webhooks WHERE org_id = $1 AND id = $2")
-            .bind(scope.org_id()).bind(id).execute(&mut *c).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        super::audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            AuditOp::Delete,
-            AuditResource::Webhook,
-            Some(id),
-            None,
-        )
-        .await?;
-        tx.commit().await
-    }
+    // The deliverer's bookkeeping below keeps its own short transactions: it acts for no caller,
+    // writes no audit row, and each step must commit before the next delivery is tried.
 
     /// Claims one webhook that has undelivered events and is due, leasing it to the caller until
     /// `lease_until`. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets replicas claim different

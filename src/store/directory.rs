@@ -1,18 +1,17 @@
 //! Organizations, SCIM directories and their bearer tokens.
 
-use crate::domain::audit::{AuditOp, AuditResource};
 use crate::domain::ids::OrgUserId;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use super::admin::OrgScope;
 use super::auth_cache::{Accepted, AuthCache};
-use super::{Store, StoreError, StoreResult, new_id, on_read, on_tx};
+use super::{Store, StoreError, StoreResult, Tx, new_id, on_read, on_tx};
 
-/// Directory and token changes are recorded as the operator's (`cli`), whoever made them: what the
-/// audit log has always said of them.
-fn audit_actor(dir: &DirectoryRecord) -> DirectoryScope {
-    DirectoryScope::for_directory(&dir.org_id, &dir.id, "cli")
+/// Who directory and token changes are recorded as: the operator (`cli`), whoever made them,
+/// which is what the audit log has always said of them.
+pub fn audit_actor(scope: &OrgScope, directory_id: &str) -> DirectoryScope {
+    DirectoryScope::for_directory(scope.org_id(), directory_id, "cli")
 }
 
 /// Proof that a request authenticated as one directory. Only [`Store::authenticate_directory`]
@@ -138,15 +137,96 @@ pub async fn insert_org(tx: &mut super::Tx, name: &str) -> StoreResult<OrgRecord
     Ok(org)
 }
 
-impl Store {
-    /// An organization without an owner; `service::admin::create_org` names one.
-    pub async fn create_org(&self, name: &str) -> StoreResult<OrgRecord> {
-        let mut tx = self.begin().await?;
-        let org = insert_org(&mut tx, name).await?;
-        tx.commit().await?;
-        Ok(org)
-    }
+/// Inserts a directory with its first token (minted by the service; only its hash is stored).
+pub async fn insert_directory(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    name: &str,
+    token: &NewToken,
+) -> StoreResult<DirectoryRecord> {
+    let dir = DirectoryRecord {
+        id: new_id(),
+        org_id: scope.org_id().to_string(),
+        name: name.to_string(),
+        created_at: tx.now(),
+    };
+    on_tx!(tx, c => {
+        sqlx::query("INSERT INTO directories (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&dir.id).bind(&dir.org_id).bind(&dir.name).bind(dir.created_at)
+            .execute(&mut *c).await?;
+        sqlx::query("INSERT INTO directory_tokens (id, directory_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&token.id).bind(&dir.id).bind(hash_token(&token.token)).bind(dir.created_at)
+            .execute(&mut *c).await?;
+    });
+    Ok(dir)
+}
 
+/// Whether the organization has directory `id`; another organization's is not found.
+async fn has_directory(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<bool> {
+    let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM directories WHERE org_id = $1 AND id = $2")
+        .bind(scope.org_id()).bind(id).fetch_one(&mut *c).await?);
+    Ok(n > 0)
+}
+
+/// Adds a token (minted by the service) to the directory. The previous one stays valid so the
+/// IdP can be switched over without an outage; the oldest beyond [`MAX_ACTIVE_TOKENS`] is revoked.
+pub async fn rotate_directory_token(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    directory_id: &str,
+    token: &NewToken,
+) -> StoreResult<()> {
+    if !has_directory(tx, scope, directory_id).await? {
+        return Err(StoreError::NotFound);
+    }
+    let now = tx.now();
+    on_tx!(tx, c => {
+        sqlx::query("INSERT INTO directory_tokens (id, directory_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&token.id).bind(directory_id).bind(hash_token(&token.token)).bind(now)
+            .execute(&mut *c).await?;
+        let active: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM directory_tokens WHERE directory_id = $1 AND revoked_at IS NULL ORDER BY id DESC")
+            .bind(directory_id).fetch_all(&mut *c).await?;
+        for old in active.iter().skip(MAX_ACTIVE_TOKENS) {
+            sqlx::query("UPDATE directory_tokens SET revoked_at = $1 WHERE id = $2")
+                .bind(now).bind(old).execute(&mut *c).await?;
+        }
+    });
+    Ok(())
+}
+
+/// Revokes one active token, or with `token_id` None every token but the newest (ending a
+/// rotation). Returns the ids revoked; not found when the directory is not the organization's or
+/// the token is not one of its active ones.
+pub async fn revoke_directory_tokens(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    directory_id: &str,
+    token_id: Option<&str>,
+) -> StoreResult<Vec<String>> {
+    if !has_directory(tx, scope, directory_id).await? {
+        return Err(StoreError::NotFound);
+    }
+    let now = tx.now();
+    Ok(on_tx!(tx, c => {
+        let active: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM directory_tokens WHERE directory_id = $1 AND revoked_at IS NULL ORDER BY id DESC")
+            .bind(directory_id).fetch_all(&mut *c).await?;
+        let targets: Vec<String> = match token_id {
+            Some(t) if active.iter().any(|a| a == t) => vec![t.to_string()],
+            Some(_) => return Err(StoreError::NotFound),
+            None => active.into_iter().skip(1).collect(),
+        };
+        for t in &targets {
+            sqlx::query("UPDATE directory_tokens SET revoked_at = $1 WHERE id = $2")
+                .bind(now).bind(t).execute(&mut *c).await?;
+        }
+        targets
+    }))
+}
+
+impl Store {
     /// Finds an organization by id or by (case-insensitive) name.
     pub async fn find_org(&self, id_or_name: &str) -> StoreResult<OrgRecord> {
         let row = on_read!(self, c => sqlx::query_as::<_, OrgRecord>(
@@ -155,49 +235,6 @@ impl Store {
             .bind(id_or_name).bind(id_or_name.to_lowercase())
             .fetch_optional(c).await?);
         row.ok_or(StoreError::NotFound)
-    }
-
-    pub async fn create_directory(
-        &self,
-        scope: &OrgScope,
-        name: &str,
-    ) -> StoreResult<(DirectoryRecord, NewToken)> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 200 {
-            return Err(StoreError::Invalid(
-                "directory name must be 1-200 characters".into(),
-            ));
-        }
-        let dir = DirectoryRecord {
-            id: new_id(),
-            org_id: scope.org_id().to_string(),
-            name: name.to_string(),
-            created_at: self.now(),
-        };
-        let token = NewToken {
-            id: new_id(),
-            token: mint_token("idb_"),
-        };
-        let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => {
-            sqlx::query("INSERT INTO directories (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(&dir.id).bind(&dir.org_id).bind(&dir.name).bind(dir.created_at)
-                .execute(&mut *c).await?;
-            sqlx::query("INSERT INTO directory_tokens (id, directory_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(&token.id).bind(&dir.id).bind(hash_token(&token.token)).bind(dir.created_at)
-                .execute(&mut *c).await?;
-        });
-        super::audit::record(
-            &mut tx,
-            &audit_actor(&dir),
-            AuditOp::Create,
-            AuditResource::Directory,
-            Some(&dir.id),
-            None,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok((dir, token))
     }
 
     /// Any organization's directory, by id: for the operator's CLI, whose directory commands name
@@ -216,89 +253,6 @@ impl Store {
             Ok(_) => Err(StoreError::NotFound),
             Err(e) => Err(e),
         }
-    }
-
-    /// Mints a new token for the directory. The previous one stays valid so the IdP can be switched
-    /// over without an outage; the oldest beyond [`MAX_ACTIVE_TOKENS`] is revoked.
-    pub async fn rotate_directory_token(
-        &self,
-        scope: &OrgScope,
-        directory_id: &str,
-    ) -> StoreResult<NewToken> {
-        let dir = self.directory(scope, directory_id).await?;
-        let token = NewToken {
-            id: new_id(),
-            token: mint_token("idb_"),
-        };
-        let now = self.now();
-        let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => {
-            sqlx::query("INSERT INTO directory_tokens (id, directory_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(&token.id).bind(&dir.id).bind(hash_token(&token.token)).bind(now)
-                .execute(&mut *c).await?;
-            let active: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM directory_tokens WHERE directory_id = $1 AND revoked_at IS NULL ORDER BY id DESC")
-                .bind(&dir.id).fetch_all(&mut *c).await?;
-            for old in active.iter().skip(MAX_ACTIVE_TOKENS) {
-                sqlx::query("UPDATE directory_tokens SET revoked_at = $1 WHERE id = $2")
-                    .bind(now).bind(old).execute(&mut *c).await?;
-            }
-        });
-        super::audit::record(
-            &mut tx,
-            &audit_actor(&dir),
-            AuditOp::Rotate,
-            AuditResource::Token,
-            Some(&token.id),
-            None,
-        )
-        .await?;
-        tx.commit().await?;
-        self.tokens_changed();
-        Ok(token)
-    }
-
-    /// Revokes one token, or with `token_id` None every token but the newest (ending a rotation).
-    /// Returns the ids revoked.
-    pub async fn revoke_directory_tokens(
-        &self,
-        scope: &OrgScope,
-        directory_id: &str,
-        token_id: Option<&str>,
-    ) -> StoreResult<Vec<String>> {
-        let dir = self.directory(scope, directory_id).await?;
-        let now = self.now();
-        let mut tx = self.begin().await?;
-        let revoked: Vec<String> = on_tx!(&mut tx, c => {
-            let active: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM directory_tokens WHERE directory_id = $1 AND revoked_at IS NULL ORDER BY id DESC")
-                .bind(&dir.id).fetch_all(&mut *c).await?;
-            let targets: Vec<String> = match token_id {
-                Some(t) if active.iter().any(|a| a == t) => vec![t.to_string()],
-                Some(_) => return Err(StoreError::NotFound),
-                None => active.into_iter().skip(1).collect(),
-            };
-            for t in &targets {
-                sqlx::query("UPDATE directory_tokens SET revoked_at = $1 WHERE id = $2")
-                    .bind(now).bind(t).execute(&mut *c).await?;
-            }
-            targets
-        });
-        let actor = audit_actor(&dir);
-        for t in &revoked {
-            super::audit::record(
-                &mut tx,
-                &actor,
-                AuditOp::Revoke,
-                AuditResource::Token,
-                Some(t),
-                None,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        self.tokens_changed();
-        Ok(revoked)
     }
 
     pub async fn list_directory_tokens(

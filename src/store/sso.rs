@@ -8,7 +8,6 @@
 //! tables never hold them in clear. Tokens, codes and states are stored as SHA-256 hashes.
 
 use crate::domain::access::ConnectionKind;
-use crate::domain::audit::{AuditOp, AuditResource};
 use crate::domain::ids::OrgUserId;
 use serde_json::Value;
 use sqlx::AssertSqlSafe;
@@ -94,13 +93,14 @@ fn connection_from(r: ConnectionRow) -> StoreResult<Connection> {
     })
 }
 
-/// A connection as the admin writes it; the secret in clear, sealed here.
+/// A connection as the admin writes it.
 #[derive(Debug, Clone)]
 pub struct ConnectionWrite<'a> {
     pub kind: ConnectionKind,
     pub name: &'a str,
     pub config: &'a Value,
-    /// `Some(None)` removes the secret; `None` keeps what is stored (on update).
+    /// The secret sealed by [`Store::seal_connection_secret`]. `Some(None)` removes it; `None`
+    /// keeps what is stored (on update).
     pub secret: Option<Option<&'a str>>,
     pub jit: bool,
     pub enabled: bool,
@@ -112,91 +112,52 @@ fn secret_context(connection_id: &str) -> String {
     format!("sso_connections.secret:{connection_id}")
 }
 
+/// Inserts a connection under `id`, minted by the service, which sealed its secret under it.
+pub async fn insert_connection(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    id: &str,
+    w: &ConnectionWrite<'_>,
+) -> StoreResult<Connection> {
+    let now = tx.now();
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO sso_connections (id, org_id, kind, name, config, secret, jit, enabled, created_at, updated_at, signs_in_owner, allow_other_domains) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)")
+        .bind(id).bind(scope.org_id()).bind(w.kind.as_str()).bind(w.name).bind(w.config.to_string())
+        .bind(w.secret.flatten()).bind(w.jit).bind(w.enabled).bind(now).bind(w.signs_in_owner).bind(w.allow_other_domains).execute(&mut *c).await?.rows_affected());
+    connection_in(tx, scope, id).await
+}
+
+/// Rewrites a connection's settings (its kind stays what it is: the service refuses a change).
+pub async fn update_connection(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    id: &str,
+    w: &ConnectionWrite<'_>,
+) -> StoreResult<Connection> {
+    let now = tx.now();
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE sso_connections SET name = $3, config = $4, jit = $5, enabled = $6, updated_at = $7, \
+         signs_in_owner = $8, allow_other_domains = $9 WHERE org_id = $1 AND id = $2")
+        .bind(scope.org_id()).bind(id).bind(w.name).bind(w.config.to_string()).bind(w.jit)
+        .bind(w.enabled).bind(now).bind(w.signs_in_owner).bind(w.allow_other_domains).execute(&mut *c).await?.rows_affected());
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    if let Some(sealed) = w.secret {
+        on_tx!(tx, c => sqlx::query(
+            "UPDATE sso_connections SET secret = $3 WHERE org_id = $1 AND id = $2")
+            .bind(scope.org_id()).bind(id).bind(sealed).execute(&mut *c).await?.rows_affected());
+    }
+    connection_in(tx, scope, id).await
+}
+
 impl Store {
-    pub async fn create_connection(
-        &self,
-        scope: &OrgScope,
-        w: &ConnectionWrite<'_>,
-    ) -> StoreResult<Connection> {
-        let id = new_id();
-        let sealed = match w.secret.flatten() {
-            Some(s) => Some(
-                self.secrets()?
-                    .seal(&secret_context(&id), s.as_bytes())
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
-            ),
-            None => None,
-        };
-        let now = self.now();
-        let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO sso_connections (id, org_id, kind, name, config, secret, jit, enabled, created_at, updated_at, signs_in_owner, allow_other_domains) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)")
-            .bind(&id).bind(scope.org_id()).bind(w.kind.as_str()).bind(w.name).bind(w.config.to_string())
-            .bind(&sealed).bind(w.jit).bind(w.enabled).bind(now).bind(w.signs_in_owner).bind(w.allow_other_domains).execute(&mut *c).await?.rows_affected());
-        super::audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            AuditOp::Create,
-            AuditResource::SsoConnection,
-            Some(&id),
-            Some(w.name),
-        )
-        .await?;
-        let conn = connection_in(&mut tx, scope, &id).await?;
-        tx.commit().await?;
-        Ok(conn)
-    }
-
-    pub async fn update_connection(
-        &self,
-        scope: &OrgScope,
-        id: &str,
-        w: &ConnectionWrite<'_>,
-    ) -> StoreResult<Connection> {
-        let mut tx = self.begin().await?;
-        let before = connection_in(&mut tx, scope, id).await?;
-        if before.kind != w.kind {
-            return Err(StoreError::Invalid(
-                "a connection's kind cannot change; create another connection".into(),
-            ));
-        }
-        on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE sso_connections SET name = $3, config = $4, jit = $5, enabled = $6, updated_at = $7, \
-             signs_in_owner = $8, allow_other_domains = $9 WHERE org_id = $1 AND id = $2")
-            .bind(scope.org_id()).bind(id).bind(w.name).bind(w.config.to_string()).bind(w.jit)
-            .bind(w.enabled).bind(self.now()).bind(w.signs_in_owner).bind(w.allow_other_domains).execute(&mut *c).await?.rows_affected());
-        if let Some(secret) = w.secret {
-            let sealed = match secret {
-                Some(s) => Some(
-                    self.secrets()?
-                        .seal(&secret_context(id), s.as_bytes())
-                        .map_err(|e| StoreError::Invalid(e.to_string()))?,
-                ),
-                None => None,
-            };
-            on_tx!(&mut tx, c => sqlx::query(
-                "UPDATE sso_connections SET secret = $3 WHERE org_id = $1 AND id = $2")
-                .bind(scope.org_id()).bind(id).bind(&sealed).execute(&mut *c).await?.rows_affected());
-        }
-        super::audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            AuditOp::Update,
-            AuditResource::SsoConnection,
-            Some(id),
-            Some(w.name),
-        )
-        .await?;
-        let conn = connection_in(&mut tx, scope, id).await?;
-        tx.commit().await?;
-        Ok(conn)
-    }
-
-    pub async fn delete_connection(&self, scope: &OrgScope, id: &str) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        delete_connection(&mut tx, scope, id).await?;
-        tx.commit().await
+    /// A connection's client secret sealed at rest under its id.
+    pub fn seal_connection_secret(&self, id: &str, secret: &str) -> StoreResult<String> {
+        self.secrets()?
+            .seal(&secret_context(id), secret.as_bytes())
+            .map_err(|e| StoreError::Invalid(e.to_string()))
     }
 
     pub async fn list_connections(&self, scope: &OrgScope) -> StoreResult<Vec<Connection>> {
@@ -278,7 +239,8 @@ impl Store {
     }
 }
 
-async fn connection_in(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<Connection> {
+/// The organization's connection `id`, read in the transaction.
+pub async fn connection_in(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<Connection> {
     let sql = format!("{CONNECTION_COLUMNS} WHERE id = $1 AND org_id = $2");
     on_tx!(tx, c => sqlx::query_as::<_, ConnectionRow>(sqlx::AssertSqlSafe(sql))
         .bind(id).bind(scope.org_id()).fetch_optional(&mut *c).await?.map(connection_from))
@@ -355,7 +317,7 @@ const DOMAIN_COLUMNS: &str =
     "SELECT domain, connection_id, verification_token, verified_at, created_at FROM org_domains";
 
 /// A domain name as we keep it: lower case, no trailing dot, LDH labels (RFC 1123 §2.1).
-fn normalize_domain(domain: &str) -> StoreResult<String> {
+pub fn normalize_domain(domain: &str) -> StoreResult<String> {
     let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
     let valid = domain.len() <= 253
         && domain.contains('.')
@@ -375,131 +337,83 @@ fn normalize_domain(domain: &str) -> StoreResult<String> {
     }
 }
 
-impl Store {
-    /// Claims `domain` for the organization, unverified unless `verified` (the operator's CLI,
-    /// which vouches for it). A domain another organization verified cannot be claimed.
-    pub async fn add_domain(
-        &self,
-        scope: &OrgScope,
-        domain: &str,
-        connection_id: Option<&str>,
-        verified: bool,
-    ) -> StoreResult<Domain> {
-        let domain = normalize_domain(domain)?;
-        let now = self.now();
-        let token = mint_token("");
-        let mut tx = self.begin().await?;
-        if let Some(cid) = connection_id {
-            connection_in(&mut tx, scope, cid).await?;
-        }
-        let taken: Option<String> = on_tx!(&mut tx, c => sqlx::query_scalar(
-            "SELECT org_id FROM org_domains WHERE domain = $1 AND verified_at IS NOT NULL")
-            .bind(&domain).fetch_optional(&mut *c).await?);
-        if taken.is_some_and(|org| org != scope.org_id()) {
-            return Err(verified_elsewhere(&domain));
-        }
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO org_domains (org_id, domain, connection_id, verification_token, verified_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(scope.org_id()).bind(&domain).bind(connection_id).bind(&token)
-            .bind(verified.then_some(now)).bind(now)
-            .execute(&mut *c).await.map(|r| r.rows_affected()))
-        // The organization's own earlier claim, or (racing the check above) another's verified
-        // one: the key or the index refuses, and nothing tells which, so the message says neither.
-        .map_err(|e| StoreError::on_unique(e, &format!("domain {domain}")))?;
-        super::audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            AuditOp::Create,
-            AuditResource::Domain,
-            Some(&domain),
-            verified.then_some("verified by the operator"),
-        )
-        .await?;
-        let d = domain_in(&mut tx, scope, &domain).await?;
-        tx.commit().await?;
-        Ok(d)
-    }
+/// The organization that holds a verified claim on `domain`, if one does.
+pub async fn domain_verified_by(tx: &mut Tx, domain: &str) -> StoreResult<Option<String>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT org_id FROM org_domains WHERE domain = $1 AND verified_at IS NOT NULL")
+        .bind(domain).fetch_optional(&mut *c).await?))
+}
 
+/// Claims a domain (already normalized by [`normalize_domain`]) with its verification token,
+/// verified from `verified_at` if given.
+pub async fn insert_domain(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    domain: &str,
+    connection_id: Option<&str>,
+    token: &str,
+    verified_at: Option<i64>,
+) -> StoreResult<Domain> {
+    let now = tx.now();
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO org_domains (org_id, domain, connection_id, verification_token, verified_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(scope.org_id()).bind(domain).bind(connection_id).bind(token)
+        .bind(verified_at).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))
+    // The organization's own earlier claim, or (racing the service's check) another's verified
+    // one: the key or the index refuses, and nothing tells which, so the message says neither.
+    .map_err(|e| StoreError::on_unique(e, &format!("domain {domain}")))?;
+    domain_in(tx, scope, domain).await
+}
+
+/// Marks the organization's claim verified from now; a conflict when another organization
+/// verified the domain first.
+pub async fn set_domain_verified(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    domain: &str,
+) -> StoreResult<Domain> {
+    let now = tx.now();
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE org_domains SET verified_at = $3 WHERE org_id = $1 AND domain = $2")
+        .bind(scope.org_id()).bind(domain).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))
+    .map_err(|e| match StoreError::on_unique(e, "") {
+        StoreError::Conflict(_) => verified_elsewhere(domain),
+        e => e,
+    })?;
+    domain_in(tx, scope, domain).await
+}
+
+/// Points the organization's claim on `domain` at one of its connections (`None`: its first).
+pub async fn set_domain_connection(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    domain: &str,
+    connection_id: Option<&str>,
+) -> StoreResult<Domain> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE org_domains SET connection_id = $3 WHERE org_id = $1 AND domain = $2")
+        .bind(scope.org_id()).bind(domain).bind(connection_id)
+        .execute(&mut *c).await?.rows_affected());
+    domain_in(tx, scope, domain).await
+}
+
+pub async fn delete_domain(tx: &mut Tx, scope: &OrgScope, domain: &str) -> StoreResult<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "DELETE FROM org_domains WHERE org_id = $1 AND domain = $2")
+        .bind(scope.org_id()).bind(domain).execute(&mut *c).await?.rows_affected());
+    Ok(n > 0)
+}
+
+impl Store {
     pub async fn domain(&self, scope: &OrgScope, domain: &str) -> StoreResult<Domain> {
         let sql = format!("{DOMAIN_COLUMNS} WHERE org_id = $1 AND domain = $2");
         on_read!(self, c => sqlx::query_as::<_, DomainRow>(sqlx::AssertSqlSafe(sql))
             .bind(scope.org_id()).bind(domain.to_ascii_lowercase())
             .fetch_optional(c).await?.map(Domain::from_row))
         .ok_or(StoreError::NotFound)
-    }
-
-    /// Marks the organization's claim verified, once its DNS record was found. Idempotent; a
-    /// conflict when another organization verified the domain first.
-    pub async fn mark_domain_verified(
-        &self,
-        scope: &OrgScope,
-        domain: &str,
-    ) -> StoreResult<Domain> {
-        let domain = domain.to_ascii_lowercase();
-        let now = self.now();
-        let mut tx = self.begin().await?;
-        let current = domain_in(&mut tx, scope, &domain).await?;
-        if current.verified {
-            return Ok(current);
-        }
-        on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE org_domains SET verified_at = $3 WHERE org_id = $1 AND domain = $2")
-            .bind(scope.org_id()).bind(&domain).bind(now)
-            .execute(&mut *c).await.map(|r| r.rows_affected()))
-        .map_err(|e| match StoreError::on_unique(e, "") {
-            StoreError::Conflict(_) => verified_elsewhere(&domain),
-            e => e,
-        })?;
-        super::audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            AuditOp::Verify,
-            AuditResource::Domain,
-            Some(&domain),
-            None,
-        )
-        .await?;
-        let d = domain_in(&mut tx, scope, &domain).await?;
-        tx.commit().await?;
-        Ok(d)
-    }
-
-    /// Points the organization's claim on `domain` at another of its connections (`None`: its
-    /// first), keeping the verification: the proof was of the organization, not of a connection.
-    pub async fn set_domain_connection(
-        &self,
-        scope: &OrgScope,
-        domain: &str,
-        connection_id: Option<&str>,
-    ) -> StoreResult<Domain> {
-        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-        let mut tx = self.begin().await?;
-        let before = domain_in(&mut tx, scope, &domain).await?;
-        if let Some(cid) = connection_id {
-            connection_in(&mut tx, scope, cid).await?;
-        }
-        on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE org_domains SET connection_id = $3 WHERE org_id = $1 AND domain = $2")
-            .bind(scope.org_id()).bind(&domain).bind(connection_id)
-            .execute(&mut *c).await?.rows_affected());
-        let detail = serde_json::json!({
-            "from": before.connection_id,
-            "to": connection_id,
-        })
-        .to_string();
-        super::audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            AuditOp::Move,
-            AuditResource::Domain,
-            Some(&domain),
-            Some(&detail),
-        )
-        .await?;
-        let d = domain_in(&mut tx, scope, &domain).await?;
-        tx.commit().await?;
-        Ok(d)
     }
 
     pub async fn list_domains(&self, scope: &OrgScope) -> StoreResult<Vec<Domain>> {
@@ -509,36 +423,16 @@ impl Store {
             .bind(scope.org_id()).fetch_all(c).await?.into_iter().map(Domain::from_row).collect()),
         )
     }
-
-    pub async fn delete_domain(&self, scope: &OrgScope, domain: &str) -> StoreResult<()> {
-        let domain = domain.to_ascii_lowercase();
-        let mut tx = self.begin().await?;
-        let n = on_tx!(&mut tx, c => sqlx::query(
-            "DELETE FROM org_domains WHERE org_id = $1 AND domain = $2")
-            .bind(scope.org_id()).bind(&domain).execute(&mut *c).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        super::audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            AuditOp::Delete,
-            AuditResource::Domain,
-            Some(&domain),
-            None,
-        )
-        .await?;
-        tx.commit().await
-    }
 }
 
-fn verified_elsewhere(domain: &str) -> StoreError {
+pub fn verified_elsewhere(domain: &str) -> StoreError {
     StoreError::Conflict(format!(
         "a verified claim on {domain} by another organization"
     ))
 }
 
-async fn domain_in(tx: &mut Tx, scope: &OrgScope, domain: &str) -> StoreResult<Domain> {
+/// The organization's claim on `domain`, read in the transaction.
+pub async fn domain_in(tx: &mut Tx, scope: &OrgScope, domain: &str) -> StoreResult<Domain> {
     let sql = format!("{DOMAIN_COLUMNS} WHERE org_id = $1 AND domain = $2");
     on_tx!(tx, c => sqlx::query_as::<_, DomainRow>(sqlx::AssertSqlSafe(sql))
         .bind(scope.org_id()).bind(domain).fetch_optional(&mut *c).await?.map(Domain::from_row))
@@ -547,27 +441,47 @@ async fn domain_in(tx: &mut Tx, scope: &OrgScope, domain: &str) -> StoreResult<D
 
 // ---- sign-ins in flight and the replay cache ----------------------------------------------------
 
-impl Store {
-    /// Keeps what the callback will need under the hash of `state`, until `expires_at`.
-    pub async fn put_flow(
-        &self,
-        state: &str,
-        connection_id: &str,
-        data: &Value,
-        expires_at: i64,
-    ) -> StoreResult<()> {
-        let now = self.now();
-        let mut tx = self.begin().await?;
-        // Abandoned sign-ins go here rather than in a sweeper: every replica does a little.
-        on_tx!(&mut tx, c => sqlx::query("DELETE FROM sso_flows WHERE expires_at < $1")
-            .bind(now).execute(&mut *c).await?.rows_affected());
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO sso_flows (state_hash, connection_id, data, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(hash_token(state)).bind(connection_id).bind(data.to_string()).bind(expires_at)
-            .execute(&mut *c).await?.rows_affected());
-        tx.commit().await
-    }
+/// Keeps what the callback will need under the hash of `state`, until `expires_at`.
+pub async fn put_flow(
+    tx: &mut Tx,
+    state: &str,
+    connection_id: &str,
+    data: &Value,
+    expires_at: i64,
+) -> StoreResult<()> {
+    let now = tx.now();
+    // Abandoned sign-ins go here rather than in a sweeper: every replica does a little.
+    on_tx!(tx, c => sqlx::query("DELETE FROM sso_flows WHERE expires_at < $1")
+        .bind(now).execute(&mut *c).await?.rows_affected());
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO sso_flows (state_hash, connection_id, data, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(hash_token(state)).bind(connection_id).bind(data.to_string()).bind(expires_at)
+        .execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
 
+/// A sign-in in flight, as taken from `sso_flows`.
+#[derive(sqlx::FromRow)]
+struct FlowRow {
+    connection_id: String,
+    data: String,
+    expires_at: i64,
+}
+
+/// Takes a sign-in in flight, (connection id, data): the first caller gets it, every later one (a
+/// replayed callback, the same callback on another replica) gets `None`, as does an expired one.
+pub async fn take_flow(tx: &mut Tx, state: &str) -> StoreResult<Option<(String, Value)>> {
+    let now = tx.now();
+    let row = on_tx!(tx, c => sqlx::query_as::<_, FlowRow>(
+        "DELETE FROM sso_flows WHERE state_hash = $1 RETURNING connection_id, data, expires_at")
+        .bind(hash_token(state)).fetch_optional(&mut *c).await?);
+    match row {
+        Some(r) if r.expires_at >= now => Ok(Some((r.connection_id, parse_json(&r.data)?))),
+        _ => Ok(None),
+    }
+}
+
+impl Store {
     /// The connection of a sign-in in flight, without taking it: who presents a state must prove
     /// it is the browser that started the sign-in before the sign-in is spent.
     pub async fn flow_connection(&self, state: &str) -> StoreResult<Option<String>> {
@@ -575,22 +489,6 @@ impl Store {
             "SELECT connection_id FROM sso_flows WHERE state_hash = $1 AND expires_at >= $2")
             .bind(hash_token(state)).bind(self.now()).fetch_optional(c).await?);
         Ok(row.map(|(id,)| id))
-    }
-
-    /// Takes a sign-in in flight: the first caller gets it, every later one (a replayed callback,
-    /// the same callback on another replica) gets `None`, as does an expired one.
-    pub async fn take_flow(&self, state: &str) -> StoreResult<Option<(String, Value)>> {
-        let mut tx = self.begin().await?;
-        let row: Option<(String, String, i64)> = on_tx!(&mut tx, c => sqlx::query_as(
-            "DELETE FROM sso_flows WHERE state_hash = $1 RETURNING connection_id, data, expires_at")
-            .bind(hash_token(state)).fetch_optional(&mut *c).await?);
-        tx.commit().await?;
-        match row {
-            Some((connection_id, data, expires_at)) if expires_at >= self.now() => {
-                Ok(Some((connection_id, parse_json(&data)?)))
-            }
-            _ => Ok(None),
-        }
     }
 }
 
@@ -674,7 +572,7 @@ pub async fn org_has_directory(tx: &mut Tx, org_id: &str) -> StoreResult<bool> {
     Ok(n > 0)
 }
 
-/// Deletes a connection of the organization, audited; NotFound when it has no such connection.
+/// Deletes a connection of the organization; NotFound when it has no such connection.
 pub async fn delete_connection(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<()> {
     let n = on_tx!(tx, c => sqlx::query(
         "DELETE FROM sso_connections WHERE org_id = $1 AND id = $2")
@@ -682,15 +580,7 @@ pub async fn delete_connection(tx: &mut Tx, scope: &OrgScope, id: &str) -> Store
     if n == 0 {
         return Err(StoreError::NotFound);
     }
-    super::audit::record_as(
-        tx,
-        &scope.audit(),
-        AuditOp::Delete,
-        AuditResource::SsoConnection,
-        Some(id),
-        None,
-    )
-    .await
+    Ok(())
 }
 
 /// The users whose claim values came through this connection.
@@ -955,64 +845,43 @@ impl Store {
                 .then_some(r.session)
         }))
     }
+}
 
-    pub async fn revoke_session(&self, scope: &OrgScope, id: &str) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        let n = on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE sessions SET revoked_at = $3, revoked_reason = 'admin' \
-             WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL")
-            .bind(scope.org_id()).bind(id).bind(self.now()).execute(&mut *c).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        super::audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            AuditOp::Revoke,
-            AuditResource::Session,
-            Some(id),
-            None,
-        )
-        .await?;
-        tx.commit().await
-    }
+/// Revokes one of the organization's sessions by an admin; false when there is no such session
+/// still live.
+pub async fn revoke_session(tx: &mut Tx, scope: &OrgScope, id: &str) -> StoreResult<bool> {
+    let now = tx.now();
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE sessions SET revoked_at = $3, revoked_reason = 'admin' \
+         WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL")
+        .bind(scope.org_id()).bind(id).bind(now).execute(&mut *c).await?.rows_affected());
+    Ok(n > 0)
+}
 
-    /// Revokes every session of one person of the organization that is not revoked yet; returns
-    /// how many. The audit entry is written even when there was none, since an admin asked.
-    pub async fn revoke_user_sessions(&self, scope: &OrgScope, user_id: &str) -> StoreResult<u64> {
-        let mut tx = self.begin().await?;
-        if !super::admin::org_user_exists(&mut tx, scope, user_id).await? {
-            return Err(StoreError::NotFound);
-        }
-        let n = on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE sessions SET revoked_at = $3, revoked_reason = 'admin' \
-             WHERE org_id = $1 AND org_user_id = $2 AND revoked_at IS NULL")
-            .bind(scope.org_id()).bind(user_id).bind(self.now()).execute(&mut *c).await?.rows_affected());
-        // Their console, if they signed in to it, goes too.
-        super::console::end_user_console_sessions(&mut tx, user_id, self.now()).await?;
-        let detail = serde_json::json!({ "sessions": n }).to_string();
-        super::audit::record_as(
-            &mut tx,
-            &scope.audit(),
-            AuditOp::RevokeSessions,
-            AuditResource::User,
-            Some(user_id),
-            Some(&detail),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(n)
-    }
+/// Revokes every session of one person of the organization that is not revoked yet, and their
+/// console if they signed in to it; returns how many sessions.
+pub async fn revoke_user_sessions(
+    tx: &mut Tx,
+    scope: &OrgScope,
+    user_id: &str,
+) -> StoreResult<u64> {
+    let now = tx.now();
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE sessions SET revoked_at = $3, revoked_reason = 'admin' \
+         WHERE org_id = $1 AND org_user_id = $2 AND revoked_at IS NULL")
+        .bind(scope.org_id()).bind(user_id).bind(now).execute(&mut *c).await?.rows_affected());
+    super::console::end_user_console_sessions(tx, user_id, now).await?;
+    Ok(n)
+}
 
-    /// Signs a session out (the user's own logout).
-    pub async fn end_session(&self, token: &str) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE sessions SET revoked_at = $2, revoked_reason = 'logout' \
-             WHERE token_hash = $1 AND revoked_at IS NULL")
-            .bind(hash_token(token)).bind(self.now()).execute(&mut *c).await?.rows_affected());
-        tx.commit().await
-    }
+/// Signs a session out (the user's own logout).
+pub async fn end_session(tx: &mut Tx, token: &str) -> StoreResult<()> {
+    let now = tx.now();
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE sessions SET revoked_at = $2, revoked_reason = 'logout' \
+         WHERE token_hash = $1 AND revoked_at IS NULL")
+        .bind(hash_token(token)).bind(now).execute(&mut *c).await?.rows_affected());
+    Ok(())
 }
 
 // ---- OpenID provider: clients ------------------------------------------------------------------
@@ -1058,50 +927,52 @@ fn client_from(r: ClientRow) -> StoreResult<Client> {
 
 const CLIENT_COLUMNS: &str = "SELECT id, org_id, name, redirect_uris, secret_hash, created_at, revoked_at FROM oauth_clients";
 
-impl Store {
-    /// Registers a client; returns it and its secret, shown once.
-    pub async fn create_client(
-        &self,
-        scope: Option<&OrgScope>,
-        name: &str,
-        redirect_uris: &[String],
-    ) -> StoreResult<(Client, String)> {
-        let id = format!("idbc_{}", new_id().replace('-', ""));
-        let secret = mint_token("idbcs_");
-        let now = self.now();
-        let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO oauth_clients (id, org_id, name, redirect_uris, secret_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&id).bind(scope.map(OrgScope::org_id)).bind(name)
-            .bind(serde_json::to_string(redirect_uris).unwrap_or_default())
-            .bind(hash_token(&secret)).bind(now).execute(&mut *c).await?.rows_affected());
-        if let Some(scope) = scope {
-            super::audit::record_as(
-                &mut tx,
-                &scope.audit(),
-                AuditOp::Create,
-                AuditResource::Client,
-                Some(&id),
-                Some(name),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok((
-            Client {
-                id,
-                org_id: scope.map(|s| s.org_id().to_string()),
-                name: name.to_string(),
-                redirect_uris: redirect_uris.to_vec(),
-                created_at: now,
-                revoked_at: None,
-                secret_hash: String::new(),
-            },
-            secret,
-        ))
-    }
+/// Registers a client under `id` with the hash of `secret` (both minted by the service); `scope`
+/// none for the operator's clients, which sign in users of any organization.
+pub async fn insert_client(
+    tx: &mut Tx,
+    scope: Option<&OrgScope>,
+    id: &str,
+    secret: &str,
+    name: &str,
+    redirect_uris: &[String],
+) -> StoreResult<Client> {
+    let now = tx.now();
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO oauth_clients (id, org_id, name, redirect_uris, secret_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(id).bind(scope.map(OrgScope::org_id)).bind(name)
+        .bind(serde_json::to_string(redirect_uris).unwrap_or_default())
+        .bind(hash_token(secret)).bind(now).execute(&mut *c).await?.rows_affected());
+    Ok(Client {
+        id: id.to_string(),
+        org_id: scope.map(|s| s.org_id().to_string()),
+        name: name.to_string(),
+        redirect_uris: redirect_uris.to_vec(),
+        created_at: now,
+        revoked_at: None,
+        secret_hash: String::new(),
+    })
+}
 
+/// Revokes a client of the organization (of the operator's with `scope` none) and the tokens it
+/// holds; false when there is no such client still live.
+pub async fn revoke_client(tx: &mut Tx, scope: Option<&OrgScope>, id: &str) -> StoreResult<bool> {
+    let now = tx.now();
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE oauth_clients SET revoked_at = $3 WHERE id = $1 AND revoked_at IS NULL \
+         AND COALESCE(org_id, '') = COALESCE($2, '')")
+        .bind(id).bind(scope.map(OrgScope::org_id)).bind(now)
+        .execute(&mut *c).await?.rows_affected());
+    if n == 0 {
+        return Ok(false);
+    }
+    on_tx!(tx, c => sqlx::query("DELETE FROM oauth_tokens WHERE client_id = $1")
+        .bind(id).execute(&mut *c).await?.rows_affected());
+    Ok(true)
+}
+
+impl Store {
     pub async fn list_clients(&self, scope: Option<&OrgScope>) -> StoreResult<Vec<Client>> {
         let rows: Vec<ClientRow> = match scope {
             Some(s) => {
@@ -1116,33 +987,6 @@ impl Store {
         rows.into_iter().map(client_from).collect()
     }
 
-    pub async fn revoke_client(&self, scope: Option<&OrgScope>, id: &str) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        let n = on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE oauth_clients SET revoked_at = $3 WHERE id = $1 AND revoked_at IS NULL \
-             AND COALESCE(org_id, '') = COALESCE($2, '')")
-            .bind(id).bind(scope.map(OrgScope::org_id)).bind(self.now())
-            .execute(&mut *c).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        // Tokens it holds stop working with it.
-        on_tx!(&mut tx, c => sqlx::query("DELETE FROM oauth_tokens WHERE client_id = $1")
-            .bind(id).execute(&mut *c).await?.rows_affected());
-        if let Some(scope) = scope {
-            super::audit::record_as(
-                &mut tx,
-                &scope.audit(),
-                AuditOp::Revoke,
-                AuditResource::Client,
-                Some(id),
-                None,
-            )
-            .await?;
-        }
-        tx.commit().await
-    }
-
     /// A client that is not revoked, by `client_id`.
     pub async fn client(&self, id: &str) -> StoreResult<Option<Client>> {
         let sql = format!("{CLIENT_COLUMNS} WHERE id = $1 AND revoked_at IS NULL");
@@ -1154,64 +998,83 @@ impl Store {
 
 // ---- OpenID provider: codes, tokens, keys ------------------------------------------------------
 
+/// Keeps an authorization code (minted by the service) for a session until `expires_at`; single
+/// use, and only its hash is stored.
+pub async fn put_code(
+    tx: &mut Tx,
+    code: &str,
+    client_id: &str,
+    session_id: &str,
+    data: &Value,
+    expires_at: i64,
+) -> StoreResult<()> {
+    let now = tx.now();
+    on_tx!(tx, c => sqlx::query("DELETE FROM oauth_codes WHERE expires_at < $1")
+        .bind(now).execute(&mut *c).await?.rows_affected());
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO oauth_codes (code_hash, client_id, session_id, data, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(hash_token(code)).bind(client_id).bind(session_id).bind(data.to_string())
+        .bind(expires_at).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
+
+/// What a code was issued for.
+#[derive(Debug, Clone)]
+pub struct CodeGrant {
+    pub client_id: String,
+    pub session_id: String,
+    pub data: Value,
+}
+
+/// An authorization code as taken from `oauth_codes`.
+#[derive(sqlx::FromRow)]
+struct CodeRow {
+    client_id: String,
+    session_id: String,
+    data: String,
+    expires_at: i64,
+}
+
+/// Takes a code, once, on any replica. RFC 6749 §4.1.2: a code used twice may have been stolen,
+/// so its second use also revokes the access tokens that client holds for the session (the
+/// caller commits even when this finds nothing, or the revocation is lost).
+pub async fn take_code(tx: &mut Tx, code: &str) -> StoreResult<Option<CodeGrant>> {
+    let now = tx.now();
+    let hash = hash_token(code);
+    // A used code stays, under another key, until the sweep of expired codes, so that its
+    // second use is recognized rather than taken for an unknown code.
+    let used = format!("used:{hash}");
+    let row = on_tx!(tx, c => sqlx::query_as::<_, CodeRow>(
+        "UPDATE oauth_codes SET code_hash = $2 WHERE code_hash = $1 \
+         RETURNING client_id, session_id, data, expires_at")
+        .bind(&hash).bind(&used).fetch_optional(&mut *c).await?);
+    let Some(row) = row else {
+        let replayed = on_tx!(tx, c => sqlx::query_as::<_, (String, String)>(
+            "SELECT client_id, session_id FROM oauth_codes WHERE code_hash = $1")
+            .bind(&used).fetch_optional(&mut *c).await?);
+        if let Some((client, session)) = replayed {
+            tracing::warn!(
+                client,
+                session,
+                "an authorization code was used twice; revoking the access tokens it gave"
+            );
+            on_tx!(tx, c => sqlx::query(
+                "DELETE FROM oauth_tokens WHERE client_id = $1 AND session_id = $2")
+                .bind(&client).bind(&session).execute(&mut *c).await?.rows_affected());
+        }
+        return Ok(None);
+    };
+    if row.expires_at < now {
+        return Ok(None);
+    }
+    Ok(Some(CodeGrant {
+        client_id: row.client_id,
+        session_id: row.session_id,
+        data: parse_json(&row.data)?,
+    }))
+}
+
 impl Store {
-    /// An authorization code for a session, single use, returned in clear once.
-    pub async fn put_code(
-        &self,
-        client_id: &str,
-        session_id: &str,
-        data: &Value,
-        expires_at: i64,
-    ) -> StoreResult<String> {
-        let code = mint_token("idbac_");
-        let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => sqlx::query("DELETE FROM oauth_codes WHERE expires_at < $1")
-            .bind(self.now()).execute(&mut *c).await?.rows_affected());
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO oauth_codes (code_hash, client_id, session_id, data, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(hash_token(&code)).bind(client_id).bind(session_id).bind(data.to_string())
-            .bind(expires_at).execute(&mut *c).await?.rows_affected());
-        tx.commit().await?;
-        Ok(code)
-    }
-
-    /// Takes a code: (client id, session id, data), once, on any replica. RFC 6749 §4.1.2: a code
-    /// used twice may have been stolen, so its second use also revokes the access tokens that
-    /// client holds for the session.
-    pub async fn take_code(&self, code: &str) -> StoreResult<Option<(String, String, Value)>> {
-        let hash = hash_token(code);
-        // A used code stays, under another key, until the sweep of expired codes, so that its
-        // second use is recognized rather than taken for an unknown code.
-        let used = format!("used:{hash}");
-        let mut tx = self.begin().await?;
-        let row: Option<(String, String, String, i64)> = on_tx!(&mut tx, c => sqlx::query_as(
-            "UPDATE oauth_codes SET code_hash = $2 WHERE code_hash = $1 \
-             RETURNING client_id, session_id, data, expires_at")
-            .bind(&hash).bind(&used).fetch_optional(&mut *c).await?);
-        if row.is_none() {
-            let replayed: Option<(String, String)> = on_tx!(&mut tx, c => sqlx::query_as(
-                "SELECT client_id, session_id FROM oauth_codes WHERE code_hash = $1")
-                .bind(&used).fetch_optional(&mut *c).await?);
-            if let Some((client, session)) = replayed {
-                tracing::warn!(
-                    client,
-                    session,
-                    "an authorization code was used twice; revoking the access tokens it gave"
-                );
-                on_tx!(&mut tx, c => sqlx::query(
-                    "DELETE FROM oauth_tokens WHERE client_id = $1 AND session_id = $2")
-                    .bind(&client).bind(&session).execute(&mut *c).await?.rows_affected());
-            }
-        }
-        tx.commit().await?;
-        match row {
-            Some((client, session, data, expires_at)) if expires_at >= self.now() => {
-                Ok(Some((client, session, parse_json(&data)?)))
-            }
-            _ => Ok(None),
-        }
-    }
-
     pub async fn put_access_token(
         &self,
         client_id: &str,

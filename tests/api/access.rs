@@ -2,6 +2,7 @@
 //! SCIM writes in the same transaction, seen through the admin API.
 
 use axum::http::{Method, StatusCode};
+use idbridge::service::setup;
 use serde_json::{Value, json};
 
 use crate::harness::{TestApp, assert_patched, patch};
@@ -187,11 +188,14 @@ async fn deactivation_removes_derived_access_revokes_sessions_and_keeps_grants_m
     assert_eq!(view["org_roles"][0]["role"], "org_viewer");
 
     let scope = idbridge::store::admin::OrgScope::for_org(&app.org_id, "test");
-    let session = app
-        .store
-        .create_session(&scope, &user, std::time::Duration::from_secs(3600))
-        .await
-        .unwrap();
+    let session = setup::create_session(
+        &app.store,
+        &scope,
+        &user,
+        std::time::Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
     let seq = last_seq(&app, &owner).await;
 
     assert_patched(
@@ -801,11 +805,9 @@ async fn organizations_cannot_reach_each_other() {
     let grant_id = grant.body["grant"]["id"].as_str().unwrap().to_string();
 
     // An intruder: the owner of another organization on the same service.
-    let other = app.store.create_org("Intruders").await.unwrap();
+    let other = setup::create_org(&app.store, "Intruders").await.unwrap();
     let scope = idbridge::store::admin::OrgScope::for_org(&other.id, "test");
-    let intruder = app
-        .store
-        .create_admin_token(&scope, "org_owner", None, "intruder")
+    let intruder = setup::create_admin_token(&app.store, &scope, "org_owner", None, "intruder")
         .await
         .unwrap()
         .token;

@@ -1,6 +1,7 @@
 //! The admin API as an administrator uses it day to day: tokens listed and revoked, people found,
 //! times and errors in one format.
 
+use idbridge::service::setup;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
@@ -94,12 +95,17 @@ async fn admin_tokens_are_listed_revoked_and_expire() {
     // A token past its expiry is refused with 401, like an unknown one.
     let scope = OrgScope::for_org(&app.org_id, "test");
     let soon = app.store.now() + 3_600_000_000;
-    let expiring = app
-        .store
-        .create_admin_token_expiring(&scope, "org_admin", None, "short", Some(soon))
-        .await
-        .unwrap()
-        .token;
+    let expiring = setup::create_admin_token_expiring(
+        &app.store,
+        &scope,
+        "org_admin",
+        None,
+        "short",
+        Some(soon),
+    )
+    .await
+    .unwrap()
+    .token;
     app.api_ok(&app.org_path("/seats"), &expiring).await;
     let list = app.api_ok(&app.org_path("/admin-tokens"), &owner).await;
     let short = list["items"]

@@ -4,6 +4,7 @@
 //! refused at its very next request; on any other replica, within the cache's lifetime; with a
 //! lifetime of zero, at once everywhere; and a new token works at once on every replica.
 
+use idbridge::service::setup;
 use std::time::Duration;
 
 use axum::Router;
@@ -197,12 +198,17 @@ async fn with_no_cache_another_replica_refuses_a_revoked_token_at_once() {
 async fn an_expiring_admin_token_is_refused_on_time_despite_a_long_cache() {
     let (app, other) = two_replicas(Duration::from_secs(60)).await;
     let soon = app.store.now() + 30_000_000;
-    let token = app
-        .store
-        .create_admin_token_expiring(&app.org_scope(), "org_admin", None, "brief", Some(soon))
-        .await
-        .expect("token")
-        .token;
+    let token = setup::create_admin_token_expiring(
+        &app.store,
+        &app.org_scope(),
+        "org_admin",
+        None,
+        "brief",
+        Some(soon),
+    )
+    .await
+    .expect("token")
+    .token;
     let seats = app.org_path("/seats");
     assert_eq!(status(&other, &seats, &token).await, StatusCode::OK);
     app.advance(Duration::from_secs(29));

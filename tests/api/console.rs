@@ -1,6 +1,7 @@
 //! The self-service console: the SaaS makes a portal link with its platform token, the IT admin
 //! opens it once, and the session it opens reaches that organization's pages of that intent only.
 
+use idbridge::service::setup;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -1012,10 +1013,14 @@ async fn the_people_page_finds_a_person_explains_their_access_and_signs_them_out
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     for _ in 0..2 {
-        app.store
-            .create_session(&app.org_scope(), &ada, Duration::from_secs(3600))
-            .await
-            .unwrap();
+        setup::create_session(
+            &app.store,
+            &app.org_scope(),
+            &ada,
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
     }
     // A mapping link reads people; it does not sign them out.
     assert!(!page.contains("Sign out everywhere"), "{page}");
@@ -1087,9 +1092,15 @@ async fn a_people_link_signs_one_session_out_and_grants_by_hand_what_a_mapping_l
     let bob = app.org_user_id(&admin, "bob@acme.example").await;
     let scope = app.org_scope();
     let life = Duration::from_secs(3600);
-    let first = app.store.create_session(&scope, &ada, life).await.unwrap();
-    app.store.create_session(&scope, &ada, life).await.unwrap();
-    let bobs = app.store.create_session(&scope, &bob, life).await.unwrap();
+    let first = setup::create_session(&app.store, &scope, &ada, life)
+        .await
+        .unwrap();
+    setup::create_session(&app.store, &scope, &ada, life)
+        .await
+        .unwrap();
+    let bobs = setup::create_session(&app.store, &scope, &bob, life)
+        .await
+        .unwrap();
     let person = format!("/console/people/{ada}");
 
     let (session, csrf) = session_of(&app, "people").await;

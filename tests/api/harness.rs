@@ -4,6 +4,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use idbridge::app::{AppState, build_router};
 use idbridge::net::Outbound;
+use idbridge::service::setup;
 use idbridge::store::admin::OrgScope;
 use idbridge::store::secrets::SecretBox;
 use idbridge::store::{Store, StoreOptions};
@@ -171,15 +172,17 @@ impl TestApp {
         public_url: &str,
         with_directory: bool,
     ) -> TestApp {
-        let org = store
-            .create_org(&format!("org-{}", uuid::Uuid::now_v7()))
+        let org = setup::create_org(&store, &format!("org-{}", uuid::Uuid::now_v7()))
             .await
             .expect("org");
         let (directory_id, token) = if with_directory {
-            let (directory, token) = store
-                .create_directory(&OrgScope::for_org(&org.id, "test"), "test directory")
-                .await
-                .expect("dir");
+            let (directory, token) = setup::create_directory(
+                &store,
+                &OrgScope::for_org(&org.id, "test"),
+                "test directory",
+            )
+            .await
+            .expect("dir");
             (directory.id, token.token)
         } else {
             (String::new(), String::new())
@@ -247,16 +250,13 @@ impl TestApp {
 
     /// A second directory (in a new organization) on the same database and router.
     pub async fn other_directory(&self) -> (String, String) {
-        let org = self
-            .store
-            .create_org(&format!("other-{}", uuid::Uuid::now_v7()))
+        let org = setup::create_org(&self.store, &format!("other-{}", uuid::Uuid::now_v7()))
             .await
             .unwrap();
-        let (d, t) = self
-            .store
-            .create_directory(&OrgScope::for_org(&org.id, "test"), "other")
-            .await
-            .unwrap();
+        let (d, t) =
+            setup::create_directory(&self.store, &OrgScope::for_org(&org.id, "test"), "other")
+                .await
+                .unwrap();
         (d.id, t.token)
     }
 
@@ -403,8 +403,7 @@ impl TestApp {
 
     /// Mints an admin token of this organization with this role.
     pub async fn admin_token(&self, role: &str, sub_account: Option<&str>) -> String {
-        self.store
-            .create_admin_token(&self.org_scope(), role, sub_account, "test")
+        setup::create_admin_token(&self.store, &self.org_scope(), role, sub_account, "test")
             .await
             .expect("admin token")
             .token

@@ -7,6 +7,7 @@
 //! The IdPs need `npm ci` in tests/interop. Without it these tests say so and pass, unless
 //! `IDBRIDGE_INTEROP=required` (as `.ci/run` sets), when its absence fails them.
 
+use idbridge::service::setup;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -133,20 +134,19 @@ pub(crate) async fn api(base: &str, token: &str, path: &str, body: Value) -> Val
 }
 
 pub(crate) async fn org(store: &Store, base: &str, domain: &str) -> Org {
-    let org = store
-        .create_org(&format!("interop-{}", uuid::Uuid::now_v7()))
+    let org = setup::create_org(store, &format!("interop-{}", uuid::Uuid::now_v7()))
         .await
         .unwrap();
-    let admin = store
-        .create_admin_token(
-            &OrgScope::for_org(&org.id, "test"),
-            "org_owner",
-            None,
-            "test",
-        )
-        .await
-        .unwrap()
-        .token;
+    let admin = setup::create_admin_token(
+        store,
+        &OrgScope::for_org(&org.id, "test"),
+        "org_owner",
+        None,
+        "test",
+    )
+    .await
+    .unwrap()
+    .token;
     let o = |p: &str| format!("{}{p}", org.id);
     let sa = api(
         base,

@@ -3,6 +3,7 @@
 //! person, and an organization has its owner from the start.
 
 use axum::http::{Method, StatusCode};
+use idbridge::service::setup;
 use serde_json::{Value, json};
 
 use crate::harness::{TestApp, assert_patched, patch};
@@ -310,23 +311,24 @@ async fn a_deactivated_scim_users_groups_stop_counting_at_once_and_come_back_on_
 async fn connection(app: &TestApp, jit: bool) -> idbridge::store::sso::Connection {
     let scope = idbridge::store::admin::OrgScope::for_org(&app.org_id, "test");
     let config = json!({ "issuer": "https://idp.example.test", "client_id": "idbridge-at-idp" });
-    app.store
-        .create_connection(
-            &scope,
-            &idbridge::store::sso::ConnectionWrite {
-                kind: idbridge::domain::access::ConnectionKind::Oidc,
-                name: "IdP",
-                config: &config,
-                secret: None,
-                jit,
-                enabled: true,
-                signs_in_owner: true,
-                // The people these tests sign in are of example domains no one verified.
-                allow_other_domains: true,
-            },
-        )
-        .await
-        .unwrap()
+    idbridge::service::sso::add_connection(
+        &app.store,
+        &scope,
+        &idbridge::store::new_id(),
+        &idbridge::store::sso::ConnectionWrite {
+            kind: idbridge::domain::access::ConnectionKind::Oidc,
+            name: "IdP",
+            config: &config,
+            secret: None,
+            jit,
+            enabled: true,
+            signs_in_owner: true,
+            // The people these tests sign in are of example domains no one verified.
+            allow_other_domains: true,
+        },
+    )
+    .await
+    .unwrap()
 }
 
 async fn sign_in_as(
@@ -586,9 +588,7 @@ async fn owned_org(app: &TestApp, owner: &str) -> Owned {
         .unwrap();
     let org_id = created.org.id;
     let scope = idbridge::store::admin::OrgScope::for_org(&org_id, "test");
-    let token = app
-        .store
-        .create_admin_token(&scope, "org_owner", None, "test")
+    let token = setup::create_admin_token(&app.store, &scope, "org_owner", None, "test")
         .await
         .unwrap()
         .token;
@@ -625,14 +625,13 @@ async fn an_organization_created_with_an_owner_protects_them_from_the_first_scim
     assert_eq!(view["org_roles"][0]["role"], "org_owner", "{view}");
 
     // The directory provisions the owner's userName (in another case): it is that person.
-    let (dir, token) = app
-        .store
-        .create_directory(
-            &idbridge::store::admin::OrgScope::for_org(&o.org_id, "test"),
-            "Entra",
-        )
-        .await
-        .unwrap();
+    let (dir, token) = setup::create_directory(
+        &app.store,
+        &idbridge::store::admin::OrgScope::for_org(&o.org_id, "test"),
+        "Entra",
+    )
+    .await
+    .unwrap();
     let auth = format!("Bearer {}", token.token);
     let r = app
         .send(
@@ -678,24 +677,24 @@ async fn the_named_owner_of_an_organization_without_a_directory_is_linked_by_the
     let o = owned_org(&app, "founder@example.com").await;
     let scope = idbridge::store::admin::OrgScope::for_org(&o.org_id, "test");
     let config = json!({ "issuer": "https://idp.example.test", "client_id": "idbridge-at-idp" });
-    let conn = app
-        .store
-        .create_connection(
-            &scope,
-            &idbridge::store::sso::ConnectionWrite {
-                kind: idbridge::domain::access::ConnectionKind::Oidc,
-                name: "IdP",
-                config: &config,
-                secret: None,
-                jit: false,
-                enabled: true,
-                signs_in_owner: true,
-                // The people these tests sign in are of example domains no one verified.
-                allow_other_domains: true,
-            },
-        )
-        .await
-        .unwrap();
+    let conn = idbridge::service::sso::add_connection(
+        &app.store,
+        &scope,
+        &idbridge::store::new_id(),
+        &idbridge::store::sso::ConnectionWrite {
+            kind: idbridge::domain::access::ConnectionKind::Oidc,
+            name: "IdP",
+            config: &config,
+            secret: None,
+            jit: false,
+            enabled: true,
+            signs_in_owner: true,
+            // The people these tests sign in are of example domains no one verified.
+            allow_other_domains: true,
+        },
+    )
+    .await
+    .unwrap();
 
     // Without just-in-time provisioning nobody else gets in; the named owner does.
     let err = sign_in_as(&app, &conn, "someone@example.com")

@@ -2,6 +2,7 @@
 //! their admin tokens and removes their directories and connections with a platform token, which
 //! is never an admin or SCIM token, nor the reverse.
 
+use idbridge::service::setup;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -536,11 +537,14 @@ async fn deleting_a_directory_deprovisions_whom_it_alone_provisioned() {
     app.user("bob@acme.example").await;
     let ada = app.org_user_id(&owner, "ada@acme.example").await;
     let bob = app.org_user_id(&owner, "bob@acme.example").await;
-    let ada_session = app
-        .store
-        .create_session(&app.org_scope(), &ada, Duration::from_secs(3600))
-        .await
-        .unwrap();
+    let ada_session = setup::create_session(
+        &app.store,
+        &app.org_scope(),
+        &ada,
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
     let org_roles = |view: Value| -> Vec<Value> {
         view["org_roles"]
             .as_array()
@@ -710,11 +714,14 @@ async fn the_platform_lists_and_deletes_connections() {
 async fn deleting_an_organization_removes_what_it_owns_and_its_tokens_and_sessions_stop_at_once() {
     let app = TestApp::new().await;
     let (platform, token_id) = platform_token_and_id(&app).await;
-    let (client_id, _) = app
-        .store
-        .create_client(None, "the SaaS", &[REDIRECT_URI.to_string()])
-        .await
-        .unwrap();
+    let (client_id, _) = idbridge::service::admin::register_client(
+        &app.store,
+        None,
+        "the SaaS",
+        &[REDIRECT_URI.to_string()],
+    )
+    .await
+    .unwrap();
     let client_id = client_id.id;
 
     // Two organizations with the same kinds of things: users, a rule, a webhook-free outbox,
@@ -722,12 +729,15 @@ async fn deleting_an_organization_removes_what_it_owns_and_its_tokens_and_sessio
     let owner = app.admin_token("org_owner", None).await;
     app.user("ada@acme.example").await;
     let ada = app.org_user_id(&owner, "ada@acme.example").await;
-    let session = app
-        .store
-        .create_session(&app.org_scope(), &ada, Duration::from_secs(3600))
-        .await
-        .unwrap()
-        .token;
+    let session = setup::create_session(
+        &app.store,
+        &app.org_scope(),
+        &ada,
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap()
+    .token;
     created(
         &app,
         &app.org_path("/sso/connections"),
@@ -744,12 +754,11 @@ async fn deleting_an_organization_removes_what_it_owns_and_its_tokens_and_sessio
     .await;
     let other_id = other["id"].as_str().unwrap().to_string();
     let other_scope = idbridge::store::admin::OrgScope::for_org(&other_id, "test");
-    let other_owner = app
-        .store
-        .create_admin_token(&other_scope, "org_owner", None, "test")
-        .await
-        .unwrap()
-        .token;
+    let other_owner =
+        setup::create_admin_token(&app.store, &other_scope, "org_owner", None, "test")
+            .await
+            .unwrap()
+            .token;
     let r = app
         .api(
             Method::POST,
@@ -760,9 +769,7 @@ async fn deleting_an_organization_removes_what_it_owns_and_its_tokens_and_sessio
         .await;
     // Creating directories is the admin API's, not the platform's.
     r.assert_problem(403);
-    let (other_dir, other_scim) = app
-        .store
-        .create_directory(&other_scope, "theirs")
+    let (other_dir, other_scim) = setup::create_directory(&app.store, &other_scope, "theirs")
         .await
         .map(|(d, t)| (d.id, t.token))
         .unwrap();
@@ -781,12 +788,15 @@ async fn deleting_an_organization_removes_what_it_owns_and_its_tokens_and_sessio
         .await
         .unwrap()
         .id;
-    let other_session = app
-        .store
-        .create_session(&other_scope, &other_ada, Duration::from_secs(3600))
-        .await
-        .unwrap()
-        .token;
+    let other_session = setup::create_session(
+        &app.store,
+        &other_scope,
+        &other_ada,
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap()
+    .token;
 
     // Before: the session signs in silently, the tokens work, the outbox has events.
     assert!(

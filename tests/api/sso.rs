@@ -3,6 +3,7 @@
 //! userinfo, JWKS) with sessions opened by `service::sign_in::sign_in`, which is what an IdP's verified
 //! answer leads to; and the rules that decide who may sign in.
 
+use idbridge::service::setup;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -247,17 +248,19 @@ pub(crate) async fn role_in(app: &TestApp, token: &str, user: &str, sa: &str) ->
 
 /// A second organization on the same database, and an owner token of it.
 async fn other_org(app: &TestApp) -> (String, String) {
-    let org = app
-        .store
-        .create_org(&format!("other-{}", uuid::Uuid::now_v7()))
+    let org = setup::create_org(&app.store, &format!("other-{}", uuid::Uuid::now_v7()))
         .await
         .unwrap();
-    let token = app
-        .store
-        .create_admin_token(&OrgScope::for_org(&org.id, "test"), "org_owner", None, "t")
-        .await
-        .unwrap()
-        .token;
+    let token = setup::create_admin_token(
+        &app.store,
+        &OrgScope::for_org(&org.id, "test"),
+        "org_owner",
+        None,
+        "t",
+    )
+    .await
+    .unwrap()
+    .token;
     (org.id, token)
 }
 
@@ -914,13 +917,16 @@ async fn authorize_errors_go_back_to_the_client_with_its_state_and_our_issuer() 
     let app = TestApp::without_directory().await;
     let admin = app.admin_token("org_admin", None).await;
     let (client_id, _) = client(&app, &admin).await;
-    let operator = app
-        .store
-        .create_client(None, "operator app", &[REDIRECT_URI.to_string()])
-        .await
-        .unwrap()
-        .0
-        .id;
+    let operator = idbridge::service::admin::register_client(
+        &app.store,
+        None,
+        "operator app",
+        &[REDIRECT_URI.to_string()],
+    )
+    .await
+    .unwrap()
+    .0
+    .id;
     let cases: Vec<(String, &str)> = vec![
         (
             code_request(&client_id, &[("code_challenge_method", "plain")]),
@@ -1971,10 +1977,11 @@ async fn a_stolen_state_cannot_cancel_the_sign_in_it_names() {
     let oidc = connection(&app, &admin, false).await;
     let state = "a-state-of-a-sign-in-in-flight-0123456789";
     let later = app.store.now() + 600_000_000;
-    app.store
-        .put_flow(state, &oidc.id, &json!({}), later)
+    let mut tx = app.store.begin().await.unwrap();
+    idbridge::store::sso::put_flow(&mut tx, state, &oidc.id, &json!({}), later)
         .await
         .unwrap();
+    tx.commit().await.unwrap();
     let callback = format!("/sso/oidc/callback?state={state}&code=stolen");
     assert_failure_page(&get(&app, &callback, None).await);
     assert_eq!(

@@ -1,4 +1,5 @@
 use axum::http::{Method, StatusCode};
+use idbridge::service::admin;
 use serde_json::json;
 
 use crate::harness::*;
@@ -103,12 +104,15 @@ async fn a_token_works_only_on_its_own_directory() {
     );
 }
 
+/// The operator acting on the test organization.
+fn operator(app: &TestApp) -> admin::Caller {
+    admin::Caller::operator(app.org_scope())
+}
+
 #[tokio::test]
 async fn rotation_keeps_two_tokens_and_revoke_ends_it() {
     let app = TestApp::new().await;
-    let new = app
-        .store
-        .rotate_directory_token(&app.org_scope(), &app.directory_id)
+    let new = admin::rotate_directory_token(&app.store, &operator(&app), &app.directory_id)
         .await
         .unwrap();
     let new_auth = format!("Bearer {}", new.token);
@@ -128,11 +132,10 @@ async fn rotation_keeps_two_tokens_and_revoke_ends_it() {
         .status,
         StatusCode::OK
     );
-    let revoked = app
-        .store
-        .revoke_directory_tokens(&app.org_scope(), &app.directory_id, None)
-        .await
-        .unwrap();
+    let revoked =
+        admin::revoke_directory_tokens(&app.store, &operator(&app), &app.directory_id, None)
+            .await
+            .unwrap();
     assert_eq!(revoked.len(), 1);
     app.get("/Users").await.assert_error(401, None);
     assert_eq!(
@@ -147,14 +150,10 @@ async fn rotation_keeps_two_tokens_and_revoke_ends_it() {
         StatusCode::OK
     );
     // A third rotation keeps at most two valid.
-    let t2 = app
-        .store
-        .rotate_directory_token(&app.org_scope(), &app.directory_id)
+    let t2 = admin::rotate_directory_token(&app.store, &operator(&app), &app.directory_id)
         .await
         .unwrap();
-    let t3 = app
-        .store
-        .rotate_directory_token(&app.org_scope(), &app.directory_id)
+    let t3 = admin::rotate_directory_token(&app.store, &operator(&app), &app.directory_id)
         .await
         .unwrap();
     app.send(

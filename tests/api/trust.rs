@@ -4,6 +4,7 @@
 
 use axum::http::{Method, StatusCode};
 use idbridge::mapping::rule::Source;
+use idbridge::service::setup;
 use idbridge::store::admin::OrgScope;
 use serde_json::{Value, json};
 
@@ -11,11 +12,13 @@ use crate::harness::TestApp;
 
 /// A second directory of the app's own organization (a contractor's IdP, say) and its token.
 async fn second_directory(app: &TestApp) -> (String, String) {
-    let (d, t) = app
-        .store
-        .create_directory(&OrgScope::for_org(&app.org_id, "test"), "contractors")
-        .await
-        .unwrap();
+    let (d, t) = setup::create_directory(
+        &app.store,
+        &OrgScope::for_org(&app.org_id, "test"),
+        "contractors",
+    )
+    .await
+    .unwrap();
     (d.id, t.token)
 }
 

@@ -6,8 +6,9 @@ use serde::Serialize;
 use super::views::{DirectoryRecord, NewToken, TokenInfo};
 use super::{Action, AdminError, AdminResult, Caller};
 use crate::service::provision::Provision;
-use crate::store::directory as db;
-use crate::store::{Store, StoreError, audit};
+use crate::store::admin::OrgScope;
+use crate::store::directory::{self as db, mint_token};
+use crate::store::{Store, StoreError, audit, new_id};
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_directories(store: &Store, caller: &Caller) -> AdminResult<Vec<DirectoryRecord>> {
@@ -34,13 +35,49 @@ pub async fn create_directory(
     name: &str,
 ) -> AdminResult<NewDirectory> {
     caller.require(Action::Manage)?;
-    let (directory, token) = store.create_directory(caller.scope(), name).await?;
+    let (directory, token) = add_directory(store, caller.scope(), name).await?;
     let scim_base_url = format!("{public_url}/scim/v2/{}", directory.id);
     Ok(NewDirectory {
         directory: directory.into(),
         scim_base_url,
         token: token.into(),
     })
+}
+
+/// A new directory of `scope`'s organization with its first token, and its audit row: what
+/// [`create_directory`] does once the caller may, and what tests and benches set up.
+pub async fn add_directory(
+    store: &Store,
+    scope: &OrgScope,
+    name: &str,
+) -> AdminResult<(db::DirectoryRecord, db::NewToken)> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(AdminError::Invalid(
+            "directory name must be 1-200 characters".into(),
+        ));
+    }
+    let token = directory_token();
+    let mut tx = store.begin().await?;
+    let dir = db::insert_directory(&mut tx, scope, name, &token).await?;
+    audit::record(
+        &mut tx,
+        &db::audit_actor(scope, &dir.id),
+        AuditOp::Create,
+        AuditResource::Directory,
+        Some(&dir.id),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((dir, token))
+}
+
+fn directory_token() -> db::NewToken {
+    db::NewToken {
+        id: new_id(),
+        token: mint_token("idb_"),
+    }
 }
 
 /// The organization's directory `id`, or a 404 that names it (another organization's too: ids
@@ -78,10 +115,22 @@ pub async fn rotate_directory_token(
 ) -> AdminResult<NewToken> {
     caller.require(Action::Manage)?;
     directory(store, caller, directory_id).await?;
-    Ok(store
-        .rotate_directory_token(caller.scope(), directory_id)
-        .await?
-        .into())
+    let scope = caller.scope();
+    let token = directory_token();
+    let mut tx = store.begin().await?;
+    db::rotate_directory_token(&mut tx, scope, directory_id, &token).await?;
+    audit::record(
+        &mut tx,
+        &db::audit_actor(scope, directory_id),
+        AuditOp::Rotate,
+        AuditResource::Token,
+        Some(&token.id),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    store.tokens_changed();
+    Ok(token.into())
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = directory_id, token_id = token_id))]
@@ -91,12 +140,38 @@ pub async fn revoke_directory_token(
     directory_id: &str,
     token_id: &str,
 ) -> AdminResult<()> {
+    revoke_directory_tokens(store, caller, directory_id, Some(token_id)).await?;
+    Ok(())
+}
+
+/// Revokes one token, or with `token_id` None every token but the newest (ending a rotation);
+/// returns the ids revoked.
+pub async fn revoke_directory_tokens(
+    store: &Store,
+    caller: &Caller,
+    directory_id: &str,
+    token_id: Option<&str>,
+) -> AdminResult<Vec<String>> {
     caller.require(Action::Manage)?;
     directory(store, caller, directory_id).await?;
-    store
-        .revoke_directory_tokens(caller.scope(), directory_id, Some(token_id))
+    let scope = caller.scope();
+    let mut tx = store.begin().await?;
+    let revoked = db::revoke_directory_tokens(&mut tx, scope, directory_id, token_id).await?;
+    let actor = db::audit_actor(scope, directory_id);
+    for t in &revoked {
+        audit::record(
+            &mut tx,
+            &actor,
+            AuditOp::Revoke,
+            AuditResource::Token,
+            Some(t),
+            None,
+        )
         .await?;
-    Ok(())
+    }
+    tx.commit().await?;
+    store.tokens_changed();
+    Ok(revoked)
 }
 
 /// Deletes a directory with its tokens, SCIM users and groups, in one transaction with what that

@@ -4,8 +4,9 @@ use serde::Serialize;
 
 use super::views::{LinkedScimUser, OrgGroup, OrgUser, SessionInfo};
 use super::{Action, AdminError, AdminResult, Caller};
-use crate::store::Store;
-use crate::store::admin::UserQuery;
+use crate::domain::audit::{AuditOp, AuditResource};
+use crate::store::admin::{UserQuery, org_user_exists};
+use crate::store::{Store, audit, sso};
 
 /// One page of groups after the id `after`.
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
@@ -129,7 +130,23 @@ pub async fn revoke_user_sessions(
     user_id: &str,
 ) -> AdminResult<SessionsRevoked> {
     caller.require(Action::Manage)?;
-    let revoked = store.revoke_user_sessions(caller.scope(), user_id).await?;
+    let scope = caller.scope();
+    let mut tx = store.begin().await?;
+    if !org_user_exists(&mut tx, scope, user_id).await? {
+        return Err(AdminError::NotFound("not found".into()));
+    }
+    let revoked = sso::revoke_user_sessions(&mut tx, scope, user_id).await?;
+    let detail = serde_json::json!({ "sessions": revoked }).to_string();
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::RevokeSessions,
+        AuditResource::User,
+        Some(user_id),
+        Some(&detail),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(SessionsRevoked {
         user_id: user_id.to_string(),
         revoked,

@@ -4,9 +4,12 @@
 
 use super::views::{Client, Domain};
 use super::{Action, AdminError, AdminResult, Caller};
+use crate::domain::audit::{AuditOp, AuditResource};
 use crate::service::sso::{check_name, invalid};
-use crate::store::Store;
-use crate::store::sso::Connection;
+use crate::store::admin::OrgScope;
+use crate::store::directory::mint_token;
+use crate::store::sso::{self as db, Connection};
+use crate::store::{Store, audit, new_id};
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_connections(store: &Store, caller: &Caller) -> AdminResult<Vec<Connection>> {
@@ -33,8 +36,17 @@ pub async fn delete_connection(store: &Store, caller: &Caller, id: &str) -> Admi
     }
     let scope = caller.scope();
     let mut tx = store.begin().await?;
-    let users = crate::store::sso::users_with_claims_from(&mut tx, scope.org_id(), id).await?;
-    crate::store::sso::delete_connection(&mut tx, scope, id).await?;
+    let users = db::users_with_claims_from(&mut tx, scope.org_id(), id).await?;
+    db::delete_connection(&mut tx, scope, id).await?;
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::Delete,
+        AuditResource::SsoConnection,
+        Some(id),
+        None,
+    )
+    .await?;
     let source = crate::mapping::rule::Source::Connection(id.to_string());
     super::rules::delete_rules_bound_to(&mut tx, scope, &source).await?;
     let mut prov = crate::service::provision::Provision::new(scope.org_id(), scope.actor());
@@ -52,11 +64,49 @@ pub async fn add_domain(
     domain: &str,
     connection_id: Option<&str>,
 ) -> AdminResult<Domain> {
-    caller.require(Action::Manage)?;
-    Ok(store
-        .add_domain(caller.scope(), domain, connection_id, false)
+    claim_domain(store, caller, domain, connection_id, false).await
+}
+
+/// Claims a domain for the organization, verified at once when `verified`: the operator's CLI,
+/// which vouches for it. A domain another organization verified cannot be claimed.
+pub async fn claim_domain(
+    store: &Store,
+    caller: &Caller,
+    domain: &str,
+    connection_id: Option<&str>,
+    verified: bool,
+) -> AdminResult<Domain> {
+    caller.require(if verified {
+        Action::Operate
+    } else {
+        Action::Manage
+    })?;
+    let scope = caller.scope();
+    let domain = db::normalize_domain(domain)?;
+    let token = mint_token("");
+    let mut tx = store.begin().await?;
+    if let Some(cid) = connection_id {
+        db::connection_in(&mut tx, scope, cid).await?;
+    }
+    if db::domain_verified_by(&mut tx, &domain)
         .await?
-        .into())
+        .is_some_and(|org| org != scope.org_id())
+    {
+        return Err(db::verified_elsewhere(&domain).into());
+    }
+    let verified_at = verified.then_some(tx.now());
+    let d = db::insert_domain(&mut tx, scope, &domain, connection_id, &token, verified_at).await?;
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::Create,
+        AuditResource::Domain,
+        Some(&domain),
+        verified.then_some("verified by the operator"),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(d.into())
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
@@ -69,7 +119,22 @@ pub async fn list_domains(store: &Store, caller: &Caller) -> AdminResult<Vec<Dom
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), domain = domain))]
 pub async fn delete_domain(store: &Store, caller: &Caller, domain: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
-    Ok(store.delete_domain(caller.scope(), domain).await?)
+    let scope = caller.scope();
+    let domain = domain.to_ascii_lowercase();
+    let mut tx = store.begin().await?;
+    if !db::delete_domain(&mut tx, scope, &domain).await? {
+        return Err(AdminError::NotFound("not found".into()));
+    }
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::Delete,
+        AuditResource::Domain,
+        Some(&domain),
+        None,
+    )
+    .await?;
+    Ok(tx.commit().await?)
 }
 
 /// Redirect URIs are compared exactly; each must be absolute, without a fragment (RFC 6749
@@ -106,10 +171,37 @@ pub async fn create_client(
     caller.require(Action::Manage)?;
     check_name(name)?;
     check_redirect_uris(redirect_uris)?;
-    let (client, secret) = store
-        .create_client(Some(caller.scope()), name.trim(), redirect_uris)
-        .await?;
+    let (client, secret) =
+        register_client(store, Some(caller.scope()), name.trim(), redirect_uris).await?;
     Ok((client.into(), secret))
+}
+
+/// Registers a client of `scope`'s organization, audited, or with `scope` none one of the
+/// operator's, which signs in users of any organization; returns it and its secret, shown once.
+/// The name and the redirect URIs are checked by the caller: [`create_client`], the CLI, tests.
+pub async fn register_client(
+    store: &Store,
+    scope: Option<&OrgScope>,
+    name: &str,
+    redirect_uris: &[String],
+) -> AdminResult<(db::Client, String)> {
+    let id = format!("idbc_{}", new_id().replace('-', ""));
+    let secret = mint_token("idbcs_");
+    let mut tx = store.begin().await?;
+    let client = db::insert_client(&mut tx, scope, &id, &secret, name, redirect_uris).await?;
+    if let Some(scope) = scope {
+        audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            AuditOp::Create,
+            AuditResource::Client,
+            Some(&id),
+            Some(name),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((client, secret))
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
@@ -123,12 +215,47 @@ pub async fn list_clients(store: &Store, caller: &Caller) -> AdminResult<Vec<Cli
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), client_id = id))]
 pub async fn revoke_client(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
-    Ok(store.revoke_client(Some(caller.scope()), id).await?)
+    withdraw_client(store, Some(caller.scope()), id).await
+}
+
+/// Revokes a client of `scope`'s organization, audited, or with `scope` none one of the
+/// operator's, and every access token it holds.
+pub async fn withdraw_client(store: &Store, scope: Option<&OrgScope>, id: &str) -> AdminResult<()> {
+    let mut tx = store.begin().await?;
+    if !db::revoke_client(&mut tx, scope, id).await? {
+        return Err(AdminError::NotFound("not found".into()));
+    }
+    if let Some(scope) = scope {
+        audit::record_as(
+            &mut tx,
+            &scope.audit(),
+            AuditOp::Revoke,
+            AuditResource::Client,
+            Some(id),
+            None,
+        )
+        .await?;
+    }
+    Ok(tx.commit().await?)
 }
 
 /// Signs a session out: its cookie and the access tokens issued from it stop working.
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), session_id = id))]
 pub async fn revoke_session(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
-    Ok(store.revoke_session(caller.scope(), id).await?)
+    let scope = caller.scope();
+    let mut tx = store.begin().await?;
+    if !db::revoke_session(&mut tx, scope, id).await? {
+        return Err(AdminError::NotFound("not found".into()));
+    }
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::Revoke,
+        AuditResource::Session,
+        Some(id),
+        None,
+    )
+    .await?;
+    Ok(tx.commit().await?)
 }

@@ -4,8 +4,11 @@ use serde::Serialize;
 
 use super::views::WebhookInfo;
 use super::{Action, AdminError, AdminResult, Caller};
+use crate::domain::audit::{AuditOp, AuditResource};
 use crate::net::Outbound;
-use crate::store::Store;
+use crate::store::admin as db;
+use crate::store::directory::mint_token;
+use crate::store::{Store, audit, new_id};
 
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id()))]
 pub async fn list_webhooks(store: &Store, caller: &Caller) -> AdminResult<Vec<WebhookInfo>> {
@@ -35,7 +38,22 @@ pub async fn create_webhook(
         .check_destination(url)
         .await
         .map_err(|e| AdminError::Invalid(format!("url: {e}")))?;
-    let (webhook, secret) = store.create_webhook(caller.scope(), url).await?;
+    let scope = caller.scope();
+    let id = new_id();
+    let secret = mint_token("whsec_");
+    let sealed = store.seal_webhook_secret(&id, &secret)?;
+    let mut tx = store.begin().await?;
+    let webhook = db::insert_webhook(&mut tx, scope, &id, url, &sealed).await?;
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::Create,
+        AuditResource::Webhook,
+        Some(&id),
+        Some(url),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(WebhookCreated {
         webhook: webhook.into(),
         secret,
@@ -45,5 +63,19 @@ pub async fn create_webhook(
 #[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), webhook_id = id))]
 pub async fn delete_webhook(store: &Store, caller: &Caller, id: &str) -> AdminResult<()> {
     caller.require(Action::Manage)?;
-    Ok(store.delete_webhook(caller.scope(), id).await?)
+    let scope = caller.scope();
+    let mut tx = store.begin().await?;
+    if !db::delete_webhook(&mut tx, scope, id).await? {
+        return Err(AdminError::NotFound("not found".into()));
+    }
+    audit::record_as(
+        &mut tx,
+        &scope.audit(),
+        AuditOp::Delete,
+        AuditResource::Webhook,
+        Some(id),
+        None,
+    )
+    .await?;
+    Ok(tx.commit().await?)
 }
