@@ -503,11 +503,21 @@ async fn mint_tokens(
     let now = ctx.store.now();
     let access_expires = (now + micros(ACCESS_TOKEN_TTL)).min(session.expires_at);
     let scope = record.scope.as_str();
-    let access_token = ctx
-        .store
-        .put_access_token(client_id, &session.id, scope, access_expires)
-        .await
-        .map_err(|e| e.to_string())?;
+    let access_token = mint_token("idbat_");
+    let stored = async {
+        let mut tx = ctx.store.begin().await?;
+        db::put_access_token(
+            &mut tx,
+            &access_token,
+            client_id,
+            &session.id,
+            scope,
+            access_expires,
+        )
+        .await?;
+        tx.commit().await
+    };
+    stored.await.map_err(|e| e.to_string())?;
     let mut claims = user_claims(ctx.store, &session.org_id, &session.org_user_id)
         .await
         .map_err(|e| e.to_string())?;
@@ -610,10 +620,13 @@ async fn load_signing_key(store: &Store) -> Result<SigningKey, String> {
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn rotate_signing_key(store: &Store, retire: bool) -> Result<SigningKey, String> {
     let key = SigningKey::generate().map_err(|e| e.to_string())?;
-    store
-        .add_signing_key(&key.kid, key.private_pem(), &key.public_jwk(), retire)
-        .await
-        .map_err(|e| e.to_string())?;
+    let stored = async {
+        let sealed = store.seal_signing_key(&key.kid, key.private_pem())?;
+        let mut tx = store.begin().await?;
+        db::insert_signing_key(&mut tx, &key.kid, &sealed, &key.public_jwk(), retire).await?;
+        tx.commit().await
+    };
+    stored.await.map_err(|e| e.to_string())?;
     Ok(key)
 }
 

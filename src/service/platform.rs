@@ -10,8 +10,9 @@ use crate::service::admin::{
 };
 use crate::store::access::{self as access_db, OrgLock};
 use crate::store::admin::OrgScope;
+use crate::store::directory::mint_token;
 use crate::store::platform::{self as db, PlatformPrincipal};
-use crate::store::{NewToken, Store, StoreError, audit};
+use crate::store::{NewToken, Store, StoreError, audit, new_id};
 
 /// An authenticated platform token: only [`authenticate`] makes one, so every operation that
 /// takes one runs for the SaaS's backend and no one else.
@@ -116,7 +117,19 @@ pub async fn create_platform_token(
     name: &str,
     expires_at: Option<i64>,
 ) -> AdminResult<NewToken> {
-    let token = store.create_platform_token(name, expires_at).await?;
+    let name = crate::store::admin::check_name(name, "token")?;
+    let mut tx = store.begin().await?;
+    if expires_at.is_some_and(|e| e <= tx.now()) {
+        return Err(AdminError::Invalid(
+            "the token's expiry must be in the future".into(),
+        ));
+    }
+    let token = NewToken {
+        id: new_id(),
+        token: mint_token(db::PLATFORM_TOKEN_PREFIX),
+    };
+    db::insert_platform_token(&mut tx, &token, &name, expires_at).await?;
+    tx.commit().await?;
     tracing::info!(token = token.id, "platform token created");
     Ok(token)
 }
@@ -131,10 +144,13 @@ pub async fn list_platform_tokens(store: &Store) -> AdminResult<Vec<PlatformToke
 /// Revokes a platform token: it is refused from the next request on.
 #[tracing::instrument(level = "debug", skip_all, fields(token_id = id))]
 pub async fn revoke_platform_token(store: &Store, id: &str) -> AdminResult<()> {
-    store.revoke_platform_token(id).await.map_err(|e| match e {
-        StoreError::NotFound => AdminError::NotFound(format!("no active platform token {id:?}")),
-        e => e.into(),
-    })?;
+    let mut tx = store.begin().await?;
+    if !db::revoke_platform_token(&mut tx, id).await? {
+        return Err(AdminError::NotFound(format!(
+            "no active platform token {id:?}"
+        )));
+    }
+    tx.commit().await?;
     tracing::info!(token = id, "platform token revoked");
     Ok(())
 }

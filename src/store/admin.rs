@@ -874,7 +874,7 @@ pub struct WebhookJob {
 }
 
 /// Webhook deliveries still to make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct WebhookBacklog {
     pub pending: i64,
     /// When the oldest pending event happened (microseconds); none when nothing is pending.
@@ -981,11 +981,10 @@ impl Store {
     /// Deliveries not yet made, over every webhook (one an event a webhook has not had), and
     /// when the oldest of their events happened: how far the workers lag.
     pub async fn webhook_backlog(&self) -> StoreResult<WebhookBacklog> {
-        let (pending, oldest_at): (i64, Option<i64>) = on_read!(self, c => sqlx::query_as(
-            "SELECT COUNT(*), MIN(e.at) FROM webhooks w \
+        Ok(on_read!(self, c => sqlx::query_as::<_, WebhookBacklog>(
+            "SELECT COUNT(*) AS pending, MIN(e.at) AS oldest_at FROM webhooks w \
              JOIN events e ON e.org_id = w.org_id AND e.seq > w.delivered_seq")
-            .fetch_one(c).await?);
-        Ok(WebhookBacklog { pending, oldest_at })
+            .fetch_one(c).await?))
     }
 
     /// Records that events up to `seq` were delivered and releases the lease.

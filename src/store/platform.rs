@@ -8,9 +8,9 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::admin::{ORG_COLUMNS, OrgDetails, OrgScope, check_name};
-use super::directory::{NewToken, TokenKind, check_org_name, hash_token, mint_token};
-use super::{Store, StoreError, StoreResult, Tx, new_id, on_read, on_tx};
+use super::admin::{ORG_COLUMNS, OrgDetails, OrgScope};
+use super::directory::{NewToken, TokenKind, check_org_name, hash_token};
+use super::{Store, StoreError, StoreResult, Tx, on_read, on_tx};
 
 /// What every platform token starts with, and no other token does: admin tokens start with
 /// `idba_`, SCIM tokens with `idb_`, sessions with `idbs_`.
@@ -41,51 +41,45 @@ pub struct PlatformTokenInfo {
     pub last_used_at: Option<i64>,
 }
 
-impl Store {
-    /// Mints a platform token that stops authenticating at `expires_at` (microseconds), if given;
-    /// only its hash is stored.
-    pub async fn create_platform_token(
-        &self,
-        name: &str,
-        expires_at: Option<i64>,
-    ) -> StoreResult<NewToken> {
-        let name = check_name(name, "token")?;
-        if expires_at.is_some_and(|e| e <= self.now()) {
-            return Err(StoreError::Invalid(
-                "the token's expiry must be in the future".into(),
-            ));
-        }
-        let token = NewToken {
-            id: new_id(),
-            token: mint_token(PLATFORM_TOKEN_PREFIX),
-        };
-        let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO platform_tokens (id, name, token_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)")
-            .bind(&token.id).bind(&name).bind(hash_token(&token.token)).bind(self.now())
-            .bind(expires_at).execute(&mut *c).await?.rows_affected());
-        tx.commit().await?;
-        Ok(token)
-    }
+/// Stores a platform token minted by the service (see [`PLATFORM_TOKEN_PREFIX`]); only its hash
+/// is kept. The name and the expiry are checked by the service.
+pub async fn insert_platform_token(
+    tx: &mut Tx,
+    token: &NewToken,
+    name: &str,
+    expires_at: Option<i64>,
+) -> StoreResult<()> {
+    let now = tx.now();
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO platform_tokens (id, name, token_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)")
+        .bind(&token.id).bind(name).bind(hash_token(&token.token)).bind(now)
+        .bind(expires_at).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
 
+/// Revokes a token that is not revoked yet; false when there is no such token.
+pub async fn revoke_platform_token(tx: &mut Tx, id: &str) -> StoreResult<bool> {
+    let now = tx.now();
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE platform_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        .bind(id).bind(now).execute(&mut *c).await?.rows_affected());
+    Ok(n > 0)
+}
+
+/// The row of a platform token that authenticates a request.
+#[derive(sqlx::FromRow)]
+struct PlatformTokenRow {
+    id: String,
+    last_used_at: Option<i64>,
+}
+
+impl Store {
     pub async fn list_platform_tokens(&self) -> StoreResult<Vec<PlatformTokenInfo>> {
         Ok(on_read!(self, c => sqlx::query_as::<_, PlatformTokenInfo>(
             "SELECT id, name, created_at, expires_at, revoked_at, last_used_at FROM platform_tokens \
              ORDER BY id")
             .fetch_all(c).await?))
-    }
-
-    /// Revokes a token that is not revoked yet; [`StoreError::NotFound`] otherwise.
-    pub async fn revoke_platform_token(&self, id: &str) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        let n = on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE platform_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id).bind(self.now()).execute(&mut *c).await?.rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        tx.commit().await
     }
 
     /// The platform token this bearer token is, if it is one that is neither revoked nor
@@ -98,16 +92,16 @@ impl Store {
         if token.len() > 256 || !token.starts_with(PLATFORM_TOKEN_PREFIX) {
             return Ok(None);
         }
-        let found: Option<(String, Option<i64>)> = on_read!(self, c => sqlx::query_as(
+        let found = on_read!(self, c => sqlx::query_as::<_, PlatformTokenRow>(
             "SELECT id, last_used_at FROM platform_tokens \
              WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)")
             .bind(hash_token(token)).bind(self.now()).fetch_optional(c).await?);
-        let Some((token_id, last_used_at)) = found else {
+        let Some(found) = found else {
             return Ok(None);
         };
-        self.note_token_use(TokenKind::Platform, &token_id, last_used_at)
+        self.note_token_use(TokenKind::Platform, &found.id, found.last_used_at)
             .await;
-        Ok(Some(PlatformPrincipal { token_id }))
+        Ok(Some(PlatformPrincipal { token_id: found.id }))
     }
 
     /// A page of every organization in id (creation) order after `after`; with `external_key`,

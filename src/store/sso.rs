@@ -1074,26 +1074,27 @@ pub async fn take_code(tx: &mut Tx, code: &str) -> StoreResult<Option<CodeGrant>
     }))
 }
 
-impl Store {
-    pub async fn put_access_token(
-        &self,
-        client_id: &str,
-        session_id: &str,
-        scope: &str,
-        expires_at: i64,
-    ) -> StoreResult<String> {
-        let token = mint_token("idbat_");
-        let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => sqlx::query("DELETE FROM oauth_tokens WHERE expires_at < $1")
-            .bind(self.now()).execute(&mut *c).await?.rows_affected());
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO oauth_tokens (token_hash, client_id, session_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(hash_token(&token)).bind(client_id).bind(session_id).bind(scope).bind(expires_at)
-            .execute(&mut *c).await?.rows_affected());
-        tx.commit().await?;
-        Ok(token)
-    }
+/// Keeps an access token (minted by the service) for a client and session until `expires_at`;
+/// only its hash is stored.
+pub async fn put_access_token(
+    tx: &mut Tx,
+    token: &str,
+    client_id: &str,
+    session_id: &str,
+    scope: &str,
+    expires_at: i64,
+) -> StoreResult<()> {
+    let now = tx.now();
+    on_tx!(tx, c => sqlx::query("DELETE FROM oauth_tokens WHERE expires_at < $1")
+        .bind(now).execute(&mut *c).await?.rows_affected());
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO oauth_tokens (token_hash, client_id, session_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(hash_token(token)).bind(client_id).bind(session_id).bind(scope).bind(expires_at)
+        .execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
 
+impl Store {
     /// The session and scope behind an unexpired access token.
     pub async fn access_token(&self, token: &str) -> StoreResult<Option<(String, String)>> {
         let row: Option<(String, String, i64)> = on_read!(self, c => sqlx::query_as(
@@ -1138,31 +1139,34 @@ fn key_context(kid: &str) -> String {
     format!("signing_keys.private_key:{kid}")
 }
 
+/// Stores a new signing key (its private half sealed by [`Store::seal_signing_key`]), which
+/// becomes the one that signs; with `retire_others`, the keys before it stop signing (they stay
+/// published until their tokens expire).
+pub async fn insert_signing_key(
+    tx: &mut Tx,
+    kid: &str,
+    sealed_private: &str,
+    public_jwk: &Value,
+    retire_others: bool,
+) -> StoreResult<()> {
+    let now = tx.now();
+    if retire_others {
+        on_tx!(tx, c => sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+            .bind(now).execute(&mut *c).await?.rows_affected());
+    }
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO signing_keys (kid, private_key, public_jwk, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(kid).bind(sealed_private).bind(public_jwk.to_string()).bind(now).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
+
 impl Store {
-    /// Stores a new signing key, which becomes the one that signs; with `retire_others`, the
-    /// keys before it stop signing (they stay published until their tokens expire).
-    pub async fn add_signing_key(
-        &self,
-        kid: &str,
-        private_pem: &[u8],
-        public_jwk: &Value,
-        retire_others: bool,
-    ) -> StoreResult<()> {
-        let sealed = self
-            .secrets()?
+    /// A signing key's private half sealed at rest under its kid.
+    pub fn seal_signing_key(&self, kid: &str, private_pem: &[u8]) -> StoreResult<String> {
+        self.secrets()?
             .seal(&key_context(kid), private_pem)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let now = self.now();
-        let mut tx = self.begin().await?;
-        if retire_others {
-            on_tx!(&mut tx, c => sqlx::query(
-                "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-                .bind(now).execute(&mut *c).await?.rows_affected());
-        }
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO signing_keys (kid, private_key, public_jwk, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(kid).bind(&sealed).bind(public_jwk.to_string()).bind(now).execute(&mut *c).await?.rows_affected());
-        tx.commit().await
+            .map_err(|e| StoreError::Invalid(e.to_string()))
     }
 
     /// Keys still published: unretired, or retired less than `keep` ago. Newest first.
