@@ -119,6 +119,27 @@ pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderM
         &max,
     );
 
+    if let Some(w) = state.store.writer_stats() {
+        family(
+            "idbridge_sqlite_write_transactions_total",
+            "counter",
+            "Write transactions committed on SQLite.",
+            &one(Some(w.transactions as f64)),
+        );
+        family(
+            "idbridge_sqlite_commits_total",
+            "counter",
+            "SQLite commits; each carries the write transactions that were queued for it.",
+            &one(Some(w.commits as f64)),
+        );
+        family(
+            "idbridge_sqlite_write_transactions_waiting",
+            "gauge",
+            "Write transactions waiting for SQLite's one writer.",
+            &one(Some(w.waiting as f64)),
+        );
+    }
+
     // A database that does not answer leaves these out; /readyz says why.
     match state.store.webhook_backlog().await {
         Ok(b) => {

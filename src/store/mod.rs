@@ -19,6 +19,7 @@ pub mod access;
 pub mod admin;
 pub mod audit;
 mod auth_cache;
+mod batch;
 pub mod console;
 pub mod directory;
 pub mod platform;
@@ -28,6 +29,7 @@ pub mod secrets;
 pub mod sql;
 pub mod sso;
 
+pub use batch::WriterStats;
 pub use directory::{DirectoryScope, NewToken, OrgRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +113,7 @@ enum Pools {
     /// SQLite admits one writer at a time; a one-connection writer pool queues writers in-process
     /// instead of letting them fail with SQLITE_BUSY, while WAL lets readers run beside it.
     Sqlite {
-        writer: SqlitePool,
+        writer: Arc<batch::Writer>,
         reader: SqlitePool,
     },
     Postgres(PgPool),
@@ -138,6 +140,8 @@ pub struct Tx {
 
 pub(crate) enum TxConn {
     Sqlite(Transaction<'static, Sqlite>),
+    /// A write transaction's turn on SQLite's one writer (see [`batch`]).
+    SqliteTurn(batch::Turn),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -147,6 +151,10 @@ macro_rules! on_tx {
         match &mut ($tx).conn {
             $crate::store::TxConn::Sqlite(t) => {
                 let $c = &mut **t;
+                $body
+            }
+            $crate::store::TxConn::SqliteTurn(t) => {
+                let $c = t.conn();
                 $body
             }
             $crate::store::TxConn::Postgres(t) => {
@@ -184,6 +192,7 @@ impl Tx {
     pub async fn commit(self) -> StoreResult<()> {
         match self.conn {
             TxConn::Sqlite(t) => t.commit().await?,
+            TxConn::SqliteTurn(t) => t.commit().await?,
             TxConn::Postgres(t) => t.commit().await?,
         }
         Ok(())
@@ -193,6 +202,7 @@ impl Tx {
     pub async fn rollback(self) -> StoreResult<()> {
         match self.conn {
             TxConn::Sqlite(t) => t.rollback().await?,
+            TxConn::SqliteTurn(t) => t.rollback().await?,
             TxConn::Postgres(t) => t.rollback().await?,
         }
         Ok(())
@@ -200,7 +210,7 @@ impl Tx {
 
     pub fn backend(&self) -> Backend {
         match self.conn {
-            TxConn::Sqlite(_) => Backend::Sqlite,
+            TxConn::Sqlite(_) | TxConn::SqliteTurn(_) => Backend::Sqlite,
             TxConn::Postgres(_) => Backend::Postgres,
         }
     }
@@ -287,7 +297,10 @@ impl Store {
                     .acquire_timeout(opts.acquire_timeout)
                     .connect_lazy_with(base.read_only(true))
             };
-            Pools::Sqlite { writer, reader }
+            Pools::Sqlite {
+                writer: batch::Writer::new(writer, opts.acquire_timeout),
+                reader,
+            }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             use sqlx::{ConnectOptions as _, Connection as _};
             // A statement over a second is reported at INFO, not sqlx's WARN: the longest waits are
@@ -359,7 +372,7 @@ impl Store {
             Pools::Sqlite { writer, .. } => sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'organizations')",
             )
-            .fetch_one(writer)
+            .fetch_one(writer.pool())
             .await?,
             // to_regclass follows search_path, so a schema chosen in the URL is the one asked.
             Pools::Postgres(pool) => {
@@ -395,7 +408,11 @@ impl Store {
 
     pub async fn migrate(&self) -> StoreResult<()> {
         match &*self.pools {
-            Pools::Sqlite { writer, .. } => sqlx::migrate!("migrations/sqlite").run(writer).await?,
+            Pools::Sqlite { writer, .. } => {
+                sqlx::migrate!("migrations/sqlite")
+                    .run(writer.pool())
+                    .await?
+            }
             Pools::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -405,9 +422,7 @@ impl Store {
     /// beside a running server) waits for the write lock instead of failing half-way.
     pub async fn begin(&self) -> StoreResult<Tx> {
         let conn = match &*self.pools {
-            Pools::Sqlite { writer, .. } => {
-                TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
-            }
+            Pools::Sqlite { writer, .. } => TxConn::SqliteTurn(writer.begin().await?),
             Pools::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
         };
         // Read once the write lock is held, so later transactions never act at an earlier time.
@@ -459,9 +474,18 @@ impl Store {
         }
         match &*self.pools {
             Pools::Sqlite { writer, reader } => {
-                vec![stats("writer", writer), stats("reader", reader)]
+                vec![stats("writer", writer.pool()), stats("reader", reader)]
             }
             Pools::Postgres(pool) => vec![stats("main", pool)],
+        }
+    }
+
+    /// SQLite's writer: transactions committed and the commits that carried them; none on
+    /// PostgreSQL.
+    pub fn writer_stats(&self) -> Option<batch::WriterStats> {
+        match &*self.pools {
+            Pools::Sqlite { writer, .. } => Some(writer.stats()),
+            Pools::Postgres(_) => None,
         }
     }
 
@@ -469,7 +493,7 @@ impl Store {
         match &*self.pools {
             Pools::Sqlite { writer, reader } => {
                 reader.close().await;
-                writer.close().await;
+                writer.pool().close().await;
             }
             Pools::Postgres(pool) => pool.close().await,
         }

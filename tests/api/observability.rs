@@ -491,6 +491,24 @@ async fn process_pool_and_webhook_backlog_series_read_sane_values() {
     );
     let age = sample(&text, "idbridge_webhook_oldest_pending_age_seconds", &[]).unwrap();
     assert!((0.0..60.0).contains(&age), "{age}");
+
+    // SQLite's writer: the writes above were committed, never by more commits than writes.
+    let writes = sample(&text, "idbridge_sqlite_write_transactions_total", &[]);
+    let commits = sample(&text, "idbridge_sqlite_commits_total", &[]);
+    match app.store.backend() {
+        idbridge::store::Backend::Sqlite => {
+            let (writes, commits) = (writes.unwrap(), commits.unwrap());
+            assert!(
+                writes >= 3.0 && commits >= 1.0 && commits <= writes,
+                "{text}"
+            );
+            assert_eq!(
+                sample(&text, "idbridge_sqlite_write_transactions_waiting", &[]),
+                Some(0.0)
+            );
+        }
+        idbridge::store::Backend::Postgres => assert_eq!((writes, commits), (None, None)),
+    }
 }
 
 /// Creates a sign-in connection over the admin API; returns its id.
