@@ -14,9 +14,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, FromRow, Row};
+use sqlx::{AssertSqlSafe, FromRow};
 
-use super::sql::{Bind, CHUNK, ROWS_CHUNK, SqlBuilder, bind_all, push_id_set, push_list};
+use super::sql::{Bind, CHUNK, ROWS_CHUNK, SqlBuilder, push_id_set, push_list};
 use super::{Backend, StoreError, StoreResult, Tx, on_read, on_tx};
 use crate::domain::access::EventType;
 use crate::domain::access::SubAccountRole;
@@ -200,11 +200,8 @@ pub async fn rename_org_user(
 }
 
 async fn ids_query(tx: &mut Tx, b: SqlBuilder) -> StoreResult<Vec<OrgUserId>> {
-    Ok(
-        on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-        .fetch_all(&mut *c).await?.into_iter()
-        .filter_map(|r| r.get::<Option<String>, _>(0).map(OrgUserId::new)).collect()),
-    )
+    Ok(on_tx!(tx, c => b.query_scalar::<_, Option<String>>()?
+        .fetch_all(&mut *c).await?.into_iter().flatten().map(OrgUserId::new).collect()))
 }
 
 /// The organization users behind these SCIM users of one directory.
@@ -391,10 +388,8 @@ async fn org_users(
     b.bind_text(org_id).push(" AND id IN ");
     push_id_set(&mut b, tx.backend(), &sorted);
     b.push(" ORDER BY id").push(lock);
-    Ok(
-        on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-        .try_map(|r| OrgUserRow::from_row(&r)).fetch_all(&mut *c).await?),
-    )
+    Ok(on_tx!(tx, c => b.query()?
+        .try_map(|r| OrgUserRow::from_row(&r)).fetch_all(&mut *c).await?))
 }
 
 /// What the mapping needs to know of one organization user.
@@ -467,7 +462,7 @@ pub async fn user_facts(
         push_id_set(&mut b, backend, ids);
         // Grants in id order, as they were made; the rest in any order.
         b.push(" ORDER BY 1, 3");
-        let rows = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+        let rows = on_tx!(tx, c => b.query()?
             .try_map(|r| FactRow::from_row(&r)).fetch_all(&mut *c).await?);
         for FactRow {
             kind,
@@ -535,7 +530,7 @@ pub async fn update_org_users(tx: &mut Tx, updates: &[UserUpdate], now: i64) -> 
         b.push(") UPDATE org_users SET active = v.active, access = v.access, updated_at = ")
             .bind(Bind::Int(now))
             .push(" FROM v WHERE org_users.id = v.id");
-        on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds).execute(&mut *c).await?.rows_affected());
+        on_tx!(tx, c => b.query()?.execute(&mut *c).await?.rows_affected());
     }
     Ok(())
 }
@@ -632,7 +627,7 @@ pub async fn append_events(
             b.bind(Bind::Int(now)).push(")");
         }
         b.push(") AS v");
-        on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds).execute(&mut *c).await?.rows_affected());
+        on_tx!(tx, c => b.query()?.execute(&mut *c).await?.rows_affected());
     }
     Ok(())
 }
@@ -715,7 +710,7 @@ impl super::Store {
             b.push(" AND at < ").bind(Bind::Int(t));
         }
         b.seq_page(f.before, f.newest_first, f.limit);
-        let rows = on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+        let rows = on_read!(self, c => b.query()?
             .try_map(|r| EventRow::from_row(&r)).fetch_all(c).await?);
         rows.into_iter()
             .map(|r| {

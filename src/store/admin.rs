@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, FromRow};
 use super::access::to_json;
 use super::auth_cache::{Accepted, AuthCache};
 use super::directory::{NewToken, TokenKind, hash_token};
-use super::sql::{Bind, SqlBuilder, bind_all};
+use super::sql::{Bind, SqlBuilder};
 use super::{Store, StoreError, StoreResult, Tx, new_id, on_read, on_tx};
 use crate::mapping::rule::Source;
 use crate::mapping::{Grant, GroupMatcher, SubAccountScope};
@@ -1065,9 +1065,7 @@ impl Store {
             b.push(" AND at < ").bind(Bind::Int(t));
         }
         b.seq_page(f.before, f.newest_first, f.limit);
-        Ok(
-            on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-            .try_map(|r| super::audit::AuditEntry::from_row(&r)).fetch_all(c).await?),
-        )
+        Ok(on_read!(self, c => b.query()?
+            .try_map(|r| super::audit::AuditEntry::from_row(&r)).fetch_all(c).await?))
     }
 }

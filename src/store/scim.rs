@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, FromRow, Row};
 
-use super::sql::{Bind, CHUNK, Compiler, SqlBuilder, Table, bind_all, push_list, sort_expr};
+use super::sql::{Bind, CHUNK, Compiler, SqlBuilder, Table, push_list, sort_expr};
 use super::{Backend, DirectoryScope, Store, StoreError, StoreResult, Tx, on_read, on_tx};
 use crate::scim::error::ScimResult;
 use crate::scim::filter::{AttrPath, Filter};
@@ -257,7 +257,7 @@ impl Store {
     pub async fn list_users(&self, sql: ListSql, q: &ListQuery) -> StoreResult<Page<UserRecord>> {
         debug_assert_eq!(sql.table, Table::Users);
         let ListSql { page, count, .. } = sql;
-        let items: Vec<UserRecord> = on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(page.sql)), &page.binds)
+        let items: Vec<UserRecord> = on_read!(self, c => page.query()?
             .fetch_all(c).await?.iter().map(user_from_row).collect());
         let total = self.total_for(q, items.len(), count).await?;
         Ok(Page { items, total })
@@ -286,10 +286,8 @@ impl Store {
             b.bind_text(id.clone());
         }
         b.push(") ORDER BY g.id");
-        Ok(
-            on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql.clone())), &b.binds)
-            .try_map(|r| UserGroup::from_row(&r)).fetch_all(c).await?),
-        )
+        Ok(on_read!(self, c => b.query()?
+            .try_map(|r| UserGroup::from_row(&r)).fetch_all(c).await?))
     }
 }
 
@@ -400,8 +398,7 @@ pub async fn add_members(
             b.bind_text(scope.directory_id()).push(" AND id IN (");
             push_list(&mut b, chunk);
             b.push(")").push(lock);
-            let ids: Vec<String> = on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-                .fetch_all(c).await?.into_iter().map(|r| r.get(0)).collect());
+            let ids: Vec<String> = on_tx!(tx, c => b.query_scalar()?.fetch_all(c).await?);
             found.extend(ids.into_iter().map(|id| (id, ty.to_string())));
         }
         let types: std::collections::HashMap<&str, &str> = found
@@ -441,10 +438,7 @@ pub async fn add_members(
         }
         // RETURNING lists only the rows inserted, not those DO NOTHING skipped.
         ins.push(" ON CONFLICT (group_id, member_id) DO NOTHING RETURNING member_id");
-        added.extend(
-            on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(ins.sql)), &ins.binds)
-            .fetch_all(c).await?.into_iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>()),
-        );
+        added.extend(on_tx!(tx, c => ins.query_scalar::<_, String>()?.fetch_all(c).await?));
     }
     Ok(added)
 }
@@ -466,10 +460,7 @@ pub async fn remove_members(
         b.push(" AND member_id IN (");
         push_list(&mut b, chunk);
         b.push(") RETURNING member_id");
-        removed.extend(
-            on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-            .fetch_all(c).await?.into_iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>()),
-        );
+        removed.extend(on_tx!(tx, c => b.query_scalar::<_, String>()?.fetch_all(c).await?));
     }
     Ok(removed)
 }
@@ -525,7 +516,7 @@ impl Store {
     pub async fn list_groups(&self, sql: ListSql, q: &ListQuery) -> StoreResult<Page<GroupRecord>> {
         debug_assert_eq!(sql.table, Table::Groups);
         let ListSql { page, count, .. } = sql;
-        let items: Vec<GroupRecord> = on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(page.sql)), &page.binds)
+        let items: Vec<GroupRecord> = on_read!(self, c => page.query()?
             .fetch_all(c).await?.iter().map(group_from_row).collect());
         let total = self.total_for(q, items.len(), count).await?;
         Ok(Page { items, total })
@@ -545,19 +536,16 @@ impl Store {
             .push(" AND m.group_id IN (");
         push_list(&mut b, group_ids);
         b.push(") ORDER BY m.group_id, m.member_id");
-        Ok(
-            on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
+        Ok(on_read!(self, c => b.query()?
             .try_map(|r| MemberRow::from_row(&r)).fetch_all(c).await?.into_iter()
             .map(|r| (r.group_id, Member { value: r.member_id, r#type: r.member_type, display: r.display }))
-            .collect()),
-        )
+            .collect()))
     }
 
     async fn count(&self, count: Option<SqlBuilder>) -> StoreResult<Option<i64>> {
         let Some(b) = count else { return Ok(None) };
         Ok(Some(
-            on_read!(self, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds)
-            .fetch_one(c).await?.get::<i64, _>(0)),
+            on_read!(self, c => b.query_scalar()?.fetch_one(c).await?),
         ))
     }
 }

@@ -109,11 +109,42 @@ pub(crate) fn push_list<S: AsRef<str>>(b: &mut SqlBuilder, ids: &[S]) {
     }
 }
 
-/// Binds every value of `b` to a query of any backend.
-pub(crate) fn bind_all<'q, DB>(
-    mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
-    binds: &[Bind],
-) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+impl SqlBuilder {
+    /// This statement on either backend, its values bound.
+    pub(crate) fn query<'q, DB>(
+        self,
+    ) -> Result<sqlx::query::Query<'q, DB, DB::Arguments>, sqlx::Error>
+    where
+        DB: sqlx::Database,
+        DB::Arguments: sqlx::IntoArguments<DB>,
+        String: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+        i64: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+        f64: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+        bool: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+    {
+        let args = arguments::<DB>(&self.binds)?;
+        Ok(sqlx::query_with(sqlx::AssertSqlSafe(self.sql), args))
+    }
+
+    /// This query on either backend, its values bound, reading its one column as `O`.
+    pub(crate) fn query_scalar<'q, DB, O>(
+        self,
+    ) -> Result<sqlx::query::QueryScalar<'q, DB, O, DB::Arguments>, sqlx::Error>
+    where
+        DB: sqlx::Database,
+        DB::Arguments: sqlx::IntoArguments<DB>,
+        (O,): for<'r> sqlx::FromRow<'r, DB::Row>,
+        String: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+        i64: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+        f64: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+        bool: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+    {
+        let args = arguments::<DB>(&self.binds)?;
+        Ok(sqlx::query_scalar_with(sqlx::AssertSqlSafe(self.sql), args))
+    }
+}
+
+fn arguments<DB>(binds: &[Bind]) -> Result<DB::Arguments, sqlx::Error>
 where
     DB: sqlx::Database,
     String: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
@@ -121,15 +152,18 @@ where
     f64: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
     bool: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
 {
+    use sqlx::Arguments as _;
+    let mut args = DB::Arguments::default();
     for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind(s.clone()),
-            Bind::Int(i) => q.bind(*i),
-            Bind::Float(f) => q.bind(*f),
-            Bind::Bool(v) => q.bind(*v),
-        };
+        match b {
+            Bind::Text(s) => args.add(s.clone()),
+            Bind::Int(i) => args.add(*i),
+            Bind::Float(f) => args.add(*f),
+            Bind::Bool(v) => args.add(*v),
+        }
+        .map_err(sqlx::Error::Encode)?;
     }
-    q
+    Ok(args)
 }
 
 /// Which table a filter runs over, and the alias the outer query gives it.

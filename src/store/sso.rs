@@ -14,7 +14,7 @@ use sqlx::AssertSqlSafe;
 
 use super::admin::OrgScope;
 use super::directory::{NewToken, hash_token, mint_token};
-use super::sql::{Bind, CHUNK, SqlBuilder, bind_all};
+use super::sql::{Bind, CHUNK, SqlBuilder};
 use super::{Store, StoreError, StoreResult, Tx, new_id, on_read, on_tx};
 use crate::sso::connection::missing_settings;
 
@@ -687,7 +687,7 @@ pub async fn record_claims_seen(
              WHERE group_claims_seen.last_seen_at < ",
         )
         .bind(Bind::Int(now - CLAIM_SEEN_REFRESH_MICROS));
-        on_tx!(tx, c => bind_all(sqlx::query(AssertSqlSafe(b.sql)), &b.binds).execute(&mut *c).await?.rows_affected());
+        on_tx!(tx, c => b.query()?.execute(&mut *c).await?.rows_affected());
     }
     let kept: i64 = on_tx!(tx, c => sqlx::query_scalar(
         "SELECT COUNT(*) FROM group_claims_seen WHERE connection_id = $1")
