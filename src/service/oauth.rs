@@ -567,12 +567,12 @@ pub async fn userinfo(ctx: Ctx<'_>, access_token: &str) -> Result<Value, Userinf
         tracing::error!(error = %e, "userinfo");
         UserinfoError::Server
     };
-    let Some((session_id, _)) = ctx.store.access_token(access_token).await.map_err(server)? else {
+    let Some(grant) = ctx.store.access_token(access_token).await.map_err(server)? else {
         return Err(UserinfoError::InvalidToken);
     };
     let Some(session) = ctx
         .store
-        .session_is_live(&session_id, ctx.session_idle)
+        .session_is_live(&grant.session_id, ctx.session_idle)
         .await
         .map_err(server)?
     else {
@@ -662,14 +662,14 @@ pub async fn user_claims(
     org_user_id: &str,
 ) -> Result<serde_json::Value, StoreError> {
     use crate::mapping::EffectiveAccess;
-    let (user_name, display_name, email, access) = store.token_subject(org_user_id).await?;
-    let access: EffectiveAccess = serde_json::from_str(&access).unwrap_or_default();
+    let subject = store.token_subject(org_user_id).await?;
+    let access: EffectiveAccess = serde_json::from_str(&subject.access).unwrap_or_default();
     let org_roles: Vec<_> = access.org_roles().keys().collect();
     let accounts: Vec<serde_json::Value> = store
         .sub_account_ids(org_id)
         .await?
         .into_iter()
-        .filter_map(|(id, _)| {
+        .filter_map(|id| {
             let a = access.for_sub_account(&id);
             (a.role.is_some() || !a.features.is_empty() || !a.projects.is_empty()).then(|| {
                 serde_json::json!({
@@ -683,8 +683,8 @@ pub async fn user_claims(
         .collect();
     Ok(serde_json::json!({
         "sub": org_user_id,
-        "email": email.unwrap_or_else(|| user_name.clone()),
-        "name": display_name.unwrap_or(user_name),
+        "email": subject.email.unwrap_or_else(|| subject.user_name.clone()),
+        "name": subject.display_name.unwrap_or(subject.user_name),
         "org": org_id,
         "org_roles": org_roles,
         "accounts": accounts,

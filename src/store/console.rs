@@ -12,7 +12,7 @@ pub const PORTAL_LINK_PREFIX: &str = "idbl_";
 pub const CONSOLE_SESSION_PREFIX: &str = "idbc_";
 
 /// A link that was just taken, to open a session from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TakenLink {
     pub id: String,
     pub org_id: String,
@@ -24,7 +24,7 @@ pub struct TakenLink {
 pub const SIGNED_IN_INTENT: &str = "all";
 
 /// A console session that is neither expired nor ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConsoleSessionRow {
     pub id: String,
     pub org_id: String,
@@ -69,17 +69,11 @@ pub async fn take_portal_link(tx: &mut Tx, token: &str) -> StoreResult<Option<Ta
         return Ok(None);
     }
     let now = tx.now();
-    let row: Option<(String, String, String, Option<String>)> = on_tx!(tx, c => sqlx::query_as(
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, TakenLink>(
         "UPDATE portal_links SET used_at = $2 \
          WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
          RETURNING id, org_id, intent, return_url")
-        .bind(hash_token(token)).bind(now).fetch_optional(&mut *c).await?);
-    Ok(row.map(|(id, org_id, intent, return_url)| TakenLink {
-        id,
-        org_id,
-        intent,
-        return_url,
-    }))
+        .bind(hash_token(token)).bind(now).fetch_optional(&mut *c).await?))
 }
 
 /// Opens a console session from a link just taken, ending at `expires_at`.
@@ -150,39 +144,15 @@ impl Store {
         if token.len() > 256 || !token.starts_with(CONSOLE_SESSION_PREFIX) {
             return Ok(None);
         }
-        type Row = (
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-            Option<String>,
-            i64,
-        );
         // The person's access is read with the session, so that a role the mapping took away,
         // or a deactivation, counts from the next request on.
-        let row: Option<Row> = on_read!(self, c => sqlx::query_as(
+        Ok(on_read!(self, c => sqlx::query_as::<_, ConsoleSessionRow>(
             "SELECT s.id, s.org_id, s.link_id, s.org_user_id, u.access, s.intent, s.return_url, \
                     s.expires_at \
              FROM console_sessions s \
              LEFT JOIN org_users u ON u.id = s.org_user_id AND u.org_id = s.org_id AND u.active \
              WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2")
-            .bind(hash_token(token)).bind(self.now()).fetch_optional(c).await?);
-        Ok(row.map(
-            |(id, org_id, link_id, org_user_id, access, intent, return_url, expires_at)| {
-                ConsoleSessionRow {
-                    id,
-                    org_id,
-                    link_id,
-                    org_user_id,
-                    access,
-                    intent,
-                    return_url,
-                    expires_at,
-                }
-            },
-        ))
+            .bind(hash_token(token)).bind(self.now()).fetch_optional(c).await?))
     }
 }
 
@@ -224,10 +194,20 @@ impl Store {
         session_id: &str,
         id: &str,
     ) -> StoreResult<Option<(String, serde_json::Value)>> {
-        let row: Option<(String, String)> = on_read!(self, c => sqlx::query_as(
+        #[derive(sqlx::FromRow)]
+        struct TestRow {
+            connection_id: String,
+            result: String,
+        }
+        let row = on_read!(self, c => sqlx::query_as::<_, TestRow>(
             "SELECT connection_id, result FROM console_tests WHERE id = $1 AND session_id = $2")
             .bind(id).bind(session_id).fetch_optional(c).await?);
-        Ok(row.map(|(conn, r)| (conn, serde_json::from_str(&r).unwrap_or_default())))
+        Ok(row.map(|r| {
+            (
+                r.connection_id,
+                serde_json::from_str(&r.result).unwrap_or_default(),
+            )
+        }))
     }
 }
 
@@ -238,12 +218,18 @@ impl Store {
         scope: &OrgScope,
         directory_id: &str,
     ) -> StoreResult<(i64, i64)> {
-        Ok(on_read!(self, c => sqlx::query_as(
+        #[derive(sqlx::FromRow)]
+        struct Counts {
+            user_count: i64,
+            group_count: i64,
+        }
+        let n = on_read!(self, c => sqlx::query_as::<_, Counts>(
             "SELECT (SELECT COUNT(*) FROM scim_users u JOIN directories d ON d.id = u.directory_id \
-                     WHERE d.id = $1 AND d.org_id = $2), \
+                     WHERE d.id = $1 AND d.org_id = $2) AS user_count, \
                     (SELECT COUNT(*) FROM scim_groups g JOIN directories d ON d.id = g.directory_id \
-                     WHERE d.id = $1 AND d.org_id = $2)")
-            .bind(directory_id).bind(scope.org_id()).fetch_one(c).await?))
+                     WHERE d.id = $1 AND d.org_id = $2) AS group_count")
+            .bind(directory_id).bind(scope.org_id()).fetch_one(c).await?);
+        Ok((n.user_count, n.group_count))
     }
 }
 
@@ -267,8 +253,16 @@ pub struct ScimFailure {
     pub detail: Option<String>,
 }
 
-/// at, method, path, status, scimType, detail.
-type ScimFailureRow = (i64, String, String, i32, Option<String>, Option<String>);
+/// A failed request as `scim_errors` keeps it.
+#[derive(sqlx::FromRow)]
+struct ScimFailureRow {
+    at: i64,
+    method: String,
+    path: String,
+    status: i32,
+    scim_type: Option<String>,
+    detail: Option<String>,
+}
 
 fn cut(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
@@ -304,23 +298,21 @@ impl Store {
         scope: &OrgScope,
         directory_id: &str,
     ) -> StoreResult<Vec<ScimFailure>> {
-        let rows: Vec<ScimFailureRow> = on_read!(self, c => sqlx::query_as(
+        let rows = on_read!(self, c => sqlx::query_as::<_, ScimFailureRow>(
             "SELECT e.at, e.method, e.path, e.status, e.scim_type, e.detail \
              FROM scim_errors e JOIN directories d ON d.id = e.directory_id \
              WHERE e.directory_id = $1 AND d.org_id = $2 ORDER BY e.at DESC, e.id DESC")
             .bind(directory_id).bind(scope.org_id()).fetch_all(c).await?);
         Ok(rows
             .into_iter()
-            .map(
-                |(at, method, path, status, scim_type, detail)| ScimFailure {
-                    at,
-                    method,
-                    path,
-                    status: u16::try_from(status).unwrap_or(0),
-                    scim_type,
-                    detail,
-                },
-            )
+            .map(|r| ScimFailure {
+                at: r.at,
+                method: r.method,
+                path: r.path,
+                status: u16::try_from(r.status).unwrap_or(0),
+                scim_type: r.scim_type,
+                detail: r.detail,
+            })
             .collect())
     }
 }

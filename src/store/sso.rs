@@ -214,17 +214,28 @@ impl Store {
         let Some(domain) = email_domain(email) else {
             return Ok(None);
         };
-        let row: Option<(String, Option<String>)> = on_read!(self, c => sqlx::query_as(
+        #[derive(sqlx::FromRow)]
+        struct Route {
+            org_id: String,
+            connection_id: Option<String>,
+        }
+        let route = on_read!(self, c => sqlx::query_as::<_, Route>(
             "SELECT org_id, connection_id FROM org_domains WHERE domain = $1 AND verified_at IS NOT NULL")
             .bind(&domain).fetch_optional(c).await?);
-        match row {
+        match route {
             None => Ok(None),
-            Some((_, Some(connection_id))) => match self.connection_by_id(&connection_id).await {
+            Some(Route {
+                connection_id: Some(connection_id),
+                ..
+            }) => match self.connection_by_id(&connection_id).await {
                 Ok(conn) if conn.enabled && conn.is_complete() => Ok(Some(conn)),
                 Ok(_) | Err(StoreError::NotFound) => Ok(None),
                 Err(e) => Err(e),
             },
-            Some((org_id, None)) => self.connection_for_org(&org_id).await,
+            Some(Route {
+                org_id,
+                connection_id: None,
+            }) => self.connection_for_org(&org_id).await,
         }
     }
 
@@ -485,10 +496,9 @@ impl Store {
     /// The connection of a sign-in in flight, without taking it: who presents a state must prove
     /// it is the browser that started the sign-in before the sign-in is spent.
     pub async fn flow_connection(&self, state: &str) -> StoreResult<Option<String>> {
-        let row: Option<(String,)> = on_read!(self, c => sqlx::query_as(
+        Ok(on_read!(self, c => sqlx::query_scalar(
             "SELECT connection_id FROM sso_flows WHERE state_hash = $1 AND expires_at >= $2")
-            .bind(hash_token(state)).bind(self.now()).fetch_optional(c).await?);
-        Ok(row.map(|(id,)| id))
+            .bind(hash_token(state)).bind(self.now()).fetch_optional(c).await?))
     }
 }
 
@@ -512,8 +522,9 @@ pub async fn remember_assertion(
 // ---- the sign-in's writes --------------------------------------------------------------------
 
 /// An organization user as the sign-in sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SignInUser {
+    #[sqlx(try_from = "String")]
     pub id: OrgUserId,
     pub active: bool,
     /// SCIM users of any directory linked to this person.
@@ -525,15 +536,11 @@ pub async fn find_sign_in_user(
     org_id: &str,
     user_key: &str,
 ) -> StoreResult<Option<SignInUser>> {
-    let row: Option<(String, bool, i64)> = on_tx!(tx, c => sqlx::query_as(
-        "SELECT u.id, u.active, (SELECT COUNT(*) FROM scim_users s WHERE s.org_user_id = u.id) \
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, SignInUser>(
+        "SELECT u.id, u.active, \
+                (SELECT COUNT(*) FROM scim_users s WHERE s.org_user_id = u.id) AS scim_links \
          FROM org_users u WHERE u.org_id = $1 AND u.user_key = $2")
-        .bind(org_id).bind(user_key).fetch_optional(&mut *c).await?);
-    Ok(row.map(|(id, active, scim_links)| SignInUser {
-        id: OrgUserId::new(id),
-        active,
-        scim_links,
-    }))
+        .bind(org_id).bind(user_key).fetch_optional(&mut *c).await?))
 }
 
 /// What the organization says of an email domain at sign-in: whether it verified the domain,
@@ -1049,10 +1056,19 @@ pub async fn take_code(tx: &mut Tx, code: &str) -> StoreResult<Option<CodeGrant>
          RETURNING client_id, session_id, data, expires_at")
         .bind(&hash).bind(&used).fetch_optional(&mut *c).await?);
     let Some(row) = row else {
-        let replayed = on_tx!(tx, c => sqlx::query_as::<_, (String, String)>(
+        #[derive(sqlx::FromRow)]
+        struct Spent {
+            client_id: String,
+            session_id: String,
+        }
+        let replayed = on_tx!(tx, c => sqlx::query_as::<_, Spent>(
             "SELECT client_id, session_id FROM oauth_codes WHERE code_hash = $1")
             .bind(&used).fetch_optional(&mut *c).await?);
-        if let Some((client, session)) = replayed {
+        if let Some(Spent {
+            client_id: client,
+            session_id: session,
+        }) = replayed
+        {
             tracing::warn!(
                 client,
                 session,
@@ -1094,32 +1110,45 @@ pub async fn put_access_token(
     Ok(())
 }
 
+/// What an access token was issued for, and until when.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenGrant {
+    pub session_id: String,
+    pub scope: String,
+    pub expires_at: i64,
+}
+
+/// What the id_token says of a user.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenSubject {
+    pub user_name: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    /// The effective access the mapping last computed (JSON).
+    pub access: String,
+}
+
 impl Store {
-    /// The session and scope behind an unexpired access token.
-    pub async fn access_token(&self, token: &str) -> StoreResult<Option<(String, String)>> {
-        let row: Option<(String, String, i64)> = on_read!(self, c => sqlx::query_as(
+    /// What an unexpired access token was issued for.
+    pub async fn access_token(&self, token: &str) -> StoreResult<Option<TokenGrant>> {
+        let grant = on_read!(self, c => sqlx::query_as::<_, TokenGrant>(
             "SELECT session_id, scope, expires_at FROM oauth_tokens WHERE token_hash = $1")
             .bind(hash_token(token)).fetch_optional(c).await?);
-        Ok(row
-            .filter(|(_, _, expires_at)| *expires_at > self.now())
-            .map(|(session, scope, _)| (session, scope)))
+        Ok(grant.filter(|g| g.expires_at > self.now()))
     }
 
-    /// What the id_token says of a user: (user_name, display_name, email, access JSON).
-    pub async fn token_subject(
-        &self,
-        org_user_id: &str,
-    ) -> StoreResult<(String, Option<String>, Option<String>, String)> {
-        on_read!(self, c => sqlx::query_as(
+    /// What the id_token says of the user `org_user_id`.
+    pub async fn token_subject(&self, org_user_id: &str) -> StoreResult<TokenSubject> {
+        on_read!(self, c => sqlx::query_as::<_, TokenSubject>(
             "SELECT user_name, display_name, email, access FROM org_users WHERE id = $1")
             .bind(org_user_id).fetch_optional(c).await?)
         .ok_or(StoreError::NotFound)
     }
 
-    /// The sub-accounts of an organization, (id, name), for the token's `accounts`.
-    pub async fn sub_account_ids(&self, org_id: &str) -> StoreResult<Vec<(String, String)>> {
-        Ok(on_read!(self, c => sqlx::query_as(
-            "SELECT id, name FROM sub_accounts WHERE org_id = $1 ORDER BY id")
+    /// The ids of an organization's sub-accounts, in order, for the token's `accounts`.
+    pub async fn sub_account_ids(&self, org_id: &str) -> StoreResult<Vec<String>> {
+        Ok(on_read!(self, c => sqlx::query_scalar(
+            "SELECT id FROM sub_accounts WHERE org_id = $1 ORDER BY id")
             .bind(org_id).fetch_all(c).await?))
     }
 }
@@ -1172,21 +1201,30 @@ impl Store {
     /// Keys still published: unretired, or retired less than `keep` ago. Newest first.
     pub async fn signing_keys(&self, keep: std::time::Duration) -> StoreResult<Vec<StoredKey>> {
         let horizon = self.now() - keep.as_micros() as i64;
-        let rows: Vec<(String, String, String, i64, Option<i64>)> = on_read!(self, c => sqlx::query_as(
+        /// A signing key as stored: its private half sealed, its public one JSON text.
+        #[derive(sqlx::FromRow)]
+        struct KeyRow {
+            kid: String,
+            private_key: String,
+            public_jwk: String,
+            created_at: i64,
+            retired_at: Option<i64>,
+        }
+        let rows = on_read!(self, c => sqlx::query_as::<_, KeyRow>(
             "SELECT kid, private_key, public_jwk, created_at, retired_at FROM signing_keys \
              WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, kid")
             .bind(horizon).fetch_all(c).await?);
         let secrets = self.secrets()?;
         rows.into_iter()
-            .map(|(kid, sealed, jwk, created_at, retired_at)| {
+            .map(|r| {
                 Ok(StoredKey {
                     private_pem: secrets
-                        .open(&key_context(&kid), &sealed)
+                        .open(&key_context(&r.kid), &r.private_key)
                         .map_err(|e| StoreError::Invalid(e.to_string()))?,
-                    public_jwk: parse_json(&jwk)?,
-                    kid,
-                    created_at,
-                    retired_at,
+                    public_jwk: parse_json(&r.public_jwk)?,
+                    kid: r.kid,
+                    created_at: r.created_at,
+                    retired_at: r.retired_at,
                 })
             })
             .collect()
