@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::{Bench, env_usize, rss_mb, throughput, user_ids};
-use idbridge::app::{AppState, build_router};
+use idbridge::app::AppState;
 use idbridge::store::admin::OrgScope;
 use idbridge::store::{Store, StoreOptions};
 use serde_json::{Value, json};
@@ -91,7 +91,8 @@ async fn run() {
         .await
         .unwrap()
         .token;
-    let router = build_router(AppState::new(store.clone(), "http://bench").without_rate_limits());
+    let router =
+        idbridge::http::router(AppState::new(store.clone(), "http://bench").without_rate_limits());
     let scim = Arc::new(Bench {
         router: router.clone(),
         auth: format!("Bearer {}", t.token),

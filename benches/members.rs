@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use idbridge::app::{AppState, build_router};
+use idbridge::app::AppState;
 use idbridge::store::{Store, StoreOptions};
 use serde_json::{Value, json};
 
@@ -143,7 +143,7 @@ fn main() {
         store.migrate().await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = build_router(
+        let router = idbridge::http::router(
             AppState::new(store.clone(), &format!("http://{addr}")).without_rate_limits(),
         );
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::{Bench, env_usize, rss_mb, throughput, user_ids};
-use idbridge::app::{AppState, build_router};
+use idbridge::app::AppState;
 use idbridge::store::{Store, StoreOptions};
 use serde_json::{Value, json};
 
@@ -46,7 +46,9 @@ async fn run() {
         .await
         .unwrap();
     let bench = Arc::new(Bench {
-        router: build_router(AppState::new(store.clone(), "http://bench").without_rate_limits()),
+        router: idbridge::http::router(
+            AppState::new(store.clone(), "http://bench").without_rate_limits(),
+        ),
         auth: format!("Bearer {}", t.token),
         base: format!("/scim/v2/{}", d.id),
         content_type: "application/scim+json",

@@ -20,7 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Bench, env_usize, rss_mb, throughput};
 use http_body_util::BodyExt;
-use idbridge::app::{AppState, build_router};
+use idbridge::app::AppState;
 use idbridge::service::sign_in::sign_in;
 use idbridge::sso::identity::{GroupClaim, SsoIdentity};
 use idbridge::store::admin::OrgScope;
@@ -75,8 +75,9 @@ async fn run() {
         .await
         .unwrap()
         .token;
-    let router =
-        build_router(AppState::new(store.clone(), "https://idbridge.bench").without_rate_limits());
+    let router = idbridge::http::router(
+        AppState::new(store.clone(), "https://idbridge.bench").without_rate_limits(),
+    );
     let api = Bench {
         router: router.clone(),
         auth: format!("Bearer {admin}"),

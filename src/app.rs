@@ -1,12 +1,10 @@
-//! Application state, the router, and serving with graceful shutdown.
+//! Application state: what every request handler acts with, built once at startup.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::config::Global;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -75,104 +73,4 @@ impl AppState {
             session_lifetime: self.session_lifetime,
         }
     }
-}
-
-pub fn build_router(state: AppState) -> Router {
-    crate::http::router(state)
-}
-
-pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&global.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {}", global.listen, io_cause(&e)))?;
-    let addr = listener.local_addr()?;
-    // Without an explicit public URL, the address actually bound (port 0 picks one).
-    let public_url = match &global.public_url {
-        Some(u) => u.trim_end_matches('/').to_string(),
-        None => format!("http://{addr}"),
-    };
-    let mut state = AppState::new(store.clone(), &public_url);
-    state.outbound = crate::net::Outbound::new(global.allow_private_urls, global.dns_server);
-    state.session_idle = global.session_idle();
-    state.session_lifetime = global.session_lifetime();
-    state.dns.server = global.dns_server;
-    state.metrics_token = global.metrics_token.as_deref().map(Arc::from);
-    state.rate = Arc::new(crate::rate::RateLimits::new(&global.rates()));
-    state.sizes = global.sizes();
-    let forget = tokio::spawn(forget_idle_keys(state.rate.clone()));
-    if state.metrics_token.is_none() {
-        tracing::info!("/metrics is off: set IDBRIDGE_METRICS_TOKEN to serve it");
-    }
-    let worker = tokio::spawn(crate::webhook::worker(
-        store,
-        state.outbound.clone(),
-        std::time::Duration::from_secs(1),
-    ));
-    tracing::info!(%addr, public_url, "listening");
-    // One write, errors ignored: a closed stdout (a supervisor, a pipe to `head`) must not stop
-    // the service.
-    let banner = format!(
-        "idbridge is listening on http://{addr} (public URL {public_url})\n\
-         SCIM base URL of a directory: {public_url}/scim/v2/<directory id>\n\
-         admin API: {public_url}/api/v1 (OpenAPI at {public_url}/api/v1/openapi.json)\n\
-         OpenID provider for the SaaS: {public_url}/.well-known/openid-configuration\n\
-         create one with: idbridge org create --name Acme && idbridge directory create --org Acme\n"
-    );
-    {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(banner.as_bytes()).and_then(|_| out.flush());
-    }
-    let limits = crate::server::Limits {
-        max_connections: global.max_connections as usize,
-        header_timeout: std::time::Duration::from_secs(global.header_timeout_secs),
-    };
-    crate::server::run(listener, build_router(state), limits, shutdown_signal()).await;
-    worker.abort();
-    forget.abort();
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// Keys made up by a client (unknown client ids, addresses) must not pin memory: once a minute,
-/// the limiters drop every key whose allowance is full again.
-async fn forget_idle_keys(rate: Arc<crate::rate::RateLimits>) {
-    let mut every = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        every.tick().await;
-        rate.forget_idle();
-    }
-}
-
-/// The cause in the operator's words, without the OS error number.
-fn io_cause(e: &std::io::Error) -> String {
-    use std::io::ErrorKind;
-    match e.kind() {
-        ErrorKind::AddrInUse => "address already in use".into(),
-        ErrorKind::AddrNotAvailable => "address not available on this machine".into(),
-        ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -53,7 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     store.migrate().await?;
     let result = match cli.command {
-        Command::Serve => crate::app::serve(store.clone(), global).await,
+        Command::Serve => crate::server::serve(store.clone(), global).await,
         Command::Migrate => {
             println!("migrations applied");
             Ok(())

@@ -1,4 +1,7 @@
-//! Serving connections with bounds a slow or hostile client cannot stretch: a deadline for each
+//! Binding and serving: [`serve`] makes the state from the configuration, starts the webhook
+//! deliverer and serves the router until a shutdown signal.
+//!
+//! Connections are served with bounds a slow or hostile client cannot stretch: a deadline for each
 //! request's headers (which also ends idle kept-alive connections), a cap on open connections,
 //! and a small per-connection read buffer. `axum::serve` has none of these, so one client holding
 //! thousands of half-sent requests could exhaust file descriptors and memory.
@@ -15,8 +18,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tower::ServiceExt;
 
-/// How long a request's body may take to arrive once its headers have.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::app::AppState;
+use crate::config::Global;
+use crate::store::Store;
+
 /// What a connection may buffer while reading a request head: far above any real request's
 /// headers, far below what thousands of connections could pin otherwise (hyper's default ~400 KB).
 const READ_BUFFER: usize = 64 * 1024;
@@ -49,6 +54,108 @@ impl Waiting {
             None => false,
         }
     }
+}
+
+pub async fn serve(store: Store, global: &Global) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&global.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {}", global.listen, io_cause(&e)))?;
+    let addr = listener.local_addr()?;
+    // Without an explicit public URL, the address actually bound (port 0 picks one).
+    let public_url = match &global.public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => format!("http://{addr}"),
+    };
+    let mut state = AppState::new(store.clone(), &public_url);
+    state.outbound = crate::net::Outbound::new(global.allow_private_urls, global.dns_server);
+    state.session_idle = global.session_idle();
+    state.session_lifetime = global.session_lifetime();
+    state.dns.server = global.dns_server;
+    state.metrics_token = global.metrics_token.as_deref().map(Arc::from);
+    state.rate = Arc::new(crate::rate::RateLimits::new(&global.rates()));
+    state.sizes = global.sizes();
+    let forget = tokio::spawn(forget_idle_keys(state.rate.clone()));
+    if state.metrics_token.is_none() {
+        tracing::info!("/metrics is off: set IDBRIDGE_METRICS_TOKEN to serve it");
+    }
+    let worker = tokio::spawn(crate::webhook::worker(
+        store,
+        state.outbound.clone(),
+        std::time::Duration::from_secs(1),
+    ));
+    tracing::info!(%addr, public_url, "listening");
+    // One write, errors ignored: a closed stdout (a supervisor, a pipe to `head`) must not stop
+    // the service.
+    let banner = format!(
+        "idbridge is listening on http://{addr} (public URL {public_url})\n\
+         SCIM base URL of a directory: {public_url}/scim/v2/<directory id>\n\
+         admin API: {public_url}/api/v1 (OpenAPI at {public_url}/api/v1/openapi.json)\n\
+         OpenID provider for the SaaS: {public_url}/.well-known/openid-configuration\n\
+         create one with: idbridge org create --name Acme && idbridge directory create --org Acme\n"
+    );
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|_| out.flush());
+    }
+    let limits = Limits {
+        max_connections: global.max_connections as usize,
+        header_timeout: std::time::Duration::from_secs(global.header_timeout_secs),
+    };
+    run(
+        listener,
+        crate::http::router(state),
+        limits,
+        shutdown_signal(),
+    )
+    .await;
+    worker.abort();
+    forget.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Keys made up by a client (unknown client ids, addresses) must not pin memory: once a minute,
+/// the limiters drop every key whose allowance is full again.
+async fn forget_idle_keys(rate: Arc<crate::rate::RateLimits>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        rate.forget_idle();
+    }
+}
+
+/// The cause in the operator's words, without the OS error number.
+fn io_cause(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrInUse => "address already in use".into(),
+        ErrorKind::AddrNotAvailable => "address not available on this machine".into(),
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains requests in flight.

@@ -21,6 +21,10 @@ use crate::app::AppState;
 
 pub use extract::ScimBody;
 
+/// How long a request's body may take to arrive once its headers have (the connection loop,
+/// `server.rs`, bounds the headers).
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub fn router(state: AppState) -> Router {
     let d = "/scim/v2/{directory}";
     // Static segments (Bulk, Schemas, ...) take precedence over the `{resource}` capture, which
@@ -232,7 +236,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            crate::server::BODY_TIMEOUT,
+            BODY_TIMEOUT,
         ))
         .layer(middleware::from_fn(headers::security))
         // Last, so outermost: it sees the final status, and the request id is set first.

@@ -10,7 +10,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use idbridge::app::build_router;
 use idbridge::store::StoreOptions;
 use serde_json::json;
 use tower::ServiceExt;
@@ -32,7 +31,10 @@ async fn two_replicas(ttl: Duration) -> (TestApp, Router) {
     let second = connect(&url, &opts)
         .await
         .with_clock(app.store.clock().clone());
-    (app, build_router(TestApp::state(&second, PUBLIC_URL)))
+    (
+        app,
+        idbridge::http::router(TestApp::state(&second, PUBLIC_URL)),
+    )
 }
 
 async fn status(router: &Router, path: &str, token: &str) -> StatusCode {

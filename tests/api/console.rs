@@ -404,8 +404,7 @@ fn the_cli_makes_a_portal_link_that_opens_the_console() {
         let store = idbridge::store::Store::connect(&db, &Default::default())
             .await
             .unwrap();
-        let router =
-            idbridge::app::build_router(TestApp::state(&store, "https://sso.example.test"));
+        let router = idbridge::http::router(TestApp::state(&store, "https://sso.example.test"));
         use tower::ServiceExt;
         let path = url.strip_prefix("https://sso.example.test").unwrap();
         let open = |p: String| {

@@ -150,7 +150,7 @@ async fn metrics_need_the_operators_token_and_are_off_without_one() {
         .header("authorization", format!("Bearer {METRICS_TOKEN}"))
         .body(axum::body::Body::empty())
         .unwrap();
-    let off = tower::ServiceExt::oneshot(idbridge::app::build_router(state), req)
+    let off = tower::ServiceExt::oneshot(idbridge::http::router(state), req)
         .await
         .unwrap();
     assert_eq!(off.status(), StatusCode::NOT_FOUND);

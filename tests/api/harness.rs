@@ -2,7 +2,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use idbridge::app::{AppState, build_router};
+use idbridge::app::AppState;
 use idbridge::net::Outbound;
 use idbridge::service::setup;
 use idbridge::store::admin::OrgScope;
@@ -187,7 +187,7 @@ impl TestApp {
         } else {
             (String::new(), String::new())
         };
-        let router = build_router(Self::state(&store, public_url));
+        let router = idbridge::http::router(Self::state(&store, public_url));
         TestApp {
             router,
             store,
@@ -223,7 +223,7 @@ impl TestApp {
 
     /// This app, with outbound requests allowed to reach local fakes.
     pub fn reaching_fakes(mut self) -> TestApp {
-        self.router = build_router(Self::state_reaching_fakes(&self.store, PUBLIC_URL));
+        self.router = idbridge::http::router(Self::state_reaching_fakes(&self.store, PUBLIC_URL));
         self
     }
 
@@ -231,7 +231,7 @@ impl TestApp {
     pub fn with_rates(mut self, rates: idbridge::rate::RateConfig) -> TestApp {
         let mut state = Self::state(&self.store, PUBLIC_URL);
         state.rate = std::sync::Arc::new(idbridge::rate::RateLimits::new(&rates));
-        self.router = build_router(state);
+        self.router = idbridge::http::router(state);
         self
     }
 
@@ -239,13 +239,13 @@ impl TestApp {
     pub fn with_sizes(mut self, sizes: idbridge::domain::limits::Sizes) -> TestApp {
         let mut state = Self::state(&self.store, PUBLIC_URL);
         state.sizes = sizes;
-        self.router = build_router(state);
+        self.router = idbridge::http::router(state);
         self
     }
 
     /// Another replica: its own router (and caches) on the same database.
     pub fn replica(&self, public_url: &str) -> Router {
-        build_router(Self::state(&self.store, public_url))
+        idbridge::http::router(Self::state(&self.store, public_url))
     }
 
     /// A second directory (in a new organization) on the same database and router.

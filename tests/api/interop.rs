@@ -76,7 +76,7 @@ pub(crate) async fn start_idp(script: &str, env: &[(&str, String)]) -> Idp {
 
 /// One replica of idbridge on a real port; `public_url` is what the load balancer would show.
 pub(crate) async fn serve(store: &Store, listener: tokio::net::TcpListener, public_url: &str) {
-    let router = idbridge::app::build_router(TestApp::state_reaching_fakes(store, public_url));
+    let router = idbridge::http::router(TestApp::state_reaching_fakes(store, public_url));
     tokio::spawn(async move { axum::serve(listener, router).await });
 }
 

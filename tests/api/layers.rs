@@ -32,6 +32,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "domain", "scim", "mapping", "sso", "oauth", "store", "net", "webhook", "mutation",
             "rate",
         ],
+    ), // The state every handler acts with; the router and serving (`http`, `server`) build on it.
+    (
+        "app",
+        &[
+            "domain",
+            "sso",
+            "service",
+            "store",
+            "net",
+            "rate",
+            "telemetry",
+        ],
     ),
 ];
 
