@@ -296,6 +296,23 @@ impl From<AdminError> for PageError {
     }
 }
 
+/// What a console page says of an admin operation's error, in the console's words where the
+/// API's would name a token.
+fn admin_message(e: AdminError) -> String {
+    match e {
+        AdminError::Forbidden => "Your link does not open this page, or your role does not \
+                                  allow this. Ask the application you came from for a link to \
+                                  it, or an organization admin."
+            .to_string(),
+        AdminError::Unauthorized => "Your console session has ended.".to_string(),
+        AdminError::NotFound(d)
+        | AdminError::Invalid(d)
+        | AdminError::Conflict(d)
+        | AdminError::Unavailable(d) => d,
+        AdminError::Internal => "Something went wrong on our side. Try again in a moment.".into(),
+    }
+}
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
@@ -312,24 +329,7 @@ impl IntoResponse for PageError {
                     .to_string(),
             ),
             PageError::BadForm(why) => (StatusCode::BAD_REQUEST, why),
-            PageError::Admin(AdminError::Forbidden) => (
-                StatusCode::FORBIDDEN,
-                "Your link does not open this page, or your role does not allow this. Ask the \
-                 application you came from for a link to it, or an organization admin."
-                    .to_string(),
-            ),
-            PageError::Admin(AdminError::Unauthorized) => (
-                StatusCode::UNAUTHORIZED,
-                "Your console session has ended.".to_string(),
-            ),
-            PageError::Admin(AdminError::NotFound(d)) => (StatusCode::NOT_FOUND, d),
-            PageError::Admin(AdminError::Invalid(d)) => (StatusCode::BAD_REQUEST, d),
-            PageError::Admin(AdminError::Conflict(d)) => (StatusCode::CONFLICT, d),
-            PageError::Admin(AdminError::Unavailable(d)) => (StatusCode::SERVICE_UNAVAILABLE, d),
-            PageError::Admin(AdminError::Internal) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side. Try again in a moment.".to_string(),
-            ),
+            PageError::Admin(e) => (super::error::admin_status(&e), admin_message(e)),
         };
         let title = if status.is_server_error() {
             "Something went wrong"
@@ -1242,11 +1242,9 @@ async fn claim_domain(
     let (f, caller) = console.accept(f, Intent::Domains)?;
     match svc::add_domain(&s.store, &caller, f.domain.trim(), None).await {
         Ok(_) => Ok(Redirect::to("/console/domains").into_response()),
-        Err(AdminError::Invalid(why)) => {
-            render_domains(&s, &console, Some((StatusCode::BAD_REQUEST, why))).await
-        }
-        Err(AdminError::Conflict(why)) => {
-            render_domains(&s, &console, Some((StatusCode::CONFLICT, why))).await
+        Err(e @ (AdminError::Invalid(_) | AdminError::Conflict(_))) => {
+            let said = (super::error::admin_status(&e), admin_message(e));
+            render_domains(&s, &console, Some(said)).await
         }
         Err(e) => Err(e.into()),
     }
@@ -1264,8 +1262,9 @@ async fn verify_domain(
     let caller = console.session.caller(Intent::Domains)?;
     let said = match sso_svc::verify_domain(&s.store, &s.dns, &caller, &domain).await {
         Ok(d) => (StatusCode::OK, format!("{} is verified.", d.domain)),
-        Err(AdminError::Conflict(why)) => (StatusCode::CONFLICT, why),
-        Err(AdminError::Unavailable(why)) => (StatusCode::SERVICE_UNAVAILABLE, why),
+        Err(e @ (AdminError::Conflict(_) | AdminError::Unavailable(_))) => {
+            (super::error::admin_status(&e), admin_message(e))
+        }
         Err(e) => return Err(e.into()),
     };
     render_domains(&s, &console, Some(said)).await

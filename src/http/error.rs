@@ -94,23 +94,35 @@ pub fn too_many_scim(wait: crate::rate::RetryAfter) -> Response {
     )
 }
 
+/// The status an admin operation's error answers with, the same for the admin API's problem
+/// details and the console's pages.
+pub fn admin_status(e: &AdminError) -> StatusCode {
+    match e {
+        AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+        AdminError::Forbidden => StatusCode::FORBIDDEN,
+        AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+        AdminError::Conflict(_) => StatusCode::CONFLICT,
+        AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
+        AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AdminError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
+        let status = admin_status(&self);
         match self {
             AdminError::Unauthorized => {
                 unauthorized("a valid admin token is required (Authorization: Bearer idba_...)")
             }
-            AdminError::Forbidden => problem(
-                StatusCode::FORBIDDEN,
-                "this token's role does not allow this operation",
-            ),
-            AdminError::NotFound(d) => problem(StatusCode::NOT_FOUND, d),
-            AdminError::Conflict(d) => problem(StatusCode::CONFLICT, d),
-            AdminError::Invalid(d) => problem(StatusCode::BAD_REQUEST, d),
-            AdminError::Unavailable(d) => {
-                with_retry_after(problem(StatusCode::SERVICE_UNAVAILABLE, d))
+            AdminError::Forbidden => {
+                problem(status, "this token's role does not allow this operation")
             }
-            AdminError::Internal => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+            AdminError::NotFound(d) | AdminError::Conflict(d) | AdminError::Invalid(d) => {
+                problem(status, d)
+            }
+            AdminError::Unavailable(d) => with_retry_after(problem(status, d)),
+            AdminError::Internal => problem(status, "internal error"),
         }
     }
 }
