@@ -229,6 +229,33 @@ pub async fn start_with(ctx: Ctx<'_>, id: &str) -> Result<Started, Failure> {
     }
 }
 
+/// Which connection a console sign-in asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum ConsoleIdp<'a> {
+    /// One the organization's page picked.
+    Named(&'a str),
+    /// The one of the email's verified domain.
+    ForEmail(&'a str),
+}
+
+/// The connection a console sign-in starts at, if it is ready (enabled, its settings complete):
+/// a named connection that cannot be read counts as none.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn console_connection(
+    ctx: Ctx<'_>,
+    idp: ConsoleIdp<'_>,
+) -> Result<Option<Connection>, StoreError> {
+    match idp {
+        ConsoleIdp::Named(id) => Ok(ctx
+            .store
+            .connection_by_id(id)
+            .await
+            .ok()
+            .filter(|c| c.enabled && c.is_complete())),
+        ConsoleIdp::ForEmail(email) => ctx.store.connection_for_email(email).await,
+    }
+}
+
 /// Our entity id and ACS URL for a SAML connection.
 fn saml_endpoints(public_url: &str, conn_id: &str) -> (String, String) {
     let base = format!("{public_url}/sso/saml/{conn_id}");

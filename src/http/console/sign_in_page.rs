@@ -19,7 +19,7 @@ use crate::app::AppState;
 use crate::http::extract::ClientAddr;
 use crate::http::sso::{no_store, redirect_to_idp, sign_in_limited};
 use crate::service::console::{self as console_svc, ConsoleSignIn, SESSION_LIFETIME};
-use crate::service::sign_in::{self, Failure};
+use crate::service::sign_in::{self, ConsoleIdp, Failure};
 
 #[derive(Deserialize)]
 pub(super) struct SignInQuery {
@@ -98,8 +98,8 @@ pub(super) async fn start(
         return resp;
     }
     let conn = if let Some(id) = q.connection.as_deref() {
-        match s.store.connection_by_id(id).await {
-            Ok(c) if c.enabled && c.is_complete() => c,
+        match sign_in::console_connection(s.sign_in(), ConsoleIdp::Named(id)).await {
+            Ok(Some(c)) => c,
             _ => {
                 return not_started(
                     StatusCode::NOT_FOUND,
@@ -112,7 +112,7 @@ pub(super) async fn start(
         if !email.contains('@') || email.len() > 320 {
             return not_started(StatusCode::BAD_REQUEST, "Give your work email address.");
         }
-        match s.store.connection_for_email(email).await {
+        match sign_in::console_connection(s.sign_in(), ConsoleIdp::ForEmail(email)).await {
             Ok(Some(c)) => c,
             Ok(None) => {
                 return not_started(
