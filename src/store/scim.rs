@@ -2,7 +2,7 @@
 //! directory id, so one directory's token can never reach another's resources.
 
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, FromRow, Row};
+use sqlx::{AssertSqlSafe, FromRow};
 
 use super::sql::{Bind, CHUNK, Compiler, SqlBuilder, Table, push_list, sort_expr};
 use super::{Backend, DirectoryScope, Store, StoreError, StoreResult, Tx, on_read, on_tx};
@@ -91,42 +91,59 @@ fn parse_data(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or(Value::Object(Default::default()))
 }
 
-fn user_from_row<R: Row>(r: &R) -> UserRecord
-where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    UserRecord {
-        id: r.get("id"),
-        user_name: r.get("user_name"),
-        external_id: r.get("external_id"),
-        display_name: r.get("display_name"),
-        active: r.get("active"),
-        data: parse_data(&r.get::<String, _>("data")),
-        version: r.get("version"),
-        created_at: r.get("created_at"),
-        updated_at: r.get("updated_at"),
+/// A user as `scim_users` keeps it ([`USER_COLS`]): its document is JSON text.
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    user_name: String,
+    external_id: Option<String>,
+    display_name: Option<String>,
+    active: bool,
+    data: String,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<UserRow> for UserRecord {
+    fn from(r: UserRow) -> Self {
+        UserRecord {
+            id: r.id,
+            user_name: r.user_name,
+            external_id: r.external_id,
+            display_name: r.display_name,
+            active: r.active,
+            data: parse_data(&r.data),
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
     }
 }
 
-fn group_from_row<R: Row>(r: &R) -> GroupRecord
-where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    GroupRecord {
-        id: r.get("id"),
-        display_name: r.get("display_name"),
-        external_id: r.get("external_id"),
-        data: parse_data(&r.get::<String, _>("data")),
-        version: r.get("version"),
-        created_at: r.get("created_at"),
-        updated_at: r.get("updated_at"),
+/// A group as `scim_groups` keeps it ([`GROUP_COLS`]).
+#[derive(FromRow)]
+struct GroupRow {
+    id: String,
+    display_name: String,
+    external_id: Option<String>,
+    data: String,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<GroupRow> for GroupRecord {
+    fn from(r: GroupRow) -> Self {
+        GroupRecord {
+            id: r.id,
+            display_name: r.display_name,
+            external_id: r.external_id,
+            data: parse_data(&r.data),
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
     }
 }
 
@@ -180,8 +197,8 @@ pub async fn lock_user(
          RETURNING {USER_COLS}"
     );
     Ok(
-        on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
-        .fetch_optional(c).await?.map(|r| user_from_row(&r))),
+        on_tx!(tx, c => sqlx::query_as::<_, UserRow>(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
+        .fetch_optional(c).await?.map(UserRecord::from)),
     )
 }
 
@@ -224,8 +241,8 @@ impl Store {
         let sql =
             format!("SELECT {USER_COLS} FROM scim_users u WHERE u.id = $1 AND u.directory_id = $2");
         Ok(
-            on_read!(self, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
-            .fetch_optional(c).await?.map(|r| user_from_row(&r))),
+            on_read!(self, c => sqlx::query_as::<_, UserRow>(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
+            .fetch_optional(c).await?.map(UserRecord::from)),
         )
     }
 
@@ -258,7 +275,8 @@ impl Store {
         debug_assert_eq!(sql.table, Table::Users);
         let ListSql { page, count, .. } = sql;
         let items: Vec<UserRecord> = on_read!(self, c => page.query()?
-            .fetch_all(c).await?.iter().map(user_from_row).collect());
+            .try_map(|r| UserRow::from_row(&r)).fetch_all(c).await?
+            .into_iter().map(UserRecord::from).collect());
         let total = self.total_for(q, items.len(), count).await?;
         Ok(Page { items, total })
     }
@@ -314,8 +332,8 @@ pub async fn lock_group(
          RETURNING {GROUP_COLS}"
     );
     Ok(
-        on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
-        .fetch_optional(c).await?.map(|r| group_from_row(&r))),
+        on_tx!(tx, c => sqlx::query_as::<_, GroupRow>(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
+        .fetch_optional(c).await?.map(GroupRecord::from)),
     )
 }
 
@@ -333,8 +351,8 @@ pub async fn touch_group(
          WHERE id = $1 AND directory_id = $2 RETURNING {GROUP_COLS}"
     );
     Ok(
-        on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id()).bind(now)
-        .fetch_optional(c).await?.map(|r| group_from_row(&r))),
+        on_tx!(tx, c => sqlx::query_as::<_, GroupRow>(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id()).bind(now)
+        .fetch_optional(c).await?.map(GroupRecord::from)),
     )
 }
 
@@ -502,8 +520,8 @@ impl Store {
             "SELECT {GROUP_COLS} FROM scim_groups g WHERE g.id = $1 AND g.directory_id = $2"
         );
         Ok(
-            on_read!(self, c => sqlx::query(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
-            .fetch_optional(c).await?.map(|r| group_from_row(&r))),
+            on_read!(self, c => sqlx::query_as::<_, GroupRow>(AssertSqlSafe(sql)).bind(id).bind(scope.directory_id())
+            .fetch_optional(c).await?.map(GroupRecord::from)),
         )
     }
 
@@ -517,7 +535,8 @@ impl Store {
         debug_assert_eq!(sql.table, Table::Groups);
         let ListSql { page, count, .. } = sql;
         let items: Vec<GroupRecord> = on_read!(self, c => page.query()?
-            .fetch_all(c).await?.iter().map(group_from_row).collect());
+            .try_map(|r| GroupRow::from_row(&r)).fetch_all(c).await?
+            .into_iter().map(GroupRecord::from).collect());
         let total = self.total_for(q, items.len(), count).await?;
         Ok(Page { items, total })
     }
