@@ -101,7 +101,7 @@ fn not_modified_or(
 ) -> Response {
     // RFC 7644 §3.14 / RFC 7232 §3.2: a GET with a matching If-None-Match gets 304.
     if let Some(inm) = header_str(headers, header::IF_NONE_MATCH)
-        && crate::service::if_match_ok(Some(inm), r.version)
+        && crate::scim::version::if_match_ok(Some(inm), r.version)
     {
         let mut resp = StatusCode::NOT_MODIFIED.into_response();
         if let Ok(v) = r.etag().parse() {

@@ -1,5 +1,6 @@
 //! Pure SCIM 2.0 (RFC 7643, RFC 7644, RFC 9865): schemas, the filter and path grammar, resource
-//! normalisation, PATCH, errors and discovery documents. No HTTP, no SQL.
+//! normalisation, PATCH, errors, discovery documents and resource versions (ETags). No HTTP, no
+//! SQL.
 
 pub mod discovery;
 pub mod error;
@@ -7,6 +8,7 @@ pub mod filter;
 pub mod patch;
 pub mod resource;
 pub mod schema;
+pub mod version;
 
 #[cfg(test)]
 mod properties;

@@ -89,21 +89,8 @@ pub struct Rendered {
 impl Rendered {
     /// RFC 7644 §3.14: a weak entity tag per resource version.
     pub fn etag(&self) -> String {
-        etag(self.version)
+        crate::scim::version::etag(self.version)
     }
-}
-
-pub fn etag(version: i64) -> String {
-    format!("W/\"{version}\"")
-}
-
-/// RFC 7232 §3.1 with weak comparison: `*` or any listed tag equal to the current one.
-pub fn if_match_ok(header: Option<&str>, version: i64) -> bool {
-    let Some(h) = header else { return true };
-    let current = version.to_string();
-    h.split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == current)
 }
 
 /// What a client is told while the database cannot be reached; the response carries Retry-After.

@@ -6,13 +6,14 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
 use super::provision::{self, Provision, ProvisionError};
-use super::{Ctx, Kind, Rendered, count_op, if_match_ok, precondition_failed};
+use super::{Ctx, Kind, Rendered, count_op, precondition_failed};
 use crate::domain::access::EventType;
 use crate::mapping::GroupRef;
 use crate::scim::error::{ScimError, ScimResult};
 use crate::scim::patch::{self, MemberChange};
 use crate::scim::resource::{self, MemberRef};
 use crate::scim::schema::{GROUP, USER};
+use crate::scim::version::{etag, if_match_ok};
 use crate::store::access as org_db;
 use crate::store::scim::{self as db, GroupRecord, Member, NewMember, UserGroup, UserRecord};
 use crate::store::{Tx, audit, from_micros, new_id};
@@ -27,7 +28,7 @@ fn meta(resource_type: &str, created: i64, modified: i64, location: &str, versio
         "created": timestamp(created),
         "lastModified": timestamp(modified),
         "location": location,
-        "version": super::etag(version),
+        "version": etag(version),
     })
 }
 
