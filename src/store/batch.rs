@@ -46,6 +46,8 @@ pub(crate) struct Writer {
     commits: AtomicU64,
     /// How long a transaction waits for the writer before it gives up, as for a pool connection.
     acquire_timeout: Duration,
+    /// The longest a shared transaction stays open ([`MAX_AGE`]).
+    max_age: Duration,
 }
 
 #[derive(Default)]
@@ -93,9 +95,14 @@ async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), sqlx
 
 impl Writer {
     pub(crate) fn new(pool: SqlitePool, acquire_timeout: Duration) -> Arc<Writer> {
+        Self::with_max_age(pool, acquire_timeout, MAX_AGE)
+    }
+
+    fn with_max_age(pool: SqlitePool, acquire_timeout: Duration, max_age: Duration) -> Arc<Writer> {
         Arc::new(Writer {
             pool,
             acquire_timeout,
+            max_age,
             state: Arc::new(Mutex::new(State::default())),
             queued: AtomicUsize::new(0),
             batches: AtomicU64::new(0),
@@ -194,7 +201,7 @@ impl Writer {
         if !force
             && self.queued.load(Ordering::Acquire) > 0
             && batch.turns < MAX_TURNS
-            && batch.started.elapsed() < MAX_AGE
+            && batch.started.elapsed() < self.max_age
         {
             return;
         }
@@ -334,7 +341,9 @@ mod tests {
             .connect_with(opts.read_only(true))
             .await
             .unwrap();
-        (dir, Writer::new(pool, Duration::from_secs(5)), reader)
+        // Batches stay open while anyone is queued, however slow the machine running the tests.
+        let w = Writer::with_max_age(pool, Duration::from_secs(5), Duration::from_secs(60));
+        (dir, w, reader)
     }
 
     async fn insert(turn: &mut Turn, x: i64) -> Result<(), sqlx::Error> {
@@ -399,6 +408,31 @@ mod tests {
             stats.commits < stats.transactions,
             "queued transactions shared commits: {stats:?}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_past_its_age_commits_though_others_are_queued() {
+        let (_dir, w, reader) = setup().await;
+        let w = Writer::with_max_age(w.pool().clone(), Duration::from_secs(5), Duration::ZERO);
+        let mut first = w.begin().await.unwrap();
+        insert(&mut first, 1).await.unwrap();
+        let w2 = w.clone();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let second = tokio::spawn(async move {
+            let mut turn = w2.begin().await.unwrap();
+            insert(&mut turn, 2).await.unwrap();
+            // Holds its turn until the first one has been answered.
+            wait.await.unwrap();
+            turn.commit().await
+        });
+        until_waiting(&w, 1).await;
+        // Answered without waiting for the queued turn, which is still open.
+        first.commit().await.unwrap();
+        assert_eq!(stored(&reader).await, [1]);
+        go.send(()).unwrap();
+        second.await.unwrap().unwrap();
+        assert_eq!(stored(&reader).await, [1, 2]);
+        assert_eq!(w.stats().commits, 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
