@@ -12,10 +12,11 @@ use crate::app::AppState;
 use crate::scim::MEDIA_TYPE;
 use crate::scim::discovery::{Limits, service_provider_config as spc};
 use crate::scim::error::{ScimError, ScimResult};
+use crate::scim::list::{self, ListRequest};
 use crate::scim::resource;
 use crate::scim::schema::{self, ResourceType};
 use crate::service::Kind;
-use crate::service::list::{self, ListRequest};
+use crate::service::list as listing;
 use crate::service::resources::{self, Needs};
 use crate::service::{Ctx, Rendered, bulk};
 use crate::store::DirectoryScope;
@@ -242,7 +243,7 @@ pub async fn list(
     let req = ListRequest::from_query(&params)?;
     Ok(json_response(
         StatusCode::OK,
-        &list::list(&ctx, kind, &req).await?,
+        &listing::list(&ctx, kind, &req).await?,
     ))
 }
 
@@ -260,7 +261,7 @@ pub async fn search(
     let req = search_request(&body)?;
     Ok(json_response(
         StatusCode::OK,
-        &list::list(&ctx, kind, &req).await?,
+        &listing::list(&ctx, kind, &req).await?,
     ))
 }
 
@@ -293,7 +294,7 @@ pub async fn search_root(
     let req = search_request(&body)?;
     Ok(json_response(
         StatusCode::OK,
-        &list::search_root(&ctx, &req).await?,
+        &listing::search_root(&ctx, &req).await?,
     ))
 }
 

@@ -1,156 +1,25 @@
-//! Listing and searching (RFC 7644 §3.4.2, §3.4.3) with index pagination and RFC 9865 cursors.
+//! Listing and searching (RFC 7644 §3.4.2, §3.4.3) with index pagination and RFC 9865 cursors:
+//! a request (see [`crate::scim::list`]) planned into a store query, run, and rendered.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::resources::{Needs, render_group, render_user};
-use super::{Ctx, Kind, invalid_cursor};
+use super::{Ctx, Kind};
 use crate::scim::error::{ScimError, ScimResult};
 use crate::scim::filter::{self, AttrPath, Filter};
+use crate::scim::list::{
+    Cursor, DEFAULT_COUNT, ListRequest, decode_cursor, encode_cursor, invalid_cursor, list_response,
+};
 use crate::scim::resource;
 use crate::scim::schema::{GROUP, ResourceType, USER};
 use crate::store::scim::{ListQuery, Member, PageStart, SortOrder};
 
-pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-/// Page size when the client names none (the most one page returns is the operator's
-/// `Sizes::page_size`, advertised as `filter.maxResults`).
-pub const DEFAULT_COUNT: u64 = 100;
-
-/// A list request, from query parameters or a `.search` body.
-#[derive(Debug, Default, Clone)]
-pub struct ListRequest {
-    pub filter: Option<String>,
-    pub sort_by: Option<String>,
-    pub sort_order: Option<String>,
-    pub start_index: Option<i64>,
-    pub count: Option<i64>,
-    pub cursor: Option<String>,
-    pub attributes: Option<String>,
-    pub excluded_attributes: Option<String>,
-}
-
-impl ListRequest {
-    /// From query parameters; names are matched case-insensitively, as some clients vary them.
-    pub fn from_query(params: &[(String, String)]) -> ScimResult<ListRequest> {
-        let get = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        Ok(ListRequest {
-            filter: get("filter"),
-            sort_by: get("sortBy"),
-            sort_order: get("sortOrder"),
-            start_index: get("startIndex")
-                .map(|v| parse_int("startIndex", &v))
-                .transpose()?,
-            count: get("count").map(|v| parse_int("count", &v)).transpose()?,
-            cursor: get("cursor"),
-            attributes: get("attributes"),
-            excluded_attributes: get("excludedAttributes"),
-        })
-    }
-
-    /// RFC 7644 §3.4.3: a SearchRequest body.
-    pub fn from_search_body(body: &Value) -> ScimResult<ListRequest> {
-        let obj = body
-            .as_object()
-            .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
-        let get = |name: &str| {
-            obj.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-        };
-        let text = |name: &str| -> ScimResult<Option<String>> {
-            match get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(ScimError::invalid_value(format!("{name} must be a string"))),
-            }
-        };
-        let list = |name: &str| -> ScimResult<Option<String>> {
-            match get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_string))
-                    .collect::<Option<Vec<_>>>()
-                    .map(|v| Some(v.join(",")))
-                    .ok_or_else(|| {
-                        ScimError::invalid_value(format!("{name} must be a list of strings"))
-                    }),
-                Some(_) => Err(ScimError::invalid_value(format!(
-                    "{name} must be a list of strings"
-                ))),
-            }
-        };
-        let int = |name: &str| -> ScimResult<Option<i64>> {
-            match get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::Number(n)) => n
-                    .as_i64()
-                    .map(Some)
-                    .ok_or_else(|| ScimError::invalid_value(format!("{name} must be an integer"))),
-                Some(Value::String(s)) => parse_int(name, s).map(Some),
-                Some(_) => Err(ScimError::invalid_value(format!(
-                    "{name} must be an integer"
-                ))),
-            }
-        };
-        Ok(ListRequest {
-            filter: text("filter")?,
-            sort_by: text("sortBy")?,
-            sort_order: text("sortOrder")?,
-            start_index: int("startIndex")?,
-            count: int("count")?,
-            cursor: text("cursor")?,
-            attributes: list("attributes")?,
-            excluded_attributes: list("excludedAttributes")?,
-        })
-    }
-
-    pub fn needs(&self) -> Needs {
-        Needs::from_projection(
-            self.attributes.as_deref(),
-            self.excluded_attributes.as_deref(),
-        )
-    }
-}
-
-fn parse_int(name: &str, v: &str) -> ScimResult<i64> {
-    v.trim()
-        .parse()
-        .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, not {v:?}")))
-}
-
-/// A decoded RFC 9865 cursor. Cursors are opaque to clients: unsorted lists page by keyset on the
-/// time-ordered id (stable under inserts); sorted lists page by position.
-#[derive(Debug, PartialEq)]
-enum Cursor {
-    After(String),
-    Offset(u64),
-}
-
-fn encode_cursor(c: &Cursor) -> String {
-    let raw = match c {
-        Cursor::After(id) => format!("k:{id}"),
-        Cursor::Offset(n) => format!("o:{n}"),
-    };
-    URL_SAFE_NO_PAD.encode(raw)
-}
-
-fn decode_cursor(s: &str) -> ScimResult<Cursor> {
-    let bad = || invalid_cursor("the cursor is not one this service issued");
-    let raw = URL_SAFE_NO_PAD.decode(s.trim()).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    match raw.split_once(':') {
-        Some(("k", id)) if uuid::Uuid::parse_str(id).is_ok() => Ok(Cursor::After(id.to_string())),
-        Some(("o", n)) => n.parse().map(Cursor::Offset).map_err(|_| bad()),
-        _ => Err(bad()),
-    }
+/// What of a user or group a list request needs loaded, from its projection.
+pub fn needs(req: &ListRequest) -> Needs {
+    Needs::from_projection(
+        req.attributes.as_deref(),
+        req.excluded_attributes.as_deref(),
+    )
 }
 
 /// The parsed, validated form of a list request for one resource type.
@@ -246,28 +115,6 @@ fn plan(
     })
 }
 
-fn list_response(
-    total: i64,
-    start_index: u64,
-    resources: Vec<Value>,
-    cursor_mode: bool,
-    next: Option<String>,
-) -> Value {
-    let mut v = json!({
-        "schemas": [LIST_RESPONSE],
-        "totalResults": total,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    });
-    if !cursor_mode {
-        v["startIndex"] = json!(start_index);
-    }
-    if let Some(n) = next {
-        v["nextCursor"] = json!(n);
-    }
-    v
-}
-
 fn next_cursor(plan: &Plan, more: bool, last_id: Option<&str>, page_len: usize) -> Option<String> {
     if !plan.cursor_mode || !more {
         return None;
@@ -294,7 +141,7 @@ async fn list_users_filtered(
     filter: Option<Filter>,
 ) -> ScimResult<Value> {
     let plan = plan(req, filter, &USER, ctx.sizes.page_size)?;
-    let needs = req.needs();
+    let needs = needs(req);
     let sql = ctx.store.users_query(ctx.scope, &plan.query)?;
     let page = ctx.store.list_users(sql, &plan.query).await?;
     let want = plan.query.count as usize - 1;
@@ -339,7 +186,7 @@ async fn list_groups_filtered(
     filter: Option<Filter>,
 ) -> ScimResult<Value> {
     let plan = plan(req, filter, &GROUP, ctx.sizes.page_size)?;
-    let needs = req.needs();
+    let needs = needs(req);
     let sql = ctx.store.groups_query(ctx.scope, &plan.query)?;
     let page = ctx.store.list_groups(sql, &plan.query).await?;
     let want = plan.query.count as usize - 1;
@@ -435,31 +282,4 @@ pub async fn search_root(ctx: &Ctx<'_>, req: &ListRequest) -> ScimResult<Value> 
         skip = (skip - t).max(0);
     }
     Ok(list_response(total, start as u64, resources, false, None))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_reject_forgeries() {
-        let id = uuid::Uuid::now_v7().to_string();
-        for c in [Cursor::After(id.clone()), Cursor::Offset(200)] {
-            assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
-        }
-        for bad in [
-            "",
-            "!!",
-            "azpw",
-            &URL_SAFE_NO_PAD.encode("k:not-a-uuid"),
-            &URL_SAFE_NO_PAD.encode("o:-1"),
-        ] {
-            let e = decode_cursor(bad).unwrap_err();
-            assert_eq!(e.status, 400, "{bad}");
-            assert_eq!(
-                e.scim_type,
-                Some(crate::scim::error::ScimType::InvalidCursor)
-            );
-        }
-    }
 }

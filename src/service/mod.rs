@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::domain::audit::{AuditOp, AuditResource};
-use crate::scim::error::{ScimError, ScimType};
+use crate::scim::error::ScimError;
 use crate::scim::schema::{GROUP, ResourceType, USER};
 use crate::store::{DirectoryScope, Store, StoreError};
 use provision::ProvisionError;
@@ -139,9 +139,7 @@ pub fn precondition_failed() -> ScimError {
     )
 }
 
-pub fn invalid_cursor(detail: &str) -> ScimError {
-    ScimError::bad_request(ScimType::InvalidCursor, detail)
-}
+pub use crate::scim::list::invalid_cursor;
 
 /// Counts SCIM operations per directory for /metrics.
 pub fn count_op(scope: &DirectoryScope, resource: AuditResource, op: AuditOp) {
