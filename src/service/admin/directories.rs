@@ -146,6 +146,7 @@ pub async fn revoke_directory_token(
 
 /// Revokes one token, or with `token_id` None every token but the newest (ending a rotation);
 /// returns the ids revoked.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), directory_id = directory_id))]
 pub async fn revoke_directory_tokens(
     store: &Store,
     caller: &Caller,

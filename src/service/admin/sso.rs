@@ -69,6 +69,7 @@ pub async fn add_domain(
 
 /// Claims a domain for the organization, verified at once when `verified`: the operator's CLI,
 /// which vouches for it. A domain another organization verified cannot be claimed.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = %caller.scope().org_id(), domain = domain))]
 pub async fn claim_domain(
     store: &Store,
     caller: &Caller,
@@ -179,6 +180,7 @@ pub async fn create_client(
 /// Registers a client of `scope`'s organization, audited, or with `scope` none one of the
 /// operator's, which signs in users of any organization; returns it and its secret, shown once.
 /// The name and the redirect URIs are checked by the caller: [`create_client`], the CLI, tests.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = scope.map(|s| s.org_id())))]
 pub async fn register_client(
     store: &Store,
     scope: Option<&OrgScope>,
@@ -220,6 +222,7 @@ pub async fn revoke_client(store: &Store, caller: &Caller, id: &str) -> AdminRes
 
 /// Revokes a client of `scope`'s organization, audited, or with `scope` none one of the
 /// operator's, and every access token it holds.
+#[tracing::instrument(level = "debug", skip_all, fields(org_id = scope.map(|s| s.org_id()), client_id = id))]
 pub async fn withdraw_client(store: &Store, scope: Option<&OrgScope>, id: &str) -> AdminResult<()> {
     let mut tx = store.begin().await?;
     if !db::revoke_client(&mut tx, scope, id).await? {
