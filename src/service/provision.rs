@@ -225,14 +225,13 @@ impl Provision {
         }
         db::update_org_users(tx, &updates, now).await?;
         events.append(&mut self.extra_events);
-        let check_seats = plan.seat_delta > 0 && plan.org.seat_limit.is_some();
-        if check_seats || !events.is_empty() {
+        if let (true, Some(limit)) = (plan.seat_delta > 0, plan.org.seat_limit) {
             db::take_turn(tx, &self.org_id).await?;
-            if let (true, Some(limit)) = (check_seats, plan.org.seat_limit)
-                && db::seats_used(tx, &self.org_id).await? > limit
-            {
+            if db::seats_used(tx, &self.org_id).await? > limit {
                 return Err(ProvisionError::SeatLimit(limit));
             }
+        }
+        if !events.is_empty() {
             db::append_events(tx, &self.org_id, &events, now).await?;
         }
         Ok(plan.outcomes())
@@ -458,7 +457,6 @@ pub async fn record_owner_refusal(
             data: json!({ "user_id": user_id, "actor": actor }),
         };
         let now = tx.now();
-        db::take_turn(&mut tx, org_id).await?;
         db::append_events(&mut tx, org_id, &[event], now).await?;
         tx.commit().await
     }

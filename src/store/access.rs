@@ -6,8 +6,9 @@
 //! organization users it recomputes `FOR UPDATE` in id order, and only then reads their groups. A
 //! rule change takes the organization row `FOR UPDATE`, which waits for those transactions and
 //! blocks new ones, so no recomputation ever runs on rules or memberships older than what it
-//! overwrites. The outbox flush, last in the transaction, takes a per-organization advisory lock
-//! (see [`flush`]); nothing updates the organization row on the way, so it never turns hot.
+//! overwrites. Nothing updates the organization row on the way, so it never turns hot; events are
+//! numbered apart from the writes (outbox.rs), and only a seat check takes a per-organization
+//! turn ([`take_turn`]).
 
 use crate::domain::ids::OrgUserId;
 use std::collections::HashMap;
@@ -579,12 +580,11 @@ pub async fn seats_used(tx: &mut Tx, org_id: &str) -> StoreResult<i64> {
         .bind(org_id).fetch_one(&mut *c).await?))
 }
 
-/// Makes the transactions of one organization that change access take turns for their last
-/// statements (the seat count, the events), so that two of them cannot both take the last seat,
-/// and event numbers are handed out in commit order. On PostgreSQL that is a transaction-scoped
-/// advisory lock per organization, taken last and held only for these few statements and the
-/// commit; nothing is updated in place, so no row turns hot. SQLite has one writer at a time
-/// already.
+/// Makes the transactions of one organization that may take seats take turns for their last
+/// statements (the seat count), so that two of them cannot both take the last seat. On PostgreSQL
+/// that is a transaction-scoped advisory lock per organization, taken last and held through the
+/// commit; only organizations with a seat limit pay for it, and only for writes that take seats.
+/// Events need no turn (see outbox.rs). SQLite has one writer at a time already.
 pub async fn take_turn(tx: &mut Tx, org_id: &str) -> StoreResult<()> {
     if tx.backend() == Backend::Postgres {
         on_tx!(tx, c => sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
@@ -593,44 +593,7 @@ pub async fn take_turn(tx: &mut Tx, org_id: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// Appends `events` with the organization's next sequence numbers; after [`take_turn`].
-pub async fn append_events(
-    tx: &mut Tx,
-    org_id: &str,
-    events: &[NewEvent],
-    now: i64,
-) -> StoreResult<()> {
-    // Each chunk numbers itself after the last event in the statement that inserts it: one round
-    // trip rather than a read and then a write.
-    for chunk in events.chunks(ROWS_CHUNK) {
-        let mut b = SqlBuilder::new(
-            "INSERT INTO events (org_id, seq, id, type, org_user_id, data, at) \
-             SELECT m.org_id, m.base + v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 \
-             FROM (SELECT ",
-        );
-        b.bind_text(org_id)
-            .push(" AS org_id, COALESCE(MAX(seq), 0) AS base FROM events WHERE org_id = ")
-            .bind_text(org_id)
-            .push(") AS m CROSS JOIN (VALUES ");
-        for (j, e) in chunk.iter().enumerate() {
-            if j > 0 {
-                b.push(", ");
-            }
-            b.push("(").bind(Bind::Int(j as i64 + 1)).push(", ");
-            b.bind_text(super::new_id()).push(", ");
-            b.bind_text(e.ty.as_str().to_owned()).push(", ");
-            match &e.org_user_id {
-                Some(u) => b.bind_text(u.as_str()),
-                None => b.push("CAST(NULL AS TEXT)"),
-            };
-            b.push(", ").bind_text(e.data.to_string()).push(", ");
-            b.bind(Bind::Int(now)).push(")");
-        }
-        b.push(") AS v");
-        on_tx!(tx, c => b.query()?.execute(&mut *c).await?.rows_affected());
-    }
-    Ok(())
-}
+pub use super::outbox::append_events;
 
 #[derive(Debug, Clone)]
 pub struct EventRecord {
@@ -691,6 +654,7 @@ impl super::Store {
         scope: &super::admin::OrgScope,
         f: &EventFilter,
     ) -> StoreResult<Vec<EventRecord>> {
+        self.publish_events().await?;
         let mut b = SqlBuilder::new(
             "SELECT seq, id, type, org_user_id AS user_id, data, at FROM events WHERE org_id = ",
         );

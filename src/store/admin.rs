@@ -944,6 +944,7 @@ impl Store {
         now: i64,
         lease_until: i64,
     ) -> StoreResult<Option<WebhookJob>> {
+        self.publish_events().await?;
         let mut tx = self.begin().await?;
         let skip = match tx.backend() {
             super::Backend::Postgres => " FOR UPDATE OF w SKIP LOCKED",
@@ -981,6 +982,7 @@ impl Store {
     /// Deliveries not yet made, over every webhook (one an event a webhook has not had), and
     /// when the oldest of their events happened: how far the workers lag.
     pub async fn webhook_backlog(&self) -> StoreResult<WebhookBacklog> {
+        self.publish_events().await?;
         Ok(on_read!(self, c => sqlx::query_as::<_, WebhookBacklog>(
             "SELECT COUNT(*) AS pending, MIN(e.at) AS oldest_at FROM webhooks w \
              JOIN events e ON e.org_id = w.org_id AND e.seq > w.delivered_seq")

@@ -22,6 +22,7 @@ mod auth_cache;
 mod batch;
 pub mod console;
 pub mod directory;
+pub mod outbox;
 pub mod platform;
 pub mod rfc3339;
 pub mod scim;

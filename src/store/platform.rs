@@ -173,9 +173,14 @@ pub async fn org_footprint(tx: &mut Tx, scope: &OrgScope) -> StoreResult<OrgFoot
 /// it is append-only, and the record of what was done (this deletion included) outlives what it
 /// was done to. Returns false when there was no such organization.
 pub async fn delete_org(tx: &mut Tx, scope: &OrgScope) -> StoreResult<bool> {
+    let backend = tx.backend();
     let n = on_tx!(tx, c => {
         sqlx::query("DELETE FROM events WHERE org_id = $1")
             .bind(scope.org_id()).execute(&mut *c).await?;
+        if backend == super::Backend::Postgres {
+            sqlx::query("DELETE FROM pending_events WHERE org_id = $1")
+                .bind(scope.org_id()).execute(&mut *c).await?;
+        }
         sqlx::query("DELETE FROM organizations WHERE id = $1")
             .bind(scope.org_id()).execute(&mut *c).await?.rows_affected()
     });

@@ -286,3 +286,87 @@ async fn creates_racing_for_the_last_seats_never_exceed_the_limit() {
         assert_eq!(seats["used"], 2, "round {round}");
     }
 }
+
+/// PostgreSQL numbers an organization's events after their transactions commit, in the order their
+/// changes happened, and never past one it cannot see yet: a reader polling from the last number it
+/// saw would otherwise miss an event committed late. A transaction still running holds back the
+/// events behind it; one rolled back does not hold them for long. (SQLite writes one transaction at
+/// a time and numbers events as it writes them: nothing to test there.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_behind_a_running_transaction_wait_for_it_and_a_rolled_back_one_holds_nothing() {
+    use idbridge::domain::access::EventType;
+    use idbridge::store::Backend;
+    use idbridge::store::access::{NewEvent, append_events};
+    use idbridge::store::admin::OrgScope;
+
+    let app = TestApp::new().await;
+    if app.store.backend() != Backend::Postgres {
+        return;
+    }
+    let scope = OrgScope::for_org(&app.org_id, "test");
+    let after = |seq: i64| {
+        let (store, scope) = (&app.store, &scope);
+        async move {
+            let events = store.events_after(scope, seq, 1000).await.expect("events");
+            let seen: Vec<(i64, String)> = events.iter().map(|e| (e.seq, e.ty.clone())).collect();
+            (seen, events)
+        }
+    };
+    // An ownership-transfer event, appended in a transaction left open.
+    let app = &app;
+    let appended = |n: i64| async move {
+        let mut tx = app.store.begin().await.expect("begin");
+        let now = tx.now();
+        let event = NewEvent {
+            ty: EventType::OwnerTransferred,
+            org_user_id: None,
+            data: json!({ "n": n }),
+        };
+        append_events(&mut tx, &app.org_id, &[event], now)
+            .await
+            .expect("append");
+        tx
+    };
+    let start = after(0).await.0.last().map_or(0, |e| e.0);
+
+    // A change takes its event's place, and is still running when a user is created.
+    let held = appended(1).await;
+    app.user("after-the-held-one@example.com").await;
+    assert_eq!(
+        after(start).await.0,
+        vec![],
+        "the user's event waits behind the running change"
+    );
+
+    held.commit().await.expect("commit");
+    let (seen, events) = after(start).await;
+    assert_eq!(
+        seen,
+        vec![
+            (start + 1, "owner.transferred".to_string()),
+            (start + 2, "user.provisioned".to_string())
+        ],
+        "both, numbered in the order they happened"
+    );
+    assert_eq!(events[0].data["n"], 1);
+
+    // A change that rolls back leaves a position no one will fill.
+    let dropped = appended(2).await;
+    drop(dropped);
+    app.user("after-the-rolled-back-one@example.com").await;
+    // Other tests' transactions on this server may still run when the gap is first seen; it is
+    // settled once those that could hold it have ended.
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        seen = after(start + 2).await.0;
+        if !seen.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen,
+        vec![(start + 3, "user.provisioned".to_string())],
+        "the rolled-back event is never numbered, and holds nothing back"
+    );
+}

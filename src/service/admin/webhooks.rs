@@ -42,6 +42,8 @@ pub async fn create_webhook(
     let id = new_id();
     let secret = mint_token("whsec_");
     let sealed = store.seal_webhook_secret(&id, &secret)?;
+    // "From the next event on": the events already committed are numbered first.
+    store.publish_events().await?;
     let mut tx = store.begin().await?;
     let webhook = db::insert_webhook(&mut tx, scope, &id, url, &sealed).await?;
     audit::record_as(
