@@ -23,6 +23,7 @@ mod batch;
 pub mod console;
 pub mod directory;
 pub mod outbox;
+mod page_marks;
 pub mod platform;
 pub mod rfc3339;
 pub mod scim;
@@ -127,6 +128,8 @@ pub struct Store {
     secrets: Option<Arc<secrets::SecretBox>>,
     /// This replica's accepted tokens (see auth_cache.rs).
     auth_cache: Arc<auth_cache::AuthCache>,
+    /// Where the next pages of user lists start, on this replica (see page_marks.rs).
+    page_marks: Arc<page_marks::PageMarks>,
     /// The time every expiry and timestamp is read from (see domain/clock.rs).
     clock: Clock,
 }
@@ -342,6 +345,7 @@ impl Store {
             pools: Arc::new(pools),
             secrets: None,
             auth_cache: Arc::new(auth_cache::AuthCache::new(opts.auth_cache)),
+            page_marks: Arc::default(),
             clock: Clock::system(),
         })
     }

@@ -175,12 +175,16 @@ const USER_COUNT_SLOTS: i64 = 64;
 
 /// Adds `delta` to the directory's user count, in the transaction that creates or deletes the user,
 /// so that an unfiltered list's totalResults is a sum of a few rows rather than a COUNT.
+/// Deletions are counted apart too: they move the positions of a list (see page_marks.rs).
 async fn count_users(tx: &mut Tx, scope: &DirectoryScope, delta: i64) -> StoreResult<()> {
     let slot: i64 = rand::random_range(0..USER_COUNT_SLOTS);
+    let deleted = (-delta).max(0);
     on_tx!(tx, c => sqlx::query(
-        "INSERT INTO scim_user_counts (directory_id, slot, n) VALUES ($1, $2, $3) \
-         ON CONFLICT (directory_id, slot) DO UPDATE SET n = scim_user_counts.n + excluded.n")
-        .bind(scope.directory_id()).bind(slot).bind(delta).execute(&mut *c).await?.rows_affected());
+        "INSERT INTO scim_user_counts (directory_id, slot, n, deleted) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (directory_id, slot) DO UPDATE SET n = scim_user_counts.n + excluded.n, \
+         deleted = scim_user_counts.deleted + excluded.deleted")
+        .bind(scope.directory_id()).bind(slot).bind(delta).bind(deleted)
+        .execute(&mut *c).await?.rows_affected());
     Ok(())
 }
 
@@ -273,12 +277,54 @@ impl Store {
     /// Reads a page of users with the SQL [`Store::users_query`] made for `q`.
     pub async fn list_users(&self, sql: ListSql, q: &ListQuery) -> StoreResult<Page<UserRecord>> {
         debug_assert_eq!(sql.table, Table::Users);
-        let ListSql { page, count, .. } = sql;
-        let items: Vec<UserRecord> = on_read!(self, c => page.query()?
+        let ListSql {
+            page,
+            count,
+            by_position,
+            ..
+        } = sql;
+        let ((directory_id, start), count) = match (by_position, count) {
+            (Some(at), Some(count)) => (at, count),
+            (_, count) => {
+                let items = self.read_users(page).await?;
+                let total = self.total_for(q, items.len(), count).await?;
+                return Ok(Page { items, total });
+            }
+        };
+        // The total and the deletions first: a mark made before a deletion no longer holds.
+        let UserCounts { total, deleted } = on_read!(self, c => count.query()?
+            .try_map(|r| UserCounts::from_row(&r)).fetch_one(c).await?);
+        let page = match self.page_marks.get(&directory_id, start, deleted) {
+            Some(after) if start > 1 => {
+                let mut b = SqlBuilder::new(&format!(
+                    "SELECT {USER_COLS} FROM scim_users u WHERE u.directory_id = "
+                ));
+                b.bind_text(directory_id.clone())
+                    .push(" AND u.id > ")
+                    .bind_text(after)
+                    .push(" ORDER BY u.id LIMIT ")
+                    .bind(Bind::Int(q.count as i64));
+                b
+            }
+            _ => page,
+        };
+        let items = self.read_users(page).await?;
+        // The page's end, and one row before it: a caller that probes for a next page reads one
+        // row more than it shows, and asks next for the position after what it showed.
+        for (i, u) in items.iter().enumerate().rev().take(2) {
+            self.page_marks
+                .put(&directory_id, start + i as u64 + 1, &u.id, deleted);
+        }
+        Ok(Page {
+            items,
+            total: Some(total),
+        })
+    }
+
+    async fn read_users(&self, page: SqlBuilder) -> StoreResult<Vec<UserRecord>> {
+        Ok(on_read!(self, c => page.query()?
             .try_map(|r| UserRow::from_row(&r)).fetch_all(c).await?
-            .into_iter().map(UserRecord::from).collect());
-        let total = self.total_for(q, items.len(), count).await?;
-        Ok(Page { items, total })
+            .into_iter().map(UserRecord::from).collect()))
     }
 
     /// The groups each of `user_ids` belongs to (directly), for the `groups` attribute.
@@ -573,10 +619,20 @@ impl Store {
 /// the count query. Making it is where a filter or `sortBy` that cannot be run is refused, in the
 /// protocol's terms (RFC 7644 §3.4.2.2 `invalidFilter`, §3.4.2.3); running it can then fail only
 /// as storage does.
+/// A directory's user count and its count of deletions, from the slots creates and deletes keep.
+#[derive(FromRow)]
+struct UserCounts {
+    total: i64,
+    deleted: i64,
+}
+
 pub struct ListSql {
     table: Table,
     page: SqlBuilder,
     count: Option<SqlBuilder>,
+    /// An unfiltered user list paged by position: its directory and start, to read the page after
+    /// a mark when one holds (see page_marks.rs).
+    by_position: Option<(String, u64)>,
 }
 
 fn build_list(
@@ -608,8 +664,9 @@ fn build_list(
         // walk of all its index entries for every page.
         (true, Table::Users, None) => {
             let mut c = SqlBuilder::new(
-                "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM scim_user_counts \
-                 WHERE directory_id = ",
+                "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS total, \
+                 CAST(COALESCE(SUM(deleted), 0) AS BIGINT) AS deleted \
+                 FROM scim_user_counts WHERE directory_id = ",
             );
             c.bind_text(scope.directory_id());
             Some(c)
@@ -661,9 +718,16 @@ fn build_list(
     if deferred {
         b.push(") ORDER BY p.id").push(dir);
     }
+    let by_position = match (table, &q.filter, &q.sort_by, q.sort_order, q.start.clone()) {
+        (Table::Users, None, None, SortOrder::Ascending, PageStart::Index(i)) if q.want_total => {
+            Some((scope.directory_id().to_string(), i.max(1)))
+        }
+        _ => None,
+    };
     Ok(ListSql {
         table,
         page: b,
         count,
+        by_position,
     })
 }

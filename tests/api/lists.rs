@@ -349,3 +349,60 @@ async fn search_endpoints() {
         .await
         .assert_error(400, Some("invalidSyntax"));
 }
+
+/// Paging by position as Okta's import does (startIndex 1, 101, 201, ...): each page starts where
+/// the one before ended, however the server finds it, and a user deleted between two pages moves
+/// the positions after it as it would in the whole list.
+#[tokio::test]
+async fn pages_by_position_follow_the_whole_list_through_deletes_and_creates() {
+    let app = TestApp::new().await;
+    for i in 0..250 {
+        app.user(&format!("page{i:03}@example.com")).await;
+    }
+    let ids = |body: &Value| -> Vec<String> {
+        body["Resources"]
+            .as_array()
+            .expect("Resources")
+            .iter()
+            .map(|u| u["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let page = |start: usize| {
+        let app = &app;
+        async move {
+            let r = app
+                .get(&format!("/Users?startIndex={start}&count=100"))
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body
+        }
+    };
+    let all = ids(&app.get("/Users?count=1000").await.body);
+    assert_eq!(all.len(), 250);
+
+    let mut walked = Vec::new();
+    for start in [1, 101, 201] {
+        let p = page(start).await;
+        assert_eq!(p["totalResults"], 250);
+        assert_eq!(p["startIndex"], start);
+        walked.extend(ids(&p));
+    }
+    assert_eq!(walked, all, "the pages, in order, are the whole list");
+
+    // Page 1 read again; then a user of it is deleted: page 2 starts one later than it did.
+    assert_eq!(ids(&page(1).await), all[..100]);
+    let gone = &all[10];
+    assert_eq!(app.delete(&format!("/Users/{gone}")).await.status, 204);
+    let rest: Vec<String> = all.iter().filter(|id| *id != gone).cloned().collect();
+    let second = page(101).await;
+    assert_eq!(second["totalResults"], 249);
+    assert_eq!(ids(&second), rest[100..200]);
+
+    // A user created now is last; the third page, read right after the second, ends with them.
+    let new = app.user("page-new@example.com").await;
+    let third = page(201).await;
+    assert_eq!(third["totalResults"], 250);
+    let mut expected = rest[200..].to_vec();
+    expected.push(new);
+    assert_eq!(ids(&third), expected);
+}

@@ -44,20 +44,53 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send,
 {
-    let f = Arc::new(f);
     let next = Arc::new(AtomicUsize::new(0));
+    drive(n, concurrency, f, move |_| {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        (i < n).then_some(i)
+    })
+    .await
+}
+
+/// Calls `f(i)` for every `i` in `0..n` on `concurrency` tasks, each walking its own stretch of
+/// the indices in order, one request after the answer to the one before: as concurrent imports
+/// page through a list, each asking for the page after the one it has just read.
+pub async fn run_in_stretches<F, Fut>(n: usize, concurrency: usize, f: F) -> Outcome
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let tasks = concurrency.max(1);
+    let stretch = move |k: usize| k * n / tasks..(k + 1) * n / tasks;
+    let cursors: Arc<Vec<AtomicUsize>> = Arc::new(
+        (0..tasks)
+            .map(|k| AtomicUsize::new(stretch(k).start))
+            .collect(),
+    );
+    drive(n, tasks, f, move |k| {
+        let i = cursors[k].fetch_add(1, Ordering::Relaxed);
+        stretch(k).contains(&i).then_some(i)
+    })
+    .await
+}
+
+/// `concurrency` tasks; task `k` calls `f` on each index `next(k)` gives until it gives none.
+async fn drive<F, Fut, N>(n: usize, concurrency: usize, f: F, next: N) -> Outcome
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+    N: Fn(usize) -> Option<usize> + Send + Sync + 'static,
+{
+    let f = Arc::new(f);
+    let next = Arc::new(next);
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency.max(1) {
+    for k in 0..concurrency.max(1) {
         let (f, next) = (f.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
+            while let Some(i) = next(k) {
                 let t = Instant::now();
                 if let Err(e) = f(i).await {
                     errors.push(e);

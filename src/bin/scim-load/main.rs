@@ -673,8 +673,9 @@ async fn read_back(
     })
 }
 
-/// Walks the whole list 100 at a time, all pages concurrently, and compares the first pages'
-/// latency with the last ones' (an offset scan shows as a last page slower than the first).
+/// Walks the whole list 100 at a time by `startIndex`, as an import does, each client paging
+/// through its own stretch of the list in order, and compares the first pages' latency with the
+/// last ones' (an offset scan shows as a last page slower than the first).
 async fn list_phase(
     run: &Arc<Run>,
     report: &mut Report,
@@ -685,7 +686,7 @@ async fn list_phase(
     let seen: Arc<Vec<OnceLock<Vec<String>>>> =
         Arc::new((0..pages).map(|_| OnceLock::new()).collect());
     let (r, s) = (run.clone(), seen.clone());
-    let out = drive::run(pages, concurrency, move |p| {
+    let out = drive::run_in_stretches(pages, concurrency, move |p| {
         let (r, s) = (r.clone(), s.clone());
         async move {
             let path = format!("/Users?startIndex={}&count=100", p * 100 + 1);
