@@ -226,12 +226,20 @@ pub async fn create_user(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
 }
 
 pub async fn get_user(ctx: &Ctx<'_>, id: &str, needs: Needs) -> ScimResult<Rendered> {
+    if needs.groups {
+        let (u, groups) = ctx
+            .store
+            .get_user_with_groups(ctx.scope, id)
+            .await?
+            .ok_or_else(|| user_not_found(id))?;
+        return Ok(render_user(ctx, &u, Some(&groups)));
+    }
     let u = ctx
         .store
         .get_user(ctx.scope, id)
         .await?
         .ok_or_else(|| user_not_found(id))?;
-    render_user_loaded(ctx, &u, needs).await
+    Ok(render_user(ctx, &u, None))
 }
 
 fn user_not_found(id: &str) -> ScimError {

@@ -54,6 +54,25 @@ async fn excluded_members_are_not_returned_and_users_show_their_groups() {
     let user = app.get(&format!("/Users/{u}")).await.body;
     assert_eq!(user["groups"][0]["value"], gid);
     assert_eq!(user["groups"][0]["display"], "Admins");
+
+    // In two groups, the user shows both, once each; a user in none shows no `groups`.
+    let second = app.group("Billing", &[&u]).await;
+    let user = app.get(&format!("/Users/{u}")).await.body;
+    let mut shown: Vec<(&str, &str)> = user["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| (g["value"].as_str().unwrap(), g["display"].as_str().unwrap()))
+        .collect();
+    shown.sort();
+    let mut expected = vec![(gid.as_str(), "Admins"), (second.as_str(), "Billing")];
+    expected.sort();
+    assert_eq!(shown, expected, "{user}");
+    assert_eq!(user["userName"], "g@example.com");
+    let alone = app.user("alone@example.com").await;
+    let user = app.get(&format!("/Users/{alone}")).await.body;
+    assert!(user.get("groups").is_none(), "{user}");
+    assert_eq!(user["userName"], "alone@example.com");
 }
 
 #[tokio::test]
