@@ -115,6 +115,16 @@ impl Writer {
         &self.pool
     }
 
+    /// Ends the open batch, if any (what its turns wrote is kept), then closes the pool. Without
+    /// this, closing would wait for a connection the batch still holds.
+    pub(crate) async fn close(&self) {
+        if let Ok(mut g) = self.lock().await {
+            self.tidy(&mut g).await;
+            self.settle(&mut g, true).await;
+        }
+        self.pool.close().await;
+    }
+
     pub(crate) fn stats(&self) -> WriterStats {
         WriterStats {
             transactions: self.committed.load(Ordering::Relaxed),
@@ -285,7 +295,16 @@ impl Turn {
         let (id, done) = (batch.id, batch.done.subscribe());
         writer.settle(&mut g, false).await;
         drop(g);
-        writer.wait(id, done).await
+        // The batch may have been left open for turns queued behind this one. If this caller goes
+        // away while waiting (its client hung up) and they went away too, nobody would end it: it
+        // would hold SQLite's write lock, and its connection, until the next write.
+        let mut ends = EndsBatch {
+            writer: Some(writer.clone()),
+            id,
+        };
+        let r = writer.wait(id, done).await;
+        ends.writer = None;
+        r
     }
 
     /// Undoes this turn's writes only.
@@ -295,6 +314,30 @@ impl Turn {
             self.writer.settle(&mut g, false).await;
         }
         Ok(())
+    }
+}
+
+/// Commits batch `id` if it is still open when the turn waiting for it is dropped.
+struct EndsBatch {
+    writer: Option<Arc<Writer>>,
+    id: u64,
+}
+
+impl Drop for EndsBatch {
+    fn drop(&mut self) {
+        let (Some(writer), Ok(rt)) = (self.writer.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let id = self.id;
+        rt.spawn(async move {
+            if let Ok(mut g) = writer.lock().await
+                && g.batch.as_ref().is_some_and(|b| b.id == id)
+            {
+                writer.tidy(&mut g).await;
+                writer.settle(&mut g, true).await;
+            }
+        });
     }
 }
 
@@ -408,6 +451,55 @@ mod tests {
             stats.commits < stats.transactions,
             "queued transactions shared commits: {stats:?}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_left_open_for_turns_that_went_away_still_ends() {
+        let (_dir, w, reader) = setup().await;
+        let mut first = w.begin().await.unwrap();
+        insert(&mut first, 1).await.unwrap();
+        // A turn queued behind this one (its request still running) keeps the batch open at
+        // commit; then both clients hang up: the queued turn and the committing one's wait are
+        // dropped.
+        w.queued.fetch_add(1, Ordering::AcqRel);
+        let committing = tokio::spawn(first.commit());
+        while w.state.lock().await.batch.as_ref().is_none_or(|b| b.turns == 0) {
+            tokio::task::yield_now().await;
+        }
+        committing.abort();
+        let _ = committing.await;
+        w.queued.fetch_sub(1, Ordering::AcqRel);
+        // The batch ends without another write: the row is there, and the writer can be closed.
+        let mut rows = stored(&reader).await;
+        for _ in 0..500 {
+            if !rows.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            rows = stored(&reader).await;
+        }
+        assert_eq!(rows, [1], "the released turn was committed");
+        tokio::time::timeout(Duration::from_secs(10), w.close())
+            .await
+            .expect("the writer closes");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closing_the_writer_ends_an_open_batch() {
+        let (_dir, w, reader) = setup().await;
+        let mut turn = w.begin().await.unwrap();
+        insert(&mut turn, 7).await.unwrap();
+        // A turn released into the batch, which is left open with nobody to end it.
+        let mut g = turn.guard.take().unwrap();
+        g.abandoned = false;
+        let batch = g.batch.as_mut().unwrap();
+        exec(&mut batch.conn, "RELEASE turn").await.unwrap();
+        batch.turns += 1;
+        drop(g);
+        tokio::time::timeout(Duration::from_secs(10), w.close())
+            .await
+            .expect("the writer closes with a batch open");
+        assert_eq!(stored(&reader).await, [7], "what the batch held was kept");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

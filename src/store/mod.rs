@@ -498,7 +498,7 @@ impl Store {
         match &*self.pools {
             Pools::Sqlite { writer, reader } => {
                 reader.close().await;
-                writer.pool().close().await;
+                writer.close().await;
             }
             Pools::Postgres(pool) => pool.close().await,
         }
