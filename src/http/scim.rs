@@ -104,11 +104,7 @@ fn not_modified_or(
     if let Some(inm) = header_str(headers, header::IF_NONE_MATCH)
         && crate::scim::version::if_match_ok(Some(inm), r.version)
     {
-        let mut resp = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(v) = r.etag().parse() {
-            resp.headers_mut().insert(header::ETAG, v);
-        }
-        return resp;
+        return not_modified(&r);
     }
     resource_response(StatusCode::OK, r, rt, params)
 }
@@ -152,8 +148,47 @@ pub async fn get(
     let kind = kind(&resource)?;
     let base;
     let ctx = ctx!(st, scope, base);
+    if kind == Kind::Group && unprojected(&params) {
+        return group_streamed(&ctx, &id, &headers).await;
+    }
     let r = resources::get(&ctx, kind, &id, needs(&params)).await?;
     Ok(not_modified_or(r, &headers, kind.rt(), &params))
+}
+
+fn unprojected(params: &[(String, String)]) -> bool {
+    param(params, "attributes").is_none() && param(params, "excludedAttributes").is_none()
+}
+
+/// A group with all its members, written as it is sent (chunked), so a GET of a 100,000-member
+/// group holds the member rows, not the 22 MB document; see [`resources::GroupStream`].
+async fn group_streamed(ctx: &Ctx<'_>, id: &str, headers: &HeaderMap) -> ScimResult<Response> {
+    let g = resources::get_group_stream(ctx, id).await?;
+    if let Some(inm) = header_str(headers, header::IF_NONE_MATCH)
+        && crate::scim::version::if_match_ok(Some(inm), g.head.version)
+    {
+        return Ok(not_modified(&g.head));
+    }
+    let etag = g.head.etag();
+    let head = resource::project_into(g.head.body.clone(), Kind::Group.rt(), None, None);
+    let chunks = g.into_chunks(&head).map(Ok::<_, std::convert::Infallible>);
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, MEDIA_TYPE)],
+        axum::body::Body::from_stream(futures_util::stream::iter(chunks)),
+    )
+        .into_response();
+    if let Ok(v) = etag.parse() {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(resp)
+}
+
+fn not_modified(r: &Rendered) -> Response {
+    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+    if let Ok(v) = r.etag().parse() {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
 }
 
 // RFC 7644 §3.5.1
@@ -192,9 +227,7 @@ pub async fn patch(
     // a 200 OK if the attributes parameter is specified". A group answers 204 unless a projection
     // is asked for, so a member change never reads the member list back: its cost stays that of
     // the change, whatever the group's size. Users keep 200 with the resource.
-    let bodiless = kind == Kind::Group
-        && param(&params, "attributes").is_none()
-        && param(&params, "excludedAttributes").is_none();
+    let bodiless = kind == Kind::Group && unprojected(&params);
     let wanted = if bodiless {
         Needs {
             groups: false,

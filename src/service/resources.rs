@@ -121,15 +121,7 @@ pub fn render_group(ctx: &Ctx<'_>, g: &GroupRecord, members: Option<&[&Member]>)
         if let Some(members) = members {
             let list: Vec<Value> = members
                 .iter()
-                .map(|mem| {
-                    let kind = if mem.r#type == "Group" { "Groups" } else { "Users" };
-                    let mut v = json!({"value": mem.value, "$ref": format!("{}/{kind}/{}", ctx.base_url, mem.value),
-                                       "type": mem.r#type});
-                    if let Some(d) = &mem.display {
-                        v["display"] = json!(d);
-                    }
-                    v
-                })
+                .map(|mem| member_json(ctx.base_url, mem))
                 .collect();
             if !list.is_empty() {
                 m.insert("members".into(), Value::Array(list));
@@ -141,6 +133,94 @@ pub fn render_group(ctx: &Ctx<'_>, g: &GroupRecord, members: Option<&[&Member]>)
         version: g.version,
         location,
     }
+}
+
+/// RFC 7643 §4.2: a group's member, with the `$ref` of the user or group it is.
+fn member_json(base_url: &str, mem: &Member) -> Value {
+    let kind = if mem.r#type == "Group" {
+        "Groups"
+    } else {
+        "Users"
+    };
+    let mut v = json!({"value": mem.value, "$ref": format!("{base_url}/{kind}/{}", mem.value),
+                       "type": mem.r#type});
+    if let Some(d) = &mem.display {
+        v["display"] = json!(d);
+    }
+    v
+}
+
+/// A group as [`render_group`] renders it, with its members still as rows: the response writes
+/// them out as it is sent. A 100,000-member group is 22 MB of JSON; built as one document first,
+/// it took several times that in memory on every GET.
+pub struct GroupStream {
+    /// The group without `members`.
+    pub head: Rendered,
+    members: Vec<Member>,
+    base_url: String,
+}
+
+/// Members written per chunk of a [`GroupStream`]: about 200 KB.
+const MEMBERS_PER_CHUNK: usize = 1000;
+
+impl GroupStream {
+    /// The document `head` (the group as the client gets it, without members) with the members
+    /// spliced in before its closing brace, in chunks. No members, no `members` attribute, as in
+    /// [`render_group`].
+    pub fn into_chunks(self, head: &Value) -> impl Iterator<Item = Vec<u8>> + Send + 'static {
+        let mut first = head.to_string().into_bytes();
+        let GroupStream {
+            members, base_url, ..
+        } = self;
+        let mut members = members.into_iter();
+        if members.as_slice().is_empty() || first.last() != Some(&b'}') {
+            members = Vec::new().into_iter();
+        } else {
+            first.pop();
+            if first.len() > 1 {
+                first.push(b',');
+            }
+            first.extend_from_slice(b"\"members\":[");
+        }
+        let mut head = Some(first);
+        let mut wrote_one = false;
+        std::iter::from_fn(move || {
+            if let Some(h) = head.take() {
+                return Some(h);
+            }
+            if members.as_slice().is_empty() {
+                return None;
+            }
+            let mut buf = Vec::with_capacity(MEMBERS_PER_CHUNK * 224);
+            for m in members.by_ref().take(MEMBERS_PER_CHUNK) {
+                if wrote_one {
+                    buf.push(b',');
+                }
+                wrote_one = true;
+                buf.extend_from_slice(member_json(&base_url, &m).to_string().as_bytes());
+            }
+            if members.as_slice().is_empty() {
+                buf.extend_from_slice(b"]}");
+            }
+            Some(buf)
+        })
+    }
+}
+
+/// RFC 7644 §3.4.1: a group with all its members, for a GET without a projection; see
+/// [`GroupStream`].
+pub async fn get_group_stream(ctx: &Ctx<'_>, id: &str) -> ScimResult<GroupStream> {
+    let g = ctx
+        .store
+        .get_group(ctx.scope, id)
+        .await?
+        .ok_or_else(|| group_not_found(id))?;
+    let members = ctx.store.members_of_group(ctx.scope, &g.id).await?;
+    Ok(GroupStream {
+        head: render_group(ctx, &g, None),
+        members,
+        base_url: ctx.base_url.to_string(),
+    })
 }
 
 async fn render_user_loaded(ctx: &Ctx<'_>, u: &UserRecord, needs: Needs) -> ScimResult<Rendered> {
@@ -158,15 +238,11 @@ async fn render_user_loaded(ctx: &Ctx<'_>, u: &UserRecord, needs: Needs) -> Scim
 
 async fn render_group_loaded(ctx: &Ctx<'_>, g: &GroupRecord, needs: Needs) -> ScimResult<Rendered> {
     let members = if needs.members {
-        Some(
-            ctx.store
-                .members_of_groups(ctx.scope, std::slice::from_ref(&g.id))
-                .await?,
-        )
+        Some(ctx.store.members_of_group(ctx.scope, &g.id).await?)
     } else {
         None
     };
-    let refs: Option<Vec<&Member>> = members.as_ref().map(|m| m.iter().map(|(_, m)| m).collect());
+    let refs: Option<Vec<&Member>> = members.as_ref().map(|m| m.iter().collect());
     Ok(render_group(ctx, g, refs.as_deref()))
 }
 

@@ -36,9 +36,10 @@ pub struct GroupRecord {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct Member {
     pub value: String,
+    #[sqlx(rename = "member_type")]
     pub r#type: String,
     pub display: Option<String>,
 }
@@ -594,13 +595,23 @@ struct MemberRow {
     display: Option<String>,
 }
 
-const MEMBER_SELECT: &str = "SELECT m.group_id AS group_id, m.member_id AS member_id, \
-     m.member_type AS member_type, \
-     COALESCE(m.display, mu.display_name, mu.user_name, mg.display_name) AS display \
-     FROM scim_group_members m \
-     LEFT JOIN scim_users mu ON mu.id = m.member_id \
-     LEFT JOIN scim_groups mg ON mg.id = m.member_id \
-     WHERE m.directory_id = ";
+/// A member's type and display name (its own, else its user's or group's), and the joins that
+/// name it, up to the directory it must be in.
+macro_rules! member_from {
+    () => {
+        "m.member_type AS member_type, \
+         COALESCE(m.display, mu.display_name, mu.user_name, mg.display_name) AS display \
+         FROM scim_group_members m \
+         LEFT JOIN scim_users mu ON mu.id = m.member_id \
+         LEFT JOIN scim_groups mg ON mg.id = m.member_id \
+         WHERE m.directory_id = "
+    };
+}
+
+const MEMBER_SELECT: &str = concat!(
+    "SELECT m.group_id AS group_id, m.member_id AS member_id, ",
+    member_from!()
+);
 
 impl Store {
     pub async fn get_group(
@@ -631,6 +642,22 @@ impl Store {
             .into_iter().map(GroupRecord::from).collect());
         let total = self.total_for(q, items.len(), count).await?;
         Ok(Page { items, total })
+    }
+
+    /// The members of one group, in member-id order, as [`Store::members_of_groups`] reads them;
+    /// read straight into [`Member`]s, since a group can hold 100,000 of them.
+    pub async fn members_of_group(
+        &self,
+        scope: &DirectoryScope,
+        group_id: &str,
+    ) -> StoreResult<Vec<Member>> {
+        const SQL: &str = concat!(
+            "SELECT m.member_id AS value, ",
+            member_from!(),
+            "$1 AND m.group_id = $2 ORDER BY m.member_id"
+        );
+        Ok(on_read!(self, c => sqlx::query_as::<_, Member>(SQL)
+            .bind(scope.directory_id()).bind(group_id).fetch_all(c).await?))
     }
 
     /// Members of these groups, in member-id order, with a display name from the member itself.

@@ -35,6 +35,11 @@ async fn group_members_are_returned_with_display_ref_and_type() {
         .unwrap();
     assert_eq!(group_m["type"], "Group");
     assert_eq!(group_m["display"], "Inner");
+    // A group with no members has no `members` attribute.
+    let empty = app.get(&format!("/Groups/{inner}")).await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert_eq!(empty.body["displayName"], "Inner");
+    assert!(empty.body.get("members").is_none(), "{}", empty.body);
 }
 
 #[tokio::test]
@@ -231,6 +236,29 @@ async fn a_large_group_is_read_and_patched() {
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     }
     assert_eq!(app.member_ids(&gid).await.len(), n);
+    // A GET without a projection writes the members as it sends them; it is the same document,
+    // member for member and in the same order, as the one built whole for a projected GET.
+    let streamed = app.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(
+        streamed.header("content-type"),
+        Some("application/scim+json")
+    );
+    let whole = app
+        .get(&format!("/Groups/{gid}?excludedAttributes=externalId"))
+        .await;
+    assert_eq!(streamed.body, whole.body);
+    assert_eq!(streamed.body["members"].as_array().unwrap().len(), n);
+    assert_eq!(streamed.header("etag"), whole.header("etag"));
+    let etag = streamed.header("etag").unwrap().to_string();
+    let unchanged = app
+        .send(
+            axum::http::Method::GET,
+            &format!("/Groups/{gid}"),
+            None,
+            &[("if-none-match", etag.as_str())],
+        )
+        .await;
+    assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED);
     let r = app
         .patch(
             &format!("/Groups/{gid}?excludedAttributes=members"),
