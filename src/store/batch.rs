@@ -463,7 +463,14 @@ mod tests {
         // dropped.
         w.queued.fetch_add(1, Ordering::AcqRel);
         let committing = tokio::spawn(first.commit());
-        while w.state.lock().await.batch.as_ref().is_none_or(|b| b.turns == 0) {
+        while w
+            .state
+            .lock()
+            .await
+            .batch
+            .as_ref()
+            .is_none_or(|b| b.turns == 0)
+        {
             tokio::task::yield_now().await;
         }
         committing.abort();
