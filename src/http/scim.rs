@@ -162,10 +162,11 @@ fn unprojected(params: &[(String, String)]) -> bool {
 /// A group with all its members, written as it is sent (chunked), so a GET of a 100,000-member
 /// group holds the member rows, not the 22 MB document; see [`resources::GroupStream`].
 async fn group_streamed(ctx: &Ctx<'_>, id: &str, headers: &HeaderMap) -> ScimResult<Response> {
-    let g = resources::get_group_stream(ctx, id).await?;
-    if let Some(inm) = header_str(headers, header::IF_NONE_MATCH)
-        && crate::scim::version::if_match_ok(Some(inm), g.head.version)
-    {
+    let inm = header_str(headers, header::IF_NONE_MATCH);
+    let unchanged =
+        |version| inm.is_some_and(|v| crate::scim::version::if_match_ok(Some(v), version));
+    let g = resources::get_group_stream(ctx, id, unchanged).await?;
+    if unchanged(g.head.version) {
         return Ok(not_modified(&g.head));
     }
     let etag = g.head.etag();

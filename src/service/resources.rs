@@ -209,13 +209,23 @@ impl GroupStream {
 
 /// RFC 7644 §3.4.1: a group with all its members, for a GET without a projection; see
 /// [`GroupStream`].
-pub async fn get_group_stream(ctx: &Ctx<'_>, id: &str) -> ScimResult<GroupStream> {
+/// `unchanged` says whether the client's copy is current (RFC 7232 §3.2): then the answer is the
+/// group without members, which are not read.
+pub async fn get_group_stream(
+    ctx: &Ctx<'_>,
+    id: &str,
+    unchanged: impl FnOnce(i64) -> bool,
+) -> ScimResult<GroupStream> {
     let g = ctx
         .store
         .get_group(ctx.scope, id)
         .await?
         .ok_or_else(|| group_not_found(id))?;
-    let members = ctx.store.members_of_group(ctx.scope, &g.id).await?;
+    let members = if unchanged(g.version) {
+        Vec::new()
+    } else {
+        ctx.store.members_of_group(ctx.scope, &g.id).await?
+    };
     Ok(GroupStream {
         head: render_group(ctx, &g, None),
         members,
