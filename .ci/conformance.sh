@@ -12,8 +12,8 @@
 #
 # Outputs are kept in target/conformance/ (scim2-<backend>.txt, server-<backend>.log,
 # cli-<backend>.log).
-# IDBRIDGE_CONFORMANCE_BIN=/path/to/idbridge skips the build and uses that binary instead (for
-# testing this script itself).
+# IDBRIDGE_CONFORMANCE_BIN=/path/to/idbridge skips the build and uses that binary instead (.ci/run
+# passes the debug build its `cargo test` made).
 #
 # How scim2-tester 0.5.2 reports (read from its source): one line per result,
 # "<STATUS> <check name>", then indented reason/data lines (a reason may span lines).
