@@ -5,8 +5,9 @@ use serde_json::Value;
 
 use super::resources::{Needs, render_group, render_user};
 use super::{Ctx, Kind};
+use crate::domain::fold_key;
 use crate::scim::error::{ScimError, ScimResult};
-use crate::scim::filter::{self, AttrPath, Filter};
+use crate::scim::filter::{self, AttrPath, CompOp, CompValue, Filter};
 use crate::scim::list::{
     Cursor, DEFAULT_COUNT, ListRequest, decode_cursor, encode_cursor, invalid_cursor, list_response,
 };
@@ -142,6 +143,9 @@ async fn list_users_filtered(
 ) -> ScimResult<Value> {
     let plan = plan(req, filter, &USER, ctx.sizes.page_size)?;
     let needs = needs(req);
+    if let Some(name) = user_name_lookup(&plan) {
+        return lookup_user_name(ctx, req, &plan, needs, &name).await;
+    }
     let sql = ctx.store.users_query(ctx.scope, &plan.query)?;
     let page = ctx.store.list_users(sql, &plan.query).await?;
     let want = plan.query.count as usize - 1;
@@ -178,6 +182,55 @@ async fn list_users_filtered(
         plan.cursor_mode,
         next,
     ))
+}
+
+/// The folded name of a lookup by `filter=userName eq "..."` on the first page without a cursor:
+/// what Okta and Entra send before they create or link a user, once per user of an import.
+fn user_name_lookup(plan: &Plan) -> Option<String> {
+    if plan.cursor_mode || plan.query.start != PageStart::Index(1) {
+        return None;
+    }
+    match &plan.query.filter {
+        Some(Filter::Compare(path, CompOp::Eq, CompValue::Str(name)))
+            if path.urn.is_none() && path.sub.is_none() && path.name == "userName" =>
+        {
+            Some(fold_key(name))
+        }
+        _ => None,
+    }
+}
+
+/// A `userName eq` lookup in one query, user and groups together, where the general list reads
+/// the page and then its users' groups. `userName` is unique in a directory (case-insensitively,
+/// RFC 7643 §4.1.1), so the answer is that user or none, and its total is exact.
+async fn lookup_user_name(
+    ctx: &Ctx<'_>,
+    req: &ListRequest,
+    plan: &Plan,
+    needs: Needs,
+    user_name_ci: &str,
+) -> ScimResult<Value> {
+    let found = ctx
+        .store
+        .user_by_name_with_groups(ctx.scope, user_name_ci)
+        .await?;
+    let total = i64::from(found.is_some());
+    // A page of `count=0` holds no resources, only the total (RFC 7644 §3.4.2.4).
+    let shown = plan.query.count > 1;
+    let resources = found
+        .filter(|_| shown)
+        .map(|(u, groups)| {
+            let groups = needs.groups.then_some(groups.as_slice());
+            resource::project_into(
+                render_user(ctx, &u, groups).body,
+                &USER,
+                req.attributes.as_deref(),
+                req.excluded_attributes.as_deref(),
+            )
+        })
+        .into_iter()
+        .collect();
+    Ok(list_response(total, 1, resources, false, None))
 }
 
 async fn list_groups_filtered(

@@ -106,6 +106,26 @@ struct UserRow {
     updated_at: i64,
 }
 
+/// The SELECT and joins of a user with one row per group it belongs to (one row with NULL group
+/// columns when it belongs to none); the caller adds the WHERE clause on `u`.
+macro_rules! user_with_groups_select {
+    () => {
+        "SELECT u.id, u.user_name, u.external_id, u.display_name, u.active, u.data, u.version, \
+         u.created_at, u.updated_at, g.id AS group_id, g.display_name AS group_display \
+         FROM scim_users u \
+         LEFT JOIN scim_group_members m ON m.directory_id = u.directory_id AND m.member_id = u.id \
+         LEFT JOIN scim_groups g ON g.id = m.group_id "
+    };
+}
+
+/// Which unique key of a directory's users a one-user read goes by.
+#[derive(Clone, Copy)]
+enum UserKey {
+    Id,
+    /// `user_name_ci`, the folded `userName`.
+    NameCi,
+}
+
 /// A user's row with one of its groups, or none (a user in no group has one row of these).
 #[derive(FromRow)]
 struct UserWithGroupRow {
@@ -267,14 +287,38 @@ impl Store {
         scope: &DirectoryScope,
         id: &str,
     ) -> StoreResult<Option<(UserRecord, Vec<UserGroup>)>> {
-        let rows = on_read!(self, c => sqlx::query_as::<_, UserWithGroupRow>(
-            "SELECT u.id, u.user_name, u.external_id, u.display_name, u.active, u.data, u.version, \
-             u.created_at, u.updated_at, g.id AS group_id, g.display_name AS group_display \
-             FROM scim_users u \
-             LEFT JOIN scim_group_members m ON m.directory_id = u.directory_id AND m.member_id = u.id \
-             LEFT JOIN scim_groups g ON g.id = m.group_id \
-             WHERE u.id = $1 AND u.directory_id = $2 ORDER BY g.id")
-            .bind(id).bind(scope.directory_id()).fetch_all(c).await?);
+        self.user_with_groups(UserKey::Id, scope, id).await
+    }
+
+    /// The user whose `userName` folds to `user_name_ci` ([`crate::domain::fold_key`]; unique in
+    /// a directory), with its groups, in one query: what a lookup by `userName eq` answers with.
+    pub async fn user_by_name_with_groups(
+        &self,
+        scope: &DirectoryScope,
+        user_name_ci: &str,
+    ) -> StoreResult<Option<(UserRecord, Vec<UserGroup>)>> {
+        self.user_with_groups(UserKey::NameCi, scope, user_name_ci)
+            .await
+    }
+
+    async fn user_with_groups(
+        &self,
+        key: UserKey,
+        scope: &DirectoryScope,
+        value: &str,
+    ) -> StoreResult<Option<(UserRecord, Vec<UserGroup>)>> {
+        let sql = match key {
+            UserKey::Id => concat!(
+                user_with_groups_select!(),
+                "WHERE u.id = $1 AND u.directory_id = $2 ORDER BY g.id"
+            ),
+            UserKey::NameCi => concat!(
+                user_with_groups_select!(),
+                "WHERE u.user_name_ci = $1 AND u.directory_id = $2 ORDER BY g.id"
+            ),
+        };
+        let rows = on_read!(self, c => sqlx::query_as::<_, UserWithGroupRow>(sql)
+            .bind(value).bind(scope.directory_id()).fetch_all(c).await?);
         let mut rows = rows.into_iter();
         let Some(first) = rows.next() else {
             return Ok(None);

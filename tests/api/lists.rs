@@ -102,6 +102,105 @@ async fn filters_select_the_right_users() {
     }
 }
 
+/// A lookup by `userName eq` (what Okta and Entra send before each create) is read in one query;
+/// its answer must be the one the general list gives for the same users, which this gets with a
+/// filter that selects the same user but is not a bare `userName eq`.
+#[tokio::test]
+async fn user_name_lookups_answer_as_the_general_list_does() {
+    let (app, _sales) = fixture().await;
+    let ann = app
+        .get(&format!(
+            "/Users?filter={}",
+            enc(r#"userName eq "ann@example.com""#)
+        ))
+        .await;
+    let ann_id = ann.body["Resources"][0]["id"].as_str().unwrap().to_string();
+    app.group("Engineering", &[&ann_id]).await;
+    // ann in two groups, Bob (stored with capitals) in one, cat in none, and nobody.
+    for name in [
+        "ANN@example.com",
+        "bob@example.com",
+        "cat@example.com",
+        "nobody@example.com",
+    ] {
+        for query in [
+            "",
+            "&startIndex=1&count=100",
+            "&count=0",
+            "&count=1",
+            "&startIndex=2",
+            "&attributes=userName,groups",
+            "&excludedAttributes=groups",
+            "&attributes=displayName",
+        ] {
+            let lookup = format!("userName eq \"{name}\"");
+            let general = format!("userName eq \"{name}\" and userName pr");
+            let fast = app
+                .get(&format!("/Users?filter={}{query}", enc(&lookup)))
+                .await;
+            let slow = app
+                .get(&format!("/Users?filter={}{query}", enc(&general)))
+                .await;
+            assert_eq!(
+                fast.status,
+                StatusCode::OK,
+                "{lookup}{query}: {}",
+                fast.body
+            );
+            assert_eq!(fast.body, slow.body, "{lookup}{query}");
+        }
+    }
+    // What the comparison above rests on: the lookups found what they should.
+    let ann = app
+        .get(&format!(
+            "/Users?filter={}",
+            enc(r#"userName eq "ANN@EXAMPLE.COM""#)
+        ))
+        .await;
+    assert_eq!(ann.body["totalResults"], 1);
+    let mut groups: Vec<&str> = ann.body["Resources"][0]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["display"].as_str().unwrap())
+        .collect();
+    groups.sort();
+    assert_eq!(groups, ["Engineering", "Sales"]);
+    let cat = app
+        .get(&format!(
+            "/Users?filter={}",
+            enc(r#"userName eq "cat@example.com""#)
+        ))
+        .await;
+    assert_eq!(cat.body["totalResults"], 1);
+    assert!(
+        cat.body["Resources"][0].get("groups").is_none(),
+        "{}",
+        cat.body
+    );
+    let count0 = app
+        .get(&format!(
+            "/Users?filter={}&count=0",
+            enc(r#"userName eq "bob@example.com""#)
+        ))
+        .await;
+    assert_eq!(count0.body["totalResults"], 1);
+    assert!(
+        count0.body["Resources"]
+            .as_array()
+            .is_none_or(|r| r.is_empty()),
+        "{}",
+        count0.body
+    );
+    let nobody = app
+        .get(&format!(
+            "/Users?filter={}",
+            enc(r#"userName eq "nobody@example.com""#)
+        ))
+        .await;
+    assert_eq!(nobody.body["totalResults"], 0);
+}
+
 #[tokio::test]
 async fn bad_filters_are_invalid_filter() {
     let (app, _) = fixture().await;
