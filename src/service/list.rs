@@ -13,7 +13,7 @@ use crate::scim::list::{
 };
 use crate::scim::resource;
 use crate::scim::schema::{GROUP, ResourceType, USER};
-use crate::store::scim::{ListQuery, Member, PageStart, SortOrder};
+use crate::store::scim::{ListQuery, Member, PageStart, SortOrder, UserGroup, UserRecord};
 
 /// What of a user or group a list request needs loaded, from its projection.
 pub fn needs(req: &ListRequest) -> Needs {
@@ -159,15 +159,7 @@ async fn list_users_filtered(
     };
     let resources = items
         .iter()
-        .map(|u| {
-            let r = render_user(ctx, u, groups.as_deref());
-            resource::project_into(
-                r.body,
-                &USER,
-                req.attributes.as_deref(),
-                req.excluded_attributes.as_deref(),
-            )
-        })
+        .map(|u| listed_user(ctx, req, u, groups.as_deref()))
         .collect();
     let next = next_cursor(
         &plan,
@@ -182,6 +174,21 @@ async fn list_users_filtered(
         plan.cursor_mode,
         next,
     ))
+}
+
+/// A user as a list shows it: rendered with `groups` (when the request needs them), then projected.
+fn listed_user(
+    ctx: &Ctx<'_>,
+    req: &ListRequest,
+    u: &UserRecord,
+    groups: Option<&[UserGroup]>,
+) -> Value {
+    resource::project_into(
+        render_user(ctx, u, groups).body,
+        &USER,
+        req.attributes.as_deref(),
+        req.excluded_attributes.as_deref(),
+    )
 }
 
 /// The folded name of a lookup by `filter=userName eq "..."` on the first page without a cursor:
@@ -219,15 +226,7 @@ async fn lookup_user_name(
     let shown = plan.query.count > 1;
     let resources = found
         .filter(|_| shown)
-        .map(|(u, groups)| {
-            let groups = needs.groups.then_some(groups.as_slice());
-            resource::project_into(
-                render_user(ctx, &u, groups).body,
-                &USER,
-                req.attributes.as_deref(),
-                req.excluded_attributes.as_deref(),
-            )
-        })
+        .map(|(u, groups)| listed_user(ctx, req, &u, needs.groups.then_some(groups.as_slice())))
         .into_iter()
         .collect();
     Ok(list_response(total, 1, resources, false, None))

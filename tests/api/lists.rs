@@ -102,18 +102,19 @@ async fn filters_select_the_right_users() {
     }
 }
 
+/// `GET /Users?filter=<filter>` with `query` after it.
+async fn find(app: &TestApp, filter: &str, query: &str) -> Resp {
+    app.get(&format!("/Users?filter={}{query}", enc(filter)))
+        .await
+}
+
 /// A lookup by `userName eq` (what Okta and Entra send before each create) is read in one query;
 /// its answer must be the one the general list gives for the same users, which this gets with a
 /// filter that selects the same user but is not a bare `userName eq`.
 #[tokio::test]
 async fn user_name_lookups_answer_as_the_general_list_does() {
     let (app, _sales) = fixture().await;
-    let ann = app
-        .get(&format!(
-            "/Users?filter={}",
-            enc(r#"userName eq "ann@example.com""#)
-        ))
-        .await;
+    let ann = find(&app, r#"userName eq "ann@example.com""#, "").await;
     let ann_id = ann.body["Resources"][0]["id"].as_str().unwrap().to_string();
     app.group("Engineering", &[&ann_id]).await;
     // ann in two groups, Bob (stored with capitals) in one, cat in none, and nobody.
@@ -135,12 +136,8 @@ async fn user_name_lookups_answer_as_the_general_list_does() {
         ] {
             let lookup = format!("userName eq \"{name}\"");
             let general = format!("userName eq \"{name}\" and userName pr");
-            let fast = app
-                .get(&format!("/Users?filter={}{query}", enc(&lookup)))
-                .await;
-            let slow = app
-                .get(&format!("/Users?filter={}{query}", enc(&general)))
-                .await;
+            let fast = find(&app, &lookup, query).await;
+            let slow = find(&app, &general, query).await;
             assert_eq!(
                 fast.status,
                 StatusCode::OK,
@@ -151,12 +148,7 @@ async fn user_name_lookups_answer_as_the_general_list_does() {
         }
     }
     // What the comparison above rests on: the lookups found what they should.
-    let ann = app
-        .get(&format!(
-            "/Users?filter={}",
-            enc(r#"userName eq "ANN@EXAMPLE.COM""#)
-        ))
-        .await;
+    let ann = find(&app, r#"userName eq "ANN@EXAMPLE.COM""#, "").await;
     assert_eq!(ann.body["totalResults"], 1);
     let mut groups: Vec<&str> = ann.body["Resources"][0]["groups"]
         .as_array()
@@ -166,24 +158,14 @@ async fn user_name_lookups_answer_as_the_general_list_does() {
         .collect();
     groups.sort();
     assert_eq!(groups, ["Engineering", "Sales"]);
-    let cat = app
-        .get(&format!(
-            "/Users?filter={}",
-            enc(r#"userName eq "cat@example.com""#)
-        ))
-        .await;
+    let cat = find(&app, r#"userName eq "cat@example.com""#, "").await;
     assert_eq!(cat.body["totalResults"], 1);
     assert!(
         cat.body["Resources"][0].get("groups").is_none(),
         "{}",
         cat.body
     );
-    let count0 = app
-        .get(&format!(
-            "/Users?filter={}&count=0",
-            enc(r#"userName eq "bob@example.com""#)
-        ))
-        .await;
+    let count0 = find(&app, r#"userName eq "bob@example.com""#, "&count=0").await;
     assert_eq!(count0.body["totalResults"], 1);
     assert!(
         count0.body["Resources"]
@@ -192,12 +174,7 @@ async fn user_name_lookups_answer_as_the_general_list_does() {
         "{}",
         count0.body
     );
-    let nobody = app
-        .get(&format!(
-            "/Users?filter={}",
-            enc(r#"userName eq "nobody@example.com""#)
-        ))
-        .await;
+    let nobody = find(&app, r#"userName eq "nobody@example.com""#, "").await;
     assert_eq!(nobody.body["totalResults"], 0);
 }
 
