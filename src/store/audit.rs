@@ -1,6 +1,7 @@
 //! The append-only audit log: one row per write, in the same transaction as the write.
 
-use super::{DirectoryScope, StoreResult, Tx, on_tx};
+use super::sql::Bind;
+use super::{DirectoryScope, StoreResult, Tx};
 use crate::domain::audit::{AuditOp, AuditResource};
 
 pub async fn record(
@@ -36,12 +37,29 @@ pub async fn record_as(
     detail: Option<&str>,
 ) -> StoreResult<()> {
     let at = tx.now();
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO audit_log (org_id, directory_id, actor, operation, resource_type, resource_id, detail, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(who.org_id).bind(who.directory_id).bind(who.actor)
-        .bind(operation.as_str()).bind(resource_type.as_str()).bind(resource_id).bind(detail).bind(at)
-        .execute(c).await.map(|r| r.rows_affected()))?;
+    // Nothing in a transaction reads its own audit rows.
+    tx.defer(|b| {
+        b.push(
+            "INSERT INTO audit_log (org_id, directory_id, actor, operation, resource_type, resource_id, detail, at) VALUES (",
+        )
+        .bind_text(who.org_id)
+        .push(", ")
+        .bind_opt_text(who.directory_id)
+        .push(", ")
+        .bind_text(who.actor)
+        .push(", ")
+        .bind_text(operation.as_str())
+        .push(", ")
+        .bind_text(resource_type.as_str())
+        .push(", ")
+        .bind_opt_text(resource_id)
+        .push(", ")
+        .bind_opt_text(detail)
+        .push(", ")
+        .bind(Bind::Int(at))
+        .push(")");
+    })
+    .await?;
     Ok(())
 }
 

@@ -18,9 +18,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
+use super::sql::SqlBuilder;
 use super::{StoreError, StoreResult};
 
 /// The most turns one transaction carries: the first of them waits for the last.
@@ -63,6 +64,8 @@ struct Batch {
     started: Instant,
     /// Turns whose savepoint was released into this transaction, waiting for its commit.
     turns: usize,
+    /// The last turn to end opened the next one's savepoint, in the call that released its own.
+    next_open: bool,
     done: watch::Sender<Outcome>,
 }
 
@@ -156,24 +159,29 @@ impl Writer {
     pub(crate) async fn begin(self: &Arc<Self>) -> StoreResult<Turn> {
         let mut g = self.lock().await?;
         self.tidy(&mut g).await;
-        if g.batch.is_none() {
-            let mut conn = self.pool.acquire().await?;
-            exec(&mut conn, "BEGIN IMMEDIATE").await?;
-            g.batch = Some(Batch {
-                id: self.batches.fetch_add(1, Ordering::Relaxed),
-                conn,
-                started: Instant::now(),
-                turns: 0,
-                done: watch::channel(None).0,
-            });
-        }
-        let batch = g
-            .batch
-            .as_mut()
-            .ok_or_else(|| not_committed("no transaction"))?;
-        if let Err(e) = exec(&mut batch.conn, "SAVEPOINT turn").await {
-            self.settle(&mut g, false).await;
-            return Err(e.into());
+        match g.batch.as_mut() {
+            None => {
+                let mut conn = self.pool.acquire().await?;
+                if let Err(e) = exec(&mut conn, "BEGIN IMMEDIATE; SAVEPOINT turn").await {
+                    let _ = exec(&mut conn, "ROLLBACK").await;
+                    return Err(e.into());
+                }
+                g.batch = Some(Batch {
+                    id: self.batches.fetch_add(1, Ordering::Relaxed),
+                    conn,
+                    started: Instant::now(),
+                    turns: 0,
+                    next_open: false,
+                    done: watch::channel(None).0,
+                });
+            }
+            Some(batch) if batch.next_open => batch.next_open = false,
+            Some(batch) => {
+                if let Err(e) = exec(&mut batch.conn, "SAVEPOINT turn").await {
+                    self.settle(&mut g, false).await;
+                    return Err(e.into());
+                }
+            }
         }
         g.abandoned = true;
         Ok(Turn {
@@ -277,21 +285,55 @@ impl Turn {
             .conn
     }
 
-    /// Keeps this turn's writes, and returns once the transaction that carries them committed.
-    pub(crate) async fn commit(mut self) -> StoreResult<()> {
+    /// Runs `later` (the turn's deferred writes, see [`super::Tx::defer`]) and keeps this turn's
+    /// writes, in one call; returns once the transaction that carries them committed. If `later`
+    /// fails, the turn is undone and nothing else is.
+    pub(crate) async fn commit(mut self, later: SqlBuilder) -> StoreResult<()> {
         let Some(mut g) = self.guard.take() else {
             return Err(not_committed("the turn already ended"));
         };
-        g.abandoned = false;
         let writer = self.writer.clone();
         let Some(batch) = g.batch.as_mut() else {
             return Err(not_committed("no transaction"));
         };
-        if let Err(e) = exec(&mut batch.conn, "RELEASE turn").await {
-            Writer::fail(&mut g, &e.to_string()).await;
+        // A turn is likely to follow in this transaction (the test `settle` makes, a moment
+        // early): open its savepoint in this call too, sparing it a call of its own. If none
+        // comes, the commit keeps the empty savepoint's nothing.
+        let next_open = writer.queued.load(Ordering::Acquire) > 0
+            && batch.turns + 1 < MAX_TURNS
+            && batch.started.elapsed() < writer.max_age;
+        let mut b = later;
+        if !b.sql.is_empty() {
+            b.push(";\n");
+        }
+        b.push(if next_open {
+            "RELEASE turn;\nSAVEPOINT turn"
+        } else {
+            "RELEASE turn"
+        });
+        let released = if b.binds.is_empty() {
+            sqlx::raw_sql(AssertSqlSafe(b.sql))
+                .execute(&mut *batch.conn)
+                .await
+                .map(|_| ())
+        } else {
+            match b.query::<Sqlite>() {
+                Ok(q) => q.execute(&mut *batch.conn).await.map(|_| ()),
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(e) = released {
+            // The savepoint is still open (RELEASE comes last): undo this turn alone.
+            writer.tidy(&mut g).await;
+            writer.settle(&mut g, false).await;
             return Err(e.into());
         }
+        g.abandoned = false;
+        let Some(batch) = g.batch.as_mut() else {
+            return Err(not_committed("no transaction"));
+        };
         batch.turns += 1;
+        batch.next_open = next_open;
         let (id, done) = (batch.id, batch.done.subscribe());
         writer.settle(&mut g, false).await;
         drop(g);
@@ -360,6 +402,7 @@ impl Drop for Turn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sql::Bind;
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
     use std::str::FromStr;
 
@@ -426,12 +469,12 @@ mod tests {
                     if x % 5 == 0 {
                         insert(&mut turn, 0).await?;
                     }
-                    turn.commit().await
+                    turn.commit(SqlBuilder::default()).await
                 })
             })
             .collect();
         until_waiting(&w, 20).await;
-        first.commit().await.unwrap();
+        first.commit(SqlBuilder::default()).await.unwrap();
         let mut failed = Vec::new();
         for (x, t) in (1..=20i64).zip(tasks) {
             if t.await.unwrap().is_err() {
@@ -453,6 +496,51 @@ mod tests {
         );
     }
 
+    /// Deferred writes go with the commit: one that fails there undoes its own turn, what that
+    /// turn wrote before included, and no other turn of the batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deferred_write_that_fails_at_commit_undoes_only_its_turn() {
+        let (_dir, w, reader) = setup().await;
+        let mut first = w.begin().await.unwrap();
+        insert(&mut first, 0).await.unwrap();
+        let tasks: Vec<_> = (1..=10i64)
+            .map(|x| {
+                let w = w.clone();
+                tokio::spawn(async move {
+                    let mut turn = w.begin().await?;
+                    insert(&mut turn, x).await?;
+                    // Two deferred rows each; every third turn defers a duplicate of row 0.
+                    let mut later = SqlBuilder::new("INSERT INTO t (x) VALUES (");
+                    later.bind(Bind::Int(100 + x)).push(");\n");
+                    later.push("INSERT INTO t (x) VALUES (");
+                    let second = if x % 3 == 0 { 0 } else { 200 + x };
+                    later.bind(Bind::Int(second)).push(")");
+                    turn.commit(later).await
+                })
+            })
+            .collect();
+        until_waiting(&w, 10).await;
+        first.commit(SqlBuilder::default()).await.unwrap();
+        let mut failed = Vec::new();
+        for (x, t) in (1..=10i64).zip(tasks) {
+            if t.await.unwrap().is_err() {
+                failed.push(x);
+            }
+        }
+        assert_eq!(failed, [3, 6, 9], "only the duplicates fail");
+        let kept: Vec<i64> = (1..=10).filter(|x| x % 3 != 0).collect();
+        let mut expected = vec![0];
+        expected.extend(kept.iter().copied());
+        expected.extend(kept.iter().map(|x| 100 + x));
+        expected.extend(kept.iter().map(|x| 200 + x));
+        assert_eq!(stored(&reader).await, expected);
+        // The writer goes on after them.
+        let mut next = w.begin().await.unwrap();
+        insert(&mut next, 1000).await.unwrap();
+        next.commit(SqlBuilder::default()).await.unwrap();
+        assert!(stored(&reader).await.contains(&1000));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_left_open_for_turns_that_went_away_still_ends() {
         let (_dir, w, reader) = setup().await;
@@ -462,7 +550,7 @@ mod tests {
         // commit; then both clients hang up: the queued turn and the committing one's wait are
         // dropped.
         w.queued.fetch_add(1, Ordering::AcqRel);
-        let committing = tokio::spawn(first.commit());
+        let committing = tokio::spawn(first.commit(SqlBuilder::default()));
         while w
             .state
             .lock()
@@ -522,11 +610,11 @@ mod tests {
             insert(&mut turn, 2).await.unwrap();
             // Holds its turn until the first one has been answered.
             wait.await.unwrap();
-            turn.commit().await
+            turn.commit(SqlBuilder::default()).await
         });
         until_waiting(&w, 1).await;
         // Answered without waiting for the queued turn, which is still open.
-        first.commit().await.unwrap();
+        first.commit(SqlBuilder::default()).await.unwrap();
         assert_eq!(stored(&reader).await, [1]);
         go.send(()).unwrap();
         second.await.unwrap().unwrap();
@@ -543,10 +631,10 @@ mod tests {
         let next = tokio::spawn(async move {
             let mut turn = w2.begin().await.unwrap();
             insert(&mut turn, 3).await.unwrap();
-            turn.commit().await
+            turn.commit(SqlBuilder::default()).await
         });
         until_waiting(&w, 1).await;
-        first.commit().await.unwrap();
+        first.commit(SqlBuilder::default()).await.unwrap();
         next.await.unwrap().unwrap();
 
         // Dropped half-way, with nobody after it: its row never appears, and the writer is free.
@@ -555,7 +643,7 @@ mod tests {
         drop(dropped);
         let mut last = w.begin().await.unwrap();
         insert(&mut last, 4).await.unwrap();
-        last.commit().await.unwrap();
+        last.commit(SqlBuilder::default()).await.unwrap();
         assert_eq!(stored(&reader).await, [1, 3, 4]);
     }
 
@@ -573,10 +661,10 @@ mod tests {
                 .execute(turn.conn())
                 .await
                 .unwrap();
-            turn.commit().await
+            turn.commit(SqlBuilder::default()).await
         });
         until_waiting(&w, 1).await;
-        let first = first.commit().await;
+        let first = first.commit(SqlBuilder::default()).await;
         assert!(second.await.unwrap().is_err());
         assert!(
             first.is_err(),
@@ -586,7 +674,7 @@ mod tests {
         // The writer goes on.
         let mut turn = w.begin().await.unwrap();
         insert(&mut turn, 3).await.unwrap();
-        turn.commit().await.unwrap();
+        turn.commit(SqlBuilder::default()).await.unwrap();
         assert_eq!(stored(&reader).await, [3]);
     }
 }

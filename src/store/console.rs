@@ -4,6 +4,7 @@
 
 use super::admin::OrgScope;
 use super::directory::{NewToken, hash_token, mint_token};
+use super::sql::Bind;
 use super::{Store, StoreResult, Tx, new_id, on_read, on_tx};
 
 /// What every portal link's secret starts with (no other token does).
@@ -118,15 +119,20 @@ pub async fn create_signed_in_session(
     Ok(session)
 }
 
-/// Ends the console sessions a sign-in of `org_user_id` opened; returns how many were open.
+/// Ends the console sessions a sign-in of `org_user_id` opened, at commit (see [`Tx::defer`]).
 pub async fn end_user_console_sessions(
     tx: &mut Tx,
     org_user_id: &str,
     now: i64,
-) -> StoreResult<u64> {
-    Ok(on_tx!(tx, c => sqlx::query(
-        "UPDATE console_sessions SET revoked_at = $2 WHERE org_user_id = $1 AND revoked_at IS NULL")
-        .bind(org_user_id).bind(now).execute(&mut *c).await?.rows_affected()))
+) -> StoreResult<()> {
+    tx.defer(|b| {
+        b.push("UPDATE console_sessions SET revoked_at = ")
+            .bind(Bind::Int(now))
+            .push(" WHERE org_user_id = ")
+            .bind_text(org_user_id)
+            .push(" AND revoked_at IS NULL");
+    })
+    .await
 }
 
 /// Ends a session; true when it was still open.

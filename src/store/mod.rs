@@ -140,7 +140,13 @@ pub struct Store {
 pub struct Tx {
     conn: TxConn,
     now: i64,
+    /// Writes whose results the transaction never reads (audit rows, events, counts), queued by
+    /// [`Tx::defer`]: on SQLite's writer they go in one call with the turn's release.
+    later: sql::SqlBuilder,
 }
+
+/// Parameters queued by [`Tx::defer`] past which they are sent at once rather than at commit.
+const DEFER_MAX_BINDS: usize = 4096;
 
 pub(crate) enum TxConn {
     Sqlite(Transaction<'static, Sqlite>),
@@ -193,12 +199,45 @@ impl Tx {
         self.now
     }
 
-    pub async fn commit(self) -> StoreResult<()> {
+    pub async fn commit(mut self) -> StoreResult<()> {
+        let later = std::mem::take(&mut self.later);
         match self.conn {
-            TxConn::Sqlite(t) => t.commit().await?,
-            TxConn::SqliteTurn(t) => t.commit().await?,
+            TxConn::SqliteTurn(t) => t.commit(later).await?,
+            TxConn::Sqlite(mut t) => {
+                if !later.sql.is_empty() {
+                    later.query()?.execute(&mut *t).await?;
+                }
+                t.commit().await?
+            }
             TxConn::Postgres(t) => t.commit().await?,
         }
+        Ok(())
+    }
+
+    /// A write whose result this transaction never reads, nor anything it reads depends on, nor
+    /// any later write of it would change (deferred writes run last, in the order given):
+    /// `build` appends one statement. On SQLite's writer it is sent at commit, with every other
+    /// such write and the turn's release, in one call to the database's thread rather than one
+    /// each (SQLite runs statements separated by `;` in order, each binding its `$N` from the
+    /// shared list). Elsewhere it runs now. A failure then fails the commit, and undoes the turn.
+    pub(crate) async fn defer(
+        &mut self,
+        build: impl FnOnce(&mut sql::SqlBuilder),
+    ) -> StoreResult<()> {
+        if let TxConn::SqliteTurn(_) = self.conn {
+            if !self.later.sql.is_empty() {
+                self.later.push(";\n");
+            }
+            build(&mut self.later);
+            if self.later.binds.len() >= DEFER_MAX_BINDS {
+                let later = std::mem::take(&mut self.later);
+                on_tx!(self, c => later.query()?.execute(c).await?.rows_affected());
+            }
+            return Ok(());
+        }
+        let mut b = sql::SqlBuilder::default();
+        build(&mut b);
+        on_tx!(self, c => b.query()?.execute(c).await?.rows_affected());
         Ok(())
     }
 
@@ -439,6 +478,7 @@ impl Store {
         Ok(Tx {
             conn,
             now: self.now(),
+            later: sql::SqlBuilder::default(),
         })
     }
 
@@ -456,6 +496,7 @@ impl Store {
         Ok(Tx {
             conn,
             now: self.now(),
+            later: sql::SqlBuilder::default(),
         })
     }
 
@@ -588,4 +629,77 @@ pub fn from_micros(us: i64) -> time::OffsetDateTime {
 /// A new time-ordered id.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sql::Bind;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("d.db").display());
+        let store = Store::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        let mut tx = store.begin().await.unwrap();
+        on_tx!(tx, c => sqlx::query("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT NOT NULL)")
+            .execute(c).await.unwrap().rows_affected());
+        tx.commit().await.unwrap();
+        (dir, store)
+    }
+
+    async fn rows(store: &Store) -> Vec<i64> {
+        on_read!(store, c => sqlx::query_scalar("SELECT x FROM t ORDER BY x").fetch_all(c).await.unwrap())
+    }
+
+    async fn defer_insert(tx: &mut Tx, x: i64) {
+        tx.defer(|b| {
+            b.push("INSERT INTO t (x, y) VALUES (")
+                .bind(Bind::Int(x))
+                .push(", ")
+                .bind_text(format!("row {x}"))
+                .push(")");
+        })
+        .await
+        .unwrap();
+    }
+
+    /// Deferred writes land at commit, however many (past the point where they are sent early),
+    /// and go with a rollback, those sent early included.
+    #[tokio::test]
+    async fn deferred_writes_land_with_the_commit_and_go_with_a_rollback() {
+        let (_dir, store) = store().await;
+        let mut tx = store.begin().await.unwrap();
+        for x in 0..3000 {
+            defer_insert(&mut tx, x).await;
+        }
+        tx.rollback().await.unwrap();
+        assert!(rows(&store).await.is_empty(), "a rollback keeps none");
+
+        let mut tx = store.begin().await.unwrap();
+        for x in 0..3000 {
+            defer_insert(&mut tx, x).await;
+        }
+        tx.commit().await.unwrap();
+        assert_eq!(rows(&store).await, (0..3000).collect::<Vec<i64>>());
+    }
+
+    /// A deferred write that fails fails the commit, and what the transaction wrote at once is
+    /// undone with it.
+    #[tokio::test]
+    async fn a_failing_deferred_write_fails_the_commit_and_undoes_the_rest() {
+        let (_dir, store) = store().await;
+        let mut tx = store.begin().await.unwrap();
+        defer_insert(&mut tx, 1).await;
+        tx.commit().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        on_tx!(tx, c => sqlx::query("INSERT INTO t (x, y) VALUES (2, 'at once')")
+            .execute(c).await.unwrap().rows_affected());
+        defer_insert(&mut tx, 3).await;
+        defer_insert(&mut tx, 1).await;
+        assert!(tx.commit().await.is_err(), "the duplicate fails the commit");
+        assert_eq!(rows(&store).await, [1]);
+    }
 }

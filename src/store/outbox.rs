@@ -20,8 +20,8 @@
 
 use sqlx::Row;
 
-use super::sql::{Bind, ROWS_CHUNK, SqlBuilder};
-use super::{Backend, Pools, StoreResult, Tx, on_tx};
+use super::sql::{Bind, ROWS_CHUNK};
+use super::{Backend, Pools, StoreResult, Tx};
 use crate::store::access::NewEvent;
 
 /// The first position not yet seen, past the last one settled, with what was known when it was
@@ -85,56 +85,59 @@ pub async fn append_events(
     events: &[NewEvent],
     now: i64,
 ) -> StoreResult<()> {
+    let backend = tx.backend();
     for chunk in events.chunks(ROWS_CHUNK) {
-        let mut b = match tx.backend() {
-            // SQLite writes one transaction at a time: each chunk numbers itself after the
-            // organization's last event in the statement that inserts it.
-            Backend::Sqlite => {
-                let mut b = SqlBuilder::new(
-                    "INSERT INTO events (org_id, seq, id, type, org_user_id, data, at) \
-                     SELECT m.org_id, m.base + v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 \
-                     FROM (SELECT ",
-                );
-                b.bind_text(org_id)
+        // Nothing in the transaction reads its own events: on SQLite they go with the commit.
+        tx.defer(|b| {
+            match backend {
+                // SQLite writes one transaction at a time: each chunk numbers itself after the
+                // organization's last event in the statement that inserts it.
+                Backend::Sqlite => {
+                    b.push(
+                        "INSERT INTO events (org_id, seq, id, type, org_user_id, data, at) \
+                         SELECT m.org_id, m.base + v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 \
+                         FROM (SELECT ",
+                    )
+                    .bind_text(org_id)
                     .push(" AS org_id, COALESCE(MAX(seq), 0) AS base FROM events WHERE org_id = ")
                     .bind_text(org_id)
                     .push(") AS m CROSS JOIN (VALUES ");
-                b
-            }
-            // The transaction takes its id before its first position (the CTE is scanned before
-            // the positions are drawn, which happens after the sort), so that the publisher can
-            // tell when a missing position is settled; positions follow the list's order.
-            Backend::Postgres => {
-                let mut b = SqlBuilder::new(
-                    "WITH x AS MATERIALIZED (SELECT pg_current_xact_id() AS xid) \
-                     INSERT INTO pending_events (position, org_id, id, type, org_user_id, data, at) \
-                     SELECT nextval('event_position'), m.org_id, v.column2, v.column3, v.column4, v.column5, v.column6 \
-                     FROM x CROSS JOIN (SELECT ",
-                );
-                b.bind_text(org_id)
+                }
+                // The transaction takes its id before its first position (the CTE is scanned
+                // before the positions are drawn, which happens after the sort), so that the
+                // publisher can tell when a missing position is settled; positions follow the
+                // list's order.
+                Backend::Postgres => {
+                    b.push(
+                        "WITH x AS MATERIALIZED (SELECT pg_current_xact_id() AS xid) \
+                         INSERT INTO pending_events (position, org_id, id, type, org_user_id, data, at) \
+                         SELECT nextval('event_position'), m.org_id, v.column2, v.column3, v.column4, v.column5, v.column6 \
+                         FROM x CROSS JOIN (SELECT ",
+                    )
+                    .bind_text(org_id)
                     .push(" AS org_id) AS m CROSS JOIN (VALUES ");
-                b
+                }
             }
-        };
-        for (j, e) in chunk.iter().enumerate() {
-            if j > 0 {
-                b.push(", ");
+            for (j, e) in chunk.iter().enumerate() {
+                if j > 0 {
+                    b.push(", ");
+                }
+                b.push("(").bind(Bind::Int(j as i64 + 1)).push(", ");
+                b.bind_text(super::new_id()).push(", ");
+                b.bind_text(e.ty.as_str().to_owned()).push(", ");
+                match &e.org_user_id {
+                    Some(u) => b.bind_text(u.as_str()),
+                    None => b.push("CAST(NULL AS TEXT)"),
+                };
+                b.push(", ").bind_text(e.data.to_string()).push(", ");
+                b.bind(Bind::Int(now)).push(")");
             }
-            b.push("(").bind(Bind::Int(j as i64 + 1)).push(", ");
-            b.bind_text(super::new_id()).push(", ");
-            b.bind_text(e.ty.as_str().to_owned()).push(", ");
-            match &e.org_user_id {
-                Some(u) => b.bind_text(u.as_str()),
-                None => b.push("CAST(NULL AS TEXT)"),
-            };
-            b.push(", ").bind_text(e.data.to_string()).push(", ");
-            b.bind(Bind::Int(now)).push(")");
-        }
-        b.push(") AS v");
-        if tx.backend() == Backend::Postgres {
-            b.push(" WHERE x.xid IS NOT NULL ORDER BY v.column1");
-        }
-        on_tx!(tx, c => b.query()?.execute(&mut *c).await?.rows_affected());
+            b.push(") AS v");
+            if backend == Backend::Postgres {
+                b.push(" WHERE x.xid IS NOT NULL ORDER BY v.column1");
+            }
+        })
+        .await?;
     }
     Ok(())
 }

@@ -12,13 +12,15 @@ use crate::scim::error::{ScimError, ScimResult};
 use crate::scim::filter::{AttrPath, CompOp, CompValue, Filter};
 use crate::scim::schema::{AttrDef, AttrType, ResourceType};
 
-/// A value to bind. Only these four types ever reach the database from a filter.
+/// A value to bind. Only the first four types ever reach the database from a filter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bind {
     Text(String),
     Int(i64),
     Float(f64),
     Bool(bool),
+    /// A missing text value.
+    NullText,
 }
 
 /// SQL text with `$N` placeholders numbered in push order, and their values.
@@ -61,6 +63,10 @@ impl SqlBuilder {
 
     pub fn bind_text(&mut self, s: impl Into<String>) -> &mut Self {
         self.bind(Bind::Text(s.into()))
+    }
+
+    pub fn bind_opt_text(&mut self, s: Option<&str>) -> &mut Self {
+        self.bind(s.map_or(Bind::NullText, |s| Bind::Text(s.to_owned())))
     }
 }
 
@@ -118,6 +124,7 @@ impl SqlBuilder {
         DB: sqlx::Database,
         DB::Arguments: sqlx::IntoArguments<DB>,
         String: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+        Option<String>: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
         i64: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
         f64: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
         bool: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
@@ -135,6 +142,7 @@ impl SqlBuilder {
         DB::Arguments: sqlx::IntoArguments<DB>,
         (O,): for<'r> sqlx::FromRow<'r, DB::Row>,
         String: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+        Option<String>: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
         i64: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
         f64: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
         bool: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
@@ -148,6 +156,7 @@ fn arguments<DB>(binds: &[Bind]) -> Result<DB::Arguments, sqlx::Error>
 where
     DB: sqlx::Database,
     String: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+    Option<String>: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
     i64: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
     f64: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
     bool: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
@@ -160,6 +169,7 @@ where
             Bind::Int(i) => args.add(*i),
             Bind::Float(f) => args.add(*f),
             Bind::Bool(v) => args.add(*v),
+            Bind::NullText => args.add(None::<String>),
         }
         .map_err(sqlx::Error::Encode)?;
     }
