@@ -280,12 +280,8 @@ impl Provision {
             }
         };
         let ids: Vec<OrgUserId> = std::mem::take(&mut self.touched).into_iter().collect();
-        let rows = match lock {
-            RowLock::ForUpdate => db::lock_org_users(tx, &self.org_id, &ids).await?,
-            RowLock::None => db::read_org_users(tx, &self.org_id, &ids).await?,
-        };
-        let locked: Vec<OrgUserId> = rows.iter().map(|r| r.id.clone()).collect();
-        let mut facts = db::user_facts(tx, &locked).await?;
+        let (rows, mut facts) =
+            db::org_users_with_facts(tx, &self.org_id, &ids, lock == RowLock::ForUpdate).await?;
         let mut users = Vec::with_capacity(rows.len());
         let mut seat_delta = 0i64;
         for row in rows {

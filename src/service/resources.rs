@@ -364,8 +364,8 @@ pub async fn replace_user(
     let mut tx = ctx.store.begin().await?;
     let old = lock_user(ctx, &mut tx, id, if_match).await?;
     let rec = user_columns(old.id.clone(), data, old.version, old.created_at, tx.now());
-    db::update_user(&mut tx, ctx.scope, &rec).await?;
-    let (mut tx, detail) = user_changed(ctx, tx, &old, &rec).await?;
+    let person = db::update_user(&mut tx, ctx.scope, &rec).await?;
+    let (mut tx, detail) = user_changed(ctx, tx, &old, &rec, person).await?;
     audit::record(
         &mut tx,
         ctx.scope,
@@ -400,8 +400,8 @@ pub async fn patch_user(
     let old = lock_user(ctx, &mut tx, id, if_match).await?;
     let data = apply_with_id(&old.data, &old.id, &ops, &USER)?;
     let rec = user_columns(old.id.clone(), data, old.version, old.created_at, tx.now());
-    db::update_user(&mut tx, ctx.scope, &rec).await?;
-    let (mut tx, detail) = user_changed(ctx, tx, &old, &rec).await?;
+    let person = db::update_user(&mut tx, ctx.scope, &rec).await?;
+    let (mut tx, detail) = user_changed(ctx, tx, &old, &rec, person).await?;
     audit::record(
         &mut tx,
         ctx.scope,
@@ -421,14 +421,11 @@ pub async fn delete_user(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> Sci
     if if_match.is_some() {
         lock_user(ctx, &mut tx, id, if_match).await?;
     }
-    let org_users =
-        org_db::org_users_of_scim_users(&mut tx, ctx.scope.directory_id(), &[id.to_string()])
-            .await?;
-    if !db::delete_user(&mut tx, ctx.scope, id).await? {
+    let Some(org_user) = db::delete_user(&mut tx, ctx.scope, id).await? else {
         return Err(user_not_found(id));
-    }
+    };
     let mut prov = provisioner(ctx);
-    for u in &org_users {
+    if let Some(u) = &org_user {
         prov.unlinked(u);
     }
     let mut tx = finish(ctx, tx, prov).await?;
@@ -475,13 +472,15 @@ async fn finish(ctx: &Ctx<'_>, mut tx: Tx, prov: Provision) -> ScimResult<Tx> {
 }
 
 /// A user's update changes access through `active` and through `userName` (which decides the
-/// person it is); groups change through Groups, and the directory stays the same. Returns the
-/// transaction and what changed, for the audit log.
+/// person it is); groups change through Groups, and the directory stays the same. `person` is
+/// the organization user the SCIM user is linked to. Returns the transaction and what changed,
+/// for the audit log.
 async fn user_changed(
     ctx: &Ctx<'_>,
     mut tx: Tx,
     old: &UserRecord,
     new: &UserRecord,
+    person: Option<OrgUserId>,
 ) -> ScimResult<(Tx, Option<String>)> {
     let renamed = old.user_name != new.user_name;
     if old.active == new.active && !renamed {
@@ -490,18 +489,12 @@ async fn user_changed(
     let mut prov = provisioner(ctx);
     // The organization's share lock first, as every writer takes it.
     prov.org(&mut tx).await?;
-    let org_users = org_db::org_users_of_scim_users(
-        &mut tx,
-        ctx.scope.directory_id(),
-        std::slice::from_ref(&old.id),
-    )
-    .await?;
-    prov.touch(org_users.iter().cloned());
+    prov.touch(person.iter().cloned());
     let mut detail: Vec<String> = active_change(old, new)
         .map(str::to_string)
         .into_iter()
         .collect();
-    if renamed && let Some(person) = org_users.first() {
+    if renamed && let Some(person) = &person {
         detail.push(relink(ctx, &mut tx, &mut prov, old, new, person).await?);
     }
     let tx = finish(ctx, tx, prov).await?;

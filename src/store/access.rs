@@ -48,8 +48,9 @@ pub struct OrgAccess {
 fn lock_suffix(tx: &Tx, lock: OrgLock) -> &'static str {
     match (tx.backend(), lock) {
         (Backend::Sqlite, _) | (_, OrgLock::None) => "",
-        (Backend::Postgres, OrgLock::Share) => " FOR KEY SHARE",
-        (Backend::Postgres, OrgLock::Exclusive) => " FOR UPDATE",
+        // Only the organization's row: its rules are the outer join's nullable side.
+        (Backend::Postgres, OrgLock::Share) => " FOR KEY SHARE OF o",
+        (Backend::Postgres, OrgLock::Exclusive) => " FOR UPDATE OF o",
     }
 }
 
@@ -61,57 +62,61 @@ pub fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-/// What [`load_org`] reads of the organization row.
+/// The organization's row with one of its rules (none: the rule's columns are NULL), in the
+/// rules' order.
 #[derive(FromRow)]
-struct OrgRow {
+struct OrgRuleRow {
     owner_user_id: Option<String>,
     default_role: Option<String>,
     seat_limit: Option<i64>,
+    rule_id: Option<String>,
+    matcher: Option<String>,
+    grant_json: Option<String>,
+    source: Option<String>,
 }
 
-/// A mapping rule as stored, its JSON columns still text.
-#[derive(FromRow)]
-struct RuleRow {
-    id: String,
-    matcher: String,
-    grant_json: String,
-    source: String,
-}
-
-/// Locks the organization row as `lock` says and reads its owner, settings and rules.
+/// Locks the organization row as `lock` says and reads its owner, settings and rules: every
+/// provisioning write starts with it.
 ///
-/// Two statements on purpose: on PostgreSQL (READ COMMITTED) the rules must be read by a statement
-/// that starts after the lock is granted, so that a rule change which held the row exclusively is
-/// seen. One joined statement would read the rules from the snapshot taken before it waited.
+/// One statement where nothing is locked (SQLite's one writer excludes every other). A lock on
+/// PostgreSQL takes two: a statement that waited for the row's lock re-reads that row after the
+/// wait, but not the rows it joins, so it would miss a rule the transaction it waited for made.
 pub async fn load_org(tx: &mut Tx, org_id: &str, lock: OrgLock) -> StoreResult<OrgAccess> {
-    let sql = format!(
-        "SELECT owner_user_id, default_role, seat_limit FROM organizations WHERE id = $1{}",
-        lock_suffix(tx, lock)
-    );
-    let row = on_tx!(tx, c => sqlx::query_as::<_, OrgRow>(AssertSqlSafe(sql)).bind(org_id)
-        .fetch_optional(&mut *c).await?);
-    let OrgRow {
-        owner_user_id,
-        default_role,
-        seat_limit,
-    } = row.ok_or(StoreError::NotFound)?;
-    let default_role = match default_role {
+    let suffix = lock_suffix(tx, lock);
+    if !suffix.is_empty() {
+        let sql = format!("SELECT 1 FROM organizations o WHERE o.id = $1{suffix}");
+        let found = on_tx!(tx, c => sqlx::query(AssertSqlSafe(sql)).bind(org_id)
+            .fetch_optional(&mut *c).await?.is_some());
+        if !found {
+            return Err(StoreError::NotFound);
+        }
+    }
+    let rows = on_tx!(tx, c => sqlx::query_as::<_, OrgRuleRow>(
+        "SELECT o.owner_user_id, o.default_role, o.seat_limit, r.id AS rule_id, r.matcher, \
+         r.grant_json, r.source FROM organizations o LEFT JOIN mapping_rules r ON r.org_id = o.id \
+         WHERE o.id = $1 ORDER BY r.id")
+        .bind(org_id).fetch_all(&mut *c).await?);
+    let first = rows.first().ok_or(StoreError::NotFound)?;
+    let default_role = match &first.default_role {
         Some(r) => Some(
             r.parse::<SubAccountRole>()
                 .map_err(|e| StoreError::Invalid(e.to_string()))?,
         ),
         None => None,
     };
-    let rows = on_tx!(tx, c => sqlx::query_as::<_, RuleRow>(
-        "SELECT id, matcher, grant_json, source FROM mapping_rules WHERE org_id = $1 ORDER BY id")
-        .bind(org_id).fetch_all(&mut *c).await?);
+    let (owner_user_id, seat_limit) = (first.owner_user_id.clone(), first.seat_limit);
     let mut rules = Vec::with_capacity(rows.len());
     for r in rows {
+        let (Some(id), Some(matcher), Some(grant), Some(source)) =
+            (r.rule_id, r.matcher, r.grant_json, r.source)
+        else {
+            continue;
+        };
         rules.push(MappingRule {
-            id: r.id,
-            matcher: parse_json(&r.matcher, "matcher")?,
-            grant: parse_json(&r.grant_json, "grant")?,
-            source: parse_json(&r.source, "source")?,
+            id,
+            matcher: parse_json(&matcher, "matcher")?,
+            grant: parse_json(&grant, "grant")?,
+            source: parse_json(&source, "source")?,
         });
     }
     Ok(OrgAccess {
@@ -429,82 +434,151 @@ pub async fn user_facts(
     tx: &mut Tx,
     ids: &[OrgUserId],
 ) -> StoreResult<HashMap<OrgUserId, UserFacts>> {
-    let mut facts: HashMap<OrgUserId, UserFacts> = ids
-        .iter()
-        .map(|id| (id.clone(), UserFacts::default()))
-        .collect();
+    let mut facts = no_facts(ids);
     if ids.is_empty() {
         return Ok(facts);
     }
-    {
-        let backend = tx.backend();
-        let mut b = SqlBuilder::new(
-            "SELECT 1 AS kind, org_user_id, directory_id AS a, CAST(NULL AS TEXT) AS b, \
-             CAST(NULL AS TEXT) AS c, CAST(CASE WHEN active THEN 1 ELSE 0 END AS BIGINT) AS n, \
-             CAST(NULL AS TEXT) AS source FROM scim_users WHERE org_user_id IN ",
-        );
-        push_id_set(&mut b, backend, ids);
-        b.push(
-            " UNION ALL SELECT 2, su.org_user_id, g.id, g.external_id, g.display_name, 0, \
-             g.directory_id \
-             FROM scim_users su JOIN scim_group_members m ON m.member_id = su.id \
-             JOIN scim_groups g ON g.id = m.group_id WHERE su.active AND su.org_user_id IN ",
-        );
-        push_id_set(&mut b, backend, ids);
-        b.push(
-            " UNION ALL SELECT 3, org_user_id, value, NULL, NULL, 0, connection_id \
-             FROM org_user_claims WHERE org_user_id IN ",
-        );
-        push_id_set(&mut b, backend, ids);
-        b.push(
-            " UNION ALL SELECT 4, org_user_id, id, grant_json, granted_by, 0, NULL \
-             FROM manual_grants WHERE org_user_id IN ",
-        );
-        push_id_set(&mut b, backend, ids);
-        // Grants in id order, as they were made; the rest in any order.
-        b.push(" ORDER BY 1, 3");
-        let rows = on_tx!(tx, c => b.query()?
-            .try_map(|r| FactRow::from_row(&r)).fetch_all(&mut *c).await?);
-        for FactRow {
-            kind,
-            org_user_id: user,
-            a,
-            b,
-            c,
-            n,
-            source,
-        } in rows
-        {
-            let f = facts.entry(OrgUserId::new(user)).or_default();
-            match kind {
-                1 => {
-                    f.scim_links += 1;
-                    f.any_scim_active |= n != 0;
-                    // Only an active SCIM user speaks for its directory (directory-default
-                    // rules), as only its groups count: a deactivated one gives nothing.
-                    if n != 0 && !f.directory_ids.contains(&a) {
-                        f.directory_ids.push(a);
-                    }
-                }
-                2 => f.groups.push(GroupRef {
-                    id: a,
-                    external_id: b,
-                    display_name: c.unwrap_or_default(),
-                    directory_id: source.unwrap_or_default(),
-                }),
-                3 => {
-                    f.claims.push(a);
-                    f.claims_from = source;
-                }
-                _ => f.manual.push(ManualGrant {
-                    id: a,
-                    grant: parse_json(b.as_deref().unwrap_or("null"), "grant")?,
-                    granted_by: c.unwrap_or_default(),
-                }),
-            }
-        }
+    let mut b = SqlBuilder::default();
+    push_facts(&mut b, tx.backend(), ids);
+    let rows = on_tx!(tx, c => b.query()?
+        .try_map(|r| FactRow::from_row(&r)).fetch_all(&mut *c).await?);
+    for row in rows {
+        add_fact(&mut facts, row)?;
     }
     Ok(facts)
+}
+
+/// [`lock_org_users`] and [`user_facts`] in one statement, where the rows need no lock: on
+/// SQLite, whose one writer excludes every other, and in a read-only snapshot. Every write that
+/// provisions reads both.
+pub async fn org_users_with_facts(
+    tx: &mut Tx,
+    org_id: &str,
+    ids: &[OrgUserId],
+    lock: bool,
+) -> StoreResult<(Vec<OrgUserRow>, HashMap<OrgUserId, UserFacts>)> {
+    if lock && tx.backend() == Backend::Postgres {
+        let rows = lock_org_users(tx, org_id, ids).await?;
+        let found: Vec<OrgUserId> = rows.iter().map(|r| r.id.clone()).collect();
+        let facts = user_facts(tx, &found).await?;
+        return Ok((rows, facts));
+    }
+    let mut sorted: Vec<OrgUserId> = ids.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.is_empty() {
+        return Ok((Vec::new(), HashMap::new()));
+    }
+    let backend = tx.backend();
+    let mut b = SqlBuilder::new(
+        "SELECT 0 AS kind, id AS org_user_id, user_name AS a, access AS b, CAST(NULL AS TEXT) AS c, \
+         CAST(CASE WHEN active THEN 1 ELSE 0 END AS BIGINT) AS n, CAST(NULL AS TEXT) AS source \
+         FROM org_users WHERE org_id = ",
+    );
+    b.bind_text(org_id).push(" AND id IN ");
+    push_id_set(&mut b, backend, &sorted);
+    b.push(" UNION ALL ");
+    push_facts(&mut b, backend, &sorted);
+    let rows = on_tx!(tx, c => b.query()?
+        .try_map(|r| FactRow::from_row(&r)).fetch_all(&mut *c).await?);
+    let mut users = Vec::new();
+    let mut facts = HashMap::new();
+    for row in rows {
+        if row.kind == 0 {
+            facts.insert(
+                OrgUserId::new(row.org_user_id.clone()),
+                UserFacts::default(),
+            );
+            users.push(OrgUserRow {
+                id: OrgUserId::new(row.org_user_id),
+                user_name: row.a,
+                active: row.n != 0,
+                access: row.b.unwrap_or_default(),
+            });
+        } else if facts.contains_key(row.org_user_id.as_str()) {
+            // Kind 0 sorts first: the facts of ids outside the organization are left out.
+            add_fact(&mut facts, row)?;
+        }
+    }
+    // In id order, as the locking read gives them.
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok((users, facts))
+}
+
+fn no_facts(ids: &[OrgUserId]) -> HashMap<OrgUserId, UserFacts> {
+    ids.iter()
+        .map(|id| (id.clone(), UserFacts::default()))
+        .collect()
+}
+
+/// The query of [`user_facts`], appended to `b`.
+fn push_facts(b: &mut SqlBuilder, backend: Backend, ids: &[OrgUserId]) {
+    b.push(
+        "SELECT 1 AS kind, org_user_id, directory_id AS a, CAST(NULL AS TEXT) AS b, \
+         CAST(NULL AS TEXT) AS c, CAST(CASE WHEN active THEN 1 ELSE 0 END AS BIGINT) AS n, \
+         CAST(NULL AS TEXT) AS source FROM scim_users WHERE org_user_id IN ",
+    );
+    push_id_set(b, backend, ids);
+    b.push(
+        " UNION ALL SELECT 2, su.org_user_id, g.id, g.external_id, g.display_name, 0, \
+         g.directory_id \
+         FROM scim_users su JOIN scim_group_members m ON m.member_id = su.id \
+         JOIN scim_groups g ON g.id = m.group_id WHERE su.active AND su.org_user_id IN ",
+    );
+    push_id_set(b, backend, ids);
+    b.push(
+        " UNION ALL SELECT 3, org_user_id, value, NULL, NULL, 0, connection_id \
+         FROM org_user_claims WHERE org_user_id IN ",
+    );
+    push_id_set(b, backend, ids);
+    b.push(
+        " UNION ALL SELECT 4, org_user_id, id, grant_json, granted_by, 0, NULL \
+         FROM manual_grants WHERE org_user_id IN ",
+    );
+    push_id_set(b, backend, ids);
+    // Grants in id order, as they were made; the rest in any order.
+    b.push(" ORDER BY 1, 3");
+}
+
+/// One row of the facts' query, added to its user's facts.
+fn add_fact(facts: &mut HashMap<OrgUserId, UserFacts>, row: FactRow) -> StoreResult<()> {
+    let FactRow {
+        kind,
+        org_user_id: user,
+        a,
+        b,
+        c,
+        n,
+        source,
+    } = row;
+    let f = facts.entry(OrgUserId::new(user)).or_default();
+    match kind {
+        1 => {
+            f.scim_links += 1;
+            f.any_scim_active |= n != 0;
+            // Only an active SCIM user speaks for its directory (directory-default rules), as
+            // only its groups count: a deactivated one gives nothing.
+            if n != 0 && !f.directory_ids.contains(&a) {
+                f.directory_ids.push(a);
+            }
+        }
+        2 => f.groups.push(GroupRef {
+            id: a,
+            external_id: b,
+            display_name: c.unwrap_or_default(),
+            directory_id: source.unwrap_or_default(),
+        }),
+        3 => {
+            f.claims.push(a);
+            f.claims_from = source;
+        }
+        _ => f.manual.push(ManualGrant {
+            id: a,
+            grant: parse_json(b.as_deref().unwrap_or("null"), "grant")?,
+            granted_by: c.unwrap_or_default(),
+        }),
+    }
+    Ok(())
 }
 
 /// The new state of one organization user, for [`update_org_users`].

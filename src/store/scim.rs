@@ -1,6 +1,7 @@
 //! SCIM Users, Groups and membership rows. Every function takes a [`DirectoryScope`] and binds its
 //! directory id, so one directory's token can never reach another's resources.
 
+use crate::domain::ids::OrgUserId;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, FromRow};
 
@@ -209,13 +210,22 @@ const USER_COUNT_SLOTS: i64 = 64;
 async fn count_users(tx: &mut Tx, scope: &DirectoryScope, delta: i64) -> StoreResult<()> {
     let slot: i64 = rand::random_range(0..USER_COUNT_SLOTS);
     let deleted = (-delta).max(0);
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO scim_user_counts (directory_id, slot, n, deleted) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (directory_id, slot) DO UPDATE SET n = scim_user_counts.n + excluded.n, \
-         deleted = scim_user_counts.deleted + excluded.deleted")
-        .bind(scope.directory_id()).bind(slot).bind(delta).bind(deleted)
-        .execute(&mut *c).await?.rows_affected());
-    Ok(())
+    // Only lists, outside the write, read the count.
+    tx.defer(|b| {
+        b.push("INSERT INTO scim_user_counts (directory_id, slot, n, deleted) VALUES (")
+            .bind_text(scope.directory_id())
+            .push(", ")
+            .bind(Bind::Int(slot))
+            .push(", ")
+            .bind(Bind::Int(delta))
+            .push(", ")
+            .bind(Bind::Int(deleted))
+            .push(
+                ") ON CONFLICT (directory_id, slot) DO UPDATE SET n = scim_user_counts.n + excluded.n, \
+                 deleted = scim_user_counts.deleted + excluded.deleted",
+            );
+    })
+    .await
 }
 
 /// Reads a user and takes its row lock (PostgreSQL) by bumping the version first, so concurrent
@@ -237,33 +247,48 @@ pub async fn lock_user(
 }
 
 /// Writes back a user read with [`lock_user`]; `u.version` is the version that lock returned.
-pub async fn update_user(tx: &mut Tx, scope: &DirectoryScope, u: &UserRecord) -> StoreResult<()> {
-    on_tx!(tx, c => sqlx::query(
+/// Returns the organization user (the person) it is linked to, if any.
+pub async fn update_user(
+    tx: &mut Tx,
+    scope: &DirectoryScope,
+    u: &UserRecord,
+) -> StoreResult<Option<OrgUserId>> {
+    let person: Option<Option<String>> = on_tx!(tx, c => sqlx::query_scalar(
         "UPDATE scim_users SET user_name = $1, user_name_ci = $2, external_id = $3, display_name = $4, \
-         active = $5, data = $6, version = $7, updated_at = $8 WHERE id = $9 AND directory_id = $10")
+         active = $5, data = $6, version = $7, updated_at = $8 WHERE id = $9 AND directory_id = $10 \
+         RETURNING org_user_id")
         .bind(&u.user_name).bind(crate::domain::fold_key(&u.user_name)).bind(&u.external_id).bind(&u.display_name)
         .bind(u.active).bind(u.data.to_string()).bind(u.version).bind(u.updated_at)
         .bind(&u.id).bind(scope.directory_id())
-        .execute(c).await.map(|r| r.rows_affected()))
+        .fetch_optional(c).await)
     .map_err(|e| StoreError::on_unique(e, "a user with this userName"))?;
-    Ok(())
+    Ok(person.flatten().map(OrgUserId::new))
 }
 
-/// Deletes a user and its memberships. Returns false when there was no such user.
-pub async fn delete_user(tx: &mut Tx, scope: &DirectoryScope, id: &str) -> StoreResult<bool> {
-    let deleted = on_tx!(tx, c => {
-        let n = sqlx::query("DELETE FROM scim_users WHERE id = $1 AND directory_id = $2")
-            .bind(id).bind(scope.directory_id()).execute(&mut *c).await?.rows_affected();
-        if n > 0 {
-            sqlx::query("DELETE FROM scim_group_members WHERE member_id = $1 AND directory_id = $2")
-                .bind(id).bind(scope.directory_id()).execute(&mut *c).await?;
-        }
-        n > 0
-    });
-    if deleted {
-        count_users(tx, scope, -1).await?;
-    }
-    Ok(deleted)
+/// Deletes a user and its memberships. Returns the organization user it was linked to, if any,
+/// or `None` when there was no such user.
+pub async fn delete_user(
+    tx: &mut Tx,
+    scope: &DirectoryScope,
+    id: &str,
+) -> StoreResult<Option<Option<OrgUserId>>> {
+    let deleted: Option<Option<String>> = on_tx!(tx, c => sqlx::query_scalar(
+        "DELETE FROM scim_users WHERE id = $1 AND directory_id = $2 RETURNING org_user_id")
+        .bind(id).bind(scope.directory_id()).fetch_optional(&mut *c).await?);
+    let Some(org_user) = deleted else {
+        return Ok(None);
+    };
+    // Memberships are read through their user's row, which is gone: none of them counts for the
+    // rest of the transaction, so they can go with the commit.
+    tx.defer(|b| {
+        b.push("DELETE FROM scim_group_members WHERE member_id = ")
+            .bind_text(id)
+            .push(" AND directory_id = ")
+            .bind_text(scope.directory_id());
+    })
+    .await?;
+    count_users(tx, scope, -1).await?;
+    Ok(Some(org_user.map(OrgUserId::new)))
 }
 
 impl Store {
