@@ -281,15 +281,7 @@ pub async fn create_user(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     let mut tx = ctx.store.begin().await?;
     let t = tx.now();
     let rec = user_columns(new_id(), data, 1, t, t);
-    let (org_user, created) = org_db::link_org_user(
-        &mut tx,
-        ctx.scope.org_id(),
-        &rec.user_name,
-        rec.display_name.as_deref(),
-        t,
-    )
-    .await?;
-    db::insert_user(&mut tx, ctx.scope, &rec, &org_user).await?;
+    let (org_user, created) = db::insert_linked_user(&mut tx, ctx.scope, &rec).await?;
     let mut prov = provisioner(ctx);
     if created {
         prov.created(&org_user);

@@ -199,6 +199,51 @@ pub async fn insert_user(
     count_users(tx, scope, 1).await
 }
 
+/// Creates a user linked to the organization user (the person) of its userName, made inactive when
+/// there is none (see [`super::access::link_org_user`]); returns the person and whether it was
+/// made here.
+///
+/// On SQLite both inserts go in one call, the user taking the person's id from the row the first
+/// made or found: there is no other writer to race. On PostgreSQL the person is found after the
+/// insert that may make it, by a statement of its own, which sees a person another transaction
+/// committed meanwhile.
+pub async fn insert_linked_user(
+    tx: &mut Tx,
+    scope: &DirectoryScope,
+    u: &UserRecord,
+) -> StoreResult<(OrgUserId, bool)> {
+    if tx.backend() == Backend::Postgres {
+        let (person, created) = super::access::link_org_user(
+            tx,
+            scope.org_id(),
+            &u.user_name,
+            u.display_name.as_deref(),
+            u.created_at,
+        )
+        .await?;
+        insert_user(tx, scope, u, &person).await?;
+        return Ok((person, created));
+    }
+    let new_person = super::new_id();
+    let person: Option<String> = on_tx!(tx, c => sqlx::query_scalar(
+        "INSERT INTO org_users (id, org_id, user_key, user_name, display_name, active, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, FALSE, $6, $6) ON CONFLICT (org_id, user_key) DO NOTHING;\n\
+         INSERT INTO scim_users (id, directory_id, user_name, user_name_ci, external_id, display_name, \
+         active, data, version, created_at, updated_at, org_user_id) \
+         VALUES ($7, $8, $4, $3, $9, $5, $10, $11, $12, $13, $14, \
+         (SELECT id FROM org_users WHERE org_id = $2 AND user_key = $3)) RETURNING org_user_id")
+        .bind(&new_person).bind(scope.org_id()).bind(crate::domain::fold_key(&u.user_name))
+        .bind(&u.user_name).bind(&u.display_name).bind(u.created_at)
+        .bind(&u.id).bind(scope.directory_id()).bind(&u.external_id).bind(u.active)
+        .bind(u.data.to_string()).bind(u.version).bind(u.created_at).bind(u.updated_at)
+        .fetch_optional(c).await)
+    .map_err(|e| StoreError::on_unique(e, "a user with this userName"))?;
+    let person = person.ok_or_else(|| StoreError::Invalid("the new user has no person".into()))?;
+    count_users(tx, scope, 1).await?;
+    let created = person == new_person;
+    Ok((OrgUserId::new(person), created))
+}
+
 /// How many rows a directory's user count is split in (migration 0017): enough that the creates
 /// and deletes running at once seldom pick the same row and wait for each other's commit, few
 /// enough that summing them stays a short index range.

@@ -731,3 +731,49 @@ async fn an_owner_must_be_named_by_email() {
     // Nothing was created.
     assert!(app.store.find_org("Nameless").await.is_err());
 }
+
+/// A create makes the person the first time their userName is seen (provisioned), links a second
+/// directory's user to the same person (one seat, no second provisioning), and after both are
+/// deleted, links a new user to the person that is still there: reactivated, not provisioned.
+#[tokio::test]
+async fn a_create_makes_a_person_once_and_links_every_later_user_of_that_name_to_them() {
+    let t = two_idps().await;
+    let types = |events: Vec<Value>| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["type"].as_str().unwrap().starts_with("user."))
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let seq = t.last_seq().await;
+    let okta = t.okta_user("grace@example.com").await;
+    let person = t.user_id("grace@example.com").await;
+    assert_eq!(types(t.events(seq).await), ["user.provisioned"]);
+
+    let seq = t.last_seq().await;
+    let entra = t.entra_user("Grace@Example.com").await;
+    assert_eq!(t.user_id("grace@example.com").await, person);
+    assert_eq!(t.seats_used().await, 1);
+    assert!(
+        types(t.events(seq).await).is_empty(),
+        "linked, not provisioned again"
+    );
+
+    let r = t
+        .okta(Method::DELETE, &format!("/Users/{okta}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = t.app.delete(&format!("/Users/{entra}")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(t.seats_used().await, 0);
+
+    let seq = t.last_seq().await;
+    t.okta_user("grace@example.com").await;
+    assert_eq!(
+        t.user_id("grace@example.com").await,
+        person,
+        "the same person"
+    );
+    assert_eq!(types(t.events(seq).await), ["user.reactivated"]);
+    assert_eq!(t.seats_used().await, 1);
+}
