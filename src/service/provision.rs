@@ -280,8 +280,10 @@ impl Provision {
             }
         };
         let ids: Vec<OrgUserId> = std::mem::take(&mut self.touched).into_iter().collect();
-        let (rows, mut facts) =
-            db::org_users_with_facts(tx, &self.org_id, &ids, lock == RowLock::ForUpdate).await?;
+        // A user this transaction made is seen by no other until it commits: it needs no lock.
+        let lock_rows =
+            lock == RowLock::ForUpdate && !ids.iter().all(|id| self.created.contains(id));
+        let (rows, mut facts) = db::org_users_with_facts(tx, &self.org_id, &ids, lock_rows).await?;
         let mut users = Vec::with_capacity(rows.len());
         let mut seat_delta = 0i64;
         for row in rows {
