@@ -360,30 +360,12 @@ pub async fn lock_org_users(
     org_id: &str,
     ids: &[OrgUserId],
 ) -> StoreResult<Vec<OrgUserRow>> {
-    org_users(tx, org_id, ids, true).await
-}
-
-/// [`lock_org_users`] without the lock, for a read-only snapshot.
-pub async fn read_org_users(
-    tx: &mut Tx,
-    org_id: &str,
-    ids: &[OrgUserId],
-) -> StoreResult<Vec<OrgUserRow>> {
-    org_users(tx, org_id, ids, false).await
-}
-
-async fn org_users(
-    tx: &mut Tx,
-    org_id: &str,
-    ids: &[OrgUserId],
-    for_update: bool,
-) -> StoreResult<Vec<OrgUserRow>> {
     let mut sorted: Vec<&OrgUserId> = ids.iter().collect();
     sorted.sort();
     sorted.dedup();
     let lock = match tx.backend() {
-        Backend::Postgres if for_update => " FOR UPDATE",
-        _ => "",
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
     };
     if sorted.is_empty() {
         return Ok(Vec::new());

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use super::sql::SqlBuilder;
@@ -311,16 +311,9 @@ impl Turn {
         } else {
             "RELEASE turn"
         });
-        let released = if b.binds.is_empty() {
-            sqlx::raw_sql(AssertSqlSafe(b.sql))
-                .execute(&mut *batch.conn)
-                .await
-                .map(|_| ())
-        } else {
-            match b.query::<Sqlite>() {
-                Ok(q) => q.execute(&mut *batch.conn).await.map(|_| ()),
-                Err(e) => Err(e),
-            }
+        let released = match b.query::<Sqlite>() {
+            Ok(q) => q.execute(&mut *batch.conn).await.map(|_| ()),
+            Err(e) => Err(e),
         };
         if let Err(e) = released {
             // The savepoint is still open (RELEASE comes last): undo this turn alone.
@@ -454,33 +447,48 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn queued_transactions_share_a_commit_and_a_failed_one_undoes_only_itself() {
-        let (_dir, w, reader) = setup().await;
+    /// Runs turns `1..=n`, each writing its row `x` and then ending as `end(turn, x)` says, while a
+    /// first turn that wrote row 0 holds the writer, so that they queue and share batches; returns
+    /// the `x` of those that failed.
+    async fn queued_turns<F, Fut>(w: &Arc<Writer>, n: i64, end: F) -> Vec<i64>
+    where
+        F: Fn(Turn, i64) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = StoreResult<()>> + Send,
+    {
         let mut first = w.begin().await.unwrap();
         insert(&mut first, 0).await.unwrap();
-        let tasks: Vec<_> = (1..=20i64)
+        let tasks: Vec<_> = (1..=n)
             .map(|x| {
-                let w = w.clone();
+                let (w, end) = (w.clone(), end.clone());
                 tokio::spawn(async move {
                     let mut turn = w.begin().await?;
-                    // Every fifth fails half-way: a duplicate of the first row, after its own.
                     insert(&mut turn, x).await?;
-                    if x % 5 == 0 {
-                        insert(&mut turn, 0).await?;
-                    }
-                    turn.commit(SqlBuilder::default()).await
+                    end(turn, x).await
                 })
             })
             .collect();
-        until_waiting(&w, 20).await;
+        until_waiting(w, n as u64).await;
         first.commit(SqlBuilder::default()).await.unwrap();
         let mut failed = Vec::new();
-        for (x, t) in (1..=20i64).zip(tasks) {
+        for (x, t) in (1..=n).zip(tasks) {
             if t.await.unwrap().is_err() {
                 failed.push(x);
             }
         }
+        failed
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_transactions_share_a_commit_and_a_failed_one_undoes_only_itself() {
+        let (_dir, w, reader) = setup().await;
+        let failed = queued_turns(&w, 20, |mut turn, x| async move {
+            // Every fifth fails half-way: a duplicate of the first row, after its own.
+            if x % 5 == 0 {
+                insert(&mut turn, 0).await?;
+            }
+            turn.commit(SqlBuilder::default()).await
+        })
+        .await;
         assert_eq!(failed, [5, 10, 15, 20], "only the duplicates fail");
         let expected: Vec<i64> = (0..=20).filter(|x| *x == 0 || x % 5 != 0).collect();
         assert_eq!(
@@ -501,32 +509,16 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_deferred_write_that_fails_at_commit_undoes_only_its_turn() {
         let (_dir, w, reader) = setup().await;
-        let mut first = w.begin().await.unwrap();
-        insert(&mut first, 0).await.unwrap();
-        let tasks: Vec<_> = (1..=10i64)
-            .map(|x| {
-                let w = w.clone();
-                tokio::spawn(async move {
-                    let mut turn = w.begin().await?;
-                    insert(&mut turn, x).await?;
-                    // Two deferred rows each; every third turn defers a duplicate of row 0.
-                    let mut later = SqlBuilder::new("INSERT INTO t (x) VALUES (");
-                    later.bind(Bind::Int(100 + x)).push(");\n");
-                    later.push("INSERT INTO t (x) VALUES (");
-                    let second = if x % 3 == 0 { 0 } else { 200 + x };
-                    later.bind(Bind::Int(second)).push(")");
-                    turn.commit(later).await
-                })
-            })
-            .collect();
-        until_waiting(&w, 10).await;
-        first.commit(SqlBuilder::default()).await.unwrap();
-        let mut failed = Vec::new();
-        for (x, t) in (1..=10i64).zip(tasks) {
-            if t.await.unwrap().is_err() {
-                failed.push(x);
-            }
-        }
+        let failed = queued_turns(&w, 10, |turn, x| async move {
+            // Two deferred rows each; every third turn defers a duplicate of row 0.
+            let mut later = SqlBuilder::new("INSERT INTO t (x) VALUES (");
+            later.bind(Bind::Int(100 + x)).push(");\n");
+            later.push("INSERT INTO t (x) VALUES (");
+            let second = if x % 3 == 0 { 0 } else { 200 + x };
+            later.bind(Bind::Int(second)).push(")");
+            turn.commit(later).await
+        })
+        .await;
         assert_eq!(failed, [3, 6, 9], "only the duplicates fail");
         let kept: Vec<i64> = (1..=10).filter(|x| x % 3 != 0).collect();
         let mut expected = vec![0];

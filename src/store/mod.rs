@@ -202,13 +202,9 @@ impl Tx {
     pub async fn commit(mut self) -> StoreResult<()> {
         let later = std::mem::take(&mut self.later);
         match self.conn {
+            // Only a turn defers (Tx::defer runs the write at once elsewhere).
             TxConn::SqliteTurn(t) => t.commit(later).await?,
-            TxConn::Sqlite(mut t) => {
-                if !later.sql.is_empty() {
-                    later.query()?.execute(&mut *t).await?;
-                }
-                t.commit().await?
-            }
+            TxConn::Sqlite(t) => t.commit().await?,
             TxConn::Postgres(t) => t.commit().await?,
         }
         Ok(())

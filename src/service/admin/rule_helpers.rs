@@ -95,8 +95,8 @@ async fn reached(
     source: &Source,
 ) -> AdminResult<Vec<ReachedUser>> {
     let candidates = access_db::org_users_matching(tx, org_id, matcher).await?;
-    let users = access_db::read_org_users(tx, org_id, &candidates).await?;
-    let mut facts = access_db::user_facts(tx, &candidates).await?;
+    let (users, mut facts) =
+        access_db::org_users_with_facts(tx, org_id, &candidates, false).await?;
     let mut out = Vec::new();
     for user in users.into_iter().filter(|u| u.active) {
         let f = facts.remove(&user.id).unwrap_or_default();
