@@ -533,6 +533,48 @@ mod tests {
         assert!(stored(&reader).await.contains(&1000));
     }
 
+    /// What a request sees: once its commit returns, a read on another connection finds what it
+    /// wrote, deferred writes included, whatever the turns around it did (committed, rolled back,
+    /// or dropped half-way like a request whose client hung up), with the writer's own timings.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_acknowledged_write_is_read_at_once_among_turns_that_end_every_way() {
+        let (_dir, w, reader) = setup().await;
+        let w = Writer::new(w.pool().clone(), Duration::from_secs(10));
+        let tasks: Vec<_> = (0..400i64)
+            .map(|x| {
+                let (w, reader) = (w.clone(), reader.clone());
+                tokio::spawn(async move {
+                    let mut turn = w.begin().await.unwrap();
+                    insert(&mut turn, x).await.unwrap();
+                    match x % 4 {
+                        0 => drop(turn),
+                        1 => turn.rollback().await.unwrap(),
+                        _ => {
+                            let mut later = SqlBuilder::new("INSERT INTO t (x) VALUES (");
+                            later.bind(Bind::Int(10_000 + x)).push(")");
+                            turn.commit(later).await.unwrap();
+                            let seen: Vec<i64> =
+                                sqlx::query_scalar("SELECT x FROM t WHERE x IN ($1, $2)")
+                                    .bind(x)
+                                    .bind(10_000 + x)
+                                    .fetch_all(&reader)
+                                    .await
+                                    .unwrap();
+                            assert_eq!(seen, [x, 10_000 + x], "turn {x}, once acknowledged");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let kept: Vec<i64> = (0..400).filter(|x| x % 4 >= 2).collect();
+        let mut expected = kept.clone();
+        expected.extend(kept.iter().map(|x| 10_000 + x));
+        assert_eq!(stored(&reader).await, expected);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_left_open_for_turns_that_went_away_still_ends() {
         let (_dir, w, reader) = setup().await;

@@ -2242,7 +2242,8 @@ async fn an_admin_signs_in_to_the_console_through_the_organizations_sso_until_sc
     )
     .await;
     let r = vic.get(format!("{base}/console/sso")).send().await.unwrap();
-    assert_eq!(r.status(), 401);
+    let status = r.status();
+    assert_eq!(status, 401, "{}", r.text().await.unwrap_or_default());
 }
 
 /// The upgrade that lets a sign-in open a console session rebuilds the SQLite table: the
