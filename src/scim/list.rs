@@ -153,19 +153,19 @@ pub fn list_response(
     cursor_mode: bool,
     next: Option<String>,
 ) -> Value {
-    let mut v = json!({
-        "schemas": [LIST_RESPONSE],
-        "totalResults": total,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    });
+    // Built by hand: `json!` would copy every resource (it serializes what it is given).
+    let mut v = serde_json::Map::new();
+    v.insert("schemas".into(), json!([LIST_RESPONSE]));
+    v.insert("totalResults".into(), json!(total));
+    v.insert("itemsPerPage".into(), json!(resources.len()));
     if !cursor_mode {
-        v["startIndex"] = json!(start_index);
+        v.insert("startIndex".into(), json!(start_index));
     }
     if let Some(n) = next {
-        v["nextCursor"] = json!(n);
+        v.insert("nextCursor".into(), Value::String(n));
     }
-    v
+    v.insert("Resources".into(), Value::Array(resources));
+    Value::Object(v)
 }
 
 #[cfg(test)]

@@ -150,23 +150,35 @@ async fn list_users_filtered(
     let page = ctx.store.list_users(sql, &plan.query).await?;
     let want = plan.query.count as usize - 1;
     let more = page.items.len() > want;
-    let items = &page.items[..page.items.len().min(want)];
+    let mut items = page.items;
+    items.truncate(want);
     let groups = if needs.groups && !items.is_empty() {
         let ids: Vec<String> = items.iter().map(|u| u.id.clone()).collect();
-        Some(ctx.store.groups_of_users(ctx.scope, &ids).await?)
+        let mut groups = ctx.store.groups_of_users(ctx.scope, &ids).await?;
+        // Each user's groups side by side (a stable sort keeps their order), so that each
+        // user is handed its own rather than searching the page's.
+        groups.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        Some(groups)
     } else {
         None
     };
-    let resources = items
-        .iter()
-        .map(|u| listed_user(ctx, req, u, groups.as_deref()))
-        .collect();
     let next = next_cursor(
         &plan,
         more,
         items.last().map(|u| u.id.as_str()),
         items.len(),
     );
+    let resources = items
+        .into_iter()
+        .map(|u| {
+            let mine = groups.as_deref().map(|g| {
+                let start = g.partition_point(|x| x.user_id < u.id);
+                let end = start + g[start..].partition_point(|x| x.user_id == u.id);
+                &g[start..end]
+            });
+            listed_user(ctx, req, u, mine)
+        })
+        .collect();
     Ok(list_response(
         page.total.unwrap_or(0),
         plan.start_index,
@@ -180,7 +192,7 @@ async fn list_users_filtered(
 fn listed_user(
     ctx: &Ctx<'_>,
     req: &ListRequest,
-    u: &UserRecord,
+    u: UserRecord,
     groups: Option<&[UserGroup]>,
 ) -> Value {
     resource::project_into(
@@ -226,7 +238,7 @@ async fn lookup_user_name(
     let shown = plan.query.count > 1;
     let resources = found
         .filter(|_| shown)
-        .map(|(u, groups)| listed_user(ctx, req, &u, needs.groups.then_some(groups.as_slice())))
+        .map(|(u, groups)| listed_user(ctx, req, u, needs.groups.then_some(groups.as_slice())))
         .into_iter()
         .collect();
     Ok(list_response(total, 1, resources, false, None))

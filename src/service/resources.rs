@@ -79,11 +79,11 @@ impl Needs {
 
 // ---- rendering ---------------------------------------------------------------------------------
 
-pub fn render_user(ctx: &Ctx<'_>, u: &UserRecord, groups: Option<&[UserGroup]>) -> Rendered {
+pub fn render_user(ctx: &Ctx<'_>, u: UserRecord, groups: Option<&[UserGroup]>) -> Rendered {
     let location = format!("{}/Users/{}", ctx.base_url, u.id);
-    let mut body = u.data.clone();
+    let mut body = u.data;
     if let Value::Object(m) = &mut body {
-        m.insert("id".into(), json!(u.id));
+        m.insert("id".into(), Value::String(u.id.clone()));
         m.insert(
             "meta".into(),
             meta("User", u.created_at, u.updated_at, &location, u.version),
@@ -233,7 +233,7 @@ pub async fn get_group_stream(
     })
 }
 
-async fn render_user_loaded(ctx: &Ctx<'_>, u: &UserRecord, needs: Needs) -> ScimResult<Rendered> {
+async fn render_user_loaded(ctx: &Ctx<'_>, u: UserRecord, needs: Needs) -> ScimResult<Rendered> {
     let groups = if needs.groups {
         Some(
             ctx.store
@@ -300,7 +300,7 @@ pub async fn create_user(ctx: &Ctx<'_>, body: &Value) -> ScimResult<Rendered> {
     .await?;
     tx.commit().await?;
     count_op(ctx.scope, AuditResource::User, AuditOp::Create);
-    Ok(render_user(ctx, &rec, None))
+    Ok(render_user(ctx, rec, None))
 }
 
 pub async fn get_user(ctx: &Ctx<'_>, id: &str, needs: Needs) -> ScimResult<Rendered> {
@@ -310,14 +310,14 @@ pub async fn get_user(ctx: &Ctx<'_>, id: &str, needs: Needs) -> ScimResult<Rende
             .get_user_with_groups(ctx.scope, id)
             .await?
             .ok_or_else(|| user_not_found(id))?;
-        return Ok(render_user(ctx, &u, Some(&groups)));
+        return Ok(render_user(ctx, u, Some(&groups)));
     }
     let u = ctx
         .store
         .get_user(ctx.scope, id)
         .await?
         .ok_or_else(|| user_not_found(id))?;
-    Ok(render_user(ctx, &u, None))
+    Ok(render_user(ctx, u, None))
 }
 
 fn user_not_found(id: &str) -> ScimError {
@@ -369,7 +369,7 @@ pub async fn replace_user(
     .await?;
     tx.commit().await?;
     count_op(ctx.scope, AuditResource::User, AuditOp::Replace);
-    render_user_loaded(ctx, &rec, needs).await
+    render_user_loaded(ctx, rec, needs).await
 }
 
 fn active_change(old: &UserRecord, new: &UserRecord) -> Option<&'static str> {
@@ -405,7 +405,7 @@ pub async fn patch_user(
     .await?;
     tx.commit().await?;
     count_op(ctx.scope, AuditResource::User, AuditOp::Patch);
-    render_user_loaded(ctx, &rec, needs).await
+    render_user_loaded(ctx, rec, needs).await
 }
 
 pub async fn delete_user(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<()> {
