@@ -176,6 +176,19 @@ async fn user_name_lookups_answer_as_the_general_list_does() {
     );
     let nobody = find(&app, r#"userName eq "nobody@example.com""#, "").await;
     assert_eq!(nobody.body["totalResults"], 0);
+    // A page of every user hands each the document its own GET gives, its groups and no
+    // other user's: ann two, Bob one, cat none.
+    let page = app.get("/Users?count=100").await;
+    let listed = page.body["Resources"].as_array().unwrap();
+    assert!(listed.len() >= 5, "{}", page.body);
+    let mut with_groups = 0;
+    for user in listed {
+        let id = user["id"].as_str().unwrap();
+        let own = app.get(&format!("/Users/{id}")).await;
+        assert_eq!(user, &own.body, "{id}");
+        with_groups += usize::from(user.get("groups").is_some());
+    }
+    assert_eq!(with_groups, 2, "{}", page.body);
 }
 
 #[tokio::test]
