@@ -127,6 +127,17 @@ pub async fn load_org(tx: &mut Tx, org_id: &str, lock: OrgLock) -> StoreResult<O
     })
 }
 
+/// The INSERT that makes a person unless their folded userName already has one: `$1` id, `$2`
+/// organization, `$3` folded key, `$4` userName, `$5` displayName, `$6` time. A macro so that
+/// the one-call create ([`super::scim::insert_linked_user`]) sends the same statement.
+macro_rules! insert_person {
+    () => {
+        "INSERT INTO org_users (id, org_id, user_key, user_name, display_name, active, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, FALSE, $6, $6) ON CONFLICT (org_id, user_key) DO NOTHING"
+    };
+}
+pub(crate) use insert_person;
+
 /// Finds the organization user with this userName (case-insensitive), creating it inactive when
 /// there is none; returns its id and whether it was created. Activation is the recomputation's job,
 /// so that the seat count changes in one place.
@@ -139,9 +150,7 @@ pub async fn link_org_user(
 ) -> StoreResult<(OrgUserId, bool)> {
     let key = crate::domain::fold_key(user_name);
     let id = super::new_id();
-    let created = on_tx!(tx, c => sqlx::query(
-        "INSERT INTO org_users (id, org_id, user_key, user_name, display_name, active, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, FALSE, $6, $6) ON CONFLICT (org_id, user_key) DO NOTHING")
+    let created = on_tx!(tx, c => sqlx::query(insert_person!())
         .bind(&id).bind(org_id).bind(&key).bind(user_name).bind(display_name).bind(now)
         .execute(&mut *c).await?.rows_affected())
         == 1;

@@ -225,13 +225,13 @@ pub async fn insert_linked_user(
         return Ok((person, created));
     }
     let new_person = super::new_id();
-    let person: Option<String> = on_tx!(tx, c => sqlx::query_scalar(
-        "INSERT INTO org_users (id, org_id, user_key, user_name, display_name, active, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, FALSE, $6, $6) ON CONFLICT (org_id, user_key) DO NOTHING;\n\
-         INSERT INTO scim_users (id, directory_id, user_name, user_name_ci, external_id, display_name, \
+    // sqlx stops a one-row fetch at the first row: the first INSERT returns none, so both run.
+    let person: Option<String> = on_tx!(tx, c => sqlx::query_scalar(concat!(
+        super::access::insert_person!(),
+        ";\nINSERT INTO scim_users (id, directory_id, user_name, user_name_ci, external_id, display_name, \
          active, data, version, created_at, updated_at, org_user_id) \
          VALUES ($7, $8, $4, $3, $9, $5, $10, $11, $12, $13, $14, \
-         (SELECT id FROM org_users WHERE org_id = $2 AND user_key = $3)) RETURNING org_user_id")
+         (SELECT id FROM org_users WHERE org_id = $2 AND user_key = $3)) RETURNING org_user_id"))
         .bind(&new_person).bind(scope.org_id()).bind(crate::domain::fold_key(&u.user_name))
         .bind(&u.user_name).bind(&u.display_name).bind(u.created_at)
         .bind(&u.id).bind(scope.directory_id()).bind(&u.external_id).bind(u.active)
